@@ -1,0 +1,106 @@
+"""The ``hub`` command: serve, demo, migrate, seed, schema."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from hub.database import locate_database
+from hub.migrations import upgrade
+from hub.settings import Settings
+
+app = typer.Typer(help="hub — the GraphQL customer-360 data hub.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    location = locate_database(Settings())
+    upgrade(location.url)
+    console.print("[green]database is up to date[/green]")
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the GraphQL schema (SDL) the code defines."""
+    from hub.graphql import schema_sdl
+
+    sdl = schema_sdl()
+    if output is None:
+        typer.echo(sdl, nl=False)
+    else:
+        output.write_text(sdl)
+
+
+@app.command()
+def seed(
+    customers: Annotated[int, typer.Option(help="How many customers to create.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 42,
+) -> None:
+    """Fill the database with a deterministic demo retailer: touchpoints, customers, journeys."""
+    from seeds.demo import seed_demo
+
+    location = locate_database(Settings())
+    upgrade(location.url)
+    summary = asyncio.run(seed_demo(location.url, customers=customers, seed=seed, progress=True))
+    console.print(f"[green]seeded[/green] {summary}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the GraphQL API (migrations are applied first)."""
+    settings = Settings()
+    location = locate_database(settings)
+    if settings.migrate_on_start:
+        upgrade(location.url)
+    # Workers find the database through the environment; no worker migrates again.
+    os.environ["HUB_DATABASE_URL"] = location.url
+    os.environ["HUB_MIGRATE_ON_START"] = "false"
+    uvicorn.run(
+        "hub.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    customers: Annotated[int, typer.Option(help="Customers to seed when empty.")] = 2000,
+) -> None:
+    """Embedded PostgreSQL, demo data when the database is empty, then serve with GraphiQL."""
+    from seeds.demo import database_is_empty, seed_demo
+
+    settings = Settings()
+    location = locate_database(settings)
+    upgrade(location.url)
+    if asyncio.run(database_is_empty(location.url)):
+        console.print(f"seeding {customers} demo customers…")
+        asyncio.run(seed_demo(location.url, customers=customers, seed=42, progress=True))
+    os.environ["HUB_DATABASE_URL"] = location.url
+    os.environ["HUB_MIGRATE_ON_START"] = "false"
+    console.print(f"\n[bold green]GraphiQL:[/bold green] http://{host}:{port}/graphql\n")
+    uvicorn.run("hub.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,87 @@
+"""Where the database is, and the async engine that talks to it.
+
+Without ``HUB_DATABASE_URL`` the hub runs an embedded PostgreSQL (``pgserver``) in a local data
+folder; after that point both cases are the same code path: a URL handed to SQLAlchemy's asyncpg
+dialect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from hub.settings import Settings
+
+
+@dataclass(frozen=True)
+class DatabaseLocation:
+    """A plain ``postgresql://`` URL plus the embedded server that serves it, if any."""
+
+    url: str
+    embedded: Any = None  # the pgserver.PostgresServer handle; kept alive while in use
+
+
+def _ensure_database(server: Any, name: str) -> None:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"database name {name!r} must be a plain lower-case identifier")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+    if "1 row" not in exists:
+        server.psql(f'CREATE DATABASE "{name}";')
+
+
+def locate_database(settings: Settings) -> DatabaseLocation:
+    """Resolve the database URL, starting the embedded PostgreSQL when none is configured.
+
+    This is blocking (it may start a server process); async callers run it in a thread.
+    """
+    if settings.database_url:
+        return DatabaseLocation(url=settings.database_url)
+    # Imported lazily: only the embedded mode needs it.
+    from pgserver import get_server  # type: ignore[attr-defined]
+
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so a restart finds its data as left.
+    server = get_server(str(data_dir), cleanup_mode=None)
+    _ensure_database(server, settings.database_name)
+    url = f"postgresql://postgres:@/{settings.database_name}?host={data_dir}"
+    return DatabaseLocation(url=url, embedded=server)
+
+
+async def alocate_database(settings: Settings) -> DatabaseLocation:
+    return await asyncio.to_thread(locate_database, settings)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Turn a libpq-style URL into one for SQLAlchemy's asyncpg dialect."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+asyncpg"):
+        raise ValueError("HUB_DATABASE_URL must start with postgresql://")
+    query = dict(parse_qsl(parts.query))
+    return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A URL asyncpg's own ``connect`` accepts (for COPY and LISTEN connections)."""
+    parts = urlsplit(url)
+    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, ""))
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "application_name": "hub",
+            }
+        },
+    )

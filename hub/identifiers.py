@@ -1,0 +1,75 @@
+"""Normalising and validating identifiers before they are stored or matched.
+
+Two spellings of the same identifier must meet: " Ana@Example.COM " and "ana@example.com" are one
+e-mail, "+44 20 7946 0958" and "+442079460958" one phone number.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from hub.enums import IdentityKind
+from hub.errors import BadUserInput
+
+MAX_IDENTIFIER_LENGTH = 256
+SOCIAL_PLATFORMS = frozenset(
+    {"facebook", "instagram", "x", "twitter", "linkedin", "tiktok", "youtube", "whatsapp"}
+)
+_HANDLE = re.compile(r"[a-z0-9._-]{1,100}")
+
+
+class InvalidIdentifier(BadUserInput):
+    """An identifier that cannot be normalised; ``extensions`` name its kind."""
+
+
+def normalize_email(value: str) -> str:
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidIdentifier(f"{value!r} is not a valid e-mail address: {error}") from None
+    return result.normalized.lower()
+
+
+def normalize_phone(value: str, default_region: str | None) -> str:
+    try:
+        number = phonenumbers.parse(value, default_region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        hint = "" if default_region else " (give it in international form, +country code)"
+        raise InvalidIdentifier(f"{value!r} is not a valid phone number{hint}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_social_handle(value: str) -> str:
+    platform, sep, handle = value.strip().lower().partition(":")
+    handle = handle.strip().lstrip("@")
+    if not sep or platform not in SOCIAL_PLATFORMS or not _HANDLE.fullmatch(handle):
+        raise InvalidIdentifier(
+            f"{value!r} is not a social handle: write platform:handle, e.g. instagram:ana.b, "
+            f"with platform one of {', '.join(sorted(SOCIAL_PLATFORMS))}"
+        )
+    if platform == "twitter":
+        platform = "x"
+    return f"{platform}:{handle}"
+
+
+def normalize_identifier(
+    kind: IdentityKind, value: str, default_phone_region: str | None = None
+) -> str:
+    """The canonical form of ``value``; raises ``InvalidIdentifier`` (BAD_USER_INPUT) if invalid."""
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidIdentifier(f"identifiers are at most {MAX_IDENTIFIER_LENGTH} characters")
+    if kind is IdentityKind.EMAIL:
+        return normalize_email(value)
+    if kind is IdentityKind.PHONE:
+        return normalize_phone(value, default_phone_region)
+    if kind is IdentityKind.SOCIAL_HANDLE:
+        return normalize_social_handle(value)
+    stripped = value.strip()
+    if not stripped:
+        raise InvalidIdentifier(f"an empty {kind.value} is not an identifier")
+    return stripped

@@ -1,0 +1,243 @@
+"""Every table of the hub, as SQLModel classes (one file, so the data model reads in one go).
+
+Enumerated columns are text holding the names from ``hub.enums``. Timestamps are timestamptz.
+Interactions carry their channel code beside the touchpoint (a touchpoint never changes channel)
+so that channel filters and analytics do not need a join on the largest table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlmodel import Field, SQLModel
+
+NOW = sa.text("now()")
+
+
+def _ts(*, nullable: bool = False, default_now: bool = True) -> Any:
+    return Field(
+        default=None,
+        sa_column_kwargs={"server_default": NOW} if default_now else {},
+        sa_type=sa.DateTime(timezone=True),
+        nullable=nullable,
+    )
+
+
+class Channel(SQLModel, table=True):
+    __tablename__ = "channels"
+
+    code: str = Field(primary_key=True)
+    name: str
+    description: str
+    position: int
+
+
+class JourneyStage(SQLModel, table=True):
+    __tablename__ = "journey_stages"
+
+    code: str = Field(primary_key=True)
+    name: str
+    description: str
+    position: int = Field(unique=True)
+
+
+class Touchpoint(SQLModel, table=True):
+    __tablename__ = "touchpoints"
+
+    id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
+    channel_code: str = Field(foreign_key="channels.code", index=True)
+    name: str
+    kind: str
+    address: str | None = None
+    business_line: str | None = Field(default=None, index=True)
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    created_at: datetime | None = _ts()
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+    __table_args__ = (
+        sa.Index("ix_customers_last_seen_at", "last_seen_at", "id"),
+        sa.Index("ix_customers_created_at", "created_at", "id"),
+        sa.Index("ix_customers_current_stage", "current_stage"),
+        sa.Index("ix_customers_traits", "traits", postgresql_using="gin"),
+        sa.Index(
+            "ix_customers_merged_into",
+            "merged_into_id",
+            postgresql_where=sa.text("merged_into_id IS NOT NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
+    display_name: str | None = None
+    traits: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")},
+    )
+    # When each trait was last set: drives per-trait survivorship on updates and merges.
+    trait_updated_at: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")},
+    )
+    current_stage: str | None = Field(default=None, foreign_key="journey_stages.code")
+    stage_entered_at: datetime | None = _ts(nullable=True, default_now=False)
+    first_seen_at: datetime | None = _ts(nullable=True, default_now=False)
+    last_seen_at: datetime | None = _ts(nullable=True, default_now=False)
+    merged_into_id: uuid.UUID | None = Field(
+        default=None, sa_type=UUID(as_uuid=True), foreign_key="customers.id"
+    )
+    erased_at: datetime | None = _ts(nullable=True, default_now=False)
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class Identity(SQLModel, table=True):
+    __tablename__ = "identities"
+    __table_args__ = (sa.UniqueConstraint("kind", "value", name="uq_identities_kind_value"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    customer_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True), foreign_key="customers.id", index=True
+    )
+    kind: str
+    value: str
+    created_at: datetime | None = _ts()
+    last_seen_at: datetime | None = _ts()
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        sa.Index("ix_conversations_customer", "customer_id", "last_activity_at"),
+        sa.Index(
+            "ix_conversations_open",
+            "customer_id",
+            postgresql_where=sa.text("status = 'OPEN'"),
+        ),
+    )
+
+    id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
+    customer_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), foreign_key="customers.id")
+    key: str = Field(unique=True)
+    status: str = Field(default="OPEN", sa_column_kwargs={"server_default": "OPEN"})
+    started_at: datetime | None = _ts()
+    last_activity_at: datetime | None = _ts()
+    resolved_at: datetime | None = _ts(nullable=True, default_now=False)
+
+
+class Interaction(SQLModel, table=True):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        sa.Index(
+            "ix_interactions_customer_time",
+            "customer_id",
+            sa.text("occurred_at DESC"),
+            sa.text("id DESC"),
+        ),
+        sa.Index(
+            "ix_interactions_touchpoint_time",
+            "touchpoint_id",
+            sa.text("occurred_at DESC"),
+            sa.text("id DESC"),
+        ),
+        sa.Index("ix_interactions_time", sa.text("occurred_at DESC"), sa.text("id DESC")),
+        sa.Index(
+            "ix_interactions_conversation",
+            "conversation_id",
+            "occurred_at",
+            postgresql_where=sa.text("conversation_id IS NOT NULL"),
+        ),
+        # Idempotency: one interaction per key and touchpoint, enforced by PostgreSQL so that
+        # concurrent retries on different connections cannot both insert.
+        sa.Index(
+            "uq_interactions_idempotency",
+            "touchpoint_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
+    customer_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), foreign_key="customers.id")
+    touchpoint_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), foreign_key="touchpoints.id")
+    channel_code: str = Field(foreign_key="channels.code")
+    occurred_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    recorded_at: datetime | None = _ts()
+    type: str
+    direction: str
+    conversation_id: uuid.UUID | None = Field(
+        default=None, sa_type=UUID(as_uuid=True), foreign_key="conversations.id"
+    )
+    summary: str | None = None
+    sentiment: float | None = Field(default=None, sa_type=sa.Float)
+    outcome: str | None = None
+    agent: str | None = None
+    attributes: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")},
+    )
+    idempotency_key: str | None = None
+
+
+class StageRule(SQLModel, table=True):
+    """Maps an interaction type (optionally on one channel) to the journey stage it signals."""
+
+    __tablename__ = "stage_rules"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "interaction_type",
+            "channel_code",
+            name="uq_stage_rules_type_channel",
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    interaction_type: str
+    channel_code: str | None = Field(default=None, foreign_key="channels.code")
+    stage: str = Field(foreign_key="journey_stages.code")
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class StageHistory(SQLModel, table=True):
+    """Each change of a customer's journey stage, with what caused it."""
+
+    __tablename__ = "stage_history"
+    __table_args__ = (sa.Index("ix_stage_history_customer", "customer_id", "entered_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    customer_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), foreign_key="customers.id")
+    stage: str = Field(foreign_key="journey_stages.code")
+    previous_stage: str | None = None
+    transition: str
+    entered_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    interaction_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    channel_code: str | None = None
+    reason: str | None = None
+
+
+def table(model: type[SQLModel]) -> sa.Table:
+    """The Core ``Table`` of a model, for SQLAlchemy Core queries in loaders and resolvers."""
+    result = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(result, sa.Table)
+    return result
+
+
+CHANNELS = table(Channel)
+JOURNEY_STAGES = table(JourneyStage)
+TOUCHPOINTS = table(Touchpoint)
+CUSTOMERS = table(Customer)
+IDENTITIES = table(Identity)
+CONVERSATIONS = table(Conversation)
+INTERACTIONS = table(Interaction)
+STAGE_RULES = table(StageRule)
+STAGE_HISTORY = table(StageHistory)

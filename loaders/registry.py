@@ -1,0 +1,78 @@
+"""``Loaders``: every DataLoader of one request, built fresh by ``build_loaders``.
+
+Never share an instance between requests: its cache would leak one caller's data to another and
+outlive writes. On websockets, build one per delivered event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.dataloader import DataLoader
+
+from loaders import channels, customers, interactions
+from loaders.interactions import CountKey, PageKey
+from loaders.sql import Record
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _loader(
+    engine: AsyncEngine, batch: Callable[[AsyncEngine, list[K]], Awaitable[list[V]]]
+) -> DataLoader[K, V]:
+    return DataLoader(load_fn=partial(batch, engine))
+
+
+@dataclass
+class Loaders:
+    customer_by_id: DataLoader[uuid.UUID, Record | None]
+    identities_by_customer: DataLoader[uuid.UUID, list[Record]]
+    stage_history_by_customer: DataLoader[uuid.UUID, list[Record]]
+    channel_usage_by_customer: DataLoader[uuid.UUID, list[Record]]
+    last_interaction_by_customer: DataLoader[uuid.UUID, Record | None]
+    conversations_by_customer: DataLoader[uuid.UUID, list[Record]]
+    interaction_by_id: DataLoader[uuid.UUID, Record | None]
+    interaction_page_by_customer: DataLoader[PageKey, list[Record]]
+    interaction_page_by_touchpoint: DataLoader[PageKey, list[Record]]
+    interaction_count_by_customer: DataLoader[CountKey, int]
+    interaction_count_by_touchpoint: DataLoader[CountKey, int]
+    interactions_by_conversation: DataLoader[uuid.UUID, list[Record]]
+    conversation_by_id: DataLoader[uuid.UUID, Record | None]
+    channel_by_code: DataLoader[str, Record | None]
+    touchpoint_by_id: DataLoader[uuid.UUID, Record | None]
+    touchpoints_by_channel: DataLoader[str, list[Record]]
+    stage_by_code: DataLoader[str, Record | None]
+    customer_count_by_stage: DataLoader[str, int]
+
+
+def build_loaders(engine: AsyncEngine) -> Loaders:
+    return Loaders(
+        customer_by_id=_loader(engine, customers.customers_by_id),
+        identities_by_customer=_loader(engine, customers.identities_by_customer),
+        stage_history_by_customer=_loader(engine, customers.stage_history_by_customer),
+        channel_usage_by_customer=_loader(engine, customers.channel_usage_by_customer),
+        last_interaction_by_customer=_loader(engine, customers.last_interaction_by_customer),
+        conversations_by_customer=_loader(engine, customers.conversations_by_customer),
+        interaction_by_id=_loader(engine, interactions.interactions_by_id),
+        interaction_page_by_customer=_loader(engine, interactions.interaction_pages_by_customer),
+        interaction_page_by_touchpoint=_loader(
+            engine, interactions.interaction_pages_by_touchpoint
+        ),
+        interaction_count_by_customer=_loader(engine, interactions.interaction_counts_by_customer),
+        interaction_count_by_touchpoint=_loader(
+            engine, interactions.interaction_counts_by_touchpoint
+        ),
+        interactions_by_conversation=_loader(engine, interactions.interactions_by_conversation),
+        conversation_by_id=_loader(engine, interactions.conversations_by_id),
+        channel_by_code=_loader(engine, channels.channels_by_code),
+        touchpoint_by_id=_loader(engine, channels.touchpoints_by_id),
+        touchpoints_by_channel=_loader(engine, channels.touchpoints_by_channel),
+        stage_by_code=_loader(engine, channels.stages_by_code),
+        customer_count_by_stage=_loader(engine, channels.customer_counts_by_stage),
+    )

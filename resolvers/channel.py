@@ -1,0 +1,124 @@
+"""Channel and touchpoint queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import strawberry
+
+from hub.context import Info
+from hub.errors import NotFound
+from hub.ids import uuid_from_global_id
+from hub.models import CHANNELS, TOUCHPOINTS
+from loaders.sql import contains_pattern, fetch_all
+from resolvers.keyset import SortKey, paginate
+from schema.channel import Channel, Touchpoint
+from schema.enums import ChannelCode, TouchpointKind
+from schema.pagination import Connection
+
+T = TOUCHPOINTS.c
+TOUCHPOINT_ORDER = [
+    SortKey("k_name", T.name, False, "text"),
+    SortKey("k_id", T.id, False, "uuid"),
+]
+
+
+@strawberry.input(description="Narrows the touchpoints list; every given field must match.")
+class TouchpointFilter:
+    channels: list[ChannelCode] | None = strawberry.field(
+        default=None, description="Only in these channels."
+    )
+    kinds: list[TouchpointKind] | None = strawberry.field(
+        default=None, description="Only of these kinds."
+    )
+    business_lines: list[str] | None = strawberry.field(
+        default=None, description="Only serving these business lines."
+    )
+    active: bool | None = strawberry.field(default=None, description="Only active (or inactive).")
+    name_contains: str | None = strawberry.field(
+        default=None, description="Name contains this text, ignoring case."
+    )
+
+    def clauses(self) -> list[Any]:
+        clauses: list[Any] = []
+        if self.channels is not None:
+            clauses.append(T.channel_code.in_([c.value for c in self.channels]))
+        if self.kinds is not None:
+            clauses.append(T.kind.in_([k.value for k in self.kinds]))
+        if self.business_lines is not None:
+            clauses.append(T.business_line.in_(self.business_lines))
+        if self.active is not None:
+            clauses.append(T.active.is_(self.active))
+        if self.name_contains is not None:
+            clauses.append(T.name.ilike(contains_pattern(self.name_contains), escape="\\"))
+        return clauses
+
+
+@strawberry.type
+class ChannelQuery:
+    @strawberry.field(description="The six channels, in display order.")
+    async def channels(self, info: Info) -> list[Channel]:
+        rows = await fetch_all(
+            info.context.engine, sa.select(CHANNELS).order_by(CHANNELS.c.position)
+        )
+        for row in rows:
+            info.context.loaders.channel_by_code.prime(row["code"], row)
+        return [Channel.from_row(row) for row in rows]
+
+    @strawberry.field(description="One channel by its code.")
+    async def channel(
+        self,
+        info: Info,
+        code: Annotated[ChannelCode, strawberry.argument(description="The channel's code.")],
+    ) -> Channel:
+        row = await info.context.loaders.channel_by_code.load(code.value)
+        if row is None:
+            raise NotFound(f"no channel {code.value}")
+        return Channel.from_row(row)
+
+    @strawberry.field(description="Touchpoints, by name, one page at a time.")
+    async def touchpoints(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size forwards (at most 100).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
+        last: Annotated[
+            int | None, strawberry.argument(description="Page size backwards (at most 100).")
+        ] = None,
+        before: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue before.")
+        ] = None,
+        filter: Annotated[
+            TouchpointFilter | None, strawberry.argument(description="Only matching touchpoints.")
+        ] = None,
+    ) -> Connection[Touchpoint]:
+        where = filter.clauses() if filter is not None else []
+        return await paginate(
+            info,
+            sa.select(TOUCHPOINTS).where(*where),
+            sa.select(T.id).where(*where),
+            TOUCHPOINT_ORDER,
+            Touchpoint.from_row,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
+
+    @strawberry.field(description="One touchpoint by id.")
+    async def touchpoint(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The touchpoint's id.")],
+    ) -> Touchpoint:
+        row = await info.context.loaders.touchpoint_by_id.load(
+            uuid_from_global_id(id, "Touchpoint")
+        )
+        if row is None:
+            raise NotFound(f"no touchpoint with id {id!r}")
+        return Touchpoint.from_row(row)

@@ -1,0 +1,70 @@
+"""Relay connections: ``edges { cursor node }``, ``nodes``, ``pageInfo``, lazy ``totalCount``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import strawberry
+
+from hub.errors import BadUserInput
+from hub.settings import Settings
+
+NodeT = TypeVar("NodeT")
+
+
+@strawberry.type(description="Where a page sits in the whole list.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items follow the last edge.")
+    has_previous_page: bool = strawberry.field(description="More items precede the first edge.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge, if any.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last edge, if any.")
+
+
+@strawberry.type(description="One item of a page with the cursor that points at it.")
+class Edge(Generic[NodeT]):
+    cursor: str = strawberry.field(description="Pass to `after` or `before` to page from here.")
+    node: NodeT = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of a list, Relay style.")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]] = strawberry.field(description="The items with their cursors.")
+    page_info: PageInfo = strawberry.field(description="Whether more pages exist either way.")
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The items of this page, without cursors.")
+    def nodes(self) -> list[NodeT]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many items the whole list holds (all pages, same filter).")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def page_size(
+    settings: Settings,
+    first: int | None,
+    last: int | None = None,
+    after: str | None = None,
+    before: str | None = None,
+) -> tuple[int, bool]:
+    """Validate paging arguments; returns (size, backwards)."""
+    if first is not None and last is not None:
+        raise BadUserInput("pass either `first` or `last`, not both")
+    if after is not None and before is not None:
+        raise BadUserInput("pass either `after` or `before`, not both")
+    if (last is not None and after is not None) or (first is not None and before is not None):
+        raise BadUserInput("page forwards with `first`/`after`, backwards with `last`/`before`")
+    size = first if first is not None else last
+    backwards = last is not None or before is not None
+    if size is None:
+        size = settings.default_page_size
+    if size < 0:
+        raise BadUserInput("`first` and `last` must not be negative")
+    if size > settings.max_page_size:
+        raise BadUserInput(
+            f"at most {settings.max_page_size} items per page; ask for fewer and page on",
+            maxPageSize=settings.max_page_size,
+        )
+    return size, backwards

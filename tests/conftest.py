@@ -1,0 +1,161 @@
+"""Test fixtures: a real PostgreSQL, a fresh database per test run, tables emptied per test.
+
+The server is the embedded one (pgserver, in ``.pgdata-test/``) unless ``HUB_TEST_DATABASE_URL``
+names another (``postgresql://postgres@127.0.0.1:5432/postgres``); either way the run creates its
+own database, migrates it with Alembic, and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import event
+from starlette.applications import Starlette
+
+from hub.app import create_app
+from hub.database import asyncpg_dsn
+from hub.migrations import upgrade
+from hub.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_TABLES = [
+    "stage_history",
+    "interactions",
+    "conversations",
+    "identities",
+    "customers",
+    "touchpoints",
+]
+
+
+def _server_url() -> str:
+    configured = os.environ.get("HUB_TEST_DATABASE_URL")
+    if configured:
+        return configured
+    import pgserver
+
+    data_dir = ROOT / ".pgdata-test"
+    server = pgserver.get_server(str(data_dir), cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    import asyncio
+
+    server_url = _server_url()
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(asyncpg_dsn(_with_database(server_url, "postgres")))
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url, name)
+    upgrade(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, migrate_on_start=False)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def engine(app: Starlette) -> Any:
+    return app.state.hub_state["hub"].engine
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A raw asyncpg connection to the test database; every data table starts empty."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    await connection.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def client(app: Starlette, db: asyncpg.Connection) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+        yield http
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        body = await self(query, variables)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def error(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = await self(query, variables)
+        assert body.get("errors"), f"expected an error, got {body}"
+        error: dict[str, Any] = body["errors"][0]
+        assert "Traceback" not in str(body) and "SELECT" not in error["message"]
+        return error
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def report(self) -> str:
+        return "\n---\n".join(self.statements)
+
+
+@pytest.fixture
+def count_statements(engine: Any) -> Iterator[StatementCounter]:
+    """Counts the SQL statements the app runs (strawberry-django's ``assert_num_queries``)."""
+    counter = StatementCounter()
+    event.listen(engine.sync_engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(engine.sync_engine, "before_cursor_execute", counter)

@@ -241,3 +241,41 @@ CONVERSATIONS = table(Conversation)
 INTERACTIONS = table(Interaction)
 STAGE_RULES = table(StageRule)
 STAGE_HISTORY = table(StageHistory)
+
+
+class Event(SQLModel, table=True):
+    """The transactional outbox: one row per domain event, written in the same transaction as the
+    change it describes, read by each process's notifier after commit.
+
+    Ordering is by (xid, id): a reader only takes events whose transaction id is below the oldest
+    still-running transaction (``pg_snapshot_xmin``), so every event that appears later sorts
+    after every event already delivered, and a cursor never skips a late committer.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.Index("ix_events_order", "xid", "id"),
+        sa.Index("ix_events_created_at", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    xid: int | None = Field(
+        default=None,
+        sa_type=sa.BigInteger,
+        sa_column_kwargs={"server_default": sa.text("pg_current_xact_id()::text::bigint")},
+        nullable=False,
+    )
+    kind: str
+    customer_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    subject_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    channel_code: str | None = None
+    touchpoint_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")},
+    )
+    created_at: datetime | None = _ts()
+
+
+EVENTS = table(Event)

@@ -27,6 +27,7 @@ from hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
+    "events",
     "stage_history",
     "interactions",
     "conversations",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from hub.context import Context
-from hub.database import DatabaseLocation, alocate_database, create_engine
+from hub.database import DatabaseLocation, alocate_database, arelease_database, create_engine
 from hub.graphql import schema
 from hub.migrations import aupgrade
 from hub.settings import Settings
@@ -52,9 +53,14 @@ class HubGraphQL(GraphQL[Context, None]):
         return Context.build(state.engine, state.settings, request)
 
 
+READINESS_TIMEOUT_S = 5.0
+
+
 async def _database_ready(engine: AsyncEngine) -> bool:
     try:
-        async with engine.connect() as connection:
+        # A probe must answer quickly: an unreachable host would otherwise hang for asyncpg's
+        # 60 s connect timeout.
+        async with asyncio.timeout(READINESS_TIMEOUT_S), engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
     except Exception:  # any failure means "not ready"; the reason goes to the log
         logger.warning("readiness check failed", exc_info=True)
@@ -68,15 +74,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Only the embedded mode and migrations touch the database here: with a server URL the
+        # app starts even while the database is down, and /readyz reports the truth.
         location = await alocate_database(settings)
-        if settings.migrate_on_start:
-            await aupgrade(location.url)
-        engine = create_engine(location.url, settings)
-        app_state["hub"] = HubState(settings=settings, location=location, engine=engine)
         try:
-            yield
+            if settings.migrate_on_start:
+                await aupgrade(location.url)
+            engine = create_engine(location.url, settings)
+            app_state["hub"] = HubState(settings=settings, location=location, engine=engine)
+            try:
+                yield
+            finally:
+                app_state.pop("hub", None)
+                await engine.dispose()
         finally:
-            await engine.dispose()
+            await arelease_database(location)
 
     graphql_app = HubGraphQL(app_state, settings)
 

@@ -25,6 +25,12 @@ class DatabaseLocation:
     url: str
     embedded: Any = None  # the pgserver.PostgresServer handle; kept alive while in use
 
+    def release(self) -> None:
+        """Let go of the embedded server (blocking). pgserver counts its users across
+        processes and stops PostgreSQL when the last one lets go; the data stays on disk."""
+        if self.embedded is not None:
+            self.embedded.__exit__(None, None, None)
+
 
 def _ensure_database(server: Any, name: str) -> None:
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
@@ -46,15 +52,25 @@ def locate_database(settings: Settings) -> DatabaseLocation:
 
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this process, so a restart finds its data as left.
-    server = get_server(str(data_dir), cleanup_mode=None)
-    _ensure_database(server, settings.database_name)
+    # cleanup_mode="stop": PostgreSQL stops when the last process using it releases it or exits
+    # (pgserver registers an atexit hook), so no postmaster is left behind; the data stays in
+    # data_dir for the next start. Entering the handle counts this user within the process.
+    server = get_server(str(data_dir), cleanup_mode="stop").__enter__()
+    try:
+        _ensure_database(server, settings.database_name)
+    except BaseException:
+        server.__exit__(None, None, None)
+        raise
     url = f"postgresql://postgres:@/{settings.database_name}?host={data_dir}"
     return DatabaseLocation(url=url, embedded=server)
 
 
 async def alocate_database(settings: Settings) -> DatabaseLocation:
     return await asyncio.to_thread(locate_database, settings)
+
+
+async def arelease_database(location: DatabaseLocation) -> None:
+    await asyncio.to_thread(location.release)
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -31,7 +31,7 @@ def _code_for(error: GraphQLError) -> str:
     message = error.message
     if message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
-    if message.startswith("Variable '$") or "got invalid value" in message:
+    if message.startswith("Variable '$") or "invalid value" in message:
         return "BAD_USER_INPUT"
     return "GRAPHQL_VALIDATION_FAILED"
 
@@ -45,12 +45,13 @@ class ErrorCodes(SchemaExtension):
     """
 
     def _process(self, error: GraphQLError) -> GraphQLError:
+        if error.extensions and "code" in error.extensions:
+            return error  # a HubError, or one already processed
         original = error.original_error
-        if isinstance(original, GraphQLError) or (
-            original is None and error.extensions and "code" in error.extensions
-        ):
-            return error
-        if original is None:
+        # graphql-core wraps its own input-coercion errors (a variable of the wrong type, an
+        # invalid enum value) in a GraphQLError whose original is a GraphQLError too: those are
+        # the client's fault, so they keep their message and gain a code.
+        if original is None or isinstance(original, GraphQLError):
             error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
             return error
         logger.error("unexpected error at %s", error.path, exc_info=original)

@@ -56,19 +56,26 @@ def uuid_from_global_id(global_id: str, expected_type: str) -> uuid.UUID:
     return parse_uuid(key)
 
 
-def encode_cursor(values: list[Any]) -> str:
-    return _b64(orjson.dumps(values))
+def encode_cursor(ordering: str, values: list[Any]) -> str:
+    """A cursor holding a row's sort-key values, tagged with the list and ordering it belongs to
+    so that a cursor handed to another list or another ordering is refused, not misread."""
+    return _b64(orjson.dumps([ordering, *values]))
 
 
-def decode_cursor(cursor: str, length: int) -> list[Any]:
+def decode_cursor(cursor: str, ordering: str, length: int) -> list[Any]:
     """Values of a cursor made by ``encode_cursor``; anything else is ``BAD_USER_INPUT``."""
     try:
         values = orjson.loads(_unb64(cursor))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
         raise BadUserInput(f"{cursor!r} is not a valid cursor") from None
-    if not isinstance(values, list) or len(values) != length:
-        raise BadUserInput(f"{cursor!r} is not a valid cursor for this ordering")
-    return values
+    if not isinstance(values, list) or not values or not isinstance(values[0], str):
+        raise BadUserInput(f"{cursor!r} is not a valid cursor") from None
+    if values[0] != ordering or len(values) != length + 1:
+        raise BadUserInput(
+            f"{cursor!r} is a cursor of another list or ordering; page with the cursors of "
+            "this one, or start again without `after`/`before`"
+        )
+    return values[1:]
 
 
 def uuid7() -> uuid.UUID:

@@ -63,7 +63,9 @@ class InteractionPage:
         clauses = self.filter.clauses()
         if self.after is not None:
             key = sa.tuple_(c.occurred_at, c.id)
-            bound = sa.tuple_(sa.literal(self.after[0]), sa.literal(self.after[1]))
+            bound = sa.tuple_(
+                sa.literal(self.after[0], c.occurred_at.type), sa.literal(self.after[1], c.id.type)
+            )
             clauses.append(key < bound if self.newest_first else key > bound)
         return clauses
 

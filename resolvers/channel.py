@@ -108,6 +108,7 @@ class ChannelQuery:
             after=after,
             last=last,
             before=before,
+            list_name="touchpoints",
         )
 
     @strawberry.field(description="One touchpoint by id.")

@@ -250,4 +250,5 @@ class CustomerQuery:
             after=after,
             last=last,
             before=before,
+            list_name="customers",
         )

@@ -51,17 +51,31 @@ class SortKey:
         return value
 
 
+def ordering_signature(list_name: str, keys: Sequence[SortKey]) -> str:
+    """Names the list and its ordering inside every cursor, so a foreign cursor is refused."""
+    terms = ",".join(f"{key.label}{'-' if key.descending else '+'}" for key in keys)
+    return f"{list_name}:{terms}"
+
+
 def _beyond(keys: Sequence[SortKey], values: Sequence[Any], backwards: bool) -> Any:
     """Rows strictly after (or before) the cursor row in the given order.
 
-    Expanded as (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ... so that mixed directions work.
+    With one direction throughout this is a row comparison ``(k1, k2) > (v1, v2)``, which
+    PostgreSQL answers with one index range scan. Mixed directions are expanded as
+    (k1 > v1) OR (k1 = v1 AND k2 < v2) OR ...
     """
+    literals = [
+        sa.literal(value, key.expression.type) for key, value in zip(keys, values, strict=True)
+    ]
+    if len({key.descending for key in keys}) == 1:
+        row = sa.tuple_(*(key.expression for key in keys))
+        bound = sa.tuple_(*literals)
+        return row > bound if keys[0].descending == backwards else row < bound
     alternatives = []
     for index, key in enumerate(keys):
-        equal = [keys[i].expression == sa.literal(values[i]) for i in range(index)]
+        equal = [keys[i].expression == literals[i] for i in range(index)]
         later = key.descending == backwards  # ascending & forwards: '>'
-        value = sa.literal(values[index])
-        step = key.expression > value if later else key.expression < value
+        step = key.expression > literals[index] if later else key.expression < literals[index]
         alternatives.append(sa.and_(*equal, step))
     return sa.or_(*alternatives)
 
@@ -73,6 +87,7 @@ async def paginate(
     keys: Sequence[SortKey],
     build: Callable[[Record], T],
     *,
+    list_name: str,
     first: int | None,
     after: str | None,
     last: int | None,
@@ -81,9 +96,10 @@ async def paginate(
     """One page of ``base`` (already filtered) ordered by ``keys``, plus a lazy total count."""
     size, backwards = page_size(info.context.settings, first, last, after, before)
     cursor = before if backwards else after
+    signature = ordering_signature(list_name, keys)
     statement = base
     if cursor is not None:
-        raw = decode_cursor(cursor, len(keys))
+        raw = decode_cursor(cursor, signature, len(keys))
         values = [key.decode(value) for key, value in zip(keys, raw, strict=True)]
         statement = statement.where(_beyond(keys, values, backwards))
     order = [
@@ -98,7 +114,7 @@ async def paginate(
         rows.reverse()
     edges = [
         Edge(
-            cursor=encode_cursor([key.encode(row[key.label]) for key in keys]),
+            cursor=encode_cursor(signature, [key.encode(row[key.label]) for key in keys]),
             node=build(row),
         )
         for row in rows

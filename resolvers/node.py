@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from hub.context import Info
-from hub.errors import NotFound
+from hub.errors import BadUserInput, NotFound
 from hub.ids import from_global_id, parse_uuid
 from schema.channel import Channel, Touchpoint
 from schema.conversation import Conversation
@@ -34,7 +34,8 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
     if type_name == "Channel" and key in ChannelCode.__members__:
         row = await loaders.channel_by_code.load(key)
         return Channel.from_row(row) if row else None
-    return None
+    # Well-formed base64 but not an id this hub hands out: the client sent a wrong value.
+    raise BadUserInput(f"{global_id!r} is not the id of any object in this graph")
 
 
 @strawberry.type

@@ -165,14 +165,21 @@ class Interaction(Node):
         return Conversation.from_row(row) if row else None
 
 
-def interaction_cursor(row: Record) -> str:
-    return encode_cursor([row["occurred_at"].isoformat(), str(row["id"])])
+def _ordering(newest_first: bool) -> str:
+    return "interactions:newest" if newest_first else "interactions:oldest"
 
 
-def decode_interaction_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    occurred_at, row_id = decode_cursor(cursor, 2)
+def interaction_cursor(row: Record, newest_first: bool) -> str:
+    return encode_cursor(_ordering(newest_first), [row["occurred_at"].isoformat(), str(row["id"])])
+
+
+def decode_interaction_cursor(cursor: str, newest_first: bool) -> tuple[datetime, uuid.UUID]:
+    occurred_at, row_id = decode_cursor(cursor, _ordering(newest_first), 2)
     try:
-        return datetime.fromisoformat(occurred_at), uuid.UUID(row_id)
+        moment = datetime.fromisoformat(occurred_at)
+        if moment.tzinfo is None:
+            raise ValueError("cursor times carry a time zone")
+        return moment, uuid.UUID(row_id)
     except (TypeError, ValueError):
         raise BadUserInput(f"{cursor!r} is not a valid interaction cursor") from None
 
@@ -185,10 +192,11 @@ def build_page(
     order_by: InteractionOrderBy | None,
 ) -> InteractionPage:
     size, _ = page_size(info.context.settings, first, None, after, None)
+    newest_first = order_by != InteractionOrderBy.OCCURRED_AT_ASC
     return InteractionPage(
         limit=size,
-        newest_first=order_by != InteractionOrderBy.OCCURRED_AT_ASC,
-        after=decode_interaction_cursor(after) if after is not None else None,
+        newest_first=newest_first,
+        after=decode_interaction_cursor(after, newest_first) if after is not None else None,
         filter=filter_spec(filter),
     )
 
@@ -198,7 +206,8 @@ def interaction_connection(
 ) -> Connection[Interaction]:
     visible = rows[: page.limit]
     edges = [
-        Edge(cursor=interaction_cursor(row), node=Interaction.from_row(row)) for row in visible
+        Edge(cursor=interaction_cursor(row, page.newest_first), node=Interaction.from_row(row))
+        for row in visible
     ]
     return Connection(
         edges=edges,

@@ -44,7 +44,8 @@ def _server_url() -> str:
     import pgserver
 
     data_dir = ROOT / ".pgdata-test"
-    server = pgserver.get_server(str(data_dir), cleanup_mode=None)
+    # "stop": pgserver stops this PostgreSQL when the test process exits (atexit).
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
     return str(server.get_uri())
 
 

@@ -122,7 +122,9 @@ def compile_filter(f: CustomerFilter, info: Info, depth: int = 0) -> Any:
     if f.or_ is not None:
         clauses.append(sa.or_(sa.false(), *(compile_filter(g, info, depth + 1) for g in f.or_)))
     if f.not_ is not None:
-        clauses.append(sa.not_(compile_filter(f.not_, info, depth + 1)))
+        # IS NOT TRUE, not NOT: a comparison with a NULL column (no stage, no name) is NULL in
+        # SQL, and NOT NULL would drop the row although the negated filter does not hold for it.
+        clauses.append(compile_filter(f.not_, info, depth + 1).is_not(sa.true()))
     if f.display_name is not None:
         clauses.extend(_string(C.display_name, f.display_name))
     if f.stage is not None:

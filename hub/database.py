@@ -55,7 +55,8 @@ def locate_database(settings: Settings) -> DatabaseLocation:
     # cleanup_mode="stop": PostgreSQL stops when the last process using it releases it or exits
     # (pgserver registers an atexit hook), so no postmaster is left behind; the data stays in
     # data_dir for the next start. Entering the handle counts this user within the process.
-    server = get_server(str(data_dir), cleanup_mode="stop").__enter__()
+    server: Any = get_server(str(data_dir), cleanup_mode="stop")
+    server.__enter__()
     try:
         _ensure_database(server, settings.database_name)
     except BaseException:

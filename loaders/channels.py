@@ -1,20 +1,52 @@
-"""Batch functions for the channel taxonomy, touchpoints and journey stages."""
+"""Batch functions for the channel taxonomy, touchpoints and journey stages.
+
+Channels (six) and journey stages (five) are small fixed taxonomies: a request reads each whole
+table at most once, through a loader with one constant key, however many places in a query ask
+for a channel or a stage and at whatever moment. Loading them code by code would run one
+statement per DataLoader tick instead, a number that depends on timing, not on the query.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.dataloader import DataLoader
 
 from hub.models import CHANNELS, CUSTOMERS, JOURNEY_STAGES, TOUCHPOINTS
 from loaders.sql import Record, fetch_all, group_rows
 
+WHOLE_TABLE = "all"
+"""The one key of the taxonomy loaders."""
 
-async def channels_by_code(engine: AsyncEngine, codes: list[str]) -> list[Record | None]:
-    rows = await fetch_all(engine, sa.select(CHANNELS).where(CHANNELS.c.code.in_(codes)))
-    by_code = {row["code"]: row for row in rows}
-    return [by_code.get(code) for code in codes]
+Taxonomy = dict[str, Record]
+"""Every row of a taxonomy table by code, in display order."""
+
+
+async def channel_tables(engine: AsyncEngine, keys: list[str]) -> list[Taxonomy]:
+    rows = await fetch_all(engine, sa.select(CHANNELS).order_by(CHANNELS.c.position))
+    table = {row["code"]: row for row in rows}
+    return [table for _ in keys]
+
+
+async def stage_tables(engine: AsyncEngine, keys: list[str]) -> list[Taxonomy]:
+    rows = await fetch_all(engine, sa.select(JOURNEY_STAGES).order_by(JOURNEY_STAGES.c.position))
+    table = {row["code"]: row for row in rows}
+    return [table for _ in keys]
+
+
+def by_code(
+    tables: DataLoader[str, Taxonomy],
+) -> Callable[[list[str]], Awaitable[list[Record | None]]]:
+    """A batch function answering codes from the whole-table loader ``tables``."""
+
+    async def batch(codes: list[str]) -> list[Record | None]:
+        table = await tables.load(WHOLE_TABLE)
+        return [table.get(code) for code in codes]
+
+    return batch
 
 
 async def touchpoints_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
@@ -32,14 +64,6 @@ async def touchpoints_by_channel(engine: AsyncEngine, codes: list[str]) -> list[
     )
     grouped = group_rows(rows, "channel_code")
     return [grouped.get(code, []) for code in codes]
-
-
-async def stages_by_code(engine: AsyncEngine, codes: list[str]) -> list[Record | None]:
-    rows = await fetch_all(
-        engine, sa.select(JOURNEY_STAGES).where(JOURNEY_STAGES.c.code.in_(codes))
-    )
-    by_code = {row["code"]: row for row in rows}
-    return [by_code.get(code) for code in codes]
 
 
 async def customer_counts_by_stage(engine: AsyncEngine, codes: list[str]) -> list[int]:

@@ -17,6 +17,7 @@ from hub.models import (
     INTERACTIONS,
     STAGE_HISTORY,
 )
+from loaders.interaction_rows import select_interactions
 from loaders.sql import Record, fetch_all, group_rows
 
 
@@ -25,9 +26,13 @@ def uuid_array(ids: Sequence[uuid.UUID], name: str = "ids") -> sa.BindParameter[
     return sa.bindparam(name, list(ids), type_=array_type)
 
 
-def key_table(ids: Sequence[uuid.UUID]) -> sa.TableValuedAlias:
+def key_table(ids: Sequence[uuid.UUID], name: str = "ids") -> sa.TableValuedAlias:
     """``unnest($ids) AS k(key_id)``: the batch's keys as a table to join LATERAL against."""
-    return sa.func.unnest(uuid_array(ids)).table_valued("key_id").render_derived(name="k")
+    return (
+        sa.func.unnest(uuid_array(ids, name))
+        .table_valued("key_id")
+        .render_derived(name=f"k_{name}")
+    )
 
 
 async def customers_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
@@ -86,7 +91,7 @@ async def last_interaction_by_customer(
 ) -> list[Record | None]:
     keys = key_table(ids)
     latest = (
-        sa.select(INTERACTIONS)
+        select_interactions()
         .where(INTERACTIONS.c.customer_id == keys.c.key_id)
         .order_by(INTERACTIONS.c.occurred_at.desc(), INTERACTIONS.c.id.desc())
         .limit(1)

@@ -49,9 +49,13 @@ class Loaders:
     touchpoints_by_channel: DataLoader[str, list[Record]]
     stage_by_code: DataLoader[str, Record | None]
     customer_count_by_stage: DataLoader[str, int]
+    channel_table: DataLoader[str, channels.Taxonomy]
+    stage_table: DataLoader[str, channels.Taxonomy]
 
 
 def build_loaders(engine: AsyncEngine) -> Loaders:
+    channel_table = _loader(engine, channels.channel_tables)
+    stage_table = _loader(engine, channels.stage_tables)
     return Loaders(
         customer_by_id=_loader(engine, customers.customers_by_id),
         identities_by_customer=_loader(engine, customers.identities_by_customer),
@@ -70,9 +74,11 @@ def build_loaders(engine: AsyncEngine) -> Loaders:
         ),
         interactions_by_conversation=_loader(engine, interactions.interactions_by_conversation),
         conversation_by_id=_loader(engine, interactions.conversations_by_id),
-        channel_by_code=_loader(engine, channels.channels_by_code),
+        channel_by_code=DataLoader(load_fn=channels.by_code(channel_table)),
         touchpoint_by_id=_loader(engine, channels.touchpoints_by_id),
         touchpoints_by_channel=_loader(engine, channels.touchpoints_by_channel),
-        stage_by_code=_loader(engine, channels.stages_by_code),
+        stage_by_code=DataLoader(load_fn=channels.by_code(stage_table)),
         customer_count_by_stage=_loader(engine, channels.customer_counts_by_stage),
+        channel_table=channel_table,
+        stage_table=stage_table,
     )

@@ -10,8 +10,9 @@ import strawberry
 from hub.context import Info
 from hub.errors import NotFound
 from hub.ids import uuid_from_global_id
-from hub.models import CHANNELS, TOUCHPOINTS
-from loaders.sql import contains_pattern, fetch_all
+from hub.models import TOUCHPOINTS
+from loaders.channels import WHOLE_TABLE
+from loaders.sql import contains_pattern
 from resolvers.keyset import SortKey, paginate
 from schema.channel import Channel, Touchpoint
 from schema.enums import ChannelCode, TouchpointKind
@@ -59,11 +60,8 @@ class TouchpointFilter:
 class ChannelQuery:
     @strawberry.field(description="The six channels, in display order.")
     async def channels(self, info: Info) -> list[Channel]:
-        rows = await fetch_all(
-            info.context.engine, sa.select(CHANNELS).order_by(CHANNELS.c.position)
-        )
-        for row in rows:
-            info.context.loaders.channel_by_code.prime(row["code"], row)
+        table = await info.context.loaders.channel_table.load(WHOLE_TABLE)
+        rows = list(table.values())
         return [Channel.from_row(row) for row in rows]
 
     @strawberry.field(description="One channel by its code.")

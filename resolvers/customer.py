@@ -14,7 +14,7 @@ from hub.errors import BadUserInput, NotFound
 from hub.identifiers import normalize_identifier
 from hub.ids import uuid_from_global_id
 from hub.models import CUSTOMERS, IDENTITIES, INTERACTIONS
-from loaders.sql import contains_pattern
+from loaders.sql import Record, contains_pattern
 from resolvers.keyset import SortKey, paginate
 from schema.customer import (
     ChannelsUsedFilter,
@@ -242,12 +242,19 @@ class CustomerQuery:
         if filter is not None:
             where.append(compile_filter(filter, info))
         base = sa.select(CUSTOMERS).where(*where)
+        loader = info.context.loaders.customer_by_id
+
+        def build(row: Record) -> Customer:
+            # Interactions further down the query ask for their customer: it is on this page.
+            loader.prime(row["id"], row)
+            return Customer.from_row(row)
+
         return await paginate(
             info,
             base,
             sa.select(C.id).where(*where),
             sort_keys(order_by),
-            Customer.from_row,
+            build,
             first=first,
             after=after,
             last=last,

@@ -11,6 +11,7 @@ from hub.context import Info
 from hub.errors import NotFound
 from hub.ids import uuid_from_global_id
 from hub.models import INTERACTIONS
+from loaders.interaction_rows import select_interactions
 from loaders.sql import fetch_all, fetch_one
 from schema.conversation import Conversation
 from schema.interaction import (
@@ -48,7 +49,7 @@ class InteractionQuery:
         engine = info.context.engine
         rows = await fetch_all(
             engine,
-            sa.select(INTERACTIONS)
+            select_interactions()
             .where(*page.clauses())
             .order_by(*page.order_by())
             .limit(page.limit + 1),

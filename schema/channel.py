@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -70,7 +71,7 @@ class Touchpoint(Node):
     active: bool = strawberry.field(description="Whether it is in use.")
 
     @classmethod
-    def from_row(cls, row: Record) -> Touchpoint:
+    def from_row(cls, row: Mapping[Any, Any]) -> Touchpoint:
         return cls(
             id=strawberry.ID(to_global_id("Touchpoint", str(row["id"]))),
             row_id=row["id"],

@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from hub.context import Info
 from hub.errors import BadUserInput
 from hub.ids import decode_cursor, encode_cursor, to_global_id, uuid_from_global_id
+from loaders.interaction_rows import touchpoint_of
 from loaders.interactions import CountKey, PageKey
 from loaders.pages import InteractionFilterSpec, InteractionPage
 from loaders.sql import Record
@@ -96,6 +97,8 @@ class Interaction(Node):
     touchpoint_id: strawberry.Private[uuid.UUID]
     channel_code: strawberry.Private[str]
     conversation_id: strawberry.Private[uuid.UUID | None]
+    # The touchpoint's columns when the row was read with them (see loaders.interaction_rows).
+    touchpoint_row: strawberry.Private[dict[str, Any] | None]
     occurred_at: datetime = strawberry.field(description="When it happened.")
     type: InteractionType = strawberry.field(description="What happened.")
     direction: Direction = strawberry.field(description="Who started it.")
@@ -116,6 +119,7 @@ class Interaction(Node):
             touchpoint_id=row["touchpoint_id"],
             channel_code=row["channel_code"],
             conversation_id=row["conversation_id"],
+            touchpoint_row=touchpoint_of(row),
             occurred_at=row["occurred_at"],
             type=InteractionType(row["type"]),
             direction=Direction(row["direction"]),
@@ -135,6 +139,8 @@ class Interaction(Node):
 
     @strawberry.field(description="The touchpoint it happened at.")
     async def touchpoint(self, info: Info) -> Touchpoint:
+        if self.touchpoint_row is not None:
+            return Touchpoint.from_row(self.touchpoint_row)
         row = await info.context.loaders.touchpoint_by_id.load(self.touchpoint_id)
         assert row is not None  # foreign key
         return Touchpoint.from_row(row)

@@ -1,4 +1,4 @@
-"""Channels, touchpoints, journey stages, conversations, ``node`` and the Federation entry points."""
+"""Channels, touchpoints, journey stages, conversations, ``node`` and Federation entry points."""
 
 from __future__ import annotations
 
@@ -84,8 +84,8 @@ async def test_touchpoint_by_id(gql: GraphQLClient, catalogue: Catalogue) -> Non
     tid = catalogue.f.touchpoints["WhatsApp"]
     data = await gql.data(
         """query ($id: ID!) { touchpoint(id: $id) { id name kind address businessLine active
-        channel { code } interactions(first: 1) { totalCount nodes { occurredAt customer { displayName } }
-        pageInfo { hasNextPage } } } }""",
+        channel { code } interactions(first: 1) { totalCount
+        nodes { occurredAt customer { displayName } } pageInfo { hasNextPage } } } }""",
         {"id": gid("Touchpoint", tid)},
     )
     t = data["touchpoint"]
@@ -162,7 +162,8 @@ async def test_node_for_every_node_type(gql: GraphQLClient, catalogue: Catalogue
     }
     for node_id, (typename, field, value) in cases.items():
         data = await gql.data(
-            f"query ($id: ID!) {{ node(id: $id) {{ __typename id ... on {typename} {{ {field} }} }} }}",
+            "query ($id: ID!) { node(id: $id) { __typename id"
+            f" ... on {typename} {{ {field} }} }} }}",
             {"id": node_id},
         )
         assert data["node"] == {"__typename": typename, "id": node_id, field: value}

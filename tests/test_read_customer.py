@@ -112,7 +112,10 @@ async def test_customer_360_view(gql: GraphQLClient, world: World) -> None:
     assert first["channel"] is None and first["interaction"] is None
     assert second["previousStage"] == "CONSIDERATION"
     assert second["channel"] == {"code": "WEB"}
-    assert second["interaction"] == {"id": gid("Interaction", world.interactions[3]), "type": "ORDER"}
+    assert second["interaction"] == {
+        "id": gid("Interaction", world.interactions[3]),
+        "type": "ORDER",
+    }
     assert c["lastInteraction"]["id"] == gid("Interaction", world.interactions[4])
     assert c["conversations"] == [
         {

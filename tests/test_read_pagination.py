@@ -99,7 +99,9 @@ async def walk(
     infos: list[dict[str, Any]] = []
     cursor: str | None = None
     for _ in range(100):
-        page_vars = {"last": size, "before": cursor} if backwards else {"first": size, "after": cursor}
+        page_vars = (
+            {"last": size, "before": cursor} if backwards else {"first": size, "after": cursor}
+        )
         data = (await gql.data(CUSTOMERS_PAGE, {**variables, **page_vars}))["customers"]
         page = [edge["node"]["id"] for edge in data["edges"]]
         assert [n["id"] for n in data["nodes"]] == page
@@ -168,7 +170,7 @@ async def test_middle_pages_in_both_directions(gql: GraphQLClient, rows: list[Ro
     whole = (await gql.data(CUSTOMERS_PAGE, {"first": 100, "order": order}))["customers"]
     cursors = [edge["cursor"] for edge in whole["edges"]]
     # After the 4th: the 5th to 7th.
-    data = (await gql.data(CUSTOMERS_PAGE, {"first": 3, "after": cursors[3], "order": order}))
+    data = await gql.data(CUSTOMERS_PAGE, {"first": 3, "after": cursors[3], "order": order})
     assert [n["id"] for n in data["customers"]["nodes"]] == expected[4:7]
     # Before the 6th: the 3rd to 5th, the cursor row itself excluded.
     data = await gql.data(CUSTOMERS_PAGE, {"last": 3, "before": cursors[5], "order": order})
@@ -223,7 +225,7 @@ async def test_cursors_survive_inserts_before_them(
 ) -> None:
     first = (await gql.data(CUSTOMERS_PAGE, {"first": 4}))["customers"]
     await Factory(db).customer("Early bird", created_at=T0 - minutes(60))
-    second = (await gql.data(CUSTOMERS_PAGE, {"first": 4, "after": first["pageInfo"]["endCursor"]}))
+    second = await gql.data(CUSTOMERS_PAGE, {"first": 4, "after": first["pageInfo"]["endCursor"]})
     expected = expected_order(rows, [])
     assert [n["id"] for n in second["customers"]["nodes"]] == expected[4:8]
     assert second["customers"]["totalCount"] == len(rows) + 1
@@ -233,7 +235,9 @@ async def test_cursors_survive_inserts_before_them(
 
 
 @pytest.fixture
-async def activity(db: asyncpg.Connection) -> tuple[Factory, uuid.UUID, list[tuple[datetime, uuid.UUID]]]:
+async def activity(
+    db: asyncpg.Connection,
+) -> tuple[Factory, uuid.UUID, list[tuple[datetime, uuid.UUID]]]:
     f = Factory(db)
     await f.touchpoint("Shop", "WEB", "WEBSITE")
     await f.touchpoint("App", "MOBILE", "MOBILE_APP")
@@ -286,7 +290,7 @@ async def test_customer_interactions_walk(gql: GraphQLClient, activity: Any, ord
 
 
 async def test_touchpoint_and_global_interaction_walks(gql: GraphQLClient, activity: Any) -> None:
-    f, _, made = activity
+    f, _, _ = activity
     shop = f.touchpoints["Shop"]
     rows = await f.db.fetch(
         "SELECT id, touchpoint_id FROM interactions ORDER BY occurred_at DESC, id DESC"
@@ -330,7 +334,8 @@ async def test_touchpoints_walk_both_ways(gql: GraphQLClient, db: asyncpg.Connec
     expected = [gid("Touchpoint", r["id"]) for r in rows]
     query = """query ($first: Int, $after: String, $last: Int, $before: String) {
         touchpoints(first: $first, after: $after, last: $last, before: $before) {
-        totalCount edges { node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+        totalCount edges { node { id } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
         } }"""
     got: list[str] = []
     cursor = None

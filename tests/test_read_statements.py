@@ -1,0 +1,92 @@
+"""The N+1 guard: a nested query runs as many SQL statements for 20 customers as for 2."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from tests.conftest import GraphQLClient, StatementCounter
+from tests.factories import T0, Factory, minutes
+
+CHANNELS = ["WEB", "MOBILE", "ASSISTED", "SOCIAL", "PHYSICAL", "OUTBOUND"]
+
+NESTED = """
+query ($n: Int!) {
+  customers(first: $n) {
+    totalCount
+    nodes {
+      id displayName traits
+      identities { kind value }
+      currentStage { code name customerCount }
+      stageHistory { stage { code } channel { code } interaction { type } }
+      lastInteraction { occurredAt touchpoint { name } }
+      channelsUsed { interactionCount channel { code name } }
+      conversations { key channels { code } lastInteraction { summary } }
+      interactions(first: 20) {
+        totalCount
+        pageInfo { hasNextPage endCursor }
+        nodes {
+          type occurredAt
+          touchpoint { name channel { code } }
+          channel { code }
+          customer { displayName }
+          conversation { key }
+        }
+      }
+      recent: interactions(first: 2, filter: {channels: [WEB, MOBILE]}) { totalCount nodes { id } }
+    }
+  }
+  journeyStages { code customerCount }
+  channels { code touchpoints { name interactions(first: 3) { totalCount nodes { type } } } }
+}
+"""
+
+
+@pytest.fixture
+async def many(db: asyncpg.Connection) -> None:
+    f = Factory(db)
+    for n, channel in enumerate(CHANNELS):
+        await f.touchpoint(f"tp-{n}", channel, "WEBSITE")
+    for c in range(24):
+        cid = await f.customer(
+            f"Customer {c:02}",
+            stage="CONSIDERATION",
+            created_at=T0 + minutes(c),
+            identities=[("EMAIL", f"c{c}@example.com"), ("COOKIE", f"ck{c}")],
+        )
+        conversation = await f.conversation(cid, f"conv-{c}")
+        for i in range(5):
+            await f.interaction(
+                cid,
+                f"tp-{(c + i) % len(CHANNELS)}",
+                at=T0 + minutes(c * 10 + i),
+                conversation_id=conversation if i % 2 else None,
+            )
+        await f.stage_change(cid, "CONSIDERATION", previous=None, transition="INITIAL", at=T0,
+                             channel="WEB")  # fmt: skip
+
+
+async def test_statement_count_does_not_grow_with_page_size(
+    gql: GraphQLClient, count_statements: StatementCounter, many: None
+) -> None:
+    counts = {}
+    for n in (2, 20):
+        count_statements.statements.clear()
+        data = await gql.data(NESTED, {"n": n})
+        assert len(data["customers"]["nodes"]) == n
+        assert all(len(c["interactions"]["nodes"]) == 5 for c in data["customers"]["nodes"])
+        counts[n] = count_statements.count
+        statements = count_statements.report()
+        print(
+            "\n".join(
+                s.split("\n")[0][:150] + " | " + s.split("FROM")[1][:60].replace("\n", " ")
+                if "FROM" in s
+                else s
+                for s in count_statements.statements
+            )
+        )
+    assert counts[2] == counts[20], (
+        f"N+1: {counts[2]} statements for 2 customers, {counts[20]} for 20:\n{statements}"
+    )
+    # One statement per loader batch: a fixed, small number for the whole query.
+    assert counts[20] <= 18, statements

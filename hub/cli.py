@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -17,6 +19,17 @@ from hub.settings import Settings
 
 app = typer.Typer(help="hub — the GraphQL customer-360 data hub.", no_args_is_help=True)
 console = Console(stderr=True)
+
+
+def _exit_through_python_on_sigterm() -> None:
+    """After its graceful shutdown uvicorn re-raises SIGTERM with the handler it found. With the
+    default handler the process dies on the spot and no ``atexit`` hook runs, so the embedded
+    PostgreSQL would outlive ``hub serve``. Raising SystemExit instead unwinds normally."""
+
+    def exit_now(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_now)
 
 
 @app.command()
@@ -71,6 +84,7 @@ def serve(
     # Workers find the database through the environment; no worker migrates again.
     os.environ["HUB_DATABASE_URL"] = location.url
     os.environ["HUB_MIGRATE_ON_START"] = "false"
+    _exit_through_python_on_sigterm()
     uvicorn.run(
         "hub.app:create_app",
         factory=True,
@@ -99,6 +113,7 @@ def demo(
     os.environ["HUB_DATABASE_URL"] = location.url
     os.environ["HUB_MIGRATE_ON_START"] = "false"
     console.print(f"\n[bold green]GraphiQL:[/bold green] http://{host}:{port}/graphql\n")
+    _exit_through_python_on_sigterm()
     uvicorn.run("hub.app:create_app", factory=True, host=host, port=port, log_level="info")
 
 

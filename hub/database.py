@@ -62,7 +62,9 @@ def locate_database(settings: Settings) -> DatabaseLocation:
     except BaseException:
         server.__exit__(None, None, None)
         raise
-    url = f"postgresql://postgres:@/{settings.database_name}?host={data_dir}"
+    # pgserver puts the socket in data_dir unless that path is too long for a Unix socket; it
+    # knows where it put it.
+    url = str(server.get_uri(settings.database_name))
     return DatabaseLocation(url=url, embedded=server)
 
 

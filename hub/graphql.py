@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy import exc as sa_exc
 from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 
@@ -36,6 +37,13 @@ def _code_for(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
+def _database_unreachable(error: Exception) -> bool:
+    """A lost or refused database connection: the client may retry, nothing is wrong with it."""
+    if isinstance(error, sa_exc.DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(error.orig, OSError)
+    return isinstance(error, OSError | TimeoutError)
+
+
 class ErrorCodes(SchemaExtension):
     """Every error leaves with an ``extensions.code``; unexpected ones leave masked.
 
@@ -54,6 +62,14 @@ class ErrorCodes(SchemaExtension):
         if original is None or isinstance(original, GraphQLError):
             error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
             return error
+        if _database_unreachable(original):
+            logger.warning("database unreachable at %s: %r", error.path, original)
+            return GraphQLError(
+                "The database is unavailable; try again shortly.",
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": "SERVICE_UNAVAILABLE"},
+            )
         logger.error("unexpected error at %s", error.path, exc_info=original)
         return GraphQLError(
             "Unexpected error.",

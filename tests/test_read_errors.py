@@ -271,7 +271,7 @@ async def test_invalid_identity_lookup(gql: GraphQLClient, some: Factory) -> Non
             "BAD_USER_INPUT",
             "Variable '$f'",
         ),
-        ("{ customers(first: \"ten\") { totalCount } }", None, "GRAPHQL_VALIDATION_FAILED", "Int"),
+        ('{ customers(first: "ten") { totalCount } }', None, "GRAPHQL_VALIDATION_FAILED", "Int"),
     ],
 )
 async def test_errors_from_graphql_core_carry_a_code(

@@ -32,7 +32,10 @@ from schema.pagination import Connection
 C = CUSTOMERS.c
 MAX_FILTER_DEPTH = 8
 
+# Literal SQL, not bind parameters: the expressions must match the indexes of migration 0007
+# exactly, also in the generic plans of prepared statements.
 _EPOCH_FLOOR: sa.ColumnElement[Any] = sa.literal_column("'-infinity'::timestamptz")
+_EMPTY: sa.ColumnElement[Any] = sa.literal_column("''")
 SORT_KEYS: dict[CustomerOrderBy, SortKey] = {
     CustomerOrderBy.CREATED_AT_ASC: SortKey("k_created", C.created_at, False, "timestamp"),
     CustomerOrderBy.CREATED_AT_DESC: SortKey("k_created", C.created_at, True, "timestamp"),
@@ -43,10 +46,10 @@ SORT_KEYS: dict[CustomerOrderBy, SortKey] = {
         "k_seen", sa.func.coalesce(C.last_seen_at, _EPOCH_FLOOR), True, "timestamp"
     ),
     CustomerOrderBy.DISPLAY_NAME_ASC: SortKey(
-        "k_name", sa.func.coalesce(C.display_name, ""), False, "text"
+        "k_name", sa.func.coalesce(C.display_name, _EMPTY), False, "text"
     ),
     CustomerOrderBy.DISPLAY_NAME_DESC: SortKey(
-        "k_name", sa.func.coalesce(C.display_name, ""), True, "text"
+        "k_name", sa.func.coalesce(C.display_name, _EMPTY), True, "text"
     ),
 }
 

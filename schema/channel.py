@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from hub.context import Info
+from hub.errors import BadUserInput
 from hub.ids import to_global_id, uuid_from_global_id
 from loaders.sql import Record
 from schema.enums import ChannelCode, TouchpointKind
@@ -43,8 +44,11 @@ class Channel(Node):
         )
 
     @classmethod
-    async def resolve_reference(cls, info: Info, code: ChannelCode) -> Channel | None:
-        row = await info.context.loaders.channel_by_code.load(ChannelCode(code).value)
+    async def resolve_reference(cls, info: Info, code: str) -> Channel | None:
+        # Representations arrive as plain JSON: the code is a string that may be anything.
+        if code not in ChannelCode.__members__:
+            raise BadUserInput(f"{code!r} is not a channel code")
+        row = await info.context.loaders.channel_by_code.load(code)
         return cls.from_row(row) if row else None
 
     @strawberry.field(description="The touchpoints of this channel, by business line and name.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,6 +26,14 @@ from schema.pagination import Connection, Edge, PageInfo, page_size
 if TYPE_CHECKING:
     from schema.conversation import Conversation
     from schema.customer import Customer
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A moment given without an offset is read as UTC (and can then be compared with one
+    given with an offset)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @strawberry.enum(description="Orders of an interaction list.")
@@ -56,10 +64,12 @@ class InteractionFilter:
     )
 
     def to_spec(self) -> InteractionFilterSpec:
+        occurred_after = as_utc(self.occurred_after)
+        occurred_before = as_utc(self.occurred_before)
         if (
-            self.occurred_after is not None
-            and self.occurred_before is not None
-            and self.occurred_after >= self.occurred_before
+            occurred_after is not None
+            and occurred_before is not None
+            and occurred_after >= occurred_before
         ):
             raise BadUserInput("`occurredAfter` must be earlier than `occurredBefore`")
         return InteractionFilterSpec(
@@ -75,8 +85,8 @@ class InteractionFilter:
             directions=tuple(sorted(d.value for d in self.directions))
             if self.directions is not None
             else None,
-            occurred_after=self.occurred_after,
-            occurred_before=self.occurred_before,
+            occurred_after=occurred_after,
+            occurred_before=occurred_before,
         )
 
 

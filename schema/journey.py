@@ -11,7 +11,7 @@ import strawberry
 from hub.context import Info
 from loaders.sql import Record
 from schema.channel import Channel
-from schema.enums import ChannelCode, StageCode, StageTransition
+from schema.enums import StageCode, StageTransition
 
 if TYPE_CHECKING:
     from schema.interaction import Interaction
@@ -83,7 +83,7 @@ class StageChange:
     async def channel(self, info: Info) -> Channel | None:
         if self.channel_code is None:
             return None
-        row = await info.context.loaders.channel_by_code.load(ChannelCode(self.channel_code))
+        row = await info.context.loaders.channel_by_code.load(self.channel_code)
         return Channel.from_row(row) if row else None
 
     @strawberry.field(description="The interaction that caused it, if any.")

@@ -301,3 +301,30 @@ async def test_unexpected_server_errors_are_masked(
         }
     ]
     assert "HOLOGRAM" not in str(body) and "ValueError" not in str(body)
+
+
+async def test_federation_representation_with_a_bad_key(gql: GraphQLClient) -> None:
+    query = "query ($r: [_Any!]!) { _entities(representations: $r) { __typename } }"
+    await expect(
+        gql,
+        query,
+        "BAD_USER_INPUT",
+        "not a channel code",
+        {"r": [{"__typename": "Channel", "code": "TV"}]},
+    )
+    await expect(
+        gql,
+        query,
+        "BAD_USER_INPUT",
+        "not a valid id",
+        {"r": [{"__typename": "Customer", "id": "??"}]},
+    )
+
+
+async def test_times_without_offset_are_utc(gql: GraphQLClient, some: Factory) -> None:
+    query = "query ($f: InteractionFilter) { interactions(filter: $f) { totalCount } }"
+    window = {"occurredAfter": "2026-01-01T09:01:00", "occurredBefore": "2026-01-01T10:00:00Z"}
+    data = await gql.data(query, {"f": window})
+    assert data["interactions"]["totalCount"] == 2  # at T0 + 1 and T0 + 2 minutes
+    window = {"occurredAfter": "2026-01-01T10:00:00", "occurredBefore": "2026-01-01T10:00:00Z"}
+    await expect(gql, query, "BAD_USER_INPUT", "must be earlier", {"f": window})

@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from sqlalchemy import exc as sa_exc
 from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from resolvers.channel import ChannelQuery
 from resolvers.customer import CustomerQuery
@@ -80,18 +81,38 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
+        # Strawberry keeps the same errors in the result and in ``pre_execution_errors``:
+        # process each error once (one log line per unexpected error) and use it in both.
+        processed: dict[int, GraphQLError] = {}
+
+        def process(errors: list[GraphQLError]) -> list[GraphQLError]:
+            for error in errors:
+                if id(error) not in processed:
+                    processed[id(error)] = self._process(error)
+            return [processed[id(error)] for error in errors]
+
         result = self.execution_context.result
         errors = getattr(result, "errors", None) if result is not None else None
         if errors:
-            result.errors = [self._process(error) for error in errors]  # type: ignore[union-attr]
+            result.errors = process(errors)  # type: ignore[union-attr]
         if self.execution_context.pre_execution_errors:
-            self.execution_context.pre_execution_errors = [
-                self._process(error) for error in self.execution_context.pre_execution_errors
-            ]
+            self.execution_context.pre_execution_errors = process(
+                self.execution_context.pre_execution_errors
+            )
+
+
+class HubSchema(strawberry.federation.Schema):
+    """Strawberry logs every error with a stack trace; a client's bad cursor is not an
+    operator's problem. ``ErrorCodes`` logs the unexpected ones, once, with their path."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
 
 
 def build_schema() -> strawberry.federation.Schema:
-    return strawberry.federation.Schema(
+    return HubSchema(
         query=Query,
         extensions=[ErrorCodes],
         federation_version="2.5",

@@ -4,6 +4,7 @@ a stack trace or SQL text."""
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from typing import Any
 
@@ -285,7 +286,7 @@ async def test_errors_from_graphql_core_carry_a_code(
 
 
 async def test_unexpected_server_errors_are_masked(
-    gql: GraphQLClient, db: asyncpg.Connection
+    gql: GraphQLClient, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A row the code cannot represent (a kind outside the enum) makes the resolver raise an
     # exception no one planned for: the client sees a generic message, the log the details.
@@ -301,6 +302,18 @@ async def test_unexpected_server_errors_are_masked(
         }
     ]
     assert "HOLOGRAM" not in str(body) and "ValueError" not in str(body)
+    # The operator gets the details, once.
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and logged[0].name == "hub.errors"
+    assert logged[0].exc_info and "HOLOGRAM" in str(logged[0].exc_info[1])
+
+
+async def test_client_errors_are_not_logged_as_errors(
+    gql: GraphQLClient, some: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    await gql.error('{ customers(after: "nonsense") { totalCount } }')
+    await gql.error("{ customerz }")
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_federation_representation_with_a_bad_key(gql: GraphQLClient) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
+import pytest
 from starlette.applications import Starlette
 
 from hub.app import create_app
@@ -24,6 +27,18 @@ from hub.settings import Settings
 from tests.conftest import ROOT
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nope"
+
+
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A fresh folder for an embedded PostgreSQL. Not pytest's ``tmp_path``: as root, pgserver
+    runs PostgreSQL as the user ``pgserver``, and every pytest session that starts on the
+    machine makes /tmp/pytest-of-root private again, locking that user out mid-test."""
+    folder = Path(tempfile.mkdtemp(prefix="hub-test-pg-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @asynccontextmanager
@@ -75,8 +90,8 @@ def _assert_stopped(data_dir: Path, pid: int | None) -> None:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
 
 
-async def test_embedded_default_start_stop_restart_keeps_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pg"
+async def test_embedded_default_start_stop_restart_keeps_data(pg_dir: Path) -> None:
+    data_dir = pg_dir / "pg"
     settings = Settings(database_url=None, data_dir=data_dir)
     customer_id = uuid.uuid4()
     async with running(settings) as (app, client):
@@ -120,8 +135,8 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-async def test_hub_migrate_uses_the_embedded_database(tmp_path: Path) -> None:
-    data_dir = tmp_path / "cli-pg"
+async def test_hub_migrate_uses_the_embedded_database(pg_dir: Path) -> None:
+    data_dir = pg_dir / "cli-pg"
     env = _env(HUB_DATA_DIR=str(data_dir))
     for _ in range(2):  # the second run finds nothing to do
         result = await asyncio.to_thread(_hub, "migrate", env=env)
@@ -213,8 +228,8 @@ async def test_hub_serve_answers_over_http(database_url: str) -> None:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-async def test_hub_serve_embedded_stops_its_postgres(tmp_path: Path) -> None:
-    data_dir = tmp_path / "serve-pg"
+async def test_hub_serve_embedded_stops_its_postgres(pg_dir: Path) -> None:
+    data_dir = pg_dir / "serve-pg"
     base, process = await _serve(_env(HUB_DATA_DIR=str(data_dir)))
     try:
         pid = _postmaster_pid(data_dir)

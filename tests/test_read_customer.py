@@ -154,7 +154,13 @@ async def test_a_customer_without_activity_has_empty_relations(
     assert c["traits"] == {}
 
 
-async def test_every_interaction_field(gql: GraphQLClient, world: World) -> None:
+async def test_every_interaction_field(
+    gql: GraphQLClient, world: World, db: asyncpg.Connection
+) -> None:
+    await db.execute(
+        "UPDATE interactions SET outcome = 'ANSWERED', agent = 'agent-7' WHERE id = $1",
+        world.interactions[2],
+    )
     data = await gql.data(
         """query ($id: ID!) { node(id: $id) { id ... on Interaction {
             occurredAt type direction summary sentiment outcome agent attributes
@@ -169,7 +175,7 @@ async def test_every_interaction_field(gql: GraphQLClient, world: World) -> None
     assert i["occurredAt"] == (T0 + minutes(10)).isoformat()
     assert (i["type"], i["direction"]) == ("CHAT_MESSAGE", "INBOUND")
     assert i["summary"] == "Where is my order?" and i["sentiment"] == pytest.approx(-0.4)
-    assert i["outcome"] is None and i["agent"] is None
+    assert i["outcome"] == "ANSWERED" and i["agent"] == "agent-7"
     assert i["attributes"] == {"orderId": "o-7"}
     assert i["touchpoint"] == {
         "id": gid("Touchpoint", world.f.touchpoints["Live chat"]),

@@ -356,3 +356,15 @@ async def test_touchpoints_walk_both_ways(gql: GraphQLClient, db: asyncpg.Connec
             break
         cursor = data["pageInfo"]["startCursor"]
     assert got == expected
+
+
+async def test_interactions_first_zero(gql: GraphQLClient, activity: Any) -> None:
+    _, ana, _ = activity
+    data = await gql.data(INTERACTIONS_PAGE, {"id": gid("Customer", ana), "first": 0})
+    connection = data["customer"]["interactions"]
+    assert connection["edges"] == [] and connection["totalCount"] == 11
+    assert connection["pageInfo"] == {
+        "hasNextPage": True,
+        "hasPreviousPage": False,
+        "endCursor": None,
+    }

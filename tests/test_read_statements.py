@@ -42,6 +42,9 @@ query ($n: Int!) {
 """
 
 
+STAGES = ["AWARENESS", "CONSIDERATION", "PURCHASE", "POST_PURCHASE", "RETENTION"]
+
+
 @pytest.fixture
 async def many(db: asyncpg.Connection) -> None:
     f = Factory(db)
@@ -50,20 +53,30 @@ async def many(db: asyncpg.Connection) -> None:
     for c in range(24):
         cid = await f.customer(
             f"Customer {c:02}",
-            stage="CONSIDERATION",
+            stage=STAGES[c % len(STAGES)],
             created_at=T0 + minutes(c),
             identities=[("EMAIL", f"c{c}@example.com"), ("COOKIE", f"ck{c}")],
         )
         conversation = await f.conversation(cid, f"conv-{c}")
+        first = None
         for i in range(5):
-            await f.interaction(
+            iid = await f.interaction(
                 cid,
                 f"tp-{(c + i) % len(CHANNELS)}",
                 at=T0 + minutes(c * 10 + i),
                 conversation_id=conversation if i % 2 else None,
             )
-        await f.stage_change(cid, "CONSIDERATION", previous=None, transition="INITIAL", at=T0,
-                             channel="WEB")  # fmt: skip
+            first = first or iid
+        await f.stage_change(cid, "AWARENESS", previous=None, transition="INITIAL", at=T0)
+        await f.stage_change(
+            cid,
+            STAGES[c % len(STAGES)],
+            previous="AWARENESS",
+            transition="FORWARD",
+            at=T0 + minutes(1),
+            interaction_id=first,
+            channel=CHANNELS[c % len(CHANNELS)],
+        )
 
 
 async def test_statement_count_does_not_grow_with_page_size(

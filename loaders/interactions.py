@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.models import CONVERSATIONS, INTERACTIONS
+from hub.scope import UNRESTRICTED, Scope
 from loaders.customers import key_table
 from loaders.pages import InteractionFilterSpec, InteractionPage
 from loaders.sql import Record, fetch_all, group_rows
@@ -18,14 +19,19 @@ PageKey = tuple[uuid.UUID, InteractionPage]
 CountKey = tuple[uuid.UUID, InteractionFilterSpec]
 
 
-async def interactions_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
-    rows = await fetch_all(engine, sa.select(INTERACTIONS).where(INTERACTIONS.c.id.in_(ids)))
+async def interactions_by_id(
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+) -> list[Record | None]:
+    rows = await fetch_all(
+        engine,
+        sa.select(INTERACTIONS).where(INTERACTIONS.c.id.in_(ids), scope.interaction_clause()),
+    )
     by_id = {row["id"]: row for row in rows}
     return [by_id.get(key) for key in ids]
 
 
 async def _pages(
-    engine: AsyncEngine, keys: list[PageKey], owner: sa.Column[Any]
+    engine: AsyncEngine, keys: list[PageKey], owner: sa.Column[Any], scope: Scope
 ) -> list[list[Record]]:
     """One LATERAL statement per distinct page shape (normally one per batch), ``limit + 1`` rows
     per owner so the caller can tell whether a next page exists."""
@@ -37,7 +43,7 @@ async def _pages(
         k = key_table(owner_ids)
         lateral = (
             sa.select(INTERACTIONS)
-            .where(owner == k.c.key_id, *page.clauses())
+            .where(owner == k.c.key_id, scope.interaction_clause(), *page.clauses())
             .order_by(*page.order_by())
             .limit(page.limit + 1)
             .lateral("i")
@@ -48,7 +54,9 @@ async def _pages(
     return [found.get(key, []) for key in keys]
 
 
-async def _counts(engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[Any]) -> list[int]:
+async def _counts(
+    engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[Any], scope: Scope
+) -> list[int]:
     owners_by_filter: dict[InteractionFilterSpec, list[uuid.UUID]] = defaultdict(list)
     for owner_id, spec in keys:
         owners_by_filter[spec].append(owner_id)
@@ -57,7 +65,7 @@ async def _counts(engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[An
         rows = await fetch_all(
             engine,
             sa.select(owner.label("owner"), sa.func.count().label("n"))
-            .where(owner.in_(owner_ids), *spec.clauses())
+            .where(owner.in_(owner_ids), scope.interaction_clause(), *spec.clauses())
             .group_by(owner),
         )
         for row in rows:
@@ -66,39 +74,48 @@ async def _counts(engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[An
 
 
 async def interaction_pages_by_customer(
-    engine: AsyncEngine, keys: list[PageKey]
+    engine: AsyncEngine, keys: list[PageKey], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
-    return await _pages(engine, keys, INTERACTIONS.c.customer_id)
+    return await _pages(engine, keys, INTERACTIONS.c.customer_id, scope)
 
 
 async def interaction_pages_by_touchpoint(
-    engine: AsyncEngine, keys: list[PageKey]
+    engine: AsyncEngine, keys: list[PageKey], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
-    return await _pages(engine, keys, INTERACTIONS.c.touchpoint_id)
+    return await _pages(engine, keys, INTERACTIONS.c.touchpoint_id, scope)
 
 
-async def interaction_counts_by_customer(engine: AsyncEngine, keys: list[CountKey]) -> list[int]:
-    return await _counts(engine, keys, INTERACTIONS.c.customer_id)
+async def interaction_counts_by_customer(
+    engine: AsyncEngine, keys: list[CountKey], scope: Scope = UNRESTRICTED
+) -> list[int]:
+    return await _counts(engine, keys, INTERACTIONS.c.customer_id, scope)
 
 
-async def interaction_counts_by_touchpoint(engine: AsyncEngine, keys: list[CountKey]) -> list[int]:
-    return await _counts(engine, keys, INTERACTIONS.c.touchpoint_id)
+async def interaction_counts_by_touchpoint(
+    engine: AsyncEngine, keys: list[CountKey], scope: Scope = UNRESTRICTED
+) -> list[int]:
+    return await _counts(engine, keys, INTERACTIONS.c.touchpoint_id, scope)
 
 
 async def interactions_by_conversation(
-    engine: AsyncEngine, ids: list[uuid.UUID]
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
         sa.select(INTERACTIONS)
-        .where(INTERACTIONS.c.conversation_id.in_(ids))
+        .where(INTERACTIONS.c.conversation_id.in_(ids), scope.interaction_clause())
         .order_by(INTERACTIONS.c.occurred_at, INTERACTIONS.c.id),
     )
     grouped = group_rows(rows, "conversation_id")
     return [grouped.get(key, []) for key in ids]
 
 
-async def conversations_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
-    rows = await fetch_all(engine, sa.select(CONVERSATIONS).where(CONVERSATIONS.c.id.in_(ids)))
+async def conversations_by_id(
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+) -> list[Record | None]:
+    rows = await fetch_all(
+        engine,
+        sa.select(CONVERSATIONS).where(CONVERSATIONS.c.id.in_(ids), scope.conversation_clause()),
+    )
     by_id = {row["id"]: row for row in rows}
     return [by_id.get(key) for key in ids]

@@ -8,7 +8,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.auth import CLI_PRINCIPAL, Role, create_key, list_keys, principal_from_row, revoke_key
@@ -97,16 +96,16 @@ def create(
 
 @keys_app.command("list")
 def list_() -> None:
-    """List keys (never the keys themselves)."""
+    """List keys, one per line, tab-separated (never the keys themselves)."""
 
     async def work(connection: AsyncConnection) -> list[Any]:
         return list(await list_keys(connection))
 
     rows = _run(work)
-    table = Table("name", "role", "scopes", "prefix", "created", "last used", "revoked")
+    typer.echo("\t".join(["name", "role", "scopes", "prefix", "created", "last_used", "revoked"]))
     for row in rows:
         principal = principal_from_row(row)
-        table.add_row(
+        fields = [
             row["name"],
             principal.role.value,
             ",".join(principal.scopes) or "-",
@@ -114,8 +113,8 @@ def list_() -> None:
             f"{row['created_at']:%Y-%m-%d %H:%M}",
             f"{row['last_used_at']:%Y-%m-%d %H:%M}" if row["last_used_at"] else "-",
             f"{row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "-",
-        )
-    Console().print(table)
+        ]
+        typer.echo("\t".join(fields))
 
 
 @keys_app.command("revoke")

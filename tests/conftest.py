@@ -187,6 +187,24 @@ async def gql_as(
         yield make
 
 
+@pytest.fixture
+def app_with(
+    settings: Settings, db: asyncpg.Connection
+) -> Callable[..., contextlib.AbstractAsyncContextManager[tuple[httpx.AsyncClient, Any]]]:
+    """``async with app_with(max_aliases=1) as (http, engine)``: an app with other settings (no
+    default key: make one with ``make_key(engine, ROLE)``)."""
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+        application = create_app(settings.model_copy(update=overrides))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+                yield http, application.state.hub_state["hub"].engine
+
+    return make
+
+
 class StatementCounter:
     def __init__(self) -> None:
         self.statements: list[str] = []

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlmodel import Field, SQLModel
 
 NOW = sa.text("now()")
@@ -295,7 +295,7 @@ class ApiKey(SQLModel, table=True):
     # Scopes: "pii"; for partners also "channel:WEB" and "touchpoint:<uuid>".
     scopes: list[str] = Field(
         default_factory=list,
-        sa_type=sa.ARRAY(sa.Text),
+        sa_type=ARRAY(sa.Text),
         sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
     )
     prefix: str = Field(unique=True)
@@ -319,7 +319,7 @@ class AuditEntry(SQLModel, table=True):
     action: str
     target_ids: list[str] = Field(
         default_factory=list,
-        sa_type=sa.ARRAY(sa.Text),
+        sa_type=ARRAY(sa.Text),
         sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
     )
     success: bool = True
@@ -380,7 +380,7 @@ class Erasure(SQLModel, table=True):
     customer_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), index=True)
     identity_hashes: list[str] = Field(
         default_factory=list,
-        sa_type=sa.ARRAY(sa.Text),
+        sa_type=ARRAY(sa.Text),
         sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
     )
     erased_at: datetime | None = _ts()

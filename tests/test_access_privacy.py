@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.identifiers import normalize_identifier
 from hub.enums import IdentityKind
+from hub.identifiers import normalize_identifier
 from hub.policy import is_erased_identifier
 from tests.access_world import World, build_world
 from tests.conftest import GraphQLClient

@@ -108,7 +108,8 @@ async def test_admin_creates_a_scoped_partner_key_that_works(
 async def test_invalid_key_scopes_are_refused(gql: GraphQLClient) -> None:
     for mutation in [
         'mutation { createApiKey(input: {name: "p", role: PARTNER}) { key } }',
-        'mutation { createApiKey(input: {name: "p", role: PARTNER, channels: [WEB], pii: true}) { key } }',
+        'mutation { createApiKey(input: {name: "p", role: PARTNER, channels: [WEB], pii: true})'
+        " { key } }",
         'mutation { createApiKey(input: {name: "a", role: ANALYST, channels: [WEB]}) { key } }',
     ]:
         error = await gql.error(mutation)
@@ -127,7 +128,8 @@ async def test_every_mutation_is_audited(gql: GraphQLClient, gql_as: GqlAs, worl
     analyst = await gql_as("ANALYST")
     await analyst.error(SET_CONSENT, {"id": customer})
     log = await gql.data(
-        "query($t: String!) { auditLog(targetId: $t) { actor role action targetIds success details } }",
+        """query($t: String!) { auditLog(targetId: $t) {
+            actor role action targetIds success details } }""",
         {"t": customer},
     )
     entries = log["auditLog"]

@@ -21,6 +21,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from hub.auth import revoke_key, verify_key
 from tests.conftest import ROOT, make_key
 
 pytestmark = pytest.mark.slow
@@ -133,9 +134,6 @@ async def test_revoked_key_closes_open_websocket(server: str, engine: Any, db: o
         ack = json.loads(await asyncio.wait_for(s.recv(), 10))
         assert ack["type"] == "connection_ack"
     async with engine.begin() as connection:
-        from hub.auth import revoke_key
-        from hub.auth import verify_key
-
         principal = await verify_key(engine, key)
         assert principal is not None
         await revoke_key(connection, principal.name)

@@ -1,8 +1,9 @@
 """The HTTP gate in front of ``/graphql``: checks that need no GraphQL parsing.
 
 In order: request body size (413), CSRF (mutations and queries only as POST with a JSON
-content type; GET queries need the ``X-Hub-Request`` header), the API key (401), the rate limit
-per key (429 with Retry-After). The principal it finds goes into the ASGI scope, where
+content type; GET queries need the ``X-Hub-Request`` header), the API key (401; the GraphiQL
+page needs an ADMIN or ANALYST key, or development mode), the rate limit per key (429 with
+Retry-After). The principal it finds goes into the ASGI scope, where
 ``get_context`` picks it up. Websockets authenticate in ``connection_init`` instead
 (``HubGraphQL.on_ws_connect``).
 """
@@ -18,6 +19,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.auth import DEV_PRINCIPAL, Principal, bearer_token, verify_key
+from hub.policy import can_introspect
 from hub.ratelimit import RateLimiter, retry_after
 from hub.settings import Settings
 
@@ -102,11 +104,12 @@ class AccessGate:
                     "CSRF_HEADER_REQUIRED",
                 )
                 return
-        if method == "GET" and not query_string:
-            # The GraphiQL page: a static shell; what it can do depends on the key typed into it.
-            await self.app(scope, receive, send)
-            return
         principal = await self.authenticate(headers.get("authorization"))
+        if method == "GET" and not query_string and principal is not None:
+            # The GraphiQL page: for ADMIN and ANALYST keys (and development mode) only.
+            if not can_introspect(principal):
+                await send_error(send, 403, "GraphiQL is for ADMIN and ANALYST keys", "FORBIDDEN")
+                return
         if principal is None:
             await send_error(
                 send,

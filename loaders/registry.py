@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
-from hub.scope import UNRESTRICTED, Scope
+from hub.scope import Scope
 from loaders import channels, consents, customers, interactions
 from loaders.interactions import CountKey, PageKey
 from loaders.sql import Record
@@ -54,10 +54,12 @@ class Loaders:
     consent_history_by_customer: DataLoader[uuid.UUID, list[Record]]
 
 
-def build_loaders(engine: AsyncEngine, scope: Scope = UNRESTRICTED) -> Loaders:
-    """``scope`` (the principal's, ``context.principal.scope``) filters every batch that reads
-    interactions, conversations or customers, so a partner's loaders never return a row outside
-    its channels/touchpoints."""
+def build_loaders(engine: AsyncEngine, scope: Scope) -> Loaders:
+    """``scope`` (the principal's: ``context.principal.scope``, or ``context.fresh_loaders()``)
+    filters every batch that reads interactions, conversations or customers, so a partner's
+    loaders never return a row outside its channels/touchpoints. It has no default on purpose:
+    forgetting it must fail type checking, not leak data (``hub.scope.UNRESTRICTED`` for
+    trusted internal code)."""
 
     def _scoped(batch: Callable[..., Awaitable[list[V]]]) -> DataLoader[Any, V]:
         return DataLoader(load_fn=partial(batch, engine, scope=scope))
@@ -80,7 +82,7 @@ def build_loaders(engine: AsyncEngine, scope: Scope = UNRESTRICTED) -> Loaders:
         touchpoint_by_id=_loader(engine, channels.touchpoints_by_id),
         touchpoints_by_channel=_loader(engine, channels.touchpoints_by_channel),
         stage_by_code=_loader(engine, channels.stages_by_code),
-        customer_count_by_stage=_loader(engine, channels.customer_counts_by_stage),
+        customer_count_by_stage=_scoped(channels.customer_counts_by_stage),
         consents_by_customer=_loader(engine, consents.consents_by_customer),
         consent_history_by_customer=_loader(engine, consents.consent_history_by_customer),
     )

@@ -138,3 +138,21 @@ async def test_bad_input_keeps_its_message_and_code(gql: GraphQLClient) -> None:
     error = await gql.error('{ customer(id: "not-an-id") { id } }')
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "Traceback" not in str(error)
+
+
+async def test_graphiql_only_for_admin_analyst_or_dev_mode(
+    client: httpx.AsyncClient, app_with: Any
+) -> None:
+    html = {"Accept": "text/html"}
+    page = await client.get("/graphql", headers=html)  # the client's key is ADMIN's
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    async with app_with() as (http, engine):
+        assert (await http.get("/graphql", headers=html)).status_code == 401
+        partner = await make_key(engine, "PARTNER", channels=["WEB"])
+        refused = await http.get("/graphql", headers={**html, "Authorization": f"Bearer {partner}"})
+        assert refused.status_code == 403
+        analyst = await make_key(engine, "ANALYST")
+        allowed = await http.get("/graphql", headers={**html, "Authorization": f"Bearer {analyst}"})
+        assert allowed.status_code == 200
+    async with app_with(dev_mode=True) as (http, _):
+        assert (await http.get("/graphql", headers=html)).status_code == 200

@@ -158,8 +158,11 @@ async def test_introspection_only_for_admin_and_analyst(gql: GraphQLClient, gql_
     assert "Did you mean" in typo["message"]
 
 
-async def test_development_mode_needs_no_key(app_with: Any, db: object) -> None:
+async def test_development_mode_needs_no_key_and_says_so(
+    app_with: Any, db: object, caplog: pytest.LogCaptureFixture
+) -> None:
     async with app_with(dev_mode=True) as (http, _):
+        assert "HUB_DEV_MODE IS ON" in caplog.text
         response = await http.post("/graphql", json={"query": "{ apiKeys { name } }"})
         assert response.status_code == 200
         assert response.json()["data"] == {"apiKeys": []}

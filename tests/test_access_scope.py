@@ -153,3 +153,41 @@ async def test_scope_is_a_union_of_channels_and_touchpoints(gql_as: GqlAs, world
         world.id("Interaction", world.bob_store),
         world.id("Interaction", world.ana_mobile),
     ]
+
+
+async def test_stage_history_and_stage_counts_follow_scope(
+    partner: GraphQLClient, gql: GraphQLClient, world: World, db: asyncpg.Connection
+) -> None:
+    from tests.factories import T0, Factory, minutes
+
+    f = Factory(db)
+    await f.stage_change(
+        world.ana,
+        "AWARENESS",
+        previous=None,
+        transition="INITIAL",
+        at=T0,
+        interaction_id=world.ana_web,
+        channel="WEB",
+    )
+    await f.stage_change(
+        world.ana,
+        "CONSIDERATION",
+        previous="AWARENESS",
+        transition="FORWARD",
+        at=T0 + minutes(5),
+        interaction_id=world.ana_mobile,
+        channel="MOBILE",
+    )
+    await db.execute("UPDATE customers SET current_stage = 'CONSIDERATION'")
+    query = """query($id: ID!) { customer(id: $id) { stageHistory { stage { code } } }
+        journeyStages { code customerCount } }"""
+    mine = await partner.data(query, {"id": world.id("Customer", world.ana)})
+    assert [s["stage"]["code"] for s in mine["customer"]["stageHistory"]] == ["AWARENESS"]
+    counts = {s["code"]: s["customerCount"] for s in mine["journeyStages"]}
+    assert counts["CONSIDERATION"] == 1  # Ana only: Bob is out of scope
+    everything = await gql.data(query, {"id": world.id("Customer", world.ana)})
+    assert len(everything["customer"]["stageHistory"]) == 2
+    assert {s["code"]: s["customerCount"] for s in everything["journeyStages"]}[
+        "CONSIDERATION"
+    ] == 2

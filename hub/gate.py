@@ -105,11 +105,11 @@ class AccessGate:
                 )
                 return
         principal = await self.authenticate(headers.get("authorization"))
-        if method == "GET" and not query_string and principal is not None:
+        graphiql_page = method == "GET" and not query_string
+        if graphiql_page and principal is not None and not can_introspect(principal):
             # The GraphiQL page: for ADMIN and ANALYST keys (and development mode) only.
-            if not can_introspect(principal):
-                await send_error(send, 403, "GraphiQL is for ADMIN and ANALYST keys", "FORBIDDEN")
-                return
+            await send_error(send, 403, "GraphiQL is for ADMIN and ANALYST keys", "FORBIDDEN")
+            return
         if principal is None:
             await send_error(
                 send,

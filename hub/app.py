@@ -41,6 +41,9 @@ class HubState:
     location: DatabaseLocation
     engine: AsyncEngine
     sockets: OpenSockets
+    # A small pool of its own for key checks: a saturated data pool cannot lock keys out (nor
+    # an admin revoking one), and statement counts of data queries stay about data.
+    access_engine: AsyncEngine
 
 
 class HubGraphQL(GraphQL[Context, None]):
@@ -123,9 +126,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.migrate_on_start:
             await aupgrade(location.url)
         engine = create_engine(location.url, settings)
-        sockets = OpenSockets(lambda: engine, settings.key_recheck_seconds)
+        access_engine = create_engine(
+            location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 2})
+        )
+        sockets = OpenSockets(lambda: access_engine, settings.key_recheck_seconds)
         app_state["hub"] = HubState(
-            settings=settings, location=location, engine=engine, sockets=sockets
+            settings=settings,
+            location=location,
+            engine=engine,
+            sockets=sockets,
+            access_engine=access_engine,
         )
         if settings.dev_mode:
             logger.warning(dev_mode_banner())
@@ -133,10 +143,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await sockets.close()
+            await access_engine.dispose()
             await engine.dispose()
 
     graphql_app = HubGraphQL(app_state, settings)
-    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].engine)
+    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].access_engine)
     graphql_app.gate = gate
 
     async def healthz(request: Request) -> Response:

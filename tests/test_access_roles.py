@@ -199,3 +199,10 @@ def test_cli_creates_lists_and_revokes_keys(database_url: str) -> None:
     assert hub("revoke", "nobody").returncode == 1
     wrong = hub("create", "--role", "PARTNER", "--name", "no-scope")
     assert wrong.returncode == 1 and "at least one channel" in wrong.stderr
+
+
+async def test_key_checks_do_not_count_as_data_statements(
+    gql: GraphQLClient, count_statements: Any
+) -> None:
+    await gql.data("{ channels { code } }")
+    assert count_statements.count == 1, count_statements.report()

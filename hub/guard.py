@@ -70,6 +70,12 @@ def _collect_ids(value: Any, key: str, found: list[str]) -> None:
         found.append(value)
 
 
+def _collect_names(arguments: dict[str, Any], found: list[str]) -> None:
+    for value in [arguments.get("name"), (arguments.get("input") or {}).get("name")]:
+        if isinstance(value, str):
+            found.append(value)
+
+
 def _argument_value(node: Any, variables: dict[str, Any]) -> Any:
     if isinstance(node, VariableNode):
         return variables.get(node.name.value)
@@ -168,6 +174,9 @@ class AccessGuard(SchemaExtension):
                     for a in selection.arguments or ()
                 }
                 _collect_ids(arguments, "", ids)
+                if "ApiKey" in selection.name.value:
+                    # Keys are known by name; other names (of people) never go to the log.
+                    _collect_names(arguments, ids)
         principal = context.principal
         try:
             async with context.engine.begin() as connection:

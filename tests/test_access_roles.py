@@ -139,6 +139,13 @@ async def test_every_mutation_is_audited(gql: GraphQLClient, gql_as: GqlAs, worl
     ]
     assert entries[0]["details"]["errors"] == ["FORBIDDEN"]
     assert entries[1]["actor"].startswith("test-frontend-")
+    await gql.data('mutation { createApiKey(input: {name: "audited", role: ANALYST}) { key } }')
+    await gql.data('mutation { revokeApiKey(name: "audited") { name } }')
+    keys = await gql.data('{ auditLog(targetId: "audited") { action success } }')
+    assert keys["auditLog"] == [
+        {"action": "revokeApiKey", "success": True},
+        {"action": "createApiKey", "success": True},
+    ]
 
 
 async def test_introspection_only_for_admin_and_analyst(gql: GraphQLClient, gql_as: GqlAs) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.enums import ChannelCode
 from hub.errors import BadUserInput, Conflict, NotFound
-from hub.models import API_KEYS
+from hub.models import API_KEYS, TOUCHPOINTS
 from hub.scope import UNRESTRICTED, Scope
 
 KEY_PREFIX = "hub_"
@@ -143,11 +143,19 @@ async def create_key(
     if not name or len(name) > 100:
         raise BadUserInput("a key needs a name of 1 to 100 characters")
     scopes = build_scopes(role, pii, channels, touchpoints)
+    wanted = {s[len(TOUCHPOINT_SCOPE) :] for s in scopes if s.startswith(TOUCHPOINT_SCOPE)}
+    if wanted:
+        found = await connection.scalars(
+            sa.select(TOUCHPOINTS.c.id).where(TOUCHPOINTS.c.id.in_([uuid.UUID(t) for t in wanted]))
+        )
+        missing = wanted - {str(t) for t in found}
+        if missing:
+            raise BadUserInput(f"no touchpoint with id {', '.join(sorted(missing))}")
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     exists = await connection.scalar(sa.select(API_KEYS.c.id).where(API_KEYS.c.name == name))
     if exists is not None:
-        raise Conflict(f"a key named {name!r} exists already; revoke it or choose another name")
+        raise Conflict(f"a key named {name!r} exists already (names stay taken after revocation)")
     row = (
         (
             await connection.execute(

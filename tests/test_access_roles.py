@@ -111,6 +111,8 @@ async def test_invalid_key_scopes_are_refused(gql: GraphQLClient) -> None:
         'mutation { createApiKey(input: {name: "p", role: PARTNER, channels: [WEB], pii: true})'
         " { key } }",
         'mutation { createApiKey(input: {name: "a", role: ANALYST, channels: [WEB]}) { key } }',
+        'mutation { createApiKey(input: {name: "t", role: PARTNER, touchpointIds:'
+        ' ["00000000-0000-0000-0000-000000000001"]}) { key } }',
     ]:
         error = await gql.error(mutation)
         assert error["extensions"]["code"] == "BAD_USER_INPUT", mutation

@@ -6,7 +6,8 @@
   for the partner scope.
 - ``partner_sharing_allowed(connection, customer_ids)``: which customers granted PARTNER_SHARING;
   events of the others are never delivered to a PARTNER.
-- ``event_visible(principal, event, sharing)``: the whole rule for one event and one subscriber.
+- ``event_visible(principal, event, sharing)``: the whole rule for one event and one subscriber;
+  ``visible_events(connection, principal, events)`` applies it to a batch (one query).
 - ``is_erased_identifier(connection, kind, value)``: ingest must not re-link such an identifier.
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "event_visible",
     "is_erased_identifier",
     "partner_sharing_allowed",
+    "visible_events",
 ]
 
 WRITE_ROLES = frozenset({Role.ADMIN, Role.FRONTEND})
@@ -83,3 +85,20 @@ def event_visible(
     if not principal.scope.allows(event.get("channel_code"), event.get("touchpoint_id")):
         return False
     return sharing is not None and event.get("customer_id") in sharing
+
+
+async def visible_events(
+    connection: AsyncConnection, principal: Principal, events: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The events (rows of ``events``) ``principal`` may receive, in order: the one call a
+    subscription needs per delivered batch (one consent query, only for partners)."""
+    if principal.role is not Role.PARTNER:
+        return list(events)
+    in_scope = [
+        event
+        for event in events
+        if principal.scope.allows(event.get("channel_code"), event.get("touchpoint_id"))
+    ]
+    customer_ids = [e["customer_id"] for e in in_scope if e.get("customer_id") is not None]
+    sharing = await partner_sharing_allowed(connection, customer_ids)
+    return [event for event in in_scope if event_visible(principal, event, sharing)]

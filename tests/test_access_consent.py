@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from hub.auth import Principal, Role
-from hub.policy import event_visible, partner_sharing_allowed
+from hub.policy import event_visible, partner_sharing_allowed, visible_events
 from tests.access_world import World, build_world
 from tests.conftest import GraphQLClient
 
@@ -117,3 +117,7 @@ async def test_partner_events_need_sharing_consent(
     assert not event_visible(partner, bob_store, sharing)  # in scope, but no consent
     analyst = Principal(role=Role.ANALYST, name="a")
     assert event_visible(analyst, bob_store, None)
+    async with engine.connect() as connection:
+        batch = [ana_web, ana_app, bob_store]
+        assert await visible_events(connection, partner, batch) == [ana_web]
+        assert await visible_events(connection, analyst, batch) == batch

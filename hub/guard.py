@@ -25,6 +25,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     StringValueNode,
+    ValidationRule,
     VariableNode,
 )
 from strawberry.extensions import SchemaExtension
@@ -90,6 +91,21 @@ def _argument_value(node: Any, variables: dict[str, Any]) -> Any:
     return None
 
 
+class NoFederationSdl(ValidationRule):
+    """``_service { sdl }`` (Federation) is introspection by another name."""
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        parent = self.context.get_parent_type()
+        if node.name.value == "_service" and parent is self.context.schema.query_type:
+            self.report_error(
+                GraphQLError(
+                    "GraphQL introspection has been disabled, but the requested query "
+                    "contained the field '_service'.",
+                    node,
+                )
+            )
+
+
 class AccessGuard(SchemaExtension):
     def _context(self) -> Context | None:
         context = self.execution_context.context
@@ -102,7 +118,7 @@ class AccessGuard(SchemaExtension):
             self.execution_context.parse_options["max_tokens"] = settings.max_tokens
             rules = [limits_rule(settings, dict(self.execution_context.variables or {}))]
             if not can_introspect(context.principal):
-                rules.append(NoSchemaIntrospectionCustomRule)
+                rules += [NoSchemaIntrospectionCustomRule, NoFederationSdl]
             self.execution_context.validation_rules = (
                 *self.execution_context.validation_rules,
                 *rules,

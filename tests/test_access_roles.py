@@ -157,12 +157,15 @@ async def test_introspection_only_for_admin_and_analyst(gql: GraphQLClient, gql_
         error = await client.error(query)
         assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
         assert "introspection" in error["message"]
+        sdl = await client.error("{ _service { sdl } }")
+        assert "introspection" in sdl["message"]
         typo = await client.error("{ customerz { totalCount } }")
         assert "Did you mean" not in typo["message"]
         assert (await client.data("{ __typename }"))["__typename"] == "Query"
     analyst = await gql_as("ANALYST")
     assert (await analyst.data(query))["__schema"]["queryType"]["name"] == "Query"
     assert (await gql.data(query))["__schema"]["queryType"]["name"] == "Query"
+    assert "type Query" in (await analyst.data("{ _service { sdl } }"))["_service"]["sdl"]
     typo = await analyst.error("{ customerz { totalCount } }")
     assert "Did you mean" in typo["message"]
 

@@ -104,7 +104,14 @@ class AccessGate:
                     "CSRF_HEADER_REQUIRED",
                 )
                 return
-        principal = await self.authenticate(headers.get("authorization"))
+        try:
+            principal = await self.authenticate(headers.get("authorization"))
+        except Exception:  # the database is unreachable: say so, without internals
+            logger.warning("could not check an API key", exc_info=True)
+            await send_error(
+                send, 503, "the hub cannot check API keys right now", "SERVICE_UNAVAILABLE"
+            )
+            return
         graphiql_page = method == "GET" and not query_string
         if graphiql_page and principal is not None and not can_introspect(principal):
             # The GraphiQL page: for ADMIN and ANALYST keys (and development mode) only.

@@ -157,3 +157,16 @@ async def test_graphiql_only_for_admin_analyst_or_dev_mode(
         assert allowed.status_code == 200
     async with app_with(dev_mode=True) as (http, _):
         assert (await http.get("/graphql", headers=html)).status_code == 200
+
+
+async def test_key_check_without_database_is_503_without_internals(app_with: Any) -> None:
+    async with app_with(database_url="postgresql://postgres@127.0.0.1:1/nowhere") as (http, _):
+        response = await http.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"Authorization": "Bearer hub_0123456789ab_" + "x" * 43},
+        )
+    assert response.status_code == 503
+    body = response.json()
+    assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "127.0.0.1" not in response.text and "Traceback" not in response.text

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,12 +18,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UnsetType
 
-from hub.context import Context
+from hub.access_log import dev_mode_banner
+from hub.context import NOBODY, Context
 from hub.database import DatabaseLocation, alocate_database, arelease_database, create_engine
+from hub.gate import PRINCIPAL_KEY, AccessGate
 from hub.graphql import schema
 from hub.migrations import aupgrade
+from hub.revocation import OpenSockets
 from hub.settings import Settings
 
 logger = logging.getLogger("hub")
@@ -33,10 +40,16 @@ class HubState:
     settings: Settings
     location: DatabaseLocation
     engine: AsyncEngine
+    sockets: OpenSockets
+    # A small pool of its own for key checks: a saturated data pool cannot lock keys out (nor
+    # an admin revoking one), and statement counts of data queries stay about data.
+    access_engine: AsyncEngine
 
 
 class HubGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with the hub's context built per request."""
+
+    gate: AccessGate
 
     def __init__(self, app_state: dict[str, Any], settings: Settings) -> None:
         super().__init__(
@@ -50,7 +63,47 @@ class HubGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         state: HubState = self._app_state["hub"]
-        return Context.build(state.engine, state.settings, request)
+        # HTTP: the gate has authenticated; websockets: on_ws_connect does, at connection_init.
+        principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
+        return Context.build(state.engine, state.settings, request, principal)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate a websocket by the Authorization in its connection_init payload (or
+        its upgrade request's header); no valid key closes it with 4403."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        if not isinstance(authorization, str) and isinstance(context.request, WebSocket):
+            authorization = context.request.headers.get("authorization")
+        principal = await self.gate.authenticate(
+            authorization if isinstance(authorization, str) else None
+        )
+        if principal is None:
+            raise ConnectionRejectionError({"message": "a valid API key is required"})
+        context.principal = principal
+        context.loaders = context.fresh_loaders()
+        state: HubState = self._app_state["hub"]
+        if principal.key_id is not None and isinstance(context.request, WebSocket):
+            state.sockets.add(context.request, principal.key_id)
+        return await super().on_ws_connect(context)
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """HTTP operations get ``operation_timeout_seconds``; beyond it, a TIMEOUT error."""
+        settings: Settings = self._app_state["hub"].settings
+        try:
+            return await asyncio.wait_for(
+                super().execute_operation(*args, **kwargs), settings.operation_timeout_seconds
+            )
+        except TimeoutError:
+            return ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        f"the operation took longer than {settings.operation_timeout_seconds}s "
+                        "and was stopped",
+                        extensions={"code": "TIMEOUT"},
+                    )
+                ],
+            )
 
 
 READINESS_TIMEOUT_S = 5.0
@@ -81,16 +134,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.migrate_on_start:
                 await aupgrade(location.url)
             engine = create_engine(location.url, settings)
-            app_state["hub"] = HubState(settings=settings, location=location, engine=engine)
+            access_engine = create_engine(
+                location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 2})
+            )
+            sockets = OpenSockets(lambda: access_engine, settings.key_recheck_seconds)
+            app_state["hub"] = HubState(
+                settings=settings,
+                location=location,
+                engine=engine,
+                sockets=sockets,
+                access_engine=access_engine,
+            )
+            if settings.dev_mode:
+                logger.warning(dev_mode_banner())
             try:
                 yield
             finally:
                 app_state.pop("hub", None)
+                await sockets.close()
+                await access_engine.dispose()
                 await engine.dispose()
         finally:
             await arelease_database(location)
 
     graphql_app = HubGraphQL(app_state, settings)
+    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].access_engine)
+    graphql_app.gate = gate
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -103,7 +172,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            Route("/graphql", gate, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -112,9 +112,20 @@ def demo(
         asyncio.run(seed_demo(location.url, customers=customers, seed=42, progress=True))
     os.environ["HUB_DATABASE_URL"] = location.url
     os.environ["HUB_MIGRATE_ON_START"] = "false"
+    # The demo is local: it runs in development mode (no API keys needed), and says so.
+    os.environ["HUB_DEV_MODE"] = "true"
+    console.print(
+        "[bold red]development mode:[/bold red] no API key needed, every request acts as ADMIN "
+        "with personal data visible (HUB_DEV_MODE=true). Local use only."
+    )
     console.print(f"\n[bold green]GraphiQL:[/bold green] http://{host}:{port}/graphql\n")
     _exit_through_python_on_sigterm()
     uvicorn.run("hub.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+from hub.keys_cli import keys_app  # noqa: E402  (after `app`: the sub-command registers on it)
+
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

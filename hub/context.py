@@ -10,8 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from hub.auth import Principal, Role
 from hub.settings import Settings
 from loaders.registry import Loaders, build_loaders
+
+# Before a websocket's connection_init is checked, a context acts as nobody: a PARTNER with an
+# empty scope sees nothing and may do nothing.
+NOBODY = Principal(role=Role.PARTNER, name="unauthenticated")
 
 
 @dataclass
@@ -20,14 +25,32 @@ class Context:
     settings: Settings
     loaders: Loaders
     request: Request | WebSocket | None = None
+    # Who the request acts as (hub.auth); decides masking, scope and permissions (hub.policy).
+    principal: Principal = NOBODY
+    # The connection_init payload of a websocket (Strawberry sets it).
+    connection_params: dict[str, object] | None = None
     # Anything a later layer (auth, tracing) wants to carry for the request.
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def build(
-        cls, engine: AsyncEngine, settings: Settings, request: Request | WebSocket | None = None
+        cls,
+        engine: AsyncEngine,
+        settings: Settings,
+        request: Request | WebSocket | None = None,
+        principal: Principal = NOBODY,
     ) -> Context:
-        return cls(engine=engine, settings=settings, loaders=build_loaders(engine), request=request)
+        return cls(
+            engine=engine,
+            settings=settings,
+            loaders=build_loaders(engine, principal.scope),
+            request=request,
+            principal=principal,
+        )
+
+    def fresh_loaders(self) -> Loaders:
+        """New loaders for this principal (websockets: one set per delivered event)."""
+        return build_loaders(self.engine, self.principal.scope)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

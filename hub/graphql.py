@@ -12,6 +12,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from hub.guard import AccessGuard
+from resolvers.access import AccessMutation, AccessQuery
 from resolvers.channel import ChannelQuery
 from resolvers.customer import CustomerQuery
 from resolvers.interaction import InteractionQuery
@@ -21,11 +23,17 @@ from resolvers.node import NodeQuery
 logger = logging.getLogger("hub.errors")
 
 Query = merge_types(
-    "Query", (CustomerQuery, InteractionQuery, ChannelQuery, JourneyQuery, NodeQuery)
+    "Query", (CustomerQuery, InteractionQuery, ChannelQuery, JourneyQuery, NodeQuery, AccessQuery)
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Read the customer-360 graph: customers, their interactions on every channel, the channel "
     "and touchpoint catalogue, and the journey stages."
+)
+
+
+Mutation = merge_types("Mutation", (AccessMutation,))
+Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    "Change the graph: consents, erasure, API keys. Every mutation is audited."
 )
 
 
@@ -114,7 +122,8 @@ class HubSchema(strawberry.federation.Schema):
 def build_schema() -> strawberry.federation.Schema:
     return HubSchema(
         query=Query,
-        extensions=[ErrorCodes],
+        mutation=Mutation,
+        extensions=[ErrorCodes, AccessGuard],
         federation_version="2.5",
     )
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlmodel import Field, SQLModel
 
 NOW = sa.text("now()")
@@ -286,3 +286,116 @@ class Event(SQLModel, table=True):
 
 
 EVENTS = table(Event)
+
+
+# ---- access control and privacy (docs/security.md) ----
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: only a prefix (to find it) and a SHA-256 of the whole key are stored."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    name: str = Field(unique=True)
+    role: str
+    # Scopes: "pii"; for partners also "channel:WEB" and "touchpoint:<uuid>".
+    scopes: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(sa.Text),
+        sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
+    )
+    prefix: str = Field(unique=True)
+    key_hash: str
+    created_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts(nullable=True, default_now=False)
+    last_used_at: datetime | None = _ts(nullable=True, default_now=False)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when, to which ids: every mutation and key operation."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_log_at", sa.text("at DESC"), sa.text("id DESC")),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    at: datetime | None = _ts()
+    key_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    actor: str
+    role: str
+    action: str
+    target_ids: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(sa.Text),
+        sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
+    )
+    success: bool = True
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")},
+    )
+
+
+class Consent(SQLModel, table=True):
+    """The current consent of a customer for one purpose on one channel ('' = every channel)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        sa.UniqueConstraint("customer_id", "purpose", "channel", name="uq_consents_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    customer_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True), foreign_key="customers.id", index=True
+    )
+    purpose: str
+    channel: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    status: str
+    source: str | None = None
+    granted_at: datetime | None = _ts(nullable=True, default_now=False)
+    expires_at: datetime | None = _ts(nullable=True, default_now=False)
+    updated_at: datetime | None = _ts()
+
+
+class ConsentChange(SQLModel, table=True):
+    """Every change of a consent, oldest first: the proof of what was agreed when."""
+
+    __tablename__ = "consent_history"
+    __table_args__ = (sa.Index("ix_consent_history_customer", "customer_id", "changed_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    customer_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), foreign_key="customers.id")
+    purpose: str
+    channel: str
+    status: str
+    source: str | None = None
+    expires_at: datetime | None = _ts(nullable=True, default_now=False)
+    changed_at: datetime | None = _ts()
+    changed_by: str | None = None
+
+
+class Erasure(SQLModel, table=True):
+    """A customer's personal data was erased; ``identity_hashes`` keep them from being re-linked."""
+
+    __tablename__ = "erasures"
+    __table_args__ = (
+        sa.Index("ix_erasures_identity_hashes", "identity_hashes", postgresql_using="gin"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    customer_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), index=True)
+    identity_hashes: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(sa.Text),
+        sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
+    )
+    erased_at: datetime | None = _ts()
+    erased_by: str
+
+
+API_KEYS = table(ApiKey)
+AUDIT_LOG = table(AuditEntry)
+CONSENTS = table(Consent)
+CONSENT_HISTORY = table(ConsentChange)
+ERASURES = table(Erasure)

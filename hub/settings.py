@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Traits and attributes that hold personal data unless configured otherwise.
+DEFAULT_PERSONAL_TRAITS = ("email", "phone", "birthdate", "address", "first_name", "last_name")
+DEFAULT_PERSONAL_ATTRIBUTES = ("email", "phone", "address", "ip", "message")
 
 
 class Settings(BaseSettings):
@@ -49,3 +54,62 @@ class Settings(BaseSettings):
             "Unset: numbers must be international."
         ),
     )
+
+    # ---- access control and hardening (docs/security.md) ----
+    dev_mode: bool = Field(
+        default=False,
+        description=(
+            "Development mode: requests without a key act as ADMIN with the pii scope. "
+            "Never switch it on where anyone else can reach the port."
+        ),
+    )
+    personal_traits: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_PERSONAL_TRAITS),
+        description="Customer traits that are personal data (comma-separated in the environment).",
+    )
+    personal_attributes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_PERSONAL_ATTRIBUTES),
+        description="Interaction attributes that are personal data (comma-separated).",
+    )
+    max_query_depth: int = Field(default=15, ge=1, description="Deepest field nesting accepted.")
+    max_aliases: int = Field(default=30, ge=0, description="Most aliases in one operation.")
+    max_tokens: int = Field(default=5_000, ge=10, description="Most lexical tokens in a document.")
+    max_query_cost: int = Field(
+        default=50_000,
+        ge=1,
+        description=(
+            "Largest estimated cost: each field costs 1 times the page sizes (`first`/`last`, "
+            "else the default page size for lists) of the lists around it."
+        ),
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1_000, description="Largest HTTP request body (413 beyond)."
+    )
+    operation_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="An HTTP operation running longer fails with TIMEOUT."
+    )
+    rate_limit_per_second: float = Field(
+        default=50.0, gt=0, description="Requests per second and key (token bucket refill rate)."
+    )
+    rate_limit_burst: int = Field(
+        default=100, ge=1, description="Requests a key may make at once (token bucket size)."
+    )
+    key_recheck_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often open websockets re-check that their key is still valid.",
+    )
+    allow_get_queries: bool = Field(
+        default=True,
+        description=(
+            "Queries by GET (they must carry the X-Hub-Request header, which a browser cannot "
+            "send cross-site). False: GET serves only GraphiQL."
+        ),
+    )
+
+    @field_validator("personal_traits", "personal_attributes", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

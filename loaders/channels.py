@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from hub.models import CHANNELS, CUSTOMERS, JOURNEY_STAGES, TOUCHPOINTS
+from hub.scope import UNRESTRICTED, Scope
 from loaders.sql import Record, fetch_all, group_rows
 
 WHOLE_TABLE = "all"
@@ -66,11 +67,17 @@ async def touchpoints_by_channel(engine: AsyncEngine, codes: list[str]) -> list[
     return [grouped.get(code, []) for code in codes]
 
 
-async def customer_counts_by_stage(engine: AsyncEngine, codes: list[str]) -> list[int]:
+async def customer_counts_by_stage(
+    engine: AsyncEngine, codes: list[str], scope: Scope = UNRESTRICTED
+) -> list[int]:
     rows = await fetch_all(
         engine,
         sa.select(CUSTOMERS.c.current_stage, sa.func.count().label("n"))
-        .where(CUSTOMERS.c.current_stage.in_(codes), CUSTOMERS.c.merged_into_id.is_(None))
+        .where(
+            CUSTOMERS.c.current_stage.in_(codes),
+            CUSTOMERS.c.merged_into_id.is_(None),
+            scope.customer_clause(),
+        )
         .group_by(CUSTOMERS.c.current_stage),
     )
     counts = {row["current_stage"]: row["n"] for row in rows}

@@ -17,6 +17,7 @@ from hub.models import (
     INTERACTIONS,
     STAGE_HISTORY,
 )
+from hub.scope import UNRESTRICTED, Scope
 from loaders.interaction_rows import select_interactions
 from loaders.sql import Record, fetch_all, group_rows
 
@@ -35,8 +36,12 @@ def key_table(ids: Sequence[uuid.UUID], name: str = "ids") -> sa.TableValuedAlia
     )
 
 
-async def customers_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
-    rows = await fetch_all(engine, sa.select(CUSTOMERS).where(CUSTOMERS.c.id.in_(ids)))
+async def customers_by_id(
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+) -> list[Record | None]:
+    rows = await fetch_all(
+        engine, sa.select(CUSTOMERS).where(CUSTOMERS.c.id.in_(ids), scope.customer_clause())
+    )
     by_id = {row["id"]: row for row in rows}
     return [by_id.get(key) for key in ids]
 
@@ -53,12 +58,12 @@ async def identities_by_customer(engine: AsyncEngine, ids: list[uuid.UUID]) -> l
 
 
 async def stage_history_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID]
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
         sa.select(STAGE_HISTORY)
-        .where(STAGE_HISTORY.c.customer_id.in_(ids))
+        .where(STAGE_HISTORY.c.customer_id.in_(ids), scope.stage_change_clause())
         .order_by(STAGE_HISTORY.c.entered_at, STAGE_HISTORY.c.id),
     )
     grouped = group_rows(rows, "customer_id")
@@ -66,7 +71,7 @@ async def stage_history_by_customer(
 
 
 async def channel_usage_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID]
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
     c = INTERACTIONS.c
     rows = await fetch_all(
@@ -78,7 +83,7 @@ async def channel_usage_by_customer(
             sa.func.min(c.occurred_at).label("first_seen_at"),
             sa.func.max(c.occurred_at).label("last_seen_at"),
         )
-        .where(c.customer_id.in_(ids))
+        .where(c.customer_id.in_(ids), scope.interaction_clause())
         .group_by(c.customer_id, c.channel_code)
         .order_by(c.customer_id, sa.func.min(c.occurred_at)),
     )
@@ -87,12 +92,12 @@ async def channel_usage_by_customer(
 
 
 async def last_interaction_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID]
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
 ) -> list[Record | None]:
     keys = key_table(ids)
     latest = (
         select_interactions()
-        .where(INTERACTIONS.c.customer_id == keys.c.key_id)
+        .where(INTERACTIONS.c.customer_id == keys.c.key_id, scope.interaction_clause())
         .order_by(INTERACTIONS.c.occurred_at.desc(), INTERACTIONS.c.id.desc())
         .limit(1)
         .lateral("i")
@@ -103,12 +108,12 @@ async def last_interaction_by_customer(
 
 
 async def conversations_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID]
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
         sa.select(CONVERSATIONS)
-        .where(CONVERSATIONS.c.customer_id.in_(ids))
+        .where(CONVERSATIONS.c.customer_id.in_(ids), scope.conversation_clause())
         .order_by(CONVERSATIONS.c.last_activity_at.desc(), CONVERSATIONS.c.id),
     )
     grouped = group_rows(rows, "customer_id")

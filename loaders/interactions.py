@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.models import CONVERSATIONS, INTERACTIONS
+from hub.scope import UNRESTRICTED, Scope
 from loaders.customers import key_table
 from loaders.interaction_rows import select_interactions
 from loaders.pages import InteractionFilterSpec, InteractionPage
@@ -19,14 +20,19 @@ PageKey = tuple[uuid.UUID, InteractionPage]
 CountKey = tuple[uuid.UUID, InteractionFilterSpec]
 
 
-async def interactions_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
-    rows = await fetch_all(engine, select_interactions().where(INTERACTIONS.c.id.in_(ids)))
+async def interactions_by_id(
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+) -> list[Record | None]:
+    rows = await fetch_all(
+        engine,
+        select_interactions().where(INTERACTIONS.c.id.in_(ids), scope.interaction_clause()),
+    )
     by_id = {row["id"]: row for row in rows}
     return [by_id.get(key) for key in ids]
 
 
 async def _pages(
-    engine: AsyncEngine, keys: list[PageKey], owner: sa.Column[Any]
+    engine: AsyncEngine, keys: list[PageKey], owner: sa.Column[Any], scope: Scope
 ) -> list[list[Record]]:
     """Pages of interactions for many owners in ONE statement: per distinct page shape (normally
     one per batch) a LATERAL join over the owners, ``limit + 1`` rows each so the caller can
@@ -40,7 +46,7 @@ async def _pages(
         k = key_table(owner_ids, name=f"owners_{index}")
         lateral = (
             select_interactions()
-            .where(owner == k.c.key_id, *page.clauses())
+            .where(owner == k.c.key_id, scope.interaction_clause(), *page.clauses())
             .order_by(*page.order_by())
             .limit(page.limit + 1)
             .lateral(f"i{index}")
@@ -60,7 +66,9 @@ async def _pages(
     return [found.get(key, []) for key in keys]
 
 
-async def _counts(engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[Any]) -> list[int]:
+async def _counts(
+    engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[Any], scope: Scope
+) -> list[int]:
     """Counts for many owners and filters in ONE statement: a ``count(*) FILTER (...)`` column
     per distinct filter, grouped by owner."""
     specs = list(dict.fromkeys(spec for _, spec in keys))
@@ -71,7 +79,9 @@ async def _counts(engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[An
     ]
     rows = await fetch_all(
         engine,
-        sa.select(owner.label("owner"), *columns).where(owner.in_(owner_ids)).group_by(owner),
+        sa.select(owner.label("owner"), *columns)
+        .where(owner.in_(owner_ids), scope.interaction_clause())
+        .group_by(owner),
     )
     found: dict[CountKey, int] = {}
     for row in rows:
@@ -81,39 +91,48 @@ async def _counts(engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[An
 
 
 async def interaction_pages_by_customer(
-    engine: AsyncEngine, keys: list[PageKey]
+    engine: AsyncEngine, keys: list[PageKey], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
-    return await _pages(engine, keys, INTERACTIONS.c.customer_id)
+    return await _pages(engine, keys, INTERACTIONS.c.customer_id, scope)
 
 
 async def interaction_pages_by_touchpoint(
-    engine: AsyncEngine, keys: list[PageKey]
+    engine: AsyncEngine, keys: list[PageKey], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
-    return await _pages(engine, keys, INTERACTIONS.c.touchpoint_id)
+    return await _pages(engine, keys, INTERACTIONS.c.touchpoint_id, scope)
 
 
-async def interaction_counts_by_customer(engine: AsyncEngine, keys: list[CountKey]) -> list[int]:
-    return await _counts(engine, keys, INTERACTIONS.c.customer_id)
+async def interaction_counts_by_customer(
+    engine: AsyncEngine, keys: list[CountKey], scope: Scope = UNRESTRICTED
+) -> list[int]:
+    return await _counts(engine, keys, INTERACTIONS.c.customer_id, scope)
 
 
-async def interaction_counts_by_touchpoint(engine: AsyncEngine, keys: list[CountKey]) -> list[int]:
-    return await _counts(engine, keys, INTERACTIONS.c.touchpoint_id)
+async def interaction_counts_by_touchpoint(
+    engine: AsyncEngine, keys: list[CountKey], scope: Scope = UNRESTRICTED
+) -> list[int]:
+    return await _counts(engine, keys, INTERACTIONS.c.touchpoint_id, scope)
 
 
 async def interactions_by_conversation(
-    engine: AsyncEngine, ids: list[uuid.UUID]
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
         select_interactions()
-        .where(INTERACTIONS.c.conversation_id.in_(ids))
+        .where(INTERACTIONS.c.conversation_id.in_(ids), scope.interaction_clause())
         .order_by(INTERACTIONS.c.occurred_at, INTERACTIONS.c.id),
     )
     grouped = group_rows(rows, "conversation_id")
     return [grouped.get(key, []) for key in ids]
 
 
-async def conversations_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
-    rows = await fetch_all(engine, sa.select(CONVERSATIONS).where(CONVERSATIONS.c.id.in_(ids)))
+async def conversations_by_id(
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+) -> list[Record | None]:
+    rows = await fetch_all(
+        engine,
+        sa.select(CONVERSATIONS).where(CONVERSATIONS.c.id.in_(ids), scope.conversation_clause()),
+    )
     by_id = {row["id"]: row for row in rows}
     return [by_id.get(key) for key in ids]

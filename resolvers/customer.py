@@ -8,12 +8,14 @@ import sqlalchemy as sa
 import strawberry
 from sqlalchemy.dialects.postgresql import JSONB
 
+from hub.consent import ConsentChannel, ConsentPurpose, consent_granted
 from hub.context import Info
 from hub.enums import IdentityKind as DomainIdentityKind
 from hub.errors import BadUserInput, NotFound
 from hub.identifiers import normalize_identifier
 from hub.ids import uuid_from_global_id
 from hub.models import CUSTOMERS, IDENTITIES, INTERACTIONS
+from hub.permissions import require_pii
 from loaders.sql import Record, contains_pattern
 from resolvers.keyset import SortKey, paginate
 from schema.customer import (
@@ -129,6 +131,7 @@ def compile_filter(f: CustomerFilter, info: Info, depth: int = 0) -> Any:
         # SQL, and NOT NULL would drop the row although the negated filter does not hold for it.
         clauses.append(compile_filter(f.not_, info, depth + 1).is_not(sa.true()))
     if f.display_name is not None:
+        require_pii(info, "filtering on displayName")
         clauses.extend(_string(C.display_name, f.display_name))
     if f.stage is not None:
         if f.stage.eq is not None:
@@ -150,11 +153,16 @@ def compile_filter(f: CustomerFilter, info: Info, depth: int = 0) -> Any:
             where.append(IDENTITIES.c.value == value)
         clauses.append(sa.exists().where(*where))
     if f.trait is not None:
+        if f.trait.key in info.context.settings.personal_traits:
+            require_pii(info, f"filtering on the personal trait {f.trait.key!r}")
         clauses.extend(_trait(f.trait))
     if f.last_seen_at is not None:
         clauses.extend(_datetime(C.last_seen_at, f.last_seen_at))
     if f.created_at is not None:
         clauses.extend(_datetime(C.created_at, f.created_at))
+    if f.has_consent is not None:
+        purpose = ConsentPurpose(f.has_consent.purpose.value)
+        clauses.append(consent_granted(purpose, ConsentChannel(f.has_consent.channel.value)))
     return sa.and_(sa.true(), *clauses)
 
 
@@ -241,7 +249,9 @@ class CustomerQuery:
             ),
         ] = None,
     ) -> Connection[Customer]:
-        where = [C.merged_into_id.is_(None)]
+        if order_by and any(o.name.startswith("DISPLAY_NAME") for o in order_by):
+            require_pii(info, "ordering by displayName")
+        where = [C.merged_into_id.is_(None), info.context.principal.scope.customer_clause()]
         if filter is not None:
             where.append(compile_filter(filter, info))
         base = sa.select(CUSTOMERS).where(*where)

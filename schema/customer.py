@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated
 
@@ -12,8 +12,10 @@ from strawberry.scalars import JSON
 
 from hub.context import Info
 from hub.ids import to_global_id, uuid_from_global_id
+from hub.permissions import PersonalData, identity_mask, traits_mask
 from loaders.sql import Record
 from schema.channel import Channel
+from schema.consent import Consent, ConsentChange, ConsentFilter
 from schema.conversation import Conversation
 from schema.enums import ChannelCode, IdentityKind, StageCode
 from schema.interaction import (
@@ -30,7 +32,10 @@ from schema.pagination import Connection
 @strawberry.type(description="One identifier the customer is known by.")
 class Identity:
     kind: IdentityKind = strawberry.field(description="What kind of identifier.")
-    value: str = strawberry.field(description="The normalised value (e-mail lower-cased...).")
+    value: str = strawberry.field(
+        description="The normalised value (e-mail lower-cased...); masked without `pii`.",
+        extensions=[PersonalData(identity_mask)],
+    )
     first_seen_at: datetime = strawberry.field(description="When it was first linked.")
     last_seen_at: datetime = strawberry.field(description="When it was last used.")
 
@@ -65,8 +70,13 @@ class ChannelUsage:
 class Customer(Node):
     row_id: strawberry.Private[uuid.UUID]
     stage_code: strawberry.Private[str | None]
-    display_name: str | None = strawberry.field(description="Name to show, when known.")
-    traits: JSON = strawberry.field(description="Attributes such as tier or city, as JSON.")
+    display_name: str | None = strawberry.field(
+        description="Name to show, when known; masked without `pii`.", extensions=[PersonalData()]
+    )
+    traits: JSON = strawberry.field(
+        description="Attributes such as tier or city, as JSON; personal ones masked without `pii`.",
+        extensions=[PersonalData(traits_mask)],
+    )
     stage_entered_at: datetime | None = strawberry.field(
         description="When the customer entered the current stage."
     )
@@ -155,6 +165,17 @@ class Customer(Node):
     async def conversations(self, info: Info) -> list[Conversation]:
         rows = await info.context.loaders.conversations_by_customer.load(self.row_id)
         return [Conversation.from_row(row) for row in rows]
+
+    @strawberry.field(description="Current consents, by purpose and channel.")
+    async def consents(self, info: Info) -> list[Consent]:
+        rows = await info.context.loaders.consents_by_customer.load(self.row_id)
+        now = datetime.now(UTC)
+        return [Consent.from_row(row, now) for row in rows]
+
+    @strawberry.field(description="Every consent change, oldest first.")
+    async def consent_history(self, info: Info) -> list[ConsentChange]:
+        rows = await info.context.loaders.consent_history_by_customer.load(self.row_id)
+        return [ConsentChange.from_row(row) for row in rows]
 
     @strawberry.field(description="Each channel the customer used, with counts, first use first.")
     async def channels_used(self, info: Info) -> list[ChannelUsage]:
@@ -307,4 +328,8 @@ class CustomerFilter:
     )
     created_at: DateTimeFilter | None = strawberry.field(
         default=None, description="On when the customer was created."
+    )
+    has_consent: ConsentFilter | None = strawberry.field(
+        default=None,
+        description="Has a valid consent for this purpose and channel (campaign audiences).",
     )

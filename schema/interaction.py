@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from hub.context import Info
 from hub.errors import BadUserInput
 from hub.ids import decode_cursor, encode_cursor, to_global_id, uuid_from_global_id
+from hub.permissions import PersonalData, attributes_mask
 from loaders.interaction_rows import touchpoint_of
 from loaders.interactions import CountKey, PageKey
 from loaders.pages import InteractionFilterSpec, InteractionPage
@@ -112,13 +113,19 @@ class Interaction(Node):
     occurred_at: datetime = strawberry.field(description="When it happened.")
     type: InteractionType = strawberry.field(description="What happened.")
     direction: Direction = strawberry.field(description="Who started it.")
-    summary: str | None = strawberry.field(description="Free-text summary or message text.")
+    summary: str | None = strawberry.field(
+        description="Free-text summary or message text; masked without `pii`.",
+        extensions=[PersonalData()],
+    )
     sentiment: float | None = strawberry.field(
         description="Sentiment from -1 (negative) to 1 (positive), when known."
     )
     outcome: str | None = strawberry.field(description="How it ended, when known.")
     agent: str | None = strawberry.field(description="The agent or bot that handled it.")
-    attributes: JSON = strawberry.field(description="Free-form attributes from the channel.")
+    attributes: JSON = strawberry.field(
+        description="Free-form attributes from the channel; personal ones masked without `pii`.",
+        extensions=[PersonalData(attributes_mask)],
+    )
 
     @classmethod
     def from_row(cls, row: Record) -> Interaction:

@@ -7,9 +7,10 @@ own database, migrates it with Alembic, and drops it at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,7 @@ from sqlalchemy import event
 from starlette.applications import Starlette
 
 from hub.app import create_app
+from hub.auth import Role, create_key
 from hub.database import asyncpg_dsn
 from hub.migrations import upgrade
 from hub.settings import Settings
@@ -34,6 +36,11 @@ DATA_TABLES = [
     "identities",
     "customers",
     "touchpoints",
+    "consent_history",
+    "consents",
+    "erasures",
+    "audit_log",
+    "api_keys",
 ]
 
 
@@ -103,10 +110,30 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
+async def make_key(engine: Any, role: str, **scopes: Any) -> str:
+    """A fresh API key (hub.auth.create_key) with a unique name; returns the secret."""
+    async with engine.begin() as connection:
+        created = await create_key(
+            connection,
+            name=f"test-{role.lower()}-{uuid.uuid4().hex[:8]}",
+            role=Role(role),
+            **scopes,
+        )
+    return created.key
+
+
 @pytest.fixture
-async def client(app: Starlette, db: asyncpg.Connection) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    app: Starlette, db: asyncpg.Connection, engine: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to the app that authenticates as ADMIN (which sees personal data)."""
+    key = await make_key(engine, "ADMIN")
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://hub.test",
+        headers={"Authorization": f"Bearer {key}"},
+    ) as http:
         yield http
 
 
@@ -137,6 +164,46 @@ class GraphQLClient:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(client)
+
+
+@pytest.fixture
+async def gql_as(
+    app: Starlette, db: asyncpg.Connection, engine: Any
+) -> AsyncIterator[Callable[..., Awaitable[GraphQLClient]]]:
+    """``await gql_as("PARTNER", channels=["WEB"])``: a client with a new key of that role
+    (keyword arguments as ``hub.auth.create_key``: pii, channels, touchpoints)."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(role: str, **scopes: Any) -> GraphQLClient:
+            key = await make_key(engine, role, **scopes)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app),
+                    base_url="http://hub.test",
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+            )
+            return GraphQLClient(http)
+
+        yield make
+
+
+@pytest.fixture
+def app_with(
+    settings: Settings, db: asyncpg.Connection
+) -> Callable[..., contextlib.AbstractAsyncContextManager[tuple[httpx.AsyncClient, Any]]]:
+    """``async with app_with(max_aliases=1) as (http, engine)``: an app with other settings (no
+    default key: make one with ``make_key(engine, ROLE)``)."""
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+        application = create_app(settings.model_copy(update=overrides))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+                yield http, application.state.hub_state["hub"].engine
+
+    return make
 
 
 class StatementCounter:

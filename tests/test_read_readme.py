@@ -151,9 +151,11 @@ def test_configuration_lists_every_setting_with_its_default() -> None:
             None,
         )
         assert row is not None, f"HUB_{name.upper()} is missing from the README"
-        default: Any = field.default
+        default: Any = field.get_default(call_default_factory=True)
         shown = row.split("|")[2].strip()
-        if default is None:
+        if isinstance(default, list):
+            assert shown == (f"`{','.join(default)}`" if default else "empty"), row
+        elif default is None:
             assert shown == "unset", row
         else:
             expected = str(default).lower() if isinstance(default, bool) else str(default)

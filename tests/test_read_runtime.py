@@ -60,7 +60,9 @@ async def test_probes_with_the_database_up(client: httpx.AsyncClient) -> None:
 async def test_probes_and_queries_with_the_database_down() -> None:
     # The app starts although the database is unreachable (no migration on start), so that
     # /readyz can say so instead of the process crash-looping.
-    async with running(Settings(database_url=UNREACHABLE, migrate_on_start=False)) as (_, client):
+    async with running(
+        Settings(database_url=UNREACHABLE, migrate_on_start=False, dev_mode=True)
+    ) as (_, client):
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503
@@ -92,7 +94,7 @@ def _assert_stopped(data_dir: Path, pid: int | None) -> None:
 
 async def test_embedded_default_start_stop_restart_keeps_data(pg_dir: Path) -> None:
     data_dir = pg_dir / "pg"
-    settings = Settings(database_url=None, data_dir=data_dir)
+    settings = Settings(database_url=None, data_dir=data_dir, dev_mode=True)
     customer_id = uuid.uuid4()
     async with running(settings) as (app, client):
         pid = _postmaster_pid(data_dir)
@@ -131,8 +133,9 @@ def _hub(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def _env(**extra: str) -> dict[str, str]:
+    # Development mode: these tests are about the runtime, not about keys (tests/test_access_*).
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    return {**env, **extra}
+    return {**env, "HUB_DEV_MODE": "true", **extra}
 
 
 async def test_hub_migrate_uses_the_embedded_database(pg_dir: Path) -> None:
@@ -144,7 +147,7 @@ async def test_hub_migrate_uses_the_embedded_database(pg_dir: Path) -> None:
         assert "database is up to date" in result.stderr
         # The process let go of PostgreSQL when it exited.
         _assert_stopped(data_dir, None)
-    settings = Settings(database_url=None, data_dir=data_dir, migrate_on_start=False)
+    settings = Settings(database_url=None, data_dir=data_dir, migrate_on_start=False, dev_mode=True)
     async with running(settings) as (_, client):
         body = (await client.post("/graphql", json={"query": "{ journeyStages { code } }"})).json()
         assert len(body["data"]["journeyStages"]) == 5

@@ -1,0 +1,190 @@
+"""The HTTP gate in front of ``/graphql``: checks that need no GraphQL parsing.
+
+In order: request body size (413), CSRF (mutations and queries only as POST with a JSON
+content type; GET queries need the ``X-Hub-Request`` header), the API key (401; the GraphiQL
+page needs an ADMIN or ANALYST key, or development mode), the rate limit per key (429 with
+Retry-After). The principal it finds goes into the ASGI scope, where
+``get_context`` picks it up. Websockets authenticate in ``connection_init`` instead
+(``HubGraphQL.on_ws_connect``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.auth import DEV_PRINCIPAL, Principal, bearer_token, verify_key
+from hub.policy import can_introspect
+from hub.ratelimit import RateLimiter, retry_after
+from hub.settings import Settings
+
+logger = logging.getLogger("hub.access")
+PRINCIPAL_KEY = "hub.principal"
+REQUEST_HEADER = "x-hub-request"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def error_body(message: str, code: str, **extensions: Any) -> bytes:
+    return orjson.dumps(
+        {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    )
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    message: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> None:
+    body = error_body(message, code, **extra)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class AccessGate:
+    def __init__(self, app: ASGIApp, settings: Settings, engine: Any) -> None:
+        self.app = app
+        self.settings = settings
+        self.engine = engine  # a callable returning the AsyncEngine (created in the lifespan)
+        self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        method = scope["method"]
+        limit = self.settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_error(
+                send,
+                413,
+                f"the request body is over {limit} bytes",
+                "PAYLOAD_TOO_LARGE",
+                maxBytes=limit,
+            )
+            return
+        if method == "POST" and not _is_json(headers.get("content-type", "")):
+            await send_error(
+                send,
+                415,
+                "send GraphQL requests as POST with Content-Type: application/json",
+                "UNSUPPORTED_MEDIA_TYPE",
+            )
+            return
+        query_string = scope.get("query_string", b"")
+        if method == "GET" and query_string:
+            if not self.settings.allow_get_queries:
+                await send_error(
+                    send, 405, "queries by GET are switched off; use POST", "METHOD_NOT_ALLOWED"
+                )
+                return
+            if not headers.get(REQUEST_HEADER):
+                await send_error(
+                    send,
+                    403,
+                    "queries by GET need the X-Hub-Request header (CSRF protection); or use POST",
+                    "CSRF_HEADER_REQUIRED",
+                )
+                return
+        try:
+            principal = await self.authenticate(headers.get("authorization"))
+        except Exception:  # the database is unreachable: say so, without internals
+            logger.warning("could not check an API key", exc_info=True)
+            await send_error(
+                send, 503, "the hub cannot check API keys right now", "SERVICE_UNAVAILABLE"
+            )
+            return
+        graphiql_page = method == "GET" and not query_string
+        if graphiql_page and principal is not None and not can_introspect(principal):
+            # The GraphiQL page: for ADMIN and ANALYST keys (and development mode) only.
+            await send_error(send, 403, "GraphiQL is for ADMIN and ANALYST keys", "FORBIDDEN")
+            return
+        if principal is None:
+            await send_error(
+                send,
+                401,
+                "a valid API key is required: send Authorization: Bearer <key>",
+                "UNAUTHENTICATED",
+                {"WWW-Authenticate": "Bearer"},
+            )
+            return
+        wait = self.limiter.take(
+            principal.key_id if principal.key_id is not None else principal.name
+        )
+        if wait > 0:
+            await send_error(
+                send,
+                429,
+                "too many requests for this key; retry later",
+                "RATE_LIMITED",
+                {"Retry-After": retry_after(wait)},
+            )
+            return
+        body = await _read_body(receive, limit)
+        if body is None:
+            await send_error(
+                send,
+                413,
+                f"the request body is over {limit} bytes",
+                "PAYLOAD_TOO_LARGE",
+                maxBytes=limit,
+            )
+            return
+        scope[PRINCIPAL_KEY] = principal
+        await self.app(scope, _replay(body, receive), send)
+
+    async def authenticate(self, authorization: str | None) -> Principal | None:
+        key = bearer_token(authorization)
+        if key is None:
+            return DEV_PRINCIPAL if self.settings.dev_mode else None
+        return await verify_key(
+            self.engine(), key, touch_before=datetime.now(UTC) - LAST_USED_RESOLUTION
+        )
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it passes ``limit`` (a chunked body has no Content-Length)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

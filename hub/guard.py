@@ -1,0 +1,214 @@
+"""The schema extensions of access control: limits, introspection, write guard, audit.
+
+``AccessGuard`` runs for every operation on every transport (HTTP and websockets):
+- parse and validation limits from the settings (tokens, depth, aliases, cost), before any
+  resolver or database work;
+- introspection only for ADMIN, ANALYST and development mode, and no "Did you mean" hints for
+  anyone else (they would reveal the schema piece by piece);
+- mutations only for roles that may write (``hub.policy.can_write``): a new mutation is guarded
+  without its author doing anything;
+- an audit row for every mutation operation (who, which fields, which ids, when, whether it
+  succeeded), so every feature's mutations are audited without their involvement.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    ValidationRule,
+    VariableNode,
+)
+from strawberry.extensions import SchemaExtension
+
+from hub.context import Context
+from hub.errors import Forbidden
+from hub.limits import limits_rule
+from hub.models import AUDIT_LOG
+from hub.policy import can_introspect, can_write
+
+logger = logging.getLogger("hub.audit")
+_SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
+_TOKENS = "tokens. Parsing aborted"
+MAX_AUDITED_IDS = 100
+
+
+def _strip_suggestion(error: GraphQLError) -> GraphQLError:
+    message = _SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(message, nodes=error.nodes, extensions=error.extensions)
+
+
+def _token_code(error: GraphQLError, limit: int) -> GraphQLError:
+    if _TOKENS not in error.message:
+        return error
+    return GraphQLError(
+        f"the document has more than {limit} tokens; send a smaller query",
+        nodes=error.nodes,
+        extensions={"code": "TOO_MANY_TOKENS", "maxTokens": limit},
+    )
+
+
+def _collect_ids(value: Any, key: str, found: list[str]) -> None:
+    """Id-looking values: under keys named id/ids or ending in Id/Ids."""
+    if isinstance(value, dict):
+        for child_key, child in value.items():
+            _collect_ids(child, child_key, found)
+    elif isinstance(value, list):
+        for child in value:
+            _collect_ids(child, key, found)
+    elif isinstance(value, str) and (key in ("id", "ids") or key.endswith(("Id", "Ids"))):
+        found.append(value)
+
+
+def _collect_names(arguments: dict[str, Any], found: list[str]) -> None:
+    for value in [arguments.get("name"), (arguments.get("input") or {}).get("name")]:
+        if isinstance(value, str):
+            found.append(value)
+
+
+def _argument_value(node: Any, variables: dict[str, Any]) -> Any:
+    if isinstance(node, VariableNode):
+        return variables.get(node.name.value)
+    if isinstance(node, StringValueNode):
+        return node.value
+    fields = getattr(node, "fields", None)
+    if fields is not None:
+        return {f.name.value: _argument_value(f.value, variables) for f in fields}
+    values = getattr(node, "values", None)
+    if values is not None:
+        return [_argument_value(v, variables) for v in values]
+    return None
+
+
+class NoFederationSdl(ValidationRule):
+    """``_service { sdl }`` (Federation) is introspection by another name."""
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        parent = self.context.get_parent_type()
+        if node.name.value == "_service" and parent is self.context.schema.query_type:
+            self.report_error(
+                GraphQLError(
+                    "GraphQL introspection has been disabled, but the requested query "
+                    "contained the field '_service'.",
+                    node,
+                )
+            )
+
+
+class AccessGuard(SchemaExtension):
+    def _context(self) -> Context | None:
+        context = self.execution_context.context
+        return context if isinstance(context, Context) else None
+
+    def on_operation(self) -> Iterator[None]:
+        context = self._context()
+        if context is not None:
+            settings = context.settings
+            self.execution_context.parse_options["max_tokens"] = settings.max_tokens
+            rules = [limits_rule(settings, dict(self.execution_context.variables or {}))]
+            if not can_introspect(context.principal):
+                rules += [NoSchemaIntrospectionCustomRule, NoFederationSdl]
+            self.execution_context.validation_rules = (
+                *self.execution_context.validation_rules,
+                *rules,
+            )
+        yield
+        if context is None:
+            return
+        hide_hints = not can_introspect(context.principal)
+
+        def clean(error: GraphQLError) -> GraphQLError:
+            error = _token_code(error, context.settings.max_tokens)
+            return _strip_suggestion(error) if hide_hints else error
+
+        result = self.execution_context.result
+        if result is not None and getattr(result, "errors", None):
+            result.errors = [clean(error) for error in result.errors]  # type: ignore[union-attr]
+        if self.execution_context.pre_execution_errors:
+            self.execution_context.pre_execution_errors = [
+                clean(error) for error in self.execution_context.pre_execution_errors
+            ]
+
+    def _mutation(self) -> OperationDefinitionNode | None:
+        document = self.execution_context.graphql_document
+        if document is None:
+            return None
+        name = self.execution_context.operation_name
+        for definition in document.definitions:
+            if (
+                isinstance(definition, OperationDefinitionNode)
+                and definition.operation is OperationType.MUTATION
+                and (name is None or (definition.name and definition.name.value == name))
+            ):
+                return definition
+        return None
+
+    async def on_execute(self) -> Any:
+        context = self._context()
+        mutation = self._mutation() if context is not None else None
+        if context is None or mutation is None:
+            yield
+            return
+        if not can_write(context.principal):
+            await self._audit(context, mutation, success=False, codes=["FORBIDDEN"])
+            raise Forbidden(
+                f"{context.principal.role} keys may not run mutations; use an ADMIN or FRONTEND key"
+            )
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None) or []
+        codes = [str((error.extensions or {}).get("code", "")) for error in errors]
+        await self._audit(context, mutation, success=not errors, codes=codes)
+
+    async def _audit(
+        self,
+        context: Context,
+        mutation: OperationDefinitionNode,
+        *,
+        success: bool,
+        codes: list[str],
+    ) -> None:
+        variables = dict(self.execution_context.variables or {})
+        fields: list[str] = []
+        ids: list[str] = []
+        for selection in mutation.selection_set.selections:
+            if isinstance(selection, FieldNode):
+                fields.append(selection.name.value)
+                arguments = {
+                    a.name.value: _argument_value(a.value, variables)
+                    for a in selection.arguments or ()
+                }
+                _collect_ids(arguments, "", ids)
+                if "ApiKey" in selection.name.value:
+                    # Keys are known by name; other names (of people) never go to the log.
+                    _collect_names(arguments, ids)
+        principal = context.principal
+        try:
+            async with context.engine.begin() as connection:
+                await connection.execute(
+                    AUDIT_LOG.insert().values(
+                        key_id=principal.key_id,
+                        actor=principal.name,
+                        role=principal.role.value,
+                        action=",".join(fields) or "mutation",
+                        target_ids=list(dict.fromkeys(ids))[:MAX_AUDITED_IDS],
+                        success=success,
+                        details={
+                            "operationName": self.execution_context.operation_name,
+                            "errors": codes,
+                        },
+                    )
+                )
+        except Exception:  # the audit must never turn a done mutation into an error
+            logger.exception("could not write the audit row for %s", fields)

@@ -1,0 +1,126 @@
+"""Types of access control: API keys, the audit log, erasure results."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from hub.auth import Principal, Role, principal_from_row
+from hub.enums import ChannelCode
+from hub.ids import to_global_id
+from loaders.sql import Record
+from schema.enums import described_enum
+
+described_enum(
+    Role,
+    "What an API key may do.",
+    {
+        Role.ADMIN: "Everything, including key management and the audit log.",
+        Role.FRONTEND: "Read and write customer data; no analytics over all customers.",
+        Role.ANALYST: "Read everything and analytics; personal fields masked without `pii`.",
+        Role.PARTNER: "Read and subscribe within its channels and touchpoints; always masked.",
+    },
+)
+
+
+@strawberry.type(description="An API key (the key itself is shown only once, when created).")
+class ApiKey:
+    name: str = strawberry.field(description="Unique name, used to revoke it.")
+    role: Role = strawberry.field(description="What it may do.")
+    pii: bool = strawberry.field(description="Whether it sees personal fields unmasked.")
+    channels: list[ChannelCode] = strawberry.field(description="Partner scope: channels.")
+    touchpoint_ids: list[strawberry.ID] = strawberry.field(
+        description="Partner scope: touchpoints (their ids)."
+    )
+    prefix: str = strawberry.field(description="The key's public prefix, to recognise it.")
+    created_at: datetime = strawberry.field(description="When it was created.")
+    revoked_at: datetime | None = strawberry.field(description="When it was revoked, if it was.")
+    last_used_at: datetime | None = strawberry.field(
+        description="Roughly when it was last used (to the minute)."
+    )
+
+    @classmethod
+    def from_row(cls, row: Record) -> ApiKey:
+        principal: Principal = principal_from_row(row)
+        return cls(
+            name=row["name"],
+            role=principal.role,
+            pii=principal.pii,
+            channels=sorted(ChannelCode(code) for code in principal.channels),
+            touchpoint_ids=[
+                strawberry.ID(to_global_id("Touchpoint", str(t)))
+                for t in sorted(principal.touchpoints)
+            ],
+            prefix=row["prefix"],
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+            last_used_at=row["last_used_at"],
+        )
+
+
+@strawberry.type(description="A new API key and its secret, which is never shown again.")
+class CreatedApiKey:
+    api_key: ApiKey = strawberry.field(description="The key's record.")
+    key: str = strawberry.field(
+        description="The secret to send as `Authorization: Bearer <key>`; store it now."
+    )
+
+
+@strawberry.input(description="A new API key.")
+class CreateApiKeyInput:
+    name: str = strawberry.field(description="Unique name.")
+    role: Role = strawberry.field(description="What it may do.")
+    pii: bool = strawberry.field(
+        default=False, description="See personal fields unmasked (not for PARTNER)."
+    )
+    channels: list[ChannelCode] | None = strawberry.field(
+        default=None, description="PARTNER only: the channels it may see."
+    )
+    touchpoint_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="PARTNER only: the touchpoints it may see."
+    )
+
+
+@strawberry.type(description="One audited action: a mutation or a key operation.")
+class AuditEntry:
+    at: datetime = strawberry.field(description="When it happened.")
+    actor: str = strawberry.field(description="The key name (or cli, development-mode).")
+    role: Role = strawberry.field(description="The actor's role.")
+    action: str = strawberry.field(description="The mutation field(s) or operation.")
+    target_ids: list[str] = strawberry.field(description="The ids it was about.")
+    success: bool = strawberry.field(description="Whether it succeeded.")
+    details: JSON = strawberry.field(description="Operation name, error codes and the like.")
+
+    @classmethod
+    def from_row(cls, row: Record) -> AuditEntry:
+        return cls(
+            at=row["at"],
+            actor=row["actor"],
+            role=Role(row["role"]),
+            action=row["action"],
+            target_ids=list(row["target_ids"]),
+            success=row["success"],
+            details=row["details"],
+        )
+
+
+@strawberry.type(description="What an erasure removed.")
+class Erasure:
+    customer_id: strawberry.ID = strawberry.field(description="The erased customer's id.")
+    erased_at: datetime = strawberry.field(description="When.")
+    identities_removed: int = strawberry.field(description="How many identifiers were removed.")
+
+    @classmethod
+    def from_result(cls, customer_id: uuid.UUID, result: dict[str, object]) -> Erasure:
+        erased_at = result["erased_at"]
+        assert isinstance(erased_at, str)
+        removed = result["identitiesRemoved"]
+        assert isinstance(removed, int)
+        return cls(
+            customer_id=strawberry.ID(to_global_id("Customer", str(customer_id))),
+            erased_at=datetime.fromisoformat(erased_at),
+            identities_removed=removed,
+        )

@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 
+from resolvers.analytics import AnalyticsQuery
 from resolvers.channel import ChannelQuery
 from resolvers.customer import CustomerQuery
 from resolvers.interaction import InteractionQuery
@@ -19,7 +20,8 @@ from resolvers.node import NodeQuery
 logger = logging.getLogger("hub.errors")
 
 Query = merge_types(
-    "Query", (CustomerQuery, InteractionQuery, ChannelQuery, JourneyQuery, NodeQuery)
+    "Query",
+    (CustomerQuery, InteractionQuery, ChannelQuery, JourneyQuery, NodeQuery, AnalyticsQuery),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Read the customer-360 graph: customers, their interactions on every channel, the channel "

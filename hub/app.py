@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -23,6 +23,7 @@ from hub.database import DatabaseLocation, alocate_database, create_engine
 from hub.graphql import schema
 from hub.migrations import aupgrade
 from hub.settings import Settings
+from hub.web import explorer_html, web_routes
 
 logger = logging.getLogger("hub")
 
@@ -50,6 +51,10 @@ class HubGraphQL(GraphQL[Context, None]):
     ) -> Context:
         state: HubState = self._app_state["hub"]
         return Context.build(state.engine, state.settings, request)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # The hub's own GraphiQL page: libraries served locally, example tabs, API key field.
+        return HTMLResponse(explorer_html())
 
 
 async def _database_ready(engine: AsyncEngine) -> bool:
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql_app),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *web_routes(),
         ],
         lifespan=lifespan,
     )

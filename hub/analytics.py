@@ -226,7 +226,7 @@ class Transitions:
 
 _NODE_EXPRESSION = {
     TransitionGrouping.CHANNEL: "i.channel_code",
-    TransitionGrouping.TOUCHPOINT: "i.touchpoint_id::text",
+    TransitionGrouping.TOUCHPOINT: "i.touchpoint_id",
     TransitionGrouping.STAGE: "st.stage",
 }
 
@@ -285,7 +285,8 @@ async def transitions(
         FROM moves
         GROUP BY customer_id, node, target, looping
     )
-    SELECT node, target, looping, sum(moves)::bigint AS moves, count(*) AS customers
+    SELECT node::text AS node, target::text AS target, looping,
+           sum(moves)::bigint AS moves, count(*) AS customers
     FROM per_customer
     GROUP BY node, target, looping
     """

@@ -55,3 +55,12 @@ async def test_pages_and_their_files_are_served(client: httpx.AsyncClient) -> No
         response = await client.get(source)
         assert response.status_code == 200, source
     assert VENDOR_DIR.joinpath("d3-sankey", "dist", "d3-sankey.min.js").exists()
+
+
+def test_readme_analytics_examples_are_valid() -> None:
+    readme = (VENDOR_DIR.parent / "README.md").read_text()
+    section = readme.split("## Analytics and journeys", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```graphql\n(.*?)```", section, flags=re.DOTALL)
+    assert blocks
+    for block in blocks:
+        assert validate(schema._schema, parse(block)) == []

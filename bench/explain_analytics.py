@@ -2,6 +2,7 @@
 bench/analytics_1m.sql) and print the execution times.
 
     python bench/explain_analytics.py postgresql://postgres@127.0.0.1:5432/scratch [--plans]
+        [--work-mem=64MB]
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ async def explain(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> list
     return []
 
 
-async def main(url: str, show_plans: bool) -> None:
-    engine = create_async_engine(sqlalchemy_url(url))
+async def main(url: str, show_plans: bool, work_mem: str | None) -> None:
+    settings = {"work_mem": work_mem} if work_mem else {}
+    engine = create_async_engine(sqlalchemy_url(url), connect_args={"server_settings": settings})
     analytics._rows = explain  # type: ignore[assignment]
     now = datetime.now(UTC)
     scopes = {
@@ -75,4 +77,5 @@ async def main(url: str, show_plans: bool) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], "--plans" in sys.argv))
+    memory = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--work-mem=")]
+    asyncio.run(main(sys.argv[1], "--plans" in sys.argv, memory[0] if memory else None))

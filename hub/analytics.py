@@ -198,13 +198,12 @@ async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
 
 @dataclass(frozen=True)
 class TransitionLink:
-    """Consecutive interactions of customers going from ``source`` to ``target``.
-
-    ``target`` None is a drop-off: no next interaction (within the gap). ``classification`` is
-    set for stage groupings only (None there means same stage on the same channel)."""
+    """Consecutive interactions of customers going from ``source`` to ``target`` (drop-offs are
+    counted on the node). ``classification`` is set for the stage grouping only (None there
+    means same stage on the same channel)."""
 
     source: str
-    target: str | None
+    target: str
     moves: int
     customers: int
     classification: StageTransition | None = None
@@ -319,7 +318,7 @@ async def transitions(
         nodes.sort(key=lambda n: (-n.interactions, n.key))
     return Transitions(
         nodes=nodes,
-        links=sorted(links, key=lambda link: (-link.moves, link.source, link.target or "")),
+        links=sorted(links, key=lambda link: (-link.moves, link.source, link.target)),
     )
 
 

@@ -287,7 +287,7 @@ class TransitionGraph:
             links=[
                 TransitionLink(
                     source=key(link.source),
-                    target=key(link.target or ""),
+                    target=key(link.target),
                     moves=link.moves,
                     customers=link.customers,
                     share=link.moves / volume[link.source],

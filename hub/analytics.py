@@ -260,21 +260,28 @@ async def transitions(
     next_target = (
         "next_node" if max_gap is None else "CASE WHEN next_at - at <= :max_gap THEN next_node END"
     )
+    # Only what the grouping needs goes through the window: each lead() costs a pass of work.
+    # Channels and touchpoints cannot loop (the same node is the same channel).
+    extra_leads = ""
+    if stage:
+        extra_leads += ", lead(i.channel_code) OVER w AS next_channel"
+    if max_gap is not None:
+        extra_leads += ", lead(i.occurred_at) OVER w AS next_at"
+    looping = (
+        f"coalesce({next_target} = node AND next_channel <> channel, FALSE)" if stage else "FALSE"
+    )
     sql = f"""
     WITH {_STAGE_STAYS if stage else ""}
     steps AS (
         SELECT i.customer_id, {node} AS node, i.channel_code AS channel, i.occurred_at AS at,
-               lead({node}) OVER w AS next_node,
-               lead(i.channel_code) OVER w AS next_channel,
-               lead(i.occurred_at) OVER w AS next_at
+               lead({node}) OVER w AS next_node {extra_leads}
         FROM interactions i
         {_STAGE_JOIN if stage else ""}
         WHERE {scope.where("i")}
         WINDOW w AS (PARTITION BY i.customer_id ORDER BY i.occurred_at, i.id)
     ),
     moves AS (
-        SELECT customer_id, node, {next_target} AS target,
-               coalesce({next_target} = node AND next_channel <> channel, FALSE) AS looping
+        SELECT customer_id, node, {next_target} AS target, {looping} AS looping
         FROM steps
     ),
     -- Per customer first: the rows arrive ordered by customer, so this needs only small sorts,

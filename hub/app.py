@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -31,6 +31,7 @@ from hub.graphql import schema
 from hub.migrations import aupgrade
 from hub.revocation import OpenSockets
 from hub.settings import Settings
+from hub.web import explorer_html, web_routes
 
 logger = logging.getLogger("hub")
 
@@ -105,6 +106,10 @@ class HubGraphQL(GraphQL[Context, None]):
                 ],
             )
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # The hub's own GraphiQL page: libraries served locally, example tabs, API key field.
+        return HTMLResponse(explorer_html())
+
 
 READINESS_TIMEOUT_S = 5.0
 
@@ -176,6 +181,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql_app),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *web_routes(),
         ],
         lifespan=lifespan,
     )

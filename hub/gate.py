@@ -117,6 +117,12 @@ class AccessGate:
             # The GraphiQL page: for ADMIN and ANALYST keys (and development mode) only.
             await send_error(send, 403, "GraphiQL is for ADMIN and ANALYST keys", "FORBIDDEN")
             return
+        if graphiql_page and principal is None:
+            # A browser cannot send a bearer key when it navigates, so the explorer's page shell
+            # (no data in it) is served; the key typed into the page authenticates each query,
+            # and introspection, which the explorer needs, stays ADMIN/ANALYST only.
+            await self.app(scope, receive, send)
+            return
         if principal is None:
             await send_error(
                 send,

@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 
 from hub.guard import AccessGuard
 from resolvers.access import AccessMutation, AccessQuery
+from resolvers.analytics import AnalyticsQuery
 from resolvers.channel import ChannelQuery
 from resolvers.customer import CustomerQuery
 from resolvers.interaction import InteractionQuery
@@ -23,7 +24,16 @@ from resolvers.node import NodeQuery
 logger = logging.getLogger("hub.errors")
 
 Query = merge_types(
-    "Query", (CustomerQuery, InteractionQuery, ChannelQuery, JourneyQuery, NodeQuery, AccessQuery)
+    "Query",
+    (
+        CustomerQuery,
+        InteractionQuery,
+        ChannelQuery,
+        JourneyQuery,
+        NodeQuery,
+        AccessQuery,
+        AnalyticsQuery,
+    ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Read the customer-360 graph: customers, their interactions on every channel, the channel "

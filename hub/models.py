@@ -160,6 +160,15 @@ class Interaction(SQLModel, table=True):
             "occurred_at",
             postgresql_where=sa.text("conversation_id IS NOT NULL"),
         ),
+        # Analytics (hub/analytics.py) walk each customer's interactions in time order; with
+        # these columns included that walk is an index-only scan, with no sort.
+        sa.Index(
+            "ix_interactions_customer_path",
+            "customer_id",
+            "occurred_at",
+            "id",
+            postgresql_include=["channel_code", "touchpoint_id", "direction"],
+        ),
         # Idempotency: one interaction per key and touchpoint, enforced by PostgreSQL so that
         # concurrent retries on different connections cannot both insert.
         sa.Index(

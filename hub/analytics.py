@@ -1,0 +1,615 @@
+"""Journey analytics: one SQL statement per question, computed inside PostgreSQL.
+
+Every function takes a ``Scope`` (time range, business lines, channels) and returns plain rows;
+the GraphQL resolvers, the CLI and anything else turn them into their own shapes. The statements
+are text with bound parameters because window functions, grouping sets and ordered-set
+aggregates read far better as SQL than as Core expressions; only fixed fragments chosen by code
+are spliced in, never user input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.enums import STAGE_ORDER, StageCode, StageTransition, TouchpointKind
+from hub.journey_rules import classify_transition
+from loaders.sql import Record
+
+# Touchpoints where a customer writes or talks and waits for an answer: response and resolution
+# times are measured for these (plus every touchpoint of the ASSISTED channel).
+RESPONSIVE_KINDS = frozenset(
+    {
+        TouchpointKind.LIVE_CHAT,
+        TouchpointKind.CHATBOT,
+        TouchpointKind.EMAIL,
+        TouchpointKind.SMS,
+        TouchpointKind.RICH_MESSAGING,
+        TouchpointKind.VOICE,
+        TouchpointKind.VIDEO,
+    }
+)
+# A dense time series longer than this is refused: choose a coarser bucket or a shorter range.
+MAX_BUCKETS = 5000
+
+
+class TransitionGrouping(StrEnum):
+    CHANNEL = "CHANNEL"
+    TOUCHPOINT = "TOUCHPOINT"
+    STAGE = "STAGE"
+
+
+class TimeBucket(StrEnum):
+    HOUR = "HOUR"
+    DAY = "DAY"
+    WEEK = "WEEK"
+
+
+BUCKET_STEP = {
+    TimeBucket.HOUR: timedelta(hours=1),
+    TimeBucket.DAY: timedelta(days=1),
+    TimeBucket.WEEK: timedelta(weeks=1),
+}
+
+
+class ScopeError(ValueError):
+    """The scope or an argument cannot be answered (e.g. an empty time range)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which interactions count: ``since <= occurred_at < until``, on these business lines
+    (of the touchpoint) and channels. ``None`` means no restriction."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    business_lines: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ScopeError("`since` must be earlier than `until`")
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "business_lines": list(self.business_lines or ()),
+            "channels": list(self.channels or ()),
+        }
+
+    def where(
+        self,
+        alias: str,
+        *,
+        at: str = "occurred_at",
+        touchpoint: str = "touchpoint_id",
+        channel: str = "channel_code",
+    ) -> str:
+        """SQL conditions (joined by AND, ``TRUE`` when none) on a row of ``alias``."""
+        clauses = ["TRUE"]
+        if self.since is not None:
+            clauses.append(f"{alias}.{at} >= :since")
+        if self.until is not None:
+            clauses.append(f"{alias}.{at} < :until")
+        if self.channels is not None:
+            clauses.append(f"{alias}.{channel} = ANY(:channels)")
+        if self.business_lines is not None:
+            clauses.append(
+                f"{alias}.{touchpoint} IN"
+                " (SELECT id FROM touchpoints WHERE business_line = ANY(:business_lines))"
+            )
+        return " AND ".join(clauses)
+
+
+async def _rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> Sequence[Record]:
+    async with engine.connect() as connection:
+        result = await connection.execute(sa.text(sql), params)
+        return result.mappings().all()
+
+
+# --- channel mix -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MixRow:
+    """Counts for the whole scope (channel and touchpoint None), a channel, or a touchpoint."""
+
+    channel: str | None
+    touchpoint_id: Any
+    interactions: int
+    customers: int
+    inbound: int
+    outbound: int
+
+
+@dataclass(frozen=True)
+class ChannelMix:
+    total: MixRow
+    channels: list[MixRow]
+    touchpoints: list[MixRow]
+
+
+async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
+    rows = await _rows(
+        engine,
+        f"""
+        WITH per_customer AS (
+            SELECT i.customer_id, i.channel_code, i.touchpoint_id, count(*) AS interactions,
+                   count(*) FILTER (WHERE i.direction = 'INBOUND') AS inbound,
+                   count(*) FILTER (WHERE i.direction = 'OUTBOUND') AS outbound
+            FROM interactions i
+            WHERE {scope.where("i")}
+            GROUP BY i.customer_id, i.channel_code, i.touchpoint_id
+        ),
+        -- A customer's first row overall and first row in a channel: counting those rows
+        -- counts distinct customers without a DISTINCT sort per grouping set.
+        flagged AS (
+            SELECT *, row_number() OVER w = 1 AS first_of_customer,
+                   lag(channel_code) OVER w IS DISTINCT FROM channel_code AS first_in_channel
+            FROM per_customer
+            WINDOW w AS (PARTITION BY customer_id ORDER BY channel_code, touchpoint_id)
+        )
+        SELECT channel_code AS channel, touchpoint_id,
+               GROUPING(channel_code, touchpoint_id) AS level,
+               sum(interactions)::bigint AS interactions,
+               sum(inbound)::bigint AS inbound, sum(outbound)::bigint AS outbound,
+               CASE GROUPING(channel_code, touchpoint_id)
+                   WHEN 0 THEN count(*)
+                   WHEN 1 THEN count(*) FILTER (WHERE first_in_channel)
+                   ELSE count(*) FILTER (WHERE first_of_customer)
+               END AS customers
+        FROM flagged
+        GROUP BY GROUPING SETS ((), (channel_code), (channel_code, touchpoint_id))
+        ORDER BY level DESC, interactions DESC, channel, touchpoint_id
+        """,
+        scope.params(),
+    )
+    total = MixRow(None, None, 0, 0, 0, 0)
+    channels: list[MixRow] = []
+    touchpoints: list[MixRow] = []
+    for row in rows:
+        mix = MixRow(
+            channel=row["channel"],
+            touchpoint_id=row["touchpoint_id"],
+            interactions=row["interactions"],
+            customers=row["customers"],
+            inbound=row["inbound"],
+            outbound=row["outbound"],
+        )
+        # GROUPING() is a bit mask of the columns left out: 3 = total, 1 = channel, 0 = both.
+        if row["level"] == 3:
+            total = mix
+        elif row["level"] == 1:
+            channels.append(mix)
+        else:
+            touchpoints.append(mix)
+    return ChannelMix(total=total, channels=channels, touchpoints=touchpoints)
+
+
+# --- channel / touchpoint / stage transitions --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransitionLink:
+    """Consecutive interactions of customers going from ``source`` to ``target`` (drop-offs are
+    counted on the node). ``classification`` is set for the stage grouping only (None there
+    means same stage on the same channel)."""
+
+    source: str
+    target: str
+    moves: int
+    customers: int
+    classification: StageTransition | None = None
+
+
+@dataclass(frozen=True)
+class TransitionNode:
+    key: str
+    interactions: int
+    drop_offs: int
+    drop_off_customers: int
+
+
+@dataclass(frozen=True)
+class Transitions:
+    nodes: list[TransitionNode]
+    links: list[TransitionLink] = field(default_factory=list)
+
+
+_NODE_EXPRESSION = {
+    TransitionGrouping.CHANNEL: "i.channel_code",
+    TransitionGrouping.TOUCHPOINT: "i.touchpoint_id",
+    TransitionGrouping.STAGE: "st.stage",
+}
+
+# The stage a customer was in when an interaction happened: their latest stage change at or
+# before it. LOOPING rows (same stage, other channel) do not change the stage, so they are left
+# out and every remaining row ends where the next begins.
+_STAGE_STAYS = """
+    stays AS (
+        SELECT customer_id, stage, entered_at,
+               lead(entered_at) OVER (PARTITION BY customer_id ORDER BY entered_at, id) AS left_at
+        FROM stage_history
+        WHERE transition <> 'LOOPING'
+    ),
+"""
+_STAGE_JOIN = """
+    JOIN stays st ON st.customer_id = i.customer_id AND st.entered_at <= i.occurred_at
+                 AND (st.left_at IS NULL OR i.occurred_at < st.left_at)
+"""
+
+
+async def transitions(
+    engine: AsyncEngine, scope: Scope, grouping: TransitionGrouping, max_gap: timedelta | None
+) -> Transitions:
+    """How customers move between consecutive interactions, grouped by channel, touchpoint or
+    the stage they were in. A next interaction more than ``max_gap`` later does not count as a
+    move: the journey ended there (a drop-off)."""
+    if max_gap is not None and max_gap <= timedelta(0):
+        raise ScopeError("`maxGapMinutes` must be positive")
+    node = _NODE_EXPRESSION[grouping]
+    stage = grouping is TransitionGrouping.STAGE
+    # lead() over each customer's interactions in time order: the next interaction in scope.
+    next_target = (
+        "next_node" if max_gap is None else "CASE WHEN next_at - at <= :max_gap THEN next_node END"
+    )
+    # Only what the grouping needs goes through the window: each lead() costs a pass of work.
+    # Channels and touchpoints cannot loop (the same node is the same channel).
+    extra_leads = ""
+    if stage:
+        extra_leads += ", lead(i.channel_code) OVER w AS next_channel"
+    if max_gap is not None:
+        extra_leads += ", lead(i.occurred_at) OVER w AS next_at"
+    looping = (
+        f"coalesce({next_target} = node AND next_channel <> channel, FALSE)" if stage else "FALSE"
+    )
+    sql = f"""
+    WITH {_STAGE_STAYS if stage else ""}
+    steps AS (
+        SELECT i.customer_id, {node} AS node, i.channel_code AS channel, i.occurred_at AS at,
+               lead({node}) OVER w AS next_node {extra_leads}
+        FROM interactions i
+        {_STAGE_JOIN if stage else ""}
+        WHERE {scope.where("i")}
+        WINDOW w AS (PARTITION BY i.customer_id ORDER BY i.occurred_at, i.id)
+    ),
+    moves AS (
+        SELECT customer_id, node, {next_target} AS target, {looping} AS looping
+        FROM steps
+    ),
+    -- Per customer first: the rows arrive ordered by customer, so this needs only small sorts,
+    -- and the distinct customers of a link become a plain count.
+    per_customer AS (
+        SELECT node, target, looping, count(*) AS moves
+        FROM moves
+        GROUP BY customer_id, node, target, looping
+    )
+    SELECT node::text AS node, target::text AS target, looping,
+           sum(moves)::bigint AS moves, count(*) AS customers
+    FROM per_customer
+    GROUP BY node, target, looping
+    """
+    rows = await _rows(engine, sql, {**scope.params(), "max_gap": max_gap})
+    interactions: dict[str, int] = {}
+    drop_offs: dict[str, tuple[int, int]] = {}
+    links: list[TransitionLink] = []
+    for row in rows:
+        source = row["node"]
+        interactions[source] = interactions.get(source, 0) + row["moves"]
+        if row["target"] is None:
+            drop_offs[source] = (row["moves"], row["customers"])
+        else:
+            kind = _classify(source, row["target"], row["looping"]) if stage else None
+            links.append(
+                TransitionLink(source, row["target"], row["moves"], row["customers"], kind)
+            )
+    nodes = [
+        TransitionNode(
+            key=key,
+            interactions=total,
+            drop_offs=drop_offs.get(key, (0, 0))[0],
+            drop_off_customers=drop_offs.get(key, (0, 0))[1],
+        )
+        for key, total in interactions.items()
+    ]
+    if stage:
+        nodes.sort(key=lambda n: STAGE_ORDER[StageCode(n.key)])
+    else:
+        nodes.sort(key=lambda n: (-n.interactions, n.key))
+    return Transitions(
+        nodes=nodes,
+        links=sorted(links, key=lambda link: (-link.moves, link.source, link.target)),
+    )
+
+
+def _classify(source: str, target: str, looping: bool) -> StageTransition | None:
+    # The statement keeps, for a move within one stage, only whether the channel changed; the
+    # rule compares channels for equality, so two stand-in names carry exactly that.
+    return classify_transition(
+        StageCode(source), StageCode(target), "from", "to" if looping else "from"
+    )
+
+
+# --- stage funnel ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """Customers who entered ``stage`` in scope; of them, how many entered the next stage at or
+    after their first entry here; and the median completed stay (entry to the next stage
+    change, measured on the whole history)."""
+
+    stage: StageCode
+    customers: int
+    converted_to_next: int | None
+    median_seconds_in_stage: float | None
+    completed_stays: int
+
+
+async def stage_funnel(engine: AsyncEngine, scope: Scope) -> list[FunnelStep]:
+    """From ``stage_history``: an entry counts when it is in the time range and, with a channel
+    or business-line filter, was caused by an interaction on those channels / business lines.
+    LOOPING rows are not entries (the customer was already in the stage)."""
+    business_line = ""
+    if scope.business_lines is not None:
+        business_line = (
+            "AND e.interaction_id IN (SELECT i.id FROM interactions i JOIN touchpoints t"
+            " ON t.id = i.touchpoint_id WHERE t.business_line = ANY(:business_lines))"
+        )
+    scoped = Scope(scope.since, scope.until, None, scope.channels)
+    rows = await _rows(
+        engine,
+        f"""
+        WITH entries AS (
+            SELECT h.id, h.customer_id, h.stage, h.entered_at, h.interaction_id, h.channel_code,
+                   lead(h.entered_at) OVER (PARTITION BY h.customer_id
+                                            ORDER BY h.entered_at, h.id) AS left_at
+            FROM stage_history h
+            WHERE h.transition <> 'LOOPING'
+        ),
+        scoped AS (
+            SELECT e.* FROM entries e
+            WHERE {scoped.where("e", at="entered_at")} {business_line}
+        ),
+        firsts AS (
+            SELECT customer_id, stage, min(entered_at) AS first_at, max(entered_at) AS last_at
+            FROM scoped GROUP BY customer_id, stage
+        ),
+        reached AS (
+            SELECT f.stage, count(*) AS customers,
+                   count(n.customer_id) AS converted
+            FROM firsts f
+            JOIN journey_stages s ON s.code = f.stage
+            LEFT JOIN journey_stages ns ON ns.position = s.position + 1
+            LEFT JOIN firsts n ON n.customer_id = f.customer_id AND n.stage = ns.code
+                              AND n.last_at >= f.first_at
+            GROUP BY f.stage
+        ),
+        stays AS (
+            SELECT stage, count(*) AS completed,
+                   percentile_cont(0.5) WITHIN GROUP (
+                       ORDER BY extract(epoch FROM left_at - entered_at)) AS median_seconds
+            FROM scoped WHERE left_at IS NOT NULL GROUP BY stage
+        )
+        SELECT s.code AS stage, s.position, ns.code IS NOT NULL AS has_next,
+               coalesce(r.customers, 0) AS customers, coalesce(r.converted, 0) AS converted,
+               y.median_seconds, coalesce(y.completed, 0) AS completed
+        FROM journey_stages s
+        LEFT JOIN journey_stages ns ON ns.position = s.position + 1
+        LEFT JOIN reached r ON r.stage = s.code
+        LEFT JOIN stays y ON y.stage = s.code
+        ORDER BY s.position
+        """,
+        scope.params(),
+    )
+    return [
+        FunnelStep(
+            stage=StageCode(row["stage"]),
+            customers=row["customers"],
+            converted_to_next=row["converted"] if row["has_next"] else None,
+            median_seconds_in_stage=row["median_seconds"],
+            completed_stays=row["completed"],
+        )
+        for row in rows
+    ]
+
+
+# --- touchpoint performance --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TouchpointPerformance:
+    """Volume and sentiment of a touchpoint's interactions, and the conversations customers
+    opened there (their first INBOUND interaction was at this touchpoint)."""
+
+    touchpoint_id: Any
+    channel: str
+    kind: str
+    interactions: int
+    average_sentiment: float | None
+    measures_responses: bool
+    conversations: int
+    resolved_conversations: int
+    median_first_response_seconds: float | None
+    median_resolution_seconds: float | None
+
+
+async def touchpoint_performance(engine: AsyncEngine, scope: Scope) -> list[TouchpointPerformance]:
+    """First response: the first OUTBOUND interaction of a conversation after its first INBOUND
+    one. Resolution: ``resolved_at`` of a RESOLVED conversation, from that first INBOUND. A
+    conversation is in scope when its first INBOUND interaction is."""
+    responsive = list(RESPONSIVE_KINDS)
+    rows = await _rows(
+        engine,
+        f"""
+        WITH volume AS (
+            SELECT i.touchpoint_id, count(*) AS interactions,
+                   avg(i.sentiment) AS average_sentiment
+            FROM interactions i
+            WHERE {scope.where("i")}
+            GROUP BY i.touchpoint_id
+        ),
+        conversation_steps AS (
+            SELECT i.conversation_id, i.touchpoint_id, i.direction, i.occurred_at, i.id,
+                   min(i.occurred_at) FILTER (WHERE i.direction = 'INBOUND')
+                       OVER (PARTITION BY i.conversation_id) AS asked_at
+            FROM interactions i
+            WHERE i.conversation_id IS NOT NULL
+        ),
+        asked AS (
+            SELECT conversation_id, asked_at,
+                   (array_agg(touchpoint_id ORDER BY occurred_at, id)
+                        FILTER (WHERE direction = 'INBOUND'))[1] AS touchpoint_id,
+                   min(occurred_at) FILTER (WHERE direction = 'OUTBOUND'
+                                            AND occurred_at > asked_at) AS answered_at
+            FROM conversation_steps
+            WHERE asked_at IS NOT NULL
+            GROUP BY conversation_id, asked_at
+        ),
+        conversations_in_scope AS (
+            SELECT * FROM (
+                SELECT a.*, t.channel_code, c.status, c.resolved_at
+                FROM asked a
+                JOIN touchpoints t ON t.id = a.touchpoint_id
+                JOIN conversations c ON c.id = a.conversation_id
+            ) AS x
+            WHERE {scope.where("x", at="asked_at")}
+        ),
+        answers AS (
+            SELECT touchpoint_id, count(*) AS conversations,
+                   count(*) FILTER (WHERE status = 'RESOLVED') AS resolved,
+                   percentile_cont(0.5) WITHIN GROUP (
+                       ORDER BY extract(epoch FROM answered_at - asked_at)) AS first_response,
+                   percentile_cont(0.5) WITHIN GROUP (
+                       ORDER BY extract(epoch FROM resolved_at - asked_at))
+                       FILTER (WHERE status = 'RESOLVED') AS resolution
+            FROM conversations_in_scope
+            GROUP BY touchpoint_id
+        )
+        SELECT t.id AS touchpoint_id, t.channel_code AS channel, t.kind,
+               coalesce(v.interactions, 0) AS interactions,
+               v.average_sentiment,
+               t.channel_code = 'ASSISTED' OR t.kind = ANY(:responsive) AS measures_responses,
+               coalesce(a.conversations, 0) AS conversations,
+               coalesce(a.resolved, 0) AS resolved,
+               a.first_response, a.resolution
+        FROM touchpoints t
+        LEFT JOIN volume v ON v.touchpoint_id = t.id
+        LEFT JOIN answers a ON a.touchpoint_id = t.id
+        WHERE v.touchpoint_id IS NOT NULL OR a.touchpoint_id IS NOT NULL
+        ORDER BY interactions DESC, t.name, t.id
+        """,
+        {**scope.params(), "responsive": responsive},
+    )
+    result = []
+    for row in rows:
+        measured = row["measures_responses"]
+        result.append(
+            TouchpointPerformance(
+                touchpoint_id=row["touchpoint_id"],
+                channel=row["channel"],
+                kind=row["kind"],
+                interactions=row["interactions"],
+                average_sentiment=row["average_sentiment"],
+                measures_responses=measured,
+                conversations=row["conversations"],
+                resolved_conversations=row["resolved"],
+                median_first_response_seconds=row["first_response"] if measured else None,
+                median_resolution_seconds=row["resolution"] if measured else None,
+            )
+        )
+    return result
+
+
+# --- interactions over time --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    start: datetime
+    interactions: int
+    inbound: int
+    outbound: int
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """One dense series per channel that has interactions in scope: every bucket from the
+    scope's start (or the first interaction) to its end (or the last), zeros included."""
+
+    buckets: list[datetime]
+    series: dict[str, list[SeriesPoint]]
+
+
+async def interactions_over_time(
+    engine: AsyncEngine, scope: Scope, bucket: TimeBucket
+) -> TimeSeries:
+    # Buckets are UTC calendar units (weeks start on Monday); the series is generated on
+    # timestamps without zone so a step never depends on the session's time zone.
+    rows = await _rows(
+        engine,
+        f"""
+        WITH counts AS (
+            SELECT date_trunc(:unit, i.occurred_at, 'UTC') AS bucket, i.channel_code,
+                   count(*) AS interactions,
+                   count(*) FILTER (WHERE i.direction = 'INBOUND') AS inbound,
+                   count(*) FILTER (WHERE i.direction = 'OUTBOUND') AS outbound
+            FROM interactions i
+            WHERE {scope.where("i")}
+            GROUP BY 1, 2
+        ),
+        bounds AS (
+            SELECT coalesce(date_trunc(:unit, CAST(:since AS timestamptz), 'UTC'), min(bucket))
+                       AS first_bucket,
+                   coalesce(date_trunc(:unit, CAST(:until AS timestamptz)
+                                       - interval '1 microsecond', 'UTC'), max(bucket))
+                       AS last_bucket
+            FROM counts
+        ),
+        buckets AS (
+            SELECT generate_series(first_bucket AT TIME ZONE 'UTC', last_bucket AT TIME ZONE 'UTC',
+                                   CAST(:step AS interval)) AT TIME ZONE 'UTC' AS bucket
+            FROM bounds
+            WHERE EXISTS (SELECT FROM counts)
+            LIMIT {MAX_BUCKETS + 1}
+        )
+        SELECT b.bucket, ch.channel_code AS channel,
+               coalesce(c.interactions, 0) AS interactions,
+               coalesce(c.inbound, 0) AS inbound, coalesce(c.outbound, 0) AS outbound
+        FROM buckets b
+        CROSS JOIN (SELECT DISTINCT channel_code FROM counts) ch
+        LEFT JOIN counts c ON c.bucket = b.bucket AND c.channel_code = ch.channel_code
+        JOIN channels cl ON cl.code = ch.channel_code
+        ORDER BY cl.position, b.bucket
+        """,
+        {**scope.params(), "unit": bucket.value.lower(), "step": BUCKET_STEP[bucket]},
+    )
+    series: dict[str, list[SeriesPoint]] = {}
+    for row in rows:
+        series.setdefault(row["channel"], []).append(
+            SeriesPoint(row["bucket"], row["interactions"], row["inbound"], row["outbound"])
+        )
+    buckets = [point.start for point in next(iter(series.values()), [])]
+    if len(buckets) > MAX_BUCKETS:
+        raise ScopeError(
+            f"more than {MAX_BUCKETS} {bucket.value.lower()} buckets: choose a coarser bucket or"
+            " a shorter time range"
+        )
+    return TimeSeries(buckets=buckets, series=series)
+
+
+async def business_lines(engine: AsyncEngine) -> list[str]:
+    rows = await _rows(
+        engine,
+        "SELECT DISTINCT business_line FROM touchpoints WHERE business_line IS NOT NULL"
+        " ORDER BY business_line",
+        {},
+    )
+    return [row["business_line"] for row in rows]

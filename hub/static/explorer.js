@@ -1,0 +1,60 @@
+// The hub's GraphiQL: local libraries, one tab per example, the explorer plugin, and the
+// API key sent as a header (HTTP) or connection parameter (websocket).
+(function () {
+  "use strict";
+  var mount = document.getElementById("graphiql");
+  if (!window.React || !window.ReactDOM || !window.GraphiQL) {
+    mount.innerHTML =
+      '<p class="missing">The explorer\'s libraries are not installed on this server. ' +
+      "Run <code>scripts/setup</code> (it needs Node.js and npm) and reload.</p>";
+    return;
+  }
+  var examples = JSON.parse(document.getElementById("examples").textContent);
+  var url = new URL("/graphql", window.location.href).href;
+  var subscriptionUrl = url.replace(/^http/, "ws");
+
+  var cache = { key: null, fetcher: null };
+  function currentFetcher() {
+    var key = window.HubKey.get();
+    if (cache.fetcher === null || cache.key !== key) {
+      cache.key = key;
+      cache.fetcher = window.GraphiQL.createFetcher({
+        url: url,
+        subscriptionUrl: subscriptionUrl,
+        headers: window.HubKey.headers(),
+        wsConnectionParams: window.HubKey.headers(),
+      });
+    }
+    return cache.fetcher;
+  }
+  function fetcher(params, options) {
+    return currentFetcher()(params, options);
+  }
+
+  // GraphiQL reads the schema once, at start: a new key (e.g. the first one typed in) needs a
+  // fresh start so that introspection runs with it.
+  var keyAtStart = window.HubKey.get();
+  window.HubKey.bind(document.getElementById("api-key"), function () {
+    if (window.HubKey.get() !== keyAtStart) window.location.reload();
+  });
+  var plugins = [];
+  var explorer = null;
+  if (window.GraphiQLPluginExplorer) {
+    explorer = window.GraphiQLPluginExplorer.explorerPlugin();
+    plugins.push(explorer);
+  }
+
+  window.ReactDOM.createRoot(mount).render(
+    window.React.createElement(window.GraphiQL, {
+      fetcher: fetcher,
+      plugins: plugins,
+      visiblePlugin: explorer,
+      defaultTabs: examples.map(function (example) {
+        return { query: example.query, variables: example.variables || undefined };
+      }),
+      defaultEditorToolsVisibility: true,
+      isHeadersEditorEnabled: true,
+      shouldPersistHeaders: false,
+    })
+  );
+})();

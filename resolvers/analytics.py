@@ -1,0 +1,138 @@
+"""Journey analytics queries, grouped under ``Query.analytics``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import strawberry
+
+from hub import analytics
+from hub.analytics import TimeBucket, TransitionGrouping
+from hub.auth import Role
+from hub.context import Info
+from hub.errors import BadUserInput
+from hub.permissions import require
+from schema.analytics import (
+    AnalyticsFilter,
+    ChannelMix,
+    FunnelStep,
+    InteractionSeries,
+    TouchpointPerformance,
+    TransitionGraph,
+    to_scope,
+)
+
+FilterArgument = Annotated[
+    AnalyticsFilter | None,
+    strawberry.argument(description="Time range, business lines and channels to count."),
+]
+
+
+def require_analytics_access(info: Info) -> None:
+    """The one access check of the analytics: ANALYST and ADMIN only (the /journeys page reads
+    through this API, so it is covered too)."""
+    require(info, Role.ADMIN, Role.ANALYST)
+
+
+@strawberry.type(
+    description=(
+        "Journey analytics computed in PostgreSQL: channel mix, transitions, stage funnel, "
+        "touchpoint performance and trends. Each field takes an optional filter."
+    )
+)
+class Analytics:
+    @strawberry.field(
+        description=(
+            "Interactions and distinct customers per channel and per touchpoint, inbound vs "
+            "outbound."
+        )
+    )
+    async def channel_mix(self, info: Info, filter: FilterArgument = None) -> ChannelMix:
+        return ChannelMix.build(await analytics.channel_mix(info.context.engine, to_scope(filter)))
+
+    @strawberry.field(
+        description=(
+            "How customers move from one interaction to their next: per node the volume and "
+            "drop-off, per link the moves and distinct customers (the data of a Sankey)."
+        )
+    )
+    async def channel_transitions(
+        self,
+        info: Info,
+        group_by: Annotated[
+            TransitionGrouping,
+            strawberry.argument(description="Nodes are channels, touchpoints or stages."),
+        ] = TransitionGrouping.CHANNEL,
+        max_gap_minutes: Annotated[
+            int | None,
+            strawberry.argument(
+                description=(
+                    "A next interaction more than this many minutes later is not a move: the "
+                    "journey ended (a drop-off). Null: no limit."
+                )
+            ),
+        ] = None,
+        filter: FilterArgument = None,
+    ) -> TransitionGraph:
+        if max_gap_minutes is not None and max_gap_minutes <= 0:
+            raise BadUserInput("`maxGapMinutes` must be positive")
+        grouping = group_by
+        result = await analytics.transitions(
+            info.context.engine,
+            to_scope(filter),
+            grouping,
+            timedelta(minutes=max_gap_minutes) if max_gap_minutes is not None else None,
+        )
+        return TransitionGraph.build(result, grouping, max_gap_minutes)
+
+    @strawberry.field(
+        description=(
+            "Customers entering each journey stage, conversion to the next stage and median "
+            "time in stage, from the stage history."
+        )
+    )
+    async def stage_funnel(self, info: Info, filter: FilterArgument = None) -> list[FunnelStep]:
+        steps = await analytics.stage_funnel(info.context.engine, to_scope(filter))
+        return [FunnelStep.build(step) for step in steps]
+
+    @strawberry.field(
+        description=(
+            "Per touchpoint: volume, average sentiment, conversation resolution rate, and for "
+            "assisted and messaging touchpoints median first-response and resolution times."
+        )
+    )
+    async def touchpoint_performance(
+        self, info: Info, filter: FilterArgument = None
+    ) -> list[TouchpointPerformance]:
+        rows = await analytics.touchpoint_performance(info.context.engine, to_scope(filter))
+        return [TouchpointPerformance.build(row) for row in rows]
+
+    @strawberry.field(description="Interactions per time bucket, one series per channel.")
+    async def interactions_over_time(
+        self,
+        info: Info,
+        bucket: Annotated[
+            TimeBucket, strawberry.argument(description="Bucket width: hour, day or week.")
+        ] = TimeBucket.DAY,
+        filter: FilterArgument = None,
+    ) -> InteractionSeries:
+        try:
+            result = await analytics.interactions_over_time(
+                info.context.engine, to_scope(filter), bucket
+            )
+        except analytics.ScopeError as error:
+            raise BadUserInput(str(error)) from None
+        return InteractionSeries.build(result, bucket)
+
+    @strawberry.field(description="The business lines touchpoints serve, for filter choices.")
+    async def business_lines(self, info: Info) -> list[str]:
+        return await analytics.business_lines(info.context.engine)
+
+
+@strawberry.type
+class AnalyticsQuery:
+    @strawberry.field(description="Journey analytics, for analysts and administrators.")
+    def analytics(self, info: Info) -> Analytics:
+        require_analytics_access(info)
+        return Analytics()

@@ -109,6 +109,7 @@ async def seed_demo(database_url: str, *, customers: int, seed: int, progress: b
             existing = await connection.fetchval("SELECT count(*) FROM customers")
             generator = DemoGenerator(
                 seed,
+                customers=customers,
                 existing_customers=existing,
                 touchpoints=touchpoints,
                 taken=await _taken_identifiers(connection) if existing else {},

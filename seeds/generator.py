@@ -10,7 +10,7 @@ import orjson
 from seeds.dice import Dice
 from seeds.journeys import JourneySimulator, PlacedTouchpoint, Rows
 from seeds.people import PersonFactory
-from seeds.timeline import HOUR, SPAN_SECONDS, at
+from seeds.timeline import HOUR, SPAN_SECONDS, UNIX_MS, at
 
 ANONYMOUS_SHARE = 0.12
 """Visitors known only by cookies, devices or social handles: they never get past Awareness."""
@@ -28,6 +28,7 @@ class DemoGenerator:
         self,
         seed: int,
         *,
+        customers: int,
         existing_customers: int,
         touchpoints: Mapping[str, PlacedTouchpoint],
         taken: dict[str, set[str]],
@@ -37,13 +38,19 @@ class DemoGenerator:
         self.dice = Dice(random.Random(f"hub-demo:{seed}:{existing_customers}"))
         self.people = PersonFactory(self.dice, taken)
         self.journeys = JourneySimulator(self.dice, touchpoints, conversation_keys)
+        self.customers = customers
+        self.made = 0
 
     def chunk(self, size: int) -> Rows:
         dice = self.dice
         rows = Rows()
         for _ in range(size):
-            customer_id = dice.uuid4()
-            start = dice.between(0, SPAN_SECONDS - HOUR)
+            # Customer n first shows up at a uniformly random moment of the n-th slice of the
+            # calendar: uniform overall, yet customers are made (and their version-7 ids
+            # issued) in time order, as live traffic would have created them.
+            start = int((self.made + dice.random()) * (SPAN_SECONDS - HOUR) / self.customers)
+            self.made += 1
+            customer_id = dice.uuid7(UNIX_MS + start * 1000)
             person = self.people.make(anonymous=dice.chance(ANONYMOUS_SHARE), first_visit=start)
             outcome = self.journeys.simulate(customer_id, person, start, rows)
             first_seen, last_seen = at(outcome.first_seen), at(outcome.last_seen)

@@ -41,7 +41,7 @@ from seeds.catalog import (
 from seeds.dice import Dice, Weighted
 from seeds.people import Person
 from seeds.taxonomy import DEFAULT_STAGE_RULES
-from seeds.timeline import DAY, EPOCH, HOUR, MINUTE, SPAN_SECONDS, WEEK, at, offset
+from seeds.timeline import DAY, EPOCH, HOUR, MINUTE, SPAN_SECONDS, UNIX_MS, WEEK, at, offset
 
 # Plain strings for the hot loop: enum attribute access costs more than building a whole row.
 _T = InteractionType
@@ -650,7 +650,7 @@ class JourneySimulator:
         while key in self.conversation_keys:
             key = f"CASE-{dice.getrandbits(64):016X}"
         self.conversation_keys.add(key)
-        conversation = _Conversation(dice.uuid4(), key, self.t)
+        conversation = _Conversation(dice.uuid7(UNIX_MS + self.t * 1000), key, self.t)
         self.conversations.append(conversation)
         return conversation
 
@@ -703,7 +703,7 @@ class JourneySimulator:
         touchpoint = self.tp[key]
         channel = touchpoint.channel
         t = self.t
-        interaction_id = self.dice.uuid4()
+        interaction_id = self.dice.uuid7(UNIX_MS + t * 1000)
         occurred = EPOCH + timedelta(seconds=t)
         self.rows.interactions.append(
             (

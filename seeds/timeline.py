@@ -15,6 +15,8 @@ END = datetime(2026, 6, 30, 23, 59, 59, tzinfo=UTC)
 """The last moment of the demo data: "now" as far as the data set is concerned."""
 
 SPAN_SECONDS = int((END - EPOCH).total_seconds())
+UNIX_MS = int(EPOCH.timestamp()) * 1000
+"""``EPOCH`` in Unix milliseconds (the time field of version-7 UUIDs)."""
 MINUTE = 60
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR

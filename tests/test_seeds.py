@@ -354,9 +354,14 @@ async def test_hub_seed_command(database_url: str, db: asyncpg.Connection) -> No
     assert await db.fetchval("SELECT count(*) FROM customers") == 80
 
 
-def test_dice_uuids_are_version_4_uuids_of_the_stream() -> None:
+def test_dice_uuids_come_from_the_stream() -> None:
     dice = Dice(random.Random(1))
     bits = random.Random(1).getrandbits(128)
     value = dice.uuid4()
     assert value == uuid.UUID(int=bits, version=4).hex
     assert uuid.UUID(value).version == 4
+    # Version 7: the row's time in the first 48 bits, so ids sort by creation time.
+    early, late = dice.uuid7(1_735_689_600_000), dice.uuid7(1_735_689_600_001)
+    assert uuid.UUID(early).version == uuid.UUID(late).version == 7
+    assert int(early[:12], 16) == 1_735_689_600_000
+    assert early < late

@@ -31,6 +31,7 @@ from seeds.catalog import (
     BUSINESS_LINES,
     ELECTRONICS,
     EVENTS,
+    FASHION,
     HOME,
     PRODUCTS,
     SEARCHES,
@@ -316,6 +317,8 @@ class JourneySimulator:
                 self._question()
             elif roll < 0.86 and person.favourite_line in (HOME, ELECTRONICS):
                 self._quote_request()
+            elif roll < 0.86 and person.favourite_line == FASHION:
+                self._styling_session()
             elif roll < 0.94:
                 # Back to square one: the home page or the community again (Awareness).
                 key = dice.pick((_WEBSITES[person.favourite_line], "community", "mweb"))
@@ -429,6 +432,14 @@ class JourneySimulator:
                     f"Redeemed {points} loyalty points",
                     {"points": -points},
                 )
+            elif person.loyalty_member and roll < 0.2:
+                self._emit(
+                    "post",
+                    CAMPAIGN_SENT,
+                    OUT,
+                    "Posted the seasonal loyalty catalogue",
+                    {"campaign": "Loyalty catalogue", "tier": person.traits.get("tier")},
+                )
             elif person.newsletter or person.sms_opt_in:
                 self._campaign()
             elif roll < 0.3:
@@ -523,6 +534,20 @@ class JourneySimulator:
         elif key in ("mailbox", "whatsapp") and dice.chance(0.2):
             self._say(conversation, "phone", CALL, OUT, "Called back with details", agent, mood)
         self._close(conversation, "answered", 0.9)
+
+    def _styling_session(self) -> None:
+        # Booked by chat, held over video: one conversation on two channels.
+        dice = self.dice
+        conversation = self._open_conversation()
+        mood = dice.random() * 0.6 + 0.2
+        agent = dice.pick(AGENTS)
+        occasion = dice.pick(("a wedding", "a new job", "the holidays", "a capsule wardrobe"))
+        booking = f"Asked for a styling session for {occasion}"
+        self._say(conversation, "chat", QUESTION, IN, booking, agent, mood)
+        self._wait(HOUR, 4 * DAY)
+        session = f"Video styling session for {occasion}"
+        self._say(conversation, "video", CALL, OUT, session, agent, mood + 0.1)
+        self._close(conversation, "looks suggested", 0.95)
 
     def _quote_request(self) -> None:
         dice = self.dice

@@ -265,6 +265,13 @@ async def test_journeys_look_like_a_retailers(database_url: str, db: asyncpg.Con
     )
     assert sample is not None
     assert {"city", "country", "preferred_language", "tier"} <= set(json.loads(sample["traits"]))
+    assert (
+        await count(
+            "SELECT count(*) FROM touchpoints t"
+            " WHERE NOT EXISTS (SELECT FROM interactions i WHERE i.touchpoint_id = t.id)"
+        )
+        == 0
+    ), "every touchpoint of the catalog is used"
     lines = await db.fetch(
         "SELECT business_line, address FROM touchpoints WHERE kind = 'WEBSITE' ORDER BY name"
     )

@@ -46,8 +46,8 @@ that generating the next chunk overlaps well with PostgreSQL ingesting this one.
 _Advance = Callable[[int], None]  # moves the progress bar on by some customers
 _SEED_LOCK = 0x6875625F73656564  # "hub_seed": one seeding at a time per database
 
-# Identifier kinds whose values a generator could plausibly produce twice; cookies and device
-# ids carry 64+ random bits and are left out of the look-up.
+# Identifier kinds whose values another run could plausibly produce again; device ids (64+
+# random bits) and cookies (a random number plus a timestamp) are left out of the look-up.
 _GUESSABLE_KINDS = [
     IdentityKind.EMAIL.value,
     IdentityKind.PHONE.value,

@@ -257,6 +257,7 @@ class JourneySimulator:
         self._consideration()
         if chance(0.38):
             return
+        self._wait(2 * MINUTE, 4 * DAY)  # a last look, or a few nights' sleep on it
         self._after_purchase(self._purchase(repeat=False))
         self._retention()
 
@@ -285,7 +286,8 @@ class JourneySimulator:
                 )
             else:
                 page = dice.pick(_PAGES)
-                self._emit(self._browser(), PAGE_VIEW, IN, f"Viewed {page}", {"path": page})
+                browser = self._browser(person.favourite_line)
+                self._emit(browser, PAGE_VIEW, IN, f"Viewed {page}", {"path": page})
 
     def _consideration(self) -> None:
         dice = self.dice
@@ -296,9 +298,10 @@ class JourneySimulator:
             if roll < 0.4:
                 self._product_view()
             elif roll < 0.56:
-                query = dice.pick(SEARCHES[self._line()])
+                line = self._line()
+                query = dice.pick(SEARCHES[line])
                 self._emit(
-                    self._browser(),
+                    self._browser(line),
                     SEARCH,
                     IN,
                     f"Searched for “{query}”",
@@ -498,9 +501,10 @@ class JourneySimulator:
         return False
 
     def _product_view(self) -> None:
-        product = self.dice.pick(PRODUCTS[self._line()])
+        line = self._line()
+        product = self.dice.pick(PRODUCTS[line])
         self._emit(
-            self._browser(),
+            self._browser(line),
             PRODUCT_VIEW,
             IN,
             f"Viewed {product.name} ({_CURRENCY_SIGN[self.currency]}{product.price:,.2f})",
@@ -655,13 +659,13 @@ class JourneySimulator:
             return self.person.favourite_line
         return self.dice.pick(BUSINESS_LINES)
 
-    def _browser(self) -> str:
-        """Where this customer browses right now: the app, mobile web or a brand website."""
+    def _browser(self, line: str) -> str:
+        """Where this customer browses ``line`` now: the app, mobile web or the line's website."""
         roll = self.dice.random()
         if self.person.app and roll < 0.55:
             return f"app.{self.person.app}"
         if roll < 0.75:
-            return _WEBSITES[self._line()]
+            return _WEBSITES[line]
         return "mweb"
 
     def _wait(self, shortest: int, longest: int) -> None:

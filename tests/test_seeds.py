@@ -233,8 +233,13 @@ async def test_journeys_look_like_a_retailers(database_url: str, db: asyncpg.Con
         )
         > 0
     )
-    stages = await db.fetch("SELECT DISTINCT current_stage FROM customers")
-    assert {row["current_stage"] for row in stages} == {stage.value for stage in StageCode}
+    # Every stage is reached; today some customers are loyal and others never got far.
+    reached = await db.fetch("SELECT DISTINCT stage FROM stage_history")
+    assert {row["stage"] for row in reached} == {stage.value for stage in StageCode}
+    current = {
+        row["current_stage"] for row in await db.fetch("SELECT current_stage FROM customers")
+    }
+    assert {"AWARENESS", "CONSIDERATION", "POST_PURCHASE", "RETENTION"} <= current
 
     # Conversations move across channels, some still open, each spanning its messages.
     assert (

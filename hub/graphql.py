@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 
 from resolvers.channel import ChannelQuery
 from resolvers.customer import CustomerQuery
+from resolvers.ingest import IngestMutation
 from resolvers.interaction import InteractionQuery
 from resolvers.journey import JourneyQuery
 from resolvers.node import NodeQuery
@@ -24,6 +25,12 @@ Query = merge_types(
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Read the customer-360 graph: customers, their interactions on every channel, the channel "
     "and touchpoint catalogue, and the journey stages."
+)
+
+Mutation = merge_types("Mutation", (IngestMutation,))
+Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    "Write to the graph: record interactions from any channel, manage profiles and identities, "
+    "merge and unmerge customers, steer journeys and conversations."
 )
 
 
@@ -76,6 +83,7 @@ class ErrorCodes(SchemaExtension):
 def build_schema() -> strawberry.federation.Schema:
     return strawberry.federation.Schema(
         query=Query,
+        mutation=Mutation,
         extensions=[ErrorCodes],
         federation_version="2.5",
     )

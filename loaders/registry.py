@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
-from loaders import channels, customers, interactions
+from loaders import channels, customers, interactions, merges
 from loaders.interactions import CountKey, PageKey
 from loaders.sql import Record
 
@@ -49,6 +49,7 @@ class Loaders:
     touchpoints_by_channel: DataLoader[str, list[Record]]
     stage_by_code: DataLoader[str, Record | None]
     customer_count_by_stage: DataLoader[str, int]
+    merges_by_customer: DataLoader[uuid.UUID, list[Record]]
 
 
 def build_loaders(engine: AsyncEngine) -> Loaders:
@@ -75,4 +76,5 @@ def build_loaders(engine: AsyncEngine) -> Loaders:
         touchpoints_by_channel=_loader(engine, channels.touchpoints_by_channel),
         stage_by_code=_loader(engine, channels.stages_by_code),
         customer_count_by_stage=_loader(engine, channels.customer_counts_by_stage),
+        merges_by_customer=_loader(engine, merges.merges_by_customer),
     )

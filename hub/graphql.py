@@ -14,20 +14,24 @@ from resolvers.channel import ChannelQuery
 from resolvers.customer import CustomerQuery
 from resolvers.ingest import IngestMutation
 from resolvers.interaction import InteractionQuery
-from resolvers.journey import JourneyQuery
+from resolvers.journey import JourneyMutation, JourneyQuery
+from resolvers.merge import MergeMutation, MergeQuery
 from resolvers.node import NodeQuery
+from resolvers.profile import ProfileMutation
 
 logger = logging.getLogger("hub.errors")
 
 Query = merge_types(
-    "Query", (CustomerQuery, InteractionQuery, ChannelQuery, JourneyQuery, NodeQuery)
+    "Query", (CustomerQuery, InteractionQuery, ChannelQuery, JourneyQuery, NodeQuery, MergeQuery)
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Read the customer-360 graph: customers, their interactions on every channel, the channel "
     "and touchpoint catalogue, and the journey stages."
 )
 
-Mutation = merge_types("Mutation", (IngestMutation,))
+Mutation = merge_types(
+    "Mutation", (IngestMutation, ProfileMutation, MergeMutation, JourneyMutation)
+)
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Write to the graph: record interactions from any channel, manage profiles and identities, "
     "merge and unmerge customers, steer journeys and conversations."

@@ -168,6 +168,19 @@ async def preview_merge(
     return await _preview(connection, rows, survivor_id, merged_ids, settings)
 
 
+async def preview_chosen(
+    connection: AsyncConnection,
+    survivor_id: uuid.UUID,
+    merged_ids: Sequence[uuid.UUID],
+    settings: Settings,
+) -> MergePreview:
+    """What merging ``merged_ids`` into the given survivor would do (a dry run)."""
+    _check_ids(survivor_id, merged_ids)
+    rows = await _customers_json(connection, [survivor_id, *merged_ids], lock=False)
+    _check_rows(rows, survivor_id, merged_ids)
+    return await _preview(connection, rows, survivor_id, merged_ids, settings)
+
+
 async def _preview(
     connection: AsyncConnection,
     rows: dict[uuid.UUID, dict[str, Any]],

@@ -191,14 +191,14 @@ async def _preview(
     counts = await connection.execute(
         sa.text(
             " UNION ALL ".join(
-                f"SELECT '{table}' AS t, count(*) AS n FROM {table}"
+                f"SELECT '{table}' AS tbl, count(*) AS n FROM {table}"
                 " WHERE customer_id = ANY(CAST(:ids AS uuid[]))"
                 for table in MOVED_TABLES
             )
         ),
         {"ids": list(merged_ids)},
     )
-    moved = {str(row.t): int(row.n) for row in counts}
+    moved = {str(row.tbl): int(row.n) for row in counts}
     kinds = await _kind_counts(connection, [survivor_id, *merged_ids])
     problems = [
         f"the merged customer would hold more than {settings.max_identities_per_kind} "

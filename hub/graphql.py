@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 
 from resolvers.channel import ChannelQuery
@@ -88,7 +88,13 @@ def build_schema() -> strawberry.federation.Schema:
     return strawberry.federation.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[ErrorCodes],
+        # Parsing and validating a document costs ~10 ms and ingest clients repeat a few
+        # documents; Strawberry keeps these LRU caches at module level, shared across requests.
+        extensions=[
+            ErrorCodes,
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+        ],
         federation_version="2.5",
     )
 

@@ -49,9 +49,10 @@ class CustomerState:
     last_seen_at: datetime | None = None
     kind_counts: Counter[str] = field(default_factory=Counter)
     touched: bool = False
+    sequence: int = 0  # creation order of customers new in this batch: the first one survives
 
-    def survivor_order(self) -> tuple[bool, datetime, str]:
-        return (self.is_new, self.created_at, str(self.id))
+    def survivor_order(self) -> tuple[bool, datetime, int, str]:
+        return (self.is_new, self.created_at, self.sequence, str(self.id))
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,9 @@ def _resolve(
                 strong.setdefault(holder, key)
     planned = PlannedInteraction(draft, new_id(), uuid.UUID(int=0), None, False)
     if not matched:
-        customer = CustomerState(id=new_id(), created_at=now, is_new=True)
+        customer = CustomerState(
+            id=new_id(), created_at=now, is_new=True, sequence=len(plan.customers)
+        )
         plan.customers[customer.id] = customer
         planned.customer_id = customer.id
         planned.created_customer = True

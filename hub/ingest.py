@@ -86,11 +86,13 @@ class ItemResult:
 
 
 def _blocked(settings: Settings) -> set[str]:
-    return {
-        entry.strip().upper().split(":", 1)[0] + ":" + entry.split(":", 1)[1].strip()
-        for entry in settings.blocked_identifiers
-        if ":" in entry
-    }
+    """The blocked list as ``KIND:value`` strings (kind upper-cased, value trimmed)."""
+    blocked = set()
+    for entry in settings.blocked_identifiers:
+        kind, sep, value = entry.partition(":")
+        if sep:
+            blocked.add(f"{kind.strip().upper()}:{value.strip()}")
+    return blocked
 
 
 def _is_blocked(blocked: set[str], kind: str, value: str) -> bool:
@@ -150,6 +152,8 @@ def validate(
         )
     if occurred_at < EARLIEST:
         raise BadUserInput(f"`occurredAt` {occurred_at.isoformat()} is before 1970")
+    if item.summary is not None and len(item.summary) > MAX_TEXT_LENGTH:
+        raise BadUserInput(f"`summary` is at most {MAX_TEXT_LENGTH} characters")
     attributes = item.attributes if item.attributes is not None else {}
     if not isinstance(attributes, dict):
         raise BadUserInput("`attributes` must be a JSON object")

@@ -41,6 +41,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("far future", {"occurredAt": FUTURE}, "BAD_USER_INPUT", "future"),
     ("attributes too large", {"attributes": {"blob": "x" * 33_000}}, "BAD_USER_INPUT", "bytes"),
     ("attributes not an object", {"attributes": [1, 2]}, "BAD_USER_INPUT", "JSON object"),
+    ("summary too long", {"summary": "x" * 10_001}, "BAD_USER_INPUT", "summary"),
     ("empty idempotency key", {"idempotencyKey": "  "}, "BAD_USER_INPUT", "idempotencyKey"),
 ]
 

@@ -85,6 +85,10 @@ async def test_merge_then_unmerge_restores_both_customers(gql: Any, db: asyncpg.
     assert sorted(k["kind"] for k in kinds) == ["CUSTOMER_MERGED"] + ["CUSTOMER_UNMERGED"] * 2
     ledger = await gql.data("{ mergeHistory { id active } }")
     assert ledger["mergeHistory"] == [{"id": merge["id"], "active": False}]
+    query = "query($id: ID!) { mergeHistory(customerId: $id) { id survivor { id } } }"
+    for customer in (ana, other):
+        mine = await gql.data(query, {"id": customer})
+        assert mine["mergeHistory"] == [{"id": merge["id"], "survivor": {"id": ana}}]
 
 
 async def test_bad_merges_and_unmerges_are_coded_errors(gql: Any, db: asyncpg.Connection) -> None:

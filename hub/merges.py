@@ -22,7 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -442,7 +442,3 @@ async def unmerge_customer(
         ],
     )
     return updated.mappings().one(), merged_ids
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.enums import IdentityKind, StageCode
 from hub.errors import BadUserInput, Conflict, NotFound
 from hub.events import EventKind, NewEvent, emit
+from hub.identifiers import normalize_identifier
 from hub.ingest import lock_key, normalize_identities, take_locks
 from hub.journey_rules import classify_transition
 from hub.settings import Settings
@@ -77,7 +78,7 @@ async def update_traits(
     moment = observed_at or datetime.now(UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    if moment > datetime.now(UTC).replace(microsecond=0) + _skew(settings):
+    if moment > datetime.now(UTC) + timedelta(seconds=settings.max_future_seconds):
         raise BadUserInput("`observedAt` is in the future")
     row = await lock_customer(connection, customer_id)
     merged, stamps = merge_traits(
@@ -102,12 +103,6 @@ async def update_traits(
     )
     await _updated(connection, customer_id, "traits", {"keys": sorted(incoming)})
     return result.mappings().one()
-
-
-def _skew(settings: Settings) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=settings.max_future_seconds)
 
 
 async def create_customer(
@@ -202,8 +197,6 @@ async def remove_identity(
     value: str,
     settings: Settings,
 ) -> RowMapping:
-    from hub.identifiers import normalize_identifier
-
     normalized = normalize_identifier(kind, value, settings.default_phone_region)
     row = await lock_customer(connection, customer_id)
     deleted = await connection.execute(

@@ -8,11 +8,9 @@ customers' traits against the survivor's). Each trait carries the moment it was 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-
-LATEST = "LATEST"
 
 
 class Survivorship(StrEnum):
@@ -50,7 +48,7 @@ def merge_traits(
         new_stamp = _stamp(incoming_stamps, key)
         if key in result and not is_empty(result[key]):
             old_stamp = _stamp(result_stamps, key)
-            rule = Survivorship(rules.get(key, LATEST))
+            rule = Survivorship(rules.get(key, Survivorship.LATEST))
             keep_old = (
                 new_stamp <= old_stamp if rule is Survivorship.LATEST else new_stamp >= old_stamp
             )
@@ -63,6 +61,4 @@ def merge_traits(
 
 def stamp(moment: datetime) -> str:
     """The form stamps are stored in (UTC ISO-8601, microseconds: comparable as text)."""
-    from datetime import UTC
-
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -16,6 +16,11 @@ from schema.ingest import (
     RecordInteractionsPayload,
 )
 
+# Stands in for an input that failed before reaching the domain (it is never stored).
+_PLACEHOLDER = InteractionInput(
+    identities=[], touchpoint_id=uuid.UUID(int=0), type="", direction=""
+)
+
 
 @strawberry.type
 class IngestMutation:
@@ -73,9 +78,3 @@ class IngestMutation:
         async with info.context.engine.begin() as connection:
             results = await record(connection, items, settings, prefailed=prefailed)
         return RecordInteractionsPayload.from_results(results)
-
-
-# Stands in for an input that failed before reaching the domain (it is never stored).
-_PLACEHOLDER = InteractionInput(
-    identities=[], touchpoint_id=uuid.UUID(int=0), type="", direction=""
-)

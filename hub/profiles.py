@@ -20,7 +20,8 @@ from hub.enums import IdentityKind, StageCode
 from hub.errors import BadUserInput, Conflict, NotFound
 from hub.events import EventKind, NewEvent, emit
 from hub.identifiers import normalize_identifier
-from hub.ingest import lock_key, normalize_identities, take_locks
+from hub.ingest import lock_key, take_locks
+from hub.ingest_validation import normalize_identities
 from hub.journey_rules import classify_transition
 from hub.settings import Settings
 from hub.traits import merge_traits, stamp

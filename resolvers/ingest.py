@@ -9,7 +9,8 @@ import strawberry
 
 from hub.context import Info
 from hub.errors import BadUserInput, HubError
-from hub.ingest import InteractionInput, record
+from hub.ingest import record
+from hub.ingest_validation import InteractionInput
 from schema.ingest import (
     RecordInteractionInput,
     RecordInteractionPayload,

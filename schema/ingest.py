@@ -11,7 +11,8 @@ from strawberry.scalars import JSON
 from hub.context import Info
 from hub.enums import IdentityKind as DomainIdentityKind
 from hub.ids import uuid_from_global_id
-from hub.ingest import InteractionInput, ItemResult
+from hub.ingest_store import ItemResult
+from hub.ingest_validation import InteractionInput
 from schema.customer import Customer, load_customer
 from schema.enums import Direction, IdentityKind, InteractionType
 from schema.interaction import Interaction

@@ -26,6 +26,7 @@ import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +44,7 @@ from hub.identity_resolution import (
 )
 from hub.ingest_store import ItemResult, store_plan
 from hub.ingest_validation import InteractionInput, validate
-from hub.journey import load_rules
+from hub.journey import StageRules
 from hub.merges import merge_customers
 from hub.settings import Settings
 
@@ -64,14 +65,66 @@ async def take_locks(connection: AsyncConnection, keys: set[int]) -> None:
     )
 
 
-async def _touchpoint_channels(
-    connection: AsyncConnection, ids: set[uuid.UUID]
-) -> dict[uuid.UUID, str]:
+async def _lock_and_read_catalogue(
+    connection: AsyncConnection, keys: set[int], touchpoint_ids: set[uuid.UUID]
+) -> tuple[dict[uuid.UUID, str], StageRules]:
+    """Take the advisory locks (sorted) and read the touchpoints' channels and the stage rules,
+    in one round trip. Only catalogue data is read here: claims are read after the locks, in a
+    later statement whose snapshot sees what the previous lock holder committed."""
     result = await connection.execute(
-        sa.text("SELECT id, channel_code FROM touchpoints WHERE id = ANY(CAST(:ids AS uuid[]))"),
-        {"ids": list(ids)},
+        sa.text(
+            "WITH locks AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) AS n"
+            " FROM unnest(CAST(:keys AS bigint[])) AS k)"
+            " SELECT locks.n,"
+            " (SELECT coalesce(jsonb_object_agg(id::text, channel_code), '{}') FROM touchpoints"
+            "  WHERE id = ANY(CAST(:tps AS uuid[]))) AS channels,"
+            " (SELECT coalesce(jsonb_agg(jsonb_build_array(interaction_type, channel_code,"
+            "  stage)), '[]') FROM stage_rules) AS rules"
+            " FROM locks"
+        ),
+        {"keys": sorted(keys), "tps": list(touchpoint_ids)},
     )
-    return {row.id: row.channel_code for row in result}
+    row = result.one()
+    channels = {uuid.UUID(key): value for key, value in row.channels.items()}
+    rules: StageRules = {(itype, channel): stage for itype, channel, stage in row.rules}
+    return channels, rules
+
+
+async def _read_claims(
+    connection: AsyncConnection, drafts: list[Draft], keys: set[IdentifierKey]
+) -> tuple[dict[tuple[uuid.UUID, str], Any], dict[IdentifierKey, uuid.UUID]]:
+    """Interactions already stored under the drafts' idempotency keys, and who holds each
+    identifier, in one round trip (full rows of the duplicates only when there are any)."""
+    keyed = [d for d in drafts if d.idempotency_key is not None]
+    ordered = sorted(keys)
+    result = await connection.execute(
+        sa.text(
+            "SELECT"
+            " (SELECT coalesce(jsonb_agg(jsonb_build_array(i.kind, i.value, i.customer_id)),"
+            "  '[]') FROM identities i JOIN unnest(CAST(:kinds AS text[]),"
+            "  CAST(:vals AS text[])) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value)"
+            " AS owners,"
+            " (SELECT coalesce(jsonb_agg(x.id), '[]') FROM interactions x"
+            "  JOIN unnest(CAST(:tps AS uuid[]), CAST(:ikeys AS text[])) AS k(tp, key)"
+            "  ON x.touchpoint_id = k.tp AND x.idempotency_key = k.key) AS duplicates"
+        ),
+        {
+            "kinds": [k for k, _ in ordered],
+            "vals": [v for _, v in ordered],
+            "tps": [d.touchpoint_id for d in keyed],
+            "ikeys": [d.idempotency_key for d in keyed],
+        },
+    )
+    row = result.one()
+    owners = {(kind, value): uuid.UUID(cid) for kind, value, cid in row.owners}
+    existing: dict[tuple[uuid.UUID, str], Any] = {}
+    if row.duplicates:
+        rows = await connection.execute(
+            sa.text("SELECT * FROM interactions WHERE id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": [uuid.UUID(i) for i in row.duplicates]},
+        )
+        existing = {(r["touchpoint_id"], r["idempotency_key"]): r for r in rows.mappings()}
+    return existing, owners
 
 
 async def record(
@@ -90,52 +143,51 @@ async def record(
     results = [ItemResult(index=i) for i in range(len(items))]
     for index, error in (prefailed or {}).items():
         results[index].error = error
-    pending = [i for i in range(len(items)) if results[i].error is None]
-    channels = await _touchpoint_channels(connection, {items[i].touchpoint_id for i in pending})
-    drafts: list[Draft] = []
-    for i in pending:
-        channel = channels.get(items[i].touchpoint_id)
+    checked: list[Draft] = []
+    for i in range(len(items)):
+        if results[i].error is not None:
+            continue
         try:
-            if channel is None:
-                raise NotFound(f"no touchpoint with id {str(items[i].touchpoint_id)!r}")
-            drafts.append(validate(items[i], i, channel, settings, now))
+            # The channel is filled in once the touchpoint has been read.
+            checked.append(validate(items[i], i, "", settings, now))
         except HubError as error:
             results[i].error = error
-    if not drafts:
+    if not checked:
         return results
-    await take_locks(
-        connection,
-        {lock_key("identity", *key) for d in drafts for key in d.identities}
-        | {
-            lock_key("idempotency", str(d.touchpoint_id), d.idempotency_key)
-            for d in drafts
-            if d.idempotency_key is not None
-        },
+    identifiers = {key for d in checked for key in d.identities}
+    locks = {lock_key("identity", *key) for key in identifiers} | {
+        lock_key("idempotency", str(d.touchpoint_id), d.idempotency_key)
+        for d in checked
+        if d.idempotency_key is not None
+    }
+    channels, rules = await _lock_and_read_catalogue(
+        connection, locks, {d.touchpoint_id for d in checked}
     )
-    drafts = await _skip_duplicates(connection, drafts, results)
+    drafts: list[Draft] = []
+    for draft in checked:
+        channel = channels.get(draft.touchpoint_id)
+        if channel is None:
+            message = f"no touchpoint with id {str(draft.touchpoint_id)!r}"
+            results[draft.index].error = NotFound(message)
+        else:
+            drafts.append(replace(draft, channel_code=channel))
     if not drafts:
         return results
-    plan = await _plan(connection, drafts, settings, now, results, actor)
+    existing, owners = await _read_claims(connection, drafts, identifiers)
+    drafts = _skip_duplicates(drafts, existing, results)
+    if not drafts:
+        return results
+    plan = await _plan(connection, drafts, settings, now, results, actor, rules, owners)
     await store_plan(connection, plan, results, now)
     return results
 
 
-async def _skip_duplicates(
-    connection: AsyncConnection, drafts: list[Draft], results: list[ItemResult]
+def _skip_duplicates(
+    drafts: list[Draft],
+    existing: dict[tuple[uuid.UUID, str], Any],
+    results: list[ItemResult],
 ) -> list[Draft]:
     """Drop drafts whose (touchpoint, key) was stored before or earlier in this batch."""
-    keyed = [d for d in drafts if d.idempotency_key is not None]
-    existing: dict[tuple[uuid.UUID, str], Any] = {}
-    if keyed:
-        rows = await connection.execute(
-            sa.text(
-                "SELECT i.* FROM interactions i JOIN unnest(CAST(:tps AS uuid[]),"
-                " CAST(:keys AS text[])) AS k(tp, key)"
-                " ON i.touchpoint_id = k.tp AND i.idempotency_key = k.key"
-            ),
-            {"tps": [d.touchpoint_id for d in keyed], "keys": [d.idempotency_key for d in keyed]},
-        )
-        existing = {(row.touchpoint_id, row.idempotency_key): row for row in rows.mappings()}
     first_in_batch: dict[tuple[uuid.UUID, str], int] = {}
     kept: list[Draft] = []
     for draft in drafts:
@@ -158,20 +210,14 @@ async def _skip_duplicates(
 
 
 async def _load_state(
-    connection: AsyncConnection, keys: set[IdentifierKey]
+    connection: AsyncConnection,
+    keys: set[IdentifierKey],
+    owners: dict[IdentifierKey, uuid.UUID] | None,
 ) -> tuple[dict[IdentifierKey, uuid.UUID], dict[uuid.UUID, CustomerState], bool]:
-    """Who holds each identifier, and the holders locked FOR UPDATE; False if one was merged
-    away meanwhile (a concurrent manual merge) and resolution must start again."""
-    ordered = sorted(keys)
-    rows = await connection.execute(
-        sa.text(
-            "SELECT i.kind, i.value, i.customer_id FROM identities i"
-            " JOIN unnest(CAST(:kinds AS text[]), CAST(:vals AS text[])) AS k(kind, value)"
-            " ON i.kind = k.kind AND i.value = k.value"
-        ),
-        {"kinds": [k for k, _ in ordered], "vals": [v for _, v in ordered]},
-    )
-    owners = {(row.kind, row.value): row.customer_id for row in rows}
+    """Who holds each identifier (read again unless given), and the holders locked FOR UPDATE;
+    False if one was merged away meanwhile (a concurrent manual merge): start again."""
+    if owners is None:
+        _, owners = await _read_claims(connection, [], keys)
     customers: dict[uuid.UUID, CustomerState] = {}
     if not owners:
         return owners, customers, True
@@ -209,13 +255,16 @@ async def _plan(
     now: datetime,
     results: list[ItemResult],
     actor: str,
+    rules: StageRules,
+    first_owners: dict[IdentifierKey, uuid.UUID],
 ) -> BatchPlan:
     """Plan; when the plan merges existing customers, merge them first and plan again."""
     guards = Guards(frozenset(settings.weak_identity_kinds), settings.max_identities_per_kind)
-    rules = await load_rules(connection)
     keys = {key for d in drafts for key in d.identities}
+    known: dict[IdentifierKey, uuid.UUID] | None = first_owners
     for _ in range(MAX_RESOLUTION_ROUNDS):
-        owners, customers, stable = await _load_state(connection, keys)
+        owners, customers, stable = await _load_state(connection, keys, known)
+        known = None  # later rounds read the identities again
         if not stable:
             continue
         plan = plan_batch(drafts, owners, customers, rules, guards, now)

@@ -67,3 +67,37 @@ async def test_concurrent_retries_and_overlapping_identities_end_consistent(
         " WHERE c.merged_into_id IS NOT NULL"
     )
     assert orphans == 0
+
+
+MERGE = """
+mutation($input: MergeCustomersInput!) { mergeCustomers(input: $input) { merge { id } } }
+"""
+
+
+async def test_ingest_racing_a_manual_merge_lands_on_the_survivor(
+    gql: Any, db: asyncpg.Connection
+) -> None:
+    tp = await touchpoints(db)
+    pairs = []
+    for n in range(4):
+        a = await gql.data(RECORD, {"input": interaction(tp["web"], ("EMAIL", f"a{n}@x.org"))})
+        b = await gql.data(RECORD, {"input": interaction(tp["web"], ("EMAIL", f"b{n}@x.org"))})
+        pairs.append(
+            (a["recordInteraction"]["customer"]["id"], b["recordInteraction"]["customer"]["id"])
+        )
+    calls = []
+    for n, (a, b) in enumerate(pairs):
+        calls.append(gql(MERGE, {"input": {"survivorId": a, "mergedIds": [b]}}))
+        calls.extend(
+            gql(RECORD, {"input": interaction(tp["call"], ("EMAIL", f"b{n}@x.org"))})
+            for _ in range(3)
+        )
+    bodies = await asyncio.gather(*calls)
+    assert all("errors" not in body for body in bodies), [b for b in bodies if "errors" in b][:2]
+    stranded = await db.fetchval(
+        "SELECT count(*) FROM interactions x JOIN customers c ON c.id = x.customer_id"
+        " WHERE c.merged_into_id IS NOT NULL"
+    )
+    assert stranded == 0
+    assert await db.fetchval("SELECT count(*) FROM customers WHERE merged_into_id IS NULL") == 4
+    assert await db.fetchval("SELECT count(*) FROM interactions") == 8 + 12

@@ -1,8 +1,7 @@
-"""ingest
+"""ingest: merge ledger, matched identity per interaction, stage channel per customer
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 10:35:47.790493
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ async def _upsert_conversations(
     conversation_ids: dict[str, uuid.UUID] = {}
     if not plan.conversations:
         return conversation_ids
-    conversations = list(plan.conversations.values())
+    # In key order: two batches upserting the same conversations lock them in the same order.
+    conversations = sorted(plan.conversations.values(), key=lambda c: c.key)
     rows = await connection.execute(
         sa.text(
             "INSERT INTO conversations AS c (id, customer_id, key, status, started_at,"

@@ -18,12 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from hub.enums import StageCode, StageTransition
 from hub.journey_rules import classify_transition
-from hub.models import STAGE_RULES
 
 StageRules = dict[tuple[str, str | None], str]
 
@@ -54,13 +50,6 @@ class StageChangePlan:
     interaction_id: uuid.UUID | None
     channel_code: str | None
     reason: str
-
-
-async def load_rules(connection: AsyncConnection) -> StageRules:
-    result = await connection.execute(
-        sa.select(STAGE_RULES.c.interaction_type, STAGE_RULES.c.channel_code, STAGE_RULES.c.stage)
-    )
-    return {(row.interaction_type, row.channel_code): row.stage for row in result}
 
 
 def rule_for(rules: StageRules, interaction_type: str, channel_code: str) -> str | None:

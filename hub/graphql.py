@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy import exc as sa_exc
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -17,9 +17,12 @@ from resolvers.access import AccessMutation, AccessQuery
 from resolvers.analytics import AnalyticsQuery
 from resolvers.channel import ChannelQuery
 from resolvers.customer import CustomerQuery
+from resolvers.ingest import IngestMutation
 from resolvers.interaction import InteractionQuery
-from resolvers.journey import JourneyQuery
+from resolvers.journey import JourneyMutation, JourneyQuery
+from resolvers.merge import MergeMutation, MergeQuery
 from resolvers.node import NodeQuery
+from resolvers.profile import ProfileMutation
 
 logger = logging.getLogger("hub.errors")
 
@@ -33,6 +36,7 @@ Query = merge_types(
         NodeQuery,
         AccessQuery,
         AnalyticsQuery,
+        MergeQuery,
     ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -40,10 +44,13 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "and touchpoint catalogue, and the journey stages."
 )
 
-
-Mutation = merge_types("Mutation", (AccessMutation,))
+Mutation = merge_types(
+    "Mutation", (IngestMutation, ProfileMutation, MergeMutation, JourneyMutation, AccessMutation)
+)
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
-    "Change the graph: consents, erasure, API keys. Every mutation is audited."
+    "Write to the graph: record interactions from any channel, manage profiles, identities and "
+    "consents, merge and unmerge customers, steer journeys and conversations, manage API keys, "
+    "erase and export. Every mutation is audited."
 )
 
 
@@ -133,7 +140,11 @@ def build_schema() -> strawberry.federation.Schema:
     return HubSchema(
         query=Query,
         mutation=Mutation,
-        extensions=[ErrorCodes, AccessGuard],
+        # Validating a document costs milliseconds and clients repeat a few documents; the cache
+        # is keyed by the rules too, so the guard's per-role rules (no introspection for some
+        # roles) are never mixed up. (No ParserCache: a parse error raised from it would bypass
+        # the guard's token-limit error code.)
+        extensions=[ErrorCodes, AccessGuard, lambda: ValidationCache(maxsize=256)],
         federation_version="2.5",
     )
 

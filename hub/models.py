@@ -94,6 +94,9 @@ class Customer(SQLModel, table=True):
     )
     current_stage: str | None = Field(default=None, foreign_key="journey_stages.code")
     stage_entered_at: datetime | None = _ts(nullable=True, default_now=False)
+    # Channel of the interaction that last confirmed the stage: a later same-stage interaction on
+    # another channel is a LOOPING transition.
+    stage_channel_code: str | None = None
     first_seen_at: datetime | None = _ts(nullable=True, default_now=False)
     last_seen_at: datetime | None = _ts(nullable=True, default_now=False)
     merged_into_id: uuid.UUID | None = Field(
@@ -201,6 +204,9 @@ class Interaction(SQLModel, table=True):
         sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")},
     )
     idempotency_key: str | None = None
+    # The identity that brought the interaction (the first identifier of the input): an unmerge
+    # sends the interaction back with that identity. No foreign key: identities can be removed.
+    matched_identity_id: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class StageRule(SQLModel, table=True):
@@ -408,3 +414,33 @@ AUDIT_LOG = table(AuditEntry)
 CONSENTS = table(Consent)
 CONSENT_HISTORY = table(ConsentChange)
 ERASURES = table(Erasure)
+
+
+class Merge(SQLModel, table=True):
+    """The merge ledger: who was merged into whom, why, and a snapshot sufficient to undo it.
+
+    ``snapshot`` holds, per merged customer, its row as it was and the ids of the identities,
+    interactions, conversations and stage history rows that moved, plus the survivor's row before.
+    """
+
+    __tablename__ = "merges"
+    __table_args__ = (
+        sa.Index("ix_merges_survivor", "survivor_id", "created_at"),
+        sa.Index("ix_merges_merged_ids", "merged_ids", postgresql_using="gin"),
+        sa.Index("ix_merges_created_at", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
+    survivor_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), foreign_key="customers.id")
+    merged_ids: list[uuid.UUID] = Field(sa_type=ARRAY(UUID(as_uuid=True)))
+    rule: str
+    identity_kind: str | None = None
+    identity_value: str | None = None
+    actor: str
+    created_at: datetime | None = _ts()
+    reversed_at: datetime | None = _ts(nullable=True, default_now=False)
+    reversed_by: str | None = None
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+
+
+MERGES = table(Merge)

@@ -54,6 +54,53 @@ class Settings(BaseSettings):
             "Unset: numbers must be international."
         ),
     )
+    blocked_identifiers: list[str] = Field(
+        default=[
+            "EMAIL:test@example.com",
+            "EMAIL:noreply@example.com",
+            "EMAIL:no-reply@example.com",
+            "EMAIL:unknown@unknown.com",
+            "PHONE:0000000000",
+            "PHONE:+10000000000",
+            "DEVICE_ID:00000000-0000-0000-0000-000000000000",
+            "COOKIE:undefined",
+            "COOKIE:null",
+        ],
+        description=(
+            "KIND:value identifiers never used to match or link (shared, test or placeholder "
+            "values); compared before and after normalisation."
+        ),
+    )
+    max_identities_per_kind: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Most identifiers of one kind a customer may hold; beyond it new ones are not linked "
+            "and merges that would exceed it are refused."
+        ),
+    )
+    weak_identity_kinds: list[str] = Field(
+        default=["COOKIE", "DEVICE_ID"],
+        description="Identifier kinds that never merge two known customers by themselves.",
+    )
+    trait_survivorship: dict[str, str] = Field(
+        default={"first_order_at": "FIRST", "signup_source": "FIRST"},
+        description=(
+            "Per-trait rule when two values meet: LATEST (default: most recent non-empty wins) "
+            "or FIRST (the oldest non-empty value is kept)."
+        ),
+    )
+    max_attributes_bytes: int = Field(
+        default=32 * 1024, ge=1, description="Largest `attributes` JSON of an interaction."
+    )
+    max_future_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="How far in the future `occurredAt` may lie (clock skew allowance).",
+    )
+    max_batch_size: int = Field(
+        default=1000, ge=1, description="Most interactions one recordInteractions call takes."
+    )
 
     # ---- access control and hardening (docs/security.md) ----
     dev_mode: bool = Field(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from hub.scope import Scope
-from loaders import channels, consents, customers, interactions
+from loaders import channels, consents, customers, interactions, merges
 from loaders.interactions import CountKey, PageKey
 from loaders.sql import Record
 
@@ -54,6 +54,7 @@ class Loaders:
     consent_history_by_customer: DataLoader[uuid.UUID, list[Record]]
     channel_table: DataLoader[str, channels.Taxonomy]
     stage_table: DataLoader[str, channels.Taxonomy]
+    merges_by_customer: DataLoader[uuid.UUID, list[Record]]
 
 
 def build_loaders(engine: AsyncEngine, scope: Scope) -> Loaders:
@@ -91,4 +92,5 @@ def build_loaders(engine: AsyncEngine, scope: Scope) -> Loaders:
         consent_history_by_customer=_loader(engine, consents.consent_history_by_customer),
         channel_table=channel_table,
         stage_table=stage_table,
+        merges_by_customer=_loader(engine, merges.merges_by_customer),
     )

@@ -1,12 +1,23 @@
-"""Journey stage queries."""
+"""Journey stage queries, stage rules, and manual stage changes."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import sqlalchemy as sa
 import strawberry
 
 from hub.context import Info
+from hub.enums import StageCode as DomainStageCode
+from hub.ids import uuid_from_global_id
+from hub.models import STAGE_RULES
+from hub.profiles import set_stage
+from hub.stage_rules import delete_rule, set_rule
 from loaders.channels import WHOLE_TABLE
-from schema.journey import JourneyStage
+from loaders.sql import fetch_all
+from schema.customer import Customer
+from schema.enums import ChannelCode, InteractionType, StageCode
+from schema.journey import JourneyStage, StageRule
 
 
 @strawberry.type
@@ -15,3 +26,69 @@ class JourneyQuery:
     async def journey_stages(self, info: Info) -> list[JourneyStage]:
         table = await info.context.loaders.stage_table.load(WHOLE_TABLE)
         return [JourneyStage.from_row(row) for row in table.values()]
+
+    @strawberry.field(description="The journey engine's stage rules, by type then channel.")
+    async def stage_rules(self, info: Info) -> list[StageRule]:
+        r = STAGE_RULES.c
+        rows = await fetch_all(
+            info.context.engine,
+            sa.select(STAGE_RULES).order_by(r.interaction_type, r.channel_code.nulls_first()),
+        )
+        return [StageRule.from_row(row) for row in rows]
+
+
+@strawberry.type
+class JourneyMutation:
+    @strawberry.mutation(
+        description="Move a customer to a stage by hand; recorded in the stage history."
+    )
+    async def set_journey_stage(
+        self,
+        info: Info,
+        customer_id: Annotated[strawberry.ID, strawberry.argument(description="The customer.")],
+        stage: Annotated[StageCode, strawberry.argument(description="The stage to move to.")],
+        reason: Annotated[str, strawberry.argument(description="Why (kept in the history).")],
+    ) -> Customer:
+        cid = uuid_from_global_id(customer_id, "Customer")
+        async with info.context.engine.begin() as connection:
+            row = await set_stage(connection, cid, DomainStageCode(stage.value), reason)
+        return Customer.from_row(row)
+
+    @strawberry.mutation(
+        description="Create or replace the rule for an interaction type (and channel)."
+    )
+    async def set_stage_rule(
+        self,
+        info: Info,
+        interaction_type: Annotated[
+            InteractionType, strawberry.argument(description="The interaction type.")
+        ],
+        stage: Annotated[StageCode, strawberry.argument(description="The stage it signals.")],
+        channel: Annotated[
+            ChannelCode | None,
+            strawberry.argument(description="Only on this channel (default: every channel)."),
+        ] = None,
+    ) -> StageRule:
+        async with info.context.engine.begin() as connection:
+            row = await set_rule(
+                connection, interaction_type.value, channel.value if channel else None, stage.value
+            )
+        return StageRule.from_row(row)
+
+    @strawberry.mutation(description="Delete a stage rule; the deleted rule is returned.")
+    async def delete_stage_rule(
+        self,
+        info: Info,
+        interaction_type: Annotated[
+            InteractionType, strawberry.argument(description="The interaction type.")
+        ],
+        channel: Annotated[
+            ChannelCode | None,
+            strawberry.argument(description="The channel of the rule (default: the general one)."),
+        ] = None,
+    ) -> StageRule:
+        async with info.context.engine.begin() as connection:
+            row = await delete_rule(
+                connection, interaction_type.value, channel.value if channel else None
+            )
+        return StageRule.from_row(row)

@@ -25,6 +25,7 @@ from schema.interaction import (
     owned_interactions,
 )
 from schema.journey import JourneyStage, StageChange, load_stage
+from schema.merge import Merge
 from schema.node import Node
 from schema.pagination import Connection
 
@@ -189,6 +190,65 @@ class Customer(Node):
             )
             for row in rows
         ]
+
+    @strawberry.field(description="Merges this customer took part in, newest first.")
+    async def merges(self, info: Info) -> list[Merge]:
+        rows = await info.context.loaders.merges_by_customer.load(self.row_id)
+        return [Merge.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description=(
+            "Where did we leave off: open conversations with their last message, the last "
+            "interaction on any channel, the current stage and time in it."
+        )
+    )
+    def resume_context(self) -> ResumeContext:
+        return ResumeContext(
+            customer_id=self.row_id,
+            stage_code=self.stage_code,
+            stage_entered_at=self.stage_entered_at,
+            last_seen_at=self.last_seen_at,
+        )
+
+
+@strawberry.type(
+    description=(
+        "What an agent on any channel needs on screen when the customer comes back, in one field."
+    )
+)
+class ResumeContext:
+    customer_id: strawberry.Private[uuid.UUID]
+    stage_code: strawberry.Private[str | None]
+    stage_entered_at: datetime | None = strawberry.field(
+        description="When the customer entered the current stage."
+    )
+    last_seen_at: datetime | None = strawberry.field(
+        description="The latest interaction's time, any channel."
+    )
+
+    @strawberry.field(
+        description="Open conversations, most recently active first (each has `lastInteraction`)."
+    )
+    async def open_conversations(self, info: Info) -> list[Conversation]:
+        rows = await info.context.loaders.conversations_by_customer.load(self.customer_id)
+        return [Conversation.from_row(row) for row in rows if row["status"] == "OPEN"]
+
+    @strawberry.field(
+        description="The most recent interaction on any channel, with its touchpoint."
+    )
+    async def last_interaction(self, info: Info) -> Interaction | None:
+        row = await info.context.loaders.last_interaction_by_customer.load(self.customer_id)
+        return Interaction.from_row(row) if row else None
+
+    @strawberry.field(description="The journey stage the customer is in now.")
+    async def current_stage(self, info: Info) -> JourneyStage | None:
+        return await load_stage(info, self.stage_code)
+
+    @strawberry.field(description="How long the customer has been in the current stage, seconds.")
+    def seconds_in_stage(self) -> int | None:
+        if self.stage_entered_at is None:
+            return None
+        return max(0, int((datetime.now(UTC) - self.stage_entered_at).total_seconds()))
 
 
 MAX_MERGE_HOPS = 16

@@ -11,7 +11,7 @@ import strawberry
 from hub.context import Info
 from loaders.sql import Record
 from schema.channel import Channel
-from schema.enums import StageCode, StageTransition
+from schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
 
 if TYPE_CHECKING:
     from schema.interaction import Interaction
@@ -96,3 +96,22 @@ class StageChange:
 
         row = await info.context.loaders.interaction_by_id.load(self.interaction_id)
         return Interaction.from_row(row) if row else None
+
+
+@strawberry.type(description="Maps an interaction type (optionally on one channel) to a stage.")
+class StageRule:
+    interaction_type: InteractionType = strawberry.field(description="The interaction type.")
+    channel: ChannelCode | None = strawberry.field(
+        description="Only on this channel; null: on every channel without its own rule."
+    )
+    stage: StageCode = strawberry.field(description="The stage such an interaction signals.")
+    updated_at: datetime = strawberry.field(description="When the rule last changed.")
+
+    @classmethod
+    def from_row(cls, row: Record) -> StageRule:
+        return cls(
+            interaction_type=InteractionType(row["interaction_type"]),
+            channel=ChannelCode(row["channel_code"]) if row["channel_code"] else None,
+            stage=StageCode(row["stage"]),
+            updated_at=row["updated_at"],
+        )

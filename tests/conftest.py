@@ -29,6 +29,7 @@ from hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
+    "merges",
     "events",
     "stage_history",
     "interactions",

@@ -145,7 +145,7 @@ async def test_explorer_runs_a_query_offline_with_the_key_in_a_header(
     await page.get_by_role("tab", name="ChannelMix").click()
     await page.click(".graphiql-execute-button")
     result = page.locator(".result-window")
-    await result.get_by_text('"channelMix"').wait_for(timeout=15_000)
+    await result.get_by_text('"channelMix"').wait_for(timeout=45_000)
     text = await result.inner_text()
     assert f'"interactions": {interactions},' in text
     await page.screenshot(path=str(ARTIFACTS / "explorer.png"))

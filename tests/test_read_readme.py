@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -153,7 +154,9 @@ def test_configuration_lists_every_setting_with_its_default() -> None:
         assert row is not None, f"HUB_{name.upper()} is missing from the README"
         default: Any = field.get_default(call_default_factory=True)
         shown = row.split("|")[2].strip()
-        if isinstance(default, list):
+        if isinstance(default, dict):
+            assert shown == f"`{json.dumps(default)}`", row
+        elif isinstance(default, list):
             assert shown == (f"`{','.join(default)}`" if default else "empty"), row
         elif default is None:
             assert shown == "unset", row

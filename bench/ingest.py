@@ -1,0 +1,272 @@
+"""Ingest benchmark: the real app over HTTP against a raw asyncpg COPY of the same rows.
+
+    python -m bench.ingest [--events 4000] [--batch 1000] [--concurrency 16]
+
+Starts ``hub serve`` as a subprocess on a free port against a scratch database (created on the
+server named by ``HUB_BENCH_DATABASE_URL``, default the local PostgreSQL; dropped at the end),
+then measures from this process with an asyncio HTTP client:
+
+- single: ``recordInteraction`` calls, ``--concurrency`` in flight, events/s and p50/p99 latency;
+- batch:  ``recordInteractions`` with ``--batch`` items per call, one call at a time;
+- copy:   asyncpg ``COPY`` of the same number of customers, identities and interactions.
+
+Every mode writes fresh people (a new e-mail per event), so each event creates a customer, an
+identity, an interaction, a stage-history row and events: the ingest path's worst case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from hub.migrations import upgrade
+
+RECORD = (
+    "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) {"
+    " interaction { id } } }"
+)
+RECORD_MANY = (
+    "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) {"
+    " stored { index } rejected { index message } } }"
+)
+TYPES = ["PAGE_VIEW", "PRODUCT_VIEW", "ORDER", "SUPPORT_TICKET", "CHAT_MESSAGE"]
+
+
+@dataclass
+class Result:
+    mode: str
+    events: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _item(touchpoint: uuid.UUID, tag: str, n: int) -> dict[str, Any]:
+    return {
+        "identities": [{"kind": "EMAIL", "value": f"{tag}{n}@bench.example"}],
+        "touchpointId": str(touchpoint),
+        "type": TYPES[n % len(TYPES)],
+        "direction": "INBOUND",
+        "summary": f"event {n}",
+        "attributes": {"n": n},
+        "idempotencyKey": f"{tag}-{n}",
+    }
+
+
+async def _wait_ready(client: httpx.AsyncClient, process: asyncio.subprocess.Process) -> None:
+    for _ in range(300):
+        if process.returncode is not None:
+            raise RuntimeError("hub serve exited during start-up")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("hub serve did not become ready")
+
+
+async def bench_single(
+    client: httpx.AsyncClient, touchpoint: uuid.UUID, events: int, concurrency: int
+) -> Result:
+    queue = iter(range(events))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for n in queue:
+            started = time.perf_counter()
+            response = await client.post(
+                "/graphql",
+                json={"query": RECORD, "variables": {"input": _item(touchpoint, "s", n)}},
+            )
+            body = response.json()
+            if "errors" in body:
+                raise RuntimeError(body["errors"])
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Result(f"single x{concurrency}", events, time.perf_counter() - started, latencies)
+
+
+async def bench_batch(
+    client: httpx.AsyncClient, touchpoint: uuid.UUID, events: int, size: int
+) -> Result:
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for offset in range(0, events, size):
+        inputs = [_item(touchpoint, "b", n) for n in range(offset, min(events, offset + size))]
+        call = time.perf_counter()
+        response = await client.post(
+            "/graphql", json={"query": RECORD_MANY, "variables": {"inputs": inputs}}
+        )
+        body = response.json()
+        if "errors" in body or body["data"]["recordInteractions"]["rejected"]:
+            raise RuntimeError(str(body)[:500])
+        latencies.append(time.perf_counter() - call)
+    return Result(f"batch x{size}", events, time.perf_counter() - started, latencies)
+
+
+async def bench_copy(url: str, touchpoint: uuid.UUID, events: int) -> Result:
+    """The floor: COPY the same customers, identities and interactions, no logic at all."""
+    connection = await asyncpg.connect(url)
+    try:
+        now = datetime.now(UTC)
+        customers = [(uuid.uuid4(), now, now, now, now) for _ in range(events)]
+        identities = [(c[0], "EMAIL", f"c{n}@bench.example") for n, c in enumerate(customers)]
+        interactions = [
+            (uuid.uuid4(), c[0], touchpoint, "WEB", now, TYPES[n % 5], "INBOUND", f"event {n}")
+            for n, c in enumerate(customers)
+        ]
+        started = time.perf_counter()
+        async with connection.transaction():
+            await connection.copy_records_to_table(
+                "customers",
+                records=customers,
+                columns=["id", "first_seen_at", "last_seen_at", "created_at", "updated_at"],
+            )
+            await connection.copy_records_to_table(
+                "identities", records=identities, columns=["customer_id", "kind", "value"]
+            )
+            await connection.copy_records_to_table(
+                "interactions",
+                records=interactions,
+                columns=[
+                    "id",
+                    "customer_id",
+                    "touchpoint_id",
+                    "channel_code",
+                    "occurred_at",
+                    "type",
+                    "direction",
+                    "summary",
+                ],
+            )
+        return Result("raw COPY", events, time.perf_counter() - started, [])
+    finally:
+        await connection.close()
+
+
+def _ms(values: list[float], q: float) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000:.1f}"
+
+
+def report(results: list[Result]) -> str:
+    copy = next(r for r in results if r.mode == "raw COPY")
+    lines = [
+        f"{'mode':<14}{'events':>8}{'seconds':>9}{'events/s':>11}{'vs COPY':>9}"
+        f"{'p50 ms':>9}{'p99 ms':>9}",
+    ]
+    for r in results:
+        lines.append(
+            f"{r.mode:<14}{r.events:>8}{r.seconds:>9.2f}{r.rate:>11.0f}"
+            f"{r.rate / copy.rate:>9.3f}{_ms(r.latencies, 0.5):>9}{_ms(r.latencies, 0.99):>9}"
+        )
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = os.environ.get(
+        "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    name = f"hub_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(_with_database(server, "postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(server, name)
+    process: asyncio.subprocess.Process | None = None
+    try:
+        await asyncio.to_thread(upgrade, url)
+        db = await asyncpg.connect(url)
+        touchpoint = uuid.uuid4()
+        await db.execute(
+            "INSERT INTO touchpoints (id, channel_code, name, kind) VALUES ($1, 'WEB', 'Bench', "
+            "'WEBSITE')",
+            touchpoint,
+        )
+        await db.close()
+        port = _free_port()
+        env = {
+            **os.environ,
+            "HUB_DATABASE_URL": url,
+            "HUB_MIGRATE_ON_START": "false",
+            "HUB_POOL_SIZE": str(max(args.concurrency, 10)),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hub",
+            "serve",
+            "--port",
+            str(port),
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        limits = httpx.Limits(max_connections=args.concurrency + 2)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits
+        ) as client:
+            await _wait_ready(client, process)
+            await bench_single(client, touchpoint, 50, 4)  # warm-up (own tag range below)
+            await db_reset(url)
+            results = [
+                await bench_single(client, touchpoint, args.events, args.concurrency),
+                await bench_batch(client, touchpoint, args.events, args.batch),
+                await bench_copy(url, touchpoint, args.events),
+            ]
+        print(report(results))
+    finally:
+        if process is not None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), timeout=30)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def db_reset(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "TRUNCATE events, stage_history, interactions, conversations, identities, merges,"
+            " customers"
+        )
+    finally:
+        await connection.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=4000, help="events per mode")
+    parser.add_argument("--batch", type=int, default=1000, help="items per recordInteractions")
+    parser.add_argument("--concurrency", type=int, default=16, help="single calls in flight")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,337 @@
+"""Writing a batch plan in ONE statement, whatever the batch size.
+
+Every table the plan touches gets a data-modifying CTE fed by ``unnest`` of array parameters
+(one array per column): new customers, new identities, identities seen again, conversations
+(``INSERT … ON CONFLICT``), interactions, stage history, customer updates. PostgreSQL runs all
+of them in one round trip and checks the foreign keys between them at the end of the statement.
+The domain events then go to the outbox with ``emit_many`` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.errors import Conflict, HubError
+from hub.events import EventKind, NewEvent, emit_many
+from hub.identity_resolution import BatchPlan
+
+
+@dataclass
+class ItemResult:
+    """What happened to one input: stored (or an idempotent replay), or rejected."""
+
+    index: int
+    interaction: Any = None  # the interactions row (or, transiently, the index of an original)
+    customer_id: uuid.UUID | None = None
+    created: bool = False
+    duplicate: bool = False
+    merges: list[Any] = field(default_factory=list)  # merges ledger rows it caused
+    warnings: list[str] = field(default_factory=list)
+    error: HubError | None = None
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _unnest(columns: dict[str, str]) -> str:
+    """``unnest(CAST(:p AS t[]), …) AS k(p, …)`` for parameters named like their columns."""
+    casts = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns.items())
+    return f"unnest({casts}) AS k({', '.join(columns)})"
+
+
+CUSTOMERS_CTE = (
+    "new_customers AS (INSERT INTO customers (id, current_stage, stage_entered_at,"
+    " stage_channel_code, first_seen_at, last_seen_at, created_at, updated_at)"
+    " SELECT k.c_id, k.c_stage, k.c_entered, k.c_sch, k.c_first, k.c_last, :now, :now FROM "
+    + _unnest(
+        {
+            "c_id": "uuid",
+            "c_stage": "text",
+            "c_entered": "timestamptz",
+            "c_sch": "text",
+            "c_first": "timestamptz",
+            "c_last": "timestamptz",
+        }
+    )
+    + " RETURNING id)"
+)
+NEW_IDENTITIES_CTE = (
+    "new_identities AS (INSERT INTO identities (customer_id, kind, value, created_at,"
+    " last_seen_at) SELECT k.ni_cid, k.ni_kind, k.ni_value, :now, k.ni_seen FROM "
+    + _unnest({"ni_cid": "uuid", "ni_kind": "text", "ni_value": "text", "ni_seen": "timestamptz"})
+    + " RETURNING id, kind, value)"
+)
+SEEN_IDENTITIES_CTE = (
+    "seen_identities AS (UPDATE identities i SET last_seen_at = GREATEST(i.last_seen_at,"
+    " k.si_seen) FROM "
+    + _unnest({"si_kind": "text", "si_value": "text", "si_seen": "timestamptz"})
+    + " WHERE i.kind = k.si_kind AND i.value = k.si_value RETURNING i.id, i.kind, i.value)"
+)
+IDENTITIES_CTE = (
+    "used_identities AS (SELECT * FROM new_identities UNION ALL SELECT * FROM seen_identities)"
+)
+# New activity after a resolution reopens the conversation.
+CONVERSATIONS_CTE = (
+    "conversations_upserted AS (INSERT INTO conversations AS c (id, customer_id, key, status,"
+    " started_at, last_activity_at) SELECT k.cv_id, k.cv_cid, k.cv_key, 'OPEN', k.cv_started,"
+    " k.cv_last FROM "
+    + _unnest(
+        {
+            "cv_id": "uuid",
+            "cv_cid": "uuid",
+            "cv_key": "text",
+            "cv_started": "timestamptz",
+            "cv_last": "timestamptz",
+        }
+    )
+    + " ON CONFLICT (key) DO UPDATE SET"
+    " started_at = LEAST(c.started_at, EXCLUDED.started_at),"
+    " last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at),"
+    " status = CASE WHEN c.status = 'RESOLVED' AND EXCLUDED.last_activity_at > c.resolved_at"
+    " THEN 'OPEN' ELSE c.status END,"
+    " resolved_at = CASE WHEN c.status = 'RESOLVED' AND EXCLUDED.last_activity_at >"
+    " c.resolved_at THEN NULL ELSE c.resolved_at END"
+    " RETURNING c.id, c.key, c.customer_id, c.status)"
+)
+INTERACTIONS_CTE = (
+    "inserted AS (INSERT INTO interactions (id, customer_id, touchpoint_id, channel_code,"
+    " occurred_at, recorded_at, type, direction, conversation_id, summary, sentiment, outcome,"
+    " agent, attributes, idempotency_key, matched_identity_id)"
+    " SELECT k.x_id, k.x_cid, k.x_tp, k.x_ch, k.x_at, :now, k.x_type, k.x_dir,"
+    " (SELECT cu.id FROM conversations_upserted cu WHERE cu.key = k.x_conv),"
+    " k.x_summary, k.x_sentiment, k.x_outcome, k.x_agent, k.x_attrs, k.x_ikey,"
+    " (SELECT u.id FROM used_identities u WHERE u.kind = k.x_mkind AND u.value = k.x_mvalue)"
+    " FROM "
+    + _unnest(
+        {
+            "x_id": "uuid",
+            "x_cid": "uuid",
+            "x_tp": "uuid",
+            "x_ch": "text",
+            "x_at": "timestamptz",
+            "x_type": "text",
+            "x_dir": "text",
+            "x_conv": "text",
+            "x_summary": "text",
+            "x_sentiment": "float8",
+            "x_outcome": "text",
+            "x_agent": "text",
+            "x_attrs": "jsonb",
+            "x_ikey": "text",
+            "x_mkind": "text",
+            "x_mvalue": "text",
+        }
+    )
+    + " ON CONFLICT (touchpoint_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+    " DO NOTHING RETURNING *)"
+)
+STAGE_HISTORY_CTE = (
+    "stage_changes AS (INSERT INTO stage_history (customer_id, stage, previous_stage,"
+    " transition, entered_at, interaction_id, channel_code, reason)"
+    " SELECT k.sh_cid, k.sh_stage, k.sh_prev, k.sh_trans, k.sh_at, k.sh_iid, k.sh_ch,"
+    " k.sh_reason FROM "
+    + _unnest(
+        {
+            "sh_cid": "uuid",
+            "sh_stage": "text",
+            "sh_prev": "text",
+            "sh_trans": "text",
+            "sh_at": "timestamptz",
+            "sh_iid": "uuid",
+            "sh_ch": "text",
+            "sh_reason": "text",
+        }
+    )
+    + " RETURNING 1)"
+)
+CUSTOMER_UPDATES_CTE = (
+    "customer_updates AS (UPDATE customers c SET current_stage = k.cu_stage,"
+    " stage_entered_at = k.cu_entered, stage_channel_code = k.cu_sch,"
+    " first_seen_at = k.cu_first, last_seen_at = k.cu_last, updated_at = :now FROM "
+    + _unnest(
+        {
+            "cu_id": "uuid",
+            "cu_stage": "text",
+            "cu_entered": "timestamptz",
+            "cu_sch": "text",
+            "cu_first": "timestamptz",
+            "cu_last": "timestamptz",
+        }
+    )
+    + " WHERE c.id = k.cu_id RETURNING 1)"
+)
+STORE_PLAN_SQL = sa.text(
+    "WITH "
+    + ", ".join(
+        [
+            CUSTOMERS_CTE,
+            NEW_IDENTITIES_CTE,
+            SEEN_IDENTITIES_CTE,
+            IDENTITIES_CTE,
+            CONVERSATIONS_CTE,
+            INTERACTIONS_CTE,
+            STAGE_HISTORY_CTE,
+            CUSTOMER_UPDATES_CTE,
+        ]
+    )
+    + " SELECT inserted.*, cu.key AS conversation_key, cu.status AS conversation_status,"
+    " cu.customer_id AS conversation_customer_id"
+    " FROM inserted LEFT JOIN conversations_upserted cu ON cu.id = inserted.conversation_id"
+)
+
+
+def _params(plan: BatchPlan, now: datetime) -> dict[str, Any]:
+    find: Callable[[uuid.UUID], uuid.UUID] = plan.find
+    new_customers = [c for c in plan.customers.values() if c.is_new and c.id not in plan.alias]
+    existing = [
+        c for c in plan.customers.values() if not c.is_new and c.touched and c.id not in plan.alias
+    ]
+    new_identities = list(plan.new_identities.items())
+    seen = [k for k in plan.seen_identities if k not in plan.new_identities]
+    # In key order: two batches upserting the same conversations lock them in the same order.
+    conversations = sorted(plan.conversations.values(), key=lambda c: c.key)
+    planned = plan.interactions
+    changes = plan.stage_changes
+    return {
+        "now": now,
+        "c_id": [c.id for c in new_customers],
+        "c_stage": [c.current_stage for c in new_customers],
+        "c_entered": [c.stage_entered_at for c in new_customers],
+        "c_sch": [c.stage_channel_code for c in new_customers],
+        "c_first": [c.first_seen_at for c in new_customers],
+        "c_last": [c.last_seen_at for c in new_customers],
+        "ni_cid": [find(cid) for _, cid in new_identities],
+        "ni_kind": [kind for (kind, _), _ in new_identities],
+        "ni_value": [value for (_, value), _ in new_identities],
+        "ni_seen": [plan.seen_identities.get(key, now) for key, _ in new_identities],
+        "si_kind": [kind for kind, _ in seen],
+        "si_value": [value for _, value in seen],
+        "si_seen": [plan.seen_identities[key] for key in seen],
+        "cv_id": [uuid.uuid4() for _ in conversations],
+        "cv_cid": [find(c.customer_id) for c in conversations],
+        "cv_key": [c.key for c in conversations],
+        "cv_started": [c.started_at for c in conversations],
+        "cv_last": [c.last_activity_at for c in conversations],
+        "x_id": [p.id for p in planned],
+        "x_cid": [find(p.customer_id) for p in planned],
+        "x_tp": [p.draft.touchpoint_id for p in planned],
+        "x_ch": [p.draft.channel_code for p in planned],
+        "x_at": [p.draft.occurred_at for p in planned],
+        "x_type": [p.draft.type for p in planned],
+        "x_dir": [p.draft.direction for p in planned],
+        "x_conv": [p.draft.conversation_key for p in planned],
+        "x_summary": [p.draft.summary for p in planned],
+        "x_sentiment": [p.draft.sentiment for p in planned],
+        "x_outcome": [p.draft.outcome for p in planned],
+        "x_agent": [p.draft.agent for p in planned],
+        "x_attrs": [_json(p.draft.attributes) for p in planned],
+        "x_ikey": [p.draft.idempotency_key for p in planned],
+        "x_mkind": [p.matched_identity[0] if p.matched_identity else None for p in planned],
+        "x_mvalue": [p.matched_identity[1] if p.matched_identity else None for p in planned],
+        "sh_cid": [find(c.customer_id) for c in changes],
+        "sh_stage": [c.stage for c in changes],
+        "sh_prev": [c.previous_stage for c in changes],
+        "sh_trans": [c.transition.value for c in changes],
+        "sh_at": [c.entered_at for c in changes],
+        "sh_iid": [c.interaction_id for c in changes],
+        "sh_ch": [c.channel_code for c in changes],
+        "sh_reason": [c.reason for c in changes],
+        "cu_id": [c.id for c in existing],
+        "cu_stage": [c.current_stage for c in existing],
+        "cu_entered": [c.stage_entered_at for c in existing],
+        "cu_sch": [c.stage_channel_code for c in existing],
+        "cu_first": [c.first_seen_at for c in existing],
+        "cu_last": [c.last_seen_at for c in existing],
+    }
+
+
+def _events(
+    plan: BatchPlan, rows: list[RowMapping], created: dict[uuid.UUID, bool]
+) -> list[NewEvent]:
+    """The outbox events of a stored plan: conversations, stage changes, interactions."""
+    events: list[NewEvent] = []
+    seen_conversations: set[uuid.UUID] = set()
+    for row in rows:
+        conversation_id = row["conversation_id"]
+        if conversation_id is not None and conversation_id not in seen_conversations:
+            seen_conversations.add(conversation_id)
+            events.append(
+                NewEvent(
+                    EventKind.CONVERSATION_UPDATED,
+                    customer_id=row["conversation_customer_id"],
+                    subject_id=conversation_id,
+                    payload={"key": row["conversation_key"], "status": row["conversation_status"]},
+                )
+            )
+    for change in plan.stage_changes:
+        events.append(
+            NewEvent(
+                EventKind.JOURNEY_STAGE_CHANGED,
+                customer_id=plan.find(change.customer_id),
+                subject_id=change.interaction_id,
+                channel_code=change.channel_code,
+                payload={
+                    "stage": change.stage,
+                    "previousStage": change.previous_stage,
+                    "transition": change.transition.value,
+                    "enteredAt": change.entered_at.isoformat(),
+                },
+            )
+        )
+    for row in rows:
+        events.append(
+            NewEvent(
+                EventKind.INTERACTION_RECORDED,
+                customer_id=row["customer_id"],
+                subject_id=row["id"],
+                channel_code=row["channel_code"],
+                touchpoint_id=row["touchpoint_id"],
+                payload={
+                    "type": row["type"],
+                    "direction": row["direction"],
+                    "occurredAt": row["occurred_at"].isoformat(),
+                    "createdCustomer": created[row["id"]],
+                },
+            )
+        )
+    return events
+
+
+async def store_plan(
+    connection: AsyncConnection, plan: BatchPlan, results: list[ItemResult], now: datetime
+) -> None:
+    """Write everything ``plan`` decided in one statement and fill in ``results``."""
+    result = await connection.execute(STORE_PLAN_SQL, _params(plan, now))
+    rows = list(result.mappings())
+    rows_by_id = {row["id"]: row for row in rows}
+    if len(rows_by_id) != len(plan.interactions):
+        # Another writer stored one of our idempotency keys despite the advisory lock (e.g. a
+        # writer that does not take it): give up this transaction; the retry returns the original.
+        raise Conflict(
+            "an interaction with the same idempotency key was stored concurrently; retry"
+        )
+    created_by_id: dict[uuid.UUID, bool] = {}
+    for p in plan.interactions:
+        stored = rows_by_id[p.id]
+        item = results[p.draft.index]
+        item.interaction = stored
+        item.customer_id = stored["customer_id"]
+        item.created = p.created_customer and p.customer_id not in plan.alias
+        item.warnings.extend(p.warnings)
+        created_by_id[p.id] = item.created
+    for item in results:
+        if item.duplicate and isinstance(item.interaction, int):
+            original = results[item.interaction]
+            item.interaction = original.interaction
+            item.customer_id = original.customer_id
+    await emit_many(connection, _events(plan, rows, created_by_id))

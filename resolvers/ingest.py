@@ -1,0 +1,81 @@
+"""Ingest mutations: record one interaction, or a batch of them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import strawberry
+
+from hub.context import Info
+from hub.errors import BadUserInput, HubError
+from hub.ingest import record
+from hub.ingest_validation import InteractionInput
+from schema.ingest import (
+    RecordInteractionInput,
+    RecordInteractionPayload,
+    RecordInteractionsPayload,
+)
+
+# Stands in for an input that failed before reaching the domain (it is never stored).
+_PLACEHOLDER = InteractionInput(
+    identities=[], touchpoint_id=uuid.UUID(int=0), type="", direction=""
+)
+
+
+@strawberry.type
+class IngestMutation:
+    @strawberry.mutation(
+        description=(
+            "Record one interaction from any channel: resolves the customer from its identities "
+            "(creating or merging customers), moves the journey, joins the conversation. Safe to "
+            "retry with the same `idempotencyKey`."
+        )
+    )
+    async def record_interaction(
+        self,
+        info: Info,
+        input: Annotated[
+            RecordInteractionInput, strawberry.argument(description="The interaction.")
+        ],
+    ) -> RecordInteractionPayload:
+        item = input.to_domain()
+        async with info.context.engine.begin() as connection:
+            [result] = await record(connection, [item], info.context.settings)
+            if result.error is not None:
+                raise result.error  # rolls the transaction back: nothing is written
+        return RecordInteractionPayload.from_result(result)
+
+    @strawberry.mutation(
+        description=(
+            "Record up to 1,000 interactions on the bulk path. Each item is validated on its own: "
+            "invalid ones are rejected with index, code and message; all valid ones are stored "
+            "together in one transaction."
+        )
+    )
+    async def record_interactions(
+        self,
+        info: Info,
+        inputs: Annotated[
+            list[RecordInteractionInput],
+            strawberry.argument(description="The interactions (at most 1,000)."),
+        ],
+    ) -> RecordInteractionsPayload:
+        settings = info.context.settings
+        if len(inputs) > settings.max_batch_size:
+            raise BadUserInput(
+                f"a batch holds at most {settings.max_batch_size} interactions, got {len(inputs)}"
+            )
+        if not inputs:
+            raise BadUserInput("`inputs` is empty")
+        items: list[InteractionInput] = []
+        prefailed: dict[int, HubError] = {}
+        for index, raw in enumerate(inputs):
+            try:
+                items.append(raw.to_domain())
+            except HubError as error:
+                prefailed[index] = error
+                items.append(_PLACEHOLDER)
+        async with info.context.engine.begin() as connection:
+            results = await record(connection, items, settings, prefailed=prefailed)
+        return RecordInteractionsPayload.from_results(results)

@@ -1,0 +1,53 @@
+"""An erased person is not silently re-linked by their old identifiers (issues 3 and 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from tests.conftest import GraphQLClient
+from tests.factories import Factory
+
+RECORD = """
+mutation Record($identities: [IdentityInput!]!, $tp: ID!) {
+  recordInteractions(inputs: [{identities: $identities, touchpointId: $tp, type: QUESTION,
+                               direction: INBOUND}]) {
+    stored { index interaction { customer { id identities { kind value } } } }
+    rejected { index code message }
+  }
+}
+"""
+
+
+async def test_erase_then_reingest_with_the_old_email(
+    gql: GraphQLClient, db: asyncpg.Connection
+) -> None:
+    factory = Factory(db)
+    tp = await factory.touchpoint("Web chat", "WEB", "LIVE_CHAT")
+    touchpoint_id = (await gql.data("{ touchpoints(first: 1) { nodes { id } } }"))["touchpoints"][
+        "nodes"
+    ][0]["id"]
+    assert tp
+    email = [{"kind": "EMAIL", "value": "ana@example.com"}]
+    first: Any = await gql.data(RECORD, {"identities": email, "tp": touchpoint_id})
+    customer_id = first["recordInteractions"]["stored"][0]["interaction"]["customer"]["id"]
+
+    await gql.data(
+        "mutation($id: ID!) { eraseCustomer(id: $id) { customerId } }", {"id": customer_id}
+    )
+
+    # The old e-mail alone: refused, nothing linked, no new profile built from it.
+    again: Any = await gql.data(RECORD, {"identities": email, "tp": touchpoint_id})
+    assert again["recordInteractions"]["stored"] == []
+    [rejected] = again["recordInteractions"]["rejected"]
+    assert rejected["code"] == "ERASED_IDENTITY"
+    assert await db.fetchval("SELECT count(*) FROM identities WHERE value = 'ana@example.com'") == 0
+
+    # With an identifier the person gives anew, the interaction is stored without the old one.
+    fresh = [*email, {"kind": "PHONE", "value": "+44 20 7946 0958"}]
+    stored: Any = await gql.data(RECORD, {"identities": fresh, "tp": touchpoint_id})
+    [item] = stored["recordInteractions"]["stored"]
+    customer = item["interaction"]["customer"]
+    assert customer["id"] != customer_id
+    assert customer["identities"] == [{"kind": "PHONE", "value": "+442079460958"}]

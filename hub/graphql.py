@@ -15,6 +15,7 @@ from resolvers.customer import CustomerQuery
 from resolvers.interaction import InteractionQuery
 from resolvers.journey import JourneyQuery
 from resolvers.node import NodeQuery
+from resolvers.subscriptions import Subscription
 
 logger = logging.getLogger("hub.errors")
 
@@ -76,6 +77,7 @@ class ErrorCodes(SchemaExtension):
 def build_schema() -> strawberry.federation.Schema:
     return strawberry.federation.Schema(
         query=Query,
+        subscription=Subscription,
         extensions=[ErrorCodes],
         federation_version="2.5",
     )

@@ -28,7 +28,7 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
 )
 
 
-def _code_for(error: GraphQLError) -> str:
+def code_for(error: GraphQLError) -> str:
     message = error.message
     if message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
@@ -52,7 +52,7 @@ class ErrorCodes(SchemaExtension):
         ):
             return error
         if original is None:
-            error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
+            error.extensions = {**(error.extensions or {}), "code": code_for(error)}
             return error
         logger.error("unexpected error at %s", error.path, exc_info=original)
         return GraphQLError(

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from graphql import OperationDefinitionNode, OperationType, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLSyntaxError
 from starlette.websockets import WebSocket
 from strawberry.schema import BaseSchema
@@ -48,6 +48,7 @@ from strawberry.utils.aio import aclosing
 
 from hub.broker import SubscriberTooSlow
 from hub.context import Context
+from hub.graphql import code_for
 from loaders.registry import build_loaders
 
 if TYPE_CHECKING:
@@ -66,6 +67,20 @@ def _dumps(value: Any) -> str:
 def _frame(operation_id: str, kind: str, payload: str) -> str:
     """A protocol message around an already serialized payload (shared by many connections)."""
     return f'{{"id":{_dumps(operation_id)},"type":"{kind}","payload":{payload}}}'
+
+
+def _client_error(error: GraphQLError) -> dict[str, Any]:
+    """As the HTTP path does (``hub.graphql.ErrorCodes``): a code on every error, bugs masked."""
+    if error.extensions and "code" in error.extensions:
+        return dict(error.formatted)
+    if error.original_error is None or isinstance(error.original_error, GraphQLError):
+        return {**error.formatted, "extensions": {"code": code_for(error)}}
+    logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
+    return {
+        "message": "Unexpected error.",
+        "path": error.path,
+        "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+    }
 
 
 def _error_payload(message: str, code: str) -> str:
@@ -177,7 +192,7 @@ async def execute(
         first = True
         async for result in source:
             if first and isinstance(result, PreExecutionError):
-                yield "error", _dumps([error.formatted for error in result.errors or []])
+                yield "error", _dumps([_client_error(error) for error in result.errors or []])
                 return
             if not isinstance(result, ExecutionResult):
                 yield (
@@ -196,7 +211,7 @@ async def execute(
                 return
             payload: dict[str, Any] = {"data": result.data}
             if errors:
-                payload["errors"] = [error.formatted for error in errors]
+                payload["errors"] = [_client_error(error) for error in errors]
             yield "next", _dumps(payload)
     yield "complete", ""
 

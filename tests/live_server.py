@@ -1,0 +1,214 @@
+"""Real `hub serve` processes and a real graphql-transport-ws client for the subscription tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.events import EventKind, NewEvent, emit
+from tests.factories import Factory
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = "graphql-transport-ws"
+TIMEOUT = 10.0  # generous upper bound for one expected message; never asserted as a duration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(database_url: str, tmp: Path, **settings: Any) -> Server:
+    """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_MIGRATE_ON_START": "false",
+        "HUB_GRAPHIQL": "false",
+    }
+    for name, value in settings.items():
+        env[f"HUB_{name.upper()}"] = json.dumps(value) if isinstance(value, list) else str(value)
+    log = tmp / f"server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, port, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{server.http_url}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
+
+
+@contextmanager
+def servers(database_url: str, tmp: Path) -> Iterator[list[Server]]:
+    """Collects started servers and kills every one of them at the end."""
+    started: list[Server] = []
+    try:
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+class Client:
+    """A minimal graphql-transport-ws client over the `websockets` library."""
+
+    def __init__(self, connection: websockets.ClientConnection) -> None:
+        self.ws = connection
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def receive(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if message["type"] == "ping":
+                await self.send({"type": "pong"})
+                continue
+            return message
+
+    async def init(self, payload: dict[str, Any] | None = None) -> None:
+        await self.send({"type": "connection_init", "payload": payload or {}})
+        assert (await self.receive())["type"] == "connection_ack"
+
+    async def subscribe(
+        self, query: str, variables: dict[str, Any] | None = None, id: str | None = None
+    ) -> str:
+        operation_id = id or uuid.uuid4().hex[:8]
+        await self.send(
+            {
+                "id": operation_id,
+                "type": "subscribe",
+                "payload": {"query": query, "variables": variables or {}},
+            }
+        )
+        return operation_id
+
+    async def errors(self, operation_id: str) -> list[dict[str, Any]]:
+        """The errors ending an operation: an `error` message, or `next` with errors + `complete`."""
+        message = await self.receive()
+        assert message["id"] == operation_id, message
+        if message["type"] == "error":
+            errors: list[dict[str, Any]] = message["payload"]
+            return errors
+        assert message["type"] == "next" and message["payload"]["errors"], message
+        assert await self.receive() == {"id": operation_id, "type": "complete"}
+        errors = message["payload"]["errors"]
+        return errors
+
+    async def next_data(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        message = await self.receive(timeout)
+        assert message["type"] == "next", message
+        assert "errors" not in message["payload"], message
+        data: dict[str, Any] = message["payload"]["data"]
+        return data
+
+
+@asynccontextmanager
+async def connect(
+    server: Server, *, init: bool = True, **options: Any
+) -> AsyncIterator[Client]:
+    async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL], **options) as ws:  # type: ignore[list-item]
+        client = Client(ws)
+        if init:
+            await client.init()
+        yield client
+
+
+@dataclass
+class Writer:
+    """Records interactions the way ingest will: the row and its event in one transaction."""
+
+    engine: AsyncEngine
+    customer_id: uuid.UUID
+    touchpoint: str
+    touchpoint_id: uuid.UUID
+    channel: str
+    written: list[uuid.UUID] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Factory]:
+        async with self.engine.begin() as connection:
+            raw = await connection.get_raw_connection()
+            factory = Factory(raw.driver_connection)  # type: ignore[arg-type]
+            factory.touchpoints[self.touchpoint] = self.touchpoint_id
+            factory.connection = connection  # type: ignore[attr-defined]
+            yield factory
+
+    async def record_in(self, factory: Factory, **fields: Any) -> uuid.UUID:
+        from tests.factories import T0
+
+        interaction_id = await factory.interaction(
+            self.customer_id, self.touchpoint, at=T0, **fields
+        )
+        await emit(
+            factory.connection,  # type: ignore[attr-defined]
+            NewEvent(
+                EventKind.INTERACTION_RECORDED,
+                customer_id=self.customer_id,
+                subject_id=interaction_id,
+                channel_code=self.channel,
+                touchpoint_id=self.touchpoint_id,
+            ),
+        )
+        return interaction_id
+
+    async def record(self, **fields: Any) -> uuid.UUID:
+        async with self.transaction() as factory:
+            interaction_id = await self.record_in(factory, **fields)
+        self.written.append(interaction_id)
+        return interaction_id

@@ -1,0 +1,120 @@
+"""Live delivery through real `hub serve` processes over real websockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.factories import Factory, gid
+from tests.live_server import Server, Writer, connect, start_server
+
+FEED = """
+subscription Feed($filter: InteractionRecordedFilter, $after: String) {
+  interactionRecorded(filter: $filter, after: $after) {
+    cursor
+    interaction { id type channel { code } touchpoint { name } customer { displayName } }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    started = start_server(database_url, tmp_path_factory.mktemp("serve"))
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+async def writer(engine: Any, db: asyncpg.Connection) -> Writer:
+    factory = Factory(db)
+    touchpoint = await factory.touchpoint("Shop", "WEB", "WEBSITE")
+    await factory.touchpoint("Store", "PHYSICAL", "STORE")
+    customer = await factory.customer("Ada")
+    return Writer(engine, customer, "Shop", touchpoint, "WEB")
+
+
+def interaction_id(data: dict[str, Any]) -> str:
+    return str(data["interactionRecorded"]["interaction"]["id"])
+
+
+async def test_a_subscriber_receives_recorded_interactions(server: Server, writer: Writer) -> None:
+    async with connect(server) as client:
+        await client.subscribe(FEED)
+        await asyncio.sleep(0.3)  # let the subscription register before writing
+        first = await writer.record(type="ORDER")
+        data = await client.next_data()
+    event = data["interactionRecorded"]
+    assert event["interaction"] == {
+        "id": gid("Interaction", first),
+        "type": "ORDER",
+        "channel": {"code": "WEB"},
+        "touchpoint": {"name": "Shop"},
+        "customer": {"displayName": "Ada"},
+    }
+    assert isinstance(event["cursor"], str) and event["cursor"]
+
+
+async def test_filters_select_events_and_unknown_touchpoints_are_refused(
+    server: Server, writer: Writer
+) -> None:
+    async with connect(server) as client:
+        await client.subscribe(FEED, {"filter": {"types": ["CALL"], "channels": ["WEB"]}})
+        await asyncio.sleep(0.3)
+        await writer.record(type="PAGE_VIEW")
+        wanted = await writer.record(type="CALL")
+        assert interaction_id(await client.next_data()) == gid("Interaction", wanted)
+
+        missing = gid("Touchpoint", "00000000-0000-0000-0000-000000000000")
+        op = await client.subscribe(FEED, {"filter": {"touchpointIds": [missing]}})
+        errors = await client.errors(op)
+        assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "unknown touchpoint" in errors[0]["message"]
+
+        op = await client.subscribe(FEED, {"filter": {"channels": ["TELEPATHY"]}})
+        errors = await client.errors(op)
+        assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "TELEPATHY" in errors[0]["message"]
+
+
+async def test_no_event_is_delivered_for_a_rolled_back_write(server: Server, writer: Writer) -> None:
+    async with connect(server) as client:
+        await client.subscribe(FEED)
+        await asyncio.sleep(0.3)
+        with pytest.raises(RuntimeError):
+            async with writer.transaction() as factory:
+                await writer.record_in(factory)
+                raise RuntimeError("roll back")
+        committed = await writer.record()
+        # The next event delivered is the committed one: the rolled-back one never appears.
+        assert interaction_id(await client.next_data()) == gid("Interaction", committed)
+
+
+async def test_every_process_delivers_every_committed_event_once(
+    database_url: str, tmp_path: Path, writer: Writer
+) -> None:
+    # Two replicas on one database. The write goes through neither (the ingest mutations live on
+    # another branch): each replica only sees the outbox row, which is the point.
+    process_a = start_server(database_url, tmp_path)
+    process_b = start_server(database_url, tmp_path)
+    try:
+        async with connect(process_a) as on_a, connect(process_b) as on_b:
+            await on_a.subscribe(FEED)
+            await on_b.subscribe(FEED)
+            await asyncio.sleep(0.3)
+            recorded = [await writer.record() for _ in range(3)]
+            expected = [gid("Interaction", r) for r in recorded]
+            for client in (on_a, on_b):
+                assert [interaction_id(await client.next_data()) for _ in expected] == expected
+            with pytest.raises(TimeoutError):  # and nothing twice
+                await on_b.receive(timeout=0.5)
+    finally:
+        process_a.stop()
+        process_b.stop()

@@ -21,8 +21,35 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.errors import HubError
 
-# The horizon: every transaction with a smaller id has committed or aborted.
-HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# Step 1 of a read: the ids of transactions running in OTHER databases of the cluster (a backend
+# is bound to one database, so they can never write our events), as 64-bit ids. A transaction
+# holds an ExclusiveLock on its own (32-bit) id until it ends; pg_locks and the pid/datname of
+# pg_stat_activity are readable by every role. Prepared transactions keep the lock without a
+# backend, hence pg_prepared_xacts.
+_FOREIGN_IN_PROGRESS = sa.text(
+    """
+    WITH next AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid),
+    foreign_ids AS (
+        SELECT l.transactionid::text::bigint AS xid32
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+          AND a.datname IS DISTINCT FROM current_database()
+        UNION
+        SELECT transaction::text::bigint FROM pg_prepared_xacts
+        WHERE database <> current_database()
+    )
+    SELECT coalesce(array_agg(next.xid - ((next.xid - f.xid32) % 4294967296)), '{}') AS ids
+    FROM next JOIN foreign_ids f ON true
+    """
+)
+# Step 2: the horizon inside the reading statement's own snapshot: the oldest transaction still
+# running there that is not known to belong to another database. Everything below it has
+# finished; a transaction that started after step 1 counts as ours (conservative).
+HORIZON = """(
+    SELECT coalesce(min(x::text::bigint), pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+    WHERE x::text::bigint <> ALL(CAST(:foreign_ids AS bigint[]))
+)"""
 
 _READ_AFTER = (
     "SELECT id, xid, kind, customer_id, subject_id, channel_code, touchpoint_id, payload,"
@@ -32,10 +59,9 @@ _READ_AFTER = (
 )
 _READ_ALL = sa.text(_READ_AFTER.format(kinds=""))
 _READ_KINDS = sa.text(_READ_AFTER.format(kinds="AND kind = ANY(:kinds)"))
-# Where a fresh notifier starts: just below the horizon, so it delivers only what commits later.
+# Where a fresh notifier starts: the last event below the horizon, so it delivers what follows.
 _START_POSITION = sa.text(
-    "SELECT coalesce(max(xid), 0) AS xid, coalesce(max(id), 0) AS id FROM events"
-    f" WHERE xid = (SELECT max(xid) FROM events WHERE xid < {HORIZON})"
+    f"SELECT xid, id FROM events WHERE xid < {HORIZON} ORDER BY xid DESC, id DESC LIMIT 1"
 )
 _CURSOR_STATE = sa.text(
     "SELECT EXISTS (SELECT 1 FROM events WHERE xid = :xid AND id = :id) AS found,"
@@ -123,7 +149,12 @@ async def read_after(
 
     One statement, so the horizon and the rows come from the same snapshot (READ COMMITTED).
     """
-    params: dict[str, Any] = {"xid": after.xid, "id": after.id, "limit": limit}
+    params: dict[str, Any] = {
+        **await _in_progress(connection),
+        "xid": after.xid,
+        "id": after.id,
+        "limit": limit,
+    }
     if kinds is None:
         result = await connection.execute(_READ_ALL, params)
     else:
@@ -131,9 +162,15 @@ async def read_after(
     return [StoredEvent.from_row(row) for row in result]
 
 
+async def _in_progress(connection: AsyncConnection) -> dict[str, Any]:
+    row = (await connection.execute(_FOREIGN_IN_PROGRESS)).one()
+    return {"foreign_ids": list(row.ids)}
+
+
 async def start_position(connection: AsyncConnection) -> Position:
-    row = (await connection.execute(_START_POSITION)).one()
-    return Position(int(row.xid), int(row.id))
+    params = await _in_progress(connection)
+    row = (await connection.execute(_START_POSITION, params)).first()
+    return Position(int(row.xid), int(row.id)) if row is not None else START
 
 
 async def check_cursor(engine: AsyncEngine, position: Position, retention_days: float) -> None:

@@ -464,6 +464,7 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """The consumer fell behind: tell each operation, drop the backlog, close 4008."""
         if self.outbox.cut_off:
             return
+        logger.warning("cutting off a slow websocket consumer (%d operations)", len(self.active))
         error = _error_payload(str(SubscriberTooSlow().message), SubscriberTooSlow.code)
         farewell = [_frame(operation_id, "error", error) for operation_id in self.active]
         for operation_id in list(self.active):

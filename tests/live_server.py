@@ -113,13 +113,15 @@ class Client:
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
 
-    async def receive(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        while True:
-            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-            if message["type"] == "ping":
-                await self.send({"type": "pong"})
-                continue
-            return message
+    async def receive(self, timeout: float = TIMEOUT)  # noqa: ASYNC109 -> dict[str, Any]:
+        """The next message other than a ping (answered); TimeoutError after ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message: dict[str, Any] = json.loads(await self.ws.recv())
+                if message["type"] == "ping":
+                    await self.send({"type": "pong"})
+                    continue
+                return message
 
     async def init(self, payload: dict[str, Any] | None = None) -> None:
         await self.send({"type": "connection_init", "payload": payload or {}})
@@ -139,7 +141,7 @@ class Client:
         return operation_id
 
     async def errors(self, operation_id: str) -> list[dict[str, Any]]:
-        """The errors ending an operation: an `error` message, or `next` with errors + `complete`."""
+        """The errors ending an operation: an `error`, or `next` with errors and `complete`."""
         message = await self.receive()
         assert message["id"] == operation_id, message
         if message["type"] == "error":
@@ -150,7 +152,7 @@ class Client:
         errors = message["payload"]["errors"]
         return errors
 
-    async def next_data(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+    async def next_data(self, timeout: float = TIMEOUT)  # noqa: ASYNC109 -> dict[str, Any]:
         message = await self.receive(timeout)
         assert message["type"] == "next", message
         assert "errors" not in message["payload"], message
@@ -159,9 +161,7 @@ class Client:
 
 
 @asynccontextmanager
-async def connect(
-    server: Server, *, init: bool = True, **options: Any
-) -> AsyncIterator[Client]:
+async def connect(server: Server, *, init: bool = True, **options: Any) -> AsyncIterator[Client]:
     async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL], **options) as ws:  # type: ignore[list-item]
         client = Client(ws)
         if init:

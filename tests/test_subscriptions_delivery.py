@@ -84,7 +84,9 @@ async def test_filters_select_events_and_unknown_touchpoints_are_refused(
         assert "TELEPATHY" in errors[0]["message"]
 
 
-async def test_no_event_is_delivered_for_a_rolled_back_write(server: Server, writer: Writer) -> None:
+async def test_no_event_is_delivered_for_a_rolled_back_write(
+    server: Server, writer: Writer
+) -> None:
     async with connect(server) as client:
         await client.subscribe(FEED)
         await asyncio.sleep(0.3)

@@ -1,4 +1,4 @@
-"""Resuming with `after:` and the (xid, id) watermark: no gap, no duplicate, out-of-order commits."""
+"""Resuming with `after:` and the (xid, id) watermark: no gap, no duplicate, late commits."""
 
 from __future__ import annotations
 

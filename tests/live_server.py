@@ -113,7 +113,7 @@ class Client:
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
 
-    async def receive(self, timeout: float = TIMEOUT)  # noqa: ASYNC109 -> dict[str, Any]:
+    async def receive(self, timeout: float = TIMEOUT) -> dict[str, Any]:  # noqa: ASYNC109
         """The next message other than a ping (answered); TimeoutError after ``timeout``."""
         async with asyncio.timeout(timeout):
             while True:
@@ -152,7 +152,7 @@ class Client:
         errors = message["payload"]["errors"]
         return errors
 
-    async def next_data(self, timeout: float = TIMEOUT)  # noqa: ASYNC109 -> dict[str, Any]:
+    async def next_data(self, timeout: float = TIMEOUT) -> dict[str, Any]:  # noqa: ASYNC109
         message = await self.receive(timeout)
         assert message["type"] == "next", message
         assert "errors" not in message["payload"], message

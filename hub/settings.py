@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         default=False,
         description="Also accept the legacy `graphql-ws` subprotocol (off: it has a bug history).",
     )
+    ws_per_message_deflate: bool = Field(
+        default=False,
+        description=(
+            "Compress websocket messages (permessage-deflate). Off: compression runs per "
+            "connection, so shared payload bytes would be compressed once per subscriber."
+        ),
+    )
     ws_shared_execution: bool = Field(
         default=True,
         description=(

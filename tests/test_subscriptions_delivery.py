@@ -120,3 +120,24 @@ async def test_every_process_delivers_every_committed_event_once(
     finally:
         process_a.stop()
         process_b.stop()
+
+
+def readme_subscription() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Subscriptions", 1)[1].split("\n## ", 1)[0]
+    return section.split("```graphql\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_readme_example_works(server: Server, writer: Writer) -> None:
+    async with connect(server) as client:
+        await client.subscribe(readme_subscription())
+        await asyncio.sleep(0.3)
+        recorded = await writer.record(type="PRODUCT_VIEW")
+        event = (await client.next_data())["interactionRecorded"]
+    assert event["interaction"]["id"] == gid("Interaction", recorded)
+    assert event["interaction"]["touchpoint"] == {"name": "Shop"}
+    async with connect(server) as client:  # and resuming from its cursor replays what followed
+        await client.subscribe(readme_subscription(), {"after": event["cursor"]})
+        await asyncio.sleep(0.3)
+        later = await writer.record()
+        assert interaction_id(await client.next_data()) == gid("Interaction", later)

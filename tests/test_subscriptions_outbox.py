@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
 from hub.database import asyncpg_dsn
 from hub.events import EventKind, NewEvent, emit
 from hub.outbox import START, read_after

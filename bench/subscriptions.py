@@ -41,6 +41,11 @@ sys.path.insert(0, str(ROOT))
 from hub.database import asyncpg_dsn  # noqa: E402
 
 FEED = "subscription { interactionRecorded { cursor interaction { id type occurredAt } } }"
+# Connected but idle: a filter no benchmark event matches (isolates the broker's own cost).
+IDLE_FEED = (
+    "subscription { interactionRecorded(filter: {types: [RENEWAL]})"
+    " { cursor interaction { id type occurredAt } } }"
+)
 INSERT_INTERACTION = (
     "INSERT INTO interactions (id, customer_id, touchpoint_id, channel_code, occurred_at, type,"
     " direction, attributes) VALUES ($1, $2, $3, 'WEB', now(), 'PAGE_VIEW', 'INBOUND', '{}')"
@@ -60,7 +65,7 @@ def free_port() -> int:
 # ---- client process: many websocket subscribers ----
 
 
-async def client_main(url: str, count: int, out: Path, idle: float) -> None:
+async def client_main(url: str, count: int, out: Path, idle: float, query: str) -> None:
     import websockets
 
     arrivals: dict[str, list[float]] = {}
@@ -74,7 +79,7 @@ async def client_main(url: str, count: int, out: Path, idle: float) -> None:
         ) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": FEED}}))
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
             ready.release()
             try:
                 async for raw in ws:
@@ -254,6 +259,7 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
                 str(args.subscribers),
                 "--out",
                 str(out),
+                *(["--idle-subscribers"] if args.idle_subscribers else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -269,7 +275,8 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
         paced_ids = set(writers.committed)
         paced_commits = dict(writers.committed)
         # Let the paced events drain to every subscriber before flooding.
-        expected, last, stalled_since = events * args.subscribers, -1, time.monotonic()
+        expected = 0 if args.idle_subscribers else events * args.subscribers
+        last, stalled_since = -1, time.monotonic()
         while time.monotonic() - stalled_since < 5:
             line = await asyncio.get_running_loop().run_in_executor(None, client.stdout.readline)
             count = int(line.split()[1])
@@ -277,9 +284,11 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
                 break
             if count != last:
                 last, stalled_since = count, time.monotonic()
+        writers.committed.clear()
         results["ingest_tx_per_s_with_subscribers"] = round(
             await writers.unthrottled(args.writers, args.seconds), 1
         )
+        flood_commits = dict(writers.committed)
         client.stdin.write("stop\n")
         client.stdin.flush()
         drain = asyncio.get_running_loop().run_in_executor(None, client.stdout.read)
@@ -299,18 +308,26 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
             (t for key, times in arrivals.items() if key in paced_ids for t in times),
             default=first_commit,
         )
+        flood_times = [t for key, times in arrivals.items() if key in flood_commits for t in times]
+        flooded = len(flood_times)
+        flood_last = max(flood_times, default=0.0)
         results.update(
             {
+                "idle_subscribers": args.idle_subscribers,
                 "paced_rate_events_per_s": args.rate,
                 "paced_events": events,
                 "deliveries_expected": events * args.subscribers,
                 "deliveries": delivered,
                 "deliveries_per_s": round(delivered / max(last_arrival - first_commit, 1e-9)),
                 "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
+                "latency_ms_max": round(max(latencies), 1) if latencies else None,
                 "latency_ms_p99": round(percentile(latencies, 0.99), 1) if latencies else None,
-                "deliveries_during_unthrottled_ingest": sum(
-                    len(times) for key, times in arrivals.items() if key not in paced_ids
-                ),
+                "deliveries_during_unthrottled_ingest": flooded,
+                "deliveries_per_s_during_unthrottled_ingest": round(
+                    flooded / max(flood_last - min(flood_commits.values()), 1e-9)
+                )
+                if flooded
+                else 0,
                 "subscriber_errors": report["errors"],
             }
         )
@@ -334,17 +351,24 @@ def main() -> None:
     client.add_argument("--subscribers", type=int, required=True)
     client.add_argument("--out", required=True)
     client.add_argument("--idle", type=float, default=3.0)
+    client.add_argument("--idle-subscribers", action="store_true")
     parser.add_argument("--database-url", default=os.environ.get("HUB_DATABASE_URL"))
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=50.0, help="Paced events per second.")
     parser.add_argument("--queue-size", type=int, default=1000, help="subscriber_queue_size")
+    parser.add_argument(
+        "--idle-subscribers",
+        action="store_true",
+        help="Subscribers whose filter matches nothing: the cost of being connected.",
+    )
     parser.add_argument("--no-shared", action="store_true", help="Disable shared execution.")
     parser.add_argument("--work-dir", default=str(ROOT / ".bench"))
     args = parser.parse_args()
     if args.mode == "client":
-        asyncio.run(client_main(args.url, args.subscribers, Path(args.out), args.idle))
+        query = IDLE_FEED if args.idle_subscribers else FEED
+        asyncio.run(client_main(args.url, args.subscribers, Path(args.out), args.idle, query))
         return
     if not args.database_url:
         raise SystemExit("--database-url (or HUB_DATABASE_URL) is required")

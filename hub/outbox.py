@@ -12,7 +12,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -124,6 +124,9 @@ class StoredEvent:
     touchpoint_id: uuid.UUID | None
     payload: dict[str, Any]
     created_at: datetime
+    # Per-event memo shared by every subscription that processes this very event object (the
+    # broker publishes one object to all): e.g. the DataLoaders of one access scope.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_row(cls, row: Any) -> StoredEvent:

@@ -3,7 +3,7 @@
 Each field is an async generator over ``event_stream``: replay from the outbox when `after` is
 given, then the broker's live stream, with the seam deduplicated by position. Every event gets
 fresh DataLoaders (the websocket context lives as long as the connection; a cached loader would
-serve stale rows).
+serve stale rows), shared by the subscriptions processing that same event.
 """
 
 from __future__ import annotations
@@ -88,8 +88,15 @@ async def event_stream(
                 yield event
 
 
-def _fresh_loaders(info: Info) -> None:
-    info.context.loaders = build_loaders(info.context.engine)
+def _event_loaders(info: Info, event: StoredEvent) -> None:
+    """Fresh DataLoaders for this event, shared by every subscription with the same access that
+    processes it: 1,000 subscribers with different filters still cost one batched query per
+    relation per event, not 1,000 (which would also exhaust the connection pool)."""
+    key = ("loaders", info.context.event_scope.share_key)
+    loaders = event.memo.get(key)
+    if loaders is None:
+        loaders = event.memo[key] = build_loaders(info.context.engine)
+    info.context.loaders = loaders
 
 
 def _customer_uuid(value: strawberry.ID | None) -> uuid.UUID | None:
@@ -137,7 +144,7 @@ class Subscription:
                 continue
             if event.subject_id is None:
                 continue
-            _fresh_loaders(info)
+            _event_loaders(info, event)
             row = await info.context.loaders.interaction_by_id.load(event.subject_id)
             if row is None:  # erased since
                 continue
@@ -175,7 +182,7 @@ class Subscription:
             change = JourneyStageChangedEvent.from_event(event)
             if stages is not None and change.stage_code not in stages:
                 continue
-            _fresh_loaders(info)
+            _event_loaders(info, event)
             yield change
 
     @strawberry.subscription(description="Each merge of two customers into one.")
@@ -185,7 +192,7 @@ class Subscription:
         after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
     ) -> AsyncGenerator[CustomerMergedEvent, None]:
         async for event in event_stream(info, [EventKind.CUSTOMER_MERGED], after):
-            _fresh_loaders(info)
+            _event_loaders(info, event)
             yield CustomerMergedEvent.from_event(event)
 
     @strawberry.subscription(
@@ -207,7 +214,7 @@ class Subscription:
             merged_away = str(event.payload.get("merged_id")) == str(customer_id)
             if event.customer_id != customer_id and not merged_away:
                 continue
-            _fresh_loaders(info)
+            _event_loaders(info, event)
             customer = await load_customer(info, customer_id)
             if customer is not None:
                 yield CustomerUpdatedEvent(cursor=event.position.cursor, customer=customer)
@@ -224,7 +231,7 @@ class Subscription:
         async for event in event_stream(info, [EventKind.CONVERSATION_UPDATED], None):
             if event.subject_id != conversation_id:
                 continue
-            _fresh_loaders(info)
+            _event_loaders(info, event)
             row = await info.context.loaders.conversation_by_id.load(conversation_id)
             if row is not None:
                 yield ConversationUpdatedEvent(

@@ -97,6 +97,19 @@ class LiveSubscription:
             self._wakeup.clear()
             await self._wakeup.wait()
 
+    async def batches(self) -> AsyncIterator[list[StoredEvent]]:
+        """Like iterating, but everything queued at once: lets a consumer batch its loads."""
+        while True:
+            if self.overflowed:
+                raise SubscriberTooSlow()
+            if self._queue:
+                yield self.drain()
+                continue
+            if self.closed:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
     def close(self) -> None:
         self.closed = True
         self._broker.unsubscribe(self)

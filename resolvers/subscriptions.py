@@ -19,6 +19,7 @@ from hub.errors import BadUserInput, ServiceUnavailable
 from hub.events import EventKind
 from hub.ids import uuid_from_global_id
 from hub.outbox import Position, StoredEvent, check_cursor, decode_cursor, read_after
+from loaders.interactions import interactions_by_id
 from loaders.registry import build_loaders
 from schema.conversation import Conversation
 from schema.customer import load_customer
@@ -41,23 +42,24 @@ AFTER_DESCRIPTION = (
 
 async def _replay(
     info: Info, position: Position, kinds: Collection[str]
-) -> AsyncIterator[StoredEvent]:
+) -> AsyncIterator[list[StoredEvent]]:
     """Committed events after ``position``, page by page, up to the current horizon."""
     batch = info.context.settings.events_batch_size
     while True:
         async with info.context.engine.connect() as connection:
             events = await read_after(connection, position, batch, kinds)
-        for event in events:
-            yield event
+        if events:
+            yield events
         if len(events) < batch:
             return
         position = events[-1].position
 
 
-async def event_stream(
+async def event_batches(
     info: Info, kinds: Collection[str], after: str | None
-) -> AsyncIterator[StoredEvent]:
-    """Events of ``kinds`` the connection may see: replay after ``after``, then live."""
+) -> AsyncIterator[list[StoredEvent]]:
+    """Events of ``kinds`` the connection may see, in order and in batches (what is available
+    at once): replay after ``after``, then live."""
     context = info.context
     broker = context.broker
     if broker is None:
@@ -68,24 +70,46 @@ async def event_stream(
         position = decode_cursor(after)
         await check_cursor(context.engine, position, context.settings.events_retention_days)
         # Catch up first without a live queue, so a long backlog cannot overflow it.
-        async for event in _replay(info, position, kinds):
-            position = event.position
-            if scope.allows(event):
-                yield event
+        async for page in _replay(info, position, kinds):
+            position = page[-1].position
+            yield [event for event in page if scope.allows(event)]
     with broker.subscribe(kinds) as live:
         if position is not None:
             # Whatever committed between the catch-up and the subscription. Every event at or
             # below live.start is visible to this read; everything after it arrives live.
-            async for event in _replay(info, position, kinds):
+            async for page in _replay(info, position, kinds):
+                position = page[-1].position
+                yield [event for event in page if scope.allows(event)]
+        async for batch in live.batches():
+            fresh = []
+            for event in batch:
+                if position is not None and event.position <= position:
+                    continue  # already replayed: the seam
                 position = event.position
                 if scope.allows(event):
-                    yield event
-        async for event in live:
-            if position is not None and event.position <= position:
-                continue  # already replayed: the seam
-            position = event.position
-            if scope.allows(event):
-                yield event
+                    fresh.append(event)
+            if fresh:
+                yield fresh
+
+
+async def event_stream(
+    info: Info, kinds: Collection[str], after: str | None
+) -> AsyncIterator[StoredEvent]:
+    """``event_batches`` one event at a time."""
+    async for batch in event_batches(info, kinds, after):
+        for event in batch:
+            yield event
+
+
+async def _prefetch_interactions(info: Info, batch: list[StoredEvent]) -> None:
+    """One query for the interactions of a whole batch, memoized on the shared event objects
+    (so concurrent subscriptions on the same events reuse it)."""
+    missing = [e for e in batch if "interaction" not in e.memo]
+    ids = list({e.subject_id for e in missing if e.subject_id is not None})
+    if ids:
+        by_id = dict(zip(ids, await interactions_by_id(info.context.engine, ids), strict=True))
+        for event in missing:
+            event.memo["interaction"] = by_id.get(event.subject_id)  # type: ignore[arg-type]
 
 
 def _event_loaders(info: Info, event: StoredEvent) -> None:
@@ -136,29 +160,34 @@ class Subscription:
         channels = {c.value for c in f.channels} if f.channels is not None else None
         types = {t.value for t in f.types} if f.types is not None else None
         stages = {s.value for s in f.stages} if f.stages is not None else None
-        async for event in event_stream(info, [EventKind.INTERACTION_RECORDED], after):
+        async for batch in event_batches(info, [EventKind.INTERACTION_RECORDED], after):
             # Cheap checks on the event's own columns before any load.
-            if channels is not None and event.channel_code not in channels:
-                continue
-            if touchpoints is not None and event.touchpoint_id not in touchpoints:
-                continue
-            if event.subject_id is None:
-                continue
-            _event_loaders(info, event)
-            row = await info.context.loaders.interaction_by_id.load(event.subject_id)
-            if row is None:  # erased since
-                continue
-            if types is not None and row["type"] not in types:
-                continue
-            if customer_id is not None and row["customer_id"] != customer_id:
-                continue
-            if stages is not None:
-                customer = await load_customer(info, row["customer_id"])
-                if customer is None or customer.stage_code not in stages:
+            wanted = [
+                event
+                for event in batch
+                if event.subject_id is not None
+                and (channels is None or event.channel_code in channels)
+                and (touchpoints is None or event.touchpoint_id in touchpoints)
+                and (types is None or event.payload.get("type") in (None, *types))
+            ]
+            await _prefetch_interactions(info, wanted)
+            for event in wanted:
+                row = event.memo.get("interaction")
+                if row is None:  # erased since
                     continue
-            yield InteractionRecordedEvent(
-                cursor=event.position.cursor, interaction=Interaction.from_row(row)
-            )
+                _event_loaders(info, event)
+                info.context.loaders.interaction_by_id.prime(row["id"], row)
+                if types is not None and row["type"] not in types:
+                    continue
+                if customer_id is not None and row["customer_id"] != customer_id:
+                    continue
+                if stages is not None:
+                    customer = await load_customer(info, row["customer_id"])
+                    if customer is None or customer.stage_code not in stages:
+                        continue
+                yield InteractionRecordedEvent(
+                    cursor=event.position.cursor, interaction=Interaction.from_row(row)
+                )
 
     @strawberry.subscription(description="Each change of a customer's journey stage.")
     async def journey_stage_changed(

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,17 +91,6 @@ def start_server(database_url: str, tmp: Path, **settings: Any) -> Server:
         time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
-
-
-@contextmanager
-def servers(database_url: str, tmp: Path) -> Iterator[list[Server]]:
-    """Collects started servers and kills every one of them at the end."""
-    started: list[Server] = []
-    try:
-        yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 class Client:

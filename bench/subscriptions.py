@@ -294,6 +294,10 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
         drain = asyncio.get_running_loop().run_in_executor(None, client.stdout.read)
         await drain
         await asyncio.get_running_loop().run_in_executor(None, client.wait)
+        # Again without subscribers: the machine's load drifts, so bracket the measurement.
+        results["ingest_tx_per_s_without_subscribers_after"] = round(
+            await writers.unthrottled(args.writers, args.seconds), 1
+        )
         report = json.loads(out.read_text())
         arrivals: dict[str, list[float]] = report["arrivals"]
         latencies = [

@@ -170,10 +170,13 @@ class PostgresBroker(Broker):
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
+        self._positioned = False
 
     async def start(self) -> None:
-        async with self._engine.connect() as connection:
-            self.position = await start_position(connection)
+        try:
+            await self._take_start_position()
+        except Exception:  # the database may come up later; the notifier retries
+            logger.warning("outbox position unavailable at start; will retry", exc_info=True)
         if self._settings.events_listen_wakeup:
             await self._listen()
         self._tasks = [
@@ -189,8 +192,15 @@ class PostgresBroker(Broker):
             logger.warning("LISTEN wake-up unavailable; polling only", exc_info=True)
             self._listener = None
 
+    async def _take_start_position(self) -> None:
+        async with self._engine.connect() as connection:
+            self.position = await start_position(connection)
+        self._positioned = True
+
     async def poll_once(self) -> int:
         """Read and publish every deliverable event; returns how many were published."""
+        if not self._positioned:
+            await self._take_start_position()
         published = 0
         while True:
             async with self._engine.connect() as connection:

@@ -175,12 +175,12 @@ class Subscription:
                 row = event.memo.get("interaction")
                 if row is None:  # erased since
                     continue
-                _event_loaders(info, event)
-                info.context.loaders.interaction_by_id.prime(row["id"], row)
                 if types is not None and row["type"] not in types:
                     continue
                 if customer_id is not None and row["customer_id"] != customer_id:
                     continue
+                _event_loaders(info, event)
+                info.context.loaders.interaction_by_id.prime(row["id"], row)
                 if stages is not None:
                     customer = await load_customer(info, row["customer_id"])
                     if customer is None or customer.stage_code not in stages:

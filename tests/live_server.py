@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 import websockets
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.events import EventKind, NewEvent, emit
-from tests.factories import Factory
+from tests.factories import T0, Factory
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = "graphql-transport-ws"
@@ -159,6 +159,14 @@ async def connect(server: Server, *, init: bool = True, **options: Any) -> Async
 
 
 @dataclass
+class OpenTransaction:
+    """A writer's transaction: the factory writes rows in it, ``connection`` emits events."""
+
+    factory: Factory
+    connection: AsyncConnection
+
+
+@dataclass
 class Writer:
     """Records interactions the way ingest will: the row and its event in one transaction."""
 
@@ -170,22 +178,20 @@ class Writer:
     written: list[uuid.UUID] = field(default_factory=list)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Factory]:
+    async def transaction(self) -> AsyncIterator[OpenTransaction]:
         async with self.engine.begin() as connection:
             raw = await connection.get_raw_connection()
+            # The asyncpg connection under SQLAlchemy's: the same transaction.
             factory = Factory(raw.driver_connection)  # type: ignore[arg-type]
             factory.touchpoints[self.touchpoint] = self.touchpoint_id
-            factory.connection = connection  # type: ignore[attr-defined]
-            yield factory
+            yield OpenTransaction(factory, connection)
 
-    async def record_in(self, factory: Factory, **fields: Any) -> uuid.UUID:
-        from tests.factories import T0
-
-        interaction_id = await factory.interaction(
+    async def record_in(self, transaction: OpenTransaction, **fields: Any) -> uuid.UUID:
+        interaction_id = await transaction.factory.interaction(
             self.customer_id, self.touchpoint, at=T0, **fields
         )
         await emit(
-            factory.connection,  # type: ignore[attr-defined]
+            transaction.connection,
             NewEvent(
                 EventKind.INTERACTION_RECORDED,
                 customer_id=self.customer_id,
@@ -197,7 +203,7 @@ class Writer:
         return interaction_id
 
     async def record(self, **fields: Any) -> uuid.UUID:
-        async with self.transaction() as factory:
-            interaction_id = await self.record_in(factory, **fields)
+        async with self.transaction() as transaction:
+            interaction_id = await self.record_in(transaction, **fields)
         self.written.append(interaction_id)
         return interaction_id

@@ -91,8 +91,8 @@ async def test_no_event_is_delivered_for_a_rolled_back_write(
         await client.subscribe(FEED)
         await asyncio.sleep(0.3)
         with pytest.raises(RuntimeError):
-            async with writer.transaction() as factory:
-                await writer.record_in(factory)
+            async with writer.transaction() as transaction:
+                await writer.record_in(transaction)
                 raise RuntimeError("roll back")
         committed = await writer.record()
         # The next event delivered is the committed one: the rolled-back one never appears.

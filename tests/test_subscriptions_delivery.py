@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from hub.events import EventKind, NewEvent, emit_many
 from tests.factories import Factory, gid
 from tests.live_server import Server, Writer, connect, start_server
 
@@ -141,3 +142,92 @@ async def test_the_readme_example_works(server: Server, writer: Writer) -> None:
         await asyncio.sleep(0.3)
         later = await writer.record()
         assert interaction_id(await client.next_data()) == gid("Interaction", later)
+
+
+async def test_stage_merge_customer_and_conversation_feeds(
+    server: Server, writer: Writer, engine: Any, db: asyncpg.Connection
+) -> None:
+    factory = Factory(db)
+    other = await factory.customer("Bob")
+    conversation = await factory.conversation(writer.customer_id, "T-1")
+    customer_gid = gid("Customer", writer.customer_id)
+    async with connect(server) as client:
+        stage_op = await client.subscribe(
+            "subscription { journeyStageChanged(filter: {stages: [PURCHASE]}) {"
+            " cursor transition stage { code } previousStage { code } customer { displayName } } }"
+        )
+        merge_op = await client.subscribe(
+            "subscription { customerMerged { cursor mergedCustomerId rule survivor { id } } }"
+        )
+        await asyncio.sleep(0.3)
+        async with engine.begin() as connection:
+            await emit_many(
+                connection,
+                [
+                    NewEvent(
+                        EventKind.JOURNEY_STAGE_CHANGED,
+                        customer_id=writer.customer_id,
+                        payload={"stage": "CONSIDERATION", "transition": "FORWARD"},
+                    ),
+                    NewEvent(
+                        EventKind.JOURNEY_STAGE_CHANGED,
+                        customer_id=writer.customer_id,
+                        payload={
+                            "stage": "PURCHASE",
+                            "previous_stage": "CONSIDERATION",
+                            "transition": "FORWARD",
+                        },
+                    ),
+                    NewEvent(
+                        EventKind.CUSTOMER_MERGED,
+                        customer_id=writer.customer_id,
+                        payload={"merged_id": str(other), "rule": "same-email"},
+                    ),
+                ],
+            )
+        by_operation = {}
+        for _ in range(2):
+            message = await client.receive()
+            assert message["type"] == "next", message
+            by_operation[message["id"]] = message["payload"]["data"]
+    change = by_operation[stage_op]["journeyStageChanged"]
+    assert change["stage"] == {"code": "PURCHASE"}
+    assert change["previousStage"] == {"code": "CONSIDERATION"}
+    assert change["transition"] == "FORWARD"
+    assert change["customer"] == {"displayName": "Ada"}
+    merge = by_operation[merge_op]["customerMerged"]
+    assert merge["mergedCustomerId"] == gid("Customer", other)
+    assert merge["rule"] == "same-email"
+    assert merge["survivor"] == {"id": customer_gid}
+
+    async with connect(server) as client:
+        await client.subscribe(
+            "subscription($id: ID!) { customerUpdated(id: $id) { customer { displayName } } }",
+            {"id": customer_gid},
+        )
+        await client.subscribe(
+            "subscription($id: ID!) { conversationUpdated(id: $id) { conversation { key } } }",
+            {"id": gid("Conversation", conversation)},
+        )
+        await asyncio.sleep(0.3)
+        await db.execute(
+            "UPDATE customers SET display_name = 'Ada L.' WHERE id = $1", writer.customer_id
+        )
+        async with engine.begin() as connection:
+            await emit_many(
+                connection,
+                [
+                    NewEvent(EventKind.CUSTOMER_UPDATED, customer_id=other),  # someone else
+                    NewEvent(EventKind.CUSTOMER_UPDATED, customer_id=writer.customer_id),
+                    NewEvent(
+                        EventKind.CONVERSATION_UPDATED,
+                        customer_id=writer.customer_id,
+                        subject_id=conversation,
+                    ),
+                ],
+            )
+        received = [await client.next_data() for _ in range(2)]
+        with pytest.raises(TimeoutError):
+            await client.receive(timeout=0.5)
+    assert {"customerUpdated": {"customer": {"displayName": "Ada L."}}} in received
+    assert {"conversationUpdated": {"conversation": {"key": "T-1"}}} in received

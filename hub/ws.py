@@ -137,12 +137,17 @@ class ConnectionOutbox:
         self._has_items.set()
         return True
 
-    async def put(self, text: str) -> None:
-        """Queue, waiting for space (backpressure for a private stream)."""
-        while self.full() and not self.cut_off:
-            self._has_space.clear()
-            await self._has_space.wait()
-        self.put_nowait(text)
+    async def put(self, text: str, patience: float) -> bool:
+        """Queue, waiting up to ``patience`` seconds for space (backpressure for a private
+        stream); False when the consumer did not make room in time."""
+        try:
+            async with asyncio.timeout(patience):
+                while self.full() and not self.cut_off:
+                    self._has_space.clear()
+                    await self._has_space.wait()
+        except TimeoutError:
+            return False
+        return self.put_nowait(text)
 
     def replace_with_farewell(self, messages: list[str]) -> None:
         """Drop the backlog; send only these messages, then close (memory stays bounded)."""
@@ -431,7 +436,10 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     self.cut_off()
                     return
                 if kind == "next":
-                    await self.outbox.put(_frame(operation_id, "next", payload))
+                    patience = self.context.settings.subscriber_cutoff_grace_s
+                    if not await self.outbox.put(_frame(operation_id, "next", payload), patience):
+                        self.cut_off()
+                        return
                 else:
                     self.deliver(operation_id, kind, payload, final=True)
                     return

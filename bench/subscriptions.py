@@ -28,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -368,7 +369,11 @@ def main() -> None:
         help="Subscribers whose filter matches nothing: the cost of being connected.",
     )
     parser.add_argument("--no-shared", action="store_true", help="Disable shared execution.")
-    parser.add_argument("--work-dir", default=str(ROOT / ".bench"))
+    parser.add_argument(
+        "--work-dir",
+        default=str(Path(tempfile.gettempdir()) / "hub-bench-subscriptions"),
+        help="Server log and the client's arrival times go here.",
+    )
     args = parser.parse_args()
     if args.mode == "client":
         query = IDLE_FEED if args.idle_subscribers else FEED

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,19 +20,22 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from hub.access_log import dev_mode_banner
+from hub.broker import Broker, PostgresBroker
 from hub.context import NOBODY, Context
 from hub.database import DatabaseLocation, alocate_database, arelease_database, create_engine
+from hub.event_scope import scope_for_principal
 from hub.gate import PRINCIPAL_KEY, AccessGate
 from hub.graphql import schema
 from hub.migrations import aupgrade
 from hub.revocation import OpenSockets
 from hub.settings import Settings
 from hub.web import explorer_html, web_routes
+from hub.ws import HubTransportWSHandler, SharedExecutions
 
 logger = logging.getLogger("hub")
 
@@ -45,20 +49,29 @@ class HubState:
     # A small pool of its own for key checks: a saturated data pool cannot lock keys out (nor
     # an admin revoking one), and statement counts of data queries stay about data.
     access_engine: AsyncEngine
+    broker: Broker
 
 
 class HubGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with the hub's context built per request."""
 
     gate: AccessGate
+    graphql_transport_ws_handler_class = HubTransportWSHandler
 
     def __init__(self, app_state: dict[str, Any], settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,)
+            + ((GRAPHQL_WS_PROTOCOL,) if settings.ws_legacy_protocol else ()),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            allowed_origins=settings.ws_allowed_origins,
+            keep_alive=settings.ws_keepalive_s > 0,
+            keep_alive_interval=settings.ws_keepalive_s,
         )
         self._app_state = app_state
+        self.shared_executions = SharedExecutions()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -66,7 +79,9 @@ class HubGraphQL(GraphQL[Context, None]):
         state: HubState = self._app_state["hub"]
         # HTTP: the gate has authenticated; websockets: on_ws_connect does, at connection_init.
         principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
-        return Context.build(state.engine, state.settings, request, principal)
+        context = Context.build(state.engine, state.settings, request, principal)
+        context.broker = state.broker
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate a websocket by the Authorization in its connection_init payload (or
@@ -82,6 +97,8 @@ class HubGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": "a valid API key is required"})
         context.principal = principal
         context.loaders = context.fresh_loaders()
+        # What this connection's subscriptions may receive (partner scope; consent per batch).
+        context.event_scope = scope_for_principal(principal)
         state: HubState = self._app_state["hub"]
         if principal.key_id is not None and isinstance(context.request, WebSocket):
             state.sockets.add(context.request, principal.key_id)
@@ -143,12 +160,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 2})
             )
             sockets = OpenSockets(lambda: access_engine, settings.key_recheck_seconds)
+            broker = PostgresBroker(engine, location.url, settings)
+            await broker.start()
             app_state["hub"] = HubState(
                 settings=settings,
                 location=location,
                 engine=engine,
                 sockets=sockets,
                 access_engine=access_engine,
+                broker=broker,
             )
             if settings.dev_mode:
                 logger.warning(dev_mode_banner())
@@ -156,6 +176,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield
             finally:
                 app_state.pop("hub", None)
+                await graphql_app.shared_executions.close()
+                await broker.close()
                 await sockets.close()
                 await access_engine.dispose()
                 await engine.dispose()

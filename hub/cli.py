@@ -92,6 +92,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
 
 

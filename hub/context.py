@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 
 from hub.auth import Principal, Role
+from hub.broker import Broker
+from hub.event_scope import UNRESTRICTED, EventScope
 from hub.settings import Settings
 from loaders.registry import Loaders, build_loaders
 
@@ -31,6 +33,9 @@ class Context:
     connection_params: dict[str, object] | None = None
     # Anything a later layer (auth, tracing) wants to carry for the request.
     extras: dict[str, object] = field(default_factory=dict)
+    # Live events (subscriptions): the process's broker and what this connection may see.
+    broker: Broker | None = None
+    event_scope: EventScope = UNRESTRICTED
 
     @classmethod
     def build(

@@ -23,6 +23,7 @@ from resolvers.journey import JourneyMutation, JourneyQuery
 from resolvers.merge import MergeMutation, MergeQuery
 from resolvers.node import NodeQuery
 from resolvers.profile import ProfileMutation
+from resolvers.subscriptions import Subscription
 
 logger = logging.getLogger("hub.errors")
 
@@ -54,7 +55,7 @@ Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
 )
 
 
-def _code_for(error: GraphQLError) -> str:
+def code_for(error: GraphQLError) -> str:
     message = error.message
     if message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
@@ -86,7 +87,7 @@ class ErrorCodes(SchemaExtension):
         # invalid enum value) in a GraphQLError whose original is a GraphQLError too: those are
         # the client's fault, so they keep their message and gain a code.
         if original is None or isinstance(original, GraphQLError):
-            error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
+            error.extensions = {**(error.extensions or {}), "code": code_for(error)}
             return error
         if _database_unreachable(original):
             logger.warning("database unreachable at %s: %r", error.path, original)
@@ -140,6 +141,7 @@ def build_schema() -> strawberry.federation.Schema:
     return HubSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         # Validating a document costs milliseconds and clients repeat a few documents; the cache
         # is keyed by the rules too, so the guard's per-role rules (no introspection for some
         # roles) are never mixed up. (No ParserCache: a parse error raised from it would bypass

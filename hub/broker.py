@@ -1,0 +1,245 @@
+"""The live event stream of one process: a ``Broker`` interface and its PostgreSQL implementation.
+
+``PostgresBroker`` runs ONE notifier task per process. It polls the outbox with the watermark
+query (``hub.outbox.read_after``) every few dozen milliseconds, optionally woken early by a
+LISTEN on ``hub_events`` (a NOTIFY is never issued inside ingest transactions), and publishes
+each batch to the in-process subscribers. Every process reads the same table, so a subscriber
+on any replica sees every committed event, once, in ``(xid, id)`` order.
+
+Another transport (Redis streams, NATS JetStream) implements the same interface: ``publish``
+fans a batch out to local subscribers; ``subscribe`` registers one.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Collection, Sequence
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.database import asyncpg_dsn
+from hub.errors import HubError
+from hub.outbox import Position, StoredEvent, prune, read_after, start_position
+from hub.settings import Settings
+
+logger = logging.getLogger("hub.broker")
+
+NOTIFY_CHANNEL = "hub_events"
+
+
+class SubscriberTooSlow(HubError):
+    code = "SUBSCRIBER_TOO_SLOW"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "this subscriber fell too far behind and was disconnected; "
+            "subscribe again with `after:` set to the last cursor you received"
+        )
+
+
+class LiveSubscription:
+    """Events published after subscribing, in a bounded queue.
+
+    When the queue is full the subscription is marked overflowed, its backlog dropped (memory
+    stays bounded) and the consumer raises ``SubscriberTooSlow`` on its next read.
+    """
+
+    def __init__(self, broker: Broker, kinds: Collection[str] | None, limit: int) -> None:
+        self._broker = broker
+        self.kinds = frozenset(kinds) if kinds is not None else None
+        self._limit = limit
+        self._queue: deque[StoredEvent] = deque()
+        self._wakeup = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
+        # The broker's position when this subscription started: it receives everything after it.
+        self.start = broker.position
+
+    def offer(self, event: StoredEvent) -> None:
+        if self.overflowed or self.closed:
+            return
+        if self.kinds is not None and event.kind not in self.kinds:
+            return
+        if len(self._queue) >= self._limit:
+            self.overflowed = True
+            self._queue.clear()
+        else:
+            self._queue.append(event)
+        self._wakeup.set()
+
+    def end(self) -> None:
+        self.closed = True
+        self._wakeup.set()
+
+    def drain(self) -> list[StoredEvent]:
+        """Everything queued now, without waiting."""
+        if self.overflowed:
+            raise SubscriberTooSlow()
+        events = list(self._queue)
+        self._queue.clear()
+        return events
+
+    async def __aiter__(self) -> AsyncIterator[StoredEvent]:
+        while True:
+            if self.overflowed:
+                raise SubscriberTooSlow()
+            if self._queue:
+                yield self._queue.popleft()
+                continue
+            if self.closed:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def batches(self) -> AsyncIterator[list[StoredEvent]]:
+        """Like iterating, but everything queued at once: lets a consumer batch its loads."""
+        while True:
+            if self.overflowed:
+                raise SubscriberTooSlow()
+            if self._queue:
+                yield self.drain()
+                continue
+            if self.closed:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def close(self) -> None:
+        self.closed = True
+        self._broker.unsubscribe(self)
+
+    def __enter__(self) -> LiveSubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Broker(abc.ABC):
+    """Fans committed events out to this process's live subscribers."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue_size = queue_size
+        self.position = Position(0, 0)
+        self._subscribers: set[LiveSubscription] = set()
+
+    def subscribe(self, kinds: Collection[str] | None = None) -> LiveSubscription:
+        """Receive every event published from now on (``kinds``: only these)."""
+        subscription = LiveSubscription(self, kinds, self.queue_size)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: LiveSubscription) -> None:
+        self._subscribers.discard(subscription)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, events: Sequence[StoredEvent]) -> None:
+        """Hand a batch, in delivery order, to every subscriber. Never blocks."""
+        for event in events:
+            for subscription in tuple(self._subscribers):
+                subscription.offer(event)
+        if events:
+            self.position = events[-1].position
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    async def close(self) -> None:
+        for subscription in tuple(self._subscribers):
+            subscription.end()
+        self._subscribers.clear()
+
+
+class PostgresBroker(Broker):
+    """The outbox notifier: one polling task per process (plus an optional LISTEN wake-up)."""
+
+    def __init__(self, engine: AsyncEngine, database_url: str, settings: Settings) -> None:
+        super().__init__(settings.subscriber_queue_size)
+        self._engine = engine
+        self._database_url = database_url
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncpg.Connection | None = None
+        self._positioned = False
+
+    async def start(self) -> None:
+        try:
+            await self._take_start_position()
+        except Exception:  # the database may come up later; the notifier retries
+            logger.warning("outbox position unavailable at start; will retry", exc_info=True)
+        if self._settings.events_listen_wakeup:
+            await self._listen()
+        self._tasks = [
+            asyncio.create_task(self._notify_loop(), name="hub-notifier"),
+            asyncio.create_task(self._prune_loop(), name="hub-event-pruner"),
+        ]
+
+    async def _listen(self) -> None:
+        try:
+            self._listener = await asyncpg.connect(asyncpg_dsn(self._database_url))
+            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        except (OSError, asyncpg.PostgresError):  # polling alone still delivers everything
+            logger.warning("LISTEN wake-up unavailable; polling only", exc_info=True)
+            self._listener = None
+
+    async def _take_start_position(self) -> None:
+        async with self._engine.connect() as connection:
+            self.position = await start_position(connection)
+        self._positioned = True
+
+    async def poll_once(self) -> int:
+        """Read and publish every deliverable event; returns how many were published."""
+        if not self._positioned:
+            await self._take_start_position()
+        published = 0
+        while True:
+            async with self._engine.connect() as connection:
+                events = await read_after(
+                    connection, self.position, self._settings.events_batch_size
+                )
+            self.publish(events)
+            published += len(events)
+            if len(events) < self._settings.events_batch_size:
+                return published
+
+    async def _notify_loop(self) -> None:
+        interval = self._settings.events_poll_interval_ms / 1000
+        while True:
+            try:
+                await self.poll_once()
+            except Exception:  # a database hiccup must not kill delivery; retry next tick
+                logger.warning("outbox poll failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                deleted = await prune(self._engine, self._settings.events_retention_days)
+                if deleted:
+                    logger.info("pruned %d expired events", deleted)
+            except Exception:  # retried at the next interval
+                logger.warning("event pruning failed", exc_info=True)
+            await asyncio.sleep(self._settings.events_prune_interval_s)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+        await super().close()

@@ -1,0 +1,281 @@
+"""Subscription fields: live partner feeds, resumable with `after: <cursor>`.
+
+Each field is an async generator over ``event_stream``: replay from the outbox when `after` is
+given, then the broker's live stream, with the seam deduplicated by position. Every event gets
+fresh DataLoaders (the websocket context lives as long as the connection; a cached loader would
+serve stale rows), shared by the subscriptions processing that same event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from typing import Annotated
+
+import strawberry
+
+from hub.auth import Role
+from hub.context import Context, Info
+from hub.errors import BadUserInput, ServiceUnavailable
+from hub.events import EventKind
+from hub.ids import uuid_from_global_id
+from hub.outbox import Position, StoredEvent, check_cursor, decode_cursor, read_after
+from hub.policy import partner_sharing_allowed
+from loaders.interactions import interactions_by_id
+from loaders.registry import build_loaders
+from schema.conversation import Conversation
+from schema.customer import load_customer
+from schema.events import (
+    ConversationUpdatedEvent,
+    CustomerMergedEvent,
+    CustomerUpdatedEvent,
+    InteractionRecordedEvent,
+    InteractionRecordedFilter,
+    JourneyStageChangedEvent,
+    JourneyStageChangedFilter,
+)
+from schema.interaction import Interaction
+
+AFTER_DESCRIPTION = (
+    "Resume after this cursor: first the events missed since (kept for the retention window, "
+    "see docs), then live ones, none twice. Omit to start with the next event."
+)
+
+
+async def _replay(
+    info: Info, position: Position, kinds: Collection[str]
+) -> AsyncIterator[list[StoredEvent]]:
+    """Committed events after ``position``, page by page, up to the current horizon."""
+    batch = info.context.settings.events_batch_size
+    while True:
+        async with info.context.engine.connect() as connection:
+            events = await read_after(connection, position, batch, kinds)
+        if events:
+            yield events
+        if len(events) < batch:
+            return
+        position = events[-1].position
+
+
+async def visible(context: Context, events: list[StoredEvent]) -> list[StoredEvent]:
+    """The events this connection may receive: its partner scope, and for partners only
+    customers who granted partner sharing (one consent query per batch)."""
+    events = [event for event in events if context.event_scope.allows(event)]
+    if not events or context.principal.role is not Role.PARTNER:
+        return events
+    customer_ids = [e.customer_id for e in events if e.customer_id is not None]
+    async with context.engine.connect() as connection:
+        sharing = await partner_sharing_allowed(connection, customer_ids)
+    return [event for event in events if event.customer_id in sharing]
+
+
+async def event_batches(
+    info: Info, kinds: Collection[str], after: str | None
+) -> AsyncIterator[list[StoredEvent]]:
+    """Events of ``kinds`` the connection may see, in order and in batches (what is available
+    at once): replay after ``after``, then live."""
+    context = info.context
+    broker = context.broker
+    if broker is None:
+        raise ServiceUnavailable("live events are not available in this process")
+    position: Position | None = None
+    if after is not None:
+        position = decode_cursor(after)
+        await check_cursor(context.engine, position, context.settings.events_retention_days)
+        # Catch up first without a live queue, so a long backlog cannot overflow it.
+        async for page in _replay(info, position, kinds):
+            position = page[-1].position
+            yield await visible(context, page)
+    with broker.subscribe(kinds) as live:
+        if position is not None:
+            # Whatever committed between the catch-up and the subscription. Every event at or
+            # below live.start is visible to this read; everything after it arrives live.
+            async for page in _replay(info, position, kinds):
+                position = page[-1].position
+                yield await visible(context, page)
+        async for batch in live.batches():
+            fresh = []
+            for event in batch:
+                if position is not None and event.position <= position:
+                    continue  # already replayed: the seam
+                position = event.position
+                fresh.append(event)
+            fresh = await visible(context, fresh)
+            if fresh:
+                yield fresh
+
+
+async def event_stream(
+    info: Info, kinds: Collection[str], after: str | None
+) -> AsyncIterator[StoredEvent]:
+    """``event_batches`` one event at a time."""
+    async for batch in event_batches(info, kinds, after):
+        for event in batch:
+            yield event
+
+
+async def _prefetch_interactions(info: Info, batch: list[StoredEvent]) -> None:
+    """One query for the interactions of a whole batch, memoized on the shared event objects
+    (so concurrent subscriptions on the same events reuse it)."""
+    missing = [e for e in batch if "interaction" not in e.memo]
+    ids = list({e.subject_id for e in missing if e.subject_id is not None})
+    if ids:
+        by_id = dict(zip(ids, await interactions_by_id(info.context.engine, ids), strict=True))
+        for event in missing:
+            event.memo["interaction"] = by_id.get(event.subject_id)  # type: ignore[arg-type]
+
+
+def _event_loaders(info: Info, event: StoredEvent) -> None:
+    """Fresh DataLoaders for this event, shared by every subscription with the same access that
+    processes it: 1,000 subscribers with different filters still cost one batched query per
+    relation per event, not 1,000 (which would also exhaust the connection pool)."""
+    key = ("loaders", info.context.event_scope.share_key)
+    loaders = event.memo.get(key)
+    if loaders is None:
+        loaders = event.memo[key] = build_loaders(info.context.engine, info.context.principal.scope)
+    info.context.loaders = loaders
+
+
+def _customer_uuid(value: strawberry.ID | None) -> uuid.UUID | None:
+    return uuid_from_global_id(value, "Customer") if value is not None else None
+
+
+async def _known_touchpoints(info: Info, ids: list[strawberry.ID] | None) -> set[uuid.UUID] | None:
+    if ids is None:
+        return None
+    wanted = [uuid_from_global_id(t, "Touchpoint") for t in ids]
+    rows = await info.context.loaders.touchpoint_by_id.load_many(wanted)
+    unknown = [str(ids[i]) for i, row in enumerate(rows) if row is None]
+    if unknown:
+        raise BadUserInput(f"unknown touchpoint(s) in filter: {', '.join(unknown)}")
+    return set(wanted)
+
+
+@strawberry.type(
+    description="Live partner feeds. Each event carries an opaque, ordered `cursor`; see docs."
+)
+class Subscription:
+    @strawberry.subscription(
+        description="Each interaction as it is recorded, on any channel, optionally filtered."
+    )
+    async def interaction_recorded(
+        self,
+        info: Info,
+        filter: Annotated[
+            InteractionRecordedFilter | None,
+            strawberry.argument(description="Only interactions matching this filter."),
+        ] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
+    ) -> AsyncGenerator[InteractionRecordedEvent, None]:
+        f = filter or InteractionRecordedFilter()
+        touchpoints = await _known_touchpoints(info, f.touchpoint_ids)
+        customer_id = _customer_uuid(f.customer_id)
+        channels = {c.value for c in f.channels} if f.channels is not None else None
+        types = {t.value for t in f.types} if f.types is not None else None
+        stages = {s.value for s in f.stages} if f.stages is not None else None
+        async for batch in event_batches(info, [EventKind.INTERACTION_RECORDED], after):
+            # Cheap checks on the event's own columns before any load.
+            wanted = [
+                event
+                for event in batch
+                if event.subject_id is not None
+                and (channels is None or event.channel_code in channels)
+                and (touchpoints is None or event.touchpoint_id in touchpoints)
+                and (types is None or event.payload.get("type") in (None, *types))
+            ]
+            await _prefetch_interactions(info, wanted)
+            for event in wanted:
+                row = event.memo.get("interaction")
+                if row is None:  # erased since
+                    continue
+                if types is not None and row["type"] not in types:
+                    continue
+                if customer_id is not None and row["customer_id"] != customer_id:
+                    continue
+                _event_loaders(info, event)
+                info.context.loaders.interaction_by_id.prime(row["id"], row)
+                if stages is not None:
+                    customer = await load_customer(info, row["customer_id"])
+                    if customer is None or customer.stage_code not in stages:
+                        continue
+                yield InteractionRecordedEvent(
+                    cursor=event.position.cursor, interaction=Interaction.from_row(row)
+                )
+
+    @strawberry.subscription(description="Each change of a customer's journey stage.")
+    async def journey_stage_changed(
+        self,
+        info: Info,
+        filter: Annotated[
+            JourneyStageChangedFilter | None,
+            strawberry.argument(description="Only stage changes matching this filter."),
+        ] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
+    ) -> AsyncGenerator[JourneyStageChangedEvent, None]:
+        f = filter or JourneyStageChangedFilter()
+        customer_id = _customer_uuid(f.customer_id)
+        stages = {s.value for s in f.stages} if f.stages is not None else None
+        channels = {c.value for c in f.channels} if f.channels is not None else None
+        async for event in event_stream(info, [EventKind.JOURNEY_STAGE_CHANGED], after):
+            if customer_id is not None and event.customer_id != customer_id:
+                continue
+            if channels is not None and event.channel_code not in channels:
+                continue
+            change = JourneyStageChangedEvent.from_event(event)
+            if stages is not None and change.stage_code not in stages:
+                continue
+            _event_loaders(info, event)
+            yield change
+
+    @strawberry.subscription(description="Each merge of two customers into one.")
+    async def customer_merged(
+        self,
+        info: Info,
+        after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
+    ) -> AsyncGenerator[CustomerMergedEvent, None]:
+        async for event in event_stream(info, [EventKind.CUSTOMER_MERGED], after):
+            _event_loaders(info, event)
+            yield CustomerMergedEvent.from_event(event)
+
+    @strawberry.subscription(
+        description="The customer each time its profile, stage or identities change (live only)."
+    )
+    async def customer_updated(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The customer's id.")],
+    ) -> AsyncGenerator[CustomerUpdatedEvent, None]:
+        customer_id = uuid_from_global_id(id, "Customer")
+        kinds = [
+            EventKind.CUSTOMER_UPDATED,
+            EventKind.JOURNEY_STAGE_CHANGED,
+            EventKind.CUSTOMER_MERGED,
+            EventKind.CUSTOMER_UNMERGED,
+        ]
+        async for event in event_stream(info, kinds, None):
+            merged_away = str(event.payload.get("merged_id")) == str(customer_id)
+            if event.customer_id != customer_id and not merged_away:
+                continue
+            _event_loaders(info, event)
+            customer = await load_customer(info, customer_id)
+            if customer is not None:
+                yield CustomerUpdatedEvent(cursor=event.position.cursor, customer=customer)
+
+    @strawberry.subscription(
+        description="The conversation each time it changes (new interaction, status; live only)."
+    )
+    async def conversation_updated(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The conversation's id.")],
+    ) -> AsyncGenerator[ConversationUpdatedEvent, None]:
+        conversation_id = uuid_from_global_id(id, "Conversation")
+        async for event in event_stream(info, [EventKind.CONVERSATION_UPDATED], None):
+            if event.subject_id != conversation_id:
+                continue
+            _event_loaders(info, event)
+            row = await info.context.loaders.conversation_by_id.load(conversation_id)
+            if row is not None:
+                yield ConversationUpdatedEvent(
+                    cursor=event.position.cursor, conversation=Conversation.from_row(row)
+                )

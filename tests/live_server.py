@@ -1,0 +1,213 @@
+"""Real `hub serve` processes and a real graphql-transport-ws client for the subscription tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.events import EventKind, NewEvent, emit
+from tests.factories import T0, Factory
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = "graphql-transport-ws"
+TIMEOUT = 10.0  # generous upper bound for one expected message; never asserted as a duration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(database_url: str, tmp: Path, **settings: Any) -> Server:
+    """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_MIGRATE_ON_START": "false",
+        "HUB_GRAPHIQL": "false",
+        # Development mode unless a test says otherwise: most subscription tests are about
+        # delivery, not keys (tests/test_subscriptions_access.py runs with keys).
+        "HUB_DEV_MODE": "true",
+    }
+    for name, value in settings.items():
+        env[f"HUB_{name.upper()}"] = json.dumps(value) if isinstance(value, list) else str(value)
+    log = tmp / f"server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, port, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{server.http_url}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
+
+
+class Client:
+    """A minimal graphql-transport-ws client over the `websockets` library."""
+
+    def __init__(self, connection: websockets.ClientConnection) -> None:
+        self.ws = connection
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def receive(self, timeout: float = TIMEOUT) -> dict[str, Any]:  # noqa: ASYNC109
+        """The next message other than a ping (answered); TimeoutError after ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message: dict[str, Any] = json.loads(await self.ws.recv())
+                if message["type"] == "ping":
+                    await self.send({"type": "pong"})
+                    continue
+                return message
+
+    async def init(self, payload: dict[str, Any] | None = None) -> None:
+        """connection_init with ``payload`` (e.g. ``{"Authorization": "Bearer …"}``); acked."""
+        await self.send({"type": "connection_init", "payload": payload or {}})
+        assert (await self.receive())["type"] == "connection_ack"
+
+    async def subscribe(
+        self, query: str, variables: dict[str, Any] | None = None, id: str | None = None
+    ) -> str:
+        operation_id = id or uuid.uuid4().hex[:8]
+        await self.send(
+            {
+                "id": operation_id,
+                "type": "subscribe",
+                "payload": {"query": query, "variables": variables or {}},
+            }
+        )
+        return operation_id
+
+    async def errors(self, operation_id: str) -> list[dict[str, Any]]:
+        """The errors ending an operation: an `error`, or `next` with errors and `complete`."""
+        message = await self.receive()
+        assert message["id"] == operation_id, message
+        if message["type"] == "error":
+            errors: list[dict[str, Any]] = message["payload"]
+            return errors
+        assert message["type"] == "next" and message["payload"]["errors"], message
+        assert await self.receive() == {"id": operation_id, "type": "complete"}
+        errors = message["payload"]["errors"]
+        return errors
+
+    async def next_data(self, timeout: float = TIMEOUT) -> dict[str, Any]:  # noqa: ASYNC109
+        message = await self.receive(timeout)
+        assert message["type"] == "next", message
+        assert "errors" not in message["payload"], message
+        data: dict[str, Any] = message["payload"]["data"]
+        return data
+
+
+@asynccontextmanager
+async def connect(server: Server, *, init: bool = True, **options: Any) -> AsyncIterator[Client]:
+    async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL], **options) as ws:  # type: ignore[list-item]
+        client = Client(ws)
+        if init:
+            await client.init()
+        yield client
+
+
+@dataclass
+class OpenTransaction:
+    """A writer's transaction: the factory writes rows in it, ``connection`` emits events."""
+
+    factory: Factory
+    connection: AsyncConnection
+
+
+@dataclass
+class Writer:
+    """Records interactions the way ingest will: the row and its event in one transaction."""
+
+    engine: AsyncEngine
+    customer_id: uuid.UUID
+    touchpoint: str
+    touchpoint_id: uuid.UUID
+    channel: str
+    written: list[uuid.UUID] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[OpenTransaction]:
+        async with self.engine.begin() as connection:
+            raw = await connection.get_raw_connection()
+            # The asyncpg connection under SQLAlchemy's: the same transaction.
+            factory = Factory(raw.driver_connection)  # type: ignore[arg-type]
+            factory.touchpoints[self.touchpoint] = self.touchpoint_id
+            yield OpenTransaction(factory, connection)
+
+    async def record_in(self, transaction: OpenTransaction, **fields: Any) -> uuid.UUID:
+        interaction_id = await transaction.factory.interaction(
+            self.customer_id, self.touchpoint, at=T0, **fields
+        )
+        await emit(
+            transaction.connection,
+            NewEvent(
+                EventKind.INTERACTION_RECORDED,
+                customer_id=self.customer_id,
+                subject_id=interaction_id,
+                channel_code=self.channel,
+                touchpoint_id=self.touchpoint_id,
+            ),
+        )
+        return interaction_id
+
+    async def record(self, **fields: Any) -> uuid.UUID:
+        async with self.transaction() as transaction:
+            interaction_id = await self.record_in(transaction, **fields)
+        self.written.append(interaction_id)
+        return interaction_id

@@ -1,0 +1,160 @@
+"""Resuming with `after:` and the (xid, id) watermark: no gap, no duplicate, late commits."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from hub.outbox import decode_cursor, prune
+from tests.factories import Factory, gid
+from tests.live_server import Client, Server, Writer, connect, start_server
+
+FEED = """
+subscription Feed($after: String) {
+  interactionRecorded(after: $after) { cursor interaction { id } }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    started = start_server(database_url, tmp_path_factory.mktemp("serve"))
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+async def writer(engine: Any, db: asyncpg.Connection) -> Writer:
+    factory = Factory(db)
+    touchpoint = await factory.touchpoint("Shop", "WEB", "WEBSITE")
+    customer = await factory.customer("Ada")
+    return Writer(engine, customer, "Shop", touchpoint, "WEB")
+
+
+async def next_event(client: Client) -> tuple[str, str]:
+    data = await client.next_data()
+    event = data["interactionRecorded"]
+    return event["cursor"], event["interaction"]["id"]
+
+
+async def test_a_later_commit_waits_for_an_earlier_transaction_still_open(
+    server: Server, writer: Writer
+) -> None:
+    async with connect(server) as client:
+        await client.subscribe(FEED)
+        await asyncio.sleep(0.3)
+        async with writer.transaction() as early:
+            first = await writer.record_in(early)  # takes the lower transaction id
+            second = await writer.record()  # a later transaction commits first
+            # Delivering `second` now would let a resume skip `first` forever.
+            with pytest.raises(TimeoutError):
+                await client.receive(timeout=0.6)
+        delivered = [await next_event(client) for _ in range(2)]
+    assert [interaction for _, interaction in delivered] == [
+        gid("Interaction", first),
+        gid("Interaction", second),
+    ]
+    assert decode_cursor(delivered[0][0]) < decode_cursor(delivered[1][0])
+
+
+async def _write_concurrently(writer: Writer, writers: int, each: int) -> None:
+    rng = random.Random(7)
+
+    async def one_writer(index: int) -> None:
+        for n in range(each):
+            await asyncio.sleep(rng.random() * 0.02)
+            if index == 0 and n == each // 2:
+                # Hold a transaction open while the other writers commit after it.
+                async with writer.transaction() as held:
+                    interaction = await writer.record_in(held)
+                    await asyncio.sleep(0.4)
+                writer.written.append(interaction)
+            else:
+                await writer.record()
+
+    await asyncio.gather(*(one_writer(i) for i in range(writers)))
+
+
+async def test_resuming_with_the_last_cursor_delivers_every_event_exactly_once(
+    server: Server, writer: Writer
+) -> None:
+    seen: list[str] = []
+    cursors: list[str] = []
+    async with connect(server) as first:
+        await first.subscribe(FEED)
+        await asyncio.sleep(0.3)
+        writing = asyncio.create_task(_write_concurrently(writer, writers=4, each=15))
+        for _ in range(12):
+            cursor, interaction = await next_event(first)
+            cursors.append(cursor)
+            seen.append(interaction)
+    # Disconnected mid-stream while the writers go on.
+    await asyncio.sleep(0.2)
+    async with connect(server) as second:
+        await second.subscribe(FEED, {"after": cursors[-1]})
+        while len(seen) < 60:
+            cursor, interaction = await next_event(second)
+            cursors.append(cursor)
+            seen.append(interaction)
+        await writing
+        with pytest.raises(TimeoutError):  # nothing beyond what was written
+            await second.receive(timeout=0.5)
+    assert len(writer.written) == 60
+    assert sorted(seen) == sorted(gid("Interaction", i) for i in writer.written)
+    assert len(set(seen)) == len(seen)
+    positions = [decode_cursor(c) for c in cursors]
+    assert positions == sorted(positions)
+
+
+async def test_a_resumed_stream_replays_then_continues_live(server: Server, writer: Writer) -> None:
+    for _ in range(3):
+        await writer.record()
+    await asyncio.sleep(0.3)  # published before anyone subscribes
+    async with connect(server) as client:
+        await client.subscribe(FEED)
+        await asyncio.sleep(0.3)
+        marker = await writer.record()
+        cursor, first = await next_event(client)
+        assert first == gid("Interaction", marker)
+    missed = [await writer.record() for _ in range(3)]
+    async with connect(server) as client:
+        await client.subscribe(FEED, {"after": cursor})
+        replayed = [(await next_event(client))[1] for _ in missed]
+        live = await writer.record()
+        assert (await next_event(client))[1] == gid("Interaction", live)
+    assert replayed == [gid("Interaction", i) for i in missed]
+
+
+async def test_bad_unknown_and_expired_cursors_are_refused(
+    server: Server, writer: Writer, engine: Any, db: asyncpg.Connection
+) -> None:
+    async with connect(server) as client:
+        await client.subscribe(FEED)
+        await asyncio.sleep(0.3)
+        await writer.record()
+        cursor, _ = await next_event(client)
+
+        op = await client.subscribe(FEED, {"after": "not-a-cursor"})
+        [error] = await client.errors(op)
+        assert error["extensions"]["code"] == "CURSOR_INVALID"
+
+        position = decode_cursor(cursor)
+        unknown = type(position)(position.xid + 1000, position.id + 1000).cursor
+        op = await client.subscribe(FEED, {"after": unknown})
+        [error] = await client.errors(op)
+        assert error["extensions"]["code"] == "CURSOR_INVALID"
+
+        await db.execute("UPDATE events SET created_at = now() - interval '8 days'")
+        assert await prune(engine, retention_days=7) == 1
+        await writer.record()  # a newer event survives the window
+        op = await client.subscribe(FEED, {"after": cursor})
+        [error] = await client.errors(op)
+        assert error["extensions"]["code"] == "CURSOR_EXPIRED"
+        assert "7-day" in error["message"]

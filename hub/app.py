@@ -160,7 +160,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 2})
             )
             sockets = OpenSockets(lambda: access_engine, settings.key_recheck_seconds)
-            broker = PostgresBroker(engine, location.url, settings)
+            # The notifier polls on a small pool of its own: a saturated request pool cannot
+            # stall live events, and request statement counts stay about requests.
+            broker_engine = create_engine(
+                location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 1})
+            )
+            broker = PostgresBroker(broker_engine, location.url, settings)
             await broker.start()
             app_state["hub"] = HubState(
                 settings=settings,
@@ -178,6 +183,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 app_state.pop("hub", None)
                 await graphql_app.shared_executions.close()
                 await broker.close()
+                await broker_engine.dispose()
                 await sockets.close()
                 await access_engine.dispose()
                 await engine.dispose()

@@ -119,7 +119,8 @@ def demo(
         "[bold red]development mode:[/bold red] no API key needed, every request acts as ADMIN "
         "with personal data visible (HUB_DEV_MODE=true). Local use only."
     )
-    console.print(f"\n[bold green]GraphiQL:[/bold green] http://{host}:{port}/graphql\n")
+    console.print(f"\n[bold green]GraphiQL:[/bold green] http://{host}:{port}/graphql")
+    console.print(f"[bold green]Journeys:[/bold green] http://{host}:{port}/journeys\n")
     _exit_through_python_on_sigterm()
     uvicorn.run("hub.app:create_app", factory=True, host=host, port=port, log_level="info")
 

@@ -49,3 +49,10 @@ class Settings(BaseSettings):
             "Unset: numbers must be international."
         ),
     )
+    compiled_reads: bool = Field(
+        default=True,
+        description=(
+            "Answer covered queries from one compiled SQL statement (hub/compiled/); "
+            "everything else goes through the resolvers."
+        ),
+    )

@@ -27,7 +27,7 @@ def uuid_array(ids: Sequence[uuid.UUID], name: str = "ids") -> sa.BindParameter[
 
 def key_table(ids: Sequence[uuid.UUID]) -> sa.TableValuedAlias:
     """``unnest($ids) AS k(key_id)``: the batch's keys as a table to join LATERAL against."""
-    return sa.func.unnest(uuid_array(ids)).table_valued("key_id").alias("k")
+    return sa.func.unnest(uuid_array(ids)).table_valued("key_id").render_derived(name="k")
 
 
 async def customers_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:

@@ -95,6 +95,10 @@ def _select_operation(document: DocumentNode, name: str | None) -> OperationDefi
     return next((o for o in operations if o.name and o.name.value == name), None)
 
 
+async def _keep_session(connection: Any) -> None:
+    return None
+
+
 class CompiledReads:
     """The compiled read path of one app: an asyncpg pool and the caches."""
 
@@ -115,6 +119,10 @@ class CompiledReads:
                 "statement_timeout": str(settings.statement_timeout_ms),
                 "application_name": "hub-compiled",
             },
+            # The default reset runs a second statement (RESET ALL, UNLISTEN...) on every
+            # release; this pool only runs single read statements outside transactions, which
+            # leave no session state behind.
+            reset=_keep_session,
         )
         return cls(pool, schema, settings)
 

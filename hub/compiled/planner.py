@@ -224,7 +224,7 @@ class Planner:
         missing = " OR ".join(must_exist) or "false"
         statement = (
             f"SELECT convert_to(({sql.json_object(pairs)})::text, 'UTF8') AS data, "
-            f"({missing}) AS missing FROM (SELECT {', '.join(columns)}) r"
+            f"({missing}) AS missing FROM (SELECT {', '.join(columns)} OFFSET 0) r"
         )
         return Plan(statement=statement, params=self.params)
 

@@ -1,0 +1,109 @@
+"""The results table, written between markers in docs/benchmarks.md (the prose around it stays)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+START = "<!-- results:start -->"
+END = "<!-- results:end -->"
+
+
+@dataclass
+class Measurement:
+    rps: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    errors: int = 0
+    statements: str = "?"
+
+    def median(self, values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
+
+
+def node_version(node: Path) -> str:
+    try:
+        return subprocess.run(
+            [str(node), "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def table(
+    results: dict[tuple[int, str], Measurement], scenarios: dict[int, str], servers: list[str]
+) -> str:
+    lines = [
+        "| scenario | server | requests/s | p50 ms | p99 ms | SQL statements / request | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for number, title in scenarios.items():
+        for server in servers:
+            m = results.get((number, server))
+            if m is None:
+                continue
+            lines.append(
+                f"| {number}. {title} | {server} | {m.median(m.rps):,.0f} | "
+                f"{m.median(m.p50):.1f} | {m.median(m.p99):.1f} | {m.statements} | {m.errors} |"
+            )
+    lines += ["", "| scenario | hub / PostGraphile | hub / raw | hub / hub-dataloader |", "|---|---:|---:|---:|"]
+    for number, title in scenarios.items():
+
+        def ratio(other: str, number: int = number) -> str:
+            hub, them = results.get((number, "hub")), results.get((number, other))
+            if hub is None or them is None or not them.rps or them.median(them.rps) == 0:
+                return "–"
+            return f"{hub.median(hub.rps) / them.median(them.rps):.2f}"
+
+        lines.append(
+            f"| {number}. {title} | {ratio('postgraphile')} | {ratio('raw')} | "
+            f"{ratio('hub-dataloader')} |"
+        )
+    return "\n".join(lines)
+
+
+def write(
+    path: Path,
+    command: str,
+    body: str,
+    details: list[str],
+) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    block = "\n".join(
+        [
+            START,
+            f"Measured {stamp} on {machine()} with:",
+            "",
+            "```bash",
+            command,
+            "```",
+            "",
+            *[f"- {line}" for line in details],
+            "",
+            body,
+            END,
+        ]
+    )
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text:
+        text += f"\n{START}\n{END}\n"
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    path.write_text(before + block + after)

@@ -90,7 +90,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     uvicorn.run(
-        create_app(args.url), host="127.0.0.1", port=args.port, access_log=False, log_level="warning"
+        create_app(args.url),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=False,
+        log_level="warning",
     )
 
 

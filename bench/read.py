@@ -65,9 +65,7 @@ def fetch(server: Server, scenario: Scenario, customer_id: str) -> Any:
     return body
 
 
-def check_equivalent(
-    servers: dict[str, Server], scenario: Scenario, sample: list[str]
-) -> None:
+def check_equivalent(servers: dict[str, Server], scenario: Scenario, sample: list[str]) -> None:
     """Every server's normalised answer equals the raw endpoint's, for every sampled id."""
     reference_name = "raw" if "raw" in servers else next(iter(servers))
     for customer_id in sample:
@@ -113,7 +111,9 @@ def load(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -185,9 +185,13 @@ def main() -> None:
     print()
     print(body)
     if not args.no_write:
-        postgraphile = json.loads(
-            (POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "package.json").read_text()
-        )["version"] if (POSTGRAPHILE_DIR / "node_modules" / "postgraphile").exists() else "?"
+        postgraphile = (
+            json.loads(
+                (POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "package.json").read_text()
+            )["version"]
+            if (POSTGRAPHILE_DIR / "node_modules" / "postgraphile").exists()
+            else "?"
+        )
         details = [
             f"data set: {args.customers:,} customers ({args.dataset} source), seed {args.seed}",
             f"load: {args.concurrency} concurrent clients, {args.warmup:g} s warm-up, "

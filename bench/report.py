@@ -63,13 +63,17 @@ def table(
                 f"| {number}. {title} | {server} | {m.median(m.rps):,.0f} | "
                 f"{m.median(m.p50):.1f} | {m.median(m.p99):.1f} | {m.statements} | {m.errors} |"
             )
-    lines += ["", "| scenario | hub / PostGraphile | hub / raw | hub / hub-dataloader |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "| scenario | hub / PostGraphile | hub / raw | hub / hub-dataloader |",
+        "|---|---:|---:|---:|",
+    ]
     for number, title in scenarios.items():
 
         def ratio(other: str, number: int = number) -> str:
             hub, them = results.get((number, "hub")), results.get((number, other))
             if hub is None or them is None or not them.rps or them.median(them.rps) == 0:
-                return "–"
+                return "-"
             return f"{hub.median(hub.rps) / them.median(them.rps):.2f}"
 
         lines.append(

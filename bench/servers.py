@@ -50,9 +50,7 @@ def ensure_postgraphile() -> None:
     if npm is None:
         raise SystemExit("PostGraphile needs npm (Node.js) to install; none found on PATH")
     print("installing PostGraphile V5 and Node 22 from npm (first run)…", flush=True)
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=POSTGRAPHILE_DIR, check=True
-    )
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=POSTGRAPHILE_DIR, check=True)
 
 
 def postgraphile_connection(url: str) -> str:
@@ -96,11 +94,7 @@ def _command(name: str, url: str, port: int) -> tuple[list[str], dict[str, str],
 
 def _wait_ready(server: Server, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    probe = (
-        {"query": "{ __typename }"}
-        if server.graphql_path
-        else None
-    )
+    probe = {"query": "{ __typename }"} if server.graphql_path else None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise SystemExit(f"{server.name} exited; see {server.log}")
@@ -120,9 +114,9 @@ def _wait_ready(server: Server, timeout: float = 120.0) -> None:
 
 
 @contextmanager
-def start_servers(names: list[str], url: str, first_port: int, log_dir: Path) -> Iterator[
-    dict[str, Server]
-]:
+def start_servers(
+    names: list[str], url: str, first_port: int, log_dir: Path
+) -> Iterator[dict[str, Server]]:
     """Start every named server, wait until each answers, stop them all on exit."""
     log_dir.mkdir(parents=True, exist_ok=True)
     servers: dict[str, Server] = {}

@@ -62,7 +62,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn access log).")] = True,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (uvicorn access log).")
+    ] = True,
 ) -> None:
     """Serve the GraphQL API (migrations are applied first)."""
     settings = Settings()

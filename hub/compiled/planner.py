@@ -325,6 +325,7 @@ class Planner:
     def channels_used(self, a: str, node: FieldNode) -> str:
         x, u = self.aliases.next("i"), self.aliases.next("u")
         pairs: list[tuple[str, str]] = []
+        joins: list[str] = []
         for key, child in self.collect("ChannelUsage", node.selection_set):
             name = child.name.value
             self.check("ChannelUsage", name)
@@ -337,7 +338,7 @@ class Planner:
             elif name == "lastSeenAt":
                 value = sql.iso_timestamp(f"{u}.last_seen_at")
             elif name == "channel":
-                value = f"({self.channel(f'{u}.channel_code', child)})"
+                value = self.channel(f"{u}.channel_code", child, joins)
             else:
                 raise NotCompilable(f"ChannelUsage.{name}")
             pairs.append((key, self.column("ChannelUsage", name, value)))
@@ -347,6 +348,7 @@ class Planner:
             f"SELECT {x}.channel_code, count(*) AS interaction_count, "
             f"min({x}.occurred_at) AS first_seen_at, max({x}.occurred_at) AS last_seen_at "
             f"FROM interactions {x} WHERE {x}.customer_id = {a}.id GROUP BY {x}.channel_code) {u}"
+            + "".join(joins)
         )
 
     def customers(self, node: FieldNode) -> str:
@@ -419,7 +421,7 @@ class Planner:
             limit=limit,
             has_previous="true" if not self.is_null(after) else "false",
             cursor=sql.cursor(cursor_parts),
-            node_object=lambda child: self.customer_object(p, child),
+            node_object=lambda child, joins: self.customer_object(p, child),
             total=total,
         )
 
@@ -433,13 +435,14 @@ class Planner:
         limit: str,
         has_previous: str,
         cursor: str,
-        node_object: Callable[[FieldNode], str],
+        node_object: Callable[[FieldNode, list[str]], str],
         total: Callable[[], str],
     ) -> str:
         """A Relay connection over ``rows`` (``limit + 1`` rows numbered by ``rn``)."""
         p = row_alias
         visible = f"FILTER (WHERE {p}.rn <= {limit})"
         pairs: list[tuple[str, str]] = []
+        joins: list[str] = []  # to-one relations of the items, joined once per page
         for key, child in self.collect(f"{item}Connection", node.selection_set):
             name = child.name.value
             if name == "__typename":
@@ -453,7 +456,7 @@ class Planner:
                     elif edge_name == "cursor":
                         edge_pairs.append((edge_key, cursor))
                     elif edge_name == "node":
-                        edge_pairs.append((edge_key, node_object(edge_child)))
+                        edge_pairs.append((edge_key, node_object(edge_child, joins)))
                     else:
                         raise NotCompilable(f"{item}Edge.{edge_name}")
                 value = (
@@ -462,7 +465,7 @@ class Planner:
                 )
             elif name == "nodes":
                 value = (
-                    f"coalesce(json_agg({node_object(child)} ORDER BY {p}.rn) "
+                    f"coalesce(json_agg({node_object(child, joins)} ORDER BY {p}.rn) "
                     f"{visible}, '[]'::json)"
                 )
             elif name == "pageInfo":
@@ -473,7 +476,7 @@ class Planner:
                 raise NotCompilable(f"{item}Connection.{name}")
             pairs.append((key, value))
         # HAVING makes it one aggregate row even when no aggregate is selected, or no row found.
-        return f"SELECT {sql.json_object(pairs)} FROM ({rows}) {p} HAVING true"
+        return f"SELECT {sql.json_object(pairs)} FROM ({rows}) {p}{''.join(joins)} HAVING true"
 
     def page_info(
         self, node: FieldNode, p: str, limit: str, has_previous: str, cursor: str, visible: str
@@ -531,7 +534,8 @@ class Planner:
             return f"SELECT count(*) FROM interactions {i2} WHERE {' AND '.join(where)}"
 
         cursor = sql.cursor(
-            [sql.json_iso_timestamp(f"{p}.occurred_at"), f"'\"' || {p}.id::text || '\"'"]
+            [sql.json_iso_timestamp(f"{p}.occurred_at"), f"'\"' || {p}.id::text || '\"'"],
+            ascii_key=True,
         )
         return self.connection(
             "Interaction",
@@ -541,7 +545,7 @@ class Planner:
             limit=limit,
             has_previous="true" if not self.is_null(after) else "false",
             cursor=cursor,
-            node_object=lambda child: self.interaction_object(p, child),
+            node_object=lambda child, joins: self.interaction_object(p, child, joins),
             total=total,
         )
 
@@ -586,13 +590,15 @@ class Planner:
 
     def last_interaction(self, a: str, node: FieldNode) -> str:
         x = self.aliases.next("i")
+        joins: list[str] = []
+        body = self.interaction_object(x, node, joins)
         return (
-            f"SELECT {self.interaction_object(x, node)} FROM interactions {x} "
+            f"SELECT {body} FROM interactions {x}{''.join(joins)} "
             f"WHERE {x}.customer_id = {a}.id "
             f"ORDER BY {x}.occurred_at DESC, {x}.id DESC LIMIT 1"
         )
 
-    def interaction_object(self, p: str, node: FieldNode) -> str:
+    def interaction_object(self, p: str, node: FieldNode, joins: list[str]) -> str:
         pairs: list[tuple[str, str]] = []
         plain = ("type", "direction", "summary", "sentiment", "outcome", "agent", "attributes")
         for key, child in self.collect("Interaction", node.selection_set):
@@ -607,16 +613,19 @@ class Planner:
             elif name in plain:
                 value = f"{p}.{name}"
             elif name == "touchpoint":
-                value = f"({self.touchpoint(f'{p}.touchpoint_id', child)})"
+                value = self.touchpoint(f"{p}.touchpoint_id", child, joins)
             elif name == "channel":
-                value = f"({self.channel(f'{p}.channel_code', child)})"
+                value = self.channel(f"{p}.channel_code", child, joins)
             else:
                 raise NotCompilable(f"Interaction.{name}")
             pairs.append((key, self.column("Interaction", name, value)))
         return sql.json_object(pairs)
 
-    def touchpoint(self, touchpoint_id: str, node: FieldNode) -> str:
+    def touchpoint(self, touchpoint_id: str, node: FieldNode, joins: list[str]) -> str:
+        """The touchpoint as JSON, its row LEFT JOINed to the enclosing FROM (one join per
+        page rather than one lookup per interaction)."""
         t = self.aliases.next("t")
+        joins.append(f" LEFT JOIN touchpoints {t} ON {t}.id = {touchpoint_id}")
         pairs: list[tuple[str, str]] = []
         columns = {
             "name": "name",
@@ -635,19 +644,18 @@ class Planner:
             elif name in columns:
                 value = f"{t}.{columns[name]}"
             elif name == "channel":
-                value = f"({self.channel(f'{t}.channel_code', child)})"
+                value = self.channel(f"{t}.channel_code", child, joins)
             elif name == "interactions":
                 page = self.interaction_connection("Touchpoint", "touchpoint_id", f"{t}.id", child)
                 value = f"({page})"
             else:
                 raise NotCompilable(f"Touchpoint.{name}")
             pairs.append((key, self.column("Touchpoint", name, value)))
-        return (
-            f"SELECT {sql.json_object(pairs)} FROM touchpoints {t} WHERE {t}.id = {touchpoint_id}"
-        )
+        return f"CASE WHEN {t}.id IS NOT NULL THEN {sql.json_object(pairs)} END"
 
-    def channel(self, code: str, node: FieldNode) -> str:
+    def channel(self, code: str, node: FieldNode, joins: list[str]) -> str:
         x = self.aliases.next("ch")
+        joins.append(f" LEFT JOIN channels {x} ON {x}.code = {code}")
         pairs: list[tuple[str, str]] = []
         for key, child in self.collect("Channel", node.selection_set):
             name = child.name.value
@@ -661,7 +669,7 @@ class Planner:
             else:
                 raise NotCompilable(f"Channel.{name}")
             pairs.append((key, self.column("Channel", name, value)))
-        return f"SELECT {sql.json_object(pairs)} FROM channels {x} WHERE {x}.code = {code}"
+        return f"CASE WHEN {x}.code IS NOT NULL THEN {sql.json_object(pairs)} END"
 
 
 TIMESTAMP_COLUMNS = {

@@ -28,23 +28,31 @@ def iso_timestamp(expression: str) -> str:
     )
 
 
-def base64url(text_expression: str) -> str:
-    """Unpadded URL-safe base64 of the UTF-8 bytes of a text expression (PostgreSQL's base64
-    breaks lines every 76 characters: ``translate`` drops the newlines along with the swap)."""
-    return (
-        f"rtrim(translate(encode(convert_to({text_expression}, 'UTF8'), 'base64'), "
-        "E'+/\\n', '-_'), '=')"
-    )
+def base64url(text_expression: str, *, ascii_key: bool = False, short: bool = False) -> str:
+    """Unpadded URL-safe base64 of the UTF-8 bytes of a text expression.
+
+    Written with ``replace`` rather than ``translate``/``rtrim``, which cost three times as
+    much per call. ``ascii_key``: the text is known to be plain ASCII without backslashes (UUIDs,
+    codes, timestamps), so a cast replaces ``convert_to``. ``short``: at most 57 bytes, below
+    the 76-character line length at which PostgreSQL's base64 inserts newlines.
+    """
+    raw = f"({text_expression})::bytea" if ascii_key else f"convert_to({text_expression}, 'UTF8')"
+    encoded = f"encode({raw}, 'base64')"
+    if not short:
+        encoded = f"replace({encoded}, E'\\n', '')"
+    return f"replace(replace(replace({encoded}, '+', '-'), '/', '_'), '=', '')"
 
 
 def global_id(type_name: str, key_expression: str) -> str:
-    return base64url(f"{quote_literal(type_name + ':')} || ({key_expression})::text")
+    """``to_global_id`` of a UUID or code key (ASCII, at most 36 characters)."""
+    text = f"{quote_literal(type_name + ':')} || ({key_expression})::text"
+    return base64url(text, ascii_key=True, short=len(type_name) + 1 + 36 <= 57)
 
 
-def cursor(parts: list[str]) -> str:
+def cursor(parts: list[str], *, ascii_key: bool = False) -> str:
     """``encode_cursor`` of a list whose items are given as JSON text expressions."""
     joined = " || ',' || ".join(parts)
-    return base64url(f"'[' || {joined} || ']'")
+    return base64url(f"'[' || {joined} || ']'", ascii_key=ascii_key)
 
 
 def json_text(expression: str) -> str:

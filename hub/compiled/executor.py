@@ -11,21 +11,24 @@ ends in an error, returns ``None`` so the resolver path answers exactly as it al
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FragmentDefinitionNode,
     GraphQLError,
     GraphQLSchema,
     NamedTypeNode,
+    Node,
     NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
     parse,
     validate,
 )
@@ -76,15 +79,43 @@ NOT_COMPILABLE = Plan(statement="", params=None)  # type: ignore[arg-type]
 REJECTED = Prepared(document=None, fragments={})
 
 
-def _plain_variables(operation: OperationDefinitionNode) -> frozenset[str]:
-    """Variables of type ID, String or Int (nullable or not): plan parameters."""
+def _count_variable_uses(node: Node, direct: Counter[str], every: Counter[str]) -> None:
+    if isinstance(node, ArgumentNode) and isinstance(node.value, VariableNode):
+        direct[node.value.name.value] += 1
+    if isinstance(node, VariableNode):
+        every[node.name.value] += 1
+    for key in node.keys:
+        value = getattr(node, key, None)
+        if isinstance(value, Node):
+            _count_variable_uses(value, direct, every)
+        elif isinstance(value, tuple | list):
+            for item in value:
+                if isinstance(item, Node):
+                    _count_variable_uses(item, direct, every)
+
+
+def _plain_variables(document: DocumentNode, operation: OperationDefinitionNode) -> frozenset[str]:
+    """Variables that become statement parameters: of type ID, String or Int (nullable or not)
+    and only ever used as a whole argument value. A variable used inside a list or an input
+    object literal shapes the SQL, so its value is part of the plan's cache key instead."""
+    direct: Counter[str] = Counter()
+    every: Counter[str] = Counter()
+    _count_variable_uses(operation.selection_set, direct, every)
+    for fragment in document.definitions:
+        if isinstance(fragment, FragmentDefinitionNode):
+            _count_variable_uses(fragment.selection_set, direct, every)
     names = set()
     for definition in operation.variable_definitions or ():
         node = definition.type
         if isinstance(node, NonNullTypeNode):
             node = node.type
-        if isinstance(node, NamedTypeNode) and node.name.value in PLAIN_SCALARS:
-            names.add(definition.variable.name.value)
+        name = definition.variable.name.value
+        if (
+            isinstance(node, NamedTypeNode)
+            and node.name.value in PLAIN_SCALARS
+            and direct[name] == every[name]
+        ):
+            names.add(name)
     return frozenset(names)
 
 
@@ -159,7 +190,8 @@ class CompiledReads:
         raw_variables: dict[str, Any],
         policy: ReadPolicy,
     ) -> Plan:
-        plain = _plain_variables(operation)
+        assert prepared.document is not None
+        plain = _plain_variables(prepared.document, operation)
         shape = tuple(
             (name, variable_values.coerced.get(name) is None)
             if name in plain
@@ -219,8 +251,14 @@ class CompiledReads:
             params = plan.params.bind(dict(coerced.coerced))
         except Exception:  # a bad cursor, id or page size: the resolver path reports it
             return None
-        async with self.pool.acquire() as connection:
-            row = await connection.fetchrow(plan.statement, *params)
+        try:
+            async with self.pool.acquire() as connection:
+                row = await connection.fetchrow(plan.statement, *params)
+        except (asyncpg.PostgresError, OSError):
+            # E.g. a value PostgreSQL rejects, or a lost connection: the resolver path answers
+            # (and masks whatever it cannot answer) as it would without this path.
+            logger.warning("compiled statement failed; falling back", exc_info=True)
+            return None
         if row["missing"]:
             return None
         return Response(

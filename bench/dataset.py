@@ -154,13 +154,14 @@ def seed_generator_available() -> bool:
 
 async def ensure_dataset(
     server_url: str, name: str, customers: int, seed: int, source: str = "auto"
-) -> str:
-    """The URL of a migrated database holding the data set (reused when the size matches)."""
+) -> tuple[str, str]:
+    """The URL of a migrated database holding the data set (reused when the size matches),
+    and where its data came from."""
     url = await create_database(server_url, name)
     await asyncio.to_thread(upgrade, url)
     if await customer_count(url) == customers:
         print(f"data set: reusing {customers} customers in {name}", flush=True)
-        return url
+        return url, await _recorded_source(url)
     if source == "auto":
         source = "seed" if seed_generator_available() else "sql"
     print(f"data set: filling {name} with {customers} customers ({source})", flush=True)
@@ -175,4 +176,43 @@ async def ensure_dataset(
             await connection.close()
     else:
         await fill_with_sql(url, customers)
-    return url
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        label = f"{source} source: " + ("seeds.demo" if source == "seed" else "bench/dataset.py")
+        await connection.execute(f"COMMENT ON DATABASE \"{name}\" IS '{label}'")
+    finally:
+        await connection.close()
+    return url, label
+
+
+async def _recorded_source(url: str) -> str:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        comment = await connection.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+            " WHERE datname = current_database()"
+        )
+    finally:
+        await connection.close()
+    return str(comment or "source not recorded")
+
+
+async def prewarm(url: str) -> None:
+    """Read every table and index of the data set once (``pg_prewarm``), so that no server pays
+    for cold disk reads that the servers measured after it are spared."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        # In a schema of its own: PostGraphile exposes only `public`.
+        await connection.execute(
+            "CREATE SCHEMA IF NOT EXISTS bench;"
+            " CREATE EXTENSION IF NOT EXISTS pg_prewarm SCHEMA bench"
+        )
+        started = time.perf_counter()
+        pages = await connection.fetchval(
+            "SELECT sum(bench.pg_prewarm(c.oid::regclass, 'read')) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')"
+        )
+        print(f"data set: {pages} pages read in {time.perf_counter() - started:.1f}s", flush=True)
+    finally:
+        await connection.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shlex
 import subprocess
@@ -25,7 +26,7 @@ import asyncpg
 import httpx
 
 from bench import report
-from bench.dataset import ensure_dataset
+from bench.dataset import ensure_dataset, prewarm
 from bench.scenarios import READ_SCENARIOS, Scenario
 from bench.servers import NODE, POSTGRAPHILE_DIR, ROOT, Server, start_servers
 from bench.statements import hub_statements
@@ -137,9 +138,10 @@ def main() -> None:
 
     scenarios = [READ_SCENARIOS[int(n)] for n in args.scenarios.split(",")]
     names = args.servers.split(",")
-    url = asyncio.run(
+    url, source = asyncio.run(
         ensure_dataset(args.server_url, args.database, args.customers, args.seed, args.dataset)
     )
+    asyncio.run(prewarm(url))
     ids = asyncio.run(customer_ids(url))
     sample = random.Random(args.seed).sample(ids, 5)
 
@@ -155,6 +157,7 @@ def main() -> None:
                 )
                 measurement.statements = str(counted)
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as scratch:
         ids_file = Path(scratch) / "ids.txt"
         ids_file.write_text("\n".join(ids))
@@ -193,11 +196,13 @@ def main() -> None:
             else "?"
         )
         details = [
-            f"data set: {args.customers:,} customers ({args.dataset} source), seed {args.seed}",
+            f"data set: {args.customers:,} customers ({source}), seed {args.seed}",
             f"load: {args.concurrency} concurrent clients, {args.warmup:g} s warm-up, "
             f"{args.duration:g} s measured, median of {args.rounds} rounds",
             f"Python {sys.version.split()[0]}, PostGraphile {postgraphile} on Node "
             f"{node_version()}; every server is one process",
+            f"machine load average (1 min) {load_before[0]:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end (2 cores: other work was running)",
         ]
         report.write(args.output, command, body, details)
         print(f"\nwritten to {args.output}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -47,12 +48,22 @@ def node_version(node: Path) -> str:
         return "?"
 
 
+def _rate(value: float) -> str:
+    # Below one request per second no request finished inside the measured window.
+    return f"{value:,.0f}" if value >= 1 else "< 1"
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
 def table(
     results: dict[tuple[int, str], Measurement], scenarios: dict[int, str], servers: list[str]
 ) -> str:
     lines = [
-        "| scenario | server | requests/s | p50 ms | p99 ms | SQL statements / request | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| scenario | server | requests/s (median) | min-max over rounds | p50 ms | p99 ms "
+        "| SQL statements / request | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for number, title in scenarios.items():
         for server in servers:
@@ -60,8 +71,9 @@ def table(
             if m is None:
                 continue
             lines.append(
-                f"| {number}. {title} | {server} | {m.median(m.rps):,.0f} | "
-                f"{m.median(m.p50):.1f} | {m.median(m.p99):.1f} | {m.statements} | {m.errors} |"
+                f"| {number}. {title} | {server} | {_rate(m.median(m.rps))} | "
+                f"{_rate(min(m.rps))}-{_rate(max(m.rps))} | {_ms(m.median(m.p50))} | "
+                f"{_ms(m.median(m.p99))} | {m.statements} | {m.errors} |"
             )
     lines += [
         "",

@@ -1,0 +1,54 @@
+"""The SQL renderings of the compiled path equal the Python ones, value by value, in PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import asyncpg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.compiled import sql
+from hub.ids import encode_cursor, to_global_id
+
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@SETTINGS
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    ),
+    offset_minutes=st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+async def test_timestamps_render_like_isoformat(
+    db: asyncpg.Connection, moment: datetime, offset_minutes: int
+) -> None:
+    # The session time zone must not matter: the value is rendered in UTC either way.
+    sign = "-" if offset_minutes < 0 else "+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    await db.execute(f"SET TIME ZONE INTERVAL '{sign}{hours:02d}:{minutes:02d}' HOUR TO MINUTE")
+    local = moment.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    rendered = await db.fetchval(f"SELECT {sql.iso_timestamp('$1::timestamptz')}", local)
+    assert rendered == moment.isoformat()
+
+
+@SETTINGS
+@given(text=st.text(max_size=120), key=st.uuids())
+async def test_ids_and_cursors_render_like_hub_ids(
+    db: asyncpg.Connection, text: str, key: object
+) -> None:
+    text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+    cursor = await db.fetchval(
+        f"SELECT {sql.cursor([sql.json_text('$1::text'), sql.json_text('$2::text')])}",
+        text,
+        str(key),
+    )
+    assert cursor == encode_cursor([text, str(key)])
+    for type_name in ("Customer", "Interaction", "Touchpoint", "Conversation"):
+        rendered = await db.fetchval(f"SELECT {sql.global_id(type_name, '$1::uuid')}", key)
+        assert rendered == to_global_id(type_name, str(key))
+    channel = await db.fetchval(f"SELECT {sql.global_id('Channel', '$1::text')}", "PHYSICAL")
+    assert channel == to_global_id("Channel", "PHYSICAL")

@@ -88,6 +88,23 @@ async def seed(db: asyncpg.Connection) -> Data:
             sentiment=(n - 6) / 4 if n % 3 else None,
             attributes={"k": n, "s": "x"} if n % 2 else None,
         )
+    ticket = await f.conversation(ana, "T-1", at=T0)
+    chat = await f.conversation(ana, "C-7", status="RESOLVED", at=T0 + timedelta(hours=1))
+    await db.execute("UPDATE conversations SET resolved_at = $1 WHERE id = $2", T0, chat)
+    for n, conversation in enumerate((ticket, chat, ticket)):
+        first = await f.interaction(
+            ana, names[n], at=T0 + timedelta(days=1, minutes=n), conversation_id=conversation
+        )
+    await f.stage_change(ana, "AWARENESS", previous=None, transition="INITIAL", at=T0)
+    await f.stage_change(
+        ana,
+        "CONSIDERATION",
+        previous="AWARENESS",
+        transition="FORWARD",
+        at=T0 + timedelta(hours=2),
+        interaction_id=first,
+        channel="WEB",
+    )
     for n in range(33):
         # Pairs share a moment (the id breaks the tie, in both paths) and a touchpoint (so no two
         # channels were first used at the same moment: the loader leaves that order open).
@@ -218,6 +235,20 @@ async def test_aliases_fragments_directives_and_typename(data: Data, check: Any)
     await check(query, {**variables, "yes": False, "no": True}, compiles=True)
 
 
+async def test_conversations_and_stage_history(data: Data, check: Any) -> None:
+    query = f"""query($id: ID!) {{ customer(id: $id) {{
+      conversations {{ __typename id key status startedAt lastActivityAt resolvedAt
+        interactions {{ id occurredAt channel {{ code }} }} lastInteraction {{ id summary }} }}
+      stageHistory {{ __typename previousStage transition enteredAt reason
+        stage {{ code name }} channel {{ {CHANNEL} }}
+        interaction {{ id type touchpoint {{ name }} }} }}
+    }} }}"""
+    for customer in (data.ana, data.bob):
+        await check(query, {"id": gid("Customer", customer)}, compiles=True)
+    uncovered = "query($id: ID!) { customer(id: $id) { conversations { channels { code } } } }"
+    await check(uncovered, {"id": gid("Customer", data.ana)}, compiles=False)
+
+
 async def test_interaction_pages_walk_the_whole_list(data: Data, check: Any) -> None:
     query = """query($id: ID!, $first: Int, $after: String, $order: InteractionOrderBy) {
       customer(id: $id) { interactions(first: $first, after: $after, orderBy: $order) {
@@ -340,7 +371,7 @@ async def test_uncovered_queries_fall_back(data: Data, check: Any) -> None:
         "{ customers(last: 2) { nodes { id } } }",
         "{ customers(first: 2, filter: {stage: {eq: RETENTION}}) { nodes { id } } }",
         "{ customers(first: 2, orderBy: [LAST_SEEN_AT_DESC]) { nodes { id } } }",
-        "{ customers(first: 2) { nodes { conversations { key } stageHistory { reason } } } }",
+        "{ customers(first: 2) { nodes { conversations { customer { id } } } } }",
         "{ customers(first: 2) { nodes { id } } channels { code } }",
     ):
         await check(query, compiles=False)
@@ -402,6 +433,10 @@ def customer_selections(draw: st.DrawFn) -> str:
         parts.append(draw(interaction_connections()))
     if draw(st.booleans()):
         parts.append("channelsUsed { interactionCount channel { code } }")
+    if draw(st.booleans()):
+        parts.append("conversations { key status lastInteraction { id } }")
+    if draw(st.booleans()):
+        parts.append("stageHistory { transition enteredAt stage { code } channel { code } }")
     return " ".join(parts)
 
 

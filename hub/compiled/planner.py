@@ -270,6 +270,10 @@ class Planner:
                 )
             elif name == "lastInteraction":
                 value = f"({self.last_interaction(a, child)})"
+            elif name == "conversations":
+                value = f"({self.conversations(a, child)})"
+            elif name == "stageHistory":
+                value = f"({self.stage_history(a, child)})"
             elif name == "channelsUsed":
                 value = f"({self.channels_used(a, child)})"
             else:
@@ -321,6 +325,89 @@ class Planner:
                 raise NotCompilable(f"JourneyStage.{name}")
             pairs.append((key, self.column("JourneyStage", name, value)))
         return f"SELECT {sql.json_object(pairs)} FROM journey_stages {x} WHERE {x}.code = {code}"
+
+    def conversations(self, a: str, node: FieldNode) -> str:
+        v = self.aliases.next("v")
+        pairs: list[tuple[str, str]] = []
+        columns = {"key": "key", "status": "status"}
+        moments = {
+            "startedAt": "started_at",
+            "lastActivityAt": "last_activity_at",
+            "resolvedAt": "resolved_at",
+        }
+        for key, child in self.collect("Conversation", node.selection_set):
+            name = child.name.value
+            self.check("Conversation", name)
+            if name == "__typename":
+                value = "'Conversation'"
+            elif name == "id":
+                value = sql.global_id("Conversation", f"{v}.id")
+            elif name in columns:
+                value = f"{v}.{columns[name]}"
+            elif name in moments:
+                value = sql.iso_timestamp(f"{v}.{moments[name]}")
+            elif name in ("interactions", "lastInteraction"):
+                y = self.aliases.next("i")
+                joins: list[str] = []
+                body = self.interaction_object(y, child, joins)
+                source = f"FROM interactions {y}{''.join(joins)} WHERE {y}.conversation_id = {v}.id"
+                if name == "interactions":  # oldest first, like interactions_by_conversation
+                    value = (
+                        f"(SELECT coalesce(json_agg({body} ORDER BY {y}.occurred_at, {y}.id), "
+                        f"'[]'::json) {source})"
+                    )
+                else:
+                    value = (
+                        f"(SELECT {body} {source} "
+                        f"ORDER BY {y}.occurred_at DESC, {y}.id DESC LIMIT 1)"
+                    )
+            else:
+                raise NotCompilable(f"Conversation.{name}")
+            pairs.append((key, self.column("Conversation", name, value)))
+        return (
+            f"SELECT coalesce(json_agg({sql.json_object(pairs)} "
+            f"ORDER BY {v}.last_activity_at DESC, {v}.id), '[]'::json) "
+            f"FROM conversations {v} WHERE {v}.customer_id = {a}.id"
+        )
+
+    def stage_history(self, a: str, node: FieldNode) -> str:
+        h = self.aliases.next("h")
+        pairs: list[tuple[str, str]] = []
+        joins: list[str] = []
+        columns = {
+            "previousStage": "previous_stage",
+            "transition": "transition",
+            "reason": "reason",
+        }
+        for key, child in self.collect("StageChange", node.selection_set):
+            name = child.name.value
+            self.check("StageChange", name)
+            if name == "__typename":
+                value = "'StageChange'"
+            elif name in columns:
+                value = f"{h}.{columns[name]}"
+            elif name == "enteredAt":
+                value = sql.iso_timestamp(f"{h}.entered_at")
+            elif name == "stage":
+                value = f"({self.stage(f'{h}.stage', child)})"
+            elif name == "channel":
+                value = self.channel(f"{h}.channel_code", child, joins)
+            elif name == "interaction":
+                y = self.aliases.next("i")
+                inner: list[str] = []
+                body = self.interaction_object(y, child, inner)
+                value = (
+                    f"(SELECT {body} FROM interactions {y}{''.join(inner)} "
+                    f"WHERE {y}.id = {h}.interaction_id)"
+                )
+            else:
+                raise NotCompilable(f"StageChange.{name}")
+            pairs.append((key, self.column("StageChange", name, value)))
+        return (
+            f"SELECT coalesce(json_agg({sql.json_object(pairs)} "
+            f"ORDER BY {h}.entered_at, {h}.id), '[]'::json) "
+            f"FROM stage_history {h}{''.join(joins)} WHERE {h}.customer_id = {a}.id"
+        )
 
     def channels_used(self, a: str, node: FieldNode) -> str:
         x, u = self.aliases.next("i"), self.aliases.next("u")

@@ -324,6 +324,53 @@ async def test_customer_pages_in_every_supported_order(data: Data, check: Any) -
         assert len(seen) == len(set(seen)) == 9
 
 
+CUSTOMER_FILTERS: list[dict[str, Any]] = [
+    {"stage": {"eq": "RETENTION"}},
+    {"stage": {"in": ["RETENTION", "CONSIDERATION"]}},
+    {"stage": {"isNull": True}},
+    {"displayName": {"contains": "EXTRA"}},
+    {"displayName": {"startsWith": "ana"}, "not": {"stage": {"isNull": True}}},
+    {"displayName": {"eq": "cara"}},
+    {"displayName": {"contains": "%_"}},
+    {"not": {"displayName": {"eq": "cara"}}},
+    {"or": [{"displayName": {"isNull": True}}, {"stage": {"eq": "RETENTION"}}]},
+    {"or": []},
+    {"and": []},
+    {"channelsUsed": {"any": ["WEB", "PHYSICAL"]}},
+    {"channelsUsed": {"all": ["WEB", "MOBILE", "ASSISTED"]}},
+    {"channelsUsed": {"none": ["PHYSICAL"]}},
+    {"identity": {"kind": "EMAIL", "value": " ANA@Example.com "}},
+    {"identity": {"kind": "PHONE"}},
+    {"trait": {"key": "tier", "eq": "gold"}},
+    {"trait": {"key": "n", "in": [1, 3, "x", {"a": [1]}]}},
+    {"trait": {"key": "nested", "exists": True}},
+    {"trait": {"key": "nested", "exists": False}},
+    {"createdAt": {"gte": "2026-01-01T09:00:00+00:00", "lt": "2026-01-01T10:00:00+00:00"}},
+    {"lastSeenAt": {"isNull": False}, "createdAt": {"gt": "2025-12-31T00:00:00Z"}},
+    {"not": {"not": {"lastSeenAt": {"lte": "2026-01-01T12:00:00Z"}}}},
+]
+
+
+async def test_customer_filters(data: Data, check: Any) -> None:
+    query = """query($f: CustomerFilter, $after: String) {
+      customers(first: 3, after: $after, filter: $f, orderBy: [DISPLAY_NAME_ASC]) {
+        totalCount nodes { displayName } pageInfo { hasNextPage endCursor } } }"""
+    for f in CUSTOMER_FILTERS:
+        after = None
+        while True:
+            body = await check(query, {"f": f, "after": after}, compiles=True)
+            page = body["data"]["customers"]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+    for invalid in (
+        {"identity": {"kind": "EMAIL", "value": "not an address"}},
+        {"trait": {"key": ""}},
+        {"createdAt": {"gt": "2026-01-01T09:00:00"}},  # no time zone: left to the resolvers
+    ):
+        await check(query, {"f": invalid}, compiles=False)
+
+
 async def test_touchpoint_interactions_and_empty_pages(data: Data, check: Any) -> None:
     query = f"""query($id: ID!) {{ customer(id: $id) {{ lastInteraction {{
       touchpoint {{ name interactions(first: 3) {{ totalCount pageInfo {{ {PAGE_INFO} }}
@@ -369,7 +416,7 @@ async def test_uncovered_queries_fall_back(data: Data, check: Any) -> None:
     for query in (
         "{ channels { code } }",
         "{ customers(last: 2) { nodes { id } } }",
-        "{ customers(first: 2, filter: {stage: {eq: RETENTION}}) { nodes { id } } }",
+        '{ customers(first: 2, filter: {trait: {key: ""}}) { nodes { id } } }',
         "{ customers(first: 2, orderBy: [LAST_SEEN_AT_DESC]) { nodes { id } } }",
         "{ customers(first: 2) { nodes { conversations { customer { id } } } } }",
         "{ customers(first: 2) { nodes { id } } channels { code } }",
@@ -441,15 +488,20 @@ def customer_selections(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def queries(draw: st.DrawFn) -> tuple[str, str]:
+def queries(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
     selection = draw(customer_selections())
     if draw(st.booleans()):
-        return "one", f"query($id: ID!) {{ customer(id: $id) {{ {selection} }} }}"
+        return "one", f"query($id: ID!) {{ customer(id: $id) {{ {selection} }} }}", {}
     first = draw(st.sampled_from([0, 2, 5, 50]))
     order = draw(
         st.sampled_from(["", ", orderBy: [DISPLAY_NAME_DESC]", ", orderBy: [CREATED_AT_DESC]"])
     )
-    return "list", f"{{ customers(first: {first}{order}) {{ nodes {{ {selection} }} }} }}"
+    customer_filter = draw(st.sampled_from([None, *CUSTOMER_FILTERS]))
+    query = (
+        f"query($f: CustomerFilter) {{ customers(first: {first}{order}, filter: $f) "
+        f"{{ totalCount nodes {{ {selection} }} }} }}"
+    )
+    return "list", query, {"f": customer_filter}
 
 
 @settings(
@@ -459,9 +511,10 @@ def queries(draw: st.DrawFn) -> tuple[str, str]:
 )
 @given(case=queries(), who=st.sampled_from(["ana", "bob", "cara"]))
 async def test_generated_queries_agree(
-    data: Data, check: Any, case: tuple[str, str], who: str
+    data: Data, check: Any, case: tuple[str, str, dict[str, Any]], who: str
 ) -> None:
-    kind, query = case
-    variables = {"id": gid("Customer", getattr(data, who))} if kind == "one" else {}
+    kind, query, variables = case
+    if kind == "one":
+        variables = {"id": gid("Customer", getattr(data, who))}
     compiles = "first: 101" not in query
     await check(query, variables, compiles=compiles)

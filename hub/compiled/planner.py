@@ -36,6 +36,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
 
 from hub.compiled import sql
+from hub.compiled.filters import CustomerFilterSQL, FilterNotCompilable
 from hub.compiled.policy import ReadPolicy
 from hub.errors import HubError
 from hub.ids import decode_cursor, uuid_from_global_id
@@ -442,8 +443,7 @@ class Planner:
         args = self.arguments("Query", node)
         if not (self.is_null(args["last"]) and self.is_null(args["before"])):
             raise NotCompilable("backward paging of customers")
-        if not self.is_null(args["filter"]):
-            raise NotCompilable("customer filters")
+        customer_filter = _read(args["filter"], self.variables)
         order_by = _read(args["orderBy"], self.variables)
         orders = [CustomerOrderBy[o.name] for o in order_by] if order_by is not None else None
         try:
@@ -464,7 +464,7 @@ class Planner:
             "int",
             lambda value: page_size(self.settings, value, None, None, None)[0],
         )
-        where = [f"{c}.merged_into_id IS NULL"]
+        where = [f"{c}.merged_into_id IS NULL", *self.customer_filter(customer_filter, c)]
         if not self.is_null(after):
             values = [
                 self.param(
@@ -498,7 +498,8 @@ class Planner:
 
         def total() -> str:
             c2 = self.aliases.next("c")
-            return f"SELECT count(*) FROM customers {c2} WHERE {c2}.merged_into_id IS NULL"
+            where = [f"{c2}.merged_into_id IS NULL", *self.customer_filter(customer_filter, c2)]
+            return f"SELECT count(*) FROM customers {c2} WHERE {' AND '.join(where)}"
 
         return self.connection(
             "Customer",
@@ -511,6 +512,14 @@ class Planner:
             node_object=lambda child, joins: self.customer_object(p, child),
             total=total,
         )
+
+    def customer_filter(self, value: dict[str, Any] | None, c: str) -> list[str]:
+        if value is None:
+            return []
+        try:
+            return [CustomerFilterSQL(self.params, self.aliases, self.settings).condition(value, c)]
+        except FilterNotCompilable as error:
+            raise NotCompilable(str(error)) from error
 
     def connection(
         self,

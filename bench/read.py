@@ -28,7 +28,7 @@ import httpx
 from bench import report
 from bench.dataset import ensure_dataset, prewarm
 from bench.scenarios import READ_SCENARIOS, Scenario
-from bench.servers import NODE, POSTGRAPHILE_DIR, ROOT, Server, start_servers
+from bench.servers import NODE, POSTGRAPHILE_DIR, ROOT, Server, cpu_seconds, start_servers
 from bench.statements import hub_statements
 from hub.database import asyncpg_dsn
 
@@ -83,9 +83,35 @@ def check_equivalent(servers: dict[str, Server], scenario: Scenario, sample: lis
     print(f"  scenario {scenario.number}: answers equivalent on {len(sample)} ids", flush=True)
 
 
+async def backend_pids(url: str) -> list[int]:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return [row[0] for row in rows]
+
+
+def cpu_snapshot(server: Server, backends: list[int]) -> dict[int, float]:
+    """CPU seconds of the server process and of every PostgreSQL backend on the database."""
+    snapshot = {}
+    for pid in [server.process.pid, *backends]:
+        try:
+            snapshot[pid] = cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):  # a backend that has gone, or no /proc
+            continue
+    return snapshot
+
+
 def load(
-    server: Server, scenario: Scenario, ids_file: Path, args: argparse.Namespace
+    server: Server, scenario: Scenario, ids_file: Path, args: argparse.Namespace, url: str
 ) -> dict[str, float]:
+    """One load run; adds the CPU milliseconds per request that the server and PostgreSQL
+    spent, which a busy machine distorts far less than requests/s."""
+    before = cpu_snapshot(server, asyncio.run(backend_pids(url)))
     request = scenario.requests[server.name]
     command = [
         sys.executable,
@@ -108,6 +134,9 @@ def load(
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    after = cpu_snapshot(server, asyncio.run(backend_pids(url)))
+    spent = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+    result["cpu_ms"] = spent * 1000 / result["completed"] if result["completed"] else float("nan")
     return result
 
 
@@ -170,16 +199,18 @@ def main() -> None:
                 order = names[round_number % len(names) :] + names[: round_number % len(names)]
                 for scenario in scenarios:
                     for name in order:
-                        result = load(servers[name], scenario, ids_file, args)
+                        result = load(servers[name], scenario, ids_file, args, url)
                         m = results[(scenario.number, name)]
                         m.rps.append(result["rps"])
                         m.p50.append(result["p50_ms"])
                         m.p99.append(result["p99_ms"])
                         m.errors += int(result["errors"])
+                        m.cpu_ms.append(result["cpu_ms"])
                         print(
                             f"  round {round_number + 1} scenario {scenario.number} {name:15} "
                             f"{result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "
-                            f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}",
+                            f"p99 {result['p99_ms']:6.1f} ms  CPU {result['cpu_ms']:5.2f} ms/req  "
+                            f"errors {result['errors']}",
                             flush=True,
                         )
 

@@ -20,6 +20,7 @@ class Measurement:
     rps: list[float] = field(default_factory=list)
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
     errors: int = 0
     statements: str = "?"
 
@@ -62,8 +63,8 @@ def table(
 ) -> str:
     lines = [
         "| scenario | server | requests/s (median) | min-max over rounds | p50 ms | p99 ms "
-        "| SQL statements / request | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| CPU ms / request (server + PostgreSQL) | SQL statements / request | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for number, title in scenarios.items():
         for server in servers:
@@ -73,9 +74,14 @@ def table(
             lines.append(
                 f"| {number}. {title} | {server} | {_rate(m.median(m.rps))} | "
                 f"{_rate(min(m.rps))}-{_rate(max(m.rps))} | {_ms(m.median(m.p50))} | "
-                f"{_ms(m.median(m.p99))} | {m.statements} | {m.errors} |"
+                f"{_ms(m.median(m.p99))} | {_ms(m.median(m.cpu_ms))} | {m.statements} | "
+                f"{m.errors} |"
             )
     lines += [
+        "",
+        "Ratios: the hub's requests/s divided by the other's, and in brackets the other's CPU "
+        "time per request divided by the hub's (the same comparison, far less sensitive to other "
+        "work on the machine). Above 1: the hub is ahead.",
         "",
         "| scenario | hub / PostGraphile | hub / raw | hub / hub-dataloader |",
         "|---|---:|---:|---:|",
@@ -86,7 +92,9 @@ def table(
             hub, them = results.get((number, "hub")), results.get((number, other))
             if hub is None or them is None or not them.rps or them.median(them.rps) == 0:
                 return "-"
-            return f"{hub.median(hub.rps) / them.median(them.rps):.2f}"
+            speed = hub.median(hub.rps) / them.median(them.rps)
+            cpu = them.median(them.cpu_ms) / hub.median(hub.cpu_ms) if hub.cpu_ms else math.nan
+            return f"{speed:.2f} ({cpu:.2f})"
 
         lines.append(
             f"| {number}. {title} | {ratio('postgraphile')} | {ratio('raw')} | "

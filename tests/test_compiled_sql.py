@@ -47,8 +47,9 @@ async def test_ids_and_cursors_render_like_hub_ids(
         str(key),
     )
     assert cursor == encode_cursor([text, str(key)])
-    for type_name in ("Customer", "Interaction", "Touchpoint", "Conversation"):
-        rendered = await db.fetchval(f"SELECT {sql.global_id(type_name, '$1::uuid')}", key)
-        assert rendered == to_global_id(type_name, str(key))
+    for type_name in ("Customer", "Interaction", "Touchpoint", "Conversation", "X", "Ab"):
+        for render in (sql.global_id, sql.uuid_global_id):
+            rendered = await db.fetchval(f"SELECT {render(type_name, '$1::uuid')}", key)
+            assert rendered == to_global_id(type_name, str(key))
     channel = await db.fetchval(f"SELECT {sql.global_id('Channel', '$1::text')}", "PHYSICAL")
     assert channel == to_global_id("Channel", "PHYSICAL")

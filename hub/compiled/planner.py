@@ -252,7 +252,7 @@ class Planner:
             if name == "__typename":
                 value = "'Customer'"
             elif name == "id":
-                value = sql.global_id("Customer", f"{a}.id")
+                value = sql.uuid_global_id("Customer", f"{a}.id")
             elif name == "displayName":
                 value = f"{a}.display_name"
             elif name == "traits":
@@ -342,7 +342,7 @@ class Planner:
             if name == "__typename":
                 value = "'Conversation'"
             elif name == "id":
-                value = sql.global_id("Conversation", f"{v}.id")
+                value = sql.uuid_global_id("Conversation", f"{v}.id")
             elif name in columns:
                 value = f"{v}.{columns[name]}"
             elif name in moments:
@@ -703,7 +703,7 @@ class Planner:
             if name == "__typename":
                 value = "'Interaction'"
             elif name == "id":
-                value = sql.global_id("Interaction", f"{p}.id")
+                value = sql.uuid_global_id("Interaction", f"{p}.id")
             elif name == "occurredAt":
                 value = sql.iso_timestamp(f"{p}.occurred_at")
             elif name in plain:
@@ -736,7 +736,7 @@ class Planner:
             if name == "__typename":
                 value = "'Touchpoint'"
             elif name == "id":
-                value = sql.global_id("Touchpoint", f"{t}.id")
+                value = sql.uuid_global_id("Touchpoint", f"{t}.id")
             elif name in columns:
                 value = f"{t}.{columns[name]}"
             elif name == "channel":

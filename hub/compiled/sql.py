@@ -10,6 +10,7 @@ Each helper returns SQL text. The encodings mirror ``hub/ids.py`` and Strawberry
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +44,55 @@ def base64url(text_expression: str, *, ascii_key: bool = False, short: bool = Fa
     return f"replace(replace(replace({encoded}, '+', '-'), '/', '_'), '=', '')"
 
 
+HEX_DIGITS = "0123456789abcdef"
+
+
+def _uuid_tail_is_url_safe(head: str) -> bool:
+    """Whether base64 of ``head`` + any UUID text can contain neither ``+`` nor ``/``.
+
+    Groups made of UUID text alone never can (no 6-bit run of the alphabet ``[0-9a-f-]`` is
+    111110 or 111111); only the first group, mixing ``head`` with the UUID's first characters,
+    has to be checked, for every possible first character.
+    """
+    if not head:
+        return True
+    need = 3 - len(head)
+    candidates = [head + "".join(tail) for tail in _hex_tails(need)]
+    return not any(
+        set(base64.b64encode(candidate.encode())[:4].decode()) & {"+", "/"}
+        for candidate in candidates
+    )
+
+
+def _hex_tails(length: int) -> list[tuple[str, ...]]:
+    if length == 0:
+        return [()]
+    return [(digit, *rest) for digit in HEX_DIGITS for rest in _hex_tails(length - 1)]
+
+
+def uuid_global_id(type_name: str, key_expression: str) -> str:
+    """``to_global_id`` of a UUID key, with a single ``encode`` call.
+
+    Base64 works in 3-byte groups: the largest 3-byte-aligned part of ``Type:`` is encoded
+    here, in Python, once; PostgreSQL encodes only the rest plus the UUID's text, which needs no
+    character swaps (see ``_uuid_tail_is_url_safe``) and whose padding length is known.
+    """
+    prefix = type_name + ":"
+    aligned = len(prefix) // 3 * 3
+    constant = base64.urlsafe_b64encode(prefix[:aligned].encode()).decode()
+    head = prefix[aligned:]
+    padding = -(len(head) + 36) % 3
+    text = f"{quote_literal(head)} || ({key_expression})::text" if head else key_expression
+    encoded = f"encode(({text})::text::bytea, 'base64')"
+    if not _uuid_tail_is_url_safe(head):
+        encoded = f"replace(replace({encoded}, '+', '-'), '/', '_')"
+    if padding:
+        encoded = f"left({encoded}, -{padding})"
+    return f"({quote_literal(constant)} || {encoded})"
+
+
 def global_id(type_name: str, key_expression: str) -> str:
-    """``to_global_id`` of a UUID or code key (ASCII, at most 36 characters)."""
+    """``to_global_id`` of a code key (ASCII, at most 36 characters)."""
     text = f"{quote_literal(type_name + ':')} || ({key_expression})::text"
     return base64url(text, ascii_key=True, short=len(type_name) + 1 + 36 <= 57)
 

@@ -5,10 +5,11 @@ emits nested ``json_build_object`` / ``json_agg`` subqueries, ordered and limite
 DataLoader path orders and limits. Anything outside the covered subset raises ``NotCompilable``
 and the request goes through the resolvers instead.
 
-Argument values come in two kinds. Arguments fed by a *plain* variable (``ID``, ``String``,
-``Int``) become statement parameters read at bind time, so one plan serves every value (only
-whether the variable is null is part of the plan's cache key). Every other argument value is
-fixed at planning time and is part of the cache key.
+Argument values come in two kinds. An argument given as a whole by a *plain* variable (type
+``ID``, ``String`` or ``Int``, never used inside a list or object literal) becomes a statement
+parameter read at bind time, so one plan serves every value: only whether the variable is null
+is part of the plan's cache key. Every other argument value (literals, filters, orders) is fixed
+at planning time and is part of the cache key.
 """
 
 from __future__ import annotations

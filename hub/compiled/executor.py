@@ -149,6 +149,8 @@ class CompiledReads:
             server_settings={
                 "statement_timeout": str(settings.statement_timeout_ms),
                 "application_name": "hub-compiled",
+                # sql.json_timestamp renders timestamps in the session time zone.
+                "TimeZone": "UTC",
             },
             # The default reset runs a second statement (RESET ALL, UNLISTEN...) on every
             # release; this pool only runs single read statements outside transactions, which

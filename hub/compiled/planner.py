@@ -259,7 +259,7 @@ class Planner:
             elif name == "traits":
                 value = f"{a}.traits"
             elif name in TIMESTAMP_COLUMNS["Customer"]:
-                value = sql.iso_timestamp(f"{a}.{TIMESTAMP_COLUMNS['Customer'][name]}")
+                value = sql.json_timestamp(f"{a}.{TIMESTAMP_COLUMNS['Customer'][name]}")
             elif name == "requestedId":
                 value = "NULL::text"  # only survivors are compiled: nothing was merged away
             elif name == "identities":
@@ -295,9 +295,9 @@ class Planner:
             elif name in columns:
                 value = f"{x}.{columns[name]}"
             elif name == "firstSeenAt":
-                value = sql.iso_timestamp(f"{x}.created_at")
+                value = sql.json_timestamp(f"{x}.created_at")
             elif name == "lastSeenAt":
-                value = sql.iso_timestamp(f"{x}.last_seen_at")
+                value = sql.json_timestamp(f"{x}.last_seen_at")
             else:
                 raise NotCompilable(f"Identity.{name}")
             pairs.append((key, self.column("Identity", name, value)))
@@ -347,7 +347,7 @@ class Planner:
             elif name in columns:
                 value = f"{v}.{columns[name]}"
             elif name in moments:
-                value = sql.iso_timestamp(f"{v}.{moments[name]}")
+                value = sql.json_timestamp(f"{v}.{moments[name]}")
             elif name in ("interactions", "lastInteraction"):
                 y = self.aliases.next("i")
                 joins: list[str] = []
@@ -389,7 +389,7 @@ class Planner:
             elif name in columns:
                 value = f"{h}.{columns[name]}"
             elif name == "enteredAt":
-                value = sql.iso_timestamp(f"{h}.entered_at")
+                value = sql.json_timestamp(f"{h}.entered_at")
             elif name == "stage":
                 value = f"({self.stage(f'{h}.stage', child)})"
             elif name == "channel":
@@ -423,9 +423,9 @@ class Planner:
             elif name == "interactionCount":
                 value = f"{u}.interaction_count"
             elif name == "firstSeenAt":
-                value = sql.iso_timestamp(f"{u}.first_seen_at")
+                value = sql.json_timestamp(f"{u}.first_seen_at")
             elif name == "lastSeenAt":
-                value = sql.iso_timestamp(f"{u}.last_seen_at")
+                value = sql.json_timestamp(f"{u}.last_seen_at")
             elif name == "channel":
                 value = self.channel(f"{u}.channel_code", child, joins)
             else:
@@ -706,7 +706,7 @@ class Planner:
             elif name == "id":
                 value = sql.uuid_global_id("Interaction", f"{p}.id")
             elif name == "occurredAt":
-                value = sql.iso_timestamp(f"{p}.occurred_at")
+                value = sql.json_timestamp(f"{p}.occurred_at")
             elif name in plain:
                 value = f"{p}.{name}"
             elif name == "touchpoint":

@@ -29,6 +29,20 @@ def iso_timestamp(expression: str) -> str:
     )
 
 
+def json_timestamp(expression: str) -> str:
+    """A JSON string equal to ``value.isoformat()`` of a timestamptz, for sessions on UTC.
+
+    ``to_json`` writes ISO 8601 in the session time zone (the compiled path's pool is on UTC)
+    at about half the cost of ``to_char``, but trims trailing zeros of the fraction
+    (``.12`` where Python writes ``.120000``): those values alone take ``to_char``.
+    """
+    micros = f"date_part('microseconds', {expression})::int"
+    return (
+        f"CASE WHEN {micros} % 10 = 0 AND {micros} % 1000000 <> 0 "
+        f"THEN to_json({iso_timestamp(expression)}) ELSE to_json({expression}) END"
+    )
+
+
 def base64url(text_expression: str, *, ascii_key: bool = False, short: bool = False) -> str:
     """Unpadded URL-safe base64 of the UTF-8 bytes of a text expression.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -73,6 +73,8 @@ class Prepared:
 
     document: DocumentNode | None
     fragments: dict[str, FragmentDefinitionNode]
+    # Per operation (by identity): its plain variables, found once per document, not per request.
+    plain: dict[int, frozenset[str]] = field(default_factory=dict)
 
 
 NOT_COMPILABLE = Plan(statement="", params=None)  # type: ignore[arg-type]
@@ -193,7 +195,9 @@ class CompiledReads:
         policy: ReadPolicy,
     ) -> Plan:
         assert prepared.document is not None
-        plain = _plain_variables(prepared.document, operation)
+        plain = prepared.plain.get(id(operation))
+        if plain is None:
+            plain = prepared.plain[id(operation)] = _plain_variables(prepared.document, operation)
         shape = tuple(
             (name, variable_values.coerced.get(name) is None)
             if name in plain

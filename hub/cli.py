@@ -75,6 +75,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (uvicorn access log).")
+    ] = True,
 ) -> None:
     """Serve the GraphQL API (migrations are applied first)."""
     settings = Settings()
@@ -93,6 +96,7 @@ def serve(
         workers=workers,
         log_level="info",
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        access_log=access_log,
     )
 
 

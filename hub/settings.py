@@ -232,3 +232,10 @@ class Settings(BaseSettings):
             "event and receive the same serialized bytes."
         ),
     )
+    compiled_reads: bool = Field(
+        default=True,
+        description=(
+            "Answer covered queries from one compiled SQL statement (hub/compiled/); "
+            "everything else goes through the resolvers."
+        ),
+    )

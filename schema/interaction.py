@@ -188,16 +188,19 @@ class Interaction(Node):
         return Conversation.from_row(row) if row else None
 
 
-def _ordering(newest_first: bool) -> str:
+def interaction_ordering(newest_first: bool) -> str:
+    """The ordering tag inside interaction cursors (shared with the compiled read path)."""
     return "interactions:newest" if newest_first else "interactions:oldest"
 
 
 def interaction_cursor(row: Record, newest_first: bool) -> str:
-    return encode_cursor(_ordering(newest_first), [row["occurred_at"].isoformat(), str(row["id"])])
+    return encode_cursor(
+        interaction_ordering(newest_first), [row["occurred_at"].isoformat(), str(row["id"])]
+    )
 
 
 def decode_interaction_cursor(cursor: str, newest_first: bool) -> tuple[datetime, uuid.UUID]:
-    occurred_at, row_id = decode_cursor(cursor, _ordering(newest_first), 2)
+    occurred_at, row_id = decode_cursor(cursor, interaction_ordering(newest_first), 2)
     try:
         moment = datetime.fromisoformat(occurred_at)
         if moment.tzinfo is None:

@@ -1,0 +1,247 @@
+"""Side-by-side read benchmark: the hub, PostGraphile V5 and the raw asyncpg ceiling.
+
+    python -m bench.read --customers 100000
+
+Fills (or reuses) a scratch database, starts every server on it, checks that their answers to
+each scenario are equivalent, then loads each server in turn from a separate process
+(``bench.load``) and writes the table into docs/benchmarks.md. All servers run in the same
+invocation on the same data, so their ratios are comparable even on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench import report
+from bench.dataset import ensure_dataset, prewarm
+from bench.scenarios import READ_SCENARIOS, Scenario
+from bench.servers import NODE, POSTGRAPHILE_DIR, ROOT, Server, cpu_seconds, start_servers
+from bench.statements import hub_statements
+from hub.database import asyncpg_dsn
+
+SERVERS = ["hub", "postgraphile", "raw"]
+# Also available: "hub-dataloader", the hub with compiled reads off (slow: add it on purpose).
+# Statements per request of the servers the harness cannot count inside: the raw endpoint runs
+# its one statement; PostGraphile V5 plans one SQL query per request for these selections
+# (checked with log_statement = 'all', see docs/benchmarks.md).
+KNOWN_STATEMENTS = {"raw": "1", "postgraphile": "1"}
+
+
+async def customer_ids(url: str) -> list[str]:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await connection.fetch(
+            "SELECT id::text FROM customers WHERE merged_into_id IS NULL ORDER BY id"
+        )
+    finally:
+        await connection.close()
+    return [row[0] for row in rows]
+
+
+def fetch(server: Server, scenario: Scenario, customer_id: str) -> Any:
+    request = scenario.requests[server.name]
+    response = httpx.post(
+        server.base_url + request.path,
+        content=request.body.replace("__ID__", customer_id),
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    body = response.json()
+    if "errors" in body:
+        raise SystemExit(f"{server.name} answered scenario {scenario.number} with {body['errors']}")
+    return body
+
+
+def check_equivalent(servers: dict[str, Server], scenario: Scenario, sample: list[str]) -> None:
+    """Every server's normalised answer equals the raw endpoint's, for every sampled id."""
+    reference_name = "raw" if "raw" in servers else next(iter(servers))
+    for customer_id in sample:
+        reference = scenario.normalise[reference_name](
+            fetch(servers[reference_name], scenario, customer_id)
+        )
+        for name, server in servers.items():
+            answer = scenario.normalise[name](fetch(server, scenario, customer_id))
+            if answer != reference:
+                raise SystemExit(
+                    f"scenario {scenario.number}: {name} differs from {reference_name} for "
+                    f"{customer_id}:\n{answer}\n!=\n{reference}"
+                )
+    print(f"  scenario {scenario.number}: answers equivalent on {len(sample)} ids", flush=True)
+
+
+async def backend_pids(url: str) -> list[int]:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return [row[0] for row in rows]
+
+
+def cpu_snapshot(server: Server, backends: list[int]) -> dict[int, float]:
+    """CPU seconds of the server process and of every PostgreSQL backend on the database."""
+    snapshot = {}
+    for pid in [server.process.pid, *backends]:
+        try:
+            snapshot[pid] = cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):  # a backend that has gone, or no /proc
+            continue
+    return snapshot
+
+
+def load(
+    server: Server, scenario: Scenario, ids_file: Path, args: argparse.Namespace, url: str
+) -> dict[str, float]:
+    """One load run; adds the CPU milliseconds per request that the server and PostgreSQL
+    spent, which a busy machine distorts far less than requests/s."""
+    before = cpu_snapshot(server, asyncio.run(backend_pids(url)))
+    request = scenario.requests[server.name]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.load",
+        "--url",
+        server.base_url + request.path,
+        "--body",
+        request.body,
+        "--ids",
+        str(ids_file),
+        "--concurrency",
+        str(args.concurrency),
+        "--warmup",
+        str(args.warmup),
+        "--duration",
+        str(args.duration),
+        "--seed",
+        str(args.seed),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    after = cpu_snapshot(server, asyncio.run(backend_pids(url)))
+    spent = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+    result["cpu_ms"] = spent * 1000 / result["completed"] if result["completed"] else float("nan")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--server-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL server to create the scratch database on",
+    )
+    parser.add_argument("--database", default="hub_bench")
+    parser.add_argument("--dataset", choices=["auto", "seed", "sql"], default="auto")
+    parser.add_argument("--scenarios", default="1,2")
+    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--port", type=int, default=18300, help="first of the servers' ports")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-write", action="store_true", help="print, do not touch the docs")
+    args = parser.parse_args()
+    command = "python -m bench.read " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    scenarios = [READ_SCENARIOS[int(n)] for n in args.scenarios.split(",")]
+    names = args.servers.split(",")
+    url, source = asyncio.run(
+        ensure_dataset(args.server_url, args.database, args.customers, args.seed, args.dataset)
+    )
+    asyncio.run(prewarm(url))
+    ids = asyncio.run(customer_ids(url))
+    sample = random.Random(args.seed).sample(ids, 5)
+
+    results: dict[tuple[int, str], report.Measurement] = {}
+    for scenario in scenarios:
+        for name in names:
+            measurement = results.setdefault((scenario.number, name), report.Measurement())
+            if name in KNOWN_STATEMENTS:
+                measurement.statements = KNOWN_STATEMENTS[name]
+            elif name.startswith("hub"):
+                counted = asyncio.run(
+                    hub_statements(url, scenario, sample[0], compiled=name == "hub")
+                )
+                measurement.statements = str(counted)
+
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as scratch:
+        ids_file = Path(scratch) / "ids.txt"
+        ids_file.write_text("\n".join(ids))
+        print("starting servers…", flush=True)
+        with start_servers(names, url, args.port, Path(scratch) / "logs") as servers:
+            for scenario in scenarios:
+                check_equivalent(servers, scenario, sample)
+            for round_number in range(args.rounds):
+                # Rotate the order each round so no server always runs first or last.
+                order = names[round_number % len(names) :] + names[: round_number % len(names)]
+                for scenario in scenarios:
+                    for name in order:
+                        result = load(servers[name], scenario, ids_file, args, url)
+                        m = results[(scenario.number, name)]
+                        m.rps.append(result["rps"])
+                        m.p50.append(result["p50_ms"])
+                        m.p99.append(result["p99_ms"])
+                        m.errors += int(result["errors"])
+                        m.cpu_ms.append(result["cpu_ms"])
+                        print(
+                            f"  round {round_number + 1} scenario {scenario.number} {name:15} "
+                            f"{result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "
+                            f"p99 {result['p99_ms']:6.1f} ms  CPU {result['cpu_ms']:5.2f} ms/req  "
+                            f"errors {result['errors']}",
+                            flush=True,
+                        )
+
+    titles = {s.number: s.title for s in scenarios}
+    body = report.table(results, titles, names)
+    print()
+    print(body)
+    if not args.no_write:
+        postgraphile = (
+            json.loads(
+                (POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "package.json").read_text()
+            )["version"]
+            if (POSTGRAPHILE_DIR / "node_modules" / "postgraphile").exists()
+            else "?"
+        )
+        details = [
+            f"data set: {args.customers:,} customers ({source}), seed {args.seed}",
+            f"load: {args.concurrency} concurrent clients, {args.warmup:g} s warm-up, "
+            f"{args.duration:g} s measured, median of {args.rounds} rounds",
+            f"Python {sys.version.split()[0]}, PostGraphile {postgraphile} on Node "
+            f"{node_version()}; every server is one process",
+            f"machine load average (1 min) {load_before[0]:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end (2 cores: other work was running)",
+        ]
+        report.write(args.output, command, body, details)
+        print(f"\nwritten to {args.output}")
+
+
+def node_version() -> str:
+    return report.node_version(NODE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The results table, written between markers in docs/benchmarks.md (the prose around it stays)."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+START = "<!-- results:start -->"
+END = "<!-- results:end -->"
+
+
+@dataclass
+class Measurement:
+    rps: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    statements: str = "?"
+
+    def median(self, values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
+
+
+def node_version(node: Path) -> str:
+    try:
+        return subprocess.run(
+            [str(node), "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def _rate(value: float) -> str:
+    # Below one request per second no request finished inside the measured window.
+    return f"{value:,.0f}" if value >= 1 else "< 1"
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def table(
+    results: dict[tuple[int, str], Measurement], scenarios: dict[int, str], servers: list[str]
+) -> str:
+    lines = [
+        "| scenario | server | requests/s (median) | min-max over rounds | p50 ms | p99 ms "
+        "| CPU ms / request (server + PostgreSQL) | SQL statements / request | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for number, title in scenarios.items():
+        for server in servers:
+            m = results.get((number, server))
+            if m is None:
+                continue
+            lines.append(
+                f"| {number}. {title} | {server} | {_rate(m.median(m.rps))} | "
+                f"{_rate(min(m.rps))}-{_rate(max(m.rps))} | {_ms(m.median(m.p50))} | "
+                f"{_ms(m.median(m.p99))} | {_ms(m.median(m.cpu_ms))} | {m.statements} | "
+                f"{m.errors} |"
+            )
+    lines += [
+        "",
+        "Ratios: the hub's requests/s divided by the other's, and in brackets the other's CPU "
+        "time per request divided by the hub's (the same comparison, far less sensitive to other "
+        "work on the machine). Above 1: the hub is ahead.",
+        "",
+        "| scenario | hub / PostGraphile | hub / raw | hub / hub-dataloader |",
+        "|---|---:|---:|---:|",
+    ]
+    for number, title in scenarios.items():
+
+        def ratio(other: str, number: int = number) -> str:
+            hub, them = results.get((number, "hub")), results.get((number, other))
+            if hub is None or them is None or not them.rps or them.median(them.rps) == 0:
+                return "-"
+            speed = hub.median(hub.rps) / them.median(them.rps)
+            cpu = them.median(them.cpu_ms) / hub.median(hub.cpu_ms) if hub.cpu_ms else math.nan
+            return f"{speed:.2f} ({cpu:.2f})"
+
+        lines.append(
+            f"| {number}. {title} | {ratio('postgraphile')} | {ratio('raw')} | "
+            f"{ratio('hub-dataloader')} |"
+        )
+    return "\n".join(lines)
+
+
+def write(
+    path: Path,
+    command: str,
+    body: str,
+    details: list[str],
+) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    block = "\n".join(
+        [
+            START,
+            f"Measured {stamp} on {machine()} with:",
+            "",
+            "```bash",
+            command,
+            "```",
+            "",
+            *[f"- {line}" for line in details],
+            "",
+            body,
+            END,
+        ]
+    )
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text:
+        text += f"\n{START}\n{END}\n"
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    path.write_text(before + block + after)

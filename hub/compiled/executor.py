@@ -1,0 +1,283 @@
+"""Serve a GraphQL request from one compiled SQL statement, or say it cannot (``None``).
+
+Per request: the body is parsed with orjson; parsing and validation of the query text are
+cached; variables are coerced by graphql-core (the same rules the resolver path applies); the
+plan is looked up by (query, operation, access class, variable shape); its parameters are bound;
+one prepared statement runs on a dedicated asyncpg pool; PostgreSQL's JSON bytes are spliced into
+the response without being decoded. Whatever the compiler does not cover, and every request that
+ends in an error, returns ``None`` so the resolver path answers exactly as it always has.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import orjson
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    NamedTypeNode,
+    Node,
+    NonNullTypeNode,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    parse,
+    validate,
+)
+from graphql.execution.values import VariableValues, get_variable_values
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.compiled.planner import PLAIN_SCALARS, NotCompilable, Plan, Planner
+from hub.compiled.policy import ReadPolicy
+from hub.database import asyncpg_dsn
+from hub.limits import limits_rule
+from hub.settings import Settings
+
+logger = logging.getLogger("hub.compiled")
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    """A small least-recently-used cache (the event loop is single-threaded: no lock)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A parsed and validated query document (``None`` fields: not servable here)."""
+
+    document: DocumentNode | None
+    fragments: dict[str, FragmentDefinitionNode]
+    # Per operation (by identity): its plain variables, found once per document, not per request.
+    plain: dict[int, frozenset[str]] = field(default_factory=dict)
+
+
+NOT_COMPILABLE = Plan(statement="", params=None)  # type: ignore[arg-type]
+REJECTED = Prepared(document=None, fragments={})
+
+
+def _count_variable_uses(node: Node, direct: Counter[str], every: Counter[str]) -> None:
+    if isinstance(node, ArgumentNode) and isinstance(node.value, VariableNode):
+        direct[node.value.name.value] += 1
+    if isinstance(node, VariableNode):
+        every[node.name.value] += 1
+    for key in node.keys:
+        value = getattr(node, key, None)
+        if isinstance(value, Node):
+            _count_variable_uses(value, direct, every)
+        elif isinstance(value, tuple | list):
+            for item in value:
+                if isinstance(item, Node):
+                    _count_variable_uses(item, direct, every)
+
+
+def _plain_variables(document: DocumentNode, operation: OperationDefinitionNode) -> frozenset[str]:
+    """Variables that become statement parameters: of type ID, String or Int (nullable or not)
+    and only ever used as a whole argument value. A variable used inside a list or an input
+    object literal shapes the SQL, so its value is part of the plan's cache key instead."""
+    direct: Counter[str] = Counter()
+    every: Counter[str] = Counter()
+    _count_variable_uses(operation.selection_set, direct, every)
+    for fragment in document.definitions:
+        if isinstance(fragment, FragmentDefinitionNode):
+            _count_variable_uses(fragment.selection_set, direct, every)
+    names = set()
+    for definition in operation.variable_definitions or ():
+        node = definition.type
+        if isinstance(node, NonNullTypeNode):
+            node = node.type
+        name = definition.variable.name.value
+        if (
+            isinstance(node, NamedTypeNode)
+            and node.name.value in PLAIN_SCALARS
+            and direct[name] == every[name]
+        ):
+            names.add(name)
+    return frozenset(names)
+
+
+def _select_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name and o.name.value == name), None)
+
+
+async def _keep_session(connection: Any) -> None:
+    return None
+
+
+class CompiledReads:
+    """The compiled read path of one app: an asyncpg pool and the caches."""
+
+    def __init__(self, pool: Any, schema: GraphQLSchema, settings: Settings) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.settings = settings
+        self.documents: LRU[str, Prepared] = LRU(512)
+        self.plans: LRU[tuple[Any, ...], Plan] = LRU(2048)
+
+    @classmethod
+    async def open(cls, url: str, schema: GraphQLSchema, settings: Settings) -> CompiledReads:
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(url),
+            # No connection at start: the app must start (and /readyz report) while the
+            # database is down; the pool connects on first use and recovers by itself.
+            min_size=0,
+            max_size=settings.pool_size,
+            server_settings={
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "application_name": "hub-compiled",
+                # sql.json_timestamp renders timestamps in the session time zone.
+                "TimeZone": "UTC",
+            },
+            # The default reset runs a second statement (RESET ALL, UNLISTEN...) on every
+            # release; this pool only runs single read statements outside transactions, which
+            # leave no session state behind.
+            reset=_keep_session,
+        )
+        return cls(pool, schema, settings)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def prepare(self, query: str) -> Prepared:
+        prepared = self.documents.get(query)
+        if prepared is None:
+            try:
+                document = parse(query)
+            except GraphQLError:
+                document = None
+            if document is not None and validate(self.schema, document):
+                document = None
+            if document is None:
+                prepared = REJECTED
+            else:
+                fragments = {
+                    d.name.value: d
+                    for d in document.definitions
+                    if isinstance(d, FragmentDefinitionNode)
+                }
+                prepared = Prepared(document=document, fragments=fragments)
+            self.documents.put(query, prepared)
+        return prepared
+
+    def plan_for(
+        self,
+        query: str,
+        prepared: Prepared,
+        operation: OperationDefinitionNode,
+        variable_values: VariableValues,
+        raw_variables: dict[str, Any],
+        policy: ReadPolicy,
+    ) -> Plan:
+        assert prepared.document is not None
+        plain = prepared.plain.get(id(operation))
+        if plain is None:
+            plain = prepared.plain[id(operation)] = _plain_variables(prepared.document, operation)
+        shape = tuple(
+            (name, variable_values.coerced.get(name) is None)
+            if name in plain
+            else (name, orjson.dumps(raw_variables.get(name), option=orjson.OPT_SORT_KEYS))
+            for name in sorted(variable_values.coerced)
+        )
+        name = operation.name.value if operation.name else None
+        key = (query, name, policy.access_class, shape)
+        plan = self.plans.get(key)
+        if plan is None:
+            planner = Planner(
+                self.schema, prepared.fragments, variable_values, plain, self.settings, policy
+            )
+            try:
+                plan = planner.plan(operation)
+            except NotCompilable as reason:
+                logger.debug("not compiled: %s", reason)
+                plan = NOT_COMPILABLE
+            self.plans.put(key, plan)
+        return plan
+
+    async def respond(self, request: Request, policy: ReadPolicy) -> Response | None:
+        """The response for a compilable, error-free query; ``None`` for everything else."""
+        if request.method != "POST":
+            return None
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return None
+        accept = request.headers.get("accept", "")
+        if "multipart" in accept or "event-stream" in accept:
+            return None
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(payload, dict) or payload.get("extensions"):
+            return None
+        query = payload.get("query")
+        raw_variables = payload.get("variables") or {}
+        operation_name = payload.get("operationName")
+        if not isinstance(query, str) or not isinstance(raw_variables, dict):
+            return None
+        if len(query) > self.settings.max_tokens:
+            # A document has at most as many tokens as characters: longer ones go to the
+            # resolver path, which enforces the token limit with its own error.
+            return None
+        prepared = self.prepare(query)
+        if prepared.document is None:
+            return None
+        operation = _select_operation(prepared.document, operation_name)
+        if operation is None or operation.operation != OperationType.QUERY:
+            return None
+        coerced = get_variable_values(
+            self.schema, operation.variable_definitions or (), raw_variables
+        )
+        if not isinstance(coerced, VariableValues):
+            return None
+        # The access layer's limits (depth, aliases, cost by page sizes) hold here as on the
+        # resolver path: a document over them goes there, which reports it with its code.
+        if validate(self.schema, prepared.document, [limits_rule(self.settings, raw_variables)]):
+            return None
+        plan = self.plan_for(query, prepared, operation, coerced, raw_variables, policy)
+        if plan is NOT_COMPILABLE:
+            return None
+        try:
+            params = plan.params.bind(dict(coerced.coerced))
+        except Exception:  # a bad cursor, id or page size: the resolver path reports it
+            return None
+        try:
+            async with self.pool.acquire() as connection:
+                row = await connection.fetchrow(plan.statement, *params)
+        except (asyncpg.PostgresError, OSError):
+            # E.g. a value PostgreSQL rejects, or a lost connection: the resolver path answers
+            # (and masks whatever it cannot answer) as it would without this path.
+            logger.warning("compiled statement failed; falling back", exc_info=True)
+            return None
+        if row["missing"]:
+            return None
+        return Response(
+            b'{"data":' + row["data"] + b"}", status_code=200, media_type="application/json"
+        )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from hub.events import EventKind, NewEvent, emit_many
@@ -231,3 +232,46 @@ async def test_stage_merge_customer_and_conversation_feeds(
             await client.receive(timeout=0.5)
     assert {"customerUpdated": {"customer": {"displayName": "Ada L."}}} in received
     assert {"conversationUpdated": {"conversation": {"key": "T-1"}}} in received
+
+
+RECORD = """
+mutation($tp: ID!, $key: String!) {
+  recordInteraction(input: {identities: [{kind: EMAIL, value: "ada@example.com"}],
+                            touchpointId: $tp, type: ORDER, direction: INBOUND,
+                            idempotencyKey: $key}) {
+    interaction { id }
+  }
+}
+"""
+
+
+async def test_an_interaction_recorded_over_http_on_a_reaches_a_subscriber_on_b(
+    database_url: str, tmp_path: Path, writer: Writer
+) -> None:
+    # The whole path: recordInteraction over HTTP on replica A commits the interaction and its
+    # outbox row; replica B's notifier reads it and delivers it to B's subscriber, once.
+    process_a = start_server(database_url, tmp_path)
+    process_b = start_server(database_url, tmp_path)
+    touchpoint = gid("Touchpoint", writer.touchpoint_id)
+    try:
+        async with connect(process_b) as on_b:
+            await on_b.subscribe(FEED)
+            await asyncio.sleep(0.3)
+            recorded = []
+            async with httpx.AsyncClient(base_url=process_a.http_url) as http:
+                for key in ("order-1", "order-2", "order-1"):  # the retry stores nothing new
+                    response = await http.post(
+                        "/graphql",
+                        json={"query": RECORD, "variables": {"tp": touchpoint, "key": key}},
+                    )
+                    body = response.json()
+                    assert "errors" not in body, body
+                    recorded.append(body["data"]["recordInteraction"]["interaction"]["id"])
+            assert recorded[0] == recorded[2]
+            received = [interaction_id(await on_b.next_data()) for _ in range(2)]
+            assert received == recorded[:2]
+            with pytest.raises(TimeoutError):  # the retry is not a second event
+                await on_b.receive(timeout=0.5)
+    finally:
+        process_a.stop()
+        process_b.stop()

@@ -54,6 +54,13 @@ class HubState:
     broker: Broker
 
 
+def _timeout_error(settings: Settings) -> GraphQLError:
+    return GraphQLError(
+        f"the operation took longer than {settings.operation_timeout_seconds}s and was stopped",
+        extensions={"code": "TIMEOUT"},
+    )
+
+
 class HubGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with the hub's context built per request."""
 
@@ -114,16 +121,7 @@ class HubGraphQL(GraphQL[Context, None]):
                 super().execute_operation(*args, **kwargs), settings.operation_timeout_seconds
             )
         except TimeoutError:
-            return ExecutionResult(
-                data=None,
-                errors=[
-                    GraphQLError(
-                        f"the operation took longer than {settings.operation_timeout_seconds}s "
-                        "and was stopped",
-                        extensions={"code": "TIMEOUT"},
-                    )
-                ],
-            )
+            return ExecutionResult(data=None, errors=[_timeout_error(settings)])
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         # The compiled read path answers what it covers; everything else goes on as before.
@@ -133,7 +131,14 @@ class HubGraphQL(GraphQL[Context, None]):
         if compiled is not None and isinstance(request, Request):
             principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
             if principal.sees_pii and not principal.scope.restricted:
-                response = await compiled.respond(request, ALLOW_ALL)
+                settings: Settings = self._app_state["hub"].settings
+                try:
+                    response = await asyncio.wait_for(
+                        compiled.respond(request, ALLOW_ALL), settings.operation_timeout_seconds
+                    )
+                except TimeoutError:
+                    body = {"data": None, "errors": [_timeout_error(settings).formatted]}
+                    return JSONResponse(body)
                 if response is not None:
                     return response
         return await super().run(request, context, root_value)

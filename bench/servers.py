@@ -67,6 +67,9 @@ def _command(name: str, url: str, port: int) -> tuple[list[str], dict[str, str],
             HUB_MIGRATE_ON_START="false",
             HUB_GRAPHIQL="false",
             HUB_COMPILED_READS="true" if name == "hub" else "false",
+            # Development mode (no key check): PostGraphile and the raw endpoint check none
+            # either, so all three answer the same unauthenticated request.
+            HUB_DEV_MODE="true",
         )
         command = [sys.executable, "-m", "hub", "serve", "--port", str(port), "--no-access-log"]
         return command, env, "/graphql", ROOT

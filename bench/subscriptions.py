@@ -187,6 +187,9 @@ def start_server(
         "HUB_WS_SHARED_EXECUTION": "true" if shared else "false",
         "HUB_WS_MAX_SUBSCRIPTIONS": "5",
         "HUB_SUBSCRIBER_QUEUE_SIZE": str(queue_size),
+        # Development mode: 1,000 connections without keys (the key check at connection_init
+        # is not what this measures), and no per-key rate limit on the writers.
+        "HUB_DEV_MODE": "true",
     }
     with log.open("wb") as out:
         process = subprocess.Popen(

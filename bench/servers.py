@@ -70,6 +70,8 @@ def _command(name: str, url: str, port: int) -> tuple[list[str], dict[str, str],
             # Development mode (no key check): PostGraphile and the raw endpoint check none
             # either, so all three answer the same unauthenticated request.
             HUB_DEV_MODE="true",
+            HUB_RATE_LIMIT_PER_SECOND="1000000",
+            HUB_RATE_LIMIT_BURST="1000000",
         )
         command = [sys.executable, "-m", "hub", "serve", "--port", str(port), "--no-access-log"]
         return command, env, "/graphql", ROOT

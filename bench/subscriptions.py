@@ -190,6 +190,8 @@ def start_server(
         # Development mode: 1,000 connections without keys (the key check at connection_init
         # is not what this measures), and no per-key rate limit on the writers.
         "HUB_DEV_MODE": "true",
+        "HUB_RATE_LIMIT_PER_SECOND": "1000000",
+        "HUB_RATE_LIMIT_BURST": "1000000",
     }
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -247,5 +247,7 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "text"] = Field(
         default="json",
-        description="`hub serve`/`hub demo` log lines: one JSON object per line, or plain text.",
+        description=(
+            "`hub serve`/`hub demo` log lines: one JSON object per line, or plain text (`text`)."
+        ),
     )

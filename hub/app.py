@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,7 +34,9 @@ from hub.database import DatabaseLocation, alocate_database, arelease_database, 
 from hub.event_scope import scope_for_principal
 from hub.gate import PRINCIPAL_KEY, AccessGate
 from hub.graphql import schema
+from hub.metrics import HubMetrics, metrics_endpoint, operation_label
 from hub.migrations import aupgrade
+from hub.observe import OPERATION_KEY, OUTCOME_KEY, RequestObserver
 from hub.revocation import OpenSockets
 from hub.settings import Settings
 from hub.web import explorer_html, web_routes
@@ -65,6 +68,7 @@ class HubGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with the hub's context built per request."""
 
     gate: AccessGate
+    metrics: HubMetrics
     graphql_transport_ws_handler_class = HubTransportWSHandler
 
     def __init__(self, app_state: dict[str, Any], settings: Settings) -> None:
@@ -90,6 +94,7 @@ class HubGraphQL(GraphQL[Context, None]):
         principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
         context = Context.build(state.engine, state.settings, request, principal)
         context.broker = state.broker
+        context.extras["metrics"] = self.metrics
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -123,7 +128,14 @@ class HubGraphQL(GraphQL[Context, None]):
         except TimeoutError:
             return ExecutionResult(data=None, errors=[_timeout_error(settings)])
 
+    async def process_result(self, request: Any, result: ExecutionResult) -> Any:
+        if result.errors and isinstance(request, Request):
+            request.scope[OUTCOME_KEY] = "error"  # for hub.observe's metrics and log line
+        return await super().process_result(request, result)
+
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if isinstance(request, Request):
+            request.scope[OPERATION_KEY] = await _operation_name(request)
         # The compiled read path answers what it covers; everything else goes on as before.
         # Only for callers who see everything unmasked and unscoped (the policy it knows today);
         # masked or partner-scoped callers take the resolver path, where masking and scope live.
@@ -137,6 +149,7 @@ class HubGraphQL(GraphQL[Context, None]):
                         compiled.respond(request, ALLOW_ALL), settings.operation_timeout_seconds
                     )
                 except TimeoutError:
+                    request.scope[OUTCOME_KEY] = "error"
                     body = {"data": None, "errors": [_timeout_error(settings).formatted]}
                     return JSONResponse(body)
                 if response is not None:
@@ -146,6 +159,18 @@ class HubGraphQL(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         # The hub's own GraphiQL page: libraries served locally, example tabs, API key field.
         return HTMLResponse(explorer_html())
+
+
+async def _operation_name(request: Request) -> str:
+    """The metrics/log label of the operation the client named (Starlette caches the body,
+    so the compiled path and Strawberry read it again for free)."""
+    if request.method == "GET":
+        return operation_label(request.query_params.get("operationName"))
+    try:
+        payload = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return operation_label(None)
+    return operation_label(payload.get("operationName") if isinstance(payload, dict) else None)
 
 
 READINESS_TIMEOUT_S = 5.0
@@ -187,6 +212,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             broker = PostgresBroker(broker_engine, location.url, settings)
             await broker.start()
+            metrics.bind(lambda: engine, lambda: broker)
             app_state["hub"] = HubState(
                 settings=settings,
                 location=location,
@@ -219,6 +245,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql_app = HubGraphQL(app_state, settings)
     gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].access_engine)
     graphql_app.gate = gate
+    metrics = HubMetrics()  # per app: tests build many apps in one process
+    graphql_app.metrics = metrics
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -231,13 +259,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", gate, methods=["GET", "POST"]),
+            Route("/graphql", RequestObserver(gate, metrics), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *web_routes(),
+            *([Route("/metrics", metrics_endpoint(metrics))] if settings.metrics else []),
         ],
         lifespan=lifespan,
     )
     app.state.hub_state = app_state
+    app.state.metrics = metrics
     return app

@@ -16,8 +16,10 @@ import abc
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import datetime
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -128,6 +130,8 @@ class Broker(abc.ABC):
         self.queue_size = queue_size
         self.position = Position(0, 0)
         self._subscribers: set[LiveSubscription] = set()
+        # (created_at of the last event published, Unix time it was published): broker lag.
+        self.last_delivered: tuple[datetime, float] | None = None
 
     def subscribe(self, kinds: Collection[str] | None = None) -> LiveSubscription:
         """Receive every event published from now on (``kinds``: only these)."""
@@ -149,6 +153,7 @@ class Broker(abc.ABC):
                 subscription.offer(event)
         if events:
             self.position = events[-1].position
+            self.last_delivered = (events[-1].created_at, time.time())
 
     @abc.abstractmethod
     async def start(self) -> None: ...

@@ -14,6 +14,7 @@ import uvicorn
 from rich.console import Console
 
 from hub.database import locate_database
+from hub.logs import log_config
 from hub.migrations import upgrade
 from hub.settings import Settings
 
@@ -97,6 +98,7 @@ def serve(
         log_level="info",
         ws_per_message_deflate=settings.ws_per_message_deflate,
         access_log=access_log,
+        log_config=log_config(settings.log_format),
     )
 
 
@@ -126,7 +128,14 @@ def demo(
     console.print(f"\n[bold green]GraphiQL:[/bold green] http://{host}:{port}/graphql")
     console.print(f"[bold green]Journeys:[/bold green] http://{host}:{port}/journeys\n")
     _exit_through_python_on_sigterm()
-    uvicorn.run("hub.app:create_app", factory=True, host=host, port=port, log_level="info")
+    uvicorn.run(
+        "hub.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=log_config(settings.log_format),
+    )
 
 
 from hub.keys_cli import keys_app  # noqa: E402  (after `app`: the sub-command registers on it)

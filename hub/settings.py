@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -237,5 +237,17 @@ class Settings(BaseSettings):
         description=(
             "Answer covered queries from one compiled SQL statement (hub/compiled/); "
             "everything else goes through the resolvers."
+        ),
+    )
+
+    # ---- operations (docs/operations.md) ----
+    metrics: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at GET /metrics (no key needed: keep it internal).",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description=(
+            "`hub serve`/`hub demo` log lines: one JSON object per line, or plain text (`text`)."
         ),
     )

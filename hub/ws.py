@@ -26,7 +26,7 @@ import functools
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableSet
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -325,6 +325,10 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         )
         settings = context.settings
         self.shared_executions: SharedExecutions = view.shared_executions  # type: ignore[attr-defined]
+        # hub.metrics counts open handlers and their active operations at scrape time.
+        self.open_sockets: MutableSet[Any] | None = getattr(
+            getattr(view, "metrics", None), "sockets", None
+        )
         starlette_ws = cast(WebSocket, websocket.ws)  # type: ignore[attr-defined]
         self.outbox = ConnectionOutbox(starlette_ws, settings.subscriber_queue_size)
         self.active: dict[str, SharedExecution | asyncio.Task[None]] = {}
@@ -336,7 +340,13 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle(self) -> None:
         self._writer = asyncio.create_task(self._write(), name="hub-ws-writer")
-        await super().handle()
+        if self.open_sockets is not None:
+            self.open_sockets.add(self)
+        try:
+            await super().handle()
+        finally:
+            if self.open_sockets is not None:
+                self.open_sockets.discard(self)
 
     async def _write(self) -> None:
         with contextlib.suppress(Exception):  # a vanished client ends the writer, nothing else

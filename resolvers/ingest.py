@@ -11,6 +11,7 @@ from hub.context import Info
 from hub.errors import BadUserInput, HubError
 from hub.ingest import record
 from hub.ingest_validation import InteractionInput
+from hub.metrics import count_stored
 from schema.ingest import (
     RecordInteractionInput,
     RecordInteractionPayload,
@@ -44,6 +45,7 @@ class IngestMutation:
             [result] = await record(connection, [item], info.context.settings)
             if result.error is not None:
                 raise result.error  # rolls the transaction back: nothing is written
+        count_stored(info.context.extras, [result])
         return RecordInteractionPayload.from_result(result)
 
     @strawberry.mutation(
@@ -78,4 +80,5 @@ class IngestMutation:
                 items.append(_PLACEHOLDER)
         async with info.context.engine.begin() as connection:
             results = await record(connection, items, settings, prefailed=prefailed)
+        count_stored(info.context.extras, results)
         return RecordInteractionsPayload.from_results(results)

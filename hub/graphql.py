@@ -146,7 +146,9 @@ def build_schema() -> strawberry.federation.Schema:
         # is keyed by the rules too, so the guard's per-role rules (no introspection for some
         # roles) are never mixed up. (No ParserCache: a parse error raised from it would bypass
         # the guard's token-limit error code.)
-        extensions=[ErrorCodes, AccessGuard, lambda: ValidationCache(maxsize=256)],
+        # The ValidationCache comes before the AccessGuard: the guard checks the limits after
+        # the (cached) validation has found the document valid.
+        extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), AccessGuard],
         federation_version="2.5",
     )
 

@@ -27,6 +27,7 @@ from graphql import (
     StringValueNode,
     ValidationRule,
     VariableNode,
+    validate,
 )
 from strawberry.extensions import SchemaExtension
 
@@ -116,7 +117,10 @@ class AccessGuard(SchemaExtension):
         if context is not None:
             settings = context.settings
             self.execution_context.parse_options["max_tokens"] = settings.max_tokens
-            rules = [limits_rule(settings, dict(self.execution_context.variables or {}))]
+            # Only rules that are the same for every request of a role go into the validation
+            # rules: the validation cache is keyed by them. The limits depend on the variables
+            # (page sizes), so they are checked on their own in on_validate.
+            rules: list[type[ValidationRule]] = []
             if not can_introspect(context.principal):
                 rules += [NoSchemaIntrospectionCustomRule, NoFederationSdl]
             self.execution_context.validation_rules = (
@@ -139,6 +143,21 @@ class AccessGuard(SchemaExtension):
             self.execution_context.pre_execution_errors = [
                 clean(error) for error in self.execution_context.pre_execution_errors
             ]
+
+    def on_validate(self) -> Iterator[None]:
+        """The limits (depth, aliases, cost by page sizes), after the cached validation found
+        the document valid and before any resolver runs (the extension order in hub.graphql
+        puts the ValidationCache first)."""
+        context = self._context()
+        ec = self.execution_context
+        if context is not None and ec.graphql_document is not None and not ec.pre_execution_errors:
+            variables = dict(ec.variables or {})
+            errors = validate(
+                ec.schema._schema, ec.graphql_document, [limits_rule(context.settings, variables)]
+            )
+            if errors:
+                ec.pre_execution_errors = errors
+        yield
 
     def _mutation(self) -> OperationDefinitionNode | None:
         document = self.execution_context.graphql_document

@@ -143,9 +143,23 @@ async def test_explorer_runs_a_query_offline_with_the_key_in_a_header(
         await page.locator("#api-key").dispatch_event("change")
     await page.wait_for_selector(".graphiql-explorer-root, .docExplorerWrap", timeout=10_000)
     await page.get_by_role("tab", name="ChannelMix").click()
+    # Execute only once the tab's query is in the editor (GraphiQL re-renders after the key
+    # restart; clicking too early runs whichever tab was active).
+    await page.wait_for_function(
+        "(document.querySelector('.graphiql-query-editor') || {innerText: ''})"
+        ".innerText.includes('channelMix')",
+        timeout=30_000,
+    )
     await page.click(".graphiql-execute-button")
     result = page.locator(".result-window")
-    await result.get_by_text('"channelMix"').wait_for(timeout=45_000)
+    try:
+        await result.get_by_text('"channelMix"').wait_for(timeout=45_000)
+    except Exception:
+        await page.screenshot(path=str(ARTIFACTS / "explorer-failed.png"))
+        (ARTIFACTS / "explorer-failed.txt").write_text(
+            "\n".join(f"{r.method} {r.url} {r.post_data}" for r in sent)
+        )
+        raise
     text = await result.inner_text()
     assert f'"interactions": {interactions},' in text
     await page.screenshot(path=str(ARTIFACTS / "explorer.png"))

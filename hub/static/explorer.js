@@ -27,7 +27,17 @@
     }
     return cache.fetcher;
   }
+  // Right after a tab switch GraphiQL can send the previous tab's operation name with the new
+  // tab's document, which the server rightly refuses; a name the document does not define is
+  // dropped (a document with one operation needs none; with several, the server says which).
+  function definesOperation(query, name) {
+    return new RegExp("\\b(query|mutation|subscription)\\s+" + name + "\\b").test(query);
+  }
   function fetcher(params, options) {
+    if (params && params.operationName && typeof params.query === "string" &&
+        !definesOperation(params.query, params.operationName)) {
+      params = Object.assign({}, params, { operationName: undefined });
+    }
     return currentFetcher()(params, options);
   }
 

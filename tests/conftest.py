@@ -26,6 +26,7 @@ from hub.auth import Role, create_key
 from hub.database import asyncpg_dsn
 from hub.migrations import upgrade
 from hub.settings import Settings
+from seeds.taxonomy import STAGE_RULE_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
@@ -105,6 +106,12 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A raw asyncpg connection to the test database; every data table starts empty."""
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     await connection.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
+    # The journey engine's rules are editable data too: every test starts from the defaults.
+    await connection.execute("DELETE FROM stage_rules")
+    await connection.executemany(
+        "INSERT INTO stage_rules (interaction_type, channel_code, stage) VALUES ($1, $2, $3)",
+        [(r["interaction_type"], r["channel_code"], r["stage"]) for r in STAGE_RULE_ROWS],
+    )
     try:
         yield connection
     finally:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,11 +26,10 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from hub.access_log import dev_mode_banner
 from hub.broker import Broker, PostgresBroker
-from hub.compiled.executor import CompiledReads
+from hub.compiled.executor import CompiledReads, json_body
 from hub.compiled.policy import ALLOW_ALL
 from hub.context import NOBODY, Context
 from hub.database import DatabaseLocation, alocate_database, arelease_database, create_engine
-from hub.event_scope import scope_for_principal
 from hub.gate import PRINCIPAL_KEY, AccessGate
 from hub.graphql import schema
 from hub.metrics import HubMetrics, metrics_endpoint, operation_label
@@ -51,9 +49,8 @@ class HubState:
     location: DatabaseLocation
     engine: AsyncEngine
     sockets: OpenSockets
-    # A small pool of its own for key checks: a saturated data pool cannot lock keys out (nor
-    # an admin revoking one), and statement counts of data queries stay about data.
-    access_engine: AsyncEngine
+    # The small pool of key checks and the event notifier (see the lifespan).
+    control_engine: AsyncEngine
     broker: Broker
 
 
@@ -111,8 +108,6 @@ class HubGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": "a valid API key is required"})
         context.principal = principal
         context.loaders = context.fresh_loaders()
-        # What this connection's subscriptions may receive (partner scope; consent per batch).
-        context.event_scope = scope_for_principal(principal)
         state: HubState = self._app_state["hub"]
         if principal.key_id is not None and isinstance(context.request, WebSocket):
             state.sockets.add(context.request, principal.key_id)
@@ -134,8 +129,11 @@ class HubGraphQL(GraphQL[Context, None]):
         return await super().process_result(request, result)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        # The body is parsed once here: for the metrics label and for the compiled path.
+        is_post = isinstance(request, Request) and request.method == "POST"
+        payload = await json_body(request) if is_post else None
         if isinstance(request, Request):
-            request.scope[OPERATION_KEY] = await _operation_name(request)
+            request.scope[OPERATION_KEY] = _operation_name(request, payload)
         # The compiled read path answers what it covers; everything else goes on as before.
         # Only for callers who see everything unmasked and unscoped (the policy it knows today);
         # masked or partner-scoped callers take the resolver path, where masking and scope live.
@@ -146,7 +144,8 @@ class HubGraphQL(GraphQL[Context, None]):
                 settings: Settings = self._app_state["hub"].settings
                 try:
                     response = await asyncio.wait_for(
-                        compiled.respond(request, ALLOW_ALL), settings.operation_timeout_seconds
+                        compiled.respond(request, ALLOW_ALL, payload),
+                        settings.operation_timeout_seconds,
                     )
                 except TimeoutError:
                     request.scope[OUTCOME_KEY] = "error"
@@ -161,15 +160,10 @@ class HubGraphQL(GraphQL[Context, None]):
         return HTMLResponse(explorer_html())
 
 
-async def _operation_name(request: Request) -> str:
-    """The metrics/log label of the operation the client named (Starlette caches the body,
-    so the compiled path and Strawberry read it again for free)."""
+def _operation_name(request: Request, payload: Any) -> str:
+    """The metrics/log label of the operation the client named."""
     if request.method == "GET":
         return operation_label(request.query_params.get("operationName"))
-    try:
-        payload = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return operation_label(None)
     return operation_label(payload.get("operationName") if isinstance(payload, dict) else None)
 
 
@@ -201,16 +195,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.migrate_on_start:
                 await aupgrade(location.url)
             engine = create_engine(location.url, settings)
-            access_engine = create_engine(
-                location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 2})
+            # Key checks, socket re-checks and the event notifier share a small pool of their
+            # own: a saturated request pool cannot lock keys out or stall live events, and
+            # request statement counts stay about requests.
+            control_engine = create_engine(
+                location.url, settings.model_copy(update={"pool_size": 3, "pool_max_overflow": 2})
             )
-            sockets = OpenSockets(lambda: access_engine, settings.key_recheck_seconds)
-            # The notifier polls on a small pool of its own: a saturated request pool cannot
-            # stall live events, and request statement counts stay about requests.
-            broker_engine = create_engine(
-                location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 1})
-            )
-            broker = PostgresBroker(broker_engine, location.url, settings)
+            sockets = OpenSockets(lambda: control_engine, settings.key_recheck_seconds)
+            broker = PostgresBroker(control_engine, location.url, settings)
             await broker.start()
             metrics.bind(lambda: engine, lambda: broker)
             app_state["hub"] = HubState(
@@ -218,7 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 location=location,
                 engine=engine,
                 sockets=sockets,
-                access_engine=access_engine,
+                control_engine=control_engine,
                 broker=broker,
             )
             if settings.compiled_reads:
@@ -233,9 +225,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 app_state.pop("hub", None)
                 await graphql_app.shared_executions.close()
                 await broker.close()
-                await broker_engine.dispose()
                 await sockets.close()
-                await access_engine.dispose()
+                await control_engine.dispose()
                 await engine.dispose()
         finally:
             if "compiled" in app_state:
@@ -243,7 +234,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await arelease_database(location)
 
     graphql_app = HubGraphQL(app_state, settings)
-    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].access_engine)
+    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].control_engine)
     graphql_app.gate = gate
     metrics = HubMetrics()  # per app: tests build many apps in one process
     graphql_app.metrics = metrics

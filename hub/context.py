@@ -12,7 +12,7 @@ from starlette.websockets import WebSocket
 
 from hub.auth import Principal, Role
 from hub.broker import Broker
-from hub.event_scope import UNRESTRICTED, EventScope
+from hub.event_scope import EventScope, scope_for_principal
 from hub.settings import Settings
 from loaders.registry import Loaders, build_loaders
 
@@ -33,9 +33,8 @@ class Context:
     connection_params: dict[str, object] | None = None
     # Anything a later layer (auth, tracing) wants to carry for the request.
     extras: dict[str, object] = field(default_factory=dict)
-    # Live events (subscriptions): the process's broker and what this connection may see.
+    # Live events (subscriptions): the process's broker.
     broker: Broker | None = None
-    event_scope: EventScope = UNRESTRICTED
 
     @classmethod
     def build(
@@ -52,6 +51,11 @@ class Context:
             request=request,
             principal=principal,
         )
+
+    @property
+    def event_scope(self) -> EventScope:
+        """What this connection's subscriptions may receive: derived from the principal."""
+        return scope_for_principal(self.principal)
 
     def fresh_loaders(self) -> Loaders:
         """New loaders for this principal (websockets: one set per delivered event)."""

@@ -16,12 +16,12 @@ from loaders.sql import fetch_all, fetch_one
 from schema.conversation import Conversation
 from schema.interaction import (
     Interaction,
-    InteractionFilter,
-    InteractionOrderBy,
+    InteractionFilterArg,
+    InteractionOrderArg,
     build_page,
     interaction_connection,
 )
-from schema.pagination import Connection
+from schema.pagination import Connection, PageAfter, PageFirst
 
 
 @strawberry.type
@@ -30,20 +30,10 @@ class InteractionQuery:
     async def interactions(
         self,
         info: Info,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size (default 20, at most 100).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor to continue after.")
-        ] = None,
-        filter: Annotated[
-            InteractionFilter | None,
-            strawberry.argument(description="Only interactions matching this filter."),
-        ] = None,
-        order_by: Annotated[
-            InteractionOrderBy | None,
-            strawberry.argument(description="Newest first unless OCCURRED_AT_ASC."),
-        ] = None,
+        first: PageFirst = None,
+        after: PageAfter = None,
+        filter: InteractionFilterArg = None,
+        order_by: InteractionOrderArg = None,
     ) -> Connection[Interaction]:
         page = build_page(info, first, after, filter, order_by)
         engine = info.context.engine

@@ -3,10 +3,14 @@ resolve conversations."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.scalars import JSON
 
 from hub.context import Info
@@ -15,6 +19,7 @@ from hub.enums import IdentityKind as DomainIdentityKind
 from hub.errors import BadUserInput
 from hub.ids import uuid_from_global_id
 from hub.profiles import add_identity, create_customer, remove_identity, update_traits
+from hub.settings import Settings
 from schema.conversation import Conversation
 from schema.customer import Customer
 from schema.enums import IdentityKind
@@ -111,15 +116,7 @@ class ProfileMutation:
         kind: Annotated[IdentityKind, strawberry.argument(description="The identifier's kind.")],
         value: Annotated[str, strawberry.argument(description="The identifier.")],
     ) -> Customer:
-        async with info.context.engine.begin() as connection:
-            row = await add_identity(
-                connection,
-                uuid_from_global_id(customer_id, "Customer"),
-                DomainIdentityKind(kind.value),
-                value,
-                info.context.settings,
-            )
-        return Customer.from_row(row)
+        return await _change_identity(info, add_identity, customer_id, kind, value)
 
     @strawberry.mutation(description="Unlink an identifier from a customer.")
     async def remove_identity(
@@ -129,15 +126,7 @@ class ProfileMutation:
         kind: Annotated[IdentityKind, strawberry.argument(description="The identifier's kind.")],
         value: Annotated[str, strawberry.argument(description="The identifier.")],
     ) -> Customer:
-        async with info.context.engine.begin() as connection:
-            row = await remove_identity(
-                connection,
-                uuid_from_global_id(customer_id, "Customer"),
-                DomainIdentityKind(kind.value),
-                value,
-                info.context.settings,
-            )
-        return Customer.from_row(row)
+        return await _change_identity(info, remove_identity, customer_id, kind, value)
 
     @strawberry.mutation(
         description="Mark a conversation resolved; a later interaction with its key reopens it."
@@ -150,3 +139,23 @@ class ProfileMutation:
         async with info.context.engine.begin() as connection:
             row = await resolve_conversation(connection, uuid_from_global_id(id, "Conversation"))
         return Conversation.from_row(row)
+
+
+IdentityChange = Callable[
+    [AsyncConnection, uuid.UUID, DomainIdentityKind, str, Settings], Awaitable[RowMapping]
+]
+
+
+async def _change_identity(
+    info: Info, change: IdentityChange, customer_id: str, kind: IdentityKind, value: str
+) -> Customer:
+    """Run ``hub.profiles.add_identity`` or ``remove_identity`` in a transaction of its own."""
+    async with info.context.engine.begin() as connection:
+        row = await change(
+            connection,
+            uuid_from_global_id(customer_id, "Customer"),
+            DomainIdentityKind(kind.value),
+            value,
+            info.context.settings,
+        )
+    return Customer.from_row(row)

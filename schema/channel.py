@@ -14,7 +14,7 @@ from hub.ids import to_global_id, uuid_from_global_id
 from loaders.sql import Record
 from schema.enums import ChannelCode, TouchpointKind
 from schema.node import Node
-from schema.pagination import Connection
+from schema.pagination import Connection, PageAfter, PageFirst
 
 if TYPE_CHECKING:
     from schema.interaction import Interaction, InteractionFilter, InteractionOrderBy
@@ -104,12 +104,8 @@ class Touchpoint(Node):
     async def interactions(
         self,
         info: Info,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size (default 20, at most 100).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor to continue after.")
-        ] = None,
+        first: PageFirst = None,
+        after: PageAfter = None,
         filter: Annotated[
             LazyInteractionFilter | None,
             strawberry.argument(description="Only interactions matching this filter."),

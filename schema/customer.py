@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -20,14 +19,14 @@ from schema.conversation import Conversation
 from schema.enums import ChannelCode, IdentityKind, StageCode
 from schema.interaction import (
     Interaction,
-    InteractionFilter,
-    InteractionOrderBy,
+    InteractionFilterArg,
+    InteractionOrderArg,
     owned_interactions,
 )
 from schema.journey import JourneyStage, StageChange, load_stage
 from schema.merge import Merge
 from schema.node import Node
-from schema.pagination import Connection
+from schema.pagination import Connection, PageAfter, PageFirst
 
 
 @strawberry.type(description="One identifier the customer is known by.")
@@ -130,20 +129,10 @@ class Customer(Node):
     async def interactions(
         self,
         info: Info,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size (default 20, at most 100).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor to continue after.")
-        ] = None,
-        filter: Annotated[
-            InteractionFilter | None,
-            strawberry.argument(description="Only interactions matching this filter."),
-        ] = None,
-        order_by: Annotated[
-            InteractionOrderBy | None,
-            strawberry.argument(description="Newest first unless OCCURRED_AT_ASC."),
-        ] = None,
+        first: PageFirst = None,
+        after: PageAfter = None,
+        filter: InteractionFilterArg = None,
+        order_by: InteractionOrderArg = None,
     ) -> Connection[Interaction]:
         loaders = info.context.loaders
         return await owned_interactions(

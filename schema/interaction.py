@@ -91,6 +91,16 @@ class InteractionFilter:
         )
 
 
+InteractionFilterArg = Annotated[
+    InteractionFilter | None,
+    strawberry.argument(description="Only interactions matching this filter."),
+]
+InteractionOrderArg = Annotated[
+    InteractionOrderBy | None,
+    strawberry.argument(description="Newest first unless OCCURRED_AT_ASC."),
+]
+
+
 def filter_spec(filter: InteractionFilter | None) -> InteractionFilterSpec:
     return filter.to_spec() if filter is not None else InteractionFilterSpec()
 

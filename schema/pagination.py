@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import strawberry
 
@@ -11,6 +11,12 @@ from hub.errors import BadUserInput
 from hub.settings import Settings
 
 NodeT = TypeVar("NodeT")
+
+# Arguments of every forward-only interaction list (a customer's, a touchpoint's, all of them).
+PageFirst = Annotated[
+    int | None, strawberry.argument(description="Page size (default 20, at most 100).")
+]
+PageAfter = Annotated[str | None, strawberry.argument(description="Cursor to continue after.")]
 
 
 @strawberry.type(description="Where a page sits in the whole list.")

@@ -133,6 +133,18 @@ async def _keep_session(connection: Any) -> None:
     return None
 
 
+UNREAD: Any = object()
+"""``respond``'s default payload: the body has not been parsed yet."""
+
+
+async def json_body(request: Request) -> Any:
+    """The request's body parsed as JSON, or None when it is not JSON."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return None
+
+
 class CompiledReads:
     """The compiled read path of one app: an asyncpg pool and the caches."""
 
@@ -222,8 +234,14 @@ class CompiledReads:
             self.plans.put(key, plan)
         return plan
 
-    async def respond(self, request: Request, policy: ReadPolicy) -> Response | None:
-        """The response for a compilable, error-free query; ``None`` for everything else."""
+    async def respond(
+        self, request: Request, policy: ReadPolicy, payload: Any = UNREAD
+    ) -> Response | None:
+        """The response for a compilable, error-free query; ``None`` for everything else.
+
+        ``payload`` is the request's JSON body when the caller has parsed it already (the app
+        does, once, for its metrics label); else it is read here.
+        """
         if request.method != "POST":
             return None
         if not request.headers.get("content-type", "").startswith("application/json"):
@@ -231,10 +249,8 @@ class CompiledReads:
         accept = request.headers.get("accept", "")
         if "multipart" in accept or "event-stream" in accept:
             return None
-        try:
-            payload = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return None
+        if payload is UNREAD:
+            payload = await json_body(request)
         if not isinstance(payload, dict) or payload.get("extensions"):
             return None
         query = payload.get("query")

@@ -33,11 +33,12 @@ class DemoGenerator:
         touchpoints: Mapping[str, PlacedTouchpoint],
         taken: dict[str, set[str]],
         conversation_keys: set[str],
+        activity: float = 1.0,
     ) -> None:
         # A str seed is hashed with SHA-512 by random.seed: stable across runs and platforms.
         self.dice = Dice(random.Random(f"hub-demo:{seed}:{existing_customers}"))
         self.people = PersonFactory(self.dice, taken)
-        self.journeys = JourneySimulator(self.dice, touchpoints, conversation_keys)
+        self.journeys = JourneySimulator(self.dice, touchpoints, conversation_keys, activity)
         self.customers = customers
         self.made = 0
 

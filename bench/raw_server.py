@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -49,6 +50,52 @@ FROM (SELECT * FROM customers WHERE merged_into_id IS NULL
       ORDER BY created_at, id LIMIT $1) c"""
 
 
+# Scenarios 3 and 4: the ceiling of recording an interaction for a known person. One statement
+# per request finds the customer by e-mail, stores the interaction, moves last_seen_at and writes
+# the outbox event; no validation, journey rules, conversations, idempotency or audit, which the
+# hub does on top. Scenario 3 sends the same for many events as parallel arrays.
+RECORD_MANY = """WITH item AS (
+  SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[],
+                       $6::text[], $7::text[], $8::jsonb[])
+         AS u(email, id, touchpoint_id, occurred_at, type, direction, summary, attributes)),
+stored AS (
+  INSERT INTO interactions (id, customer_id, touchpoint_id, channel_code, occurred_at, type,
+                            direction, summary, attributes)
+  SELECT item.id, i.customer_id, t.id, t.channel_code, item.occurred_at, item.type,
+         item.direction, item.summary, item.attributes
+  FROM item
+  JOIN identities i ON i.kind = 'EMAIL' AND i.value = item.email
+  JOIN touchpoints t ON t.id = item.touchpoint_id
+  RETURNING id, customer_id, touchpoint_id, channel_code, occurred_at),
+locked AS (  -- in id order, so that concurrent batches cannot deadlock on customers
+  SELECT c.id FROM customers c WHERE c.id IN (SELECT customer_id FROM stored)
+  ORDER BY c.id FOR NO KEY UPDATE),
+seen AS (
+  UPDATE customers c SET last_seen_at = greatest(c.last_seen_at, s.last)
+  FROM (SELECT customer_id, max(occurred_at) AS last FROM stored GROUP BY customer_id) s
+  JOIN locked l ON l.id = s.customer_id
+  WHERE c.id = s.customer_id),
+published AS (
+  INSERT INTO events (kind, customer_id, subject_id, channel_code, touchpoint_id, payload)
+  SELECT 'INTERACTION_RECORDED', customer_id, id, channel_code, touchpoint_id, '{}'::jsonb
+  FROM stored)
+SELECT convert_to(json_agg(json_build_object('id', id))::text, 'UTF8') FROM stored"""
+
+
+def _record_arguments(items: list[dict[str, Any]]) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(8)]
+    for item in items:
+        columns[0].append(item["email"])
+        columns[1].append(item["id"])
+        columns[2].append(item["touchpointId"])
+        columns[3].append(datetime.fromisoformat(item["occurredAt"]))
+        columns[4].append(item["type"])
+        columns[5].append(item["direction"])
+        columns[6].append(item.get("summary"))
+        columns[7].append(orjson.dumps(item.get("attributes", {})).decode())
+    return columns
+
+
 async def _keep_session(connection: Any) -> None:
     return None
 
@@ -83,10 +130,16 @@ def create_app(url: str) -> Starlette:
         body = orjson.loads(await request.body())
         return await run(SCENARIO_2, int(body.get("first", 50)))
 
+    async def record(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        items = body.get("items", [body])
+        return await run(RECORD_MANY, *_record_arguments(items))
+
     return Starlette(
         routes=[
             Route("/customer", customer, methods=["POST"]),
             Route("/customers", customers, methods=["POST"]),
+            Route("/record", record, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -106,38 +106,40 @@ def cpu_snapshot(server: Server, backends: list[int]) -> dict[int, float]:
     return snapshot
 
 
-def load(
-    server: Server, scenario: Scenario, ids_file: Path, args: argparse.Namespace, url: str
+def measure(
+    server: Server,
+    url: str,
+    path: str,
+    body: str,
+    options: list[str],
+    *,
+    per_request: int = 1,
 ) -> dict[str, float]:
-    """One load run; adds the CPU milliseconds per request that the server and PostgreSQL
-    spent, which a busy machine distorts far less than requests/s."""
+    """One ``bench.load`` run (``options``: its flags after ``--url``/``--body``), plus the CPU
+    milliseconds per unit of work (a request, or each of ``per_request`` events) that the server
+    and its PostgreSQL backends spent, which a busy machine distorts far less than rates."""
     before = cpu_snapshot(server, asyncio.run(backend_pids(url)))
-    request = scenario.requests[server.name]
-    command = [
-        sys.executable,
-        "-m",
-        "bench.load",
-        "--url",
-        server.base_url + request.path,
-        "--body",
-        request.body,
-        "--ids",
-        str(ids_file),
-        "--concurrency",
-        str(args.concurrency),
-        "--warmup",
-        str(args.warmup),
-        "--duration",
-        str(args.duration),
-        "--seed",
-        str(args.seed),
-    ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    command = [sys.executable, "-m", "bench.load", "--url", server.base_url + path]
+    done = subprocess.run(
+        [*command, "--body", body, *options], cwd=ROOT, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the load against {server.name} failed:\n{done.stderr[-2000:]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     after = cpu_snapshot(server, asyncio.run(backend_pids(url)))
     spent = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-    result["cpu_ms"] = spent * 1000 / result["completed"] if result["completed"] else float("nan")
+    units = result["completed"] * per_request
+    result["cpu_ms"] = spent * 1000 / units if units else float("nan")
     return result
+
+
+def load(
+    server: Server, scenario: Scenario, ids_file: Path, args: argparse.Namespace, url: str
+) -> dict[str, float]:
+    request = scenario.requests[server.name]
+    options = ["--ids", str(ids_file), "--concurrency", str(args.concurrency)]
+    options += ["--warmup", str(args.warmup), "--duration", str(args.duration)]
+    return measure(server, url, request.path, request.body, [*options, "--seed", str(args.seed)])
 
 
 def main() -> None:
@@ -200,12 +202,7 @@ def main() -> None:
                 for scenario in scenarios:
                     for name in order:
                         result = load(servers[name], scenario, ids_file, args, url)
-                        m = results[(scenario.number, name)]
-                        m.rps.append(result["rps"])
-                        m.p50.append(result["p50_ms"])
-                        m.p99.append(result["p99_ms"])
-                        m.errors += int(result["errors"])
-                        m.cpu_ms.append(result["cpu_ms"])
+                        results[(scenario.number, name)].add(result)
                         print(
                             f"  round {round_number + 1} scenario {scenario.number} {name:15} "
                             f"{result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "

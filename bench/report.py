@@ -15,6 +15,11 @@ START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 
 
+def markers(block: str) -> tuple[str, str]:
+    """The markers around a harness's block: ``results`` (reads), ``write``, ``fanout``."""
+    return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+
+
 @dataclass
 class Measurement:
     rps: list[float] = field(default_factory=list)
@@ -23,6 +28,14 @@ class Measurement:
     cpu_ms: list[float] = field(default_factory=list)
     errors: int = 0
     statements: str = "?"
+
+    def add(self, result: dict[str, float], rate: str = "rps") -> None:
+        """One load run's numbers (``rate``: which of its rates the table shows)."""
+        self.rps.append(result[rate])
+        self.p50.append(result["p50_ms"])
+        self.p99.append(result["p99_ms"])
+        self.errors += int(result["errors"])
+        self.cpu_ms.append(result["cpu_ms"])
 
     def median(self, values: list[float]) -> float:
         return statistics.median(values) if values else float("nan")
@@ -59,11 +72,15 @@ def _ms(value: float) -> str:
 
 
 def table(
-    results: dict[tuple[int, str], Measurement], scenarios: dict[int, str], servers: list[str]
+    results: dict[tuple[int, str], Measurement],
+    scenarios: dict[int, str],
+    servers: list[str],
+    unit: str = "requests/s",
+    per: str = "request",
 ) -> str:
     lines = [
-        "| scenario | server | requests/s (median) | min-max over rounds | p50 ms | p99 ms "
-        "| CPU ms / request (server + PostgreSQL) | SQL statements / request | errors |",
+        f"| scenario | server | {unit} (median) | min-max over rounds | p50 ms | p99 ms "
+        f"| CPU ms / {per} (server + PostgreSQL) | SQL statements / request | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for number, title in scenarios.items():
@@ -79,8 +96,8 @@ def table(
             )
     lines += [
         "",
-        "Ratios: the hub's requests/s divided by the other's, and in brackets the other's CPU "
-        "time per request divided by the hub's (the same comparison, far less sensitive to other "
+        f"Ratios: the hub's {unit} divided by the other's, and in brackets the other's CPU "
+        f"time per {per} divided by the hub's (the same comparison, far less sensitive to other "
         "work on the machine). Above 1: the hub is ahead.",
         "",
         "| scenario | hub / PostGraphile | hub / raw | hub / hub-dataloader |",
@@ -108,11 +125,13 @@ def write(
     command: str,
     body: str,
     details: list[str],
+    block: str = "results",
 ) -> None:
+    start, end = markers(block)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     block = "\n".join(
         [
-            START,
+            start,
             f"Measured {stamp} on {machine()} with:",
             "",
             "```bash",
@@ -122,12 +141,12 @@ def write(
             *[f"- {line}" for line in details],
             "",
             body,
-            END,
+            end,
         ]
     )
-    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-    if START not in text:
-        text += f"\n{START}\n{END}\n"
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
     path.write_text(before + block + after)

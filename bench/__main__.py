@@ -5,8 +5,8 @@ seed generator, filled once into ``hub_bench`` and reused):
 
 - scenarios 1 and 2, reads: ``bench.read`` (hub, PostGraphile V5, raw asyncpg);
 - scenarios 3 and 4, ingest: ``bench.write`` (the same three, on a fresh copy of the data set);
-- scenario 5, subscription fan-out to 1,000 websocket subscribers: ``bench.subscriptions`` (the
-  hub alone, on another fresh copy).
+- scenario 5, subscription fan-out to 1,000 websocket subscribers: ``bench.subscriptions`` once
+  per server (the same three), each on its own fresh copy.
 
 Each part writes its own block of docs/benchmarks.md. ``--quick`` runs a small smoke version
 (2,000 customers, short windows, one round) that checks the harness, not the speed, and writes
@@ -21,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import report
@@ -38,24 +37,19 @@ def run(module: str, *arguments: str) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
-def fanout(args: argparse.Namespace) -> None:
-    """Scenario 5 on a copy of the data set; its numbers go into the ``fanout`` block."""
+FANOUT_SERVERS = ["hub", "postgraphile", "raw"]
+
+
+def fanout_once(args: argparse.Namespace, server: str) -> dict[str, object]:
+    """Scenario 5 for one server, on its own fresh copy of the data set."""
     copy = f"{args.database}_fanout"
     url = asyncio.run(clone(args.server_url, args.database, copy))
+    arguments = ["--server", server, "--subscribers", str(args.subscribers)]
+    arguments += ["--rate", str(args.rate), "--seconds", str(args.seconds)]
     try:
-        arguments = [
-            "--database-url",
-            url,
-            "--subscribers",
-            str(args.subscribers),
-            "--rate",
-            str(args.rate),
-            "--seconds",
-            str(args.seconds),
-        ]
         print(f"\n$ python -m bench.subscriptions {' '.join(arguments)}", flush=True)
         done = subprocess.run(
-            [sys.executable, "-m", "bench.subscriptions", *arguments],
+            [sys.executable, "-m", "bench.subscriptions", "--database-url", url, *arguments],
             cwd=ROOT,
             check=True,
             capture_output=True,
@@ -63,31 +57,68 @@ def fanout(args: argparse.Namespace) -> None:
         )
     finally:
         asyncio.run(drop(args.server_url, copy))
-    text = done.stdout
-    results = json.loads(text[: text.index("\n}\n") + 2])
-    print(json.dumps(results, indent=2))
+    text = "\n" + done.stdout  # progress lines, then the indented JSON, then a table
+    results: dict[str, object] = json.loads(text[text.index("\n{\n") : text.index("\n}\n") + 2])
+    print(json.dumps(results))
+    return results
+
+
+def fanout_table(results: dict[str, dict[str, object]]) -> str:
+    lines = [
+        "| server | deliveries/s at the paced rate | latency p50 ms | latency p99 ms "
+        "| deliveries/s while writers run unthrottled | writer tx/s without subscribers "
+        "| writer tx/s with subscribers | subscriber errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for server, r in results.items():
+        lines.append(
+            f"| {server} | {r['deliveries_per_s']:,} | {r['latency_ms_p50']} | "
+            f"{r['latency_ms_p99']} | {r['deliveries_per_s_during_unthrottled_ingest']:,} | "
+            f"{r['ingest_tx_per_s_without_subscribers']} | "
+            f"{r['ingest_tx_per_s_with_subscribers']} | {r['subscriber_errors'] or 0} |"
+        )
+    hub = results.get("hub")
+
+    def ratio(other: str) -> str:
+        them = results.get(other)
+        if hub is None or them is None:
+            return "-"
+        key = "deliveries_per_s_during_unthrottled_ingest"
+        mine, theirs = float(str(hub[key])), float(str(them[key]))
+        return f"{mine / theirs:.2f}" if theirs else "-"
+
+    lines += [
+        "",
+        "Ratios of deliveries per second while the writers run unthrottled (the fan-out "
+        f"capacity): hub / PostGraphile {ratio('postgraphile')}, hub / raw {ratio('raw')}.",
+    ]
+    return "\n".join(lines)
+
+
+def fanout(args: argparse.Namespace) -> None:
+    """Scenario 5 for each server; the table goes into the ``fanout`` block."""
+    load_before = os.getloadavg()
+    results = {server: fanout_once(args, server) for server in FANOUT_SERVERS}
+    body = fanout_table(results)
+    print(body)
     if args.quick:
         return
-    rows = "\n".join(f"| {key} | {value} |" for key, value in results.items())
-    body = (
-        "Scenario 5, subscription fan-out: the hub alone (PostGraphile V5 and the raw endpoint"
-        " have no subscription to the outbox; see *Scenario 5* below).\n\n"
-        f"| metric | value |\n|---|---|\n{rows}"
-    )
     details = [
-        f"data set: a fresh copy of {args.database}; {args.subscribers} subscribers in a "
-        f"separate client process, writers paced at {args.rate:g} events/s for "
-        f"{args.seconds:g} s, then unthrottled",
-        f"started {datetime.now(UTC):%H:%M} UTC, machine load average (1 min) "
-        f"{os.getloadavg()[0]:.1f}",
+        f"data set: a fresh copy of {args.database} per server; {args.subscribers} websocket "
+        "subscribers in a separate client process, all with the same subscription; writers "
+        f"paced at {args.rate:g} events/s for {args.seconds:g} s, then 8 writers unthrottled "
+        f"for {args.seconds:g} s",
+        "every writer transaction stores an interaction and its outbox event; a trigger sends "
+        "its id by NOTIFY (PostGraphile's `listen` and the raw endpoint use it; the hub polls "
+        "its outbox)",
+        f"machine load average (1 min) {load_before[0]:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end",
     ]
-    report.write(
-        args.output,
-        "python -m bench.subscriptions " + " ".join(arguments),
-        body,
-        details,
-        block="fanout",
+    command = (
+        f"python -m bench --parts fanout --subscribers {args.subscribers} --rate {args.rate:g}"
+        f" --seconds {args.seconds:g}"
     )
+    report.write(args.output, command, body, details, block="fanout")
 
 
 def main() -> None:

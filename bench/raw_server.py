@@ -7,7 +7,10 @@ and the bytes go out untouched. Run: ``python -m bench.raw_server --url URL --po
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -18,7 +21,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.database import asyncpg_dsn
 
@@ -96,12 +100,70 @@ def _record_arguments(items: list[dict[str, Any]]) -> list[list[Any]]:
     return columns
 
 
+# Scenario 5: the fan-out ceiling. One LISTEN connection hears each recorded interaction's id
+# (bench/subscriptions.py puts a NOTIFY trigger on the outbox), one statement loads the new rows,
+# and each message is built once and sent as the same bytes to every subscriber: the least a
+# server must do. It speaks just enough graphql-transport-ws for the benchmark's client.
+FEED_ROWS = "SELECT id, type, occurred_at FROM interactions WHERE id = ANY($1::uuid[])"
+FEED_TOPIC = "bench_interaction_recorded"
+
+
+def _global_id(interaction: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"Interaction:{interaction}".encode()).decode().rstrip("=")
+
+
+class Feed:
+    def __init__(self) -> None:
+        self.sockets: set[WebSocket] = set()
+        self.pending: list[str] = []
+        self.wake = asyncio.Event()
+
+    def heard(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        self.pending.append(payload)
+        self.wake.set()
+
+    async def deliver(self, pool: asyncpg.Pool) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            ids, self.pending = self.pending, []
+            async with pool.acquire() as connection:
+                rows = await connection.fetch(FEED_ROWS, ids)
+            messages = [
+                orjson.dumps(
+                    {
+                        "id": "1",
+                        "type": "next",
+                        "payload": {
+                            "data": {
+                                "interactionRecorded": {
+                                    "interaction": {
+                                        "id": _global_id(row["id"]),
+                                        "type": row["type"],
+                                        "occurredAt": row["occurred_at"].isoformat(),
+                                    }
+                                }
+                            }
+                        },
+                    }
+                ).decode()
+                for row in rows
+            ]
+            await asyncio.gather(*(self._send(socket, messages) for socket in list(self.sockets)))
+
+    async def _send(self, socket: WebSocket, messages: list[str]) -> None:
+        with contextlib.suppress(Exception):  # a client that left
+            for message in messages:
+                await socket.send_text(message)
+
+
 async def _keep_session(connection: Any) -> None:
     return None
 
 
 def create_app(url: str) -> Starlette:
     state: dict[str, Any] = {}
+    feed = Feed()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -112,9 +174,14 @@ def create_app(url: str) -> Starlette:
             server_settings={"TimeZone": "UTC"},
             reset=_keep_session,  # no RESET ALL round trip per release: the ceiling
         )
+        listener = await asyncpg.connect(asyncpg_dsn(url))
+        await listener.add_listener(FEED_TOPIC, feed.heard)
+        delivery = asyncio.create_task(feed.deliver(state["pool"]))
         try:
             yield
         finally:
+            delivery.cancel()
+            await listener.close()
             await state["pool"].close()
 
     async def run(statement: str, *args: Any) -> Response:
@@ -135,8 +202,25 @@ def create_app(url: str) -> Starlette:
         items = body.get("items", [body])
         return await run(RECORD_MANY, *_record_arguments(items))
 
+    async def subscribe(socket: WebSocket) -> None:
+        await socket.accept(subprotocol="graphql-transport-ws")
+        try:
+            while True:
+                message = orjson.loads(await socket.receive_text())
+                if message["type"] == "connection_init":
+                    await socket.send_text('{"type":"connection_ack"}')
+                elif message["type"] == "subscribe":
+                    feed.sockets.add(socket)
+                elif message["type"] == "ping":
+                    await socket.send_text('{"type":"pong"}')
+        except WebSocketDisconnect:
+            pass
+        finally:
+            feed.sockets.discard(socket)
+
     return Starlette(
         routes=[
+            WebSocketRoute("/graphql", subscribe),
             Route("/customer", customer, methods=["POST"]),
             Route("/customers", customers, methods=["POST"]),
             Route("/record", record, methods=["POST"]),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -42,6 +43,30 @@ sys.path.insert(0, str(ROOT))
 from hub.database import asyncpg_dsn  # noqa: E402
 
 FEED = "subscription { interactionRecorded { cursor interaction { id type occurredAt } } }"
+# The same feed on PostGraphile (bench/postgraphile/graphile.config.mjs adds the field); the raw
+# endpoint ignores the query and sends the hub's shape without the cursor.
+FEEDS = {
+    "hub": FEED,
+    "raw": FEED,
+    "postgraphile": (
+        "subscription { interactionRecorded { interaction { rowId type occurredAt } } }"
+    ),
+}
+# PostGraphile and the raw endpoint hear each recorded interaction through this NOTIFY (the hub
+# polls its outbox and ignores it); installed for every server so that writers do the same work.
+NOTIFY_TRIGGER = """
+CREATE SCHEMA IF NOT EXISTS bench;
+CREATE OR REPLACE FUNCTION bench.notify_interaction_recorded() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('bench_interaction_recorded', NEW.subject_id::text);
+  RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS bench_notify_interaction_recorded ON events;
+CREATE TRIGGER bench_notify_interaction_recorded AFTER INSERT ON events
+FOR EACH ROW WHEN (NEW.kind = 'INTERACTION_RECORDED')
+EXECUTE FUNCTION bench.notify_interaction_recorded();
+"""
 # Connected but idle: a filter no benchmark event matches (isolates the broker's own cost).
 IDLE_FEED = (
     "subscription { interactionRecorded(filter: {types: [RENEWAL]})"
@@ -88,7 +113,8 @@ async def client_main(url: str, count: int, out: Path, idle: float, query: str) 
                     last_message[0] = now
                     message = json.loads(raw)
                     if message["type"] == "next":
-                        key = message["payload"]["data"]["interactionRecorded"]["interaction"]["id"]
+                        event = message["payload"]["data"]["interactionRecorded"]["interaction"]
+                        key = event["id"] if "id" in event else global_id(uuid.UUID(event["rowId"]))
                         arrivals.setdefault(key, []).append(now)
                     elif message["type"] == "ping":
                         await ws.send('{"type":"pong"}')
@@ -225,9 +251,23 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    server = start_server(
-        args.database_url, port, not args.no_shared, args.queue_size, work / "server.log"
-    )
+    setup = await asyncpg.connect(asyncpg_dsn(args.database_url))
+    try:
+        await setup.execute(NOTIFY_TRIGGER)
+    finally:
+        await setup.close()
+    others = contextlib.ExitStack()
+    if args.server == "hub":
+        server = start_server(
+            args.database_url, port, not args.no_shared, args.queue_size, work / "server.log"
+        )
+    else:
+        from bench.servers import start_servers
+
+        started = others.enter_context(
+            start_servers([args.server], args.database_url, port, work / "logs")
+        )
+        server = started[args.server].process
     client: subprocess.Popen[str] | None = None
     pool = await asyncpg.create_pool(asyncpg_dsn(args.database_url), min_size=2, max_size=16)
     try:
@@ -263,6 +303,8 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
                 f"ws://127.0.0.1:{port}/graphql",
                 "--subscribers",
                 str(args.subscribers),
+                "--server",
+                args.server,
                 "--out",
                 str(out),
                 *(["--idle-subscribers"] if args.idle_subscribers else []),
@@ -346,11 +388,13 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
         await pool.close()
         if client is not None and client.poll() is None:
             client.kill()
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if args.server == "hub":
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        others.close()
 
 
 def main() -> None:
@@ -362,7 +406,14 @@ def main() -> None:
     client.add_argument("--out", required=True)
     client.add_argument("--idle", type=float, default=3.0)
     client.add_argument("--idle-subscribers", action="store_true")
+    client.add_argument("--server", choices=sorted(FEEDS), default="hub")
     parser.add_argument("--database-url", default=os.environ.get("HUB_DATABASE_URL"))
+    parser.add_argument(
+        "--server",
+        choices=sorted(FEEDS),
+        default="hub",
+        help="hub, PostGraphile V5 (bench/postgraphile) or the raw websocket ceiling",
+    )
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -381,7 +432,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.mode == "client":
-        query = IDLE_FEED if args.idle_subscribers else FEED
+        query = IDLE_FEED if args.idle_subscribers else FEEDS[args.server]
         asyncio.run(client_main(args.url, args.subscribers, Path(args.out), args.idle, query))
         return
     if not args.database_url:

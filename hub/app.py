@@ -152,7 +152,10 @@ class HubGraphQL(GraphQL[Context, None]):
                     body = {"data": None, "errors": [_timeout_error(settings).formatted]}
                     return JSONResponse(body)
                 if response is not None:
+                    self.metrics.compiled_answer()
                     return response
+        if isinstance(request, Request) and is_post:
+            self.metrics.execution_path.labels(path="resolvers").inc()
         return await super().run(request, context, root_value)
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -205,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             broker = PostgresBroker(control_engine, location.url, settings)
             await broker.start()
             metrics.bind(lambda: engine, lambda: broker)
+            metrics.count_statements(engine)
             app_state["hub"] = HubState(
                 settings=settings,
                 location=location,

@@ -15,6 +15,8 @@ from weakref import WeakSet
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -47,6 +49,20 @@ class HubMetrics:
             "hub_graphql_request_duration_seconds",
             "Time from receiving a GraphQL HTTP request to the end of its response.",
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.execution_path = Counter(
+            "hub_graphql_execution_path",
+            "GraphQL HTTP operations by how they were answered: compiled (one SQL statement "
+            "building the JSON) or resolvers (Strawberry fields and DataLoaders).",
+            ["path"],
+            registry=self.registry,
+        )
+        self.sql_statements = Counter(
+            "hub_sql_statements",
+            "SQL statements sent to PostgreSQL by the request engine (resolvers, loaders, "
+            "mutations) and by the compiled read path.",
+            ["path"],
             registry=self.registry,
         )
         self.interactions_stored = Counter(
@@ -91,6 +107,21 @@ class HubMetrics:
         """Where the scrape-time gauges look: callables, as both exist only inside the lifespan."""
         self._engine = engine
         self._broker = broker
+
+    def count_statements(self, engine: AsyncEngine) -> None:
+        """Count every statement the request engine sends (a SQLAlchemy cursor event: no work
+        on the query path beyond an increment)."""
+        statements = self.sql_statements.labels(path="resolvers")
+
+        def counted(*_: object) -> None:
+            statements.inc()
+
+        event.listen(engine.sync_engine, "after_cursor_execute", counted)
+
+    def compiled_answer(self) -> None:
+        """The compiled read path answered an operation: one statement, no resolvers."""
+        self.execution_path.labels(path="compiled").inc()
+        self.sql_statements.labels(path="compiled").inc()
 
     def observe_request(self, operation: str, outcome: str, seconds: float) -> None:
         self.requests.labels(operation=operation, outcome=outcome).inc()

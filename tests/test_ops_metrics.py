@@ -124,6 +124,17 @@ async def test_requests_are_counted_by_operation_and_outcome_with_latency(
     assert value(after, stored) - value(before, stored) == 3
     assert await db.fetchval("SELECT count(*) FROM interactions") == 3
 
+    def labelled(name: str, path: str) -> float:
+        key = (name, (("path", path),))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    # How each operation was answered, and the SQL each path sent: the compiled read ran one
+    # statement; every statement of the resolver path is counted, as the test's own counter saw.
+    assert labelled("hub_graphql_execution_path_total", "compiled") == 1
+    assert labelled("hub_graphql_execution_path_total", "resolvers") >= 7
+    assert labelled("hub_sql_statements_total", "compiled") == 1
+    assert labelled("hub_sql_statements_total", "resolvers") == count_statements.count > 0
+
 
 async def test_requests_the_gate_rejects_are_counted_as_errors(
     app: Any, client: httpx.AsyncClient, db: asyncpg.Connection

@@ -141,7 +141,8 @@ class HubGraphQL(GraphQL[Context, None]):
         if not isinstance(request, Request):
             return await self._answer(request, context, root_value, payload)
         operation = request.scope[OPERATION_KEY] = _operation_name(request, payload)
-        if self.traced:
+        # The explorer's page (GET without a query string) is no operation: no span for it.
+        if self.traced and (is_post or request.scope.get("query_string")):
             from hub import otel
 
             return await otel.traced_operation(

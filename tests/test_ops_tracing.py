@@ -253,11 +253,17 @@ def test_an_error_answer_marks_the_operation_span_with_its_code(
 def test_incoming_trace_context_is_continued_and_probes_are_not_traced(
     traced_server: Server, receiver: Receiver
 ) -> None:
-    probe_trace, trace_id = "1" * 32, "4bf92f3577b34da6a3ce929d0e0e4736"
+    probe_trace, page_trace = "1" * 32, "2" * 32
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     httpx.get(
         f"{traced_server.http_url}/healthz",
         headers={"traceparent": f"00-{probe_trace}-00f067aa0ba902b7-01"},
     ).raise_for_status()
+    # The explorer's page (GET /graphql without a query) is a request, not an operation.
+    httpx.get(
+        f"{traced_server.http_url}/graphql",
+        headers={"traceparent": f"00-{page_trace}-00f067aa0ba902b7-01", "accept": "text/html"},
+    )
     post(
         traced_server,
         "{ journeyStages { code } }",
@@ -269,8 +275,9 @@ def test_incoming_trace_context_is_continued_and_probes_are_not_traced(
     spans = receiver.wait_for(trace_id, "query anonymous")
     [http] = [s for s in spans if s.kind == SERVER]
     assert http.parent_id == "00f067aa0ba902b7"
-    # The probe ended before the GraphQL request: it would have been exported by now.
+    # The probe and the page ended before the GraphQL request: they would have been exported.
     assert receiver.trace(probe_trace) == []
+    assert [span.kind for span in receiver.trace(page_trace)] == [SERVER]
     # Background SQL (the notifier polls the outbox every 75 ms) starts no trace of its own:
     # every exported trace begins at a server span.
     with receiver.lock:

@@ -12,9 +12,10 @@ Three kinds of spans, one trace per HTTP request:
   wrapped at the asyncpg level, so each statement is traced once).
 
 The exporter, endpoint, service name and batching come from the SDK's standard variables
-(``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``, ``OTEL_BSP_*``...). Unless
-``OTEL_TRACES_SAMPLER`` says otherwise, a trace starts only at a server span: the notifier's
-outbox polls (every 75 ms) and the pruner's deletes would otherwise each start a trace.
+(``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``, ``OTEL_BSP_*``...). ``OTEL_TRACES_SAMPLER``
+(e.g. ``parentbased_traceidratio``) decides which requests are traced, all by default; a trace
+never starts outside a request: the notifier's outbox polls (every 75 ms) and the pruner's
+deletes would otherwise each start one.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.sdk.trace.sampling import _get_from_env_or_default as _sampler_from_env
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
@@ -51,8 +59,12 @@ _provider: TracerProvider | None = None
 
 
 class RequestRoots(Sampler):
-    """Traces start at server spans (requests); a span without a parent of another kind (a
-    background task's SQL) is dropped. Children follow their parent (``ParentBased``)."""
+    """Traces start at requests: a span without a parent that is not a server span (a
+    background task's SQL) is dropped; everything else is up to ``delegate`` (the sampler
+    ``OTEL_TRACES_SAMPLER`` names, else every request and children following their parent)."""
+
+    def __init__(self, delegate: Sampler) -> None:
+        self.delegate = delegate
 
     def should_sample(
         self,
@@ -64,12 +76,15 @@ class RequestRoots(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        if kind == SpanKind.SERVER:
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
-        return SamplingResult(Decision.DROP, None, trace_state)
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid and kind != SpanKind.SERVER:
+            return SamplingResult(Decision.DROP, None, trace_state)
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
 
     def get_description(self) -> str:
-        return "RequestRoots"
+        return f"RequestRoots{{{self.delegate.get_description()}}}"
 
 
 def _exporters() -> list[SpanExporter]:
@@ -99,8 +114,8 @@ def configure() -> TracerProvider:
     resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
-    # With OTEL_TRACES_SAMPLER set, the SDK's own choice from the environment (sampler=None).
-    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(RequestRoots())
+    chosen = _sampler_from_env() if os.environ.get("OTEL_TRACES_SAMPLER") else None
+    sampler = RequestRoots(chosen or ParentBased(ALWAYS_ON))
     provider = TracerProvider(resource=resource, sampler=sampler)
     for exporter in _exporters():
         provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -345,3 +345,35 @@ def test_enabled_without_the_extra_fails_with_a_clear_message(tmp_path: Path) ->
     )
     assert result.returncode != 0
     assert "pip install 'hub[otel]'" in result.stderr, result.stderr
+
+
+def test_the_sampler_starts_traces_only_at_requests() -> None:
+    """`RequestRoots` around the sampler OTEL_TRACES_SAMPLER names (here: none, all, or a
+    ratio of 0): background SQL never starts a trace; requests follow the chosen sampler;
+    children follow their parent."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_ON,
+        Decision,
+        ParentBased,
+        TraceIdRatioBased,
+    )
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+    from hub.otel import RequestRoots
+
+    def decision(sampler: RequestRoots, kind: SpanKind, parent: bool) -> Decision:
+        context = None
+        if parent:
+            sampled = SpanContext(7, 9, is_remote=False, trace_flags=TraceFlags(1))
+            context = trace.set_span_in_context(NonRecordingSpan(sampled))
+        return sampler.should_sample(context, 7, "span", kind).decision
+
+    everything = RequestRoots(ParentBased(ALWAYS_ON))
+    assert decision(everything, SpanKind.CLIENT, parent=False) == Decision.DROP
+    assert decision(everything, SpanKind.SERVER, parent=False) == Decision.RECORD_AND_SAMPLE
+    assert decision(everything, SpanKind.CLIENT, parent=True) == Decision.RECORD_AND_SAMPLE
+    none = RequestRoots(ParentBased(TraceIdRatioBased(0.0)))
+    assert decision(none, SpanKind.SERVER, parent=False) == Decision.DROP
+    assert decision(none, SpanKind.CLIENT, parent=False) == Decision.DROP
+    assert decision(none, SpanKind.INTERNAL, parent=True) == Decision.RECORD_AND_SAMPLE

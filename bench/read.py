@@ -33,7 +33,8 @@ from bench.statements import hub_statements
 from hub.database import asyncpg_dsn
 
 SERVERS = ["hub", "postgraphile", "raw"]
-# Also available: "hub-dataloader", the hub with compiled reads off (slow: add it on purpose).
+# Also available: "hub-dataloader", the hub with compiled reads off (slow: add it on purpose),
+# and "hub-otel", the hub with OpenTelemetry tracing on, exporting to a local OTLP sink.
 # Statements per request of the servers the harness cannot count inside: the raw endpoint runs
 # its one statement; PostGraphile V5 plans one SQL query per request for these selections
 # (checked with log_statement = 'all', see docs/benchmarks.md).
@@ -184,7 +185,7 @@ def main() -> None:
                 measurement.statements = KNOWN_STATEMENTS[name]
             elif name.startswith("hub"):
                 counted = asyncio.run(
-                    hub_statements(url, scenario, sample[0], compiled=name == "hub")
+                    hub_statements(url, scenario, sample[0], compiled=name != "hub-dataloader")
                 )
                 measurement.statements = str(counted)
 

@@ -208,3 +208,5 @@ READ_SCENARIOS = {1: SCENARIO_1, 2: SCENARIO_2}
 for _scenario in READ_SCENARIOS.values():
     _scenario.requests["hub-dataloader"] = _scenario.requests["hub"]
     _scenario.normalise["hub-dataloader"] = _scenario.normalise["hub"]
+    _scenario.requests["hub-otel"] = _scenario.requests["hub"]
+    _scenario.normalise["hub-otel"] = _scenario.normalise["hub"]

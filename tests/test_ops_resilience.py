@@ -8,6 +8,8 @@ server is never stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import signal
 import time
 import uuid
@@ -19,14 +21,18 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import websockets
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.app import create_app
 from hub.auth import Role, create_key
 from hub.database import asyncpg_dsn, sqlalchemy_url
+from hub.ingest import lock_key
 from hub.migrations import upgrade
+from hub.settings import Settings
 from tests.factories import Factory, gid
-from tests.live_server import Server, start_server
-from tests.ops_load import WAIT_S, Follower, IngestLoad, eventually
+from tests.live_server import PROTOCOL, Server, start_server
+from tests.ops_load import RECORD, WAIT_S, Follower, IngestLoad, eventually
 from tests.private_postgres import CuttableProxy, PrivatePostgres
 
 READY_AFTER_DATABASE_S = 15.0  # the issue's bound: ready again within 15 s of the database
@@ -126,11 +132,19 @@ def serve(started: list[Server], url: str, tmp: Path, **settings: Any) -> Server
     return server
 
 
-async def _outage(load: IngestLoad, server: Server, stop: Any, start: Any) -> None:
+async def _outage(
+    load: IngestLoad, server: Server, stop: Any, start: Any, auth: dict[str, str]
+) -> None:
     """Take the database away under load, bring it back, check readiness both ways."""
     await load.until("ok", 15)
     await asyncio.to_thread(stop)
     await until_readiness(server, 503)
+    # A websocket whose key cannot be checked now is told to come back later (1013).
+    async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": auth}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT_S)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     await load.until("retryable", 4)  # requests during the outage: retryable errors only
     await asyncio.to_thread(start)
     back = time.monotonic()
@@ -167,7 +181,7 @@ async def _under_load(world: World, server: Server, *outages: tuple[Any, Any]) -
     load.start()
     try:
         for stop, start in outages:
-            await _outage(load, server, stop, start)
+            await _outage(load, server, stop, start, auth)
     finally:
         await load.stop()
     _check_answers(load)
@@ -272,3 +286,75 @@ async def test_sigterm_under_load_drains_and_subscribers_resume_elsewhere(
     # The subscriber was told to reconnect (1012) and resumed on the other instance.
     assert 1012 in follower.closes, (follower.closes, follower.stream_errors)
     await _check_events(follower, database_url, load)
+
+
+async def test_a_request_hanging_past_the_deadline_does_not_hold_up_the_exit(
+    database_url: str, db: asyncpg.Connection, shop: str, tmp_path: Path
+) -> None:
+    deadline = 4.0
+    server = await asyncio.to_thread(
+        start_server, database_url, tmp_path, shutdown_deadline_s=deadline
+    )
+    try:
+        email = "slow@example.org"
+        item = {
+            "identities": [{"kind": "EMAIL", "value": email}],
+            "touchpointId": shop,
+            "type": "PAGE_VIEW",
+            "direction": "INBOUND",
+        }
+        # Ingest locks each identifier: holding that lock here parks the request in the hub.
+        async with db.transaction():
+            await db.execute(
+                "SELECT pg_advisory_xact_lock($1)", lock_key("identity", "EMAIL", email)
+            )
+            async with httpx.AsyncClient(timeout=WAIT_S) as http:
+                hanging = asyncio.create_task(
+                    http.post(
+                        f"{server.http_url}/graphql",
+                        json={"query": RECORD, "variables": {"input": item}},
+                    )
+                )
+                await eventually_waiting_for_lock(db)
+                server.process.send_signal(signal.SIGTERM)
+                exit_code = await asyncio.to_thread(server.process.wait, deadline + 5)
+                with contextlib.suppress(httpx.TransportError):
+                    await hanging  # cut: it outlived the deadline
+        log = server.log.read_text()
+        # Uvicorn stopped waiting for it before the deadline and the process exited normally.
+        assert "timeout graceful shutdown exceeded" in log, log[-3000:]
+        assert exit_code in (128 + signal.SIGTERM, 1), log[-3000:]
+    finally:
+        server.stop()
+
+
+async def eventually_waiting_for_lock(db: asyncpg.Connection) -> None:
+    deadline = time.monotonic() + WAIT_S
+    query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    while await db.fetchval(query) == 0:
+        assert time.monotonic() < deadline, "the request never reached the lock"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_shutting_down_app_is_not_ready_and_refuses_new_requests(
+    settings: Settings,
+) -> None:
+    app = create_app(settings.model_copy(update={"dev_mode": True}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+            query = {"query": "{ journeyStages { code } }"}
+            assert (await http.get("/readyz")).status_code == 200
+            shutdown = app.state.shutdown
+            shutdown.draining = True  # what SIGTERM sets first (drain window: still serving)
+            ready = await http.get("/readyz")
+            assert (ready.status_code, ready.json()) == (503, {"status": "shutting down"})
+            assert (await http.post("/graphql", json=query)).status_code == 200
+            shutdown.refusing = True  # after the drain window
+            refused = await http.post("/graphql", json=query)
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "1"
+            assert refused.headers["connection"] == "close"
+            [error] = refused.json()["errors"]
+            assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "retryable": True}
+            assert "shutting down" in error["message"]

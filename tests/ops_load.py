@@ -32,6 +32,8 @@ subscription Feed($after: String) {
   interactionRecorded(after: $after) { cursor interaction { id } }
 }
 """
+# Answered by the compiled read path (one SQL statement on its own asyncpg pool) for an ADMIN key.
+READ = "query Customers { customers(first: 5) { totalCount nodes { id } } }"
 WAIT_S = 30.0  # upper bound of every bounded wait; never asserted as a duration
 
 
@@ -64,7 +66,8 @@ def classify(sent_at: float, response: httpx.Response) -> Answer:
         return Answer(sent_at, "bad", response.status_code, detail=response.text[:300])
     errors: list[dict[str, Any]] = (body.get("errors") or []) if isinstance(body, dict) else []
     if response.status_code == 200 and not errors:
-        interaction = body["data"]["recordInteraction"]["interaction"]["id"]
+        recorded = body["data"].get("recordInteraction")
+        interaction = recorded["interaction"]["id"] if recorded is not None else None
         return Answer(sent_at, "ok", 200, interaction)
     retryable = (
         response.status_code in (200, 503)
@@ -93,18 +96,22 @@ class IngestLoad:
         touchpoint: str,
         headers: dict[str, str] | None = None,
         clients: int = 4,
+        readers: int = 0,
     ) -> None:
         self.servers = servers
         self.touchpoint = touchpoint
         self.headers = headers or {}
         self.clients = clients
+        self.readers = readers
         self.answers: list[Answer] = []
+        self.reads: list[Answer] = []
         self.stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._run = uuid.uuid4().hex[:8]
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._client(i)) for i in range(self.clients)]
+        self._tasks += [asyncio.create_task(self._reader()) for _ in range(self.readers)]
 
     async def stop(self) -> None:
         self.stopping = True
@@ -117,6 +124,23 @@ class IngestLoad:
         """Wait (bounded) until ``count`` more answers of ``kind`` have come in."""
         target = len(self.of(kind)) + count
         await eventually(lambda: len(self.of(kind)) >= target, f"{count} more {kind} answers")
+
+    async def _reader(self) -> None:
+        """Reads on the compiled path; answers go to ``reads``."""
+        async with httpx.AsyncClient(timeout=WAIT_S) as http:
+            while not self.stopping:
+                sent_at = time.monotonic()
+                try:
+                    response = await http.post(
+                        f"{self.servers[0].http_url}/graphql",
+                        json={"query": READ},
+                        headers=self.headers,
+                    )
+                except httpx.TransportError as error:
+                    self.reads.append(Answer(sent_at, "transport", detail=repr(error)))
+                else:
+                    self.reads.append(classify(sent_at, response))
+                await asyncio.sleep(0.05)
 
     async def _client(self, index: int) -> None:
         target = 0

@@ -122,7 +122,6 @@ def serve(started: list[Server], url: str, tmp: Path, **settings: Any) -> Server
     server = start_server(
         url,
         tmp,
-        dev_mode="false",
         db_connect_timeout_s=2,
         db_pool_timeout_s=3,
         events_poll_interval_ms=50,
@@ -139,12 +138,13 @@ async def _outage(
     await load.until("ok", 15)
     await asyncio.to_thread(stop)
     await until_readiness(server, 503)
-    # A websocket whose key cannot be checked now is told to come back later (1013).
-    async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init", "payload": auth}))
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), WAIT_S)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    if auth:
+        # A websocket whose key cannot be checked now is told to come back later (1013).
+        async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+            await ws.send(json.dumps({"type": "connection_init", "payload": auth}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), WAIT_S)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     await load.until("retryable", 4)  # requests during the outage: retryable errors only
     await asyncio.to_thread(start)
     back = time.monotonic()
@@ -170,14 +170,16 @@ async def _check_events(follower: Follower, url: str, load: IngestLoad) -> None:
     assert not follower.bad, follower.bad[:3]
 
 
-async def _under_load(world: World, server: Server, *outages: tuple[Any, Any]) -> None:
-    """A subscriber and four ingest clients (ADMIN key) while each (stop, start) outage runs;
-    then every check of the issue."""
-    auth = {"Authorization": f"Bearer {world.key}"}
+async def _under_load(
+    world: World, server: Server, *outages: tuple[Any, Any], keys: bool = True
+) -> None:
+    """A subscriber, four ingest clients and a reader (with an ADMIN key, or in development
+    mode) while each (stop, start) outage runs; then every check of the issue."""
+    auth = {"Authorization": f"Bearer {world.key}"} if keys else {}
     follower = Follower([server], init_payload=auth)
     follower.start()
     await eventually(follower.subscribed.is_set, "the subscription")
-    load = IngestLoad([server], world.touchpoint, headers=auth, clients=4)
+    load = IngestLoad([server], world.touchpoint, headers=auth, clients=4, readers=1)
     load.start()
     try:
         for stop, start in outages:
@@ -185,13 +187,21 @@ async def _under_load(world: World, server: Server, *outages: tuple[Any, Any]) -
     finally:
         await load.stop()
     _check_answers(load)
+    # Reads on the compiled path (its own asyncpg pool) failed and recovered the same way.
+    assert not [a for a in load.reads if a.kind not in ("ok", "retryable")], load.reads[:3]
+    assert load.reads[-1].kind == "ok", load.reads[-3:]
+    assert any(a.kind == "retryable" for a in load.reads)
     await _check_events(follower, world.url, load)
+    # The notifier and its LISTEN connection noticed the outage and came back by themselves.
+    log = server.log.read_text()
+    assert "outbox polling recovered" in log
+    assert "LISTEN wake-up restored" in log
 
 
 async def test_postgres_restarts_during_ingest_lose_nothing_acknowledged(
     world: World, servers: list[Server], tmp_path: Path
 ) -> None:
-    server = serve(servers, world.url, tmp_path)
+    server = serve(servers, world.url, tmp_path, dev_mode="false")
     pg = world.pg
     # A clean fast shutdown (sessions terminated), then a crash (recovery from the WAL).
     await _under_load(
@@ -207,8 +217,12 @@ async def test_a_cut_network_is_an_outage_the_hub_recovers_from(
     try:
         url = world.pg.url(world.url.rsplit("/", 1)[1], port=proxy.port)
         # In a thread: the proxy serves from this event loop, which must keep running.
-        server = await asyncio.to_thread(serve, servers, url, tmp_path)
-        await _under_load(world, server, (proxy.cut, proxy.restore))
+        # Development mode (no key checks): requests reach the resolvers and the compiled read
+        # path while the database is away, instead of stopping at the key check.
+        server = await asyncio.to_thread(serve, servers, url, tmp_path, dev_mode="true")
+        await _under_load(world, server, (proxy.cut, proxy.restore), keys=False)
+        log = server.log.read_text()
+        assert "database unreachable (compiled read)" in log
     finally:
         await proxy.close()
 

@@ -74,6 +74,7 @@ class GracefulShutdown:
         self._previous: dict[int, SignalHandler] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._handed_over = False
 
     # ---- installation (lifespan) ----
 
@@ -105,9 +106,12 @@ class GracefulShutdown:
         return self.settings.shutdown_deadline_s - (time.monotonic() - self._started)
 
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        previous = self._previous.get(sig) or next(iter(self._previous.values()))
+        previous = self._previous[sig]
         if self.draining:  # a second signal: uvicorn's own handling, now
-            previous(sig, frame)
+            if self._handed_over:
+                previous(sig, frame)  # uvicorn's rules: a second SIGINT forces its exit
+            else:
+                self._hand_over(previous, sig, frame)
             return
         self.draining = True
         self._started = time.monotonic()
@@ -146,6 +150,13 @@ class GracefulShutdown:
                     self.remaining() - LIFESPAN_RESERVE_S, 0.1
                 )
             logger.info("websockets closed; stopping the listener, finishing in-flight requests")
+            self._hand_over(previous, sig, frame)
+
+    def _hand_over(self, previous: SignalHandler, sig: int, frame: FrameType | None) -> None:
+        """Uvicorn's handler, once from here: it closes the listener, waits for in-flight
+        requests and runs the lifespan shutdown."""
+        if not self._handed_over:
+            self._handed_over = True
             previous(sig, frame)
 
     def _start_backstop(self) -> None:

@@ -117,13 +117,16 @@ class IngestLoad:
         self.stopping = True
         await asyncio.gather(*self._tasks)
 
-    def of(self, kind: str) -> list[Answer]:
-        return [answer for answer in self.answers if answer.kind == kind]
+    def of(self, kind: str, reads: bool = False) -> list[Answer]:
+        return [answer for answer in (self.reads if reads else self.answers) if answer.kind == kind]
 
-    async def until(self, kind: str, count: int) -> None:
-        """Wait (bounded) until ``count`` more answers of ``kind`` have come in."""
-        target = len(self.of(kind)) + count
-        await eventually(lambda: len(self.of(kind)) >= target, f"{count} more {kind} answers")
+    async def until(self, kind: str, count: int, reads: bool = False) -> None:
+        """Wait (bounded) until ``count`` more answers of ``kind`` (to writes, or to reads)
+        have come in."""
+        target = len(self.of(kind, reads)) + count
+        await eventually(
+            lambda: len(self.of(kind, reads)) >= target, f"{count} more {kind} answers"
+        )
 
     async def _reader(self) -> None:
         """Reads on the compiled path; answers go to ``reads``."""

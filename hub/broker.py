@@ -246,10 +246,19 @@ class PostgresBroker(Broker):
 
     async def _notify_loop(self) -> None:
         interval = self._settings.events_poll_interval_ms / 1000
+        settings = self._settings
+        # A poll on a connection whose packets vanish (no reset) would wait for TCP to give up
+        # (many minutes): bound it by the timeouts a healthy poll stays far below.
+        bound = (
+            settings.statement_timeout_ms / 1000
+            + settings.db_connect_timeout_s
+            + settings.db_pool_timeout_s
+        )
         failures = 0
         while True:
             try:
-                await self.poll_once()
+                async with asyncio.timeout(bound):
+                    await self.poll_once()
             except Exception as error:  # a database outage must not kill delivery: retry
                 failures += 1
                 if failures == 1:

@@ -79,13 +79,17 @@ class PrivatePostgres:
 
 
 class CuttableProxy:
-    """A TCP proxy on localhost in front of the database; ``cut()`` drops every connection
-    through it and refuses new ones (a network partition), ``restore()`` lets them in again."""
+    """A TCP proxy on localhost in front of the database. ``cut()`` resets every connection
+    through it and refuses new ones; ``blackhole()`` resets them too but lets new ones hang
+    without an answer (packets dropped: only a connect timeout notices); ``restore()`` lets
+    connections through again."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = free_port()
         self.open = True
+        self.silent = False
+        self._restored = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -93,6 +97,10 @@ class CuttableProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open and self.silent:
+            await self._restored.wait()  # never answer; hang up once the network is back
+            writer.transport.abort()
+            return
         if not self.open:
             writer.close()
             return
@@ -115,18 +123,26 @@ class CuttableProxy:
         await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
         self._writers -= {writer, upstream_writer}
 
-    def cut(self) -> None:
+    def cut(self, silent: bool = False) -> None:
         self.open = False
+        self.silent = silent
+        self._restored.clear()
         for writer in list(self._writers):
             transport = writer.transport
             transport.abort()  # RST: like a dropped route, the peer learns at its next read
         self._writers.clear()
 
+    def blackhole(self) -> None:
+        self.cut(silent=True)
+
     def restore(self) -> None:
         self.open = True
+        self.silent = False
+        self._restored.set()
 
     async def close(self) -> None:
         self.cut()
+        self._restored.set()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -220,7 +220,11 @@ async def test_a_cut_network_is_an_outage_the_hub_recovers_from(
         # Development mode (no key checks): requests reach the resolvers and the compiled read
         # path while the database is away, instead of stopping at the key check.
         server = await asyncio.to_thread(serve, servers, url, tmp_path, dev_mode="true")
-        await _under_load(world, server, (proxy.cut, proxy.restore), keys=False)
+        # Reset and refused, then reset and silent: new connections are only given up by
+        # HUB_DB_CONNECT_TIMEOUT_S (2 s here), and still answered SERVICE_UNAVAILABLE.
+        await _under_load(
+            world, server, (proxy.cut, proxy.restore), (proxy.blackhole, proxy.restore), keys=False
+        )
         log = server.log.read_text()
         assert "database unreachable (compiled read)" in log
     finally:

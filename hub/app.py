@@ -278,10 +278,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route(
                 "/graphql",
-                RequestObserver(RefuseWhenStopping(gate, lambda: shutdown), metrics),
+                RequestObserver(RefuseWhenStopping(gate, shutdown), metrics),
                 methods=["GET", "POST"],
             ),
-            WebSocketRoute("/graphql", RefuseWhenStopping(graphql_app, lambda: shutdown)),
+            WebSocketRoute("/graphql", RefuseWhenStopping(graphql_app, shutdown)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *web_routes(),

@@ -178,13 +178,12 @@ class RefuseWhenStopping:
     HTTP request gets 503 SERVICE_UNAVAILABLE (retryable, ``Retry-After``, ``Connection:
     close``) and a websocket is accepted and closed at once with 1012."""
 
-    def __init__(self, app: Any, shutdown: Callable[[], GracefulShutdown | None]) -> None:
+    def __init__(self, app: Any, shutdown: GracefulShutdown) -> None:
         self.app = app
         self.shutdown = shutdown
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        state = self.shutdown()
-        if state is None or not state.refusing:
+        if not self.shutdown.refusing:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

@@ -28,10 +28,11 @@ from strawberry.types.unset import UNSET, UnsetType
 from hub import tracing
 from hub.access_log import dev_mode_banner
 from hub.broker import Broker, PostgresBroker
-from hub.compiled.executor import CompiledReads, json_body
+from hub.compiled.executor import CompiledReads, DatabaseUnavailable, json_body
 from hub.compiled.policy import ALLOW_ALL
 from hub.context import NOBODY, Context
 from hub.database import DatabaseLocation, alocate_database, arelease_database, create_engine
+from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.gate import PRINCIPAL_KEY, AccessGate
 from hub.graphql import schema
 from hub.metrics import HubMetrics, metrics_endpoint, operation_label
@@ -39,6 +40,7 @@ from hub.migrations import aupgrade
 from hub.observe import OPERATION_KEY, OUTCOME_KEY, RequestObserver
 from hub.revocation import OpenSockets
 from hub.settings import Settings
+from hub.shutdown import GracefulShutdown, RefuseWhenStopping
 from hub.web import explorer_html, web_routes
 from hub.ws import HubTransportWSHandler, SharedExecutions
 
@@ -86,6 +88,14 @@ class HubGraphQL(GraphQL[Context, None]):
         self.shared_executions = SharedExecutions()
         # One span per HTTP operation (hub.otel) when tracing is on.
         self.traced = settings.otel_enabled
+        self.live_handlers: set[HubTransportWSHandler] = set()
+
+    async def close_websockets(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Graceful shutdown: every open websocket sends what was queued, then closes 1012."""
+        handlers = list(self.live_handlers)
+        if handlers:
+            logger.info("closing %d websockets with 1012 (service restart)", len(handlers))
+            await asyncio.gather(*(handler.close_for_restart(timeout) for handler in handlers))
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -172,6 +182,14 @@ class HubGraphQL(GraphQL[Context, None]):
                     if tracing.ENABLED:
                         tracing.record_error_codes(request.scope, [error])
                     return JSONResponse({"data": None, "errors": [error.formatted]})
+                except DatabaseUnavailable as error:
+                    logger.warning("database unreachable (compiled read): %r", error.__cause__)
+                    request.scope[OUTCOME_KEY] = "error"
+                    unavailable = {
+                        "message": UNAVAILABLE_MESSAGE,
+                        "extensions": unavailable_extensions(),
+                    }
+                    return JSONResponse({"data": None, "errors": [unavailable]})
                 if response is not None:
                     self.metrics.compiled_answer()
                     if tracing.ENABLED:
@@ -203,8 +221,11 @@ async def _database_ready(engine: AsyncEngine) -> bool:
         # 60 s connect timeout.
         async with asyncio.timeout(READINESS_TIMEOUT_S), engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
-    except Exception:  # any failure means "not ready"; the reason goes to the log
-        logger.warning("readiness check failed", exc_info=True)
+    except Exception as error:  # any failure means "not ready"; the reason goes to the log
+        if database_unavailable(error):  # expected during an outage: one line, no traceback
+            logger.warning("readiness check failed: database unavailable: %r", error)
+        else:
+            logger.warning("readiness check failed", exc_info=True)
         return False
     return True
 
@@ -249,9 +270,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 )
             if settings.dev_mode:
                 logger.warning(dev_mode_banner())
+            shutdown.install()  # only under uvicorn's signal handling (hub serve)
             try:
                 yield
             finally:
+                shutdown.uninstall()
                 app_state.pop("hub", None)
                 await graphql_app.shared_executions.close()
                 await broker.close()
@@ -272,11 +295,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql_app.gate = gate
     metrics = HubMetrics()  # per app: tests build many apps in one process
     graphql_app.metrics = metrics
+    shutdown = GracefulShutdown(settings, graphql_app.close_websockets)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        if shutdown.draining:  # take this instance out of the load balancer
+            return JSONResponse({"status": "shutting down"}, status_code=503)
         state: HubState | None = app_state.get("hub")
         if state is not None and await _database_ready(state.engine):
             return JSONResponse({"status": "ready", "database": "ok"})
@@ -284,8 +310,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", RequestObserver(gate, metrics), methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql_app),
+            Route(
+                "/graphql",
+                RequestObserver(RefuseWhenStopping(gate, shutdown), metrics),
+                methods=["GET", "POST"],
+            ),
+            WebSocketRoute("/graphql", RefuseWhenStopping(graphql_app, shutdown)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *web_routes(),
@@ -295,6 +325,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.hub_state = app_state
     app.state.metrics = metrics
+    app.state.shutdown = shutdown
     if settings.otel_enabled:
         from hub import otel
 

@@ -182,20 +182,47 @@ class PostgresBroker(Broker):
             await self._take_start_position()
         except Exception:  # the database may come up later; the notifier retries
             logger.warning("outbox position unavailable at start; will retry", exc_info=True)
-        if self._settings.events_listen_wakeup:
-            await self._listen()
         self._tasks = [
             asyncio.create_task(self._notify_loop(), name="hub-notifier"),
             asyncio.create_task(self._prune_loop(), name="hub-event-pruner"),
         ]
+        if self._settings.events_listen_wakeup:
+            self._tasks.append(asyncio.create_task(self._listen_loop(), name="hub-listener"))
 
-    async def _listen(self) -> None:
-        try:
-            self._listener = await asyncpg.connect(asyncpg_dsn(self._database_url))
-            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-        except (OSError, asyncpg.PostgresError):  # polling alone still delivers everything
-            logger.warning("LISTEN wake-up unavailable; polling only", exc_info=True)
-            self._listener = None
+    async def _listen_loop(self) -> None:
+        """Keep a LISTEN connection open: reconnect (with backoff) whenever it is lost. Polling
+        goes on meanwhile, so a lost wake-up delays nothing by more than one poll interval."""
+        failures = 0
+        while True:
+            lost = asyncio.Event()
+            try:
+                self._listener = await asyncpg.connect(
+                    asyncpg_dsn(self._database_url), timeout=self._settings.db_connect_timeout_s
+                )
+                await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+                self._listener.add_termination_listener(lambda _, lost=lost: lost.set())
+            except Exception as error:  # refused, timed out, starting up: try again later
+                failures += 1
+                if failures == 1:
+                    logger.warning("LISTEN wake-up unavailable; polling only: %r", error)
+                await self._close_listener()
+                await asyncio.sleep(min(0.25 * 2**failures, 5.0))
+                continue
+            if failures:
+                logger.info("LISTEN wake-up restored after %d failed attempts", failures)
+            failures = 0
+            self._wake.set()  # read at once: events may have committed while it was away
+            while not lost.is_set() and not self._listener.is_closed():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), timeout=1.0)
+            logger.warning("LISTEN connection lost; reconnecting")
+            await self._close_listener()
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener.terminate()
 
     async def _take_start_position(self) -> None:
         async with self._engine.connect() as connection:
@@ -219,13 +246,32 @@ class PostgresBroker(Broker):
 
     async def _notify_loop(self) -> None:
         interval = self._settings.events_poll_interval_ms / 1000
+        settings = self._settings
+        # A poll on a connection whose packets vanish (no reset) would wait for TCP to give up
+        # (many minutes): bound it by the timeouts a healthy poll stays far below.
+        bound = (
+            settings.statement_timeout_ms / 1000
+            + settings.db_connect_timeout_s
+            + settings.db_pool_timeout_s
+        )
+        failures = 0
         while True:
             try:
-                await self.poll_once()
-            except Exception:  # a database hiccup must not kill delivery; retry next tick
-                logger.warning("outbox poll failed", exc_info=True)
+                async with asyncio.timeout(bound):
+                    await self.poll_once()
+            except Exception as error:  # a database outage must not kill delivery: retry
+                failures += 1
+                if failures == 1:
+                    logger.warning("outbox poll failed; retrying: %r", error)
+            else:
+                if failures:
+                    logger.info("outbox polling recovered after %d failed polls", failures)
+                failures = 0
+            # While the database is away, poll less often (at most every 0.5 s): the position
+            # stays where it was, so nothing is skipped when it is back.
+            wait = interval if not failures else min(max(interval, 0.05 * failures), 0.5)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
             self._wake.clear()
 
     async def _prune_loop(self) -> None:
@@ -244,7 +290,5 @@ class PostgresBroker(Broker):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
+        await self._close_listener()
         await super().close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 from pathlib import Path
@@ -109,6 +110,9 @@ def serve(
         ws_per_message_deflate=settings.ws_per_message_deflate,
         access_log=access_log,
         log_config=log_config(settings.log_format),
+        # The app's graceful shutdown (hub/shutdown.py) narrows this to what is left of the
+        # deadline once it has drained and closed the websockets.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_deadline_s),
     )
 
 
@@ -145,6 +149,7 @@ def demo(
         port=port,
         log_level="info",
         log_config=log_config(settings.log_format),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_deadline_s),
     )
 
 

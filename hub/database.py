@@ -96,11 +96,15 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         sqlalchemy_url(url),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
+        # A pooled connection is tested before use (a restarted server left it dead) and a
+        # connection found dead mid-statement invalidates the pool: it recovers by itself.
         pool_pre_ping=True,
+        pool_timeout=settings.db_pool_timeout_s,
         connect_args={
+            "timeout": settings.db_connect_timeout_s,
             "server_settings": {
                 "statement_timeout": str(settings.statement_timeout_ms),
                 "application_name": "hub",
-            }
+            },
         },
     )

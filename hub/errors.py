@@ -37,4 +37,10 @@ class Forbidden(HubError):
 
 
 class ServiceUnavailable(HubError):
+    """The hub cannot serve this now (database unreachable, shutting down): retry shortly,
+    possibly on another instance. Always carries ``extensions.retryable: true``."""
+
     code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message, retryable=True, **extensions)

@@ -19,6 +19,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.auth import DEV_PRINCIPAL, Principal, bearer_token, verify_key
+from hub.faults import RETRY_AFTER_S, database_unavailable
 from hub.policy import can_introspect
 from hub.ratelimit import RateLimiter, retry_after
 from hub.settings import Settings
@@ -106,10 +107,19 @@ class AccessGate:
                 return
         try:
             principal = await self.authenticate(headers.get("authorization"))
-        except Exception:  # the database is unreachable: say so, without internals
-            logger.warning("could not check an API key", exc_info=True)
+        except Exception as error:  # say what happened, without internals
+            if not database_unavailable(error):
+                logger.error("API key check failed", exc_info=True)
+                await send_error(send, 500, "Unexpected error.", "INTERNAL_SERVER_ERROR")
+                return
+            logger.warning("could not check an API key: database unavailable: %r", error)
             await send_error(
-                send, 503, "the hub cannot check API keys right now", "SERVICE_UNAVAILABLE"
+                send,
+                503,
+                "the hub cannot check API keys right now; try again shortly",
+                "SERVICE_UNAVAILABLE",
+                {"Retry-After": str(RETRY_AFTER_S)},
+                retryable=True,
             )
             return
         graphiql_page = method == "GET" and not query_string

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import exc as sa_exc
 from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from hub import tracing
+from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.guard import AccessGuard
 from resolvers.access import AccessMutation, AccessQuery
 from resolvers.analytics import AnalyticsQuery
@@ -65,19 +65,13 @@ def code_for(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
-def _database_unreachable(error: Exception) -> bool:
-    """A lost or refused database connection: the client may retry, nothing is wrong with it."""
-    if isinstance(error, sa_exc.DBAPIError):
-        return bool(error.connection_invalidated) or isinstance(error.orig, OSError)
-    return isinstance(error, OSError | TimeoutError)
-
-
 class ErrorCodes(SchemaExtension):
     """Every error leaves with an ``extensions.code``; unexpected ones leave masked.
 
     Errors the hub raised on purpose (``HubError``) keep message and code. Parse and validation
-    errors keep their message and gain a code. Anything else (a bug, a database fault) becomes
-    "Unexpected error." with code INTERNAL_SERVER_ERROR, and the original is logged.
+    errors keep their message and gain a code. A lost or refused database connection becomes
+    SERVICE_UNAVAILABLE with ``retryable: true`` (``hub.faults``). Anything else (a bug)
+    becomes "Unexpected error." with code INTERNAL_SERVER_ERROR, and the original is logged.
     """
 
     def _process(self, error: GraphQLError) -> GraphQLError:
@@ -90,13 +84,13 @@ class ErrorCodes(SchemaExtension):
         if original is None or isinstance(original, GraphQLError):
             error.extensions = {**(error.extensions or {}), "code": code_for(error)}
             return error
-        if _database_unreachable(original):
+        if database_unavailable(original):
             logger.warning("database unreachable at %s: %r", error.path, original)
             return GraphQLError(
-                "The database is unavailable; try again shortly.",
+                UNAVAILABLE_MESSAGE,
                 nodes=error.nodes,
                 path=error.path,
-                extensions={"code": "SERVICE_UNAVAILABLE"},
+                extensions=unavailable_extensions(),
             )
         logger.error("unexpected error at %s", error.path, exc_info=original)
         return GraphQLError(

@@ -33,6 +33,7 @@ from strawberry.extensions import SchemaExtension
 
 from hub.context import Context
 from hub.errors import Forbidden
+from hub.faults import database_unavailable
 from hub.limits import limits_rule
 from hub.models import AUDIT_LOG
 from hub.policy import can_introspect, can_write
@@ -229,5 +230,8 @@ class AccessGuard(SchemaExtension):
                         },
                     )
                 )
-        except Exception:  # the audit must never turn a done mutation into an error
-            logger.exception("could not write the audit row for %s", fields)
+        except Exception as error:  # the audit must never turn a done mutation into an error
+            if database_unavailable(error):  # an outage: one line per row, no traceback
+                logger.warning("could not write the audit row for %s: %r", fields, error)
+            else:
+                logger.exception("could not write the audit row for %s", fields)

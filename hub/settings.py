@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(
         default=15_000, ge=100, description="PostgreSQL statement_timeout for every connection."
     )
+    db_connect_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "How long opening a database connection may take before the request fails with "
+            "SERVICE_UNAVAILABLE (every pool: requests, control, compiled reads, LISTEN)."
+        ),
+    )
+    db_pool_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "How long a request waits for a free pooled connection before it fails with "
+            "SERVICE_UNAVAILABLE."
+        ),
+    )
     max_page_size: int = Field(
         default=100, ge=1, description="Largest `first`/`last` a connection field accepts."
     )
@@ -257,5 +273,21 @@ class Settings(BaseSettings):
             "Trace HTTP requests, GraphQL operations and SQL statements with OpenTelemetry "
             "(needs `pip install 'hub[otel]'`); exporter, endpoint and service name come from "
             "the standard OTEL_* variables. Off: the SDK is not even imported."
+        ),
+    )
+    shutdown_deadline_s: float = Field(
+        default=25.0,
+        gt=0,
+        description=(
+            "On SIGTERM/SIGINT the process exits within this many seconds: drain, close "
+            "websockets with 1012, finish in-flight requests, release the database."
+        ),
+    )
+    shutdown_drain_s: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "After SIGTERM, keep serving this long with /readyz at 503 (so a load balancer "
+            "stops routing here) before refusing new work."
         ),
     )

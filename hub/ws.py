@@ -48,14 +48,19 @@ from strawberry.utils.aio import aclosing
 
 from hub.broker import SubscriberTooSlow
 from hub.context import Context
+from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.graphql import code_for
+from hub.shutdown import CLOSE_SERVICE_RESTART, RESTART_REASON
 
 if TYPE_CHECKING:
     from strawberry.http.async_base_view import AsyncBaseHTTPView, AsyncWebSocketAdapter
 
 logger = logging.getLogger("hub.ws")
 
+UNAVAILABLE_CODE = "SERVICE_UNAVAILABLE"
 CLOSE_TOO_SLOW = 4008
+CLOSE_TRY_AGAIN_LATER = 1013  # the key could not be checked (database unreachable)
+TRY_AGAIN_REASON = "database unavailable: connect again shortly"
 TOO_SLOW_REASON = "SUBSCRIBER_TOO_SLOW: resume from your last cursor"
 
 
@@ -74,6 +79,13 @@ def _client_error(error: GraphQLError) -> dict[str, Any]:
         return dict(error.formatted)
     if error.original_error is None or isinstance(error.original_error, GraphQLError):
         return {**error.formatted, "extensions": {"code": code_for(error)}}
+    if database_unavailable(error.original_error):
+        logger.warning("database unreachable at %s: %r", error.path, error.original_error)
+        return {
+            "message": UNAVAILABLE_MESSAGE,
+            "path": error.path,
+            "extensions": unavailable_extensions(),
+        }
     logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
     return {
         "message": "Unexpected error.",
@@ -84,6 +96,15 @@ def _client_error(error: GraphQLError) -> dict[str, Any]:
 
 def _error_payload(message: str, code: str) -> str:
     return _dumps([{"message": message, "extensions": {"code": code}}])
+
+
+def _failure_payload(error: Exception) -> str:
+    """The `error` message for an operation that raised: retryable if the database went away."""
+    if database_unavailable(error):
+        logger.warning("subscription ended, database unreachable: %r", error)
+        return _dumps([{"message": UNAVAILABLE_MESSAGE, "extensions": unavailable_extensions()}])
+    logger.error("subscription failed", exc_info=error)
+    return _error_payload("Unexpected error.", "INTERNAL_SERVER_ERROR")
 
 
 @functools.lru_cache(maxsize=512)
@@ -122,6 +143,7 @@ class ConnectionOutbox:
         self._has_space.set()
         self.cut_off = False
         self.close_code = CLOSE_TOO_SLOW
+        self.close_reason = TOO_SLOW_REASON
 
     def full(self) -> bool:
         return len(self._queue) >= self._limit
@@ -157,6 +179,17 @@ class ConnectionOutbox:
         self._has_items.set()
         self._has_space.set()
 
+    def close_after_queued(self, code: int, reason: str) -> None:
+        """Send what is queued, then close with ``code``; nothing queued later is sent."""
+        if self.cut_off:
+            return  # already closing (e.g. a slow consumer's farewell)
+        self.cut_off = True
+        self.close_code = code
+        self.close_reason = reason
+        self._queue.append(None)
+        self._has_items.set()
+        self._has_space.set()
+
     async def run(self) -> None:
         while True:
             if not self._queue:
@@ -167,7 +200,7 @@ class ConnectionOutbox:
             if not self.full():
                 self._has_space.set()
             if text is None:
-                await self._websocket.close(code=self.close_code, reason=TOO_SLOW_REASON)
+                await self._websocket.close(code=self.close_code, reason=self.close_reason)
                 return
             await self._websocket.send_text(text)
 
@@ -216,6 +249,14 @@ async def execute(
             payload: dict[str, Any] = {"data": result.data}
             if errors:
                 payload["errors"] = [_client_error(error) for error in errors]
+                if any(
+                    error["extensions"].get("code") == UNAVAILABLE_CODE
+                    for error in payload["errors"]
+                ):
+                    # An event this operation could not load would be missing from the stream:
+                    # end it instead; the client resumes from the last cursor it received.
+                    yield "error", _dumps(payload["errors"])
+                    return
             yield "next", _dumps(payload)
     yield "complete", ""
 
@@ -241,15 +282,10 @@ class SharedExecution:
                     handler.deliver(operation_id, kind, payload, final=final)
                 if final:
                     return
-        except Exception:
-            logger.exception("shared subscription failed")
+        except Exception as error:
+            payload = _failure_payload(error)
             for handler, operation_id in list(self.members):
-                handler.deliver(
-                    operation_id,
-                    "error",
-                    _error_payload("Unexpected error.", "INTERNAL_SERVER_ERROR"),
-                    final=True,
-                )
+                handler.deliver(operation_id, "error", payload, final=True)
         finally:
             self.registry.forget(self)
 
@@ -325,6 +361,10 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         )
         settings = context.settings
         self.shared_executions: SharedExecutions = view.shared_executions  # type: ignore[attr-defined]
+        # The view's open handlers: the graceful shutdown closes each (close_for_restart).
+        self.live_handlers: MutableSet[HubTransportWSHandler] = getattr(
+            view, "live_handlers", set()
+        )
         # hub.metrics counts open handlers and their active operations at scrape time.
         self.open_sockets: MutableSet[Any] | None = getattr(
             getattr(view, "metrics", None), "sockets", None
@@ -342,11 +382,33 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._writer = asyncio.create_task(self._write(), name="hub-ws-writer")
         if self.open_sockets is not None:
             self.open_sockets.add(self)
+        self.live_handlers.add(self)
         try:
             await super().handle()
         finally:
+            self.live_handlers.discard(self)
             if self.open_sockets is not None:
                 self.open_sockets.discard(self)
+
+    async def close_for_restart(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Shutdown: stop every operation, send what was already queued (results delivered
+        before this point), then close with 1012. The client resumes elsewhere with `after:`
+        set to the last cursor it received, so nothing is lost and nothing is sent twice."""
+        for operation_id in list(self.active):
+            self._stop(operation_id)
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self.outbox.close_after_queued(CLOSE_SERVICE_RESTART, RESTART_REASON)
+        writer = self._writer
+        if writer is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(writer), timeout=timeout)
+                return
+            writer.cancel()
+        with contextlib.suppress(Exception):  # a client that does not read: close anyway
+            await asyncio.wait_for(
+                self.websocket.close(code=CLOSE_SERVICE_RESTART, reason=RESTART_REASON), 1
+            )
 
     async def _write(self) -> None:
         with contextlib.suppress(Exception):  # a vanished client ends the writer, nothing else
@@ -379,7 +441,14 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         payload = message.get("payload")
         if isinstance(payload, dict):
             self.context.extras["connection_params"] = payload
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except Exception as error:  # the key check could not reach the database
+            if not database_unavailable(error):
+                raise
+            logger.warning("websocket key check: database unavailable: %r", error)
+            await self.websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason=TRY_AGAIN_REASON)
+            return
         interval = self.context.settings.ws_keepalive_s
         if self.connection_acknowledged and interval > 0 and self._keepalive is None:
             self._keepalive = asyncio.create_task(self._ping_every(interval), name="hub-ws-ping")
@@ -454,14 +523,8 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     return
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("subscription failed")
-            self.deliver(
-                operation_id,
-                "error",
-                _error_payload("Unexpected error.", "INTERNAL_SERVER_ERROR"),
-                final=True,
-            )
+        except Exception as error:
+            self.deliver(operation_id, "error", _failure_payload(error), final=True)
 
     def deliver(self, operation_id: str, kind: str, payload: str, *, final: bool) -> None:
         """Queue one result for this connection; never waits (a full outbox cuts it off)."""

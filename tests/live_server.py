@@ -58,8 +58,9 @@ class Server:
                 self.process.wait()
 
 
-def start_server(database_url: str, tmp: Path, **settings: Any) -> Server:
-    """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready."""
+def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any) -> Server:
+    """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready.
+    ``workers`` > 1: `hub serve --workers N` (uvicorn's worker supervisor)."""
     port = free_port()
     env = {
         **os.environ,
@@ -75,7 +76,7 @@ def start_server(database_url: str, tmp: Path, **settings: Any) -> Server:
     log = tmp / f"server-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+            [sys.executable, "-m", "hub", "serve", "--port", str(port), "--workers", str(workers)],
             cwd=ROOT,
             env=env,
             stdout=out,

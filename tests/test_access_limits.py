@@ -172,6 +172,7 @@ async def test_key_check_without_database_is_503_without_internals(app_with: Any
             headers={"Authorization": "Bearer hub_0123456789ab_" + "x" * 43},
         )
     assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
     body = response.json()
-    assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert body["errors"][0]["extensions"] == {"code": "SERVICE_UNAVAILABLE", "retryable": True}
     assert "127.0.0.1" not in response.text and "Traceback" not in response.text

@@ -70,7 +70,7 @@ async def test_probes_and_queries_with_the_database_down() -> None:
         response = await client.post("/graphql", json={"query": "{ channels { code } }"})
         assert response.status_code == 200
         error = response.json()["errors"][0]
-        assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "retryable": True}
         assert error["message"] == "The database is unavailable; try again shortly."
 
 

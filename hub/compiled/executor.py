@@ -39,6 +39,7 @@ from starlette.responses import Response
 from hub.compiled.planner import PLAIN_SCALARS, NotCompilable, Plan, Planner
 from hub.compiled.policy import ReadPolicy
 from hub.database import asyncpg_dsn
+from hub.faults import database_unavailable
 from hub.limits import limits_rule
 from hub.settings import Settings
 
@@ -145,6 +146,11 @@ async def json_body(request: Request) -> Any:
         return None
 
 
+class DatabaseUnavailable(Exception):
+    """The compiled statement could not reach the database (the caller answers
+    SERVICE_UNAVAILABLE, retryable)."""
+
+
 class CompiledReads:
     """The compiled read path of one app: an asyncpg pool and the caches."""
 
@@ -163,6 +169,7 @@ class CompiledReads:
             # database is down; the pool connects on first use and recovers by itself.
             min_size=0,
             max_size=settings.pool_size,
+            timeout=settings.db_connect_timeout_s,  # connect timeout of each new connection
             server_settings={
                 "statement_timeout": str(settings.statement_timeout_ms),
                 "application_name": "hub-compiled",
@@ -285,11 +292,17 @@ class CompiledReads:
         except Exception:  # a bad cursor, id or page size: the resolver path reports it
             return None
         try:
-            async with self.pool.acquire() as connection:
+            async with self.pool.acquire(timeout=self.settings.db_pool_timeout_s) as connection:
                 row = await connection.fetchrow(plan.statement, *params)
-        except (asyncpg.PostgresError, OSError):
-            # E.g. a value PostgreSQL rejects, or a lost connection: the resolver path answers
-            # (and masks whatever it cannot answer) as it would without this path.
+        except Exception as error:
+            if database_unavailable(error):
+                # The resolver path would fail the same way, only later. A closed connection
+                # is discarded by the pool, which reconnects on its next use.
+                raise DatabaseUnavailable from error
+            if not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError):
+                raise
+            # E.g. a value PostgreSQL rejects: the resolver path answers (and masks whatever it
+            # cannot answer) as it would without this path.
             logger.warning("compiled statement failed; falling back", exc_info=True)
             return None
         if row["missing"]:

@@ -1,0 +1,68 @@
+"""Telling a database outage from a bug: lost, refused or timed-out connections are retryable.
+
+PostgreSQL restarting, a failover or a cut network show up as many exception types depending on
+the layer that notices first (asyncpg, SQLAlchemy's adapter, its pool, the event loop). Every
+path that talks to the database asks ``database_unavailable`` before deciding between "try again
+shortly" (``SERVICE_UNAVAILABLE``, ``retryable: true``) and "Unexpected error.".
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+
+# SQLSTATEs of an unreachable or restarting server: class 08 (connection exception),
+# admin/crash shutdown, "the database system is starting up/shutting down", too many
+# connections.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+_CLOSED_MESSAGES = ("connection is closed", "connection was closed", "underlying connection")
+
+RETRY_AFTER_S = 1  # what clients are told to wait (HTTP Retry-After) before retrying
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _unavailable_here(error: BaseException) -> bool:
+    if isinstance(error, OSError | TimeoutError | sa_exc.TimeoutError):
+        return True  # refused, reset, unreachable; connect timeout; pool checkout timeout
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    state = _sqlstate(error)
+    if state is not None and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES):
+        return True
+    if isinstance(error, asyncpg.InterfaceError | sa_exc.InterfaceError):
+        message = str(error).lower()
+        return any(text in message for text in _CLOSED_MESSAGES)
+    return False
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) means the database could not be reached or went
+    away mid-request: the same request may succeed once it is back."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if _unavailable_here(current):
+            return True
+        orig = getattr(current, "orig", None)
+        pending += [
+            current.__cause__,
+            current.__context__,
+            orig if isinstance(orig, BaseException) else None,
+        ]
+    return False
+
+
+def unavailable_extensions() -> dict[str, object]:
+    """``extensions`` of every "the database is unavailable" error."""
+    return {"code": "SERVICE_UNAVAILABLE", "retryable": True}
+
+
+UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly."

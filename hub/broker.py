@@ -6,8 +6,9 @@ LISTEN on ``hub_events`` (a NOTIFY is never issued inside ingest transactions), 
 each batch to the in-process subscribers. Every process reads the same table, so a subscriber
 on any replica sees every committed event, once, in ``(xid, id)`` order.
 
-Another transport (Redis streams, NATS JetStream) implements the same interface: ``publish``
-fans a batch out to local subscribers; ``subscribe`` registers one.
+``RedisBroker`` (hub/redis_broker.py) implements the same interface with one outbox poller for
+all processes and a Redis stream in between: ``publish`` fans a batch out to local subscribers;
+``subscribe`` registers one.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Coroutine, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -143,6 +145,11 @@ class Broker(abc.ABC):
         self._subscribers.discard(subscription)
 
     @property
+    def status(self) -> str:
+        """How events arrive, for /readyz."""
+        return "postgres"
+
+    @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
@@ -184,10 +191,10 @@ class PostgresBroker(Broker):
             logger.warning("outbox position unavailable at start; will retry", exc_info=True)
         if self._settings.events_listen_wakeup:
             await self._listen()
-        self._tasks = [
-            asyncio.create_task(self._notify_loop(), name="hub-notifier"),
-            asyncio.create_task(self._prune_loop(), name="hub-event-pruner"),
-        ]
+        self._tasks = [asyncio.create_task(loop, name=name) for name, loop in self._loops()]
+
+    def _loops(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        return [("hub-notifier", self._notify_loop()), ("hub-event-pruner", self._prune_loop())]
 
     async def _listen(self) -> None:
         try:

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,10 @@ class Server:
                 self.process.wait()
 
 
-def start_server(database_url: str, tmp: Path, **settings: Any) -> Server:
-    """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready."""
+def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any) -> Server:
+    """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready.
+
+    ``workers`` > 1: `hub serve --workers N` (uvicorn's worker processes behind one port)."""
     port = free_port()
     env = {
         **os.environ,
@@ -75,7 +77,7 @@ def start_server(database_url: str, tmp: Path, **settings: Any) -> Server:
     log = tmp / f"server-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+            [sys.executable, "-m", "hub", "serve", "--port", str(port), "--workers", str(workers)],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -162,6 +164,58 @@ async def connect(server: Server, *, init: bool = True, **options: Any) -> Async
         yield client
 
 
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@contextmanager
+def redis_broker_settings() -> Iterator[dict[str, str]]:
+    """Settings of the redis broker on the test Redis, under a key prefix of its own (so runs
+    never collide); its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"hubtest-{uuid.uuid4().hex[:12]}:"
+    try:
+        yield {"broker": "redis", "redis_url": REDIS_URL, "redis_key_prefix": prefix}
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            client.delete(f"{prefix}events", f"{prefix}leader")
+        finally:
+            client.close()
+
+
+def readyz(server: Server) -> tuple[int, dict[str, Any]]:
+    """GET /readyz: status code and body."""
+    response = httpx.get(f"{server.http_url}/readyz", timeout=5)
+    return response.status_code, response.json()
+
+
+def metric(server: Server, name: str) -> float:
+    """One unlabelled sample of the server's /metrics."""
+    for line in httpx.get(f"{server.http_url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def assert_redis_carried(broker: dict[str, str], *servers: Server) -> None:
+    """With the redis broker: the events went through its stream (not a fallback outbox poll),
+    every process reads the stream, and exactly one of them leads."""
+    if broker.get("broker") != "redis":
+        return
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert client.xlen(f"{broker['redis_key_prefix']}events") > 0
+    finally:
+        client.close()
+    for server in servers:
+        assert httpx.get(f"{server.http_url}/readyz", timeout=5).json()["broker"] == "redis"
+        assert metric(server, "hub_broker_redis_connected") == 1
+    assert sum(metric(server, "hub_broker_redis_leader") for server in servers) == 1
+
+
 @dataclass
 class OpenTransaction:
     """A writer's transaction: the factory writes rows in it, ``connection`` emits events."""
@@ -211,3 +265,20 @@ class Writer:
             interaction_id = await self.record_in(transaction, **fields)
         self.written.append(interaction_id)
         return interaction_id
+
+
+async def shop_writer(engine: AsyncEngine, db: Any) -> Writer:
+    """A writer recording for customer Ada at the web touchpoint "Shop"."""
+    factory = Factory(db)
+    touchpoint = await factory.touchpoint("Shop", "WEB", "WEBSITE")
+    customer = await factory.customer("Ada")
+    return Writer(engine, customer, "Shop", touchpoint, "WEB")
+
+
+def wait_until(condition: Any, what: str, timeout: float = 30.0) -> None:
+    """Poll until ``condition()`` is true (an upper bound, never asserted as a duration)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -55,9 +55,23 @@ def lsn_value(text: str) -> int:
     return (int(high, 16) << 32) | int(low, 16)
 
 
-@lru_cache(maxsize=512)
+CACHED_DOCUMENT_CHARS = 20_000
+"""Longer documents are parsed every time: the cache must not hold megabytes per entry."""
+
+
 def operation_type(query: str, name: str | None) -> OperationType | None:
     """The type of the operation a request runs; None when it does not parse or name one."""
+    if len(query) > CACHED_DOCUMENT_CHARS:
+        return _operation_type(query, name)
+    return _cached_operation_type(query, name)
+
+
+@lru_cache(maxsize=512)
+def _cached_operation_type(query: str, name: str | None) -> OperationType | None:
+    return _operation_type(query, name)
+
+
+def _operation_type(query: str, name: str | None) -> OperationType | None:
     try:
         document = parse(query)
     except GraphQLError:

@@ -244,6 +244,35 @@ def metric_labelled(server: Server, name: str, label: str) -> float:
     return 0.0
 
 
+EXPORT = "query($id: ID!) { exportCustomer(id: $id) }"
+
+
+async def test_an_export_read_on_the_replica_is_audited_on_the_primary(
+    replicated: Replicated, servers: list[Server]
+) -> None:
+    # exportCustomer is a query that writes (its audit row): the read goes to the replica, the
+    # write to the primary (a standby refuses writes).
+    a = servers[0]
+    writer, reader = Caller(a, replicated.keys["writer"]), Caller(a, replicated.keys["reader"])
+    interaction, customer = await writer.record(replicated.touchpoint)
+    await eventually(lambda: reader.sees_eventually(interaction, customer), "the replica")
+    before = metric_labelled(a, "hub_read_queries_total", 'target="replica"')
+    body = await reader.post(EXPORT, {"id": customer})
+    assert "errors" not in body, body
+    assert body["data"]["exportCustomer"]
+    assert metric_labelled(a, "hub_read_queries_total", 'target="replica"') == before + 1
+    connection = await asyncpg.connect(asyncpg_dsn(replicated.primary))
+    try:
+        audited = await connection.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'exportCustomer' AND actor = 'reader'"
+            " AND $1 = ANY(target_ids)",
+            customer,
+        )
+    finally:
+        await connection.close()
+    assert audited == 1
+
+
 async def test_a_replica_too_far_behind_is_skipped(replicated: Replicated, tmp_path: Path) -> None:
     server = start_server(
         replicated.primary,

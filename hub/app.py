@@ -35,7 +35,7 @@ from hub.graphql import schema
 from hub.metrics import HubMetrics, metrics_endpoint, operation_label
 from hub.migrations import aupgrade
 from hub.observe import OPERATION_KEY, OUTCOME_KEY, RequestObserver
-from hub.replica import ReadRouter, operation_type
+from hub.replica import ROUTER_KEY, ReadRouter, operation_type
 from hub.revocation import OpenSockets
 from hub.settings import Settings
 from hub.web import explorer_html, web_routes
@@ -100,6 +100,8 @@ class HubGraphQL(GraphQL[Context, None]):
         context = Context.build(engine, state.settings, request, principal)
         context.primary_engine = state.engine
         context.broker = state.broker
+        if state.router is not None:
+            context.extras[ROUTER_KEY] = state.router
         context.extras["metrics"] = self.metrics
         return context
 
@@ -152,16 +154,7 @@ class HubGraphQL(GraphQL[Context, None]):
                 replica = await router.use_replica(principal)
                 request.scope[REPLICA_KEY] = replica
                 self.metrics.reads_routed.labels(target="replica" if replica else "primary").inc()
-            elif kind is OperationType.MUTATION:
-                try:
-                    return await self._run(request, payload, context, root_value)
-                finally:
-                    # Recorded before the caller has the answer: its next query avoids a
-                    # replica that has not replayed this write yet, on any process.
-                    await router.record_write(principal)
-        return await self._run(request, payload, context, root_value)
-
-    async def _run(self, request: Any, payload: Any, context: Any, root_value: Any) -> Any:
+        # Mutations record the caller's read fence in hub.replica.ReadFence (HTTP and websockets).
         # The compiled read path answers what it covers; everything else goes on as before.
         # Only for callers who see everything unmasked and unscoped (the policy it knows today);
         # masked or partner-scoped callers take the resolver path, where masking and scope live.

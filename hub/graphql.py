@@ -13,6 +13,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from hub.guard import AccessGuard
+from hub.replica import ReadFence
 from resolvers.access import AccessMutation, AccessQuery
 from resolvers.analytics import AnalyticsQuery
 from resolvers.channel import ChannelQuery
@@ -148,7 +149,9 @@ def build_schema() -> strawberry.federation.Schema:
         # the guard's token-limit error code.)
         # The ValidationCache comes before the AccessGuard: the guard checks the limits after
         # the (cached) validation has found the document valid.
-        extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), AccessGuard],
+        # ReadFence before the AccessGuard: hooks end in reverse order, so the caller's read
+        # fence is taken after the mutation and its audit row (hub/replica.py).
+        extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), ReadFence, AccessGuard],
         federation_version="2.5",
     )
 

@@ -22,11 +22,14 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from functools import lru_cache
 
 import sqlalchemy as sa
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from hub.auth import Principal
 from hub.settings import Settings
@@ -45,6 +48,8 @@ _RECORD_FENCE = sa.text(
     " RETURNING lsn::text"
 )
 _READ_FENCE = sa.text("SELECT lsn::text FROM read_fences WHERE principal = :principal")
+ROUTER_KEY = "read_router"
+"""Where the request context's ``extras`` carries the process's ``ReadRouter`` (if any)."""
 CURRENT = 2**64
 """The replay position of a server that is not a standby: it is never behind itself."""
 
@@ -180,3 +185,19 @@ class ReadRouter:
             logger.warning("could not record a read fence", exc_info=True)
             return None
         return lsn_value(str(fence))
+
+
+class ReadFence(SchemaExtension):
+    """After every mutation — over HTTP or a websocket — the caller's read fence is recorded
+    (``ReadRouter.record_write``), before the answer goes out."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        extras = getattr(context, "extras", None)
+        router = extras.get(ROUTER_KEY) if isinstance(extras, dict) else None
+        if (
+            isinstance(router, ReadRouter)
+            and self.execution_context.operation_type is StrawberryOperationType.MUTATION
+        ):
+            await router.record_write(context.principal)

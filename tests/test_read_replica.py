@@ -244,6 +244,24 @@ def metric_labelled(server: Server, name: str, label: str) -> float:
     return 0.0
 
 
+async def test_a_write_over_a_websocket_fences_the_callers_reads_too(
+    replicated: Replicated, servers: list[Server]
+) -> None:
+    a = servers[0]
+    writer, reader = Caller(a, replicated.keys["writer"]), Caller(a, replicated.keys["reader"])
+    async with replay_paused(replicated), connect(a, init=False) as socket:
+        await socket.init({"Authorization": f"Bearer {replicated.keys['writer']}"})
+        email = f"{uuid.uuid4().hex[:10]}@example.com"
+        operation = await socket.subscribe(
+            RECORD, {"tp": replicated.touchpoint, "key": email, "email": email}
+        )
+        interaction = (await socket.next_data())["recordInteraction"]["interaction"]
+        assert await socket.receive() == {"id": operation, "type": "complete"}
+        ids = interaction["id"], interaction["customer"]["id"]
+        assert await writer.sees(*ids)
+        assert not await reader.sees(*ids)
+
+
 EXPORT = "query($id: ID!) { exportCustomer(id: $id) }"
 
 

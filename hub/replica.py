@@ -5,8 +5,9 @@
 * after every mutation, the caller's **fence** is recorded on the primary: its key (or dev-mode
   name) and ``pg_current_wal_lsn()`` taken after the mutation committed (table ``read_fences``,
   shared by every process and worker, so a write through one worker fences reads through all);
-* each process reads the replica's ``pg_last_wal_replay_lsn()`` (and the primary's WAL position,
-  for the lag) every ``read_replica_check_interval_ms``, in the background;
+* each process reads the replica's ``pg_last_wal_replay_lsn()`` every
+  ``read_replica_check_interval_ms`` in the background (and, once a second, the primary's WAL
+  position, for the lag);
 * a query reads the replica when the replica answered the last check, is at most
   ``read_replica_max_lag_s`` behind, and has replayed past the caller's fence; else the primary.
 
@@ -37,6 +38,8 @@ from hub.settings import Settings
 logger = logging.getLogger("hub.replica")
 
 CHECK_TIMEOUT_S = 2.0
+PRIMARY_SAMPLE_INTERVAL_S = 1.0
+"""How often the primary's WAL position is sampled for the lag (a query on the primary)."""
 _PRIMARY_LSN = sa.text("SELECT pg_current_wal_lsn()::text")
 _REPLICA_STATE = sa.text(
     "SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replayed"
@@ -105,6 +108,7 @@ class ReadRouter:
         # replayed are dropped, so the oldest left tells how far behind it is.
         self._samples: deque[tuple[float, int]] = deque(maxlen=100_000)
         self._task: asyncio.Task[None] | None = None
+        self._sampled_at = -PRIMARY_SAMPLE_INTERVAL_S
 
     async def start(self) -> None:
         await self.check_once()
@@ -135,13 +139,9 @@ class ReadRouter:
 
     async def check_once(self) -> None:
         now = time.monotonic()
-        try:
-            async with asyncio.timeout(CHECK_TIMEOUT_S), self.primary.connect() as connection:
-                primary_lsn = lsn_value(str(await connection.scalar(_PRIMARY_LSN)))
-            if not self._samples or primary_lsn > self._samples[-1][1]:
-                self._samples.append((now, primary_lsn))
-        except Exception:  # the primary is down: the lag cannot grow meanwhile
-            logger.debug("primary WAL position unavailable", exc_info=True)
+        if now - self._sampled_at >= PRIMARY_SAMPLE_INTERVAL_S:
+            self._sampled_at = now
+            await self._sample_primary(now)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S), self.replica.connect() as connection:
                 row = (await connection.execute(_REPLICA_STATE)).one()
@@ -162,6 +162,16 @@ class ReadRouter:
         self.lag_seconds = now - self._samples[0][0] if self._samples else 0.0
         if was_usable and not self.usable:
             logger.warning("read replica %.1fs behind; queries read the primary", self.lag_seconds)
+
+    async def _sample_primary(self, now: float) -> None:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S), self.primary.connect() as connection:
+                primary_lsn = lsn_value(str(await connection.scalar(_PRIMARY_LSN)))
+        except Exception:  # the primary is down: the lag cannot grow meanwhile
+            logger.debug("primary WAL position unavailable", exc_info=True)
+            return
+        if not self._samples or primary_lsn > self._samples[-1][1]:
+            self._samples.append((now, primary_lsn))
 
     async def use_replica(self, principal: Principal) -> bool:
         """True when this caller's query may read the replica now."""

@@ -272,8 +272,8 @@ class Settings(BaseSettings):
         default=100,
         ge=10,
         description=(
-            "How often each process reads the replica's replay position (and the primary's WAL "
-            "position, for the lag); routing decisions use the last value read."
+            "How often each process reads the replica's replay position; routing decisions use "
+            "the last value read (the primary's WAL position, for the lag, is read once a second)."
         ),
     )
     read_replica_max_lag_s: float = Field(

@@ -298,7 +298,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def readyz(request: Request) -> Response:
         state: HubState | None = app_state.get("hub")
         if state is None:
-            return JSONResponse({"status": "unavailable"}, status_code=503)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         # Readiness is the primary's: a broker polling the outbox without Redis still delivers,
         # and queries read the primary while the replica is down or behind. Both are reported.
         details = {"broker": state.broker.status}

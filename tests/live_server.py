@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -164,7 +167,52 @@ async def connect(server: Server, *, init: bool = True, **options: Any) -> Async
         yield client
 
 
-REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@functools.cache
+def redis_url() -> str:
+    """The Redis the broker tests use: ``HUB_TEST_REDIS_URL``, else the local one on 6379 if it
+    answers, else a private `redis-server` started for this test run (stopped at exit)."""
+    import redis
+
+    configured = os.environ.get("HUB_TEST_REDIS_URL")
+    if configured:
+        return configured
+    probe = redis.Redis.from_url(SHARED_REDIS_URL, socket_connect_timeout=1)
+    try:
+        probe.ping()
+        return SHARED_REDIS_URL
+    except redis.RedisError:
+        pass
+    finally:
+        probe.close()
+    binary = shutil.which("redis-server")
+    assert binary, "the broker tests need Redis: set HUB_TEST_REDIS_URL or install redis-server"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(lambda: (process.terminate(), process.wait(timeout=10)))
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        wait_until(lambda: answers(client), "the test redis-server to start")
+    finally:
+        client.close()
+    return url
+
+
+def answers(client: Any) -> bool:
+    """Whether a Redis client gets an answer to PING."""
+    import redis
+
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 @contextmanager
@@ -175,9 +223,9 @@ def redis_broker_settings() -> Iterator[dict[str, str]]:
 
     prefix = f"hubtest-{uuid.uuid4().hex[:12]}:"
     try:
-        yield {"broker": "redis", "redis_url": REDIS_URL, "redis_key_prefix": prefix}
+        yield {"broker": "redis", "redis_url": redis_url(), "redis_key_prefix": prefix}
     finally:
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(redis_url())
         try:
             client.delete(f"{prefix}events", f"{prefix}leader")
         finally:
@@ -205,7 +253,7 @@ def assert_redis_carried(broker: dict[str, str], *servers: Server) -> None:
         return
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url())
     try:
         assert client.xlen(f"{broker['redis_key_prefix']}events") > 0
     finally:

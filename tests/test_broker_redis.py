@@ -23,14 +23,15 @@ from hub.outbox import START, Position, StoredEvent, decode_cursor, read_after
 from hub.redis_broker import encode_events
 from tests.factories import gid
 from tests.live_server import (
-    REDIS_URL,
     Client,
     Server,
     Writer,
+    answers,
     connect,
     free_port,
     metric,
     redis_broker_settings,
+    redis_url,
     shop_writer,
     start_server,
     wait_until,
@@ -161,7 +162,7 @@ async def test_a_gap_in_the_stream_is_read_from_the_outbox(
     # test appends are all the processes hear about. One entry skips two events (as after a
     # trimmed or restarted stream): the process must read them from the outbox, in order.
     prefix = broker["redis_key_prefix"]
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url())
     client.set(f"{prefix}leader", "the-test", px=120_000)
     server = start_server(database_url, tmp_path, **broker)
     try:
@@ -204,7 +205,7 @@ def private_redis(tmp_path: Path) -> Iterator[Any]:
         )
         processes.append(process)
         probe = redis.Redis(port=port)
-        wait_until(lambda: _answers(probe), "the private redis to start")
+        wait_until(lambda: answers(probe), "the private redis to start")
         probe.close()
 
     def stop() -> None:
@@ -222,13 +223,6 @@ def private_redis(tmp_path: Path) -> Iterator[Any]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-
-
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
 
 
 async def test_without_redis_every_process_polls_the_outbox_and_returns_to_redis(

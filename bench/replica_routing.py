@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -144,6 +145,7 @@ def main() -> None:
                 asyncio.run(execute(replica, "SELECT pg_wal_replay_resume()"))
         finally:
             server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({"requests": args.requests, "results": results}))
     print("| reads | p50 | p90 |")
     print("|---|---|---|")

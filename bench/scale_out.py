@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,7 @@ def measure(
         for process, _ in started:
             process.terminate()
             process.wait(timeout=20)
+        shutil.rmtree(tmp, ignore_errors=True)
     # Our own two reads run in another database (server_url's), so they are not counted.
     return (after - before) / seconds
 

@@ -34,6 +34,7 @@ from hub.settings import Settings
 logger = logging.getLogger("hub.broker")
 
 NOTIFY_CHANNEL = "hub_events"
+CLOSE_TIMEOUT_S = 5.0
 
 
 class SubscriberTooSlow(HubError):
@@ -183,6 +184,7 @@ class PostgresBroker(Broker):
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
         self._positioned = False
+        self._closing = False
 
     async def start(self) -> None:
         try:
@@ -226,17 +228,23 @@ class PostgresBroker(Broker):
 
     async def _notify_loop(self) -> None:
         interval = self._settings.events_poll_interval_ms / 1000
-        while True:
+        while not self._closing:
             try:
                 await self.poll_once()
             except Exception:  # a database hiccup must not kill delivery; retry next tick
                 logger.warning("outbox poll failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            self._wake.clear()
+            await self._wait_for_wake(interval)
+
+    async def _wait_for_wake(self, interval: float) -> None:
+        """Until a LISTEN wake-up or ``interval`` seconds. ``asyncio.timeout``, not
+        ``wait_for``: on Python 3.11 ``wait_for`` can swallow a cancellation."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval):
+                await self._wake.wait()
+        self._wake.clear()
 
     async def _prune_loop(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 deleted = await prune(self._engine, self._settings.events_retention_days)
                 if deleted:
@@ -246,11 +254,15 @@ class PostgresBroker(Broker):
             await asyncio.sleep(self._settings.events_prune_interval_s)
 
     async def close(self) -> None:
+        # The flag ends every loop at its next turn even if a library swallowed the cancel;
+        # shutdown waits a bounded time, never forever.
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT_S)
+            if pending:
+                logger.warning("broker tasks still running at shutdown: %s", pending)
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()

@@ -139,7 +139,7 @@ class RedisBroker(PostgresBroker):
     async def _consume_loop(self) -> None:
         interval = self._settings.events_poll_interval_ms / 1000
         last_id: bytes | None = None  # None: (re)connect first
-        while True:
+        while not self._closing:
             try:
                 if last_id is None:
                     tail: Any = await self._redis.xrevrange(self.stream_key, count=1)
@@ -187,7 +187,7 @@ class RedisBroker(PostgresBroker):
 
     async def _lead_loop(self) -> None:
         interval = self._settings.events_poll_interval_ms / 1000
-        while True:
+        while not self._closing:
             try:
                 if await self._hold_leadership():
                     await self._forward()
@@ -197,9 +197,7 @@ class RedisBroker(PostgresBroker):
                 logger.debug("redis broker leader: redis unreachable", exc_info=True)
             except Exception:  # the database: retried next tick
                 logger.warning("outbox poll (leader) failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            self._wake.clear()
+            await self._wait_for_wake(interval)
 
     async def _hold_leadership(self) -> bool:
         if self.leading:

@@ -19,7 +19,6 @@ outbox and subscriptions always use the primary.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -109,16 +108,17 @@ class ReadRouter:
         self._samples: deque[tuple[float, int]] = deque(maxlen=100_000)
         self._task: asyncio.Task[None] | None = None
         self._sampled_at = -PRIMARY_SAMPLE_INTERVAL_S
+        self._closing = False
 
     async def start(self) -> None:
         await self.check_once()
         self._task = asyncio.create_task(self._check_loop(), name="hub-replica-check")
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task], timeout=CHECK_TIMEOUT_S * 2)
 
     @property
     def usable(self) -> bool:
@@ -133,7 +133,7 @@ class ReadRouter:
 
     async def _check_loop(self) -> None:
         interval = self.settings.read_replica_check_interval_ms / 1000
-        while True:
+        while not self._closing:
             await asyncio.sleep(interval)
             await self.check_once()
 

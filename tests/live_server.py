@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -59,6 +61,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # `--workers N` runs worker processes in the server's own process group (its session):
+        # none of them may outlive the test, even if the supervisor was killed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any) -> Server:
@@ -85,6 +91,7 @@ def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Server(process, port, log)
     deadline = time.monotonic() + 60

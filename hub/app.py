@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +38,7 @@ from hub.graphql import schema
 from hub.metrics import HubMetrics, metrics_endpoint, operation_label
 from hub.migrations import aupgrade
 from hub.observe import OPERATION_KEY, OUTCOME_KEY, RequestObserver
+from hub.replica import ROUTER_KEY, ReadRouter, operation_type
 from hub.revocation import OpenSockets
 from hub.settings import Settings
 from hub.shutdown import GracefulShutdown, RefuseWhenStopping
@@ -45,6 +46,8 @@ from hub.web import explorer_html, web_routes
 from hub.ws import HubTransportWSHandler, SharedExecutions
 
 logger = logging.getLogger("hub")
+REPLICA_KEY = "hub.read_replica"
+"""ASGI scope key: True when this request's query reads the replica."""
 
 
 @dataclass
@@ -56,6 +59,9 @@ class HubState:
     # The small pool of key checks and the event notifier (see the lifespan).
     control_engine: AsyncEngine
     broker: Broker
+    # HUB_READ_DATABASE_URL: the replica's engine and the per-request routing (hub/replica.py).
+    read_engine: AsyncEngine | None = None
+    router: ReadRouter | None = None
 
 
 def _timeout_error(settings: Settings) -> GraphQLError:
@@ -103,8 +109,13 @@ class HubGraphQL(GraphQL[Context, None]):
         state: HubState = self._app_state["hub"]
         # HTTP: the gate has authenticated; websockets: on_ws_connect does, at connection_init.
         principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
-        context = Context.build(state.engine, state.settings, request, principal)
+        on_replica = state.read_engine is not None and request.scope.get(REPLICA_KEY, False)
+        engine = state.read_engine if on_replica and state.read_engine else state.engine
+        context = Context.build(engine, state.settings, request, principal)
+        context.primary_engine = state.engine
         context.broker = state.broker
+        if state.router is not None:
+            context.extras[ROUTER_KEY] = state.router
         context.extras["metrics"] = self.metrics
         return context
 
@@ -151,6 +162,13 @@ class HubGraphQL(GraphQL[Context, None]):
         if not isinstance(request, Request):
             return await self._answer(request, context, root_value, payload)
         operation = request.scope[OPERATION_KEY] = _operation_name(request, payload)
+        state: HubState | None = self._app_state.get("hub")
+        router = state.router if state is not None else None
+        if router is not None and _operation_type(request, payload) is OperationType.QUERY:
+            replica = await router.use_replica(request.scope.get(PRINCIPAL_KEY, NOBODY))
+            request.scope[REPLICA_KEY] = replica
+            self.metrics.reads_routed.labels(target="replica" if replica else "primary").inc()
+        # Mutations record the caller's read fence in hub.replica.ReadFence (HTTP and websockets).
         # The explorer's page (GET without a query string) is no operation: no span for it.
         if self.traced and (is_post or request.scope.get("query_string")):
             from hub import otel
@@ -172,8 +190,9 @@ class HubGraphQL(GraphQL[Context, None]):
             if principal.sees_pii and not principal.scope.restricted:
                 settings: Settings = self._app_state["hub"].settings
                 try:
+                    replica = bool(request.scope.get(REPLICA_KEY, False))
                     response = await asyncio.wait_for(
-                        compiled.respond(request, ALLOW_ALL, payload),
+                        compiled.respond(request, ALLOW_ALL, payload, replica),
                         settings.operation_timeout_seconds,
                     )
                 except TimeoutError:
@@ -203,6 +222,19 @@ class HubGraphQL(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         # The hub's own GraphiQL page: libraries served locally, example tabs, API key field.
         return HTMLResponse(explorer_html())
+
+
+def _operation_type(request: Request, payload: Any) -> OperationType | None:
+    """Query, mutation or subscription: what the request asks to run (None: unknown)."""
+    if request.method == "GET":
+        query, name = request.query_params.get("query"), request.query_params.get("operationName")
+    elif isinstance(payload, dict):
+        query, name = payload.get("query"), payload.get("operationName")
+    else:
+        return None
+    if not isinstance(query, str) or not (name is None or isinstance(name, str)):
+        return None
+    return operation_type(query, name)
 
 
 def _operation_name(request: Request, payload: Any) -> str:
@@ -252,10 +284,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 location.url, settings.model_copy(update={"pool_size": 3, "pool_max_overflow": 2})
             )
             sockets = OpenSockets(lambda: control_engine, settings.key_recheck_seconds)
-            broker = PostgresBroker(control_engine, location.url, settings)
+            broker: Broker
+            if settings.broker == "redis":
+                from hub.redis_broker import RedisBroker  # only this broker needs redis-py
+
+                broker = RedisBroker(control_engine, location.url, settings)
+            else:
+                broker = PostgresBroker(control_engine, location.url, settings)
             await broker.start()
-            metrics.bind(lambda: engine, lambda: broker)
+            read_engine: AsyncEngine | None = None
+            router: ReadRouter | None = None
+            if settings.read_database_url:
+                read_engine = create_engine(settings.read_database_url, settings)
+                router = ReadRouter(engine, read_engine, settings)
+                await router.start()
+            metrics.bind(lambda: engine, lambda: broker, lambda: router)
             metrics.count_statements(engine)
+            if read_engine is not None:
+                metrics.count_statements(read_engine)
             app_state["hub"] = HubState(
                 settings=settings,
                 location=location,
@@ -263,10 +309,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 sockets=sockets,
                 control_engine=control_engine,
                 broker=broker,
+                read_engine=read_engine,
+                router=router,
             )
             if settings.compiled_reads:
                 app_state["compiled"] = await CompiledReads.open(
-                    location.url, schema._schema, settings
+                    location.url, schema._schema, settings, settings.read_database_url
                 )
             if settings.dev_mode:
                 logger.warning(dev_mode_banner())
@@ -279,6 +327,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await graphql_app.shared_executions.close()
                 await broker.close()
                 await sockets.close()
+                if router is not None:
+                    await router.close()
+                if read_engine is not None:
+                    await read_engine.dispose()
                 await control_engine.dispose()
                 await engine.dispose()
         finally:
@@ -304,9 +356,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if shutdown.draining:  # take this instance out of the load balancer
             return JSONResponse({"status": "shutting down"}, status_code=503)
         state: HubState | None = app_state.get("hub")
-        if state is not None and await _database_ready(state.engine):
-            return JSONResponse({"status": "ready", "database": "ok"})
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        if state is None:
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        # Readiness is the primary's: a broker polling the outbox without Redis still delivers,
+        # and queries read the primary while the replica is down or behind. Both are reported.
+        details = {"broker": state.broker.status}
+        if state.router is not None:
+            details["replica"] = state.router.status
+        if await _database_ready(state.engine):
+            return JSONResponse({"status": "ready", "database": "ok", **details})
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable", **details}, status_code=503
+        )
 
     app = Starlette(
         routes=[

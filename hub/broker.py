@@ -6,8 +6,9 @@ LISTEN on ``hub_events`` (a NOTIFY is never issued inside ingest transactions), 
 each batch to the in-process subscribers. Every process reads the same table, so a subscriber
 on any replica sees every committed event, once, in ``(xid, id)`` order.
 
-Another transport (Redis streams, NATS JetStream) implements the same interface: ``publish``
-fans a batch out to local subscribers; ``subscribe`` registers one.
+``RedisBroker`` (hub/redis_broker.py) implements the same interface with one outbox poller for
+all processes and a Redis stream in between: ``publish`` fans a batch out to local subscribers;
+``subscribe`` registers one.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Coroutine, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,6 +34,7 @@ from hub.settings import Settings
 logger = logging.getLogger("hub.broker")
 
 NOTIFY_CHANNEL = "hub_events"
+CLOSE_TIMEOUT_S = 5.0
 
 
 class SubscriberTooSlow(HubError):
@@ -143,6 +146,11 @@ class Broker(abc.ABC):
         self._subscribers.discard(subscription)
 
     @property
+    def status(self) -> str:
+        """How events arrive, for /readyz."""
+        return "postgres"
+
+    @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
@@ -176,24 +184,25 @@ class PostgresBroker(Broker):
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
         self._positioned = False
+        self._closing = False
 
     async def start(self) -> None:
         try:
             await self._take_start_position()
         except Exception:  # the database may come up later; the notifier retries
             logger.warning("outbox position unavailable at start; will retry", exc_info=True)
-        self._tasks = [
-            asyncio.create_task(self._notify_loop(), name="hub-notifier"),
-            asyncio.create_task(self._prune_loop(), name="hub-event-pruner"),
-        ]
+        self._tasks = [asyncio.create_task(loop, name=name) for name, loop in self._loops()]
         if self._settings.events_listen_wakeup:
             self._tasks.append(asyncio.create_task(self._listen_loop(), name="hub-listener"))
+
+    def _loops(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        return [("hub-notifier", self._notify_loop()), ("hub-event-pruner", self._prune_loop())]
 
     async def _listen_loop(self) -> None:
         """Keep a LISTEN connection open: reconnect (with backoff) whenever it is lost. Polling
         goes on meanwhile, so a lost wake-up delays nothing by more than one poll interval."""
         failures = 0
-        while True:
+        while not self._closing:
             lost = asyncio.Event()
             try:
                 self._listener = await asyncpg.connect(
@@ -212,9 +221,10 @@ class PostgresBroker(Broker):
                 logger.info("LISTEN wake-up restored after %d failed attempts", failures)
             failures = 0
             self._wake.set()  # read at once: events may have committed while it was away
-            while not lost.is_set() and not self._listener.is_closed():
+            while not lost.is_set() and not self._listener.is_closed() and not self._closing:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), timeout=1.0)
+                    async with asyncio.timeout(1.0):
+                        await lost.wait()
             logger.warning("LISTEN connection lost; reconnecting")
             await self._close_listener()
 
@@ -255,7 +265,7 @@ class PostgresBroker(Broker):
             + settings.db_pool_timeout_s
         )
         failures = 0
-        while True:
+        while not self._closing:
             try:
                 async with asyncio.timeout(bound):
                     await self.poll_once()
@@ -269,13 +279,20 @@ class PostgresBroker(Broker):
                 failures = 0
             # While the database is away, poll less often (at most every 0.5 s): the position
             # stays where it was, so nothing is skipped when it is back.
-            wait = interval if not failures else min(max(interval, 0.05 * failures), 0.5)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            self._wake.clear()
+            await self._wait_for_wake(
+                interval if not failures else min(max(interval, 0.05 * failures), 0.5)
+            )
+
+    async def _wait_for_wake(self, interval: float) -> None:
+        """Until a LISTEN wake-up or ``interval`` seconds. ``asyncio.timeout``, not
+        ``wait_for``: on Python 3.11 ``wait_for`` can swallow a cancellation."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval):
+                await self._wake.wait()
+        self._wake.clear()
 
     async def _prune_loop(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 deleted = await prune(self._engine, self._settings.events_retention_days)
                 if deleted:
@@ -285,10 +302,14 @@ class PostgresBroker(Broker):
             await asyncio.sleep(self._settings.events_prune_interval_s)
 
     async def close(self) -> None:
+        # The flag ends every loop at its next turn even if a library swallowed the cancel;
+        # shutdown waits a bounded time, never forever.
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT_S)
+            if pending:
+                logger.warning("broker tasks still running at shutdown: %s", pending)
         await self._close_listener()
         await super().close()

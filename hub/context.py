@@ -35,6 +35,9 @@ class Context:
     extras: dict[str, object] = field(default_factory=dict)
     # Live events (subscriptions): the process's broker.
     broker: Broker | None = None
+    # The primary, when ``engine`` is a read replica (a query routed there by hub.replica):
+    # anything a query writes (the export audit) goes here.
+    primary_engine: AsyncEngine | None = None
 
     @classmethod
     def build(
@@ -51,6 +54,11 @@ class Context:
             request=request,
             principal=principal,
         )
+
+    @property
+    def writer(self) -> AsyncEngine:
+        """The engine for writes: always the primary."""
+        return self.primary_engine if self.primary_engine is not None else self.engine
 
     @property
     def event_scope(self) -> EventScope:

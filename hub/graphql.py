@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 from hub import tracing
 from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.guard import AccessGuard
+from hub.replica import ReadFence
 from resolvers.access import AccessMutation, AccessQuery
 from resolvers.analytics import AnalyticsQuery
 from resolvers.channel import ChannelQuery
@@ -157,7 +158,9 @@ def build_schema() -> strawberry.federation.Schema:
         # the guard's token-limit error code.)
         # The ValidationCache comes before the AccessGuard: the guard checks the limits after
         # the (cached) validation has found the document valid.
-        extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), AccessGuard],
+        # ReadFence before the AccessGuard: hooks end in reverse order, so the caller's read
+        # fence is taken after the mutation and its audit row (hub/replica.py).
+        extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), ReadFence, AccessGuard],
         federation_version="2.5",
     )
 

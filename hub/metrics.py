@@ -70,10 +70,17 @@ class HubMetrics:
             "Interactions newly stored by ingest (idempotent replays and rejections excluded).",
             registry=self.registry,
         )
+        self.reads_routed = Counter(
+            "hub_read_queries",
+            "Queries by where they read, with a read replica configured (replica or primary).",
+            ["target"],
+            registry=self.registry,
+        )
         # Open graphql-transport-ws handlers (hub.ws registers each while it runs).
         self.sockets: WeakSet[Any] = WeakSet()
         self._engine: Callable[[], Any] = lambda: None
         self._broker: Callable[[], Any] = lambda: None
+        self._router: Callable[[], Any] = lambda: None
         Gauge(
             "hub_websocket_connections",
             "Open GraphQL websocket connections.",
@@ -102,11 +109,38 @@ class HubMetrics:
             "created_at (Unix time) of the last event the notifier delivered (0: none yet).",
             registry=self.registry,
         ).set_function(lambda: self._broker_value("last_created_timestamp"))
+        Gauge(
+            "hub_broker_redis_connected",
+            "1 while the redis broker reads its stream, 0 while it polls the outbox itself "
+            "(Redis unreachable) or the broker is not redis.",
+            registry=self.registry,
+        ).set_function(lambda: float(bool(getattr(self._broker(), "redis_connected", False))))
+        Gauge(
+            "hub_broker_redis_leader",
+            "1 while this process is the redis broker's leader (the one polling the outbox).",
+            registry=self.registry,
+        ).set_function(lambda: float(bool(getattr(self._broker(), "leading", False))))
+        Gauge(
+            "hub_read_replica_lag_seconds",
+            "How far the read replica is behind the primary (0: caught up or no replica).",
+            registry=self.registry,
+        ).set_function(lambda: float(getattr(self._router(), "lag_seconds", 0.0)))
+        Gauge(
+            "hub_read_replica_up",
+            "1 while the read replica answers and is within HUB_READ_REPLICA_MAX_LAG_S.",
+            registry=self.registry,
+        ).set_function(lambda: float(bool(getattr(self._router(), "usable", False))))
 
-    def bind(self, engine: Callable[[], Any], broker: Callable[[], Any]) -> None:
-        """Where the scrape-time gauges look: callables, as both exist only inside the lifespan."""
+    def bind(
+        self,
+        engine: Callable[[], Any],
+        broker: Callable[[], Any],
+        router: Callable[[], Any] = lambda: None,
+    ) -> None:
+        """Where the scrape-time gauges look: callables, as they exist only inside the lifespan."""
         self._engine = engine
         self._broker = broker
+        self._router = router
 
     def count_statements(self, engine: AsyncEngine) -> None:
         """Count every statement the request engine sends (a SQLAlchemy cursor event: no work

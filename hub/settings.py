@@ -248,6 +248,25 @@ class Settings(BaseSettings):
             "event and receive the same serialized bytes."
         ),
     )
+    broker: Literal["postgres", "redis"] = Field(
+        default="postgres",
+        description=(
+            "How live events reach every process: `postgres` (each process polls the outbox) or "
+            "`redis` (one elected process polls and fans out through a Redis stream; the outbox "
+            "stays the source of truth, and every process polls it itself while Redis is down)."
+        ),
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis server of the `redis` broker (redis:// or rediss://, db in the path).",
+    )
+    redis_key_prefix: str = Field(
+        default="hub:",
+        description=(
+            "Prefix of the `redis` broker's keys (`<prefix>events` stream, `<prefix>leader` "
+            "lock): hubs sharing one Redis on different databases need different prefixes."
+        ),
+    )
     compiled_reads: bool = Field(
         default=True,
         description=(
@@ -257,6 +276,30 @@ class Settings(BaseSettings):
     )
 
     # ---- operations (docs/operations.md) ----
+    read_database_url: str | None = Field(
+        default=None,
+        description=(
+            "A streaming replica of the database for queries (resolvers, loaders, compiled "
+            "reads); mutations, key checks and subscriptions stay on the primary. A caller reads "
+            "the primary after its own writes until the replica has replayed them."
+        ),
+    )
+    read_replica_check_interval_ms: int = Field(
+        default=100,
+        ge=10,
+        description=(
+            "How often each process reads the replica's replay position; routing decisions use "
+            "the last value read (the primary's WAL position, for the lag, is read once a second)."
+        ),
+    )
+    read_replica_max_lag_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "A replica this far behind the primary (or unreachable) is skipped: every query reads "
+            "the primary until it catches up."
+        ),
+    )
     metrics: bool = Field(
         default=True,
         description="Serve Prometheus metrics at GET /metrics (no key needed: keep it internal).",

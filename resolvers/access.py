@@ -37,7 +37,7 @@ async def _existing_customer(info: Info, global_id: str) -> uuid.UUID:
 async def _audit_read(info: Info, action: str, target: str) -> None:
     """Reads of personal data in bulk (exports) are audited like mutations."""
     principal = info.context.principal
-    async with info.context.engine.begin() as connection:
+    async with info.context.writer.begin() as connection:
         await connection.execute(
             AUDIT_LOG.insert().values(
                 key_id=principal.key_id,

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import functools
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +61,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # `--workers N` runs worker processes in the server's own process group (its session):
+        # none of them may outlive the test, even if the supervisor was killed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any) -> Server:
@@ -81,6 +90,7 @@ def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Server(process, port, log)
     deadline = time.monotonic() + 60
@@ -163,6 +173,103 @@ async def connect(server: Server, *, init: bool = True, **options: Any) -> Async
         yield client
 
 
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@functools.cache
+def redis_url() -> str:
+    """The Redis the broker tests use: ``HUB_TEST_REDIS_URL``, else the local one on 6379 if it
+    answers, else a private `redis-server` started for this test run (stopped at exit)."""
+    import redis
+
+    configured = os.environ.get("HUB_TEST_REDIS_URL")
+    if configured:
+        return configured
+    probe = redis.Redis.from_url(SHARED_REDIS_URL, socket_connect_timeout=1)
+    try:
+        probe.ping()
+        return SHARED_REDIS_URL
+    except redis.RedisError:
+        pass
+    finally:
+        probe.close()
+    binary = shutil.which("redis-server")
+    assert binary, "the broker tests need Redis: set HUB_TEST_REDIS_URL or install redis-server"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(lambda: (process.terminate(), process.wait(timeout=10)))
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        wait_until(lambda: answers(client), "the test redis-server to start")
+    finally:
+        client.close()
+    return url
+
+
+def answers(client: Any) -> bool:
+    """Whether a Redis client gets an answer to PING."""
+    import redis
+
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@contextmanager
+def redis_broker_settings() -> Iterator[dict[str, str]]:
+    """Settings of the redis broker on the test Redis, under a key prefix of its own (so runs
+    never collide); its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"hubtest-{uuid.uuid4().hex[:12]}:"
+    try:
+        yield {"broker": "redis", "redis_url": redis_url(), "redis_key_prefix": prefix}
+    finally:
+        client = redis.Redis.from_url(redis_url())
+        try:
+            client.delete(f"{prefix}events", f"{prefix}leader")
+        finally:
+            client.close()
+
+
+def readyz(server: Server) -> tuple[int, dict[str, Any]]:
+    """GET /readyz: status code and body."""
+    response = httpx.get(f"{server.http_url}/readyz", timeout=5)
+    return response.status_code, response.json()
+
+
+def metric(server: Server, name: str) -> float:
+    """One unlabelled sample of the server's /metrics."""
+    for line in httpx.get(f"{server.http_url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def assert_redis_carried(broker: dict[str, str], *servers: Server) -> None:
+    """With the redis broker: the events went through its stream (not a fallback outbox poll),
+    every process reads the stream, and exactly one of them leads."""
+    if broker.get("broker") != "redis":
+        return
+    import redis
+
+    client = redis.Redis.from_url(redis_url())
+    try:
+        assert client.xlen(f"{broker['redis_key_prefix']}events") > 0
+    finally:
+        client.close()
+    for server in servers:
+        assert httpx.get(f"{server.http_url}/readyz", timeout=5).json()["broker"] == "redis"
+        assert metric(server, "hub_broker_redis_connected") == 1
+    assert sum(metric(server, "hub_broker_redis_leader") for server in servers) == 1
+
+
 @dataclass
 class OpenTransaction:
     """A writer's transaction: the factory writes rows in it, ``connection`` emits events."""
@@ -212,3 +319,20 @@ class Writer:
             interaction_id = await self.record_in(transaction, **fields)
         self.written.append(interaction_id)
         return interaction_id
+
+
+async def shop_writer(engine: AsyncEngine, db: Any) -> Writer:
+    """A writer recording for customer Ada at the web touchpoint "Shop"."""
+    factory = Factory(db)
+    touchpoint = await factory.touchpoint("Shop", "WEB", "WEBSITE")
+    customer = await factory.customer("Ada")
+    return Writer(engine, customer, "Shop", touchpoint, "WEB")
+
+
+def wait_until(condition: Any, what: str, timeout: float = 30.0) -> None:
+    """Poll until ``condition()`` is true (an upper bound, never asserted as a duration)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

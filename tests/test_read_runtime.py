@@ -54,7 +54,10 @@ async def test_probes_with_the_database_up(client: httpx.AsyncClient) -> None:
     health = await client.get("/healthz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     ready = await client.get("/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "database": "ok"})
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "database": "ok", "broker": "postgres"},
+    )
 
 
 async def test_probes_and_queries_with_the_database_down() -> None:
@@ -66,7 +69,11 @@ async def test_probes_and_queries_with_the_database_down() -> None:
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json() == {"status": "unavailable", "database": "unreachable"}
+        assert ready.json() == {
+            "status": "unavailable",
+            "database": "unreachable",
+            "broker": "postgres",
+        }
         response = await client.post("/graphql", json={"query": "{ channels { code } }"})
         assert response.status_code == 200
         error = response.json()["errors"][0]

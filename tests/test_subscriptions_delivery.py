@@ -13,7 +13,14 @@ import pytest
 
 from hub.events import EventKind, NewEvent, emit_many
 from tests.factories import Factory, gid
-from tests.live_server import Server, Writer, connect, start_server
+from tests.live_server import (
+    Server,
+    Writer,
+    assert_redis_carried,
+    connect,
+    redis_broker_settings,
+    start_server,
+)
 
 FEED = """
 subscription Feed($filter: InteractionRecordedFilter, $after: String) {
@@ -32,6 +39,17 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def broker(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The settings of each broker: every process polls the outbox (postgres, the default), or
+    one leader polls it and Redis fans out (redis, docs/subscriptions.md)."""
+    if request.param == "postgres":
+        yield {}
+        return
+    with redis_broker_settings() as settings:
+        yield settings
 
 
 @pytest.fixture
@@ -102,12 +120,12 @@ async def test_no_event_is_delivered_for_a_rolled_back_write(
 
 
 async def test_every_process_delivers_every_committed_event_once(
-    database_url: str, tmp_path: Path, writer: Writer
+    database_url: str, tmp_path: Path, writer: Writer, broker: dict[str, str]
 ) -> None:
-    # Two replicas on one database. The write goes through neither (the ingest mutations live on
-    # another branch): each replica only sees the outbox row, which is the point.
-    process_a = start_server(database_url, tmp_path)
-    process_b = start_server(database_url, tmp_path)
+    # Two replicas on one database. The write goes through neither: each replica only sees the
+    # outbox row (postgres broker) or the leader's stream entry (redis broker).
+    process_a = start_server(database_url, tmp_path, **broker)
+    process_b = start_server(database_url, tmp_path, **broker)
     try:
         async with connect(process_a) as on_a, connect(process_b) as on_b:
             await on_a.subscribe(FEED)
@@ -119,6 +137,7 @@ async def test_every_process_delivers_every_committed_event_once(
                 assert [interaction_id(await client.next_data()) for _ in expected] == expected
             with pytest.raises(TimeoutError):  # and nothing twice
                 await on_b.receive(timeout=0.5)
+        assert_redis_carried(broker, process_a, process_b)
     finally:
         process_a.stop()
         process_b.stop()
@@ -246,12 +265,13 @@ mutation($tp: ID!, $key: String!) {
 
 
 async def test_an_interaction_recorded_over_http_on_a_reaches_a_subscriber_on_b(
-    database_url: str, tmp_path: Path, writer: Writer
+    database_url: str, tmp_path: Path, writer: Writer, broker: dict[str, str]
 ) -> None:
     # The whole path: recordInteraction over HTTP on replica A commits the interaction and its
-    # outbox row; replica B's notifier reads it and delivers it to B's subscriber, once.
-    process_a = start_server(database_url, tmp_path)
-    process_b = start_server(database_url, tmp_path)
+    # outbox row; B's broker (its own outbox poll, or the redis leader's stream) delivers it to
+    # B's subscriber, once.
+    process_a = start_server(database_url, tmp_path, **broker)
+    process_b = start_server(database_url, tmp_path, **broker)
     touchpoint = gid("Touchpoint", writer.touchpoint_id)
     try:
         async with connect(process_b) as on_b:
@@ -272,6 +292,7 @@ async def test_an_interaction_recorded_over_http_on_a_reaches_a_subscriber_on_b(
             assert received == recorded[:2]
             with pytest.raises(TimeoutError):  # the retry is not a second event
                 await on_b.receive(timeout=0.5)
+        assert_redis_carried(broker, process_a, process_b)
     finally:
         process_a.stop()
         process_b.stop()

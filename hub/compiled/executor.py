@@ -134,6 +134,27 @@ async def _keep_session(connection: Any) -> None:
     return None
 
 
+async def _open_pool(url: str, settings: Settings) -> Any:
+    return await asyncpg.create_pool(
+        asyncpg_dsn(url),
+        # No connection at start: the app must start (and /readyz report) while the
+        # database is down; the pool connects on first use and recovers by itself.
+        min_size=0,
+        max_size=settings.pool_size,
+        timeout=settings.db_connect_timeout_s,  # connect timeout of each new connection
+        server_settings={
+            "statement_timeout": str(settings.statement_timeout_ms),
+            "application_name": "hub-compiled",
+            # sql.json_timestamp renders timestamps in the session time zone.
+            "TimeZone": "UTC",
+        },
+        # The default reset runs a second statement (RESET ALL, UNLISTEN...) on every
+        # release; this pool only runs single read statements outside transactions, which
+        # leave no session state behind.
+        reset=_keep_session,
+    )
+
+
 UNREAD: Any = object()
 """``respond``'s default payload: the body has not been parsed yet."""
 
@@ -154,37 +175,29 @@ class DatabaseUnavailable(Exception):
 class CompiledReads:
     """The compiled read path of one app: an asyncpg pool and the caches."""
 
-    def __init__(self, pool: Any, schema: GraphQLSchema, settings: Settings) -> None:
+    def __init__(
+        self, pool: Any, schema: GraphQLSchema, settings: Settings, replica_pool: Any = None
+    ) -> None:
         self.pool = pool
+        # Queries hub.replica routes to the read replica run here (HUB_READ_DATABASE_URL).
+        self.replica_pool = replica_pool
         self.schema = schema
         self.settings = settings
         self.documents: LRU[str, Prepared] = LRU(512)
         self.plans: LRU[tuple[Any, ...], Plan] = LRU(2048)
 
     @classmethod
-    async def open(cls, url: str, schema: GraphQLSchema, settings: Settings) -> CompiledReads:
-        pool = await asyncpg.create_pool(
-            asyncpg_dsn(url),
-            # No connection at start: the app must start (and /readyz report) while the
-            # database is down; the pool connects on first use and recovers by itself.
-            min_size=0,
-            max_size=settings.pool_size,
-            timeout=settings.db_connect_timeout_s,  # connect timeout of each new connection
-            server_settings={
-                "statement_timeout": str(settings.statement_timeout_ms),
-                "application_name": "hub-compiled",
-                # sql.json_timestamp renders timestamps in the session time zone.
-                "TimeZone": "UTC",
-            },
-            # The default reset runs a second statement (RESET ALL, UNLISTEN...) on every
-            # release; this pool only runs single read statements outside transactions, which
-            # leave no session state behind.
-            reset=_keep_session,
-        )
-        return cls(pool, schema, settings)
+    async def open(
+        cls, url: str, schema: GraphQLSchema, settings: Settings, replica_url: str | None = None
+    ) -> CompiledReads:
+        pool = await _open_pool(url, settings)
+        replica_pool = await _open_pool(replica_url, settings) if replica_url else None
+        return cls(pool, schema, settings, replica_pool)
 
     async def close(self) -> None:
         await self.pool.close()
+        if self.replica_pool is not None:
+            await self.replica_pool.close()
 
     def prepare(self, query: str) -> Prepared:
         prepared = self.documents.get(query)
@@ -242,12 +255,13 @@ class CompiledReads:
         return plan
 
     async def respond(
-        self, request: Request, policy: ReadPolicy, payload: Any = UNREAD
+        self, request: Request, policy: ReadPolicy, payload: Any = UNREAD, replica: bool = False
     ) -> Response | None:
         """The response for a compilable, error-free query; ``None`` for everything else.
 
         ``payload`` is the request's JSON body when the caller has parsed it already (the app
         does, once, for its metrics label); else it is read here.
+        ``replica``: read the replica (the app's read routing chose it for this caller).
         """
         if request.method != "POST":
             return None
@@ -292,7 +306,8 @@ class CompiledReads:
         except Exception:  # a bad cursor, id or page size: the resolver path reports it
             return None
         try:
-            async with self.pool.acquire(timeout=self.settings.db_pool_timeout_s) as connection:
+            pool = self.replica_pool if replica and self.replica_pool is not None else self.pool
+            async with pool.acquire(timeout=self.settings.db_pool_timeout_s) as connection:
                 row = await connection.fetchrow(plan.statement, *params)
         except Exception as error:
             if database_unavailable(error):

@@ -1,6 +1,6 @@
 """Ingest benchmark: the real app over HTTP against a raw asyncpg COPY of the same rows.
 
-    python -m bench.ingest [--events 4000] [--batch 1000] [--concurrency 16]
+    python -m bench.ingest [--events 4000] [--batch 1000] [--concurrency 16] [--workers 1]
 
 Starts ``hub serve`` as a subprocess on a free port against a scratch database (created on the
 server named by ``HUB_BENCH_DATABASE_URL``, default the local PostgreSQL; dropped at the end),
@@ -53,6 +53,9 @@ class Result:
     events: int
     seconds: float
     latencies: list[float]
+    # CPU seconds spent during the run by the hub's processes and by the database's backends.
+    hub_cpu: float | None = None
+    db_cpu: float | None = None
 
     @property
     def rate(self) -> float:
@@ -177,6 +180,59 @@ async def bench_copy(url: str, touchpoint: uuid.UUID, events: int) -> Result:
         await connection.close()
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid → (parent pid, command line, CPU seconds so far) of every process (Linux /proc)."""
+    found: dict[int, tuple[int, str, float]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        found[int(entry)] = (int(fields[1]), command, cpu)
+    return found
+
+
+def cpu_seconds(hub_pid: int, database: str) -> tuple[float, float]:
+    """CPU seconds so far of the hub process tree and of the database's backends (whose
+    process titles name the database). Backends that exited meanwhile are not counted: the
+    pools keep theirs for the whole run."""
+    table = _processes()
+    tree = {hub_pid}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (parent, _, _) in table.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                changed = True
+    hub = sum(table[pid][2] for pid in tree if pid in table)
+    db = sum(cpu for _, command, cpu in table.values() if f" {database} " in command)
+    return hub, db
+
+
+async def measured(run: Any, hub_pid: int, database: str) -> Result:
+    """``await run`` with the CPU the hub and the database spent on it."""
+    hub0, db0 = cpu_seconds(hub_pid, database)
+    result: Result = await run
+    hub1, db1 = cpu_seconds(hub_pid, database)
+    result.hub_cpu, result.db_cpu = hub1 - hub0, db1 - db0
+    return result
+
+
+def _per_event(seconds: float | None, events: int) -> str:
+    return "-" if seconds is None else f"{seconds / events * 1000:.2f}"
+
+
 def _ms(values: list[float], q: float) -> str:
     if not values:
         return "-"
@@ -188,12 +244,13 @@ def report(results: list[Result]) -> str:
     copy = next(r for r in results if r.mode == "raw COPY")
     lines = [
         f"{'mode':<14}{'events':>8}{'seconds':>9}{'events/s':>11}{'vs COPY':>9}"
-        f"{'p50 ms':>9}{'p99 ms':>9}",
+        f"{'p50 ms':>9}{'p99 ms':>9}{'hub cpu ms/ev':>15}{'db cpu ms/ev':>14}",
     ]
     for r in results:
         lines.append(
             f"{r.mode:<14}{r.events:>8}{r.seconds:>9.2f}{r.rate:>11.0f}"
             f"{r.rate / copy.rate:>9.3f}{_ms(r.latencies, 0.5):>9}{_ms(r.latencies, 0.99):>9}"
+            f"{_per_event(r.hub_cpu, r.events):>15}{_per_event(r.db_cpu, r.events):>14}"
         )
     return "\n".join(lines)
 
@@ -235,6 +292,8 @@ async def main(args: argparse.Namespace) -> None:
             "serve",
             "--port",
             str(port),
+            "--workers",
+            str(args.workers),
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
@@ -250,9 +309,15 @@ async def main(args: argparse.Namespace) -> None:
             await bench_single(client, touchpoint, 50, 4)  # warm-up (own tag range below)
             await db_reset(url)
             results = [
-                await bench_single(client, touchpoint, args.events, args.concurrency),
-                await bench_batch(client, touchpoint, args.events, args.batch),
-                await bench_copy(url, touchpoint, args.events),
+                await measured(
+                    bench_single(client, touchpoint, args.events, args.concurrency),
+                    process.pid,
+                    name,
+                ),
+                await measured(
+                    bench_batch(client, touchpoint, args.events, args.batch), process.pid, name
+                ),
+                await measured(bench_copy(url, touchpoint, args.events), -1, name),
             ]
         print(report(results))
     finally:
@@ -290,4 +355,5 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=4000, help="events per mode")
     parser.add_argument("--batch", type=int, default=1000, help="items per recordInteractions")
     parser.add_argument("--concurrency", type=int, default=16, help="single calls in flight")
+    parser.add_argument("--workers", type=int, default=1, help="hub serve worker processes")
     asyncio.run(main(parser.parse_args()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,14 +27,22 @@ from strawberry.types.unset import UNSET, UnsetType
 from hub.access_log import dev_mode_banner
 from hub.broker import Broker, PostgresBroker
 from hub.compiled.executor import CompiledReads, json_body
+from hub.compiled.ingest import CompiledIngest
 from hub.compiled.policy import ALLOW_ALL
 from hub.context import NOBODY, Context
-from hub.database import DatabaseLocation, alocate_database, arelease_database, create_engine
+from hub.database import (
+    DatabaseLocation,
+    alocate_database,
+    arelease_database,
+    create_driver_pool,
+    create_engine,
+)
 from hub.gate import PRINCIPAL_KEY, AccessGate
 from hub.graphql import schema
 from hub.metrics import HubMetrics, metrics_endpoint, operation_label
 from hub.migrations import aupgrade
 from hub.observe import OPERATION_KEY, OUTCOME_KEY, RequestObserver
+from hub.policy import can_write
 from hub.revocation import OpenSockets
 from hub.settings import Settings
 from hub.web import explorer_html, web_routes
@@ -52,6 +60,8 @@ class HubState:
     # The small pool of key checks and the event notifier (see the lifespan).
     control_engine: AsyncEngine
     broker: Broker
+    # The HTTP gate's key checks: a small bare asyncpg pool (no ping, no transaction per check).
+    key_pool: Any = None
 
 
 def _timeout_error(settings: Settings) -> GraphQLError:
@@ -134,23 +144,26 @@ class HubGraphQL(GraphQL[Context, None]):
         payload = await json_body(request) if is_post else None
         if isinstance(request, Request):
             request.scope[OPERATION_KEY] = _operation_name(request, payload)
-        # The compiled read path answers what it covers; everything else goes on as before.
-        # Only for callers who see everything unmasked and unscoped (the policy it knows today);
-        # masked or partner-scoped callers take the resolver path, where masking and scope live.
+        # The compiled ingest and read paths answer what they cover; everything else goes on as
+        # before. Only for callers who see everything unmasked and unscoped (the policy they
+        # know today); masked or partner-scoped callers take the resolver path, where masking
+        # and scope live.
         compiled: CompiledReads | None = self._app_state.get("compiled")
-        if compiled is not None and isinstance(request, Request):
+        ingest: CompiledIngest | None = self._app_state.get("ingest")
+        if (compiled is not None or ingest is not None) and isinstance(request, Request):
             principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
-            if principal.sees_pii and not principal.scope.restricted:
-                settings: Settings = self._app_state["hub"].settings
-                try:
-                    response = await asyncio.wait_for(
-                        compiled.respond(request, ALLOW_ALL, payload),
-                        settings.operation_timeout_seconds,
-                    )
-                except TimeoutError:
-                    request.scope[OUTCOME_KEY] = "error"
-                    body = {"data": None, "errors": [_timeout_error(settings).formatted]}
-                    return JSONResponse(body)
+            unrestricted = principal.sees_pii and not principal.scope.restricted
+            settings: Settings = self._app_state["hub"].settings
+            if ingest is not None and unrestricted and can_write(principal) and is_post:
+                response = await _within_timeout(
+                    request, settings, ingest.respond(request, principal, payload)
+                )
+                if response is not None:
+                    return response
+            if compiled is not None and unrestricted:
+                response = await _within_timeout(
+                    request, settings, compiled.respond(request, ALLOW_ALL, payload)
+                )
                 if response is not None:
                     return response
         return await super().run(request, context, root_value)
@@ -158,6 +171,17 @@ class HubGraphQL(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         # The hub's own GraphiQL page: libraries served locally, example tabs, API key field.
         return HTMLResponse(explorer_html())
+
+
+async def _within_timeout(
+    request: Request, settings: Settings, answer: Coroutine[Any, Any, Response | None]
+) -> Response | None:
+    """A compiled path's answer, or the TIMEOUT error after ``operation_timeout_seconds``."""
+    try:
+        return await asyncio.wait_for(answer, settings.operation_timeout_seconds)
+    except TimeoutError:
+        request.scope[OUTCOME_KEY] = "error"
+        return JSONResponse({"data": None, "errors": [_timeout_error(settings).formatted]})
 
 
 def _operation_name(request: Request, payload: Any) -> str:
@@ -205,6 +229,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             broker = PostgresBroker(control_engine, location.url, settings)
             await broker.start()
             metrics.bind(lambda: engine, lambda: broker)
+            key_pool = await create_driver_pool(location.url, settings, "hub-keys", 5)
             app_state["hub"] = HubState(
                 settings=settings,
                 location=location,
@@ -212,10 +237,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 sockets=sockets,
                 control_engine=control_engine,
                 broker=broker,
+                key_pool=key_pool,
             )
             if settings.compiled_reads:
                 app_state["compiled"] = await CompiledReads.open(
                     location.url, schema._schema, settings
+                )
+            if settings.compiled_ingest:
+                app_state["ingest"] = await CompiledIngest.open(
+                    location.url, schema._schema, settings, metrics
                 )
             if settings.dev_mode:
                 logger.warning(dev_mode_banner())
@@ -226,15 +256,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await graphql_app.shared_executions.close()
                 await broker.close()
                 await sockets.close()
+                await key_pool.close()
                 await control_engine.dispose()
                 await engine.dispose()
         finally:
             if "compiled" in app_state:
                 await app_state.pop("compiled").close()
+            if "ingest" in app_state:
+                await app_state.pop("ingest").close()
             await arelease_database(location)
 
     graphql_app = HubGraphQL(app_state, settings)
-    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].control_engine)
+    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].key_pool)
     graphql_app.gate = gate
     metrics = HubMetrics()  # per app: tests build many apps in one process
     graphql_app.metrics = metrics

@@ -61,7 +61,9 @@ class AccessGate:
     def __init__(self, app: ASGIApp, settings: Settings, engine: Any) -> None:
         self.app = app
         self.settings = settings
-        self.engine = engine  # a callable returning the AsyncEngine (created in the lifespan)
+        # A callable returning the key-check pool (created in the lifespan): an asyncpg pool or an
+        # AsyncEngine (hub.auth.verify_key takes either).
+        self.engine = engine
         self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

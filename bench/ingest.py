@@ -1,14 +1,20 @@
 """Ingest benchmark: the real app over HTTP against a raw asyncpg COPY of the same rows.
 
     python -m bench.ingest [--events 4000] [--batch 1000] [--concurrency 16] [--workers 1]
+                           [--batch-concurrency 1]
 
 Starts ``hub serve`` as a subprocess on a free port against a scratch database (created on the
 server named by ``HUB_BENCH_DATABASE_URL``, default the local PostgreSQL; dropped at the end),
 then measures from this process with an asyncio HTTP client:
 
 - single: ``recordInteraction`` calls, ``--concurrency`` in flight, events/s and p50/p99 latency;
-- batch:  ``recordInteractions`` with ``--batch`` items per call, one call at a time;
+- batch:  ``recordInteractions`` with ``--batch`` items per call, one call at a time (and, with
+  ``--batch-concurrency N``, again with N calls in flight: new tags, so all fresh people);
 - copy:   asyncpg ``COPY`` of the same number of customers, identities and interactions.
+
+Besides rate and latency, each mode reports the CPU it cost per event in the hub's processes
+and in the database's backends (from /proc: ``hub cpu``/``db cpu`` ms/event; COPY's own
+connection is closed before it is read, so its column stays empty-ish).
 
 Every mode writes fresh people (a new e-mail per event), so each event creates a customer, an
 identity, an interaction, a stage-history row and events: the ingest path's worst case.
@@ -123,21 +129,28 @@ async def bench_single(
 
 
 async def bench_batch(
-    client: httpx.AsyncClient, touchpoint: uuid.UUID, events: int, size: int
+    client: httpx.AsyncClient, touchpoint: uuid.UUID, events: int, size: int, concurrency: int = 1
 ) -> Result:
     latencies: list[float] = []
+    offsets = iter(range(0, events, size))
+    tag = "b" if concurrency == 1 else f"b{concurrency}-"
+
+    async def sender() -> None:
+        for offset in offsets:
+            inputs = [_item(touchpoint, tag, n) for n in range(offset, min(events, offset + size))]
+            call = time.perf_counter()
+            response = await client.post(
+                "/graphql", json={"query": RECORD_MANY, "variables": {"inputs": inputs}}
+            )
+            body = response.json()
+            if "errors" in body or body["data"]["recordInteractions"]["rejected"]:
+                raise RuntimeError(str(body)[:500])
+            latencies.append(time.perf_counter() - call)
+
     started = time.perf_counter()
-    for offset in range(0, events, size):
-        inputs = [_item(touchpoint, "b", n) for n in range(offset, min(events, offset + size))]
-        call = time.perf_counter()
-        response = await client.post(
-            "/graphql", json={"query": RECORD_MANY, "variables": {"inputs": inputs}}
-        )
-        body = response.json()
-        if "errors" in body or body["data"]["recordInteractions"]["rejected"]:
-            raise RuntimeError(str(body)[:500])
-        latencies.append(time.perf_counter() - call)
-    return Result(f"batch x{size}", events, time.perf_counter() - started, latencies)
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    mode = f"batch x{size}" + (f" c{concurrency}" if concurrency > 1 else "")
+    return Result(mode, events, time.perf_counter() - started, latencies)
 
 
 async def bench_copy(url: str, touchpoint: uuid.UUID, events: int) -> Result:
@@ -317,6 +330,19 @@ async def main(args: argparse.Namespace) -> None:
                 await measured(
                     bench_batch(client, touchpoint, args.events, args.batch), process.pid, name
                 ),
+                *(
+                    [
+                        await measured(
+                            bench_batch(
+                                client, touchpoint, args.events, args.batch, args.batch_concurrency
+                            ),
+                            process.pid,
+                            name,
+                        )
+                    ]
+                    if args.batch_concurrency > 1
+                    else []
+                ),
                 await measured(bench_copy(url, touchpoint, args.events), -1, name),
             ]
         print(report(results))
@@ -356,4 +382,10 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=1000, help="items per recordInteractions")
     parser.add_argument("--concurrency", type=int, default=16, help="single calls in flight")
     parser.add_argument("--workers", type=int, default=1, help="hub serve worker processes")
+    parser.add_argument(
+        "--batch-concurrency",
+        type=int,
+        default=1,
+        help="also run the batch mode with this many calls in flight",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from graphql import OperationDefinitionNode, parse
 from starlette.applications import Starlette
 
 from hub.compiled.ingest import CompiledIngest, domain_input
@@ -447,3 +448,52 @@ async def test_domain_input_is_the_resolver_conversion() -> None:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+COERCION_CASES: list[Any] = [
+    item(WEB, ("EMAIL", "a@example.com"), at=day(1)),
+    item(WEB, ("EMAIL", "a@example.com"), at="2024-03-01T10:00:00.123456+05:30", sentiment=1),
+    {**item(WEB, ("PHONE", "+14155550123"), at=day(1)), "occurredAt": None, "summary": None},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "attributes": {"deep": [[[{"x": 1}]]]}},
+    {
+        **item(WEB, ("EMAIL", "a@example.com"), at=day(1)),
+        "identities": {"kind": "EMAIL", "value": "single@example.com"},
+    },  # a single value where a list is expected
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "touchpointId": 12},
+    # Invalid, each in its own way.
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "type": "NOPE"},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "type": ["ORDER"]},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "direction": None},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "unknown": 1},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "occurredAt": "yesterday"},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "sentiment": "high"},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "sentiment": True},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "summary": 5},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "identities": [{"kind": "EMAIL"}]},
+    {**item(WEB, ("EMAIL", "a@example.com"), at=day(1)), "identities": None},
+    {k: v for k, v in item(WEB, ("EMAIL", "a@example.com"), at=day(1)).items() if k != "type"},
+    "not an object",
+    None,
+    [item(WEB, ("EMAIL", "a@example.com"), at=day(1))],
+]
+
+
+@pytest.mark.parametrize("value", COERCION_CASES)
+@pytest.mark.parametrize("query", [SINGLE, BATCH])
+def test_input_coercer_is_graphql_cores(value: Any, query: str) -> None:
+    """``input_coercer`` accepts exactly what graphql-core's coercion accepts, with the same
+    result (for the single input and for the batch's list)."""
+    from graphql.pyutils import Undefined
+    from graphql.utilities import coerce_input_value, type_from_ast
+
+    from hub.compiled.ingest import _Invalid, input_coercer
+
+    operation = parse(query).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    type_ = type_from_ast(schema._schema, operation.variable_definitions[0].type)
+    expected = coerce_input_value(value, type_)
+    try:
+        got = input_coercer(type_)(value)
+    except _Invalid:
+        got = Undefined
+    assert got == expected

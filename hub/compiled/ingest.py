@@ -39,7 +39,17 @@ from graphql import (
     parse,
     validate,
 )
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql.pyutils import Undefined, is_iterable
+from graphql.type import (
+    GraphQLEnumType,
+    assert_leaf_type,
+    is_input_object_type,
+    is_list_type,
+    is_non_null_type,
+    is_required_input_field,
+)
+from graphql.utilities import type_from_ast
+from graphql.utilities.coerce_input_value import coerce_default_value
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -109,6 +119,101 @@ class CommitFailed(Exception):
 
 
 _DATABASE_FAULTS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class _Invalid(Exception):
+    """A value graphql-core's ``coerce_input_value`` would not accept."""
+
+
+Coercer = Callable[[Any], Any]
+
+
+def input_coercer(type_: Any) -> Coercer:
+    """A coercion function for one GraphQL input type, built once: the steps of graphql-core's
+    ``coerce_input_value`` (non-null, lists with the single-value rule, input objects with
+    their defaults and out types, leaf types through their own ``coerce_input_value``) without
+    its per-value type dispatch. Raises ``_Invalid`` wherever that returns ``Undefined``."""
+    if is_non_null_type(type_):
+        inner = input_coercer(type_.of_type)
+
+        def non_null(value: Any) -> Any:
+            if value is None or value is Undefined:
+                raise _Invalid
+            return inner(value)
+
+        return non_null
+    if is_list_type(type_):
+        item = input_coercer(type_.of_type)
+
+        def listed(value: Any) -> Any:
+            if value is None or value is Undefined:
+                return None
+            if not is_iterable(value):
+                return [item(value)]
+            return [item(entry) for entry in value]
+
+        return listed
+    if is_input_object_type(type_):
+        if type_.is_one_of:
+            raise NotCovered(f"oneOf input {type_.name}")
+        names = frozenset(type_.fields)
+        fields = [
+            (
+                name,
+                field.out_name or name,
+                input_coercer(field.type),
+                is_required_input_field(field),
+                coerce_default_value(field),
+            )
+            for name, field in type_.fields.items()
+        ]
+        out_type = type_.out_type
+
+        def input_object(value: Any) -> Any:
+            if value is None or value is Undefined:
+                return None
+            if not isinstance(value, dict) or not names.issuperset(value):
+                raise _Invalid
+            coerced: dict[str, Any] = {}
+            for name, out_name, coerce, required, default in fields:
+                given = value.get(name, Undefined)
+                if given is Undefined:
+                    if required:
+                        raise _Invalid
+                    if default is not Undefined:
+                        coerced[out_name] = default
+                else:
+                    coerced[out_name] = coerce(given)
+            return out_type(coerced)
+
+        return input_object
+    leaf = assert_leaf_type(type_)
+    if isinstance(leaf, GraphQLEnumType):
+        # Every name once, through the type's own coercion (Strawberry's wraps its Python enum).
+        table = {name: leaf.coerce_input_value(name) for name in leaf.values}
+
+        def enum(value: Any) -> Any:
+            if value is None or value is Undefined:
+                return None
+            try:
+                return table[value]
+            except (KeyError, TypeError):
+                raise _Invalid from None
+
+        return enum
+
+    def scalar(value: Any) -> Any:
+        if value is None or value is Undefined:
+            return None
+        try:
+            coerced = leaf.coerce_input_value(value)
+        except Exception:  # as graphql-core: any failure means "not valid"
+            raise _Invalid from None
+        if coerced is Undefined:
+            raise _Invalid
+        return coerced
+
+    return scalar
 
 
 def _code(result: ItemResult) -> str:
@@ -204,6 +309,7 @@ class IngestOperation:
     field: str
     key: str
     variable: str
+    coerce: Coercer  # the variable's coercion (``input_coercer``)
     render: Callable[[list[ItemResult]], Any]
     over_limits: bool
     audit_fields: list[str]
@@ -231,6 +337,10 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
         value = arguments[0].value
         if not isinstance(value, VariableNode):
             raise NotCovered("a literal input")
+        definitions = operation.variable_definitions or ()
+        if len(definitions) != 1 or definitions[0].default_value is not None:
+            raise NotCovered("other variables, or a default input")
+        coerce = input_coercer(type_from_ast(schema, definitions[0].type))
         if name == SINGLE:
             payload = _object_renderer(root, "RecordInteractionPayload", _PAYLOAD, stored=False)
 
@@ -267,16 +377,20 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
         field=name,
         key=(root.alias or root.name).value,
         variable=value.name.value,
+        coerce=coerce,
         render=render,
         over_limits=over_limits,
         audit_fields=fields,
     )
 
 
+_KINDS = {kind.value: kind for kind in IdentityKind}
+
+
 def domain_input(values: Mapping[str, Any]) -> InteractionInput:
     """A coerced ``RecordInteractionInput`` as the domain input (as its ``to_domain``)."""
     return InteractionInput(
-        identities=[(IdentityKind(i["kind"].value), i["value"]) for i in values["identities"]],
+        identities=[(_KINDS[i["kind"].value], i["value"]) for i in values["identities"]],
         touchpoint_id=uuid_from_global_id(values["touchpointId"], "Touchpoint"),
         type=values["type"].value,
         direction=values["direction"].value,
@@ -354,12 +468,13 @@ class CompiledIngest:
         op_name = prepared.operation.name.value if prepared.operation.name else None
         if operation_name is not None and operation_name != op_name:
             return None
-        coerced = get_variable_values(
-            self.schema, prepared.operation.variable_definitions or (), raw_variables
-        )
-        if not isinstance(coerced, VariableValues):
+        # graphql-core's coercion of the one variable, as get_variable_values does it; any
+        # failure goes to the resolver path, which reports it. (get_variable_values also checks
+        # the input's nesting depth along the type: these types nest five levels at most.)
+        try:
+            value = prepared.coerce(raw_variables.get(prepared.variable, Undefined))
+        except _Invalid:
             return None
-        value = coerced.coerced.get(prepared.variable)
         items: list[InteractionInput] = []
         prefailed: dict[int, HubError] = {}
         try:

@@ -12,6 +12,7 @@ statement returned): whatever else ingest must maintain per stored batch hooks i
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,26 +225,69 @@ AUDIT_CTE = (
     " CAST(:a_action AS text), CAST(:a_targets AS text[]), true, CAST(:a_details AS jsonb)"
     " WHERE CAST(:a_action AS text) IS NOT NULL RETURNING 1)"
 )
-STORE_PLAN_SQL = Statement.named(
-    "WITH "
-    + ", ".join(
-        [
-            CUSTOMERS_CTE,
-            NEW_IDENTITIES_CTE,
-            SEEN_IDENTITIES_CTE,
-            IDENTITIES_CTE,
-            CONVERSATIONS_CTE,
-            INTERACTIONS_CTE,
-            STAGE_HISTORY_CTE,
-            CUSTOMER_UPDATES_CTE,
-            EVENTS_CTE,
-            AUDIT_CTE,
-        ]
+# The parts of the store statement, each with what stands in for it when the plan has nothing
+# for it: a data-modifying CTE that writes no row still opens its table and every index of it at
+# each execution, so a single new person would pay for conversations, customer updates and
+# identities seen again too. ``None``: nothing refers to the part, it is left out.
+_PARTS: list[tuple[str | None, str, str | None]] = [
+    ("customers", CUSTOMERS_CTE, None),
+    (
+        "new_identities",
+        NEW_IDENTITIES_CTE,
+        "new_identities AS (SELECT NULL::bigint AS id, NULL::text AS kind, NULL::text AS value"
+        " WHERE false)",
+    ),
+    (
+        "seen_identities",
+        SEEN_IDENTITIES_CTE,
+        "seen_identities AS (SELECT NULL::bigint AS id, NULL::text AS kind, NULL::text AS value"
+        " WHERE false)",
+    ),
+    (None, IDENTITIES_CTE, None),
+    (
+        "conversations",
+        CONVERSATIONS_CTE,
+        "conversations_upserted AS (SELECT NULL::uuid AS id, NULL::text AS key,"
+        " NULL::uuid AS customer_id, NULL::text AS status WHERE false)",
+    ),
+    (None, INTERACTIONS_CTE, None),
+    ("stage_changes", STAGE_HISTORY_CTE, None),
+    ("customer_updates", CUSTOMER_UPDATES_CTE, None),
+    (None, EVENTS_CTE, None),
+    ("audit", AUDIT_CTE, None),
+]
+
+
+@functools.lru_cache(maxsize=128)
+def store_statement(present: frozenset[str]) -> Statement:
+    """The store statement for a plan that writes the ``present`` parts (at most 2⁷ variants,
+    each prepared once per connection)."""
+    ctes = [
+        cte if part is None or part in present else stand_in
+        for part, cte, stand_in in _PARTS
+        if part is None or part in present or stand_in is not None
+    ]
+    return Statement.named(
+        "WITH "
+        + ", ".join(c for c in ctes if c is not None)
+        + " SELECT inserted.*, cu.key AS conversation_key, cu.status AS conversation_status,"
+        " cu.customer_id AS conversation_customer_id"
+        " FROM inserted LEFT JOIN conversations_upserted cu ON cu.id = inserted.conversation_id"
     )
-    + " SELECT inserted.*, cu.key AS conversation_key, cu.status AS conversation_status,"
-    " cu.customer_id AS conversation_customer_id"
-    " FROM inserted LEFT JOIN conversations_upserted cu ON cu.id = inserted.conversation_id"
-)
+
+
+# Every part: the statement as it reads in full.
+STORE_PLAN_SQL = store_statement(frozenset(part for part, _, _ in _PARTS if part is not None))
+
+# Which parameter array tells whether a part writes anything.
+_PRESENCE = {
+    "customers": "c_id",
+    "new_identities": "ni_kind",
+    "seen_identities": "si_kind",
+    "conversations": "cv_key",
+    "stage_changes": "sh_cid",
+    "customer_updates": "cu_id",
+}
 
 
 def _params(plan: BatchPlan, now: datetime) -> dict[str, Any]:
@@ -386,7 +430,10 @@ async def store_plan(
         **_event_params(_events(plan)),
         **(audit.params() if audit is not None else {**NO_AUDIT, "a_details": None}),
     }
-    rows = list(await sql.fetch(STORE_PLAN_SQL, params))
+    present = {part for part, name in _PRESENCE.items() if params[name]}
+    if audit is not None:
+        present.add("audit")
+    rows = list(await sql.fetch(store_statement(frozenset(present)), params))
     rows_by_id = {row["id"]: row for row in rows}
     if len(rows_by_id) != len(plan.interactions):
         # Another writer stored one of our idempotency keys despite the advisory lock (e.g. a

@@ -1,7 +1,8 @@
 """Recording interactions: locks, idempotency, identity resolution, then the writes.
 
 Validation lives in ``hub.ingest_validation``, the decision in ``hub.identity_resolution``, the
-writes in ``hub.ingest_store``.
+writes in ``hub.ingest_store``. The statements run on an ``hub.ingest_sql.IngestSql``: a bare
+asyncpg connection (the compiled ingest path) or a SQLAlchemy connection (the resolvers).
 
 One engine serves ``recordInteraction`` (a batch of one; errors raise) and
 ``recordInteractions`` (up to ``max_batch_size``; invalid items are rejected one by one).

@@ -3,11 +3,11 @@ per-field execution and without SQLAlchemy, with the same answers.
 
 A request is served here when its (cached) document is exactly one of the two mutations, its
 selection uses only what this module can render (see ``_PAYLOAD``/``_INTERACTION``), and the
-caller may write and sees everything unmasked and unscoped. Then, per request: variables are
-coerced by graphql-core (the rules the resolver path applies), turned into the domain inputs,
-and ``hub.ingest.record`` runs on a bare asyncpg connection (``hub.ingest_sql.DriverSql``) in one
-transaction that also writes the audit row; after COMMIT the metrics are counted and the payload
-is rendered from the results.
+caller may write and sees everything unmasked and unscoped. Then, per request: the variable is
+coerced by ``input_coercer`` (graphql-core's rules, built once per document), turned into the
+domain inputs, and ``hub.ingest.record`` runs on a bare asyncpg connection
+(``hub.ingest_sql.DriverSql``) in one transaction that also writes the audit row; after COMMIT
+the metrics are counted and the payload is rendered from the results.
 
 Everything else falls back to the resolver path, which answers exactly as it always has:
 documents it does not cover, variables that do not coerce, documents over the limits, callers
@@ -107,11 +107,11 @@ _REJECTED: dict[str, Render] = {
 
 
 class NotCovered(Exception):
-    pass
+    """This document is not served here: the resolver path answers it."""
 
 
 class _Fallback(Exception):
-    pass
+    """This call ended in an error: rolled back, the resolver path answers (and reports it)."""
 
 
 class CommitFailed(Exception):

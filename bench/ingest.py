@@ -1,7 +1,7 @@
 """Ingest benchmark: the real app over HTTP against a raw asyncpg COPY of the same rows.
 
     python -m bench.ingest [--events 4000] [--batch 1000] [--concurrency 16] [--workers 1]
-                           [--batch-concurrency 1]
+                           [--batch-concurrency 1] [--no-access-log]
 
 Starts ``hub serve`` as a subprocess on a free port against a scratch database (created on the
 server named by ``HUB_BENCH_DATABASE_URL``, default the local PostgreSQL; dropped at the end),
@@ -307,6 +307,7 @@ async def main(args: argparse.Namespace) -> None:
             str(port),
             "--workers",
             str(args.workers),
+            *(["--no-access-log"] if args.no_access_log else []),
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
@@ -382,6 +383,11 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=1000, help="items per recordInteractions")
     parser.add_argument("--concurrency", type=int, default=16, help="single calls in flight")
     parser.add_argument("--workers", type=int, default=1, help="hub serve worker processes")
+    parser.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="start hub serve with --no-access-log (as bench.read does)",
+    )
     parser.add_argument(
         "--batch-concurrency",
         type=int,

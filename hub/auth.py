@@ -215,6 +215,31 @@ def _stale(row: Any, touch_before: datetime | None) -> bool:
     )
 
 
+async def _verify_on_pool(
+    pool: asyncpg.Pool, key: str, prefix: str, touch_before: datetime | None
+) -> Principal | None:
+    # A pooled connection may have died with the server (a restart): SQLAlchemy's pre-ping
+    # would have replaced it, so try once more on a fresh one (both statements are idempotent).
+    for attempt in (1, 2):
+        try:
+            async with pool.acquire() as raw:
+                row = await raw.fetchrow(_KEY_BY_PREFIX, prefix)
+                if not _usable(row, key):
+                    return None
+                if _stale(row, touch_before):
+                    await raw.execute(_TOUCH_KEY, row["id"])
+            return principal_from_row(row)
+        except (
+            asyncpg.PostgresConnectionError,
+            asyncpg.exceptions.OperatorInterventionError,
+            asyncpg.InterfaceError,
+            OSError,
+        ):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def verify_key(
     engine: AsyncEngine | asyncpg.Pool, key: str, *, touch_before: datetime | None = None
 ) -> Principal | None:
@@ -229,13 +254,7 @@ async def verify_key(
     if prefix is None:
         return None
     if isinstance(engine, asyncpg.Pool):
-        async with engine.acquire() as raw:
-            row = await raw.fetchrow(_KEY_BY_PREFIX, prefix)
-            if not _usable(row, key):
-                return None
-            if _stale(row, touch_before):
-                await raw.execute(_TOUCH_KEY, row["id"])
-        return principal_from_row(row)
+        return await _verify_on_pool(engine, key, prefix, touch_before)
     async with engine.connect() as connection:
         row = (
             (await connection.execute(sa.select(API_KEYS).where(API_KEYS.c.prefix == prefix)))

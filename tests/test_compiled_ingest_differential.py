@@ -497,3 +497,28 @@ def test_input_coercer_is_graphql_cores(value: Any, query: str) -> None:
     except _Invalid:
         got = Undefined
     assert got == expected
+
+
+@pytest.mark.asyncio
+async def test_connections_dropped_by_the_server_are_survived(
+    client: httpx.AsyncClient, db: asyncpg.Connection, database_url: str
+) -> None:
+    """The bare asyncpg pools (key checks, compiled ingest) have no ping per checkout: a
+    connection the server dropped (a restart, an idle timeout) costs no failed request."""
+    await db.execute(
+        "INSERT INTO touchpoints (id, channel_code, name, kind) VALUES ($1, 'WEB', 'w', 'WEBSITE')",
+        WEB,
+    )
+    name = database_url.rsplit("/", 1)[-1].split("?")[0]
+    for n in range(3):
+        body = await _post(
+            client, SINGLE, {"input": item(WEB, ("EMAIL", f"drop{n}@example.com"), at=day(1))}
+        )
+        assert "errors" not in body, body
+        dropped = await db.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND application_name IN ('hub-keys', 'hub-ingest')",
+            name,
+        )
+        assert dropped >= 1
+    assert await db.fetchval("SELECT count(*) FROM interactions") == 3

@@ -198,6 +198,15 @@ async def list_keys(connection: AsyncConnection) -> Sequence[Any]:
 
 
 _KEY_BY_PREFIX = "SELECT * FROM api_keys WHERE prefix = $1"
+# What asyncpg raises on a connection the server closed (restart, idle timeout, terminate);
+# InternalClientError: the server's goodbye arrived while the connection sat idle in the pool.
+DROPPED_CONNECTION = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 _TOUCH_KEY = "UPDATE api_keys SET last_used_at = now() WHERE id = $1"
 
 
@@ -218,8 +227,9 @@ def _stale(row: Any, touch_before: datetime | None) -> bool:
 async def _verify_on_pool(
     pool: asyncpg.Pool, key: str, prefix: str, touch_before: datetime | None
 ) -> Principal | None:
-    # A pooled connection may have died with the server (a restart): SQLAlchemy's pre-ping
-    # would have replaced it, so try once more on a fresh one (both statements are idempotent).
+    # Pooled connections may have died with the server (a restart): SQLAlchemy's pre-ping would
+    # have replaced them. On a dropped connection every idle one is suspect: expire them all and
+    # try once more on a fresh one (both statements are idempotent).
     for attempt in (1, 2):
         try:
             async with pool.acquire() as raw:
@@ -229,14 +239,10 @@ async def _verify_on_pool(
                 if _stale(row, touch_before):
                     await raw.execute(_TOUCH_KEY, row["id"])
             return principal_from_row(row)
-        except (
-            asyncpg.PostgresConnectionError,
-            asyncpg.exceptions.OperatorInterventionError,
-            asyncpg.InterfaceError,
-            OSError,
-        ):
+        except DROPPED_CONNECTION:
             if attempt == 2:
                 raise
+            await pool.expire_connections()
     raise AssertionError("unreachable")
 
 

@@ -36,6 +36,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.auth import DROPPED_CONNECTION
 from hub.compiled.planner import PLAIN_SCALARS, NotCompilable, Plan, Planner
 from hub.compiled.policy import ReadPolicy
 from hub.database import asyncpg_dsn
@@ -287,7 +288,7 @@ class CompiledReads:
         try:
             async with self.pool.acquire() as connection:
                 row = await connection.fetchrow(plan.statement, *params)
-        except (asyncpg.PostgresError, OSError):
+        except (asyncpg.PostgresError, *DROPPED_CONNECTION):
             # E.g. a value PostgreSQL rejects, or a lost connection: the resolver path answers
             # (and masks whatever it cannot answer) as it would without this path.
             logger.warning("compiled statement failed; falling back", exc_info=True)

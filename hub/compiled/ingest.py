@@ -53,7 +53,7 @@ from graphql.utilities.coerce_input_value import coerce_default_value
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.auth import Principal
+from hub.auth import DROPPED_CONNECTION, Principal
 from hub.compiled.executor import LRU
 from hub.database import create_driver_pool
 from hub.enums import IdentityKind
@@ -118,7 +118,7 @@ class CommitFailed(Exception):
     """COMMIT itself failed (a lost connection): the call may or may not have been stored."""
 
 
-_DATABASE_FAULTS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DATABASE_FAULTS = (*DROPPED_CONNECTION, asyncpg.PostgresError)
 
 
 class _Invalid(Exception):
@@ -555,8 +555,11 @@ class CompiledIngest:
                     raise _Fallback
                 if not stored_any(results):  # nothing new: the audit row was not written yet
                     await connection.execute(AUDIT, *astuple(audit))
-            except (_Fallback, NeedsMerge, HubError, *_DATABASE_FAULTS):
+            except (_Fallback, NeedsMerge, HubError, *_DATABASE_FAULTS) as reason:
                 await _quiet_rollback(connection)
+                if isinstance(reason, DROPPED_CONNECTION):
+                    # The server dropped it (a restart?): its idle siblings are suspect too.
+                    await self.pool.expire_connections()
                 return None
             except BaseException:
                 await _quiet_rollback(connection)

@@ -1,14 +1,20 @@
 """Ingest benchmark: the real app over HTTP against a raw asyncpg COPY of the same rows.
 
-    python -m bench.ingest [--events 4000] [--batch 1000] [--concurrency 16]
+    python -m bench.ingest [--events 4000] [--batch 1000] [--concurrency 16] [--workers 1]
+                           [--batch-concurrency 1] [--no-access-log]
 
 Starts ``hub serve`` as a subprocess on a free port against a scratch database (created on the
 server named by ``HUB_BENCH_DATABASE_URL``, default the local PostgreSQL; dropped at the end),
 then measures from this process with an asyncio HTTP client:
 
 - single: ``recordInteraction`` calls, ``--concurrency`` in flight, events/s and p50/p99 latency;
-- batch:  ``recordInteractions`` with ``--batch`` items per call, one call at a time;
+- batch:  ``recordInteractions`` with ``--batch`` items per call, one call at a time (and, with
+  ``--batch-concurrency N``, again with N calls in flight: new tags, so all fresh people);
 - copy:   asyncpg ``COPY`` of the same number of customers, identities and interactions.
+
+Besides rate and latency, each mode reports the CPU it cost per event in the hub's processes
+and in the database's backends (from /proc: ``hub cpu``/``db cpu`` ms/event; COPY's own
+connection is closed before it is read, so its column stays empty-ish).
 
 Every mode writes fresh people (a new e-mail per event), so each event creates a customer, an
 identity, an interaction, a stage-history row and events: the ingest path's worst case.
@@ -53,6 +59,9 @@ class Result:
     events: int
     seconds: float
     latencies: list[float]
+    # CPU seconds spent during the run by the hub's processes and by the database's backends.
+    hub_cpu: float | None = None
+    db_cpu: float | None = None
 
     @property
     def rate(self) -> float:
@@ -120,21 +129,28 @@ async def bench_single(
 
 
 async def bench_batch(
-    client: httpx.AsyncClient, touchpoint: uuid.UUID, events: int, size: int
+    client: httpx.AsyncClient, touchpoint: uuid.UUID, events: int, size: int, concurrency: int = 1
 ) -> Result:
     latencies: list[float] = []
+    offsets = iter(range(0, events, size))
+    tag = "b" if concurrency == 1 else f"b{concurrency}-"
+
+    async def sender() -> None:
+        for offset in offsets:
+            inputs = [_item(touchpoint, tag, n) for n in range(offset, min(events, offset + size))]
+            call = time.perf_counter()
+            response = await client.post(
+                "/graphql", json={"query": RECORD_MANY, "variables": {"inputs": inputs}}
+            )
+            body = response.json()
+            if "errors" in body or body["data"]["recordInteractions"]["rejected"]:
+                raise RuntimeError(str(body)[:500])
+            latencies.append(time.perf_counter() - call)
+
     started = time.perf_counter()
-    for offset in range(0, events, size):
-        inputs = [_item(touchpoint, "b", n) for n in range(offset, min(events, offset + size))]
-        call = time.perf_counter()
-        response = await client.post(
-            "/graphql", json={"query": RECORD_MANY, "variables": {"inputs": inputs}}
-        )
-        body = response.json()
-        if "errors" in body or body["data"]["recordInteractions"]["rejected"]:
-            raise RuntimeError(str(body)[:500])
-        latencies.append(time.perf_counter() - call)
-    return Result(f"batch x{size}", events, time.perf_counter() - started, latencies)
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    mode = f"batch x{size}" + (f" c{concurrency}" if concurrency > 1 else "")
+    return Result(mode, events, time.perf_counter() - started, latencies)
 
 
 async def bench_copy(url: str, touchpoint: uuid.UUID, events: int) -> Result:
@@ -177,6 +193,59 @@ async def bench_copy(url: str, touchpoint: uuid.UUID, events: int) -> Result:
         await connection.close()
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid → (parent pid, command line, CPU seconds so far) of every process (Linux /proc)."""
+    found: dict[int, tuple[int, str, float]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        found[int(entry)] = (int(fields[1]), command, cpu)
+    return found
+
+
+def cpu_seconds(hub_pid: int, database: str) -> tuple[float, float]:
+    """CPU seconds so far of the hub process tree and of the database's backends (whose
+    process titles name the database). Backends that exited meanwhile are not counted: the
+    pools keep theirs for the whole run."""
+    table = _processes()
+    tree = {hub_pid}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (parent, _, _) in table.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                changed = True
+    hub = sum(table[pid][2] for pid in tree if pid in table)
+    db = sum(cpu for _, command, cpu in table.values() if f" {database} " in command)
+    return hub, db
+
+
+async def measured(run: Any, hub_pid: int, database: str) -> Result:
+    """``await run`` with the CPU the hub and the database spent on it."""
+    hub0, db0 = cpu_seconds(hub_pid, database)
+    result: Result = await run
+    hub1, db1 = cpu_seconds(hub_pid, database)
+    result.hub_cpu, result.db_cpu = hub1 - hub0, db1 - db0
+    return result
+
+
+def _per_event(seconds: float | None, events: int) -> str:
+    return "-" if seconds is None else f"{seconds / events * 1000:.2f}"
+
+
 def _ms(values: list[float], q: float) -> str:
     if not values:
         return "-"
@@ -188,12 +257,13 @@ def report(results: list[Result]) -> str:
     copy = next(r for r in results if r.mode == "raw COPY")
     lines = [
         f"{'mode':<14}{'events':>8}{'seconds':>9}{'events/s':>11}{'vs COPY':>9}"
-        f"{'p50 ms':>9}{'p99 ms':>9}",
+        f"{'p50 ms':>9}{'p99 ms':>9}{'hub cpu ms/ev':>15}{'db cpu ms/ev':>14}",
     ]
     for r in results:
         lines.append(
             f"{r.mode:<14}{r.events:>8}{r.seconds:>9.2f}{r.rate:>11.0f}"
             f"{r.rate / copy.rate:>9.3f}{_ms(r.latencies, 0.5):>9}{_ms(r.latencies, 0.99):>9}"
+            f"{_per_event(r.hub_cpu, r.events):>15}{_per_event(r.db_cpu, r.events):>14}"
         )
     return "\n".join(lines)
 
@@ -235,6 +305,9 @@ async def main(args: argparse.Namespace) -> None:
             "serve",
             "--port",
             str(port),
+            "--workers",
+            str(args.workers),
+            *(["--no-access-log"] if args.no_access_log else []),
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
@@ -250,9 +323,28 @@ async def main(args: argparse.Namespace) -> None:
             await bench_single(client, touchpoint, 50, 4)  # warm-up (own tag range below)
             await db_reset(url)
             results = [
-                await bench_single(client, touchpoint, args.events, args.concurrency),
-                await bench_batch(client, touchpoint, args.events, args.batch),
-                await bench_copy(url, touchpoint, args.events),
+                await measured(
+                    bench_single(client, touchpoint, args.events, args.concurrency),
+                    process.pid,
+                    name,
+                ),
+                await measured(
+                    bench_batch(client, touchpoint, args.events, args.batch), process.pid, name
+                ),
+                *(
+                    [
+                        await measured(
+                            bench_batch(
+                                client, touchpoint, args.events, args.batch, args.batch_concurrency
+                            ),
+                            process.pid,
+                            name,
+                        )
+                    ]
+                    if args.batch_concurrency > 1
+                    else []
+                ),
+                await measured(bench_copy(url, touchpoint, args.events), -1, name),
             ]
         print(report(results))
     finally:
@@ -290,4 +382,16 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=4000, help="events per mode")
     parser.add_argument("--batch", type=int, default=1000, help="items per recordInteractions")
     parser.add_argument("--concurrency", type=int, default=16, help="single calls in flight")
+    parser.add_argument("--workers", type=int, default=1, help="hub serve worker processes")
+    parser.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="start hub serve with --no-access-log (as bench.read does)",
+    )
+    parser.add_argument(
+        "--batch-concurrency",
+        type=int,
+        default=1,
+        help="also run the batch mode with this many calls in flight",
+    )
     asyncio.run(main(parser.parse_args()))

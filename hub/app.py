@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,15 +29,23 @@ from hub import tracing
 from hub.access_log import dev_mode_banner
 from hub.broker import Broker, PostgresBroker
 from hub.compiled.executor import CompiledReads, DatabaseUnavailable, json_body
+from hub.compiled.ingest import CompiledIngest
 from hub.compiled.policy import ALLOW_ALL
 from hub.context import NOBODY, Context
-from hub.database import DatabaseLocation, alocate_database, arelease_database, create_engine
+from hub.database import (
+    DatabaseLocation,
+    alocate_database,
+    arelease_database,
+    create_driver_pool,
+    create_engine,
+)
 from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.gate import PRINCIPAL_KEY, AccessGate
 from hub.graphql import schema
 from hub.metrics import HubMetrics, metrics_endpoint, operation_label
 from hub.migrations import aupgrade
 from hub.observe import OPERATION_KEY, OUTCOME_KEY, RequestObserver
+from hub.policy import can_write
 from hub.replica import ROUTER_KEY, ReadRouter, operation_type
 from hub.revocation import OpenSockets
 from hub.settings import Settings
@@ -62,6 +70,8 @@ class HubState:
     # HUB_READ_DATABASE_URL: the replica's engine and the per-request routing (hub/replica.py).
     read_engine: AsyncEngine | None = None
     router: ReadRouter | None = None
+    # The HTTP gate's key checks: a small bare asyncpg pool (no ping, no transaction per check).
+    key_pool: Any = None
 
 
 def _timeout_error(settings: Settings) -> GraphQLError:
@@ -181,34 +191,36 @@ class HubGraphQL(GraphQL[Context, None]):
         return await self._answer(request, context, root_value, payload)
 
     async def _answer(self, request: Any, context: Any, root_value: Any, payload: Any) -> Any:
-        # The compiled read path answers what it covers; everything else goes on as before.
-        # Only for callers who see everything unmasked and unscoped (the policy it knows today);
-        # masked or partner-scoped callers take the resolver path, where masking and scope live.
+        # The compiled ingest and read paths answer what they cover; everything else goes on as
+        # before. Only for callers who see everything unmasked and unscoped (the policy they
+        # know today); masked or partner-scoped callers take the resolver path, where masking
+        # and scope live.
         compiled: CompiledReads | None = self._app_state.get("compiled")
-        if compiled is not None and isinstance(request, Request):
+        ingest: CompiledIngest | None = self._app_state.get("ingest")
+        if (compiled is not None or ingest is not None) and isinstance(request, Request):
             principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
-            if principal.sees_pii and not principal.scope.restricted:
-                settings: Settings = self._app_state["hub"].settings
-                try:
-                    replica = bool(request.scope.get(REPLICA_KEY, False))
-                    response = await asyncio.wait_for(
-                        compiled.respond(request, ALLOW_ALL, payload, replica),
-                        settings.operation_timeout_seconds,
-                    )
-                except TimeoutError:
-                    request.scope[OUTCOME_KEY] = "error"
-                    error = _timeout_error(settings)
+            unrestricted = principal.sees_pii and not principal.scope.restricted
+            settings: Settings = self._app_state["hub"].settings
+            if ingest is not None and unrestricted and can_write(principal) and payload is not None:
+                response = await _within_timeout(
+                    request, settings, ingest.respond(request, principal, payload)
+                )
+                if response is not None:
+                    # Resolver-path mutations record the caller's read fence in ReadFence; this
+                    # path skips Strawberry's extensions, so it records the fence itself.
+                    state: HubState = self._app_state["hub"]
+                    if state.router is not None:
+                        await state.router.record_write(principal)
+                    self.metrics.execution_path.labels(path="compiled").inc()
                     if tracing.ENABLED:
-                        tracing.record_error_codes(request.scope, [error])
-                    return JSONResponse({"data": None, "errors": [error.formatted]})
-                except DatabaseUnavailable as error:
-                    logger.warning("database unreachable (compiled read): %r", error.__cause__)
-                    request.scope[OUTCOME_KEY] = "error"
-                    unavailable = {
-                        "message": UNAVAILABLE_MESSAGE,
-                        "extensions": unavailable_extensions(),
-                    }
-                    return JSONResponse({"data": None, "errors": [unavailable]})
+                        request.scope[tracing.OPERATION_TYPE_KEY] = "mutation"
+                        request.scope[tracing.READ_PATH_KEY] = "compiled"
+                    return response
+            if compiled is not None and unrestricted:
+                replica = bool(request.scope.get(REPLICA_KEY, False))
+                response = await _within_timeout(
+                    request, settings, compiled.respond(request, ALLOW_ALL, payload, replica)
+                )
                 if response is not None:
                     self.metrics.compiled_answer()
                     if tracing.ENABLED:
@@ -235,6 +247,26 @@ def _operation_type(request: Request, payload: Any) -> OperationType | None:
     if not isinstance(query, str) or not (name is None or isinstance(name, str)):
         return None
     return operation_type(query, name)
+
+
+async def _within_timeout(
+    request: Request, settings: Settings, answer: Coroutine[Any, Any, Response | None]
+) -> Response | None:
+    """A compiled path's answer; the TIMEOUT error after ``operation_timeout_seconds``; the
+    retryable SERVICE_UNAVAILABLE error when the database cannot be reached."""
+    try:
+        return await asyncio.wait_for(answer, settings.operation_timeout_seconds)
+    except TimeoutError:
+        request.scope[OUTCOME_KEY] = "error"
+        error = _timeout_error(settings)
+        if tracing.ENABLED:
+            tracing.record_error_codes(request.scope, [error])
+        return JSONResponse({"data": None, "errors": [error.formatted]})
+    except DatabaseUnavailable as unreachable:
+        logger.warning("database unreachable (compiled path): %r", unreachable.__cause__)
+        request.scope[OUTCOME_KEY] = "error"
+        unavailable = {"message": UNAVAILABLE_MESSAGE, "extensions": unavailable_extensions()}
+        return JSONResponse({"data": None, "errors": [unavailable]})
 
 
 def _operation_name(request: Request, payload: Any) -> str:
@@ -302,6 +334,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics.count_statements(engine)
             if read_engine is not None:
                 metrics.count_statements(read_engine)
+            key_pool = await create_driver_pool(location.url, settings, "hub-keys", 5)
             app_state["hub"] = HubState(
                 settings=settings,
                 location=location,
@@ -311,10 +344,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 broker=broker,
                 read_engine=read_engine,
                 router=router,
+                key_pool=key_pool,
             )
             if settings.compiled_reads:
                 app_state["compiled"] = await CompiledReads.open(
                     location.url, schema._schema, settings, settings.read_database_url
+                )
+            if settings.compiled_ingest:
+                app_state["ingest"] = await CompiledIngest.open(
+                    location.url, schema._schema, settings, metrics
                 )
             if settings.dev_mode:
                 logger.warning(dev_mode_banner())
@@ -331,11 +369,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await router.close()
                 if read_engine is not None:
                     await read_engine.dispose()
+                await key_pool.close()
                 await control_engine.dispose()
                 await engine.dispose()
         finally:
             if "compiled" in app_state:
                 await app_state.pop("compiled").close()
+            if "ingest" in app_state:
+                await app_state.pop("ingest").close()
             await arelease_database(location)
             if settings.otel_enabled:
                 from hub import otel
@@ -343,7 +384,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 otel.force_flush()
 
     graphql_app = HubGraphQL(app_state, settings)
-    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].control_engine)
+    gate = AccessGate(graphql_app, settings, lambda: app_state["hub"].key_pool)
     graphql_app.gate = gate
     metrics = HubMetrics()  # per app: tests build many apps in one process
     graphql_app.metrics = metrics

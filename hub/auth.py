@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -196,30 +197,79 @@ async def list_keys(connection: AsyncConnection) -> Sequence[Any]:
     return result.mappings().all()
 
 
+_KEY_BY_PREFIX = "SELECT * FROM api_keys WHERE prefix = $1"
+# What asyncpg raises on a connection the server closed (restart, idle timeout, terminate);
+# InternalClientError: the server's goodbye arrived while the connection sat idle in the pool.
+DROPPED_CONNECTION = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+_TOUCH_KEY = "UPDATE api_keys SET last_used_at = now() WHERE id = $1"
+
+
+def _usable(row: Any, key: str) -> bool:
+    return (
+        row is not None
+        and row["revoked_at"] is None
+        and hmac.compare_digest(row["key_hash"], hash_key(key))
+    )
+
+
+def _stale(row: Any, touch_before: datetime | None) -> bool:
+    return touch_before is not None and (
+        row["last_used_at"] is None or row["last_used_at"] < touch_before
+    )
+
+
+async def _verify_on_pool(
+    pool: asyncpg.Pool, key: str, prefix: str, touch_before: datetime | None
+) -> Principal | None:
+    # Pooled connections may have died with the server (a restart): SQLAlchemy's pre-ping would
+    # have replaced them. On a dropped connection every idle one is suspect: expire them all and
+    # try once more on a fresh one (both statements are idempotent).
+    for attempt in (1, 2):
+        try:
+            async with pool.acquire() as raw:
+                row = await raw.fetchrow(_KEY_BY_PREFIX, prefix)
+                if not _usable(row, key):
+                    return None
+                if _stale(row, touch_before):
+                    await raw.execute(_TOUCH_KEY, row["id"])
+            return principal_from_row(row)
+        except DROPPED_CONNECTION:
+            if attempt == 2:
+                raise
+            await pool.expire_connections()
+    raise AssertionError("unreachable")
+
+
 async def verify_key(
-    engine: AsyncEngine, key: str, *, touch_before: datetime | None = None
+    engine: AsyncEngine | asyncpg.Pool, key: str, *, touch_before: datetime | None = None
 ) -> Principal | None:
     """The principal of a valid, unrevoked key, else None (the same answer for every failure).
 
     ``last_used_at`` is refreshed only when it is older than ``touch_before``, so a busy key does
-    not cost a write per request.
+    not cost a write per request. ``engine`` may be an asyncpg pool (the HTTP gate's, see
+    ``hub.database.create_driver_pool``): then the check is one prepared statement in autocommit,
+    without SQLAlchemy's per-checkout ping and transaction.
     """
     prefix = _split(key)
     if prefix is None:
         return None
+    if isinstance(engine, asyncpg.Pool):
+        return await _verify_on_pool(engine, key, prefix, touch_before)
     async with engine.connect() as connection:
         row = (
             (await connection.execute(sa.select(API_KEYS).where(API_KEYS.c.prefix == prefix)))
             .mappings()
             .first()
         )
-        if row is None or row["revoked_at"] is not None:
+        if row is None or not _usable(row, key):
             return None
-        if not hmac.compare_digest(row["key_hash"], hash_key(key)):
-            return None
-        if touch_before is not None and (
-            row["last_used_at"] is None or row["last_used_at"] < touch_before
-        ):
+        if _stale(row, touch_before):
             await connection.execute(
                 API_KEYS.update()
                 .where(API_KEYS.c.id == row["id"])

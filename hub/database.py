@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from hub.ingest_sql import jsonb_codecs
 from hub.settings import Settings
 
 
@@ -108,3 +110,29 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             },
         },
     )
+
+
+async def _rollback_if_open(connection: asyncpg.Connection) -> None:
+    """A driver pool's reset: its users leave no session state behind (advisory locks are per
+    transaction, no LISTEN, no SET), so only an interrupted transaction needs undoing: no extra
+    round trip per release, unlike asyncpg's default reset."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
+async def create_driver_pool(url: str, settings: Settings, name: str, size: int) -> asyncpg.Pool:
+    """A bare asyncpg pool for the hot paths that bypass SQLAlchemy (key checks, compiled
+    ingest): json/jsonb decoded like SQLAlchemy's dialect does, the statement timeout, no ping
+    per checkout. It connects on first use, so the app starts while the database is down."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        asyncpg_dsn(url),
+        min_size=0,
+        max_size=size,
+        server_settings={
+            "statement_timeout": str(settings.statement_timeout_ms),
+            "application_name": name,
+        },
+        init=jsonb_codecs,
+        reset=_rollback_if_open,
+    )
+    return pool

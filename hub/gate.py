@@ -62,7 +62,9 @@ class AccessGate:
     def __init__(self, app: ASGIApp, settings: Settings, engine: Any) -> None:
         self.app = app
         self.settings = settings
-        self.engine = engine  # a callable returning the AsyncEngine (created in the lifespan)
+        # A callable returning the key-check pool (created in the lifespan): an asyncpg pool or an
+        # AsyncEngine (hub.auth.verify_key takes either).
+        self.engine = engine
         self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,9 +144,9 @@ class AccessGate:
                 {"WWW-Authenticate": "Bearer"},
             )
             return
-        wait = self.limiter.take(
-            principal.key_id if principal.key_id is not None else principal.name
-        )
+        # Per key: its id, with its (unique) name, so that an id handed out again after the
+        # table was reset (the tests' RESTART IDENTITY) starts with a bucket of its own.
+        wait = self.limiter.take((principal.key_id, principal.name))
         if wait > 0:
             await send_error(
                 send,

@@ -93,6 +93,26 @@ def _argument_value(node: Any, variables: dict[str, Any]) -> Any:
     return None
 
 
+def audit_targets(
+    mutation: OperationDefinitionNode, variables: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """The audit row's root fields and target ids (deduplicated, at most ``MAX_AUDITED_IDS``)
+    of a mutation operation with these (raw JSON) variables."""
+    fields: list[str] = []
+    ids: list[str] = []
+    for selection in mutation.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            fields.append(selection.name.value)
+            arguments = {
+                a.name.value: _argument_value(a.value, variables) for a in selection.arguments or ()
+            }
+            _collect_ids(arguments, "", ids)
+            if "ApiKey" in selection.name.value:
+                # Keys are known by name; other names (of people) never go to the log.
+                _collect_names(arguments, ids)
+    return fields, list(dict.fromkeys(ids))[:MAX_AUDITED_IDS]
+
+
 class NoFederationSdl(ValidationRule):
     """``_service { sdl }`` (Federation) is introspection by another name."""
 
@@ -200,19 +220,7 @@ class AccessGuard(SchemaExtension):
         codes: list[str],
     ) -> None:
         variables = dict(self.execution_context.variables or {})
-        fields: list[str] = []
-        ids: list[str] = []
-        for selection in mutation.selection_set.selections:
-            if isinstance(selection, FieldNode):
-                fields.append(selection.name.value)
-                arguments = {
-                    a.name.value: _argument_value(a.value, variables)
-                    for a in selection.arguments or ()
-                }
-                _collect_ids(arguments, "", ids)
-                if "ApiKey" in selection.name.value:
-                    # Keys are known by name; other names (of people) never go to the log.
-                    _collect_names(arguments, ids)
+        fields, ids = audit_targets(mutation, variables)
         principal = context.principal
         try:
             async with context.engine.begin() as connection:
@@ -222,7 +230,7 @@ class AccessGuard(SchemaExtension):
                         actor=principal.name,
                         role=principal.role.value,
                         action=",".join(fields) or "mutation",
-                        target_ids=list(dict.fromkeys(ids))[:MAX_AUDITED_IDS],
+                        target_ids=ids,
                         success=success,
                         details={
                             "operationName": self.execution_context.operation_name,

@@ -1,7 +1,8 @@
 """Recording interactions: locks, idempotency, identity resolution, then the writes.
 
 Validation lives in ``hub.ingest_validation``, the decision in ``hub.identity_resolution``, the
-writes in ``hub.ingest_store``.
+writes in ``hub.ingest_store``. The statements run on an ``hub.ingest_sql.IngestSql``: a bare
+asyncpg connection (the compiled ingest path) or a SQLAlchemy connection (the resolvers).
 
 One engine serves ``recordInteraction`` (a batch of one; errors raise) and
 ``recordInteractions`` (up to ``max_batch_size``; invalid items are rejected one by one).
@@ -26,7 +27,7 @@ import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,11 +43,12 @@ from hub.identity_resolution import (
     IdentifierKey,
     plan_batch,
 )
-from hub.ingest_store import ItemResult, store_plan
+from hub.ingest_sql import IngestSql, Statement
+from hub.ingest_store import AuditRow, ItemResult, store_plan
 from hub.ingest_validation import InteractionInput, validate
 from hub.journey import StageRules
 from hub.merges import merge_customers
-from hub.privacy import erased_identifiers
+from hub.privacy import identity_hash
 from hub.settings import Settings
 
 MAX_RESOLUTION_ROUNDS = 5
@@ -66,79 +68,97 @@ async def take_locks(connection: AsyncConnection, keys: set[int]) -> None:
     )
 
 
-async def _lock_and_read_catalogue(
-    connection: AsyncConnection, keys: set[int], touchpoint_ids: set[uuid.UUID]
-) -> tuple[dict[uuid.UUID, str], StageRules]:
-    """Take the advisory locks (sorted) and read the touchpoints' channels and the stage rules,
-    in one round trip. Only catalogue data is read here: claims are read after the locks, in a
-    later statement whose snapshot sees what the previous lock holder committed."""
-    result = await connection.execute(
-        sa.text(
-            "WITH locks AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) AS n"
-            " FROM unnest(CAST(:keys AS bigint[])) AS k)"
-            " SELECT locks.n,"
-            " (SELECT coalesce(jsonb_object_agg(id::text, channel_code), '{}') FROM touchpoints"
-            "  WHERE id = ANY(CAST(:tps AS uuid[]))) AS channels,"
-            " (SELECT coalesce(jsonb_agg(jsonb_build_array(interaction_type, channel_code,"
-            "  stage)), '[]') FROM stage_rules) AS rules"
-            " FROM locks"
-        ),
-        {"keys": sorted(keys), "tps": list(touchpoint_ids)},
-    )
-    row = result.one()
-    channels = {uuid.UUID(key): value for key, value in row.channels.items()}
-    rules: StageRules = {(itype, channel): stage for itype, channel, stage in row.rules}
-    return channels, rules
+# Read after the advisory locks (a new statement, so its snapshot sees what the previous lock
+# holder committed): who holds each identifier, which idempotency keys exist, which identifiers
+# belonged to erased customers (by hash, hub.privacy.identity_hash), and the catalogue (the
+# touchpoints' channels, the stage rules): one round trip.
+CLAIMS = Statement.named(
+    "SELECT"
+    " (SELECT coalesce(jsonb_object_agg(id::text, channel_code), '{}') FROM touchpoints"
+    "  WHERE id = ANY(CAST(:catalogue_tps AS uuid[]))) AS channels,"
+    " (SELECT coalesce(jsonb_agg(jsonb_build_array(interaction_type, channel_code,"
+    "  stage)), '[]') FROM stage_rules) AS rules,"
+    " (SELECT coalesce(jsonb_agg(jsonb_build_array(i.kind, i.value, i.customer_id)),"
+    "  '[]') FROM identities i JOIN unnest(CAST(:kinds AS text[]),"
+    "  CAST(:vals AS text[])) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value)"
+    " AS owners,"
+    " (SELECT coalesce(jsonb_agg(x.id), '[]') FROM interactions x"
+    "  JOIN unnest(CAST(:tps AS uuid[]), CAST(:ikeys AS text[])) AS k(tp, key)"
+    "  ON x.touchpoint_id = k.tp AND x.idempotency_key = k.key) AS duplicates,"
+    " (SELECT coalesce(jsonb_agg(DISTINCT h), '[]') FROM erasures e,"
+    "  unnest(e.identity_hashes) AS h WHERE e.identity_hashes && CAST(:hashes AS text[])"
+    "  AND h = ANY(CAST(:hashes AS text[]))) AS erased"
+)
+DUPLICATES = Statement.named("SELECT * FROM interactions WHERE id = ANY(CAST(:ids AS uuid[]))")
+LOCK_CUSTOMERS = Statement.named(
+    "SELECT c.*, (SELECT coalesce(jsonb_object_agg(kind, n), '{}') FROM"
+    " (SELECT kind, count(*) AS n FROM identities WHERE customer_id = c.id GROUP BY kind)"
+    " AS counts) AS kind_counts"
+    " FROM customers c WHERE c.id = ANY(CAST(:ids AS uuid[])) ORDER BY c.id FOR UPDATE"
+)
 
 
-async def _read_claims(
-    connection: AsyncConnection, drafts: list[Draft], keys: set[IdentifierKey]
-) -> tuple[dict[tuple[uuid.UUID, str], Any], dict[IdentifierKey, uuid.UUID]]:
-    """Interactions already stored under the drafts' idempotency keys, and who holds each
-    identifier, in one round trip (full rows of the duplicates only when there are any)."""
+class NeedsMerge(Exception):
+    """The plan merges existing customers and the connection cannot run merges (the compiled
+    ingest path): nothing has been written; the caller rolls back and takes the resolver path."""
+
+
+@dataclass
+class Claims:
+    """What the database says about a batch's identifiers, keys and touchpoints."""
+
+    existing: dict[tuple[uuid.UUID, str], Any]  # stored interactions by (touchpoint, key)
+    owners: dict[IdentifierKey, uuid.UUID]
+    erased: set[IdentifierKey]  # identifiers that belonged to erased customers
+    channels: dict[uuid.UUID, str]  # the channel of each touchpoint that exists
+    rules: StageRules
+
+
+async def _read_claims(sql: IngestSql, drafts: list[Draft], keys: set[IdentifierKey]) -> Claims:
+    """Interactions already stored under the drafts' idempotency keys, who holds each
+    identifier, which identifiers belonged to erased customers, and the catalogue, in one round
+    trip (full rows of the duplicates only when there are any)."""
     keyed = [d for d in drafts if d.idempotency_key is not None]
     ordered = sorted(keys)
-    result = await connection.execute(
-        sa.text(
-            "SELECT"
-            " (SELECT coalesce(jsonb_agg(jsonb_build_array(i.kind, i.value, i.customer_id)),"
-            "  '[]') FROM identities i JOIN unnest(CAST(:kinds AS text[]),"
-            "  CAST(:vals AS text[])) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value)"
-            " AS owners,"
-            " (SELECT coalesce(jsonb_agg(x.id), '[]') FROM interactions x"
-            "  JOIN unnest(CAST(:tps AS uuid[]), CAST(:ikeys AS text[])) AS k(tp, key)"
-            "  ON x.touchpoint_id = k.tp AND x.idempotency_key = k.key) AS duplicates"
-        ),
+    by_hash = {identity_hash(kind, value): (kind, value) for kind, value in ordered}
+    [row] = await sql.fetch(
+        CLAIMS,
         {
             "kinds": [k for k, _ in ordered],
             "vals": [v for _, v in ordered],
             "tps": [d.touchpoint_id for d in keyed],
             "ikeys": [d.idempotency_key for d in keyed],
+            "hashes": list(by_hash),
+            "catalogue_tps": list({d.touchpoint_id for d in drafts}),
         },
     )
-    row = result.one()
-    owners = {(kind, value): uuid.UUID(cid) for kind, value, cid in row.owners}
     existing: dict[tuple[uuid.UUID, str], Any] = {}
-    if row.duplicates:
-        rows = await connection.execute(
-            sa.text("SELECT * FROM interactions WHERE id = ANY(CAST(:ids AS uuid[]))"),
-            {"ids": [uuid.UUID(i) for i in row.duplicates]},
-        )
-        existing = {(r["touchpoint_id"], r["idempotency_key"]): r for r in rows.mappings()}
-    return existing, owners
+    if row["duplicates"]:
+        rows = await sql.fetch(DUPLICATES, {"ids": [uuid.UUID(i) for i in row["duplicates"]]})
+        existing = {(r["touchpoint_id"], r["idempotency_key"]): r for r in rows}
+    return Claims(
+        existing=existing,
+        owners={(kind, value): uuid.UUID(cid) for kind, value, cid in row["owners"]},
+        erased={by_hash[h] for h in row["erased"] if h in by_hash},
+        channels={uuid.UUID(key): value for key, value in row["channels"].items()},
+        rules={(itype, channel): stage for itype, channel, stage in row["rules"]},
+    )
 
 
 async def record(
-    connection: AsyncConnection,
+    sql: IngestSql,
     items: Sequence[InteractionInput],
     settings: Settings,
     *,
     actor: str = "ingest",
     prefailed: dict[int, HubError] | None = None,
+    audit: AuditRow | None = None,
 ) -> list[ItemResult]:
     """Record ``items`` in the caller's transaction; one result per item, in input order.
 
     ``prefailed`` carries items the caller already rejected (e.g. a malformed id), by index.
+    ``audit`` is the caller's audit row, written by the store statement when there is one (see
+    ``hub.ingest_store``); ``stored_any(results)`` tells whether there was.
     """
     now = datetime.now(UTC)
     results = [ItemResult(index=i) for i in range(len(items))]
@@ -161,12 +181,11 @@ async def record(
         for d in checked
         if d.idempotency_key is not None
     }
-    channels, rules = await _lock_and_read_catalogue(
-        connection, locks, {d.touchpoint_id for d in checked}
-    )
+    await sql.lock(sorted(locks))
+    claims = await _read_claims(sql, checked, identifiers)
     drafts: list[Draft] = []
     for draft in checked:
-        channel = channels.get(draft.touchpoint_id)
+        channel = claims.channels.get(draft.touchpoint_id)
         if channel is None:
             message = f"no touchpoint with id {str(draft.touchpoint_id)!r}"
             results[draft.index].error = NotFound(message)
@@ -174,17 +193,17 @@ async def record(
             drafts.append(replace(draft, channel_code=channel))
     if not drafts:
         return results
-    existing, owners = await _read_claims(connection, drafts, identifiers)
-    drafts = _skip_duplicates(drafts, existing, results)
+    owners = claims.owners
+    drafts = _skip_duplicates(drafts, claims.existing, results)
     # An identifier nobody holds may have belonged to an erased person: it must not be stored
     # or used to link again (the person asked to be forgotten).
-    erased = await erased_identifiers(connection, identifiers - owners.keys())
+    erased = claims.erased - owners.keys()
     if erased:
         drafts = _drop_erased(drafts, erased, results)
     if not drafts:
         return results
-    plan = await _plan(connection, drafts, settings, now, results, actor, rules, owners)
-    await store_plan(connection, plan, results, now)
+    plan = await _plan(sql, drafts, settings, now, results, actor, claims.rules, owners)
+    await store_plan(sql, plan, results, now, audit)
     return results
 
 
@@ -238,28 +257,19 @@ def _skip_duplicates(
 
 
 async def _load_state(
-    connection: AsyncConnection,
+    sql: IngestSql,
     keys: set[IdentifierKey],
     owners: dict[IdentifierKey, uuid.UUID] | None,
 ) -> tuple[dict[IdentifierKey, uuid.UUID], dict[uuid.UUID, CustomerState], bool]:
     """Who holds each identifier (read again unless given), and the holders locked FOR UPDATE;
     False if one was merged away meanwhile (a concurrent manual merge): start again."""
     if owners is None:
-        _, owners = await _read_claims(connection, [], keys)
+        owners = (await _read_claims(sql, [], keys)).owners
     customers: dict[uuid.UUID, CustomerState] = {}
     if not owners:
         return owners, customers, True
     ids = sorted(set(owners.values()))
-    locked = await connection.execute(
-        sa.text(
-            "SELECT c.*, (SELECT coalesce(jsonb_object_agg(kind, n), '{}') FROM"
-            " (SELECT kind, count(*) AS n FROM identities WHERE customer_id = c.id GROUP BY kind)"
-            " AS counts) AS kind_counts"
-            " FROM customers c WHERE c.id = ANY(CAST(:ids AS uuid[])) ORDER BY c.id FOR UPDATE"
-        ),
-        {"ids": ids},
-    )
-    for row in locked.mappings():
+    for row in await sql.fetch(LOCK_CUSTOMERS, {"ids": ids}):
         if row["merged_into_id"] is not None:
             return owners, customers, False
         customers[row["id"]] = CustomerState(
@@ -277,7 +287,7 @@ async def _load_state(
 
 
 async def _plan(
-    connection: AsyncConnection,
+    sql: IngestSql,
     drafts: list[Draft],
     settings: Settings,
     now: datetime,
@@ -291,13 +301,16 @@ async def _plan(
     keys = {key for d in drafts for key in d.identities}
     known: dict[IdentifierKey, uuid.UUID] | None = first_owners
     for _ in range(MAX_RESOLUTION_ROUNDS):
-        owners, customers, stable = await _load_state(connection, keys, known)
+        owners, customers, stable = await _load_state(sql, keys, known)
         known = None  # later rounds read the identities again
         if not stable:
             continue
         plan = plan_batch(drafts, owners, customers, rules, guards, now)
         if not plan.merges:
             return plan
+        connection = sql.merge_connection
+        if connection is None:
+            raise NeedsMerge(f"{len(plan.merges)} merge(s) planned")
         for merge in plan.merges:
             survivor = merge.survivor_id
             merged_row = await merge_customers(

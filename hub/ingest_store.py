@@ -2,13 +2,17 @@
 
 Every table the plan touches gets a data-modifying CTE fed by ``unnest`` of array parameters
 (one array per column): new customers, new identities, identities seen again, conversations
-(``INSERT … ON CONFLICT``), interactions, stage history, customer updates. PostgreSQL runs all
-of them in one round trip and checks the foreign keys between them at the end of the statement.
-The domain events then go to the outbox with ``emit_many`` in the same transaction.
+(``INSERT … ON CONFLICT``), interactions, stage history, customer updates, and the domain
+events for the outbox. PostgreSQL runs all of them in one round trip and checks the foreign keys
+between them at the end of the statement.
+
+``store_plan`` is the one place where a stored batch is known (the plan and the rows the
+statement returned): whatever else ingest must maintain per stored batch hooks in there.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,13 +20,37 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.errors import Conflict, HubError
-from hub.events import EventKind, NewEvent, emit_many
+from hub.events import EventKind, NewEvent
 from hub.identity_resolution import BatchPlan
+from hub.ingest_sql import IngestSql, Row, Statement
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """The audit row of the call (``hub.guard.audit_targets``), when the caller writes it here:
+    the compiled ingest path, whose transaction commits only on success."""
+
+    key_id: int | None
+    actor: str
+    role: str
+    action: str
+    target_ids: list[str]
+    details: str  # JSON text
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "a_key": self.key_id,
+            "a_actor": self.actor,
+            "a_role": self.role,
+            "a_action": self.action,
+            "a_targets": self.target_ids,
+            "a_details": self.details,
+        }
+
+
+NO_AUDIT = {"a_key": None, "a_actor": None, "a_role": None, "a_action": None, "a_targets": None}
 
 
 @dataclass
@@ -107,10 +135,8 @@ INTERACTIONS_CTE = (
     "inserted AS (INSERT INTO interactions (id, customer_id, touchpoint_id, channel_code,"
     " occurred_at, recorded_at, type, direction, conversation_id, summary, sentiment, outcome,"
     " agent, attributes, idempotency_key, matched_identity_id)"
-    " SELECT k.x_id, k.x_cid, k.x_tp, k.x_ch, k.x_at, :now, k.x_type, k.x_dir,"
-    " (SELECT cu.id FROM conversations_upserted cu WHERE cu.key = k.x_conv),"
-    " k.x_summary, k.x_sentiment, k.x_outcome, k.x_agent, k.x_attrs, k.x_ikey,"
-    " (SELECT u.id FROM used_identities u WHERE u.kind = k.x_mkind AND u.value = k.x_mvalue)"
+    " SELECT k.x_id, k.x_cid, k.x_tp, k.x_ch, k.x_at, :now, k.x_type, k.x_dir, cu.id,"
+    " k.x_summary, k.x_sentiment, k.x_outcome, k.x_agent, k.x_attrs, k.x_ikey, u.id"
     " FROM "
     + _unnest(
         {
@@ -132,7 +158,11 @@ INTERACTIONS_CTE = (
             "x_mvalue": "text",
         }
     )
-    + " ON CONFLICT (touchpoint_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+    # Joins, not correlated subqueries: a batch of 1,000 would otherwise scan the CTEs 1,000
+    # times. Keys are unique in both (one row per identifier, one per conversation key).
+    + " LEFT JOIN used_identities u ON u.kind = k.x_mkind AND u.value = k.x_mvalue"
+    " LEFT JOIN conversations_upserted cu ON cu.key = k.x_conv"
+    " ON CONFLICT (touchpoint_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
     " DO NOTHING RETURNING *)"
 )
 STAGE_HISTORY_CTE = (
@@ -170,24 +200,94 @@ CUSTOMER_UPDATES_CTE = (
     )
     + " WHERE c.id = k.cu_id RETURNING 1)"
 )
-STORE_PLAN_SQL = sa.text(
-    "WITH "
-    + ", ".join(
-        [
-            CUSTOMERS_CTE,
-            NEW_IDENTITIES_CTE,
-            SEEN_IDENTITIES_CTE,
-            IDENTITIES_CTE,
-            CONVERSATIONS_CTE,
-            INTERACTIONS_CTE,
-            STAGE_HISTORY_CTE,
-            CUSTOMER_UPDATES_CTE,
-        ]
-    )
-    + " SELECT inserted.*, cu.key AS conversation_key, cu.status AS conversation_status,"
-    " cu.customer_id AS conversation_customer_id"
-    " FROM inserted LEFT JOIN conversations_upserted cu ON cu.id = inserted.conversation_id"
+# The outbox rows, in the order the events were always written: each touched conversation (in
+# order of its first interaction), then the stage changes, then the interactions. The stage and
+# interaction events are computed from the plan (``_events``); a conversation's event needs the
+# upsert's result (its id, owner and status after reopening), so it is built here.
+EVENTS_CTE = (
+    "events_written AS (INSERT INTO events (kind, customer_id, subject_id, channel_code,"
+    " touchpoint_id, payload) SELECT e.kind, e.cid, e.sid, e.ch, e.tp, e.payload FROM ("
+    "SELECT 0 AS part, min(k.ord) AS ord, 'CONVERSATION_UPDATED' AS kind,"
+    " cu.customer_id AS cid, cu.id AS sid, NULL::text AS ch, NULL::uuid AS tp,"
+    " jsonb_build_object('key', cu.key, 'status', cu.status) AS payload"
+    " FROM conversations_upserted cu JOIN unnest(CAST(:x_conv AS text[])) WITH ORDINALITY"
+    " AS k(key, ord) ON k.key = cu.key GROUP BY cu.id, cu.customer_id, cu.key, cu.status"
+    " UNION ALL SELECT 1, k.ord, k.ev_kind, k.ev_cid, k.ev_sid, k.ev_ch, k.ev_tp, k.ev_payload"
+    " FROM unnest(CAST(:ev_kind AS text[]), CAST(:ev_cid AS uuid[]), CAST(:ev_sid AS uuid[]),"
+    " CAST(:ev_ch AS text[]), CAST(:ev_tp AS uuid[]), CAST(:ev_payload AS jsonb[]))"
+    " WITH ORDINALITY AS k(ev_kind, ev_cid, ev_sid, ev_ch, ev_tp, ev_payload, ord)"
+    ") AS e ORDER BY e.part, e.ord RETURNING 1)"
 )
+# The caller's audit row, if it passed one (``a_action`` is null otherwise).
+AUDIT_CTE = (
+    "audit_written AS (INSERT INTO audit_log (key_id, actor, role, action, target_ids, success,"
+    " details) SELECT CAST(:a_key AS bigint), CAST(:a_actor AS text), CAST(:a_role AS text),"
+    " CAST(:a_action AS text), CAST(:a_targets AS text[]), true, CAST(:a_details AS jsonb)"
+    " WHERE CAST(:a_action AS text) IS NOT NULL RETURNING 1)"
+)
+# The parts of the store statement, each with what stands in for it when the plan has nothing
+# for it: a data-modifying CTE that writes no row still opens its table and every index of it at
+# each execution, so a single new person would pay for conversations, customer updates and
+# identities seen again too. ``None``: nothing refers to the part, it is left out.
+_PARTS: list[tuple[str | None, str, str | None]] = [
+    ("customers", CUSTOMERS_CTE, None),
+    (
+        "new_identities",
+        NEW_IDENTITIES_CTE,
+        "new_identities AS (SELECT NULL::bigint AS id, NULL::text AS kind, NULL::text AS value"
+        " WHERE false)",
+    ),
+    (
+        "seen_identities",
+        SEEN_IDENTITIES_CTE,
+        "seen_identities AS (SELECT NULL::bigint AS id, NULL::text AS kind, NULL::text AS value"
+        " WHERE false)",
+    ),
+    (None, IDENTITIES_CTE, None),
+    (
+        "conversations",
+        CONVERSATIONS_CTE,
+        "conversations_upserted AS (SELECT NULL::uuid AS id, NULL::text AS key,"
+        " NULL::uuid AS customer_id, NULL::text AS status WHERE false)",
+    ),
+    (None, INTERACTIONS_CTE, None),
+    ("stage_changes", STAGE_HISTORY_CTE, None),
+    ("customer_updates", CUSTOMER_UPDATES_CTE, None),
+    (None, EVENTS_CTE, None),
+    ("audit", AUDIT_CTE, None),
+]
+
+
+@functools.lru_cache(maxsize=128)
+def store_statement(present: frozenset[str]) -> Statement:
+    """The store statement for a plan that writes the ``present`` parts (at most 2⁷ variants,
+    each prepared once per connection)."""
+    ctes = [
+        cte if part is None or part in present else stand_in
+        for part, cte, stand_in in _PARTS
+        if part is None or part in present or stand_in is not None
+    ]
+    return Statement.named(
+        "WITH "
+        + ", ".join(c for c in ctes if c is not None)
+        + " SELECT inserted.*, cu.key AS conversation_key, cu.status AS conversation_status,"
+        " cu.customer_id AS conversation_customer_id"
+        " FROM inserted LEFT JOIN conversations_upserted cu ON cu.id = inserted.conversation_id"
+    )
+
+
+# Every part: the statement as it reads in full.
+STORE_PLAN_SQL = store_statement(frozenset(part for part, _, _ in _PARTS if part is not None))
+
+# Which parameter array tells whether a part writes anything.
+_PRESENCE = {
+    "customers": "c_id",
+    "new_identities": "ni_kind",
+    "seen_identities": "si_kind",
+    "conversations": "cv_key",
+    "stage_changes": "sh_cid",
+    "customer_updates": "cu_id",
+}
 
 
 def _params(plan: BatchPlan, now: datetime) -> dict[str, Any]:
@@ -255,24 +355,10 @@ def _params(plan: BatchPlan, now: datetime) -> dict[str, Any]:
     }
 
 
-def _events(
-    plan: BatchPlan, rows: list[RowMapping], created: dict[uuid.UUID, bool]
-) -> list[NewEvent]:
-    """The outbox events of a stored plan: conversations, stage changes, interactions."""
+def _events(plan: BatchPlan) -> list[NewEvent]:
+    """The outbox events the plan decides: stage changes, then interactions (the conversations'
+    events come from the statement itself, see ``EVENTS_CTE``)."""
     events: list[NewEvent] = []
-    seen_conversations: set[uuid.UUID] = set()
-    for row in rows:
-        conversation_id = row["conversation_id"]
-        if conversation_id is not None and conversation_id not in seen_conversations:
-            seen_conversations.add(conversation_id)
-            events.append(
-                NewEvent(
-                    EventKind.CONVERSATION_UPDATED,
-                    customer_id=row["conversation_customer_id"],
-                    subject_id=conversation_id,
-                    payload={"key": row["conversation_key"], "status": row["conversation_status"]},
-                )
-            )
     for change in plan.stage_changes:
         events.append(
             NewEvent(
@@ -288,31 +374,66 @@ def _events(
                 },
             )
         )
-    for row in rows:
+    for p in plan.interactions:
         events.append(
             NewEvent(
                 EventKind.INTERACTION_RECORDED,
-                customer_id=row["customer_id"],
-                subject_id=row["id"],
-                channel_code=row["channel_code"],
-                touchpoint_id=row["touchpoint_id"],
+                customer_id=plan.find(p.customer_id),
+                subject_id=p.id,
+                channel_code=p.draft.channel_code,
+                touchpoint_id=p.draft.touchpoint_id,
                 payload={
-                    "type": row["type"],
-                    "direction": row["direction"],
-                    "occurredAt": row["occurred_at"].isoformat(),
-                    "createdCustomer": created[row["id"]],
+                    "type": p.draft.type,
+                    "direction": p.draft.direction,
+                    "occurredAt": p.draft.occurred_at.isoformat(),
+                    "createdCustomer": p.created_customer and p.customer_id not in plan.alias,
                 },
             )
         )
     return events
 
 
+def _event_params(events: list[NewEvent]) -> dict[str, Any]:
+    return {
+        "ev_kind": [e.kind.value for e in events],
+        "ev_cid": [e.customer_id for e in events],
+        "ev_sid": [e.subject_id for e in events],
+        "ev_ch": [e.channel_code for e in events],
+        "ev_tp": [e.touchpoint_id for e in events],
+        "ev_payload": [_json(e.payload) for e in events],
+    }
+
+
+def stored_any(results: list[ItemResult]) -> bool:
+    """Whether ``store_plan`` ran for these results (something new was stored), i.e. whether
+    the audit row passed to ``hub.ingest.record`` has been written."""
+    return any(r.error is None and not r.duplicate for r in results)
+
+
 async def store_plan(
-    connection: AsyncConnection, plan: BatchPlan, results: list[ItemResult], now: datetime
-) -> None:
-    """Write everything ``plan`` decided in one statement and fill in ``results``."""
-    result = await connection.execute(STORE_PLAN_SQL, _params(plan, now))
-    rows = list(result.mappings())
+    sql: IngestSql,
+    plan: BatchPlan,
+    results: list[ItemResult],
+    now: datetime,
+    audit: AuditRow | None = None,
+) -> list[Row]:
+    """Write everything ``plan`` decided, events (and the caller's audit row) included, in one
+    statement; fill in ``results`` and return the stored interaction rows (with their
+    conversation's key and status).
+
+    This is the one place where a stored batch is known: the plan (customers, identities, stage
+    changes, conversations) and ``rows``. Whatever else must be maintained per stored batch in
+    the same transaction hooks in after the statement, through ``sql``.
+    """
+    params = {
+        **_params(plan, now),
+        **_event_params(_events(plan)),
+        **(audit.params() if audit is not None else {**NO_AUDIT, "a_details": None}),
+    }
+    present = {part for part, name in _PRESENCE.items() if params[name]}
+    if audit is not None:
+        present.add("audit")
+    rows = list(await sql.fetch(store_statement(frozenset(present)), params))
     rows_by_id = {row["id"]: row for row in rows}
     if len(rows_by_id) != len(plan.interactions):
         # Another writer stored one of our idempotency keys despite the advisory lock (e.g. a
@@ -320,7 +441,6 @@ async def store_plan(
         raise Conflict(
             "an interaction with the same idempotency key was stored concurrently; retry"
         )
-    created_by_id: dict[uuid.UUID, bool] = {}
     for p in plan.interactions:
         stored = rows_by_id[p.id]
         item = results[p.draft.index]
@@ -328,10 +448,9 @@ async def store_plan(
         item.customer_id = stored["customer_id"]
         item.created = p.created_customer and p.customer_id not in plan.alias
         item.warnings.extend(p.warnings)
-        created_by_id[p.id] = item.created
     for item in results:
         if item.duplicate and isinstance(item.interaction, int):
             original = results[item.interaction]
             item.interaction = original.interaction
             item.customer_id = original.customer_id
-    await emit_many(connection, _events(plan, rows, created_by_id))
+    return rows

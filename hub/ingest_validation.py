@@ -6,6 +6,7 @@ docs/ingest.md for the list.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Sequence
@@ -44,17 +45,22 @@ class InteractionInput:
     idempotency_key: str | None = None
 
 
-def _blocked(settings: Settings) -> set[str]:
+def _blocked(settings: Settings) -> frozenset[str]:
     """The blocked list as ``KIND:value`` strings (kind upper-cased, value trimmed)."""
+    return _blocked_set(tuple(settings.blocked_identifiers))
+
+
+@functools.lru_cache(maxsize=8)
+def _blocked_set(entries: tuple[str, ...]) -> frozenset[str]:
     blocked = set()
-    for entry in settings.blocked_identifiers:
+    for entry in entries:
         kind, sep, value = entry.partition(":")
         if sep:
             blocked.add(f"{kind.strip().upper()}:{value.strip()}")
-    return blocked
+    return frozenset(blocked)
 
 
-def _is_blocked(blocked: set[str], kind: str, value: str) -> bool:
+def _is_blocked(blocked: frozenset[str], kind: str, value: str) -> bool:
     return f"{kind}:{value}" in blocked or f"{kind}:{value.lower()}" in blocked
 
 

@@ -63,6 +63,11 @@ _READ_KINDS = sa.text(_READ_AFTER.format(kinds="AND kind = ANY(:kinds)"))
 _START_POSITION = sa.text(
     f"SELECT xid, id FROM events WHERE xid < {HORIZON} ORDER BY xid DESC, id DESC LIMIT 1"
 )
+# The last deliverable event after a position: where a notifier without subscribers moves to.
+_LAST_AFTER = sa.text(
+    "SELECT xid, id, created_at FROM events"
+    f" WHERE (xid, id) > (:xid, :id) AND xid < {HORIZON} ORDER BY xid DESC, id DESC LIMIT 1"
+)
 _CURSOR_STATE = sa.text(
     "SELECT EXISTS (SELECT 1 FROM events WHERE xid = :xid AND id = :id) AS found,"
     " (SELECT min(id) FROM events) AS oldest_id,"
@@ -174,6 +179,16 @@ async def start_position(connection: AsyncConnection) -> Position:
     params = await _in_progress(connection)
     row = (await connection.execute(_START_POSITION, params)).first()
     return Position(int(row.xid), int(row.id)) if row is not None else START
+
+
+async def last_after(
+    connection: AsyncConnection, after: Position
+) -> tuple[Position, datetime] | None:
+    """The last committed event after ``after`` below the horizon (and when it was created),
+    or None: what reading everything with ``read_after`` would end on, in one row."""
+    params = {**await _in_progress(connection), "xid": after.xid, "id": after.id}
+    row = (await connection.execute(_LAST_AFTER, params)).first()
+    return (Position(int(row.xid), int(row.id)), row.created_at) if row is not None else None
 
 
 async def check_cursor(engine: AsyncEngine, position: Position, retention_days: float) -> None:

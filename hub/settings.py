@@ -274,6 +274,13 @@ class Settings(BaseSettings):
             "everything else goes through the resolvers."
         ),
     )
+    compiled_ingest: bool = Field(
+        default=True,
+        description=(
+            "Serve covered recordInteraction(s) calls without the resolvers, on a bare asyncpg "
+            "connection (hub/compiled/ingest.py); everything else goes through the resolvers."
+        ),
+    )
 
     # ---- operations (docs/operations.md) ----
     read_database_url: str | None = Field(

@@ -10,6 +10,7 @@ import strawberry
 from hub.context import Info
 from hub.errors import BadUserInput, HubError
 from hub.ingest import record
+from hub.ingest_sql import AlchemySql
 from hub.ingest_validation import InteractionInput
 from hub.metrics import count_stored
 from schema.ingest import (
@@ -42,7 +43,7 @@ class IngestMutation:
     ) -> RecordInteractionPayload:
         item = input.to_domain()
         async with info.context.engine.begin() as connection:
-            [result] = await record(connection, [item], info.context.settings)
+            [result] = await record(AlchemySql(connection), [item], info.context.settings)
             if result.error is not None:
                 raise result.error  # rolls the transaction back: nothing is written
         count_stored(info.context.extras, [result])
@@ -79,6 +80,6 @@ class IngestMutation:
                 prefailed[index] = error
                 items.append(_PLACEHOLDER)
         async with info.context.engine.begin() as connection:
-            results = await record(connection, items, settings, prefailed=prefailed)
+            results = await record(AlchemySql(connection), items, settings, prefailed=prefailed)
         count_stored(info.context.extras, results)
         return RecordInteractionsPayload.from_results(results)

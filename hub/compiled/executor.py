@@ -314,7 +314,9 @@ class CompiledReads:
                 # The resolver path would fail the same way, only later. A closed connection
                 # is discarded by the pool, which reconnects on its next use.
                 raise DatabaseUnavailable from error
-            if not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError):
+            if not isinstance(
+                error, asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError
+            ):
                 raise
             # E.g. a value PostgreSQL rejects: the resolver path answers (and masks whatever it
             # cannot answer) as it would without this path.

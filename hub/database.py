@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -120,19 +121,33 @@ async def _rollback_if_open(connection: asyncpg.Connection) -> None:
         await connection.execute("ROLLBACK")
 
 
-async def create_driver_pool(url: str, settings: Settings, name: str, size: int) -> asyncpg.Pool:
+async def create_driver_pool(
+    url: str,
+    settings: Settings,
+    name: str,
+    size: int,
+    on_statement: Callable[[], object] | None = None,
+) -> asyncpg.Pool:
     """A bare asyncpg pool for the hot paths that bypass SQLAlchemy (key checks, compiled
-    ingest): json/jsonb decoded like SQLAlchemy's dialect does, the statement timeout, no ping
-    per checkout. It connects on first use, so the app starts while the database is down."""
+    ingest): json/jsonb decoded like SQLAlchemy's dialect does, the statement timeout, the
+    connect timeout, no ping per checkout. It connects on first use, so the app starts while
+    the database is down. ``on_statement`` is called after every statement (for metrics)."""
+
+    async def init(connection: asyncpg.Connection) -> None:
+        await jsonb_codecs(connection)
+        if on_statement is not None:
+            connection.add_query_logger(lambda _: on_statement())
+
     pool: asyncpg.Pool = await asyncpg.create_pool(
         asyncpg_dsn(url),
         min_size=0,
         max_size=size,
+        timeout=settings.db_connect_timeout_s,  # connect timeout of each new connection
         server_settings={
             "statement_timeout": str(settings.statement_timeout_ms),
             "application_name": name,
         },
-        init=jsonb_codecs,
+        init=init,
         reset=_rollback_if_open,
     )
     return pool

@@ -433,7 +433,10 @@ class CompiledIngest:
     async def open(
         cls, url: str, schema: GraphQLSchema, settings: Settings, metrics: HubMetrics
     ) -> CompiledIngest:
-        pool = await create_driver_pool(url, settings, "hub-ingest", settings.pool_size)
+        statements = metrics.sql_statements.labels(path="compiled")
+        pool = await create_driver_pool(
+            url, settings, "hub-ingest", settings.pool_size, on_statement=statements.inc
+        )
         return cls(pool, schema, settings, metrics)
 
     async def close(self) -> None:

@@ -203,7 +203,10 @@ class HubGraphQL(GraphQL[Context, None]):
             settings: Settings = self._app_state["hub"].settings
             if ingest is not None and unrestricted and can_write(principal) and payload is not None:
                 response = await _within_timeout(
-                    request, settings, ingest.respond(request, principal, payload)
+                    request,
+                    settings,
+                    ingest.respond(request, principal, payload),
+                    "compiled ingest",
                 )
                 if response is not None:
                     # Resolver-path mutations record the caller's read fence in ReadFence; this
@@ -250,7 +253,10 @@ def _operation_type(request: Request, payload: Any) -> OperationType | None:
 
 
 async def _within_timeout(
-    request: Request, settings: Settings, answer: Coroutine[Any, Any, Response | None]
+    request: Request,
+    settings: Settings,
+    answer: Coroutine[Any, Any, Response | None],
+    path: str = "compiled read",
 ) -> Response | None:
     """A compiled path's answer; the TIMEOUT error after ``operation_timeout_seconds``; the
     retryable SERVICE_UNAVAILABLE error when the database cannot be reached."""
@@ -263,7 +269,7 @@ async def _within_timeout(
             tracing.record_error_codes(request.scope, [error])
         return JSONResponse({"data": None, "errors": [error.formatted]})
     except DatabaseUnavailable as unreachable:
-        logger.warning("database unreachable (compiled path): %r", unreachable.__cause__)
+        logger.warning("database unreachable (%s): %r", path, unreachable.__cause__)
         request.scope[OUTCOME_KEY] = "error"
         unavailable = {"message": UNAVAILABLE_MESSAGE, "extensions": unavailable_extensions()}
         return JSONResponse({"data": None, "errors": [unavailable]})

@@ -58,6 +58,7 @@ from hub.compiled.executor import LRU
 from hub.database import create_driver_pool
 from hub.enums import IdentityKind
 from hub.errors import HubError
+from hub.faults import UNAVAILABLE_MESSAGE, unavailable_extensions
 from hub.guard import audit_targets
 from hub.ids import to_global_id, uuid_from_global_id
 from hub.ingest import NeedsMerge, record
@@ -515,10 +516,10 @@ class CompiledIngest:
             logger.warning("database unreachable at COMMIT of %s", prepared.key, exc_info=True)
             request.scope[OUTCOME_KEY] = "error"
             failure = GraphQLError(
-                "The database is unavailable; try again shortly.",
+                UNAVAILABLE_MESSAGE,
                 nodes=[prepared.root],
                 path=[prepared.key],
-                extensions={"code": "SERVICE_UNAVAILABLE"},
+                extensions=unavailable_extensions(),
             )
             body = {"data": None, "errors": [failure.formatted]}
             return Response(orjson.dumps(body), media_type="application/json")

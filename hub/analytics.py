@@ -137,37 +137,62 @@ class ChannelMix:
 
 
 async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
+    """Counted from ``journey_steps`` in one pass. A customer is counted once per touchpoint at
+    their last interaction there in the time range (the next one there is past ``until``, or
+    there is none), once per channel and once overall likewise: counting those rows counts
+    distinct customers without sorting. With a channel or business-line filter the customer's
+    next interaction on the channel / overall may be out of scope, so the channel and overall
+    counts deduplicate those per-touchpoint rows instead (far fewer than the interactions)."""
+    filtered = scope.channels is not None or scope.business_lines is not None
+    dedup = ""
+    customers = "CASE l.level WHEN 0 THEN l.touchpoint_customers ELSE l.other_customers END"
+    if filtered:
+        dedup = f""",
+        lasts AS (
+            SELECT DISTINCT s.channel_code, s.customer_id FROM journey_steps s
+            WHERE {scope.where("s", at="at")} AND {_last_in_range("s.tp_next_at", scope)}
+        ),
+        deduplicated AS (
+            SELECT channel_code, count(*) AS customers FROM lasts GROUP BY channel_code
+            UNION ALL
+            SELECT NULL, count(DISTINCT customer_id) FROM lasts
+        )"""
+        customers = "CASE l.level WHEN 0 THEN l.touchpoint_customers ELSE d.customers END"
     rows = await _rows(
         engine,
         f"""
-        WITH per_customer AS (
-            SELECT i.customer_id, i.channel_code, i.touchpoint_id, count(*) AS interactions,
-                   count(*) FILTER (WHERE i.direction = 'INBOUND') AS inbound,
-                   count(*) FILTER (WHERE i.direction = 'OUTBOUND') AS outbound
-            FROM interactions i
-            WHERE {scope.where("i")}
-            GROUP BY i.customer_id, i.channel_code, i.touchpoint_id
+        WITH per_touchpoint AS (
+            SELECT s.channel_code, s.touchpoint_id, count(*) AS interactions,
+                   count(*) FILTER (WHERE s.inbound) AS inbound,
+                   count(*) FILTER (WHERE NOT s.inbound) AS outbound,
+                   count(*) FILTER (WHERE {_last_in_range("s.tp_next_at", scope)})
+                       AS touchpoint_customers,
+                   count(*) FILTER (WHERE {_last_in_range("s.ch_next_at", scope)})
+                       AS channel_customers,
+                   count(*) FILTER (WHERE {_last_in_range("s.next_at", scope)})
+                       AS all_customers
+            FROM journey_steps s
+            WHERE {scope.where("s", at="at")}
+            GROUP BY s.channel_code, s.touchpoint_id
         ),
-        -- A customer's first row overall and first row in a channel: counting those rows
-        -- counts distinct customers without a DISTINCT sort per grouping set.
-        flagged AS (
-            SELECT *, row_number() OVER w = 1 AS first_of_customer,
-                   lag(channel_code) OVER w IS DISTINCT FROM channel_code AS first_in_channel
-            FROM per_customer
-            WINDOW w AS (PARTITION BY customer_id ORDER BY channel_code, touchpoint_id)
-        )
-        SELECT channel_code AS channel, touchpoint_id,
-               GROUPING(channel_code, touchpoint_id) AS level,
-               sum(interactions)::bigint AS interactions,
-               sum(inbound)::bigint AS inbound, sum(outbound)::bigint AS outbound,
-               CASE GROUPING(channel_code, touchpoint_id)
-                   WHEN 0 THEN count(*)
-                   WHEN 1 THEN count(*) FILTER (WHERE first_in_channel)
-                   ELSE count(*) FILTER (WHERE first_of_customer)
-               END AS customers
-        FROM flagged
-        GROUP BY GROUPING SETS ((), (channel_code), (channel_code, touchpoint_id))
-        ORDER BY level DESC, interactions DESC, channel, touchpoint_id
+        levels AS (
+            SELECT channel_code, touchpoint_id,
+                   GROUPING(channel_code, touchpoint_id) AS level,
+                   sum(interactions)::bigint AS interactions,
+                   sum(inbound)::bigint AS inbound, sum(outbound)::bigint AS outbound,
+                   sum(touchpoint_customers)::bigint AS touchpoint_customers,
+                   CASE GROUPING(channel_code, touchpoint_id)
+                       WHEN 1 THEN sum(channel_customers) ELSE sum(all_customers)
+                   END::bigint AS other_customers
+            FROM per_touchpoint
+            GROUP BY GROUPING SETS ((), (channel_code), (channel_code, touchpoint_id))
+        ){dedup}
+        SELECT l.channel_code AS channel, l.touchpoint_id, l.level, l.interactions,
+               l.inbound, l.outbound, {customers} AS customers
+        FROM levels l
+        {"LEFT JOIN deduplicated d ON d.channel_code IS NOT DISTINCT FROM l.channel_code"
+         " AND l.level > 0" if filtered else ""}
+        ORDER BY l.level DESC, l.interactions DESC, channel, l.touchpoint_id
         """,
         scope.params(),
     )
@@ -191,6 +216,14 @@ async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
         else:
             touchpoints.append(mix)
     return ChannelMix(total=total, channels=channels, touchpoints=touchpoints)
+
+
+def _last_in_range(next_at: str, scope: Scope) -> str:
+    """SQL: the row's next interaction of the same kind is not in the time range (so the row is
+    the customer's last of that kind in it)."""
+    if scope.until is None:
+        return f"{next_at} IS NULL"
+    return f"({next_at} IS NULL OR {next_at} >= :until)"
 
 
 # --- channel / touchpoint / stage transitions --------------------------------------------------
@@ -223,27 +256,18 @@ class Transitions:
     links: list[TransitionLink] = field(default_factory=list)
 
 
-_NODE_EXPRESSION = {
-    TransitionGrouping.CHANNEL: "i.channel_code",
-    TransitionGrouping.TOUCHPOINT: "i.touchpoint_id",
-    TransitionGrouping.STAGE: "st.stage",
+# Per grouping: the node column of a journey_steps row, its next interaction's, and the prefix
+# of the grouping's link columns (``<prefix>_move_prev_at`` and so on; migration 0008).
+_NODE_COLUMNS = {
+    TransitionGrouping.CHANNEL: ("channel_code", "next_channel_code", "ch"),
+    TransitionGrouping.TOUCHPOINT: ("touchpoint_id", "next_touchpoint_id", "tp"),
+    TransitionGrouping.STAGE: ("stage", "next_stage", "st"),
 }
 
-# The stage a customer was in when an interaction happened: their latest stage change at or
-# before it. LOOPING rows (same stage, other channel) do not change the stage, so they are left
-# out and every remaining row ends where the next begins.
-_STAGE_STAYS = """
-    stays AS (
-        SELECT customer_id, stage, entered_at,
-               lead(entered_at) OVER (PARTITION BY customer_id ORDER BY entered_at, id) AS left_at
-        FROM stage_history
-        WHERE transition <> 'LOOPING'
-    ),
-"""
-_STAGE_JOIN = """
-    JOIN stays st ON st.customer_id = i.customer_id AND st.entered_at <= i.occurred_at
-                 AND (st.left_at IS NULL OR i.occurred_at < st.left_at)
-"""
+
+def _whole_minutes(gap: timedelta) -> int | None:
+    minutes, rest = divmod(gap, timedelta(minutes=1))
+    return int(minutes) if not rest else None
 
 
 async def transitions(
@@ -251,52 +275,24 @@ async def transitions(
 ) -> Transitions:
     """How customers move between consecutive interactions, grouped by channel, touchpoint or
     the stage they were in. A next interaction more than ``max_gap`` later does not count as a
-    move: the journey ended there (a drop-off)."""
+    move: the journey ended there (a drop-off).
+
+    Each ``journey_steps`` row already knows the customer's next interaction. Without a channel
+    or business-line filter that is the next one in scope too (if it is before ``until``), so one
+    pass counts everything, and distinct customers are the rows flagged as a customer's first
+    move of its kind in range (or, with a gap, the last qualifying one). Filters change which
+    interaction comes next, so they take the window over the scoped rows instead."""
     if max_gap is not None and max_gap <= timedelta(0):
         raise ScopeError("`maxGapMinutes` must be positive")
-    node = _NODE_EXPRESSION[grouping]
+    gap_minutes = _whole_minutes(max_gap) if max_gap is not None else None
+    unfiltered = scope.channels is None and scope.business_lines is None
+    if unfiltered and (max_gap is None or (gap_minutes is not None and scope.until is None)):
+        sql = _linked_transitions_sql(scope, grouping, gap_minutes)
+    else:
+        sql = _windowed_transitions_sql(scope, grouping, max_gap)
     stage = grouping is TransitionGrouping.STAGE
-    # lead() over each customer's interactions in time order: the next interaction in scope.
-    next_target = (
-        "next_node" if max_gap is None else "CASE WHEN next_at - at <= :max_gap THEN next_node END"
-    )
-    # Only what the grouping needs goes through the window: each lead() costs a pass of work.
-    # Channels and touchpoints cannot loop (the same node is the same channel).
-    extra_leads = ""
-    if stage:
-        extra_leads += ", lead(i.channel_code) OVER w AS next_channel"
-    if max_gap is not None:
-        extra_leads += ", lead(i.occurred_at) OVER w AS next_at"
-    looping = (
-        f"coalesce({next_target} = node AND next_channel <> channel, FALSE)" if stage else "FALSE"
-    )
-    sql = f"""
-    WITH {_STAGE_STAYS if stage else ""}
-    steps AS (
-        SELECT i.customer_id, {node} AS node, i.channel_code AS channel, i.occurred_at AS at,
-               lead({node}) OVER w AS next_node {extra_leads}
-        FROM interactions i
-        {_STAGE_JOIN if stage else ""}
-        WHERE {scope.where("i")}
-        WINDOW w AS (PARTITION BY i.customer_id ORDER BY i.occurred_at, i.id)
-    ),
-    moves AS (
-        SELECT customer_id, node, {next_target} AS target, {looping} AS looping
-        FROM steps
-    ),
-    -- Per customer first: the rows arrive ordered by customer, so this needs only small sorts,
-    -- and the distinct customers of a link become a plain count.
-    per_customer AS (
-        SELECT node, target, looping, count(*) AS moves
-        FROM moves
-        GROUP BY customer_id, node, target, looping
-    )
-    SELECT node::text AS node, target::text AS target, looping,
-           sum(moves)::bigint AS moves, count(*) AS customers
-    FROM per_customer
-    GROUP BY node, target, looping
-    """
-    rows = await _rows(engine, sql, {**scope.params(), "max_gap": max_gap})
+    params = {**scope.params(), "max_gap": max_gap, "gap_minutes": gap_minutes}
+    rows = await _rows(engine, sql, params)
     interactions: dict[str, int] = {}
     drop_offs: dict[str, tuple[int, int]] = {}
     links: list[TransitionLink] = []
@@ -327,6 +323,93 @@ async def transitions(
         nodes=nodes,
         links=sorted(links, key=lambda link: (-link.moves, link.source, link.target)),
     )
+
+
+def _linked_transitions_sql(
+    scope: Scope, grouping: TransitionGrouping, gap_minutes: int | None
+) -> str:
+    node, following, prefix = _NODE_COLUMNS[grouping]
+    moved = "s.next_at IS NOT NULL"
+    if scope.until is not None:
+        moved += " AND s.next_at < :until"
+    if gap_minutes is not None:
+        moved += " AND s.gap_minutes <= :gap_minutes"
+    if gap_minutes is None:
+        # The first move of its kind in range: the previous one is before ``since``. A journey
+        # ends once per customer (at their last interaction in range).
+        first = f"s.{prefix}_move_prev_at IS NULL"
+        if scope.since is not None:
+            first = f"({first} OR s.{prefix}_move_prev_at < :since)"
+        ended = "TRUE"
+    else:
+        # With no ``until``, every later interaction is in range: the last qualifying move of
+        # its kind has no later one within the gap, the last drop-off at a node no later one.
+        first = f"coalesce(s.{prefix}_later_min_gap > :gap_minutes, TRUE)"
+        ended = f"coalesce(s.{prefix}_later_max_gap <= :gap_minutes, TRUE)"
+    stage = grouping is TransitionGrouping.STAGE
+    looping = (
+        f"({moved}) AND s.next_stage = s.stage AND s.next_channel_code <> s.channel_code"
+        if stage
+        else "FALSE"
+    )
+    return f"""
+    WITH steps AS (
+        SELECT s.{node}::text AS node,
+               CASE WHEN {moved} THEN s.{following}::text END AS target,
+               {looping} AS looping,
+               CASE WHEN {moved} THEN {first} ELSE {ended} END AS counted
+        FROM journey_steps s
+        WHERE {scope.where("s", at="at")} {"AND s.stage IS NOT NULL" if stage else ""}
+    )
+    SELECT node, target, looping, count(*) AS moves, count(*) FILTER (WHERE counted) AS customers
+    FROM steps
+    GROUP BY node, target, looping
+    """
+
+
+def _windowed_transitions_sql(
+    scope: Scope, grouping: TransitionGrouping, max_gap: timedelta | None
+) -> str:
+    """lead() over each customer's rows in scope, ordered by (at, id): the next one in scope."""
+    node = f"s.{_NODE_COLUMNS[grouping][0]}"
+    stage = grouping is TransitionGrouping.STAGE
+    next_target = (
+        "next_node" if max_gap is None else "CASE WHEN next_at - at <= :max_gap THEN next_node END"
+    )
+    # Only what the grouping needs goes through the window: each lead() costs a pass of work.
+    # Channels and touchpoints cannot loop (the same node is the same channel).
+    extra_leads = ""
+    if stage:
+        extra_leads += ", lead(s.channel_code) OVER w AS next_channel"
+    if max_gap is not None:
+        extra_leads += ", lead(s.at) OVER w AS next_at"
+    looping = (
+        f"coalesce({next_target} = node AND next_channel <> channel, FALSE)" if stage else "FALSE"
+    )
+    return f"""
+    WITH steps AS (
+        SELECT s.customer_id, {node} AS node, s.channel_code AS channel, s.at,
+               lead({node}) OVER w AS next_node {extra_leads}
+        FROM journey_steps s
+        WHERE {scope.where("s", at="at")} {"AND s.stage IS NOT NULL" if stage else ""}
+        WINDOW w AS (PARTITION BY s.customer_id ORDER BY s.at, s.id)
+    ),
+    moves AS (
+        SELECT customer_id, node, {next_target} AS target, {looping} AS looping
+        FROM steps
+    ),
+    -- Per customer first: the rows arrive ordered by customer, so this needs only small sorts,
+    -- and the distinct customers of a link become a plain count.
+    per_customer AS (
+        SELECT node, target, looping, count(*) AS moves
+        FROM moves
+        GROUP BY customer_id, node, target, looping
+    )
+    SELECT node::text AS node, target::text AS target, looping,
+           sum(moves)::bigint AS moves, count(*) AS customers
+    FROM per_customer
+    GROUP BY node, target, looping
+    """
 
 
 def _classify(source: str, target: str, looping: bool) -> StageTransition | None:

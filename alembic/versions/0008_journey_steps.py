@@ -1,0 +1,355 @@
+"""analytics: journey_steps, one pre-linked row per interaction, kept current by triggers
+
+Every analytics question about paths (transitions, distinct customers) needs, for each
+interaction, the customer's next interaction and whether an earlier/later one of the same kind
+exists. Computing that with window functions over a million interactions on every request is
+what made ``Query.analytics`` take seconds. ``journey_steps`` stores it, one row per
+interaction (docs/analytics.md, "Pre-linked steps"):
+
+- the interaction's node in each grouping (touchpoint, channel, the stage the customer was in)
+  and the same for the customer's next interaction, with the gap to it in whole minutes
+  (rounded up, so ``gap_minutes <= maxGapMinutes`` is exactly ``gap <= maxGapMinutes``);
+- ``tp_next_at`` / ``ch_next_at``: the customer's next interaction at the same touchpoint / on
+  the same channel (a row is a customer's last one in a time range when that is past the range);
+- ``*_move_prev_at``: the previous move of the customer between the same two nodes;
+- ``*_later_min_gap``: the smallest gap of the customer's later moves between the same nodes;
+- ``*_later_max_gap``: the largest gap out of the customer's later interactions at the same
+  node (``Infinity`` when one of them is the customer's last).
+
+Statement-level triggers with transition tables keep it current for EVERY writer (ingest's
+one-statement batches, the merge and unmerge UPDATEs, stage changes set by hand, the test
+factories, bench loaders) in the same transaction, with one set-based statement per writing
+statement: ``journey_steps_refresh(customers)`` recomputes the affected customers' rows and
+writes those that changed. ``journey_steps_rebuild()`` recomputes everything
+(seeds, which bulk-load with triggers off; ``hub analytics rebuild``; this backfill).
+
+Revision ID: 0008
+Revises: 0003
+
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0008"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+TABLE = """
+CREATE TABLE journey_steps (
+    id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    at timestamptz NOT NULL,
+    next_at timestamptz,
+    tp_next_at timestamptz,
+    ch_next_at timestamptz,
+    ch_move_prev_at timestamptz,
+    tp_move_prev_at timestamptz,
+    st_move_prev_at timestamptz,
+    gap_minutes double precision,
+    ch_later_min_gap double precision,
+    tp_later_min_gap double precision,
+    st_later_min_gap double precision,
+    ch_later_max_gap double precision,
+    tp_later_max_gap double precision,
+    st_later_max_gap double precision,
+    touchpoint_id uuid NOT NULL,
+    next_touchpoint_id uuid,
+    inbound boolean NOT NULL,
+    channel_code text NOT NULL,
+    next_channel_code text,
+    stage text,
+    next_stage text
+)
+"""
+
+# The rows of ``customers`` (NULL: of everyone), computed from the base tables. The stage of an
+# interaction is the customer's latest non-LOOPING stage change at or before it (as in
+# hub/analytics.py before this table existed); a customer's path is ordered by (at, id).
+STEPS_OF = """
+CREATE FUNCTION journey_steps_of(customers uuid[]) RETURNS SETOF journey_steps
+LANGUAGE sql STABLE AS $fn$
+WITH stays AS (
+    SELECT customer_id, stage, entered_at,
+           lead(entered_at) OVER (PARTITION BY customer_id ORDER BY entered_at, id) AS left_at
+    FROM stage_history
+    WHERE transition <> 'LOOPING' AND (customers IS NULL OR customer_id = ANY(customers))
+),
+path AS (
+    SELECT i.id, i.customer_id, i.occurred_at AS at, i.touchpoint_id, i.channel_code,
+           i.direction = 'INBOUND' AS inbound, st.stage
+    FROM interactions i
+    LEFT JOIN stays st ON st.customer_id = i.customer_id AND st.entered_at <= i.occurred_at
+                      AND (st.left_at IS NULL OR i.occurred_at < st.left_at)
+    WHERE customers IS NULL OR i.customer_id = ANY(customers)
+),
+linked AS (
+    SELECT p.*,
+           lead(p.at) OVER w AS next_at,
+           lead(p.touchpoint_id) OVER w AS next_touchpoint_id,
+           lead(p.channel_code) OVER w AS next_channel_code,
+           lead(p.stage) OVER w AS next_stage,
+           lead(p.at) OVER (PARTITION BY p.customer_id, p.touchpoint_id ORDER BY p.at, p.id)
+               AS tp_next_at,
+           lead(p.at) OVER (PARTITION BY p.customer_id, p.channel_code ORDER BY p.at, p.id)
+               AS ch_next_at
+    FROM path p
+    WINDOW w AS (PARTITION BY p.customer_id ORDER BY p.at, p.id)
+),
+gapped AS (
+    SELECT l.*,
+           CAST(ceil(extract(epoch FROM l.next_at - l.at) / 60) AS double precision)
+               AS gap_minutes,
+           coalesce(l.next_stage = l.stage AND l.next_channel_code <> l.channel_code, FALSE)
+               AS looping
+    FROM linked l
+)
+SELECT g.id, g.customer_id, g.at, g.next_at, g.tp_next_at, g.ch_next_at,
+       CASE WHEN g.next_at IS NOT NULL THEN lag(g.at) OVER ch_move END,
+       CASE WHEN g.next_at IS NOT NULL THEN lag(g.at) OVER tp_move END,
+       CASE WHEN g.next_stage IS NOT NULL THEN lag(g.at) OVER st_move END,
+       g.gap_minutes,
+       CASE WHEN g.next_at IS NOT NULL THEN min(g.gap_minutes) OVER (ch_move ROWS BETWEEN
+           1 FOLLOWING AND UNBOUNDED FOLLOWING) END,
+       CASE WHEN g.next_at IS NOT NULL THEN min(g.gap_minutes) OVER (tp_move ROWS BETWEEN
+           1 FOLLOWING AND UNBOUNDED FOLLOWING) END,
+       CASE WHEN g.next_stage IS NOT NULL THEN min(g.gap_minutes) OVER (st_move ROWS BETWEEN
+           1 FOLLOWING AND UNBOUNDED FOLLOWING) END,
+       max(coalesce(g.gap_minutes, 'Infinity')) OVER (ch_node ROWS BETWEEN
+           1 FOLLOWING AND UNBOUNDED FOLLOWING),
+       max(coalesce(g.gap_minutes, 'Infinity')) OVER (tp_node ROWS BETWEEN
+           1 FOLLOWING AND UNBOUNDED FOLLOWING),
+       CASE WHEN g.stage IS NOT NULL THEN max(coalesce(g.gap_minutes, 'Infinity')) OVER (st_node
+           ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) END,
+       g.touchpoint_id, g.next_touchpoint_id, g.inbound, g.channel_code, g.next_channel_code,
+       g.stage, g.next_stage
+FROM gapped g
+WINDOW ch_move AS (PARTITION BY g.customer_id, g.channel_code, g.next_channel_code
+                   ORDER BY g.at, g.id),
+       tp_move AS (PARTITION BY g.customer_id, g.touchpoint_id, g.next_touchpoint_id
+                   ORDER BY g.at, g.id),
+       st_move AS (PARTITION BY g.customer_id, g.stage, g.next_stage, g.looping
+                   ORDER BY g.at, g.id),
+       ch_node AS (PARTITION BY g.customer_id, g.channel_code ORDER BY g.at, g.id),
+       tp_node AS (PARTITION BY g.customer_id, g.touchpoint_id ORDER BY g.at, g.id),
+       st_node AS (PARTITION BY g.customer_id, g.stage ORDER BY g.at, g.id)
+$fn$
+"""
+
+COLUMNS = (
+    "customer_id, at, next_at, tp_next_at, ch_next_at, ch_move_prev_at, tp_move_prev_at,"
+    " st_move_prev_at, gap_minutes, ch_later_min_gap, tp_later_min_gap, st_later_min_gap,"
+    " ch_later_max_gap, tp_later_max_gap, st_later_max_gap, touchpoint_id, next_touchpoint_id,"
+    " inbound, channel_code, next_channel_code, stage, next_stage"
+)
+EXCLUDED = ", ".join(f"EXCLUDED.{c.strip()}" for c in COLUMNS.split(","))
+
+# A refresh recomputes every row of the customers it is given (the rows look both ways: a new
+# interaction changes its predecessor's next, the customer's earlier rows at the same touchpoint
+# or channel, the later-gap columns of earlier moves), and writes only the rows that changed: for
+# an interaction recorded in order, a handful. It touches a few customers, so compiling it (JIT)
+# would cost far more than running it; dynamic SQL plans every call with its own array (a cached
+# generic plan would not use the customer indexes).
+REFRESH = f"""
+CREATE FUNCTION journey_steps_refresh(customers uuid[]) RETURNS void
+LANGUAGE plpgsql SET jit = off AS $fn$
+BEGIN
+    IF coalesce(cardinality(customers), 0) = 0 THEN
+        RETURN;
+    END IF;
+    EXECUTE $sql$
+    WITH fresh AS (
+        SELECT * FROM journey_steps_of($1)
+    ),
+    removed AS (
+        DELETE FROM journey_steps j
+        WHERE j.customer_id = ANY($1) AND NOT EXISTS (SELECT FROM fresh f WHERE f.id = j.id)
+    )
+    INSERT INTO journey_steps AS j SELECT * FROM fresh
+    ON CONFLICT (id) DO UPDATE SET ({COLUMNS}) = ({EXCLUDED})
+    WHERE ROW(j.*) IS DISTINCT FROM ROW(EXCLUDED.*)
+    $sql$
+    USING ARRAY(SELECT DISTINCT c FROM unnest(customers) AS c WHERE c IS NOT NULL);
+END
+$fn$
+"""
+
+REBUILD = """
+CREATE FUNCTION journey_steps_rebuild() RETURNS bigint
+LANGUAGE plpgsql SET work_mem = '128MB' SET jit = off AS $fn$
+DECLARE
+    written bigint;
+BEGIN
+    TRUNCATE journey_steps;
+    INSERT INTO journey_steps SELECT * FROM journey_steps_of(NULL);
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$fn$
+"""
+
+# One trigger function per kind of statement; updates (merges, unmerges, corrections) refresh
+# old and new owners alike, and only when a column the steps depend on changed (an erasure
+# blanks summaries and attributes: nothing to do).
+TRIGGER_FUNCTIONS = """
+CREATE FUNCTION journey_steps_interactions_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM journey_steps_refresh(array_agg(customer_id))
+    FROM new_rows;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION journey_steps_interactions_updated() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM journey_steps_refresh(array_agg(c))
+    FROM (
+        SELECT o.customer_id AS c FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE (o.customer_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction)
+              IS DISTINCT FROM
+              (n.customer_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction)
+        UNION
+        SELECT n.customer_id FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE (o.customer_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction)
+              IS DISTINCT FROM
+              (n.customer_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction)
+    ) AS changed;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION journey_steps_interactions_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM journey_steps_refresh(array_agg(customer_id))
+    FROM old_rows;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION journey_steps_stages_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM journey_steps_refresh(array_agg(customer_id))
+    FROM new_rows;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION journey_steps_stages_updated() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM journey_steps_refresh(array_agg(c))
+    FROM (
+        SELECT o.customer_id AS c FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE (o.customer_id, o.stage, o.transition, o.entered_at)
+              IS DISTINCT FROM (n.customer_id, n.stage, n.transition, n.entered_at)
+        UNION
+        SELECT n.customer_id FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE (o.customer_id, o.stage, o.transition, o.entered_at)
+              IS DISTINCT FROM (n.customer_id, n.stage, n.transition, n.entered_at)
+    ) AS changed;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION journey_steps_stages_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM journey_steps_refresh(array_agg(customer_id))
+    FROM old_rows;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION journey_steps_truncated() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_TABLE_NAME = 'interactions' THEN
+        TRUNCATE journey_steps;
+    ELSE
+        PERFORM journey_steps_rebuild();
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+"""
+
+TRIGGERS = """
+CREATE TRIGGER journey_steps_interactions_inserted AFTER INSERT ON interactions
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey_steps_interactions_inserted();
+CREATE TRIGGER journey_steps_interactions_updated AFTER UPDATE ON interactions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey_steps_interactions_updated();
+CREATE TRIGGER journey_steps_interactions_deleted AFTER DELETE ON interactions
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey_steps_interactions_deleted();
+CREATE TRIGGER journey_steps_interactions_truncated AFTER TRUNCATE ON interactions
+    FOR EACH STATEMENT EXECUTE FUNCTION journey_steps_truncated();
+CREATE TRIGGER journey_steps_stages_inserted AFTER INSERT ON stage_history
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey_steps_stages_inserted();
+CREATE TRIGGER journey_steps_stages_updated AFTER UPDATE ON stage_history
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey_steps_stages_updated();
+CREATE TRIGGER journey_steps_stages_deleted AFTER DELETE ON stage_history
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey_steps_stages_deleted();
+CREATE TRIGGER journey_steps_stages_truncated AFTER TRUNCATE ON stage_history
+    FOR EACH STATEMENT EXECUTE FUNCTION journey_steps_truncated();
+"""
+
+INDEXES = """
+CREATE INDEX ix_journey_steps_customer ON journey_steps (customer_id, at, id);
+CREATE INDEX ix_journey_steps_at ON journey_steps (at);
+"""
+
+
+def _statements(script: str, end: str) -> list[str]:
+    """One statement at a time: the driver prepares each, and a prepared statement holds one."""
+    parts = [part.strip() for part in script.split(end)]
+    keep = end[:-1] if end != ";" else ""
+    return [part + keep for part in parts if part]
+
+
+def upgrade() -> None:
+    op.execute(TABLE)
+    op.execute(STEPS_OF)
+    op.execute(REFRESH)
+    op.execute(REBUILD)
+    for statement in _statements(TRIGGER_FUNCTIONS, "$fn$;"):
+        op.execute(statement)
+    for statement in _statements(INDEXES, ";"):
+        op.execute(statement)
+    # Backfill before the triggers exist: one set-based pass over what is already stored.
+    op.execute("SELECT journey_steps_rebuild()")
+    op.execute("ANALYZE journey_steps")
+    for statement in _statements(TRIGGERS, ";"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for table, kind in (
+        ("interactions", "inserted"),
+        ("interactions", "updated"),
+        ("interactions", "deleted"),
+        ("interactions", "truncated"),
+        ("stage_history", "inserted"),
+        ("stage_history", "updated"),
+        ("stage_history", "deleted"),
+        ("stage_history", "truncated"),
+    ):
+        prefix = "interactions" if table == "interactions" else "stages"
+        op.execute(f"DROP TRIGGER journey_steps_{prefix}_{kind} ON {table}")
+    for name in (
+        "journey_steps_truncated()",
+        "journey_steps_stages_deleted()",
+        "journey_steps_stages_updated()",
+        "journey_steps_stages_inserted()",
+        "journey_steps_interactions_deleted()",
+        "journey_steps_interactions_updated()",
+        "journey_steps_interactions_inserted()",
+        "journey_steps_rebuild()",
+        "journey_steps_refresh(uuid[])",
+        "journey_steps_of(uuid[])",
+    ):
+        op.execute(f"DROP FUNCTION {name}")
+    op.execute("DROP TABLE journey_steps")

@@ -190,8 +190,12 @@ async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
         SELECT l.channel_code AS channel, l.touchpoint_id, l.level, l.interactions,
                l.inbound, l.outbound, {customers} AS customers
         FROM levels l
-        {"LEFT JOIN deduplicated d ON d.channel_code IS NOT DISTINCT FROM l.channel_code"
-         " AND l.level > 0" if filtered else ""}
+        {
+            "LEFT JOIN deduplicated d ON d.channel_code IS NOT DISTINCT FROM l.channel_code"
+            " AND l.level > 0"
+            if filtered
+            else ""
+        }
         ORDER BY l.level DESC, l.interactions DESC, channel, l.touchpoint_id
         """,
         scope.params(),

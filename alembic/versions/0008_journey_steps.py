@@ -150,11 +150,12 @@ EXCLUDED = ", ".join(f"EXCLUDED.{c.strip()}" for c in COLUMNS.split(","))
 # interaction changes its predecessor's next, the customer's earlier rows at the same touchpoint
 # or channel, the later-gap columns of earlier moves), and writes only the rows that changed: for
 # an interaction recorded in order, a handful. It touches a few customers, so compiling it (JIT)
-# would cost far more than running it; dynamic SQL plans every call with its own array (a cached
-# generic plan would not use the customer indexes).
+# would cost far more than running it; it runs with its owner's rights (SECURITY DEFINER), so a
+# role that may only insert interactions still keeps journey_steps current; dynamic SQL plans
+# every call with its own array (a cached generic plan would not use the customer indexes).
 REFRESH = f"""
 CREATE FUNCTION journey_steps_refresh(customers uuid[]) RETURNS void
-LANGUAGE plpgsql SET jit = off AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $fn$
 BEGIN
     IF coalesce(cardinality(customers), 0) = 0 THEN
         RETURN;
@@ -178,7 +179,8 @@ $fn$
 
 REBUILD = """
 CREATE FUNCTION journey_steps_rebuild() RETURNS bigint
-LANGUAGE plpgsql SET work_mem = '128MB' SET jit = off AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
+SET work_mem = '128MB' SET jit = off AS $fn$
 DECLARE
     written bigint;
 BEGIN
@@ -260,7 +262,8 @@ BEGIN
 END
 $fn$;
 
-CREATE FUNCTION journey_steps_truncated() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE FUNCTION journey_steps_truncated() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
 BEGIN
     IF TG_TABLE_NAME = 'interactions' THEN
         TRUNCATE journey_steps;

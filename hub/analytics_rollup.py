@@ -1,0 +1,110 @@
+"""The derived table analytics read: ``journey_steps`` (migration 0008, docs/analytics.md).
+
+One row per interaction with what path questions need already linked: the stage the customer was
+in, their next interaction and the gap to it, the next one at the same touchpoint / on the same
+channel, and per grouping the previous move of the same kind and the smallest / largest gaps of
+later ones. ``hub.analytics`` answers from it in one pass instead of window functions over every
+interaction.
+
+Maintenance lives in PostgreSQL, next to the data: statement-level triggers with transition
+tables on ``interactions`` and ``stage_history`` call ``journey_steps_refresh(customers)`` once
+per writing statement, in the writer's transaction. Every writer is covered without knowing about
+it — ingest's one-statement batches, merges and unmerges (which move rows between customers),
+stage changes set by hand, test factories, bench loaders — and nothing is ever stale. Erasure
+changes no column the steps depend on. Only a bulk load that switches triggers off (the seeder,
+``session_replication_role = replica``) must call ``rebuild`` before it commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from hub.database import sqlalchemy_url
+
+REBUILD_SQL = "SELECT journey_steps_rebuild()"
+"""Recompute every row from the base tables, set-based (returns the rows written)."""
+
+STEPS_COLUMNS = (
+    "id",
+    "customer_id",
+    "at",
+    "next_at",
+    "tp_next_at",
+    "ch_next_at",
+    "ch_move_prev_at",
+    "tp_move_prev_at",
+    "st_move_prev_at",
+    "gap_minutes",
+    "ch_later_min_gap",
+    "tp_later_min_gap",
+    "st_later_min_gap",
+    "ch_later_max_gap",
+    "tp_later_max_gap",
+    "st_later_max_gap",
+    "touchpoint_id",
+    "next_touchpoint_id",
+    "inbound",
+    "channel_code",
+    "next_channel_code",
+    "stage",
+    "next_stage",
+)
+
+
+async def rebuild(connection: AsyncConnection) -> int:
+    """Recompute ``journey_steps`` from the base tables in the caller's transaction."""
+    written = await connection.scalar(sa.text(REBUILD_SQL))
+    return int(written or 0)
+
+
+async def refresh(connection: AsyncConnection, customer_ids: Sequence[uuid.UUID]) -> None:
+    """Recompute the rows of these customers (the triggers do this for every write; this is for
+    repairs by hand)."""
+    await connection.execute(
+        sa.text("SELECT journey_steps_refresh(CAST(:ids AS uuid[]))"), {"ids": list(customer_ids)}
+    )
+
+
+STALE_SQL = f"""
+SELECT count(*) AS stale FROM (
+    (SELECT {", ".join(STEPS_COLUMNS)} FROM journey_steps
+     EXCEPT ALL SELECT {", ".join(STEPS_COLUMNS)} FROM journey_steps_of(NULL))
+    UNION ALL
+    (SELECT {", ".join(STEPS_COLUMNS)} FROM journey_steps_of(NULL)
+     EXCEPT ALL SELECT {", ".join(STEPS_COLUMNS)} FROM journey_steps)
+) AS difference
+"""
+
+
+async def stale_rows(connection: AsyncConnection) -> int:
+    """How many rows differ from a recomputation from the base tables (0 when current): a check
+    for tests and for ``hub analytics check``; it reads everything, so it is not for requests."""
+    result: Any = await connection.scalar(sa.text(STALE_SQL))
+    return int(result)
+
+
+async def run_rebuild(database_url: str) -> int:
+    """``hub analytics rebuild``: ``rebuild`` in a transaction of its own."""
+    engine = create_async_engine(sqlalchemy_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            written = await rebuild(connection)
+            await connection.execute(sa.text("ANALYZE journey_steps"))
+        return written
+    finally:
+        await engine.dispose()
+
+
+async def run_check(database_url: str) -> int:
+    """``hub analytics check``: ``stale_rows`` on a connection of its own."""
+    engine = create_async_engine(sqlalchemy_url(database_url))
+    try:
+        async with engine.connect() as connection:
+            return await stale_rows(connection)
+    finally:
+        await engine.dispose()

@@ -443,59 +443,16 @@ class FunnelStep:
 async def stage_funnel(engine: AsyncEngine, scope: Scope) -> list[FunnelStep]:
     """From ``stage_history``: an entry counts when it is in the time range and, with a channel
     or business-line filter, was caused by an interaction on those channels / business lines.
-    LOOPING rows are not entries (the customer was already in the stage)."""
-    business_line = ""
-    if scope.business_lines is not None:
-        business_line = (
-            "AND e.interaction_id IN (SELECT i.id FROM interactions i JOIN touchpoints t"
-            " ON t.id = i.touchpoint_id WHERE t.business_line = ANY(:business_lines))"
-        )
-    scoped = Scope(scope.since, scope.until, None, scope.channels)
-    rows = await _rows(
-        engine,
-        f"""
-        WITH entries AS (
-            SELECT h.id, h.customer_id, h.stage, h.entered_at, h.interaction_id, h.channel_code,
-                   lead(h.entered_at) OVER (PARTITION BY h.customer_id
-                                            ORDER BY h.entered_at, h.id) AS left_at
-            FROM stage_history h
-            WHERE h.transition <> 'LOOPING'
-        ),
-        scoped AS (
-            SELECT e.* FROM entries e
-            WHERE {scoped.where("e", at="entered_at")} {business_line}
-        ),
-        firsts AS (
-            SELECT customer_id, stage, min(entered_at) AS first_at, max(entered_at) AS last_at
-            FROM scoped GROUP BY customer_id, stage
-        ),
-        reached AS (
-            SELECT f.stage, count(*) AS customers,
-                   count(n.customer_id) AS converted
-            FROM firsts f
-            JOIN journey_stages s ON s.code = f.stage
-            LEFT JOIN journey_stages ns ON ns.position = s.position + 1
-            LEFT JOIN firsts n ON n.customer_id = f.customer_id AND n.stage = ns.code
-                              AND n.last_at >= f.first_at
-            GROUP BY f.stage
-        ),
-        stays AS (
-            SELECT stage, count(*) AS completed,
-                   percentile_cont(0.5) WITHIN GROUP (
-                       ORDER BY extract(epoch FROM left_at - entered_at)) AS median_seconds
-            FROM scoped WHERE left_at IS NOT NULL GROUP BY stage
-        )
-        SELECT s.code AS stage, s.position, ns.code IS NOT NULL AS has_next,
-               coalesce(r.customers, 0) AS customers, coalesce(r.converted, 0) AS converted,
-               y.median_seconds, coalesce(y.completed, 0) AS completed
-        FROM journey_stages s
-        LEFT JOIN journey_stages ns ON ns.position = s.position + 1
-        LEFT JOIN reached r ON r.stage = s.code
-        LEFT JOIN stays y ON y.stage = s.code
-        ORDER BY s.position
-        """,
-        scope.params(),
-    )
+    LOOPING rows are not entries (the customer was already in the stage).
+
+    Without those filters, one pass over ``stage_entries``: a customer is counted at their last
+    entry into the stage in range (their next one is past ``until``, or there is none), and
+    converted to the next stage when, at their last entry into it, their latest entry into this
+    stage at or before it is in range too."""
+    if scope.channels is None and scope.business_lines is None:
+        rows = await _rows(engine, _linked_funnel_sql(scope), scope.params())
+    else:
+        rows = await _rows(engine, _windowed_funnel_sql(scope), scope.params())
     return [
         FunnelStep(
             stage=StageCode(row["stage"]),
@@ -506,6 +463,87 @@ async def stage_funnel(engine: AsyncEngine, scope: Scope) -> list[FunnelStep]:
         )
         for row in rows
     ]
+
+
+def _linked_funnel_sql(scope: Scope) -> str:
+    last = _last_in_range("e.same_next_at", scope)
+    lower = "e.lower_prev_at IS NOT NULL"
+    if scope.since is not None:
+        lower = "e.lower_prev_at >= :since"
+    return f"""
+    WITH per_stage AS (
+        SELECT e.stage,
+               count(*) FILTER (WHERE {last}) AS customers,
+               count(*) FILTER (WHERE {last} AND {lower}) AS converted_into,
+               count(e.left_at) AS completed,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM e.left_at - e.entered_at))
+                   FILTER (WHERE e.left_at IS NOT NULL) AS median_seconds
+        FROM stage_entries e
+        WHERE {scope.where("e", at="entered_at")}
+        GROUP BY e.stage
+    )
+    SELECT s.code AS stage, s.position, ns.code IS NOT NULL AS has_next,
+           coalesce(p.customers, 0) AS customers, coalesce(n.converted_into, 0) AS converted,
+           p.median_seconds, coalesce(p.completed, 0) AS completed
+    FROM journey_stages s
+    LEFT JOIN journey_stages ns ON ns.position = s.position + 1
+    LEFT JOIN per_stage p ON p.stage = s.code
+    LEFT JOIN per_stage n ON n.stage = ns.code
+    ORDER BY s.position
+    """
+
+
+def _windowed_funnel_sql(scope: Scope) -> str:
+    """Entries filtered by the channel / business line of the interaction that caused them."""
+    business_line = ""
+    if scope.business_lines is not None:
+        business_line = (
+            "AND e.interaction_id IN (SELECT i.id FROM interactions i JOIN touchpoints t"
+            " ON t.id = i.touchpoint_id WHERE t.business_line = ANY(:business_lines))"
+        )
+    scoped = Scope(scope.since, scope.until, None, scope.channels)
+    return f"""
+    WITH entries AS (
+        SELECT h.id, h.customer_id, h.stage, h.entered_at, h.interaction_id, h.channel_code,
+               lead(h.entered_at) OVER (PARTITION BY h.customer_id
+                                        ORDER BY h.entered_at, h.id) AS left_at
+        FROM stage_history h
+        WHERE h.transition <> 'LOOPING'
+    ),
+    scoped AS (
+        SELECT e.* FROM entries e
+        WHERE {scoped.where("e", at="entered_at")} {business_line}
+    ),
+    firsts AS (
+        SELECT customer_id, stage, min(entered_at) AS first_at, max(entered_at) AS last_at
+        FROM scoped GROUP BY customer_id, stage
+    ),
+    reached AS (
+        SELECT f.stage, count(*) AS customers,
+               count(n.customer_id) AS converted
+        FROM firsts f
+        JOIN journey_stages s ON s.code = f.stage
+        LEFT JOIN journey_stages ns ON ns.position = s.position + 1
+        LEFT JOIN firsts n ON n.customer_id = f.customer_id AND n.stage = ns.code
+                          AND n.last_at >= f.first_at
+        GROUP BY f.stage
+    ),
+    stays AS (
+        SELECT stage, count(*) AS completed,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM left_at - entered_at)) AS median_seconds
+        FROM scoped WHERE left_at IS NOT NULL GROUP BY stage
+    )
+    SELECT s.code AS stage, s.position, ns.code IS NOT NULL AS has_next,
+           coalesce(r.customers, 0) AS customers, coalesce(r.converted, 0) AS converted,
+           y.median_seconds, coalesce(y.completed, 0) AS completed
+    FROM journey_stages s
+    LEFT JOIN journey_stages ns ON ns.position = s.position + 1
+    LEFT JOIN reached r ON r.stage = s.code
+    LEFT JOIN stays y ON y.stage = s.code
+    ORDER BY s.position
+    """
 
 
 # --- touchpoint performance --------------------------------------------------------------------

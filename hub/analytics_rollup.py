@@ -1,13 +1,17 @@
-"""The derived table analytics read: ``journey_steps`` (migration 0008, docs/analytics.md).
+"""The derived tables analytics read: ``journey_steps`` and ``stage_entries`` (migration 0008,
+docs/analytics.md).
 
 One row per interaction with what path questions need already linked: the stage the customer was
 in, their next interaction and the gap to it, the next one at the same touchpoint / on the same
 channel, and per grouping the previous move of the same kind and the smallest / largest gaps of
 later ones. ``hub.analytics`` answers from it in one pass instead of window functions over every
-interaction.
+interaction. ``stage_entries`` holds the stage changes that are not LOOPING with when the
+customer left, their next entry into the same stage and their latest entry into the previous
+stage: the funnel in one pass.
 
 Maintenance lives in PostgreSQL, next to the data: statement-level triggers with transition
-tables on ``interactions`` and ``stage_history`` call ``journey_steps_refresh(customers)`` once
+tables on ``interactions`` and ``stage_history`` call ``journey_steps_refresh(customers)`` (and
+``stage_entries_refresh``) once
 per writing statement, in the writer's transaction. Every writer is covered without knowing about
 it — ingest's one-statement batches, merges and unmerges (which move rows between customers),
 stage changes set by hand, test factories, bench loaders — and nothing is ever stale. Erasure
@@ -27,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from hub.database import sqlalchemy_url
 
 REBUILD_SQL = "SELECT journey_steps_rebuild()"
-"""Recompute every row from the base tables, set-based (returns the rows written)."""
+"""Recompute both tables from the base tables, set-based (returns the journey_steps rows)."""
 
 STEPS_COLUMNS = (
     "id",
@@ -66,18 +70,31 @@ async def refresh(connection: AsyncConnection, customer_ids: Sequence[uuid.UUID]
     """Recompute the rows of these customers (the triggers do this for every write; this is for
     repairs by hand)."""
     await connection.execute(
-        sa.text("SELECT journey_steps_refresh(CAST(:ids AS uuid[]))"), {"ids": list(customer_ids)}
+        sa.text(
+            "SELECT journey_steps_refresh(CAST(:ids AS uuid[])),"
+            " stage_entries_refresh(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": list(customer_ids)},
     )
 
 
+_STEPS = ", ".join(STEPS_COLUMNS)
+_ENTRIES = "id, customer_id, entered_at, left_at, same_next_at, lower_prev_at, stage"
 STALE_SQL = f"""
-SELECT count(*) AS stale FROM (
-    (SELECT {", ".join(STEPS_COLUMNS)} FROM journey_steps
-     EXCEPT ALL SELECT {", ".join(STEPS_COLUMNS)} FROM journey_steps_of(NULL))
-    UNION ALL
-    (SELECT {", ".join(STEPS_COLUMNS)} FROM journey_steps_of(NULL)
-     EXCEPT ALL SELECT {", ".join(STEPS_COLUMNS)} FROM journey_steps)
-) AS difference
+SELECT (SELECT count(*) FROM (
+            (SELECT {_STEPS} FROM journey_steps EXCEPT ALL
+             SELECT {_STEPS} FROM journey_steps_of(NULL))
+            UNION ALL
+            (SELECT {_STEPS} FROM journey_steps_of(NULL) EXCEPT ALL
+             SELECT {_STEPS} FROM journey_steps)
+        ) AS steps)
+     + (SELECT count(*) FROM (
+            (SELECT {_ENTRIES} FROM stage_entries EXCEPT ALL
+             SELECT {_ENTRIES} FROM stage_entries_of(NULL))
+            UNION ALL
+            (SELECT {_ENTRIES} FROM stage_entries_of(NULL) EXCEPT ALL
+             SELECT {_ENTRIES} FROM stage_entries)
+        ) AS entries) AS stale
 """
 
 

@@ -1,11 +1,12 @@
-"""journey_steps stays exact through every write path, and the fast answers match a recount.
+"""The derived tables stay exact through every write path; the fast answers match a recount.
 
 Data arrives the way production sends it — a batch in shuffled order, then single interactions
 older than what is already stored — then customers are merged, unmerged, erased, given a manual
-stage, and an interaction's time is corrected. After each step: the table equals a recomputation
-from the base tables (``hub.analytics_rollup.stale_rows``), and channelMix / channelTransitions
-(every grouping, with and without a gap, in every scope of tests/test_analytics.py) equal the
-independent recount in plain Python over the rows read back from the base tables.
+stage, and an interaction's time is corrected. After each step: journey_steps and stage_entries
+equal a recomputation from the base tables (``hub.analytics_rollup.stale_rows``), and
+channelMix, stageFunnel and channelTransitions (every grouping, with and without a gap, in every
+scope of tests/test_analytics.py) equal the independent recount in plain Python over the rows
+read back from the base tables.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.test_analytics import (
     StageRow,
     check_channel_mix,
     check_channel_transitions,
+    check_stage_funnel,
 )
 
 TYPES = ["PAGE_VIEW", "PRODUCT_VIEW", "ORDER", "SUPPORT_TICKET", "REPEAT_ORDER", "EMAIL"]
@@ -83,6 +85,7 @@ async def check_everything(
     data = await read_dataset(db, tp_ids)
     for scope in SCOPES:
         await check_channel_mix(gql, data, scope)
+        await check_stage_funnel(gql, data, scope)
         for grouping in ("CHANNEL", "TOUCHPOINT", "STAGE"):
             for gap_minutes in (None, 600):
                 await check_channel_transitions(gql, data, scope, grouping, gap_minutes)

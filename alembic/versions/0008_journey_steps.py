@@ -1,4 +1,4 @@
-"""analytics: journey_steps, one pre-linked row per interaction, kept current by triggers
+"""analytics: journey_steps and stage_entries, pre-linked rows kept current by triggers
 
 Every analytics question about paths (transitions, distinct customers) needs, for each
 interaction, the customer's next interaction and whether an earlier/later one of the same kind
@@ -16,7 +16,11 @@ interaction (docs/analytics.md, "Pre-linked steps"):
 - ``*_later_max_gap``: the largest gap out of the customer's later interactions at the same
   node (``Infinity`` when one of them is the customer's last).
 
-Statement-level triggers with transition tables keep it current for EVERY writer (ingest's
+``stage_entries`` does the same for the stage funnel: one row per stage change that is not
+LOOPING, with when the customer left the stage, their next entry into the same stage, and their
+latest entry into the previous stage (by position) at or before it.
+
+Statement-level triggers with transition tables keep both current for EVERY writer (ingest's
 one-statement batches, the merge and unmerge UPDATEs, stage changes set by hand, the test
 factories, bench loaders) in the same transaction, with one set-based statement per writing
 statement: ``journey_steps_refresh(customers)`` recomputes the affected customers' rows and
@@ -177,6 +181,72 @@ END
 $fn$
 """
 
+STAGE_ENTRIES = """
+CREATE TABLE stage_entries (
+    id bigint PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    entered_at timestamptz NOT NULL,
+    left_at timestamptz,
+    same_next_at timestamptz,
+    lower_prev_at timestamptz,
+    stage text NOT NULL
+)
+"""
+
+# The entries of ``customers`` (NULL: of everyone): stage changes that are not LOOPING, with
+# when the customer left (their next entry), their next entry into the same stage, and their
+# latest entry into the stage before this one (by position) at or before this entry.
+STAGE_ENTRIES_OF = """
+CREATE FUNCTION stage_entries_of(customers uuid[]) RETURNS SETOF stage_entries
+LANGUAGE sql STABLE AS $fn$
+WITH e AS (
+    SELECT h.id, h.customer_id, h.entered_at, h.stage, s.position,
+           lead(h.entered_at) OVER (PARTITION BY h.customer_id ORDER BY h.entered_at, h.id)
+               AS left_at,
+           lead(h.entered_at) OVER (PARTITION BY h.customer_id, h.stage
+                                    ORDER BY h.entered_at, h.id) AS same_next_at
+    FROM stage_history h
+    JOIN journey_stages s ON s.code = h.stage
+    WHERE h.transition <> 'LOOPING' AND (customers IS NULL OR h.customer_id = ANY(customers))
+),
+lower AS (
+    SELECT e.id, max(p.entered_at) AS lower_prev_at
+    FROM e JOIN e p ON p.customer_id = e.customer_id AND p.position = e.position - 1
+                   AND p.entered_at <= e.entered_at
+    GROUP BY e.id
+)
+SELECT e.id, e.customer_id, e.entered_at, e.left_at, e.same_next_at, l.lower_prev_at, e.stage
+FROM e LEFT JOIN lower l ON l.id = e.id
+$fn$
+"""
+
+STAGE_ENTRIES_REFRESH = """
+CREATE FUNCTION stage_entries_refresh(customers uuid[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $fn$
+BEGIN
+    IF coalesce(cardinality(customers), 0) = 0 THEN
+        RETURN;
+    END IF;
+    EXECUTE $sql$
+    WITH fresh AS (
+        SELECT * FROM stage_entries_of($1)
+    ),
+    removed AS (
+        DELETE FROM stage_entries e
+        WHERE e.customer_id = ANY($1) AND NOT EXISTS (SELECT FROM fresh f WHERE f.id = e.id)
+    )
+    INSERT INTO stage_entries AS e SELECT * FROM fresh
+    ON CONFLICT (id) DO UPDATE SET
+        (customer_id, entered_at, left_at, same_next_at, lower_prev_at, stage)
+        = (EXCLUDED.customer_id, EXCLUDED.entered_at, EXCLUDED.left_at, EXCLUDED.same_next_at,
+           EXCLUDED.lower_prev_at, EXCLUDED.stage)
+    WHERE ROW(e.*) IS DISTINCT FROM ROW(EXCLUDED.*)
+    $sql$
+    USING ARRAY(SELECT DISTINCT c FROM unnest(customers) AS c WHERE c IS NOT NULL);
+END
+$fn$
+"""
+
 REBUILD = """
 CREATE FUNCTION journey_steps_rebuild() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
@@ -184,9 +254,10 @@ SET work_mem = '128MB' SET jit = off AS $fn$
 DECLARE
     written bigint;
 BEGIN
-    TRUNCATE journey_steps;
+    TRUNCATE journey_steps, stage_entries;
     INSERT INTO journey_steps SELECT * FROM journey_steps_of(NULL);
     GET DIAGNOSTICS written = ROW_COUNT;
+    INSERT INTO stage_entries SELECT * FROM stage_entries_of(NULL);
     RETURN written;
 END
 $fn$
@@ -232,23 +303,25 @@ $fn$;
 
 CREATE FUNCTION journey_steps_stages_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM journey_steps_refresh(array_agg(customer_id))
-    FROM new_rows;
+    PERFORM journey_steps_refresh(ids), stage_entries_refresh(ids)
+    FROM (SELECT array_agg(customer_id) AS ids FROM new_rows) AS changed;
     RETURN NULL;
 END
 $fn$;
 
 CREATE FUNCTION journey_steps_stages_updated() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM journey_steps_refresh(array_agg(c))
+    PERFORM journey_steps_refresh(ids), stage_entries_refresh(ids)
     FROM (
-        SELECT o.customer_id AS c FROM old_rows o JOIN new_rows n ON n.id = o.id
-        WHERE (o.customer_id, o.stage, o.transition, o.entered_at)
-              IS DISTINCT FROM (n.customer_id, n.stage, n.transition, n.entered_at)
-        UNION
-        SELECT n.customer_id FROM old_rows o JOIN new_rows n ON n.id = o.id
-        WHERE (o.customer_id, o.stage, o.transition, o.entered_at)
-              IS DISTINCT FROM (n.customer_id, n.stage, n.transition, n.entered_at)
+        SELECT array_agg(c) AS ids FROM (
+            SELECT o.customer_id AS c FROM old_rows o JOIN new_rows n ON n.id = o.id
+            WHERE (o.customer_id, o.stage, o.transition, o.entered_at)
+                  IS DISTINCT FROM (n.customer_id, n.stage, n.transition, n.entered_at)
+            UNION
+            SELECT n.customer_id FROM old_rows o JOIN new_rows n ON n.id = o.id
+            WHERE (o.customer_id, o.stage, o.transition, o.entered_at)
+                  IS DISTINCT FROM (n.customer_id, n.stage, n.transition, n.entered_at)
+        ) AS moved
     ) AS changed;
     RETURN NULL;
 END
@@ -256,8 +329,8 @@ $fn$;
 
 CREATE FUNCTION journey_steps_stages_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM journey_steps_refresh(array_agg(customer_id))
-    FROM old_rows;
+    PERFORM journey_steps_refresh(ids), stage_entries_refresh(ids)
+    FROM (SELECT array_agg(customer_id) AS ids FROM old_rows) AS changed;
     RETURN NULL;
 END
 $fn$;
@@ -268,7 +341,8 @@ BEGIN
     IF TG_TABLE_NAME = 'interactions' THEN
         TRUNCATE journey_steps;
     ELSE
-        PERFORM journey_steps_rebuild();
+        TRUNCATE stage_entries;
+        PERFORM journey_steps_refresh(ARRAY(SELECT DISTINCT customer_id FROM journey_steps));
     END IF;
     RETURN NULL;
 END
@@ -303,6 +377,7 @@ CREATE TRIGGER journey_steps_stages_truncated AFTER TRUNCATE ON stage_history
 INDEXES = """
 CREATE INDEX ix_journey_steps_customer ON journey_steps (customer_id, at, id);
 CREATE INDEX ix_journey_steps_at ON journey_steps (at);
+CREATE INDEX ix_stage_entries_customer ON stage_entries (customer_id);
 """
 
 
@@ -317,6 +392,9 @@ def upgrade() -> None:
     op.execute(TABLE)
     op.execute(STEPS_OF)
     op.execute(REFRESH)
+    op.execute(STAGE_ENTRIES)
+    op.execute(STAGE_ENTRIES_OF)
+    op.execute(STAGE_ENTRIES_REFRESH)
     op.execute(REBUILD)
     for statement in _statements(TRIGGER_FUNCTIONS, "$fn$;"):
         op.execute(statement)
@@ -325,6 +403,7 @@ def upgrade() -> None:
     # Backfill before the triggers exist: one set-based pass over what is already stored.
     op.execute("SELECT journey_steps_rebuild()")
     op.execute("ANALYZE journey_steps")
+    op.execute("ANALYZE stage_entries")
     for statement in _statements(TRIGGERS, ";"):
         op.execute(statement)
 
@@ -351,8 +430,11 @@ def downgrade() -> None:
         "journey_steps_interactions_updated()",
         "journey_steps_interactions_inserted()",
         "journey_steps_rebuild()",
+        "stage_entries_refresh(uuid[])",
+        "stage_entries_of(uuid[])",
         "journey_steps_refresh(uuid[])",
         "journey_steps_of(uuid[])",
     ):
         op.execute(f"DROP FUNCTION {name}")
+    op.execute("DROP TABLE stage_entries")
     op.execute("DROP TABLE journey_steps")

@@ -569,43 +569,27 @@ class TouchpointPerformance:
 async def touchpoint_performance(engine: AsyncEngine, scope: Scope) -> list[TouchpointPerformance]:
     """First response: the first OUTBOUND interaction of a conversation after its first INBOUND
     one. Resolution: ``resolved_at`` of a RESOLVED conversation, from that first INBOUND. A
-    conversation is in scope when its first INBOUND interaction is."""
+    conversation is in scope when its first INBOUND interaction is. Volume and sentiment come
+    from ``journey_steps``, the conversations from ``conversation_facts``."""
     responsive = list(RESPONSIVE_KINDS)
     rows = await _rows(
         engine,
         f"""
         WITH volume AS (
-            SELECT i.touchpoint_id, count(*) AS interactions,
-                   avg(i.sentiment) AS average_sentiment
-            FROM interactions i
-            WHERE {scope.where("i")}
-            GROUP BY i.touchpoint_id
+            SELECT s.touchpoint_id, count(*) AS interactions,
+                   avg(s.sentiment) AS average_sentiment
+            FROM journey_steps s
+            WHERE {scope.where("s", at="at")}
+            GROUP BY s.touchpoint_id
         ),
-        conversation_steps AS (
-            SELECT i.conversation_id, i.touchpoint_id, i.direction, i.occurred_at, i.id,
-                   min(i.occurred_at) FILTER (WHERE i.direction = 'INBOUND')
-                       OVER (PARTITION BY i.conversation_id) AS asked_at
-            FROM interactions i
-            WHERE i.conversation_id IS NOT NULL
-        ),
-        asked AS (
-            SELECT conversation_id, asked_at,
-                   (array_agg(touchpoint_id ORDER BY occurred_at, id)
-                        FILTER (WHERE direction = 'INBOUND'))[1] AS touchpoint_id,
-                   min(occurred_at) FILTER (WHERE direction = 'OUTBOUND'
-                                            AND occurred_at > asked_at) AS answered_at
-            FROM conversation_steps
-            WHERE asked_at IS NOT NULL
-            GROUP BY conversation_id, asked_at
-        ),
+        -- conversation_facts: each conversation's first INBOUND interaction and first OUTBOUND
+        -- after it, kept by the interactions triggers (migration 0008).
         conversations_in_scope AS (
-            SELECT * FROM (
-                SELECT a.*, t.channel_code, c.status, c.resolved_at
-                FROM asked a
-                JOIN touchpoints t ON t.id = a.touchpoint_id
-                JOIN conversations c ON c.id = a.conversation_id
-            ) AS x
-            WHERE {scope.where("x", at="asked_at")}
+            SELECT f.conversation_id, f.asked_at, f.answered_at, f.touchpoint_id,
+                   f.channel_code, c.status, c.resolved_at
+            FROM conversation_facts f
+            JOIN conversations c ON c.id = f.conversation_id
+            WHERE {scope.where("f", at="asked_at")}
         ),
         answers AS (
             SELECT touchpoint_id, count(*) AS conversations,

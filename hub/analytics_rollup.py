@@ -1,5 +1,5 @@
-"""The derived tables analytics read: ``journey_steps`` and ``stage_entries`` (migration 0008,
-docs/analytics.md).
+"""The derived tables analytics read: ``journey_steps``, ``stage_entries`` and
+``conversation_facts`` (migration 0008, docs/analytics.md).
 
 One row per interaction with what path questions need already linked: the stage the customer was
 in, their next interaction and the gap to it, the next one at the same touchpoint / on the same
@@ -7,11 +7,12 @@ channel, and per grouping the previous move of the same kind and the smallest / 
 later ones. ``hub.analytics`` answers from it in one pass instead of window functions over every
 interaction. ``stage_entries`` holds the stage changes that are not LOOPING with when the
 customer left, their next entry into the same stage and their latest entry into the previous
-stage: the funnel in one pass.
+stage: the funnel in one pass. ``conversation_facts`` holds each conversation's first INBOUND
+interaction and first answer after it: response times without a window over conversations.
 
 Maintenance lives in PostgreSQL, next to the data: statement-level triggers with transition
 tables on ``interactions`` and ``stage_history`` call ``journey_steps_refresh(customers)`` (and
-``stage_entries_refresh``) once
+``stage_entries_refresh`` / ``conversation_facts_refresh``) once
 per writing statement, in the writer's transaction. Every writer is covered without knowing about
 it — ingest's one-statement batches, merges and unmerges (which move rows between customers),
 stage changes set by hand, test factories, bench loaders — and nothing is ever stale. Erasure
@@ -50,6 +51,7 @@ STEPS_COLUMNS = (
     "ch_later_max_gap",
     "tp_later_max_gap",
     "st_later_max_gap",
+    "sentiment",
     "touchpoint_id",
     "next_touchpoint_id",
     "inbound",
@@ -72,7 +74,9 @@ async def refresh(connection: AsyncConnection, customer_ids: Sequence[uuid.UUID]
     await connection.execute(
         sa.text(
             "SELECT journey_steps_refresh(CAST(:ids AS uuid[])),"
-            " stage_entries_refresh(CAST(:ids AS uuid[]))"
+            " stage_entries_refresh(CAST(:ids AS uuid[])),"
+            " conversation_facts_refresh(ARRAY(SELECT i.conversation_id FROM interactions i"
+            " WHERE i.customer_id = ANY(CAST(:ids AS uuid[])) AND i.conversation_id IS NOT NULL))"
         ),
         {"ids": list(customer_ids)},
     )
@@ -80,6 +84,7 @@ async def refresh(connection: AsyncConnection, customer_ids: Sequence[uuid.UUID]
 
 _STEPS = ", ".join(STEPS_COLUMNS)
 _ENTRIES = "id, customer_id, entered_at, left_at, same_next_at, lower_prev_at, stage"
+_FACTS = "conversation_id, asked_at, answered_at, touchpoint_id, channel_code"
 STALE_SQL = f"""
 SELECT (SELECT count(*) FROM (
             (SELECT {_STEPS} FROM journey_steps EXCEPT ALL
@@ -94,7 +99,14 @@ SELECT (SELECT count(*) FROM (
             UNION ALL
             (SELECT {_ENTRIES} FROM stage_entries_of(NULL) EXCEPT ALL
              SELECT {_ENTRIES} FROM stage_entries)
-        ) AS entries) AS stale
+        ) AS entries)
+     + (SELECT count(*) FROM (
+            (SELECT {_FACTS} FROM conversation_facts EXCEPT ALL
+             SELECT {_FACTS} FROM conversation_facts_of(NULL))
+            UNION ALL
+            (SELECT {_FACTS} FROM conversation_facts_of(NULL) EXCEPT ALL
+             SELECT {_FACTS} FROM conversation_facts)
+        ) AS facts) AS stale
 """
 
 

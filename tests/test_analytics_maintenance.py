@@ -2,11 +2,11 @@
 
 Data arrives the way production sends it — a batch in shuffled order, then single interactions
 older than what is already stored — then customers are merged, unmerged, erased, given a manual
-stage, and an interaction's time is corrected. After each step: journey_steps and stage_entries
-equal a recomputation from the base tables (``hub.analytics_rollup.stale_rows``), and
-channelMix, stageFunnel and channelTransitions (every grouping, with and without a gap, in every
-scope of tests/test_analytics.py) equal the independent recount in plain Python over the rows
-read back from the base tables.
+stage, and an interaction's time is corrected. After each step: the derived tables equal a
+recomputation from the base tables (``hub.analytics_rollup.stale_rows``), and channelMix,
+stageFunnel, touchpointPerformance and channelTransitions (every grouping, with and without a
+gap, in every scope of tests/test_analytics.py) equal the independent recount in plain Python
+over the rows read back from the base tables.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.conftest import GraphQLClient
 from tests.factories import T0, Factory, gid
 from tests.ingest_support import RECORD_MANY, interaction, record, row_id
 from tests.test_analytics import (
+    CONVERSATIONAL,
     SCOPES,
     TOUCHPOINTS,
     Conversation,
@@ -34,6 +35,7 @@ from tests.test_analytics import (
     check_channel_mix,
     check_channel_transitions,
     check_stage_funnel,
+    check_touchpoint_performance,
 )
 
 TYPES = ["PAGE_VIEW", "PRODUCT_VIEW", "ORDER", "SUPPORT_TICKET", "REPEAT_ORDER", "EMAIL"]
@@ -86,6 +88,8 @@ async def check_everything(
     for scope in SCOPES:
         await check_channel_mix(gql, data, scope)
         await check_stage_funnel(gql, data, scope)
+        if scope.lines is None:
+            await check_touchpoint_performance(gql, data, scope)
         for grouping in ("CHANNEL", "TOUCHPOINT", "STAGE"):
             for gap_minutes in (None, 600):
                 await check_channel_transitions(gql, data, scope, grouping, gap_minutes)
@@ -103,13 +107,18 @@ def events(rng: random.Random, tp: dict[str, str]) -> list[dict[str, Any]]:
                 [timedelta(minutes=rng.randint(1, 90)), timedelta(hours=rng.randint(5, 60))]
             )
             name = rng.choice(list(tp))
+            extra = {}
+            if name in CONVERSATIONAL:
+                # Questions and answers in one conversation per person, across touchpoints.
+                extra["conversationKey"] = f"case-{person}"
             items.append(
                 interaction(
                     tp[name],
                     email,
                     type=rng.choice(TYPES),
-                    direction="OUTBOUND" if rng.random() < 0.25 else "INBOUND",
+                    direction="OUTBOUND" if rng.random() < 0.4 else "INBOUND",
                     occurredAt=at.isoformat(),
+                    **extra,
                 )
             )
     return items

@@ -1,4 +1,4 @@
-"""analytics: journey_steps and stage_entries, pre-linked rows kept current by triggers
+"""analytics: journey_steps, stage_entries, conversation_facts: derived rows kept by triggers
 
 Every analytics question about paths (transitions, distinct customers) needs, for each
 interaction, the customer's next interaction and whether an earlier/later one of the same kind
@@ -20,7 +20,10 @@ interaction (docs/analytics.md, "Pre-linked steps"):
 LOOPING, with when the customer left the stage, their next entry into the same stage, and their
 latest entry into the previous stage (by position) at or before it.
 
-Statement-level triggers with transition tables keep both current for EVERY writer (ingest's
+``conversation_facts`` holds, per conversation with an INBOUND interaction, its first INBOUND
+(when, touchpoint, channel) and the first OUTBOUND after it (touchpointPerformance).
+
+Statement-level triggers with transition tables keep all three current for EVERY writer (ingest's
 one-statement batches, the merge and unmerge UPDATEs, stage changes set by hand, the test
 factories, bench loaders) in the same transaction, with one set-based statement per writing
 statement: ``journey_steps_refresh(customers)`` recomputes the affected customers' rows and
@@ -59,6 +62,7 @@ CREATE TABLE journey_steps (
     ch_later_max_gap double precision,
     tp_later_max_gap double precision,
     st_later_max_gap double precision,
+    sentiment double precision,
     touchpoint_id uuid NOT NULL,
     next_touchpoint_id uuid,
     inbound boolean NOT NULL,
@@ -83,7 +87,7 @@ WITH stays AS (
 ),
 path AS (
     SELECT i.id, i.customer_id, i.occurred_at AS at, i.touchpoint_id, i.channel_code,
-           i.direction = 'INBOUND' AS inbound, st.stage
+           i.direction = 'INBOUND' AS inbound, i.sentiment, st.stage
     FROM interactions i
     LEFT JOIN stays st ON st.customer_id = i.customer_id AND st.entered_at <= i.occurred_at
                       AND (st.left_at IS NULL OR i.occurred_at < st.left_at)
@@ -127,8 +131,8 @@ SELECT g.id, g.customer_id, g.at, g.next_at, g.tp_next_at, g.ch_next_at,
            1 FOLLOWING AND UNBOUNDED FOLLOWING),
        CASE WHEN g.stage IS NOT NULL THEN max(coalesce(g.gap_minutes, 'Infinity')) OVER (st_node
            ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) END,
-       g.touchpoint_id, g.next_touchpoint_id, g.inbound, g.channel_code, g.next_channel_code,
-       g.stage, g.next_stage
+       g.sentiment, g.touchpoint_id, g.next_touchpoint_id, g.inbound, g.channel_code,
+       g.next_channel_code, g.stage, g.next_stage
 FROM gapped g
 WINDOW ch_move AS (PARTITION BY g.customer_id, g.channel_code, g.next_channel_code
                    ORDER BY g.at, g.id),
@@ -145,7 +149,8 @@ $fn$
 COLUMNS = (
     "customer_id, at, next_at, tp_next_at, ch_next_at, ch_move_prev_at, tp_move_prev_at,"
     " st_move_prev_at, gap_minutes, ch_later_min_gap, tp_later_min_gap, st_later_min_gap,"
-    " ch_later_max_gap, tp_later_max_gap, st_later_max_gap, touchpoint_id, next_touchpoint_id,"
+    " ch_later_max_gap, tp_later_max_gap, st_later_max_gap, sentiment, touchpoint_id,"
+    " next_touchpoint_id,"
     " inbound, channel_code, next_channel_code, stage, next_stage"
 )
 EXCLUDED = ", ".join(f"EXCLUDED.{c.strip()}" for c in COLUMNS.split(","))
@@ -247,6 +252,67 @@ END
 $fn$
 """
 
+CONVERSATION_FACTS = """
+CREATE TABLE conversation_facts (
+    conversation_id uuid PRIMARY KEY,
+    asked_at timestamptz NOT NULL,
+    answered_at timestamptz,
+    touchpoint_id uuid NOT NULL,
+    channel_code text NOT NULL
+)
+"""
+
+# Per conversation with an INBOUND interaction: its first INBOUND (when, where) and the first
+# OUTBOUND after it (touchpointPerformance's response times).
+CONVERSATION_FACTS_OF = """
+CREATE FUNCTION conversation_facts_of(conversations uuid[]) RETURNS SETOF conversation_facts
+LANGUAGE sql STABLE AS $fn$
+WITH steps AS (
+    SELECT i.conversation_id, i.touchpoint_id, i.channel_code, i.direction, i.occurred_at, i.id,
+           min(i.occurred_at) FILTER (WHERE i.direction = 'INBOUND')
+               OVER (PARTITION BY i.conversation_id) AS asked_at
+    FROM interactions i
+    WHERE i.conversation_id IS NOT NULL
+      AND (conversations IS NULL OR i.conversation_id = ANY(conversations))
+)
+SELECT conversation_id, asked_at,
+       min(occurred_at) FILTER (WHERE direction = 'OUTBOUND' AND occurred_at > asked_at),
+       (array_agg(touchpoint_id ORDER BY occurred_at, id)
+            FILTER (WHERE direction = 'INBOUND'))[1],
+       (array_agg(channel_code ORDER BY occurred_at, id) FILTER (WHERE direction = 'INBOUND'))[1]
+FROM steps
+WHERE asked_at IS NOT NULL
+GROUP BY conversation_id, asked_at
+$fn$
+"""
+
+CONVERSATION_FACTS_REFRESH = """
+CREATE FUNCTION conversation_facts_refresh(conversations uuid[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $fn$
+BEGIN
+    IF coalesce(cardinality(conversations), 0) = 0 THEN
+        RETURN;
+    END IF;
+    EXECUTE $sql$
+    WITH fresh AS (
+        SELECT * FROM conversation_facts_of($1)
+    ),
+    removed AS (
+        DELETE FROM conversation_facts f
+        WHERE f.conversation_id = ANY($1)
+          AND NOT EXISTS (SELECT FROM fresh n WHERE n.conversation_id = f.conversation_id)
+    )
+    INSERT INTO conversation_facts AS f SELECT * FROM fresh
+    ON CONFLICT (conversation_id) DO UPDATE SET
+        (asked_at, answered_at, touchpoint_id, channel_code)
+        = (EXCLUDED.asked_at, EXCLUDED.answered_at, EXCLUDED.touchpoint_id, EXCLUDED.channel_code)
+    WHERE ROW(f.*) IS DISTINCT FROM ROW(EXCLUDED.*)
+    $sql$
+    USING ARRAY(SELECT DISTINCT c FROM unnest(conversations) AS c WHERE c IS NOT NULL);
+END
+$fn$
+"""
+
 REBUILD = """
 CREATE FUNCTION journey_steps_rebuild() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
@@ -254,10 +320,11 @@ SET work_mem = '128MB' SET jit = off AS $fn$
 DECLARE
     written bigint;
 BEGIN
-    TRUNCATE journey_steps, stage_entries;
+    TRUNCATE journey_steps, stage_entries, conversation_facts;
     INSERT INTO journey_steps SELECT * FROM journey_steps_of(NULL);
     GET DIAGNOSTICS written = ROW_COUNT;
     INSERT INTO stage_entries SELECT * FROM stage_entries_of(NULL);
+    INSERT INTO conversation_facts SELECT * FROM conversation_facts_of(NULL);
     RETURN written;
 END
 $fn$
@@ -269,33 +336,46 @@ $fn$
 TRIGGER_FUNCTIONS = """
 CREATE FUNCTION journey_steps_interactions_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM journey_steps_refresh(array_agg(customer_id))
+    PERFORM journey_steps_refresh(array_agg(customer_id)),
+            conversation_facts_refresh(array_agg(conversation_id))
     FROM new_rows;
     RETURN NULL;
 END
 $fn$;
 
 CREATE FUNCTION journey_steps_interactions_updated() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    customers uuid[];
+    conversations uuid[];
 BEGIN
-    PERFORM journey_steps_refresh(array_agg(c))
-    FROM (
-        SELECT o.customer_id AS c FROM old_rows o JOIN new_rows n ON n.id = o.id
-        WHERE (o.customer_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction)
-              IS DISTINCT FROM
-              (n.customer_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction)
-        UNION
-        SELECT n.customer_id FROM old_rows o JOIN new_rows n ON n.id = o.id
-        WHERE (o.customer_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction)
-              IS DISTINCT FROM
-              (n.customer_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction)
-    ) AS changed;
+    WITH changed AS (
+        SELECT o.customer_id AS old_customer, n.customer_id AS new_customer,
+               o.conversation_id AS old_conversation, n.conversation_id AS new_conversation,
+               (o.customer_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction,
+                o.sentiment)
+               IS DISTINCT FROM
+               (n.customer_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction,
+                n.sentiment) AS path_changed,
+               (o.conversation_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction)
+               IS DISTINCT FROM
+               (n.conversation_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction)
+               AS conversation_changed
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+    )
+    SELECT ARRAY(SELECT old_customer FROM changed WHERE path_changed
+                 UNION SELECT new_customer FROM changed WHERE path_changed),
+           ARRAY(SELECT old_conversation FROM changed WHERE conversation_changed
+                 UNION SELECT new_conversation FROM changed WHERE conversation_changed)
+    INTO customers, conversations;
+    PERFORM journey_steps_refresh(customers), conversation_facts_refresh(conversations);
     RETURN NULL;
 END
 $fn$;
 
 CREATE FUNCTION journey_steps_interactions_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM journey_steps_refresh(array_agg(customer_id))
+    PERFORM journey_steps_refresh(array_agg(customer_id)),
+            conversation_facts_refresh(array_agg(conversation_id))
     FROM old_rows;
     RETURN NULL;
 END
@@ -339,7 +419,7 @@ CREATE FUNCTION journey_steps_truncated() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
 BEGIN
     IF TG_TABLE_NAME = 'interactions' THEN
-        TRUNCATE journey_steps;
+        TRUNCATE journey_steps, conversation_facts;
     ELSE
         TRUNCATE stage_entries;
         PERFORM journey_steps_refresh(ARRAY(SELECT DISTINCT customer_id FROM journey_steps));
@@ -395,6 +475,9 @@ def upgrade() -> None:
     op.execute(STAGE_ENTRIES)
     op.execute(STAGE_ENTRIES_OF)
     op.execute(STAGE_ENTRIES_REFRESH)
+    op.execute(CONVERSATION_FACTS)
+    op.execute(CONVERSATION_FACTS_OF)
+    op.execute(CONVERSATION_FACTS_REFRESH)
     op.execute(REBUILD)
     for statement in _statements(TRIGGER_FUNCTIONS, "$fn$;"):
         op.execute(statement)
@@ -404,6 +487,7 @@ def upgrade() -> None:
     op.execute("SELECT journey_steps_rebuild()")
     op.execute("ANALYZE journey_steps")
     op.execute("ANALYZE stage_entries")
+    op.execute("ANALYZE conversation_facts")
     for statement in _statements(TRIGGERS, ";"):
         op.execute(statement)
 
@@ -430,11 +514,14 @@ def downgrade() -> None:
         "journey_steps_interactions_updated()",
         "journey_steps_interactions_inserted()",
         "journey_steps_rebuild()",
+        "conversation_facts_refresh(uuid[])",
+        "conversation_facts_of(uuid[])",
         "stage_entries_refresh(uuid[])",
         "stage_entries_of(uuid[])",
         "journey_steps_refresh(uuid[])",
         "journey_steps_of(uuid[])",
     ):
         op.execute(f"DROP FUNCTION {name}")
+    op.execute("DROP TABLE conversation_facts")
     op.execute("DROP TABLE stage_entries")
     op.execute("DROP TABLE journey_steps")

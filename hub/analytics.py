@@ -352,22 +352,28 @@ def _linked_transitions_sql(
         ended = f"coalesce(s.{prefix}_later_max_gap <= :gap_minutes, TRUE)"
     stage = grouping is TransitionGrouping.STAGE
     looping = (
-        f"({moved}) AND s.next_stage = s.stage AND s.next_channel_code <> s.channel_code"
+        f"coalesce(({moved}) AND s.next_stage = s.stage"
+        " AND s.next_channel_code <> s.channel_code, FALSE)"
         if stage
         else "FALSE"
     )
+    # Grouped on the columns as stored (uuids for touchpoints, whether the next one counts as a
+    # move apart): the planner knows how few groups that makes and aggregates in parallel; the
+    # text the caller wants is made for the few groups, not for every row.
     return f"""
-    WITH steps AS (
-        SELECT s.{node}::text AS node,
-               CASE WHEN {moved} THEN s.{following}::text END AS target,
-               {looping} AS looping,
-               CASE WHEN {moved} THEN {first} ELSE {ended} END AS counted
+    WITH groups AS (
+        SELECT s.{node} AS node, s.{following} AS following, {moved} AS moved,
+               {looping} AS looping, count(*) AS moves,
+               count(*) FILTER (WHERE CASE WHEN {moved} THEN {first} ELSE {ended} END)
+                   AS customers
         FROM journey_steps s
         WHERE {scope.where("s", at="at")} {"AND s.stage IS NOT NULL" if stage else ""}
+        GROUP BY 1, 2, 3, 4
     )
-    SELECT node, target, looping, count(*) AS moves, count(*) FILTER (WHERE counted) AS customers
-    FROM steps
-    GROUP BY node, target, looping
+    SELECT node::text AS node, CASE WHEN moved THEN following::text END AS target, looping,
+           sum(moves)::bigint AS moves, sum(customers)::bigint AS customers
+    FROM groups
+    GROUP BY 1, 2, 3
     """
 
 

@@ -141,23 +141,43 @@ async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
     their last interaction there in the time range (the next one there is past ``until``, or
     there is none), once per channel and once overall likewise: counting those rows counts
     distinct customers without sorting. With a channel or business-line filter the customer's
-    next interaction on the channel / overall may be out of scope, so the channel and overall
-    counts deduplicate those per-touchpoint rows instead (far fewer than the interactions)."""
+    next interaction overall (and, for a business line, on the channel) may be out of scope, so
+    those counts deduplicate the flagged rows instead (far fewer than the interactions)."""
     filtered = scope.channels is not None or scope.business_lines is not None
     dedup = ""
     customers = "CASE l.level WHEN 0 THEN l.touchpoint_customers ELSE l.other_customers END"
+    join = ""
     if filtered:
+        # A customer's last row on a channel in range stays exact under a channel filter (the
+        # next one on that channel is in scope too); under a business-line filter only the last
+        # row at a touchpoint does. Those rows are deduplicated for what the flags cannot tell.
+        lines = scope.business_lines is not None
+        last = _last_in_range("s.tp_next_at" if lines else "s.ch_next_at", scope)
         dedup = f""",
         lasts AS (
-            SELECT DISTINCT s.channel_code, s.customer_id FROM journey_steps s
-            WHERE {scope.where("s", at="at")} AND {_last_in_range("s.tp_next_at", scope)}
+            SELECT {"DISTINCT" if lines else ""} s.channel_code, s.customer_id
+            FROM journey_steps s
+            WHERE {scope.where("s", at="at")} AND {last}
         ),
         deduplicated AS (
-            SELECT channel_code, count(*) AS customers FROM lasts GROUP BY channel_code
-            UNION ALL
-            SELECT NULL, count(DISTINCT customer_id) FROM lasts
+            {
+            "SELECT channel_code, count(*) AS customers FROM lasts GROUP BY channel_code UNION ALL"
+            if lines
+            else ""
+        }
+            SELECT CAST(NULL AS text) AS channel_code, count(DISTINCT customer_id) AS customers
+            FROM lasts
         )"""
-        customers = "CASE l.level WHEN 0 THEN l.touchpoint_customers ELSE d.customers END"
+        exact = "0, 1" if not lines else "0"
+        customers = (
+            f"CASE WHEN l.level IN ({exact}) THEN"
+            " (CASE l.level WHEN 0 THEN l.touchpoint_customers ELSE l.other_customers END)"
+            " ELSE d.customers END"
+        )
+        join = (
+            "LEFT JOIN deduplicated d ON d.channel_code IS NOT DISTINCT FROM l.channel_code"
+            f" AND l.level NOT IN ({exact})"
+        )
     rows = await _rows(
         engine,
         f"""
@@ -190,12 +210,7 @@ async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
         SELECT l.channel_code AS channel, l.touchpoint_id, l.level, l.interactions,
                l.inbound, l.outbound, {customers} AS customers
         FROM levels l
-        {
-            "LEFT JOIN deduplicated d ON d.channel_code IS NOT DISTINCT FROM l.channel_code"
-            " AND l.level > 0"
-            if filtered
-            else ""
-        }
+        {join}
         ORDER BY l.level DESC, l.interactions DESC, channel, l.touchpoint_id
         """,
         scope.params(),
@@ -454,11 +469,12 @@ async def stage_funnel(engine: AsyncEngine, scope: Scope) -> list[FunnelStep]:
     Without those filters, one pass over ``stage_entries``: a customer is counted at their last
     entry into the stage in range (their next one is past ``until``, or there is none), and
     converted to the next stage when, at their last entry into it, their latest entry into this
-    stage at or before it is in range too."""
+    stage at or before it is in range too. With filters, the entries in scope are reduced per
+    customer instead."""
     if scope.channels is None and scope.business_lines is None:
         rows = await _rows(engine, _linked_funnel_sql(scope), scope.params())
     else:
-        rows = await _rows(engine, _windowed_funnel_sql(scope), scope.params())
+        rows = await _rows(engine, _filtered_funnel_sql(scope), scope.params())
     return [
         FunnelStep(
             stage=StageCode(row["stage"]),
@@ -500,26 +516,14 @@ def _linked_funnel_sql(scope: Scope) -> str:
     """
 
 
-def _windowed_funnel_sql(scope: Scope) -> str:
-    """Entries filtered by the channel / business line of the interaction that caused them."""
-    business_line = ""
-    if scope.business_lines is not None:
-        business_line = (
-            "AND e.interaction_id IN (SELECT i.id FROM interactions i JOIN touchpoints t"
-            " ON t.id = i.touchpoint_id WHERE t.business_line = ANY(:business_lines))"
-        )
-    scoped = Scope(scope.since, scope.until, None, scope.channels)
+def _filtered_funnel_sql(scope: Scope) -> str:
+    """Entries filtered by the channel / business line of the interaction that caused them:
+    distinct customers and conversions per customer over those entries (few, with a filter);
+    when each entry was left comes from ``stage_entries``, measured on the whole history."""
     return f"""
-    WITH entries AS (
-        SELECT h.id, h.customer_id, h.stage, h.entered_at, h.interaction_id, h.channel_code,
-               lead(h.entered_at) OVER (PARTITION BY h.customer_id
-                                        ORDER BY h.entered_at, h.id) AS left_at
-        FROM stage_history h
-        WHERE h.transition <> 'LOOPING'
-    ),
-    scoped AS (
-        SELECT e.* FROM entries e
-        WHERE {scoped.where("e", at="entered_at")} {business_line}
+    WITH scoped AS (
+        SELECT e.* FROM stage_entries e
+        WHERE {scope.where("e", at="entered_at")}
     ),
     firsts AS (
         SELECT customer_id, stage, min(entered_at) AS first_at, max(entered_at) AS last_at

@@ -83,7 +83,10 @@ async def refresh(connection: AsyncConnection, customer_ids: Sequence[uuid.UUID]
 
 
 _STEPS = ", ".join(STEPS_COLUMNS)
-_ENTRIES = "id, customer_id, entered_at, left_at, same_next_at, lower_prev_at, stage"
+_ENTRIES = (
+    "id, customer_id, entered_at, left_at, same_next_at, lower_prev_at, touchpoint_id, stage,"
+    " channel_code"
+)
 _FACTS = "conversation_id, asked_at, answered_at, touchpoint_id, channel_code"
 STALE_SQL = f"""
 SELECT (SELECT count(*) FROM (

@@ -44,6 +44,8 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+# Room on every page (fillfactor 90): a refresh rewrites a few rows of a customer without
+# touching an indexed column, and PostgreSQL can then update them in place (HOT).
 TABLE = """
 CREATE TABLE journey_steps (
     id uuid PRIMARY KEY,
@@ -70,7 +72,7 @@ CREATE TABLE journey_steps (
     next_channel_code text,
     stage text,
     next_stage text
-)
+) WITH (fillfactor = 90)
 """
 
 # The rows of ``customers`` (NULL: of everyone), computed from the base tables. The stage of an
@@ -194,24 +196,29 @@ CREATE TABLE stage_entries (
     left_at timestamptz,
     same_next_at timestamptz,
     lower_prev_at timestamptz,
-    stage text NOT NULL
+    touchpoint_id uuid,
+    stage text NOT NULL,
+    channel_code text
 )
 """
 
 # The entries of ``customers`` (NULL: of everyone): stage changes that are not LOOPING, with
 # when the customer left (their next entry), their next entry into the same stage, and their
-# latest entry into the stage before this one (by position) at or before this entry.
+# latest entry into the stage before this one (by position) at or before this entry; with the
+# channel of the change and the touchpoint of the interaction that caused it (for filters).
 STAGE_ENTRIES_OF = """
 CREATE FUNCTION stage_entries_of(customers uuid[]) RETURNS SETOF stage_entries
 LANGUAGE sql STABLE AS $fn$
 WITH e AS (
-    SELECT h.id, h.customer_id, h.entered_at, h.stage, s.position,
+    SELECT h.id, h.customer_id, h.entered_at, h.stage, h.channel_code, i.touchpoint_id,
+           s.position,
            lead(h.entered_at) OVER (PARTITION BY h.customer_id ORDER BY h.entered_at, h.id)
                AS left_at,
            lead(h.entered_at) OVER (PARTITION BY h.customer_id, h.stage
                                     ORDER BY h.entered_at, h.id) AS same_next_at
     FROM stage_history h
     JOIN journey_stages s ON s.code = h.stage
+    LEFT JOIN interactions i ON i.id = h.interaction_id
     WHERE h.transition <> 'LOOPING' AND (customers IS NULL OR h.customer_id = ANY(customers))
 ),
 lower AS (
@@ -220,7 +227,8 @@ lower AS (
                    AND p.entered_at <= e.entered_at
     GROUP BY e.id
 )
-SELECT e.id, e.customer_id, e.entered_at, e.left_at, e.same_next_at, l.lower_prev_at, e.stage
+SELECT e.id, e.customer_id, e.entered_at, e.left_at, e.same_next_at, l.lower_prev_at,
+       e.touchpoint_id, e.stage, e.channel_code
 FROM e LEFT JOIN lower l ON l.id = e.id
 $fn$
 """
@@ -242,9 +250,10 @@ BEGIN
     )
     INSERT INTO stage_entries AS e SELECT * FROM fresh
     ON CONFLICT (id) DO UPDATE SET
-        (customer_id, entered_at, left_at, same_next_at, lower_prev_at, stage)
+        (customer_id, entered_at, left_at, same_next_at, lower_prev_at, touchpoint_id, stage,
+         channel_code)
         = (EXCLUDED.customer_id, EXCLUDED.entered_at, EXCLUDED.left_at, EXCLUDED.same_next_at,
-           EXCLUDED.lower_prev_at, EXCLUDED.stage)
+           EXCLUDED.lower_prev_at, EXCLUDED.touchpoint_id, EXCLUDED.stage, EXCLUDED.channel_code)
     WHERE ROW(e.*) IS DISTINCT FROM ROW(EXCLUDED.*)
     $sql$
     USING ARRAY(SELECT DISTINCT c FROM unnest(customers) AS c WHERE c IS NOT NULL);
@@ -367,7 +376,8 @@ BEGIN
            ARRAY(SELECT old_conversation FROM changed WHERE conversation_changed
                  UNION SELECT new_conversation FROM changed WHERE conversation_changed)
     INTO customers, conversations;
-    PERFORM journey_steps_refresh(customers), conversation_facts_refresh(conversations);
+    PERFORM journey_steps_refresh(customers), stage_entries_refresh(customers),
+            conversation_facts_refresh(conversations);
     RETURN NULL;
 END
 $fn$;
@@ -375,6 +385,7 @@ $fn$;
 CREATE FUNCTION journey_steps_interactions_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     PERFORM journey_steps_refresh(array_agg(customer_id)),
+            stage_entries_refresh(array_agg(customer_id)),
             conversation_facts_refresh(array_agg(conversation_id))
     FROM old_rows;
     RETURN NULL;
@@ -457,7 +468,9 @@ CREATE TRIGGER journey_steps_stages_truncated AFTER TRUNCATE ON stage_history
 INDEXES = """
 CREATE INDEX ix_journey_steps_customer ON journey_steps (customer_id, at, id);
 CREATE INDEX ix_journey_steps_at ON journey_steps (at);
+CREATE INDEX ix_journey_steps_touchpoint ON journey_steps (touchpoint_id, at);
 CREATE INDEX ix_stage_entries_customer ON stage_entries (customer_id);
+CREATE INDEX ix_stage_entries_entered_at ON stage_entries (entered_at);
 """
 
 

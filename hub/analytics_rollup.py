@@ -91,23 +91,23 @@ _FACTS = "conversation_id, asked_at, answered_at, touchpoint_id, channel_code"
 STALE_SQL = f"""
 SELECT (SELECT count(*) FROM (
             (SELECT {_STEPS} FROM journey_steps EXCEPT ALL
-             SELECT {_STEPS} FROM journey_steps_of(NULL))
+             SELECT {_STEPS} FROM journey_steps_all())
             UNION ALL
-            (SELECT {_STEPS} FROM journey_steps_of(NULL) EXCEPT ALL
+            (SELECT {_STEPS} FROM journey_steps_all() EXCEPT ALL
              SELECT {_STEPS} FROM journey_steps)
         ) AS steps)
      + (SELECT count(*) FROM (
             (SELECT {_ENTRIES} FROM stage_entries EXCEPT ALL
-             SELECT {_ENTRIES} FROM stage_entries_of(NULL))
+             SELECT {_ENTRIES} FROM stage_entries_all())
             UNION ALL
-            (SELECT {_ENTRIES} FROM stage_entries_of(NULL) EXCEPT ALL
+            (SELECT {_ENTRIES} FROM stage_entries_all() EXCEPT ALL
              SELECT {_ENTRIES} FROM stage_entries)
         ) AS entries)
      + (SELECT count(*) FROM (
             (SELECT {_FACTS} FROM conversation_facts EXCEPT ALL
-             SELECT {_FACTS} FROM conversation_facts_of(NULL))
+             SELECT {_FACTS} FROM conversation_facts_all())
             UNION ALL
-            (SELECT {_FACTS} FROM conversation_facts_of(NULL) EXCEPT ALL
+            (SELECT {_FACTS} FROM conversation_facts_all() EXCEPT ALL
              SELECT {_FACTS} FROM conversation_facts)
         ) AS facts) AS stale
 """

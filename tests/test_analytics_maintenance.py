@@ -11,6 +11,7 @@ over the rows read back from the base tables.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import timedelta
@@ -19,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from hub.analytics_rollup import rebuild, stale_rows
+from hub.database import asyncpg_dsn
 from hub.enums import StageCode
 from hub.profiles import set_stage
 from tests.conftest import GraphQLClient
@@ -227,3 +229,43 @@ async def test_rebuild_recomputes_what_bulk_loads_skip(db: asyncpg.Connection, e
     await db.execute("DELETE FROM interactions WHERE id = $1", late)
     assert await db.fetch("SELECT * FROM journey_steps ORDER BY id") == kept
     assert len(rebuilt) == 5
+
+
+async def test_two_writers_of_one_customer_leave_no_stale_row(
+    db: asyncpg.Connection, engine: Any, database_url: str
+) -> None:
+    """Writers that take no customer lock of their own (unlike ingest): the second one's refresh
+    waits for the first to commit, then sees its row."""
+    factory = Factory(db)
+    await factory.touchpoint("Site", "WEB", "WEBSITE")
+    customer = await factory.customer("Ada")
+    await factory.interaction(customer, "Site", at=T0)
+    insert = (
+        "INSERT INTO interactions (id, customer_id, touchpoint_id, channel_code, occurred_at,"
+        " type, direction) SELECT $1, $2, id, channel_code, $3, 'PAGE_VIEW', 'INBOUND'"
+        " FROM touchpoints WHERE name = 'Site'"
+    )
+    first = await asyncpg.connect(asyncpg_dsn(database_url))
+    second = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        one, two = first.transaction(), second.transaction()
+        await one.start()
+        await two.start()
+        await first.execute(insert, uuid.uuid4(), customer, T0 + timedelta(hours=2))
+        pending = asyncio.create_task(
+            second.execute(insert, uuid.uuid4(), customer, T0 + timedelta(hours=1))
+        )
+        await asyncio.sleep(0.2)
+        await one.commit()
+        await pending
+        await two.commit()
+    finally:
+        await first.close()
+        await second.close()
+    async with engine.connect() as connection:
+        assert await stale_rows(connection) == 0
+    assert [r["next_at"] for r in await db.fetch("SELECT * FROM journey_steps ORDER BY at")] == [
+        T0 + timedelta(hours=1),
+        T0 + timedelta(hours=2),
+        None,
+    ]

@@ -37,6 +37,8 @@ Revises: 0003
 
 from __future__ import annotations
 
+import re
+
 from alembic import op
 
 revision = "0008"
@@ -75,9 +77,10 @@ CREATE TABLE journey_steps (
 ) WITH (fillfactor = 90)
 """
 
-# The rows of ``customers`` (NULL: of everyone), computed from the base tables. The stage of an
-# interaction is the customer's latest non-LOOPING stage change at or before it (as in
-# hub/analytics.py before this table existed); a customer's path is ordered by (at, id).
+# The rows of ``customers`` (``journey_steps_all()``: of everyone), computed from the base
+# tables. The stage of an interaction is the customer's latest non-LOOPING stage change at or
+# before it (as hub/analytics.py computed it before this table existed); a customer's path is
+# ordered by (at, id).
 STEPS_OF = """
 CREATE FUNCTION journey_steps_of(customers uuid[]) RETURNS SETOF journey_steps
 LANGUAGE sql STABLE AS $fn$
@@ -93,7 +96,7 @@ path AS (
     FROM interactions i
     LEFT JOIN stays st ON st.customer_id = i.customer_id AND st.entered_at <= i.occurred_at
                       AND (st.left_at IS NULL OR i.occurred_at < st.left_at)
-    WHERE customers IS NULL OR i.customer_id = ANY(customers)
+    WHERE (customers IS NULL OR i.customer_id = ANY(customers))
 ),
 linked AS (
     SELECT p.*,
@@ -160,30 +163,39 @@ EXCLUDED = ", ".join(f"EXCLUDED.{c.strip()}" for c in COLUMNS.split(","))
 # A refresh recomputes every row of the customers it is given (the rows look both ways: a new
 # interaction changes its predecessor's next, the customer's earlier rows at the same touchpoint
 # or channel, the later-gap columns of earlier moves), and writes only the rows that changed: for
-# an interaction recorded in order, a handful. It touches a few customers, so compiling it (JIT)
-# would cost far more than running it; it runs with its owner's rights (SECURITY DEFINER), so a
-# role that may only insert interactions still keeps journey_steps current; dynamic SQL plans
-# every call with its own array (a cached generic plan would not use the customer indexes).
+# an interaction recorded in order, a handful. Unchanged rows are left out before the upsert (an
+# ON CONFLICT DO UPDATE ... WHERE would still lock, and so write, each of them). It touches a few
+# customers, so compiling it (JIT) would cost far more than running it. It runs with its owner's
+# rights (SECURITY DEFINER), so a role that may only insert interactions still keeps the table
+# current. Its statement is planned once per session: journey_steps_of has no "all customers"
+# branch to plan around.
 REFRESH = f"""
 CREATE FUNCTION journey_steps_refresh(customers uuid[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $fn$
+DECLARE
+    ids uuid[] := ARRAY(SELECT DISTINCT c FROM unnest(customers) AS c
+                        WHERE c IS NOT NULL ORDER BY c);
 BEGIN
     IF coalesce(cardinality(customers), 0) = 0 THEN
         RETURN;
     END IF;
-    EXECUTE $sql$
+    -- One refresh of a customer at a time, in id order (no deadlock between two of them): a
+    -- writer that did not lock the customer waits here for the other one to commit, and the
+    -- statement below then sees its rows.
+    PERFORM count(pg_advisory_xact_lock(hashtextextended('hub.analytics:' || c::text, 0)))
+    FROM unnest(ids) AS c;
     WITH fresh AS (
-        SELECT * FROM journey_steps_of($1)
+        SELECT * FROM journey_steps_of(ids)
     ),
     removed AS (
         DELETE FROM journey_steps j
-        WHERE j.customer_id = ANY($1) AND NOT EXISTS (SELECT FROM fresh f WHERE f.id = j.id)
+        WHERE j.customer_id = ANY(ids) AND NOT EXISTS (SELECT FROM fresh f WHERE f.id = j.id)
     )
-    INSERT INTO journey_steps AS j SELECT * FROM fresh
-    ON CONFLICT (id) DO UPDATE SET ({COLUMNS}) = ({EXCLUDED})
-    WHERE ROW(j.*) IS DISTINCT FROM ROW(EXCLUDED.*)
-    $sql$
-    USING ARRAY(SELECT DISTINCT c FROM unnest(customers) AS c WHERE c IS NOT NULL);
+    INSERT INTO journey_steps AS j
+    SELECT f.* FROM fresh f
+    WHERE NOT EXISTS (SELECT FROM journey_steps o
+                      WHERE o.id = f.id AND ROW(o.*) IS NOT DISTINCT FROM ROW(f.*))
+    ON CONFLICT (id) DO UPDATE SET ({COLUMNS}) = ({EXCLUDED});
 END
 $fn$
 """
@@ -202,10 +214,11 @@ CREATE TABLE stage_entries (
 )
 """
 
-# The entries of ``customers`` (NULL: of everyone): stage changes that are not LOOPING, with
-# when the customer left (their next entry), their next entry into the same stage, and their
-# latest entry into the stage before this one (by position) at or before this entry; with the
-# channel of the change and the touchpoint of the interaction that caused it (for filters).
+# The entries of ``customers`` (``stage_entries_all()``: of everyone): stage changes that are
+# not LOOPING, with when the customer left (their next entry), their next entry into the same
+# stage, and their latest entry into the stage before this one (by position) at or before this
+# entry; with the channel of the change and the touchpoint of the interaction that caused it
+# (for filters).
 STAGE_ENTRIES_OF = """
 CREATE FUNCTION stage_entries_of(customers uuid[]) RETURNS SETOF stage_entries
 LANGUAGE sql STABLE AS $fn$
@@ -236,27 +249,34 @@ $fn$
 STAGE_ENTRIES_REFRESH = """
 CREATE FUNCTION stage_entries_refresh(customers uuid[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $fn$
+DECLARE
+    ids uuid[] := ARRAY(SELECT DISTINCT c FROM unnest(customers) AS c
+                        WHERE c IS NOT NULL ORDER BY c);
 BEGIN
     IF coalesce(cardinality(customers), 0) = 0 THEN
         RETURN;
     END IF;
-    EXECUTE $sql$
+    -- One refresh of a customer at a time, in id order (no deadlock between two of them): a
+    -- writer that did not lock the customer waits here for the other one to commit, and the
+    -- statement below then sees its rows.
+    PERFORM count(pg_advisory_xact_lock(hashtextextended('hub.analytics:' || c::text, 0)))
+    FROM unnest(ids) AS c;
     WITH fresh AS (
-        SELECT * FROM stage_entries_of($1)
+        SELECT * FROM stage_entries_of(ids)
     ),
     removed AS (
         DELETE FROM stage_entries e
-        WHERE e.customer_id = ANY($1) AND NOT EXISTS (SELECT FROM fresh f WHERE f.id = e.id)
+        WHERE e.customer_id = ANY(ids) AND NOT EXISTS (SELECT FROM fresh f WHERE f.id = e.id)
     )
-    INSERT INTO stage_entries AS e SELECT * FROM fresh
+    INSERT INTO stage_entries AS e
+    SELECT f.* FROM fresh f
+    WHERE NOT EXISTS (SELECT FROM stage_entries o
+                      WHERE o.id = f.id AND ROW(o.*) IS NOT DISTINCT FROM ROW(f.*))
     ON CONFLICT (id) DO UPDATE SET
         (customer_id, entered_at, left_at, same_next_at, lower_prev_at, touchpoint_id, stage,
          channel_code)
         = (EXCLUDED.customer_id, EXCLUDED.entered_at, EXCLUDED.left_at, EXCLUDED.same_next_at,
-           EXCLUDED.lower_prev_at, EXCLUDED.touchpoint_id, EXCLUDED.stage, EXCLUDED.channel_code)
-    WHERE ROW(e.*) IS DISTINCT FROM ROW(EXCLUDED.*)
-    $sql$
-    USING ARRAY(SELECT DISTINCT c FROM unnest(customers) AS c WHERE c IS NOT NULL);
+           EXCLUDED.lower_prev_at, EXCLUDED.touchpoint_id, EXCLUDED.stage, EXCLUDED.channel_code);
 END
 $fn$
 """
@@ -298,26 +318,33 @@ $fn$
 CONVERSATION_FACTS_REFRESH = """
 CREATE FUNCTION conversation_facts_refresh(conversations uuid[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $fn$
+DECLARE
+    ids uuid[] := ARRAY(SELECT DISTINCT c FROM unnest(conversations) AS c
+                        WHERE c IS NOT NULL ORDER BY c);
 BEGIN
     IF coalesce(cardinality(conversations), 0) = 0 THEN
         RETURN;
     END IF;
-    EXECUTE $sql$
+    -- One refresh of a conversation at a time, in id order (no deadlock between two of them): a
+    -- writer that did not lock the conversation waits here for the other one to commit, and the
+    -- statement below then sees its rows.
+    PERFORM count(pg_advisory_xact_lock(hashtextextended('hub.analytics:' || c::text, 0)))
+    FROM unnest(ids) AS c;
     WITH fresh AS (
-        SELECT * FROM conversation_facts_of($1)
+        SELECT * FROM conversation_facts_of(ids)
     ),
     removed AS (
         DELETE FROM conversation_facts f
-        WHERE f.conversation_id = ANY($1)
+        WHERE f.conversation_id = ANY(ids)
           AND NOT EXISTS (SELECT FROM fresh n WHERE n.conversation_id = f.conversation_id)
     )
-    INSERT INTO conversation_facts AS f SELECT * FROM fresh
+    INSERT INTO conversation_facts AS f
+    SELECT n.* FROM fresh n
+    WHERE NOT EXISTS (SELECT FROM conversation_facts o WHERE o.conversation_id = n.conversation_id
+                      AND ROW(o.*) IS NOT DISTINCT FROM ROW(n.*))
     ON CONFLICT (conversation_id) DO UPDATE SET
         (asked_at, answered_at, touchpoint_id, channel_code)
-        = (EXCLUDED.asked_at, EXCLUDED.answered_at, EXCLUDED.touchpoint_id, EXCLUDED.channel_code)
-    WHERE ROW(f.*) IS DISTINCT FROM ROW(EXCLUDED.*)
-    $sql$
-    USING ARRAY(SELECT DISTINCT c FROM unnest(conversations) AS c WHERE c IS NOT NULL);
+        = (EXCLUDED.asked_at, EXCLUDED.answered_at, EXCLUDED.touchpoint_id, EXCLUDED.channel_code);
 END
 $fn$
 """
@@ -330,10 +357,10 @@ DECLARE
     written bigint;
 BEGIN
     TRUNCATE journey_steps, stage_entries, conversation_facts;
-    INSERT INTO journey_steps SELECT * FROM journey_steps_of(NULL);
+    INSERT INTO journey_steps SELECT * FROM journey_steps_all();
     GET DIAGNOSTICS written = ROW_COUNT;
-    INSERT INTO stage_entries SELECT * FROM stage_entries_of(NULL);
-    INSERT INTO conversation_facts SELECT * FROM conversation_facts_of(NULL);
+    INSERT INTO stage_entries SELECT * FROM stage_entries_all();
+    INSERT INTO conversation_facts SELECT * FROM conversation_facts_all();
     RETURN written;
 END
 $fn$
@@ -474,6 +501,19 @@ CREATE INDEX ix_stage_entries_entered_at ON stage_entries (entered_at);
 """
 
 
+def _of_and_all(create: str) -> list[str]:
+    """``name_of(ids)`` (the rows of those ids) and ``name_all()`` (every row) from one
+    definition: separate functions, so that a refresh's cached plan uses the indexes instead of
+    planning ``ids IS NULL OR ...`` again on every call."""
+    match = re.search(r"CREATE FUNCTION (\w+)_of\((\w+) uuid\[\]\)", create)
+    assert match
+    name, parameter = match.groups()
+    condition = re.compile(rf"\({parameter} IS NULL OR ([\w.]+) = ANY\({parameter}\)\)")
+    of = condition.sub(rf"\1 = ANY({parameter})", create)
+    every = condition.sub("TRUE", create).replace(f"{name}_of({parameter} uuid[])", f"{name}_all()")
+    return [of, every]
+
+
 def _statements(script: str, end: str) -> list[str]:
     """One statement at a time: the driver prepares each, and a prepared statement holds one."""
     parts = [part.strip() for part in script.split(end)]
@@ -483,13 +523,16 @@ def _statements(script: str, end: str) -> list[str]:
 
 def upgrade() -> None:
     op.execute(TABLE)
-    op.execute(STEPS_OF)
+    for statement in _of_and_all(STEPS_OF):
+        op.execute(statement)
     op.execute(REFRESH)
     op.execute(STAGE_ENTRIES)
-    op.execute(STAGE_ENTRIES_OF)
+    for statement in _of_and_all(STAGE_ENTRIES_OF):
+        op.execute(statement)
     op.execute(STAGE_ENTRIES_REFRESH)
     op.execute(CONVERSATION_FACTS)
-    op.execute(CONVERSATION_FACTS_OF)
+    for statement in _of_and_all(CONVERSATION_FACTS_OF):
+        op.execute(statement)
     op.execute(CONVERSATION_FACTS_REFRESH)
     op.execute(REBUILD)
     for statement in _statements(TRIGGER_FUNCTIONS, "$fn$;"):
@@ -529,10 +572,13 @@ def downgrade() -> None:
         "journey_steps_rebuild()",
         "conversation_facts_refresh(uuid[])",
         "conversation_facts_of(uuid[])",
+        "conversation_facts_all()",
         "stage_entries_refresh(uuid[])",
         "stage_entries_of(uuid[])",
+        "stage_entries_all()",
         "journey_steps_refresh(uuid[])",
         "journey_steps_of(uuid[])",
+        "journey_steps_all()",
     ):
         op.execute(f"DROP FUNCTION {name}")
     op.execute("DROP TABLE conversation_facts")

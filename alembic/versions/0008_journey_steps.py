@@ -80,7 +80,8 @@ CREATE TABLE journey_steps (
 # The rows of ``customers`` (``journey_steps_all()``: of everyone), computed from the base
 # tables. The stage of an interaction is the customer's latest non-LOOPING stage change at or
 # before it (as hub/analytics.py computed it before this table existed); a customer's path is
-# ordered by (at, id).
+# ordered by (at, id). Every window sorts (one per partitioning, about 40 µs per row in all):
+# the next-at-same-touchpoint/channel use the same windows as the later-gap columns.
 STEPS_OF = """
 CREATE FUNCTION journey_steps_of(customers uuid[]) RETURNS SETOF journey_steps
 LANGUAGE sql STABLE AS $fn$
@@ -103,11 +104,7 @@ linked AS (
            lead(p.at) OVER w AS next_at,
            lead(p.touchpoint_id) OVER w AS next_touchpoint_id,
            lead(p.channel_code) OVER w AS next_channel_code,
-           lead(p.stage) OVER w AS next_stage,
-           lead(p.at) OVER (PARTITION BY p.customer_id, p.touchpoint_id ORDER BY p.at, p.id)
-               AS tp_next_at,
-           lead(p.at) OVER (PARTITION BY p.customer_id, p.channel_code ORDER BY p.at, p.id)
-               AS ch_next_at
+           lead(p.stage) OVER w AS next_stage
     FROM path p
     WINDOW w AS (PARTITION BY p.customer_id ORDER BY p.at, p.id)
 ),
@@ -119,7 +116,7 @@ gapped AS (
                AS looping
     FROM linked l
 )
-SELECT g.id, g.customer_id, g.at, g.next_at, g.tp_next_at, g.ch_next_at,
+SELECT g.id, g.customer_id, g.at, g.next_at, lead(g.at) OVER tp_node, lead(g.at) OVER ch_node,
        CASE WHEN g.next_at IS NOT NULL THEN lag(g.at) OVER ch_move END,
        CASE WHEN g.next_at IS NOT NULL THEN lag(g.at) OVER tp_move END,
        CASE WHEN g.next_stage IS NOT NULL THEN lag(g.at) OVER st_move END,

@@ -398,6 +398,14 @@ def _windowed_transitions_sql(
     """lead() over each customer's rows in scope, ordered by (at, id): the next one in scope."""
     node = f"s.{_NODE_COLUMNS[grouping][0]}"
     stage = grouping is TransitionGrouping.STAGE
+    # Channels and touchpoints walk ix_interactions_customer_path (an index-only scan in each
+    # customer's time order, no sort); stages need the stage, which journey_steps carries.
+    source = (
+        "journey_steps s"
+        if stage
+        else "(SELECT id, customer_id, occurred_at AS at, touchpoint_id, channel_code"
+        " FROM interactions) s"
+    )
     next_target = (
         "next_node" if max_gap is None else "CASE WHEN next_at - at <= :max_gap THEN next_node END"
     )
@@ -415,7 +423,7 @@ def _windowed_transitions_sql(
     WITH steps AS (
         SELECT s.customer_id, {node} AS node, s.channel_code AS channel, s.at,
                lead({node}) OVER w AS next_node {extra_leads}
-        FROM journey_steps s
+        FROM {source}
         WHERE {scope.where("s", at="at")} {"AND s.stage IS NOT NULL" if stage else ""}
         WINDOW w AS (PARTITION BY s.customer_id ORDER BY s.at, s.id)
     ),
@@ -579,18 +587,18 @@ class TouchpointPerformance:
 async def touchpoint_performance(engine: AsyncEngine, scope: Scope) -> list[TouchpointPerformance]:
     """First response: the first OUTBOUND interaction of a conversation after its first INBOUND
     one. Resolution: ``resolved_at`` of a RESOLVED conversation, from that first INBOUND. A
-    conversation is in scope when its first INBOUND interaction is. Volume and sentiment come
-    from ``journey_steps``, the conversations from ``conversation_facts``."""
+    conversation is in scope when its first INBOUND interaction is. The conversations come
+    from ``conversation_facts`` (no window over every conversation's interactions)."""
     responsive = list(RESPONSIVE_KINDS)
     rows = await _rows(
         engine,
         f"""
         WITH volume AS (
-            SELECT s.touchpoint_id, count(*) AS interactions,
-                   avg(s.sentiment) AS average_sentiment
-            FROM journey_steps s
-            WHERE {scope.where("s", at="at")}
-            GROUP BY s.touchpoint_id
+            SELECT i.touchpoint_id, count(*) AS interactions,
+                   avg(i.sentiment) AS average_sentiment
+            FROM interactions i
+            WHERE {scope.where("i")}
+            GROUP BY i.touchpoint_id
         ),
         -- conversation_facts: each conversation's first INBOUND interaction and first OUTBOUND
         -- after it, kept by the interactions triggers (migration 0008).

@@ -51,7 +51,6 @@ STEPS_COLUMNS = (
     "ch_later_max_gap",
     "tp_later_max_gap",
     "st_later_max_gap",
-    "sentiment",
     "touchpoint_id",
     "next_touchpoint_id",
     "inbound",

@@ -66,7 +66,6 @@ CREATE TABLE journey_steps (
     ch_later_max_gap double precision,
     tp_later_max_gap double precision,
     st_later_max_gap double precision,
-    sentiment double precision,
     touchpoint_id uuid NOT NULL,
     next_touchpoint_id uuid,
     inbound boolean NOT NULL,
@@ -93,7 +92,7 @@ WITH stays AS (
 ),
 path AS (
     SELECT i.id, i.customer_id, i.occurred_at AS at, i.touchpoint_id, i.channel_code,
-           i.direction = 'INBOUND' AS inbound, i.sentiment, st.stage
+           i.direction = 'INBOUND' AS inbound, st.stage
     FROM interactions i
     LEFT JOIN stays st ON st.customer_id = i.customer_id AND st.entered_at <= i.occurred_at
                       AND (st.left_at IS NULL OR i.occurred_at < st.left_at)
@@ -133,7 +132,7 @@ SELECT g.id, g.customer_id, g.at, g.next_at, lead(g.at) OVER tp_node, lead(g.at)
            1 FOLLOWING AND UNBOUNDED FOLLOWING),
        CASE WHEN g.stage IS NOT NULL THEN max(coalesce(g.gap_minutes, 'Infinity')) OVER (st_node
            ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) END,
-       g.sentiment, g.touchpoint_id, g.next_touchpoint_id, g.inbound, g.channel_code,
+       g.touchpoint_id, g.next_touchpoint_id, g.inbound, g.channel_code,
        g.next_channel_code, g.stage, g.next_stage
 FROM gapped g
 WINDOW ch_move AS (PARTITION BY g.customer_id, g.channel_code, g.next_channel_code
@@ -151,7 +150,7 @@ $fn$
 COLUMNS = (
     "customer_id, at, next_at, tp_next_at, ch_next_at, ch_move_prev_at, tp_move_prev_at,"
     " st_move_prev_at, gap_minutes, ch_later_min_gap, tp_later_min_gap, st_later_min_gap,"
-    " ch_later_max_gap, tp_later_max_gap, st_later_max_gap, sentiment, touchpoint_id,"
+    " ch_later_max_gap, tp_later_max_gap, st_later_max_gap, touchpoint_id,"
     " next_touchpoint_id,"
     " inbound, channel_code, next_channel_code, stage, next_stage"
 )
@@ -384,11 +383,10 @@ BEGIN
     WITH changed AS (
         SELECT o.customer_id AS old_customer, n.customer_id AS new_customer,
                o.conversation_id AS old_conversation, n.conversation_id AS new_conversation,
-               (o.customer_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction,
-                o.sentiment)
+               (o.customer_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction)
                IS DISTINCT FROM
-               (n.customer_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction,
-                n.sentiment) AS path_changed,
+               (n.customer_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction)
+               AS path_changed,
                (o.conversation_id, o.occurred_at, o.touchpoint_id, o.channel_code, o.direction)
                IS DISTINCT FROM
                (n.conversation_id, n.occurred_at, n.touchpoint_id, n.channel_code, n.direction)

@@ -1,8 +1,12 @@
 """EXPLAIN ANALYZE every analytics statement against a database (e.g. one filled by
-bench/analytics_1m.sql) and print the execution times.
+``hub seed --customers 100000`` or bench/analytics_1m.sql) and print the execution times.
 
     python bench/explain_analytics.py postgresql://postgres@127.0.0.1:5432/scratch [--plans]
-        [--work-mem=64MB]
+        [--work-mem=64MB] [--repeat=3] [--line=Fashion]
+
+Scopes are relative to the data: the last 30 days before the newest interaction, one business
+line (``--line``, default: the first one stored). Each statement runs ``--repeat`` times; the
+median execution time is printed, with the range.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import statistics
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,16 +35,24 @@ async def explain(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> list
     return []
 
 
-async def main(url: str, show_plans: bool, work_mem: str | None) -> None:
+async def main(
+    url: str, show_plans: bool, work_mem: str | None, repeat: int, line: str | None
+) -> None:
     settings = {"work_mem": work_mem} if work_mem else {}
     engine = create_async_engine(sqlalchemy_url(url), connect_args={"server_settings": settings})
+    async with engine.connect() as connection:
+        newest = await connection.scalar(sa.text("SELECT max(occurred_at) FROM interactions"))
+        lines = await analytics.business_lines(engine)
+    line = line or (lines[0] if lines else "retail")
+    now = newest or datetime.now(UTC)
     analytics._rows = explain  # type: ignore[assignment]
-    now = datetime.now(UTC)
+    since = now - timedelta(days=30)
     scopes = {
         "all time": analytics.Scope(),
-        "30 days, one line": analytics.Scope(
-            since=now - timedelta(days=30), business_lines=("retail",)
-        ),
+        "last 30 days": analytics.Scope(since=since),
+        f"all time, {line}": analytics.Scope(business_lines=(line,)),
+        "all time, WEB+MOBILE": analytics.Scope(channels=("WEB", "MOBILE")),
+        f"30 days, {line}": analytics.Scope(since=since, business_lines=(line,)),
     }
     grouping = analytics.TransitionGrouping
     cases = {
@@ -64,18 +77,37 @@ async def main(url: str, show_plans: bool, work_mem: str | None) -> None:
     }
     for name, run in cases.items():
         for label, scope in scopes.items():
-            PLANS.clear()
-            # The fake (empty) rows may not satisfy the post-processing; the plan is what counts.
-            with contextlib.suppress(StopIteration, IndexError, KeyError, TypeError):
-                await run(scope)
-            plan = PLANS[0]
-            ms = re.search(r"Execution Time: ([\d.]+) ms", plan)
-            print(f"{name:36} {label:18} {float(ms.group(1)) if ms else -1:8.0f} ms", flush=True)
+            times: list[float] = []
+            for _ in range(repeat):
+                PLANS.clear()
+                # The fake (empty) rows may not satisfy the post-processing; the plan counts.
+                with contextlib.suppress(StopIteration, IndexError, KeyError, TypeError):
+                    await run(scope)
+                plan = PLANS[0]
+                ms = re.search(r"Execution Time: ([\d.]+) ms", plan)
+                times.append(float(ms.group(1)) if ms else -1)
+            print(
+                f"{name:36} {label:24} {statistics.median(times):8.0f} ms"
+                f"  ({min(times):.0f}-{max(times):.0f})",
+                flush=True,
+            )
             if show_plans:
                 print(plan, "\n")
     await engine.dispose()
 
 
 if __name__ == "__main__":
-    memory = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--work-mem=")]
-    asyncio.run(main(sys.argv[1], "--plans" in sys.argv, memory[0] if memory else None))
+
+    def option(name: str) -> str | None:
+        values = [a.split("=", 1)[1] for a in sys.argv if a.startswith(f"--{name}=")]
+        return values[0] if values else None
+
+    asyncio.run(
+        main(
+            sys.argv[1],
+            "--plans" in sys.argv,
+            option("work-mem"),
+            int(option("repeat") or 3),
+            option("line"),
+        )
+    )

@@ -137,37 +137,81 @@ class ChannelMix:
 
 
 async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
+    """Counted from ``journey_steps`` in one pass. A customer is counted once per touchpoint at
+    their last interaction there in the time range (the next one there is past ``until``, or
+    there is none), once per channel and once overall likewise: counting those rows counts
+    distinct customers without sorting. With a channel or business-line filter the customer's
+    next interaction overall (and, for a business line, on the channel) may be out of scope, so
+    those counts deduplicate the flagged rows instead (far fewer than the interactions)."""
+    filtered = scope.channels is not None or scope.business_lines is not None
+    dedup = ""
+    customers = "CASE l.level WHEN 0 THEN l.touchpoint_customers ELSE l.other_customers END"
+    join = ""
+    if filtered:
+        # A customer's last row on a channel in range stays exact under a channel filter (the
+        # next one on that channel is in scope too); under a business-line filter only the last
+        # row at a touchpoint does. Those rows are deduplicated for what the flags cannot tell.
+        lines = scope.business_lines is not None
+        last = _last_in_range("s.tp_next_at" if lines else "s.ch_next_at", scope)
+        dedup = f""",
+        lasts AS (
+            SELECT {"DISTINCT" if lines else ""} s.channel_code, s.customer_id
+            FROM journey_steps s
+            WHERE {scope.where("s", at="at")} AND {last}
+        ),
+        deduplicated AS (
+            {
+            "SELECT channel_code, count(*) AS customers FROM lasts GROUP BY channel_code UNION ALL"
+            if lines
+            else ""
+        }
+            SELECT CAST(NULL AS text) AS channel_code, count(DISTINCT customer_id) AS customers
+            FROM lasts
+        )"""
+        exact = "0, 1" if not lines else "0"
+        customers = (
+            f"CASE WHEN l.level IN ({exact}) THEN"
+            " (CASE l.level WHEN 0 THEN l.touchpoint_customers ELSE l.other_customers END)"
+            " ELSE d.customers END"
+        )
+        join = (
+            "LEFT JOIN deduplicated d ON d.channel_code IS NOT DISTINCT FROM l.channel_code"
+            f" AND l.level NOT IN ({exact})"
+        )
     rows = await _rows(
         engine,
         f"""
-        WITH per_customer AS (
-            SELECT i.customer_id, i.channel_code, i.touchpoint_id, count(*) AS interactions,
-                   count(*) FILTER (WHERE i.direction = 'INBOUND') AS inbound,
-                   count(*) FILTER (WHERE i.direction = 'OUTBOUND') AS outbound
-            FROM interactions i
-            WHERE {scope.where("i")}
-            GROUP BY i.customer_id, i.channel_code, i.touchpoint_id
+        WITH per_touchpoint AS (
+            SELECT s.channel_code, s.touchpoint_id, count(*) AS interactions,
+                   count(*) FILTER (WHERE s.inbound) AS inbound,
+                   count(*) FILTER (WHERE NOT s.inbound) AS outbound,
+                   count(*) FILTER (WHERE {_last_in_range("s.tp_next_at", scope)})
+                       AS touchpoint_customers,
+                   count(*) FILTER (WHERE {_last_in_range("s.ch_next_at", scope)})
+                       AS channel_customers,
+                   count(*) FILTER (WHERE {_last_in_range("s.next_at", scope)})
+                       AS all_customers
+            FROM journey_steps s
+            WHERE {scope.where("s", at="at")}
+            GROUP BY s.channel_code, s.touchpoint_id
         ),
-        -- A customer's first row overall and first row in a channel: counting those rows
-        -- counts distinct customers without a DISTINCT sort per grouping set.
-        flagged AS (
-            SELECT *, row_number() OVER w = 1 AS first_of_customer,
-                   lag(channel_code) OVER w IS DISTINCT FROM channel_code AS first_in_channel
-            FROM per_customer
-            WINDOW w AS (PARTITION BY customer_id ORDER BY channel_code, touchpoint_id)
-        )
-        SELECT channel_code AS channel, touchpoint_id,
-               GROUPING(channel_code, touchpoint_id) AS level,
-               sum(interactions)::bigint AS interactions,
-               sum(inbound)::bigint AS inbound, sum(outbound)::bigint AS outbound,
-               CASE GROUPING(channel_code, touchpoint_id)
-                   WHEN 0 THEN count(*)
-                   WHEN 1 THEN count(*) FILTER (WHERE first_in_channel)
-                   ELSE count(*) FILTER (WHERE first_of_customer)
-               END AS customers
-        FROM flagged
-        GROUP BY GROUPING SETS ((), (channel_code), (channel_code, touchpoint_id))
-        ORDER BY level DESC, interactions DESC, channel, touchpoint_id
+        levels AS (
+            SELECT channel_code, touchpoint_id,
+                   GROUPING(channel_code, touchpoint_id) AS level,
+                   sum(interactions)::bigint AS interactions,
+                   sum(inbound)::bigint AS inbound, sum(outbound)::bigint AS outbound,
+                   sum(touchpoint_customers)::bigint AS touchpoint_customers,
+                   CASE GROUPING(channel_code, touchpoint_id)
+                       WHEN 1 THEN sum(channel_customers) ELSE sum(all_customers)
+                   END::bigint AS other_customers
+            FROM per_touchpoint
+            GROUP BY GROUPING SETS ((), (channel_code), (channel_code, touchpoint_id))
+        ){dedup}
+        SELECT l.channel_code AS channel, l.touchpoint_id, l.level, l.interactions,
+               l.inbound, l.outbound, {customers} AS customers
+        FROM levels l
+        {join}
+        ORDER BY l.level DESC, l.interactions DESC, channel, l.touchpoint_id
         """,
         scope.params(),
     )
@@ -191,6 +235,14 @@ async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
         else:
             touchpoints.append(mix)
     return ChannelMix(total=total, channels=channels, touchpoints=touchpoints)
+
+
+def _last_in_range(next_at: str, scope: Scope) -> str:
+    """SQL: the row's next interaction of the same kind is not in the time range (so the row is
+    the customer's last of that kind in it)."""
+    if scope.until is None:
+        return f"{next_at} IS NULL"
+    return f"({next_at} IS NULL OR {next_at} >= :until)"
 
 
 # --- channel / touchpoint / stage transitions --------------------------------------------------
@@ -223,27 +275,18 @@ class Transitions:
     links: list[TransitionLink] = field(default_factory=list)
 
 
-_NODE_EXPRESSION = {
-    TransitionGrouping.CHANNEL: "i.channel_code",
-    TransitionGrouping.TOUCHPOINT: "i.touchpoint_id",
-    TransitionGrouping.STAGE: "st.stage",
+# Per grouping: the node column of a journey_steps row, its next interaction's, and the prefix
+# of the grouping's link columns (``<prefix>_move_prev_at`` and so on; migration 0008).
+_NODE_COLUMNS = {
+    TransitionGrouping.CHANNEL: ("channel_code", "next_channel_code", "ch"),
+    TransitionGrouping.TOUCHPOINT: ("touchpoint_id", "next_touchpoint_id", "tp"),
+    TransitionGrouping.STAGE: ("stage", "next_stage", "st"),
 }
 
-# The stage a customer was in when an interaction happened: their latest stage change at or
-# before it. LOOPING rows (same stage, other channel) do not change the stage, so they are left
-# out and every remaining row ends where the next begins.
-_STAGE_STAYS = """
-    stays AS (
-        SELECT customer_id, stage, entered_at,
-               lead(entered_at) OVER (PARTITION BY customer_id ORDER BY entered_at, id) AS left_at
-        FROM stage_history
-        WHERE transition <> 'LOOPING'
-    ),
-"""
-_STAGE_JOIN = """
-    JOIN stays st ON st.customer_id = i.customer_id AND st.entered_at <= i.occurred_at
-                 AND (st.left_at IS NULL OR i.occurred_at < st.left_at)
-"""
+
+def _whole_minutes(gap: timedelta) -> int | None:
+    minutes, rest = divmod(gap, timedelta(minutes=1))
+    return int(minutes) if not rest else None
 
 
 async def transitions(
@@ -251,52 +294,24 @@ async def transitions(
 ) -> Transitions:
     """How customers move between consecutive interactions, grouped by channel, touchpoint or
     the stage they were in. A next interaction more than ``max_gap`` later does not count as a
-    move: the journey ended there (a drop-off)."""
+    move: the journey ended there (a drop-off).
+
+    Each ``journey_steps`` row already knows the customer's next interaction. Without a channel
+    or business-line filter that is the next one in scope too (if it is before ``until``), so one
+    pass counts everything, and distinct customers are the rows flagged as a customer's first
+    move of its kind in range (or, with a gap, the last qualifying one). Filters change which
+    interaction comes next, so they take the window over the scoped rows instead."""
     if max_gap is not None and max_gap <= timedelta(0):
         raise ScopeError("`maxGapMinutes` must be positive")
-    node = _NODE_EXPRESSION[grouping]
+    gap_minutes = _whole_minutes(max_gap) if max_gap is not None else None
+    unfiltered = scope.channels is None and scope.business_lines is None
+    if unfiltered and (max_gap is None or (gap_minutes is not None and scope.until is None)):
+        sql = _linked_transitions_sql(scope, grouping, gap_minutes)
+    else:
+        sql = _windowed_transitions_sql(scope, grouping, max_gap)
     stage = grouping is TransitionGrouping.STAGE
-    # lead() over each customer's interactions in time order: the next interaction in scope.
-    next_target = (
-        "next_node" if max_gap is None else "CASE WHEN next_at - at <= :max_gap THEN next_node END"
-    )
-    # Only what the grouping needs goes through the window: each lead() costs a pass of work.
-    # Channels and touchpoints cannot loop (the same node is the same channel).
-    extra_leads = ""
-    if stage:
-        extra_leads += ", lead(i.channel_code) OVER w AS next_channel"
-    if max_gap is not None:
-        extra_leads += ", lead(i.occurred_at) OVER w AS next_at"
-    looping = (
-        f"coalesce({next_target} = node AND next_channel <> channel, FALSE)" if stage else "FALSE"
-    )
-    sql = f"""
-    WITH {_STAGE_STAYS if stage else ""}
-    steps AS (
-        SELECT i.customer_id, {node} AS node, i.channel_code AS channel, i.occurred_at AS at,
-               lead({node}) OVER w AS next_node {extra_leads}
-        FROM interactions i
-        {_STAGE_JOIN if stage else ""}
-        WHERE {scope.where("i")}
-        WINDOW w AS (PARTITION BY i.customer_id ORDER BY i.occurred_at, i.id)
-    ),
-    moves AS (
-        SELECT customer_id, node, {next_target} AS target, {looping} AS looping
-        FROM steps
-    ),
-    -- Per customer first: the rows arrive ordered by customer, so this needs only small sorts,
-    -- and the distinct customers of a link become a plain count.
-    per_customer AS (
-        SELECT node, target, looping, count(*) AS moves
-        FROM moves
-        GROUP BY customer_id, node, target, looping
-    )
-    SELECT node::text AS node, target::text AS target, looping,
-           sum(moves)::bigint AS moves, count(*) AS customers
-    FROM per_customer
-    GROUP BY node, target, looping
-    """
-    rows = await _rows(engine, sql, {**scope.params(), "max_gap": max_gap})
+    params = {**scope.params(), "max_gap": max_gap, "gap_minutes": gap_minutes}
+    rows = await _rows(engine, sql, params)
     interactions: dict[str, int] = {}
     drop_offs: dict[str, tuple[int, int]] = {}
     links: list[TransitionLink] = []
@@ -329,6 +344,107 @@ async def transitions(
     )
 
 
+def _linked_transitions_sql(
+    scope: Scope, grouping: TransitionGrouping, gap_minutes: int | None
+) -> str:
+    node, following, prefix = _NODE_COLUMNS[grouping]
+    moved = "s.next_at IS NOT NULL"
+    if scope.until is not None:
+        moved += " AND s.next_at < :until"
+    if gap_minutes is not None:
+        moved += " AND s.gap_minutes <= :gap_minutes"
+    if gap_minutes is None:
+        # The first move of its kind in range: the previous one is before ``since``. A journey
+        # ends once per customer (at their last interaction in range).
+        first = f"s.{prefix}_move_prev_at IS NULL"
+        if scope.since is not None:
+            first = f"({first} OR s.{prefix}_move_prev_at < :since)"
+        ended = "TRUE"
+    else:
+        # With no ``until``, every later interaction is in range: the last qualifying move of
+        # its kind has no later one within the gap, the last drop-off at a node no later one.
+        first = f"coalesce(s.{prefix}_later_min_gap > :gap_minutes, TRUE)"
+        ended = f"coalesce(s.{prefix}_later_max_gap <= :gap_minutes, TRUE)"
+    stage = grouping is TransitionGrouping.STAGE
+    looping = (
+        f"coalesce(({moved}) AND s.next_stage = s.stage"
+        " AND s.next_channel_code <> s.channel_code, FALSE)"
+        if stage
+        else "FALSE"
+    )
+    # Grouped on the columns as stored (uuids for touchpoints, whether the next one counts as a
+    # move apart): the planner knows how few groups that makes and aggregates in parallel; the
+    # text the caller wants is made for the few groups, not for every row.
+    return f"""
+    WITH groups AS (
+        SELECT s.{node} AS node, s.{following} AS following, {moved} AS moved,
+               {looping} AS looping, count(*) AS moves,
+               count(*) FILTER (WHERE CASE WHEN {moved} THEN {first} ELSE {ended} END)
+                   AS customers
+        FROM journey_steps s
+        WHERE {scope.where("s", at="at")} {"AND s.stage IS NOT NULL" if stage else ""}
+        GROUP BY 1, 2, 3, 4
+    )
+    SELECT node::text AS node, CASE WHEN moved THEN following::text END AS target, looping,
+           sum(moves)::bigint AS moves, sum(customers)::bigint AS customers
+    FROM groups
+    GROUP BY 1, 2, 3
+    """
+
+
+def _windowed_transitions_sql(
+    scope: Scope, grouping: TransitionGrouping, max_gap: timedelta | None
+) -> str:
+    """lead() over each customer's rows in scope, ordered by (at, id): the next one in scope."""
+    node = f"s.{_NODE_COLUMNS[grouping][0]}"
+    stage = grouping is TransitionGrouping.STAGE
+    # Channels and touchpoints walk ix_interactions_customer_path (an index-only scan in each
+    # customer's time order, no sort); stages need the stage, which journey_steps carries.
+    source = (
+        "journey_steps s"
+        if stage
+        else "(SELECT id, customer_id, occurred_at AS at, touchpoint_id, channel_code"
+        " FROM interactions) s"
+    )
+    next_target = (
+        "next_node" if max_gap is None else "CASE WHEN next_at - at <= :max_gap THEN next_node END"
+    )
+    # Only what the grouping needs goes through the window: each lead() costs a pass of work.
+    # Channels and touchpoints cannot loop (the same node is the same channel).
+    extra_leads = ""
+    if stage:
+        extra_leads += ", lead(s.channel_code) OVER w AS next_channel"
+    if max_gap is not None:
+        extra_leads += ", lead(s.at) OVER w AS next_at"
+    looping = (
+        f"coalesce({next_target} = node AND next_channel <> channel, FALSE)" if stage else "FALSE"
+    )
+    return f"""
+    WITH steps AS (
+        SELECT s.customer_id, {node} AS node, s.channel_code AS channel, s.at,
+               lead({node}) OVER w AS next_node {extra_leads}
+        FROM {source}
+        WHERE {scope.where("s", at="at")} {"AND s.stage IS NOT NULL" if stage else ""}
+        WINDOW w AS (PARTITION BY s.customer_id ORDER BY s.at, s.id)
+    ),
+    moves AS (
+        SELECT customer_id, node, {next_target} AS target, {looping} AS looping
+        FROM steps
+    ),
+    -- Per customer first: the rows arrive ordered by customer, so this needs only small sorts,
+    -- and the distinct customers of a link become a plain count.
+    per_customer AS (
+        SELECT node, target, looping, count(*) AS moves
+        FROM moves
+        GROUP BY customer_id, node, target, looping
+    )
+    SELECT node::text AS node, target::text AS target, looping,
+           sum(moves)::bigint AS moves, count(*) AS customers
+    FROM per_customer
+    GROUP BY node, target, looping
+    """
+
+
 def _classify(source: str, target: str, looping: bool) -> StageTransition | None:
     # The statement keeps, for a move within one stage, only whether the channel changed; the
     # rule compares channels for equality, so two stand-in names carry exactly that.
@@ -356,59 +472,17 @@ class FunnelStep:
 async def stage_funnel(engine: AsyncEngine, scope: Scope) -> list[FunnelStep]:
     """From ``stage_history``: an entry counts when it is in the time range and, with a channel
     or business-line filter, was caused by an interaction on those channels / business lines.
-    LOOPING rows are not entries (the customer was already in the stage)."""
-    business_line = ""
-    if scope.business_lines is not None:
-        business_line = (
-            "AND e.interaction_id IN (SELECT i.id FROM interactions i JOIN touchpoints t"
-            " ON t.id = i.touchpoint_id WHERE t.business_line = ANY(:business_lines))"
-        )
-    scoped = Scope(scope.since, scope.until, None, scope.channels)
-    rows = await _rows(
-        engine,
-        f"""
-        WITH entries AS (
-            SELECT h.id, h.customer_id, h.stage, h.entered_at, h.interaction_id, h.channel_code,
-                   lead(h.entered_at) OVER (PARTITION BY h.customer_id
-                                            ORDER BY h.entered_at, h.id) AS left_at
-            FROM stage_history h
-            WHERE h.transition <> 'LOOPING'
-        ),
-        scoped AS (
-            SELECT e.* FROM entries e
-            WHERE {scoped.where("e", at="entered_at")} {business_line}
-        ),
-        firsts AS (
-            SELECT customer_id, stage, min(entered_at) AS first_at, max(entered_at) AS last_at
-            FROM scoped GROUP BY customer_id, stage
-        ),
-        reached AS (
-            SELECT f.stage, count(*) AS customers,
-                   count(n.customer_id) AS converted
-            FROM firsts f
-            JOIN journey_stages s ON s.code = f.stage
-            LEFT JOIN journey_stages ns ON ns.position = s.position + 1
-            LEFT JOIN firsts n ON n.customer_id = f.customer_id AND n.stage = ns.code
-                              AND n.last_at >= f.first_at
-            GROUP BY f.stage
-        ),
-        stays AS (
-            SELECT stage, count(*) AS completed,
-                   percentile_cont(0.5) WITHIN GROUP (
-                       ORDER BY extract(epoch FROM left_at - entered_at)) AS median_seconds
-            FROM scoped WHERE left_at IS NOT NULL GROUP BY stage
-        )
-        SELECT s.code AS stage, s.position, ns.code IS NOT NULL AS has_next,
-               coalesce(r.customers, 0) AS customers, coalesce(r.converted, 0) AS converted,
-               y.median_seconds, coalesce(y.completed, 0) AS completed
-        FROM journey_stages s
-        LEFT JOIN journey_stages ns ON ns.position = s.position + 1
-        LEFT JOIN reached r ON r.stage = s.code
-        LEFT JOIN stays y ON y.stage = s.code
-        ORDER BY s.position
-        """,
-        scope.params(),
-    )
+    LOOPING rows are not entries (the customer was already in the stage).
+
+    Without those filters, one pass over ``stage_entries``: a customer is counted at their last
+    entry into the stage in range (their next one is past ``until``, or there is none), and
+    converted to the next stage when, at their last entry into it, their latest entry into this
+    stage at or before it is in range too. With filters, the entries in scope are reduced per
+    customer instead."""
+    if scope.channels is None and scope.business_lines is None:
+        rows = await _rows(engine, _linked_funnel_sql(scope), scope.params())
+    else:
+        rows = await _rows(engine, _filtered_funnel_sql(scope), scope.params())
     return [
         FunnelStep(
             stage=StageCode(row["stage"]),
@@ -419,6 +493,75 @@ async def stage_funnel(engine: AsyncEngine, scope: Scope) -> list[FunnelStep]:
         )
         for row in rows
     ]
+
+
+def _linked_funnel_sql(scope: Scope) -> str:
+    last = _last_in_range("e.same_next_at", scope)
+    lower = "e.lower_prev_at IS NOT NULL"
+    if scope.since is not None:
+        lower = "e.lower_prev_at >= :since"
+    return f"""
+    WITH per_stage AS (
+        SELECT e.stage,
+               count(*) FILTER (WHERE {last}) AS customers,
+               count(*) FILTER (WHERE {last} AND {lower}) AS converted_into,
+               count(e.left_at) AS completed,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM e.left_at - e.entered_at))
+                   FILTER (WHERE e.left_at IS NOT NULL) AS median_seconds
+        FROM stage_entries e
+        WHERE {scope.where("e", at="entered_at")}
+        GROUP BY e.stage
+    )
+    SELECT s.code AS stage, s.position, ns.code IS NOT NULL AS has_next,
+           coalesce(p.customers, 0) AS customers, coalesce(n.converted_into, 0) AS converted,
+           p.median_seconds, coalesce(p.completed, 0) AS completed
+    FROM journey_stages s
+    LEFT JOIN journey_stages ns ON ns.position = s.position + 1
+    LEFT JOIN per_stage p ON p.stage = s.code
+    LEFT JOIN per_stage n ON n.stage = ns.code
+    ORDER BY s.position
+    """
+
+
+def _filtered_funnel_sql(scope: Scope) -> str:
+    """Entries filtered by the channel / business line of the interaction that caused them:
+    distinct customers and conversions per customer over those entries (few, with a filter);
+    when each entry was left comes from ``stage_entries``, measured on the whole history."""
+    return f"""
+    WITH scoped AS (
+        SELECT e.* FROM stage_entries e
+        WHERE {scope.where("e", at="entered_at")}
+    ),
+    firsts AS (
+        SELECT customer_id, stage, min(entered_at) AS first_at, max(entered_at) AS last_at
+        FROM scoped GROUP BY customer_id, stage
+    ),
+    reached AS (
+        SELECT f.stage, count(*) AS customers,
+               count(n.customer_id) AS converted
+        FROM firsts f
+        JOIN journey_stages s ON s.code = f.stage
+        LEFT JOIN journey_stages ns ON ns.position = s.position + 1
+        LEFT JOIN firsts n ON n.customer_id = f.customer_id AND n.stage = ns.code
+                          AND n.last_at >= f.first_at
+        GROUP BY f.stage
+    ),
+    stays AS (
+        SELECT stage, count(*) AS completed,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM left_at - entered_at)) AS median_seconds
+        FROM scoped WHERE left_at IS NOT NULL GROUP BY stage
+    )
+    SELECT s.code AS stage, s.position, ns.code IS NOT NULL AS has_next,
+           coalesce(r.customers, 0) AS customers, coalesce(r.converted, 0) AS converted,
+           y.median_seconds, coalesce(y.completed, 0) AS completed
+    FROM journey_stages s
+    LEFT JOIN journey_stages ns ON ns.position = s.position + 1
+    LEFT JOIN reached r ON r.stage = s.code
+    LEFT JOIN stays y ON y.stage = s.code
+    ORDER BY s.position
+    """
 
 
 # --- touchpoint performance --------------------------------------------------------------------
@@ -444,7 +587,8 @@ class TouchpointPerformance:
 async def touchpoint_performance(engine: AsyncEngine, scope: Scope) -> list[TouchpointPerformance]:
     """First response: the first OUTBOUND interaction of a conversation after its first INBOUND
     one. Resolution: ``resolved_at`` of a RESOLVED conversation, from that first INBOUND. A
-    conversation is in scope when its first INBOUND interaction is."""
+    conversation is in scope when its first INBOUND interaction is. The conversations come
+    from ``conversation_facts`` (no window over every conversation's interactions)."""
     responsive = list(RESPONSIVE_KINDS)
     rows = await _rows(
         engine,
@@ -456,31 +600,14 @@ async def touchpoint_performance(engine: AsyncEngine, scope: Scope) -> list[Touc
             WHERE {scope.where("i")}
             GROUP BY i.touchpoint_id
         ),
-        conversation_steps AS (
-            SELECT i.conversation_id, i.touchpoint_id, i.direction, i.occurred_at, i.id,
-                   min(i.occurred_at) FILTER (WHERE i.direction = 'INBOUND')
-                       OVER (PARTITION BY i.conversation_id) AS asked_at
-            FROM interactions i
-            WHERE i.conversation_id IS NOT NULL
-        ),
-        asked AS (
-            SELECT conversation_id, asked_at,
-                   (array_agg(touchpoint_id ORDER BY occurred_at, id)
-                        FILTER (WHERE direction = 'INBOUND'))[1] AS touchpoint_id,
-                   min(occurred_at) FILTER (WHERE direction = 'OUTBOUND'
-                                            AND occurred_at > asked_at) AS answered_at
-            FROM conversation_steps
-            WHERE asked_at IS NOT NULL
-            GROUP BY conversation_id, asked_at
-        ),
+        -- conversation_facts: each conversation's first INBOUND interaction and first OUTBOUND
+        -- after it, kept by the interactions triggers (migration 0008).
         conversations_in_scope AS (
-            SELECT * FROM (
-                SELECT a.*, t.channel_code, c.status, c.resolved_at
-                FROM asked a
-                JOIN touchpoints t ON t.id = a.touchpoint_id
-                JOIN conversations c ON c.id = a.conversation_id
-            ) AS x
-            WHERE {scope.where("x", at="asked_at")}
+            SELECT f.conversation_id, f.asked_at, f.answered_at, f.touchpoint_id,
+                   f.channel_code, c.status, c.resolved_at
+            FROM conversation_facts f
+            JOIN conversations c ON c.id = f.conversation_id
+            WHERE {scope.where("f", at="asked_at")}
         ),
         answers AS (
             SELECT touchpoint_id, count(*) AS conversations,
@@ -548,16 +675,22 @@ class TimeSeries:
     series: dict[str, list[SeriesPoint]]
 
 
+_BUCKET_ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
+
+
 async def interactions_over_time(
     engine: AsyncEngine, scope: Scope, bucket: TimeBucket
 ) -> TimeSeries:
     # Buckets are UTC calendar units (weeks start on Monday); the series is generated on
-    # timestamps without zone so a step never depends on the session's time zone.
+    # timestamps without zone so a step never depends on the session's time zone. Rows are
+    # binned with date_bin from a Monday midnight UTC: the same buckets as date_trunc(unit, at,
+    # 'UTC'), in integer arithmetic instead of a time-zone conversion per row (2-3x faster).
     rows = await _rows(
         engine,
         f"""
         WITH counts AS (
-            SELECT date_trunc(:unit, i.occurred_at, 'UTC') AS bucket, i.channel_code,
+            SELECT date_bin(CAST(:step AS interval), i.occurred_at, {_BUCKET_ORIGIN}) AS bucket,
+                   i.channel_code,
                    count(*) AS interactions,
                    count(*) FILTER (WHERE i.direction = 'INBOUND') AS inbound,
                    count(*) FILTER (WHERE i.direction = 'OUTBOUND') AS outbound

@@ -153,6 +153,34 @@ def demo(
     )
 
 
+analytics_app = typer.Typer(help="The derived tables behind Query.analytics.", no_args_is_help=True)
+
+
+@analytics_app.command("rebuild")
+def analytics_rebuild() -> None:
+    """Recompute journey_steps from interactions and stage history (set-based, one transaction)."""
+    from hub.analytics_rollup import run_rebuild
+
+    location = locate_database(Settings())
+    written = asyncio.run(run_rebuild(location.url))
+    console.print(f"[green]journey_steps rebuilt[/green]: {written:,} rows")
+
+
+@analytics_app.command("check")
+def analytics_check() -> None:
+    """Compare journey_steps with a recomputation from the base tables (exit 1 if they differ)."""
+    from hub.analytics_rollup import run_check
+
+    location = locate_database(Settings())
+    stale = asyncio.run(run_check(location.url))
+    if stale:
+        console.print(f"[red]{stale:,} rows differ[/red]: run `hub analytics rebuild`")
+        raise typer.Exit(1)
+    console.print("[green]journey_steps is current[/green]")
+
+
+app.add_typer(analytics_app, name="analytics")
+
 from hub.keys_cli import keys_app  # noqa: E402  (after `app`: the sub-command registers on it)
 
 app.add_typer(keys_app, name="keys")

@@ -31,6 +31,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from hub.analytics_rollup import REBUILD_SQL
 from hub.database import asyncpg_dsn
 from hub.enums import IdentityKind
 from seeds.bulk import copy_rows, skip_row_reference_checks, verify_references
@@ -128,6 +129,9 @@ async def seed_demo(
                 await _generate_and_copy(connection, generator, customers, totals, advance)
             if triggers_off:
                 await verify_references(connection)
+                # The triggers that keep journey_steps current were off too: recompute it
+                # set-based, in the same transaction (hub/analytics_rollup.py).
+                await connection.execute(REBUILD_SQL)
     finally:
         await connection.close()
     elapsed = time.perf_counter() - started

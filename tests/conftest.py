@@ -33,7 +33,7 @@ DATA_TABLES = [
     "merges",
     "events",
     "stage_history",
-    "interactions",
+    "interactions",  # its TRUNCATE trigger empties journey_steps (migration 0008)
     "conversations",
     "identities",
     "customers",

@@ -31,6 +31,9 @@ DIGEST_QUERIES = {
     "interactions": "SELECT * FROM interactions ORDER BY id",
     "conversations": "SELECT * FROM conversations ORDER BY id",
     "stage_history": "SELECT * FROM stage_history ORDER BY id",
+    # Derived by triggers (migration 0008): it must come back too.
+    "journey_steps": "SELECT * FROM journey_steps ORDER BY id",
+    "stage_entries": "SELECT * FROM stage_entries ORDER BY id",
 }
 TYPES = ["PAGE_VIEW", "PRODUCT_VIEW", "ORDER", "SUPPORT_TICKET", "REPEAT_ORDER", "EMAIL"]
 PLACES = ["web", "app", "chat", "call", "store"]

@@ -1,0 +1,141 @@
+"""The derived tables analytics read: ``journey_steps``, ``stage_entries`` and
+``conversation_facts`` (migration 0008, docs/analytics.md).
+
+One row per interaction with what path questions need already linked: the stage the customer was
+in, their next interaction and the gap to it, the next one at the same touchpoint / on the same
+channel, and per grouping the previous move of the same kind and the smallest / largest gaps of
+later ones. ``hub.analytics`` answers from it in one pass instead of window functions over every
+interaction. ``stage_entries`` holds the stage changes that are not LOOPING with when the
+customer left, their next entry into the same stage and their latest entry into the previous
+stage: the funnel in one pass. ``conversation_facts`` holds each conversation's first INBOUND
+interaction and first answer after it: response times without a window over conversations.
+
+Maintenance lives in PostgreSQL, next to the data: statement-level triggers with transition
+tables on ``interactions`` and ``stage_history`` call ``journey_steps_refresh(customers)`` (and
+``stage_entries_refresh`` / ``conversation_facts_refresh``) once
+per writing statement, in the writer's transaction. Every writer is covered without knowing about
+it — ingest's one-statement batches, merges and unmerges (which move rows between customers),
+stage changes set by hand, test factories, bench loaders — and nothing is ever stale. Erasure
+changes no column the steps depend on. Only a bulk load that switches triggers off (the seeder,
+``session_replication_role = replica``) must call ``rebuild`` before it commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from hub.database import sqlalchemy_url
+
+REBUILD_SQL = "SELECT journey_steps_rebuild()"
+"""Recompute both tables from the base tables, set-based (returns the journey_steps rows)."""
+
+STEPS_COLUMNS = (
+    "id",
+    "customer_id",
+    "at",
+    "next_at",
+    "tp_next_at",
+    "ch_next_at",
+    "ch_move_prev_at",
+    "tp_move_prev_at",
+    "st_move_prev_at",
+    "gap_minutes",
+    "ch_later_min_gap",
+    "tp_later_min_gap",
+    "st_later_min_gap",
+    "ch_later_max_gap",
+    "tp_later_max_gap",
+    "st_later_max_gap",
+    "touchpoint_id",
+    "next_touchpoint_id",
+    "inbound",
+    "channel_code",
+    "next_channel_code",
+    "stage",
+    "next_stage",
+)
+
+
+async def rebuild(connection: AsyncConnection) -> int:
+    """Recompute ``journey_steps`` from the base tables in the caller's transaction."""
+    written = await connection.scalar(sa.text(REBUILD_SQL))
+    return int(written or 0)
+
+
+async def refresh(connection: AsyncConnection, customer_ids: Sequence[uuid.UUID]) -> None:
+    """Recompute the rows of these customers (the triggers do this for every write; this is for
+    repairs by hand)."""
+    await connection.execute(
+        sa.text(
+            "SELECT journey_steps_refresh(CAST(:ids AS uuid[])),"
+            " stage_entries_refresh(CAST(:ids AS uuid[])),"
+            " conversation_facts_refresh(ARRAY(SELECT i.conversation_id FROM interactions i"
+            " WHERE i.customer_id = ANY(CAST(:ids AS uuid[])) AND i.conversation_id IS NOT NULL))"
+        ),
+        {"ids": list(customer_ids)},
+    )
+
+
+_STEPS = ", ".join(STEPS_COLUMNS)
+_ENTRIES = (
+    "id, customer_id, entered_at, left_at, same_next_at, lower_prev_at, touchpoint_id, stage,"
+    " channel_code"
+)
+_FACTS = "conversation_id, asked_at, answered_at, touchpoint_id, channel_code"
+STALE_SQL = f"""
+SELECT (SELECT count(*) FROM (
+            (SELECT {_STEPS} FROM journey_steps EXCEPT ALL
+             SELECT {_STEPS} FROM journey_steps_all())
+            UNION ALL
+            (SELECT {_STEPS} FROM journey_steps_all() EXCEPT ALL
+             SELECT {_STEPS} FROM journey_steps)
+        ) AS steps)
+     + (SELECT count(*) FROM (
+            (SELECT {_ENTRIES} FROM stage_entries EXCEPT ALL
+             SELECT {_ENTRIES} FROM stage_entries_all())
+            UNION ALL
+            (SELECT {_ENTRIES} FROM stage_entries_all() EXCEPT ALL
+             SELECT {_ENTRIES} FROM stage_entries)
+        ) AS entries)
+     + (SELECT count(*) FROM (
+            (SELECT {_FACTS} FROM conversation_facts EXCEPT ALL
+             SELECT {_FACTS} FROM conversation_facts_all())
+            UNION ALL
+            (SELECT {_FACTS} FROM conversation_facts_all() EXCEPT ALL
+             SELECT {_FACTS} FROM conversation_facts)
+        ) AS facts) AS stale
+"""
+
+
+async def stale_rows(connection: AsyncConnection) -> int:
+    """How many rows differ from a recomputation from the base tables (0 when current): a check
+    for tests and for ``hub analytics check``; it reads everything, so it is not for requests."""
+    result: Any = await connection.scalar(sa.text(STALE_SQL))
+    return int(result)
+
+
+async def run_rebuild(database_url: str) -> int:
+    """``hub analytics rebuild``: ``rebuild`` in a transaction of its own."""
+    engine = create_async_engine(sqlalchemy_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            written = await rebuild(connection)
+            await connection.execute(sa.text("ANALYZE journey_steps"))
+        return written
+    finally:
+        await engine.dispose()
+
+
+async def run_check(database_url: str) -> int:
+    """``hub analytics check``: ``stale_rows`` on a connection of its own."""
+    engine = create_async_engine(sqlalchemy_url(database_url))
+    try:
+        async with engine.connect() as connection:
+            return await stale_rows(connection)
+    finally:
+        await engine.dispose()

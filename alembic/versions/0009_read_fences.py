@@ -7,7 +7,7 @@ and needs no WAL (it is not replicated, and after a crash it starts empty — wh
 for writes made just before the crash).
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0008
 
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0009"
-down_revision = "0003"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

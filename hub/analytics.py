@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.analytics_rollup import catch_up
 from hub.enums import STAGE_ORDER, StageCode, StageTransition, TouchpointKind
 from hub.journey_rules import classify_transition
 from loaders.sql import Record
@@ -109,6 +110,9 @@ class Scope:
 
 
 async def _rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> Sequence[Record]:
+    # The derived tables first take in every write committed so far (hub.analytics_rollup):
+    # the answer is exact as of now. ``engine`` is the primary (the catch-up writes).
+    await catch_up(engine)
     async with engine.connect() as connection:
         result = await connection.execute(sa.text(sql), params)
         return result.mappings().all()
@@ -219,13 +223,14 @@ async def channel_mix(engine: AsyncEngine, scope: Scope) -> ChannelMix:
     channels: list[MixRow] = []
     touchpoints: list[MixRow] = []
     for row in rows:
+        # Over an empty scope the grand total still comes back, with NULL sums: zeros.
         mix = MixRow(
             channel=row["channel"],
             touchpoint_id=row["touchpoint_id"],
-            interactions=row["interactions"],
-            customers=row["customers"],
-            inbound=row["inbound"],
-            outbound=row["outbound"],
+            interactions=row["interactions"] or 0,
+            customers=row["customers"] or 0,
+            inbound=row["inbound"] or 0,
+            outbound=row["outbound"] or 0,
         )
         # GROUPING() is a bit mask of the columns left out: 3 = total, 1 = channel, 0 = both.
         if row["level"] == 3:

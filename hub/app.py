@@ -27,6 +27,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from hub import tracing
 from hub.access_log import dev_mode_banner
+from hub.analytics_rollup import catch_up_forever
 from hub.broker import Broker, PostgresBroker
 from hub.compiled.executor import CompiledReads, DatabaseUnavailable, json_body
 from hub.compiled.ingest import CompiledIngest
@@ -363,10 +364,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.dev_mode:
                 logger.warning(dev_mode_banner())
             shutdown.install()  # only under uvicorn's signal handling (hub serve)
+            catching_up = (
+                asyncio.create_task(
+                    catch_up_forever(engine, settings.analytics_catch_up_s),
+                    name="hub-analytics-catch-up",
+                )
+                if settings.analytics_catch_up_s > 0
+                else None
+            )
             try:
                 yield
             finally:
                 shutdown.uninstall()
+                if catching_up is not None:
+                    catching_up.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await catching_up
                 app_state.pop("hub", None)
                 await graphql_app.shared_executions.close()
                 await broker.close()

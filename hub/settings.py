@@ -317,6 +317,15 @@ class Settings(BaseSettings):
             "`hub serve`/`hub demo` log lines: one JSON object per line, or plain text (`text`)."
         ),
     )
+    analytics_catch_up_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Every this many seconds, bring the analytics tables up to date with recent writes "
+            "in the background (analytics queries also catch up before reading, so answers are "
+            "exact either way; this keeps that step short). 0: only when queried."
+        ),
+    )
     otel_enabled: bool = Field(
         default=False,
         description=(

@@ -49,7 +49,7 @@ class Analytics:
         )
     )
     async def channel_mix(self, info: Info, filter: FilterArgument = None) -> ChannelMix:
-        return ChannelMix.build(await analytics.channel_mix(info.context.engine, to_scope(filter)))
+        return ChannelMix.build(await analytics.channel_mix(info.context.writer, to_scope(filter)))
 
     @strawberry.field(
         description=(
@@ -79,7 +79,7 @@ class Analytics:
             raise BadUserInput("`maxGapMinutes` must be positive")
         grouping = group_by
         result = await analytics.transitions(
-            info.context.engine,
+            info.context.writer,
             to_scope(filter),
             grouping,
             timedelta(minutes=max_gap_minutes) if max_gap_minutes is not None else None,
@@ -93,7 +93,7 @@ class Analytics:
         )
     )
     async def stage_funnel(self, info: Info, filter: FilterArgument = None) -> list[FunnelStep]:
-        steps = await analytics.stage_funnel(info.context.engine, to_scope(filter))
+        steps = await analytics.stage_funnel(info.context.writer, to_scope(filter))
         return [FunnelStep.build(step) for step in steps]
 
     @strawberry.field(
@@ -105,7 +105,7 @@ class Analytics:
     async def touchpoint_performance(
         self, info: Info, filter: FilterArgument = None
     ) -> list[TouchpointPerformance]:
-        rows = await analytics.touchpoint_performance(info.context.engine, to_scope(filter))
+        rows = await analytics.touchpoint_performance(info.context.writer, to_scope(filter))
         return [TouchpointPerformance.build(row) for row in rows]
 
     @strawberry.field(description="Interactions per time bucket, one series per channel.")
@@ -119,7 +119,7 @@ class Analytics:
     ) -> InteractionSeries:
         try:
             result = await analytics.interactions_over_time(
-                info.context.engine, to_scope(filter), bucket
+                info.context.writer, to_scope(filter), bucket
             )
         except analytics.ScopeError as error:
             raise BadUserInput(str(error)) from None
@@ -127,7 +127,7 @@ class Analytics:
 
     @strawberry.field(description="The business lines touchpoints serve, for filter choices.")
     async def business_lines(self, info: Info) -> list[str]:
-        return await analytics.business_lines(info.context.engine)
+        return await analytics.business_lines(info.context.writer)
 
 
 @strawberry.type

@@ -30,6 +30,7 @@ from seeds.taxonomy import STAGE_RULE_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
+    "analytics_pending",
     "merges",
     "events",
     "stage_history",

@@ -664,7 +664,9 @@ async def test_each_analytics_field_is_one_statement(
     for selection in fields:
         count_statements.statements.clear()
         await gql.data(f"{{ analytics {{ {selection} }} }}")
-        assert count_statements.count == 1, count_statements.report()
+        # The catch-up that takes recent writes into the derived tables, then one read.
+        assert count_statements.count == 2, count_statements.report()
+        assert "analytics_catch_up()" in str(count_statements.statements[0])
 
 
 async def test_business_lines_are_listed(gql: GraphQLClient, data: Dataset) -> None:

@@ -19,13 +19,13 @@ from typing import Any
 
 import asyncpg
 
-from hub.analytics_rollup import rebuild, stale_rows
+from hub.analytics_rollup import CATCH_UP_SQL, catch_up, rebuild, stale_rows
 from hub.database import asyncpg_dsn
 from hub.enums import StageCode
 from hub.profiles import set_stage
 from tests.conftest import GraphQLClient
 from tests.factories import T0, Factory, gid
-from tests.ingest_support import RECORD_MANY, interaction, record, row_id
+from tests.ingest_support import RECORD_MANY, interaction, record, row_id, touchpoints
 from tests.test_analytics import (
     CONVERSATIONAL,
     SCOPES,
@@ -81,9 +81,16 @@ async def read_dataset(db: asyncpg.Connection, tp_ids: dict[str, uuid.UUID]) -> 
     return data
 
 
+async def steps(db: asyncpg.Connection) -> list[asyncpg.Record]:
+    """journey_steps once every committed write has been taken in (what analytics read)."""
+    await db.execute(CATCH_UP_SQL)
+    return await db.fetch("SELECT * FROM journey_steps ORDER BY id")
+
+
 async def check_everything(
     gql_as: Any, db: asyncpg.Connection, engine: Any, tp_ids: dict[str, uuid.UUID]
 ) -> Dataset:
+    await catch_up(engine)
     async with engine.connect() as connection:
         assert await stale_rows(connection) == 0
     data = await read_dataset(db, tp_ids)
@@ -158,7 +165,7 @@ async def test_journey_steps_follow_every_write_path(
             gql, interaction(tp["Newsletter"], ("EMAIL", f"person{person}@example.com"))
         )
         customers.append(row_id(stored["customer"]["id"]))
-    before = await db.fetch("SELECT * FROM journey_steps ORDER BY id")
+    before = await steps(db)
     merged = await gql.data(
         MERGE,
         {
@@ -182,12 +189,12 @@ async def test_journey_steps_follow_every_write_path(
     await check_everything(gql_as, db, engine, tp_ids)
     await gql.data(UNMERGE, {"id": merged["mergeCustomers"]["merge"]["id"]})
     await check_everything(gql_as, db, engine, tp_ids)
-    assert len(await db.fetch("SELECT * FROM journey_steps ORDER BY id")) == len(before) + 1
+    assert len(await steps(db)) == len(before) + 1
 
     # Erasure keeps the anonymous facts: nothing the steps depend on changes.
-    steps_before = await db.fetch("SELECT * FROM journey_steps ORDER BY id")
+    steps_before = await steps(db)
     await gql.data(ERASE, {"id": gid("Customer", customers[2])})
-    assert await db.fetch("SELECT * FROM journey_steps ORDER BY id") == steps_before
+    assert await steps(db) == steps_before
     await check_everything(gql_as, db, engine, tp_ids)
 
     # A manual stage change and a corrected interaction time (plain SQL writers).
@@ -217,7 +224,7 @@ async def test_rebuild_recomputes_what_bulk_loads_skip(db: asyncpg.Connection, e
     customer = await factory.customer("Ada")
     for minutes, place in ((0, "Site"), (30, "Store"), (10, "Site"), (5, "Store")):
         await factory.interaction(customer, place, at=T0 + timedelta(minutes=minutes))
-    kept = await db.fetch("SELECT * FROM journey_steps ORDER BY id")
+    kept = await steps(db)
     assert len(kept) == 4
     async with db.transaction():
         await db.execute("SET LOCAL session_replication_role = replica")
@@ -227,17 +234,17 @@ async def test_rebuild_recomputes_what_bulk_loads_skip(db: asyncpg.Connection, e
     async with engine.begin() as connection:
         assert await rebuild(connection) == 5
         assert await stale_rows(connection) == 0
-    rebuilt = await db.fetch("SELECT * FROM journey_steps ORDER BY id")
+    rebuilt = await steps(db)
     await db.execute("DELETE FROM interactions WHERE id = $1", late)
-    assert await db.fetch("SELECT * FROM journey_steps ORDER BY id") == kept
+    assert await steps(db) == kept
     assert len(rebuilt) == 5
 
 
 async def test_two_writers_of_one_customer_leave_no_stale_row(
     db: asyncpg.Connection, engine: Any, database_url: str
 ) -> None:
-    """Writers that take no customer lock of their own (unlike ingest): the second one's refresh
-    waits for the first to commit, then sees its row."""
+    """Writers that take no customer lock of their own (unlike ingest), interleaved: once both
+    committed, the catch-up leaves no stale row."""
     factory = Factory(db)
     await factory.touchpoint("Site", "WEB", "WEBSITE")
     customer = await factory.customer("Ada")
@@ -264,10 +271,51 @@ async def test_two_writers_of_one_customer_leave_no_stale_row(
     finally:
         await first.close()
         await second.close()
+    await catch_up(engine)
     async with engine.connect() as connection:
         assert await stale_rows(connection) == 0
+    await db.execute(CATCH_UP_SQL)
     assert [r["next_at"] for r in await db.fetch("SELECT * FROM journey_steps ORDER BY at")] == [
         T0 + timedelta(hours=1),
         T0 + timedelta(hours=2),
         None,
     ]
+
+
+async def test_writes_are_marked_and_analytics_catch_up_before_answering(
+    gql: GraphQLClient, gql_as: Any, db: asyncpg.Connection
+) -> None:
+    """Ingest only marks the customer (the recomputation is deferred); the next analytics query
+    takes the write in before it reads, so its answer already counts it."""
+    tp = await touchpoints(db)
+    analyst = await gql_as("ANALYST")
+    query = "{ analytics { channelMix { interactions customers } } }"
+    empty = (await analyst.data(query))["analytics"]["channelMix"]
+    await record(gql, interaction(tp["web"], ("EMAIL", "late@example.com")))
+    marked = await db.fetchval("SELECT count(*) FROM analytics_pending")
+    assert marked >= 1
+    assert await db.fetchval("SELECT count(*) FROM journey_steps") == 0  # not yet recomputed
+    counted = (await analyst.data(query))["analytics"]["channelMix"]
+    assert counted["interactions"] == empty["interactions"] + 1
+    assert counted["customers"] == empty["customers"] + 1
+    assert await db.fetchval("SELECT count(*) FROM analytics_pending") == 0
+    assert await db.fetchval("SELECT count(*) FROM journey_steps") == 1
+
+
+async def test_every_analytics_query_answers_an_empty_scope(gql_as: Any) -> None:
+    """No interactions at all (a fresh hub, or a range with nothing in it): zeros and empty
+    lists, never an error."""
+    analyst = await gql_as("ANALYST")
+    answer = await analyst.data(
+        "{ analytics {"
+        " channelMix { interactions customers channels { interactions } }"
+        " channelTransitions(groupBy: STAGE) { nodes { key } links { moves } }"
+        " stageFunnel { customers }"
+        " touchpointPerformance { interactions }"
+        " interactionsOverTime(bucket: DAY) { buckets series { total } } } }"
+    )
+    data = answer["analytics"]
+    assert data["channelMix"] == {"interactions": 0, "customers": 0, "channels": []}
+    assert data["channelTransitions"]["links"] == []
+    assert data["touchpointPerformance"] == []
+    assert data["interactionsOverTime"]["buckets"] == []

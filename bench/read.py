@@ -124,8 +124,17 @@ def measure(
     done = subprocess.run(
         [*command, "--body", body, *options], cwd=ROOT, capture_output=True, text=True
     )
-    if done.returncode != 0:
-        raise SystemExit(f"the load against {server.name} failed:\n{done.stderr[-2000:]}")
+    if done.returncode != 0:  # e.g. the server dropped connections: a failed run, not a crash
+        print(f"  the load against {server.name} failed:\n{done.stderr[-1500:]}", flush=True)
+        nothing = float("nan")
+        return {
+            "rps": 0.0,
+            "p50_ms": nothing,
+            "p99_ms": nothing,
+            "errors": 1.0,
+            "completed": 0.0,
+            "cpu_ms": nothing,
+        }
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     after = cpu_snapshot(server, asyncio.run(backend_pids(url)))
     spent = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
@@ -194,7 +203,7 @@ def main() -> None:
         ids_file = Path(scratch) / "ids.txt"
         ids_file.write_text("\n".join(ids))
         print("starting servers…", flush=True)
-        with start_servers(names, url, args.port, Path(scratch) / "logs") as servers:
+        with start_servers(names, url, args.port, Path(tempfile.gettempdir()) / "hub-bench-logs") as servers:
             for scenario in scenarios:
                 check_equivalent(servers, scenario, sample)
             for round_number in range(args.rounds):

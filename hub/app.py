@@ -262,7 +262,9 @@ async def _within_timeout(
     """A compiled path's answer; the TIMEOUT error after ``operation_timeout_seconds``; the
     retryable SERVICE_UNAVAILABLE error when the database cannot be reached."""
     try:
-        return await asyncio.wait_for(answer, settings.operation_timeout_seconds)
+        # asyncio.timeout, not wait_for: no task per request on the hot path.
+        async with asyncio.timeout(settings.operation_timeout_seconds):
+            return await answer
     except TimeoutError:
         request.scope[OUTCOME_KEY] = "error"
         error = _timeout_error(settings)

@@ -203,7 +203,9 @@ def main() -> None:
         ids_file = Path(scratch) / "ids.txt"
         ids_file.write_text("\n".join(ids))
         print("starting servers…", flush=True)
-        with start_servers(names, url, args.port, Path(tempfile.gettempdir()) / "hub-bench-logs") as servers:
+        with start_servers(
+            names, url, args.port, Path(tempfile.gettempdir()) / "hub-bench-logs"
+        ) as servers:
             for scenario in scenarios:
                 check_equivalent(servers, scenario, sample)
             for round_number in range(args.rounds):

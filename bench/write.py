@@ -330,7 +330,9 @@ def main() -> None:
             id_files["email"].write_text("\n".join(emails))
             id_files["customer"].write_text("\n".join(customer_ids))
             print("starting servers…", flush=True)
-            with start_servers(names, url, args.port, Path(tempfile.gettempdir()) / "hub-bench-logs") as servers:
+            with start_servers(
+                names, url, args.port, Path(tempfile.gettempdir()) / "hub-bench-logs"
+            ) as servers:
                 asyncio.run(check_equivalent(servers, url, single, emails[0], customer_ids[0]))
                 for round_number in range(args.rounds):
                     order = names[round_number % len(names) :] + names[: round_number % len(names)]

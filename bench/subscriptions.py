@@ -251,6 +251,9 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    from hub.migrations import upgrade
+
+    await asyncio.to_thread(upgrade, args.database_url)  # the trigger needs the outbox table
     setup = await asyncpg.connect(asyncpg_dsn(args.database_url))
     try:
         await setup.execute(NOTIFY_TRIGGER)

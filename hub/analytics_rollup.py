@@ -72,14 +72,21 @@ STEPS_COLUMNS = (
 
 
 CATCH_UP_SQL = "SELECT analytics_catch_up()"
+"""One round: up to 200 marks, oldest first, in the caller's transaction (0: nothing was left)."""
 
 
 async def catch_up(engine: AsyncEngine) -> int:
-    """Recompute every customer and conversation marked since the last catch-up, in a
-    transaction of its own on ``engine`` (the primary); returns how many were recomputed."""
-    async with engine.begin() as connection:
-        done = await connection.scalar(sa.text(CATCH_UP_SQL))
-    return int(done or 0)
+    """Recompute every customer and conversation marked so far, a round of at most 200 marks
+    per transaction on ``engine`` (the primary) until none is left; returns the marks taken.
+    Short transactions: an open writing transaction holds back live event delivery (the outbox
+    delivers in commit order, hub.outbox), so one long catch-up would delay every subscriber."""
+    taken = 0
+    while True:
+        async with engine.begin() as connection:
+            done = int(await connection.scalar(sa.text(CATCH_UP_SQL)) or 0)
+        taken += done
+        if done == 0:
+            return taken
 
 
 async def catch_up_forever(engine: AsyncEngine, interval_s: float) -> None:

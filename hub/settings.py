@@ -318,12 +318,13 @@ class Settings(BaseSettings):
         ),
     )
     analytics_catch_up_s: float = Field(
-        default=5.0,
+        default=0.0,
         ge=0,
         description=(
             "Every this many seconds, bring the analytics tables up to date with recent writes "
-            "in the background (analytics queries also catch up before reading, so answers are "
-            "exact either way; this keeps that step short). 0: only when queried."
+            "in the background; 0 (default): only when an analytics query runs (it always "
+            "catches up first, so answers are exact either way). A catch-up is a writing "
+            "transaction and holds back live event delivery while it runs."
         ),
     )
     otel_enabled: bool = Field(

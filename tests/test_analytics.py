@@ -664,9 +664,12 @@ async def test_each_analytics_field_is_one_statement(
     for selection in fields:
         count_statements.statements.clear()
         await gql.data(f"{{ analytics {{ {selection} }} }}")
-        # The catch-up that takes recent writes into the derived tables, then one read.
-        assert count_statements.count == 2, count_statements.report()
-        assert "analytics_catch_up()" in str(count_statements.statements[0])
+        # Rounds of the catch-up that takes recent writes into the derived tables (the last one
+        # finds nothing left), then one read.
+        statements = [str(statement) for statement in count_statements.statements]
+        assert len(statements) >= 2, count_statements.report()
+        assert all("analytics_catch_up()" in s for s in statements[:-1]), statements
+        assert "analytics_catch_up()" not in statements[-1]
 
 
 async def test_business_lines_are_listed(gql: GraphQLClient, data: Dataset) -> None:

@@ -40,23 +40,32 @@ LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
 $fn$
 """
 
-# Takes every committed mark (marks of transactions still running stay for the next round; two
-# catch-ups at once split the marks between them), recomputes each customer and conversation once.
+# Takes up to ``batch`` committed marks, oldest first (marks of transactions still running stay
+# for the next round; two catch-ups at once take different marks: SKIP LOCKED), and recomputes
+# each customer and conversation once. Callers loop until it returns 0: short transactions,
+# because every open writing transaction holds back live event delivery (the outbox horizon).
 CATCH_UP = """
-CREATE FUNCTION analytics_catch_up() RETURNS bigint
+CREATE FUNCTION analytics_catch_up(batch integer DEFAULT 200) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
 DECLARE
+    taken_marks bigint;
     customers uuid[];
     conversations uuid[];
 BEGIN
-    WITH taken AS (DELETE FROM analytics_pending RETURNING kind, target)
-    SELECT array_agg(DISTINCT target) FILTER (WHERE kind = 'c'),
+    WITH taken AS (
+        DELETE FROM analytics_pending
+        WHERE id IN (SELECT id FROM analytics_pending ORDER BY id LIMIT batch
+                     FOR UPDATE SKIP LOCKED)
+        RETURNING kind, target
+    )
+    SELECT count(*),
+           array_agg(DISTINCT target) FILTER (WHERE kind = 'c'),
            array_agg(DISTINCT target) FILTER (WHERE kind = 'v')
-    INTO customers, conversations
+    INTO taken_marks, customers, conversations
     FROM taken;
     PERFORM journey_steps_refresh(customers), stage_entries_refresh(customers),
             conversation_facts_refresh(conversations);
-    RETURN coalesce(cardinality(customers), 0) + coalesce(cardinality(conversations), 0);
+    RETURN taken_marks;
 END
 $fn$
 """
@@ -174,6 +183,6 @@ def downgrade() -> None:
     for statement in synchronous._statements(synchronous.TRIGGER_FUNCTIONS, "$fn$;"):
         if "journey_steps_truncated" not in statement:
             op.execute(statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
-    op.execute("DROP FUNCTION analytics_catch_up()")
+    op.execute("DROP FUNCTION analytics_catch_up(integer)")
     op.execute('DROP FUNCTION analytics_mark("char", uuid[])')
     op.execute("DROP TABLE analytics_pending")

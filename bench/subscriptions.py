@@ -90,6 +90,8 @@ def free_port() -> int:
 
 # ---- client process: many websocket subscribers ----
 
+DRAIN_LIMIT_S = 30.0
+
 
 async def client_main(url: str, count: int, out: Path, idle: float, query: str) -> None:
     import websockets
@@ -143,7 +145,11 @@ async def client_main(url: str, count: int, out: Path, idle: float, query: str) 
     # Run until the parent says "stop" on stdin and the stream has gone quiet.
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.readline)
-    while time.time() - last_message[0] < idle:
+    # Drain until the stream has been quiet for ``idle`` seconds, but at most DRAIN_LIMIT_S: a
+    # server far behind (PostGraphile loads each event once per subscriber) would otherwise keep
+    # the run going for many minutes; the rate is measured over what arrived.
+    drain_until = time.time() + DRAIN_LIMIT_S
+    while time.time() - last_message[0] < idle and time.time() < drain_until:
         await asyncio.sleep(0.2)
     reporter.cancel()
     for task in tasks:

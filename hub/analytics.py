@@ -18,7 +18,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.analytics_rollup import catch_up
 from hub.enums import STAGE_ORDER, StageCode, StageTransition, TouchpointKind
 from hub.journey_rules import classify_transition
 from loaders.sql import Record
@@ -110,9 +109,6 @@ class Scope:
 
 
 async def _rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> Sequence[Record]:
-    # The derived tables first take in every write committed so far (hub.analytics_rollup):
-    # the answer is exact as of now. ``engine`` is the primary (the catch-up writes).
-    await catch_up(engine)
     async with engine.connect() as connection:
         result = await connection.execute(sa.text(sql), params)
         return result.mappings().all()

@@ -215,25 +215,26 @@ class HubGraphQL(GraphQL[Context, None]):
                     state: HubState = self._app_state["hub"]
                     if state.router is not None:
                         await state.router.record_write(principal)
-                    self.metrics.execution_path.labels(path="compiled").inc()
-                    if tracing.ENABLED:
-                        request.scope[tracing.OPERATION_TYPE_KEY] = "mutation"
-                        request.scope[tracing.READ_PATH_KEY] = "compiled"
-                    return response
+                    return self._compiled_answer(request, response, "mutation")
             if compiled is not None and unrestricted:
                 replica = bool(request.scope.get(REPLICA_KEY, False))
                 response = await _within_timeout(
                     request, settings, compiled.respond(request, ALLOW_ALL, payload, replica)
                 )
                 if response is not None:
-                    self.metrics.compiled_answer()
-                    if tracing.ENABLED:
-                        request.scope[tracing.OPERATION_TYPE_KEY] = "query"
-                        request.scope[tracing.READ_PATH_KEY] = "compiled"
-                    return response
+                    self.metrics.sql_statements.labels(path="compiled").inc()  # its one statement
+                    return self._compiled_answer(request, response, "query")
         if isinstance(request, Request) and payload is not None:  # a POSTed operation
             self.metrics.execution_path.labels(path="resolvers").inc()
         return await super().run(request, context, root_value)
+
+    def _compiled_answer(self, request: Request, response: Response, kind: str) -> Response:
+        """A compiled path answered (no resolvers ran): metrics and the operation span say so."""
+        self.metrics.execution_path.labels(path="compiled").inc()
+        if tracing.ENABLED:
+            request.scope[tracing.OPERATION_TYPE_KEY] = kind
+            request.scope[tracing.READ_PATH_KEY] = "compiled"
+        return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # The hub's own GraphiQL page: libraries served locally, example tabs, API key field.

@@ -152,11 +152,6 @@ class HubMetrics:
 
         event.listen(engine.sync_engine, "after_cursor_execute", counted)
 
-    def compiled_answer(self) -> None:
-        """The compiled read path answered an operation: one statement, no resolvers."""
-        self.execution_path.labels(path="compiled").inc()
-        self.sql_statements.labels(path="compiled").inc()
-
     def observe_request(self, operation: str, outcome: str, seconds: float) -> None:
         self.requests.labels(operation=operation, outcome=outcome).inc()
         self.latency.observe(seconds)

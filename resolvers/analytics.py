@@ -9,6 +9,7 @@ import strawberry
 
 from hub import analytics
 from hub.analytics import TimeBucket, TransitionGrouping
+from hub.analytics_rollup import catch_up
 from hub.auth import Role
 from hub.context import Info
 from hub.errors import BadUserInput
@@ -133,6 +134,10 @@ class Analytics:
 @strawberry.type
 class AnalyticsQuery:
     @strawberry.field(description="Journey analytics, for analysts and administrators.")
-    def analytics(self, info: Info) -> Analytics:
+    async def analytics(self, info: Info) -> Analytics:
         require_analytics_access(info)
+        # Once per request, before any field reads: the derived tables take in every write
+        # committed so far (hub.analytics_rollup), so every answer is exact as of now. On the
+        # primary (``writer``): the catch-up writes, and the fields read there too.
+        await catch_up(info.context.writer)
         return Analytics()

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.analytics_parts import Range, range_condition, rows_in_parts
 from hub.enums import STAGE_ORDER, StageCode, StageTransition, TouchpointKind
 from hub.journey_rules import classify_transition
 from loaders.sql import Record
@@ -291,7 +292,12 @@ def _whole_minutes(gap: timedelta) -> int | None:
 
 
 async def transitions(
-    engine: AsyncEngine, scope: Scope, grouping: TransitionGrouping, max_gap: timedelta | None
+    engine: AsyncEngine,
+    scope: Scope,
+    grouping: TransitionGrouping,
+    max_gap: timedelta | None,
+    *,
+    parts: int = 1,
 ) -> Transitions:
     """How customers move between consecutive interactions, grouped by channel, touchpoint or
     the stage they were in. A next interaction more than ``max_gap`` later does not count as a
@@ -301,31 +307,39 @@ async def transitions(
     or business-line filter that is the next one in scope too (if it is before ``until``), so one
     pass counts everything, and distinct customers are the rows flagged as a customer's first
     move of its kind in range (or, with a gap, the last qualifying one). Filters change which
-    interaction comes next, so they take the window over the scoped rows instead."""
+    interaction comes next, so they take the window over the scoped rows instead: over
+    ``parts`` ranges of customers at once (hub/analytics_parts.py), their counts summed."""
     if max_gap is not None and max_gap <= timedelta(0):
         raise ScopeError("`maxGapMinutes` must be positive")
     gap_minutes = _whole_minutes(max_gap) if max_gap is not None else None
     unfiltered = scope.channels is None and scope.business_lines is None
-    if unfiltered and (max_gap is None or (gap_minutes is not None and scope.until is None)):
-        sql = _linked_transitions_sql(scope, grouping, gap_minutes)
-    else:
-        sql = _windowed_transitions_sql(scope, grouping, max_gap)
-    stage = grouping is TransitionGrouping.STAGE
     params = {**scope.params(), "max_gap": max_gap, "gap_minutes": gap_minutes}
-    rows = await _rows(engine, sql, params)
+    if unfiltered and (max_gap is None or (gap_minutes is not None and scope.until is None)):
+        rows = await _rows(engine, _linked_transitions_sql(scope, grouping, gap_minutes), params)
+    else:
+        rows = await rows_in_parts(
+            engine,
+            lambda bounds: _windowed_transitions_sql(scope, grouping, max_gap, bounds),
+            params,
+            parts,
+        )
+    stage = grouping is TransitionGrouping.STAGE
+    # (node, target, looping) -> [moves, customers], summed over the parts.
+    counts: dict[tuple[str, str | None, bool], list[int]] = {}
+    for row in rows:
+        total = counts.setdefault((row["node"], row["target"], row["looping"]), [0, 0])
+        total[0] += row["moves"]
+        total[1] += row["customers"]
     interactions: dict[str, int] = {}
     drop_offs: dict[str, tuple[int, int]] = {}
     links: list[TransitionLink] = []
-    for row in rows:
-        source = row["node"]
-        interactions[source] = interactions.get(source, 0) + row["moves"]
-        if row["target"] is None:
-            drop_offs[source] = (row["moves"], row["customers"])
+    for (source, target, looping), (moves, customers) in counts.items():
+        interactions[source] = interactions.get(source, 0) + moves
+        if target is None:
+            drop_offs[source] = (moves, customers)
         else:
-            kind = _classify(source, row["target"], row["looping"]) if stage else None
-            links.append(
-                TransitionLink(source, row["target"], row["moves"], row["customers"], kind)
-            )
+            kind = _classify(source, target, looping) if stage else None
+            links.append(TransitionLink(source, target, moves, customers, kind))
     nodes = [
         TransitionNode(
             key=key,
@@ -394,9 +408,10 @@ def _linked_transitions_sql(
 
 
 def _windowed_transitions_sql(
-    scope: Scope, grouping: TransitionGrouping, max_gap: timedelta | None
+    scope: Scope, grouping: TransitionGrouping, max_gap: timedelta | None, customers: Range
 ) -> str:
-    """lead() over each customer's rows in scope, ordered by (at, id): the next one in scope."""
+    """lead() over each customer's rows in scope, ordered by (at, id): the next one in scope,
+    for the customers in the range."""
     node = f"s.{_NODE_COLUMNS[grouping][0]}"
     stage = grouping is TransitionGrouping.STAGE
     # Channels and touchpoints walk ix_interactions_customer_path (an index-only scan in each
@@ -425,7 +440,8 @@ def _windowed_transitions_sql(
         SELECT s.customer_id, {node} AS node, s.channel_code AS channel, s.at,
                lead({node}) OVER w AS next_node {extra_leads}
         FROM {source}
-        WHERE {scope.where("s", at="at")} {"AND s.stage IS NOT NULL" if stage else ""}
+        WHERE {scope.where("s", at="at")} AND {range_condition("s", customers)}
+              {"AND s.stage IS NOT NULL" if stage else ""}
         WINDOW w AS (PARTITION BY s.customer_id ORDER BY s.at, s.id)
     ),
     moves AS (
@@ -526,41 +542,58 @@ def _linked_funnel_sql(scope: Scope) -> str:
 
 
 def _filtered_funnel_sql(scope: Scope) -> str:
-    """Entries filtered by the channel / business line of the interaction that caused them:
-    distinct customers and conversions per customer over those entries (few, with a filter);
-    when each entry was left comes from ``stage_entries``, measured on the whole history."""
+    """Entries filtered by the channel / business line of the interaction that caused them,
+    reduced per customer in one pass: the first and last entry into each stage (one pair of
+    columns per stage, in ``StageCode`` order). A customer reached a stage when they have a
+    first entry; converted to the next when their last entry into the next stage is at or after
+    their first entry here. When each entry was left comes from ``stage_entries``, measured on
+    the whole history."""
+    stages = list(StageCode)
+    per_stage = ",\n               ".join(
+        f"min(e.entered_at) FILTER (WHERE e.stage = '{stage.value}') AS first_{k},"
+        f" max(e.entered_at) FILTER (WHERE e.stage = '{stage.value}') AS last_{k}"
+        for k, stage in enumerate(stages)
+    )
+    reached = ",\n               ".join(
+        f"count(first_{k}) AS customers_{k}"
+        + (
+            f", count(*) FILTER (WHERE last_{k + 1} >= first_{k}) AS converted_{k}"
+            if k + 1 < len(stages)
+            else ""
+        )
+        for k, stage in enumerate(stages)
+    )
+    values = ",\n            ".join(
+        f"('{stage.value}', {k}, {k + 1 < len(stages)}, r.customers_{k},"
+        f" {f'r.converted_{k}' if k + 1 < len(stages) else 'CAST(NULL AS bigint)'})"
+        for k, stage in enumerate(stages)
+    )
     return f"""
-    WITH scoped AS (
-        SELECT e.* FROM stage_entries e
+    WITH per_customer AS (
+        SELECT {per_stage}
+        FROM stage_entries e
         WHERE {scope.where("e", at="entered_at")}
-    ),
-    firsts AS (
-        SELECT customer_id, stage, min(entered_at) AS first_at, max(entered_at) AS last_at
-        FROM scoped GROUP BY customer_id, stage
+        GROUP BY e.customer_id
     ),
     reached AS (
-        SELECT f.stage, count(*) AS customers,
-               count(n.customer_id) AS converted
-        FROM firsts f
-        JOIN journey_stages s ON s.code = f.stage
-        LEFT JOIN journey_stages ns ON ns.position = s.position + 1
-        LEFT JOIN firsts n ON n.customer_id = f.customer_id AND n.stage = ns.code
-                          AND n.last_at >= f.first_at
-        GROUP BY f.stage
+        SELECT {reached}
+        FROM per_customer
     ),
     stays AS (
-        SELECT stage, count(*) AS completed,
+        SELECT e.stage, count(*) AS completed,
                percentile_cont(0.5) WITHIN GROUP (
-                   ORDER BY extract(epoch FROM left_at - entered_at)) AS median_seconds
-        FROM scoped WHERE left_at IS NOT NULL GROUP BY stage
+                   ORDER BY extract(epoch FROM e.left_at - e.entered_at)) AS median_seconds
+        FROM stage_entries e
+        WHERE {scope.where("e", at="entered_at")} AND e.left_at IS NOT NULL
+        GROUP BY e.stage
     )
-    SELECT s.code AS stage, s.position, ns.code IS NOT NULL AS has_next,
-           coalesce(r.customers, 0) AS customers, coalesce(r.converted, 0) AS converted,
+    SELECT s.stage, s.position, s.has_next, s.customers, coalesce(s.converted, 0) AS converted,
            y.median_seconds, coalesce(y.completed, 0) AS completed
-    FROM journey_stages s
-    LEFT JOIN journey_stages ns ON ns.position = s.position + 1
-    LEFT JOIN reached r ON r.stage = s.code
-    LEFT JOIN stays y ON y.stage = s.code
+    FROM reached r
+    CROSS JOIN LATERAL (VALUES
+            {values}
+    ) AS s(stage, position, has_next, customers, converted)
+    LEFT JOIN stays y ON y.stage = s.stage
     ORDER BY s.position
     """
 

@@ -327,6 +327,17 @@ class Settings(BaseSettings):
             "transaction and holds back live event delivery while it runs."
         ),
     )
+    analytics_parts: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description=(
+            "How many connections one channel- or business-line-filtered `channelTransitions` "
+            "may use at once: its window runs over that many ranges of customers in parallel "
+            "(PostgreSQL cannot parallelize it itself), on one snapshot. About the number of "
+            "cores the database can spare for one analytics query; 1: a single statement."
+        ),
+    )
     otel_enabled: bool = Field(
         default=False,
         description=(

@@ -84,6 +84,7 @@ class Analytics:
             to_scope(filter),
             grouping,
             timedelta(minutes=max_gap_minutes) if max_gap_minutes is not None else None,
+            parts=info.context.settings.analytics_parts,
         )
         return TransitionGraph.build(result, grouping, max_gap_minutes)
 

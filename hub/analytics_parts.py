@@ -1,0 +1,124 @@
+"""Run one analytics statement over disjoint ranges of customers at once, on one snapshot.
+
+PostgreSQL runs a window function in a single process: it has no parallel plan for
+``lead() OVER (PARTITION BY customer_id ...)``, which is what a channel- or business-line-
+filtered ``channelTransitions`` needs (hub/analytics.py). Its answer is a set of counts per
+customer, summed; customers never straddle two ranges, so the statement can run over
+``[low, high)`` ranges of ``customer_id`` on separate connections and the sums add up exactly.
+
+All parts read one snapshot: the first connection exports it (``pg_export_snapshot()``) and
+holds its transaction open until every part has finished; the others import it (``SET
+TRANSACTION SNAPSHOT``), so a write committed between two parts cannot be counted in one and
+missed in another. Range bounds come from the planner's statistics (``pg_stats`` histogram of
+``journey_steps.customer_id``): free to read, and balanced enough; without statistics (a fresh
+table), the statement runs once over everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loaders.sql import Record
+
+# What pg_export_snapshot() returns, e.g. 00000003-0000001B-1: checked before it is spliced into
+# SET TRANSACTION SNAPSHOT, which takes no bound parameters.
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+-[0-9]+$")
+
+# The histogram's bounds split the table's rows into equal shares (by the sample ANALYZE took).
+_BOUNDS = """
+SELECT CAST(CAST(histogram_bounds AS text) AS uuid[])
+FROM pg_stats
+WHERE schemaname = current_schema() AND tablename = 'journey_steps'
+  AND attname = 'customer_id'
+"""
+
+Range = tuple[UUID | None, UUID | None]
+"""``[low, high)`` of ``customer_id``; None: unbounded on that side."""
+
+
+def range_condition(alias: str, bounds: Range) -> str:
+    """SQL condition (``TRUE`` when unbounded) restricting ``alias.customer_id`` to a range, on
+    the parameters ``:part_low`` / ``:part_high`` (``range_params``)."""
+    low, high = bounds
+    clauses = ["TRUE"]
+    if low is not None:
+        clauses.append(f"{alias}.customer_id >= :part_low")
+    if high is not None:
+        clauses.append(f"{alias}.customer_id < :part_high")
+    return " AND ".join(clauses)
+
+
+def range_params(bounds: Range) -> dict[str, Any]:
+    low, high = bounds
+    return {"part_low": low, "part_high": high}
+
+
+def split(bounds: Sequence[UUID], parts: int) -> list[Range]:
+    """``parts`` consecutive ranges cut at evenly spaced histogram bounds (fewer when the
+    histogram is shorter; one unbounded range when there is none)."""
+    inner = list(bounds[1:-1])
+    cuts: list[UUID] = []
+    if parts > 1 and inner:
+        step = (len(inner) + 1) / parts
+        cuts = sorted(
+            {inner[min(len(inner) - 1, max(0, round(step * k) - 1))] for k in range(1, parts)}
+        )
+    edges: list[UUID | None] = [None, *cuts, None]
+    return [(edges[k], edges[k + 1]) for k in range(len(edges) - 1)]
+
+
+async def _execute(
+    connection: AsyncConnection, sql: str, params: dict[str, Any]
+) -> Sequence[Record]:
+    result = await connection.execute(sa.text(sql), params)
+    return result.mappings().all()
+
+
+async def rows_in_parts(
+    engine: AsyncEngine,
+    statement: Callable[[Range], str],
+    params: dict[str, Any],
+    parts: int,
+    *,
+    ranges: list[Range] | None = None,
+) -> list[Record]:
+    """The rows of ``statement(range)`` for each range of customers, concatenated. ``parts``
+    is how many connections may run at once; 1 runs the statement once, unbounded. The ranges
+    are cut from the statistics unless given."""
+    if parts <= 1:
+        async with engine.connect() as connection:
+            return list(await _execute(connection, statement((None, None)), params))
+    async with engine.connect() as first:
+        first = await first.execution_options(isolation_level="REPEATABLE READ")
+        snapshot = await first.scalar(sa.text("SELECT pg_export_snapshot()"))
+        if ranges is None:
+            ranges = split(await first.scalar(sa.text(_BOUNDS)) or [], parts)
+        if not isinstance(snapshot, str) or not _SNAPSHOT_ID.match(snapshot):
+            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+
+        async def imported(bounds: Range) -> Sequence[Record]:
+            async with engine.connect() as connection:
+                connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+                await connection.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+                return await _execute(
+                    connection, statement(bounds), {**params, **range_params(bounds)}
+                )
+
+        head, *rest = ranges
+        # A task group: when one part fails, the others are cancelled, not left running.
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    _execute(first, statement(head), {**params, **range_params(head)})
+                ),
+                *(group.create_task(imported(bounds)) for bounds in rest),
+            ]
+        await first.rollback()
+    return [row for task in tasks for row in task.result()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import statistics
 import sys
 import time
@@ -63,6 +64,10 @@ async def main(
         f"30 days, {line}": analytics.Scope(since=since, business_lines=(line,)),
     }
     grouping = analytics.TransitionGrouping
+    if "parts" not in inspect.signature(analytics.transitions).parameters:
+        # An older checkout (``PYTHONPATH=OTHER``, for a before/after): one statement.
+        transitions = analytics.transitions
+        analytics.transitions = lambda *a, parts, **k: transitions(*a, **k)  # type: ignore[assignment]
     cases = {
         "channelMix": lambda s: analytics.channel_mix(engine, s),
         "channelTransitions CHANNEL": lambda s: analytics.transitions(

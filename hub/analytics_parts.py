@@ -112,13 +112,18 @@ async def rows_in_parts(
                 )
 
         head, *rest = ranges
-        # A task group: when one part fails, the others are cancelled, not left running.
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(
-                    _execute(first, statement(head), {**params, **range_params(head)})
-                ),
-                *(group.create_task(imported(bounds)) for bounds in rest),
-            ]
+        # A task group: when one part fails, the others are cancelled, not left running. Its
+        # error is raised as it is (not in an ExceptionGroup), so callers tell a database
+        # outage or a timeout apart exactly as for a single statement (hub/faults.py).
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(
+                        _execute(first, statement(head), {**params, **range_params(head)})
+                    ),
+                    *(group.create_task(imported(bounds)) for bounds in rest),
+                ]
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         await first.rollback()
     return [row for task in tasks for row in task.result()]

@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
+import sqlalchemy as sa
 
 from hub import analytics
 from hub.analytics import Scope, TransitionGrouping
@@ -94,3 +96,18 @@ async def test_parts_read_one_snapshot(db: asyncpg.Connection, engine: Any) -> N
         stop.set()
         await writer
     assert commits > 20  # the snapshots had every chance to differ
+
+
+async def test_a_failing_part_raises_its_own_error(db: asyncpg.Connection, engine: Any) -> None:
+    """Not an ExceptionGroup: the resolvers classify it like a single statement's error."""
+
+    def fails_past_the_first_range(bounds: Any) -> str:
+        return "SELECT 1 AS one" if bounds[0] is None else "SELECT 1 / 0 AS one"
+
+    with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
+        await rows_in_parts(engine, fails_past_the_first_range, {}, 3, ranges=split(BOUNDS, 3))
+    # The pool is still usable: nothing was left checked out or in a transaction.
+    rows = await rows_in_parts(
+        engine, lambda bounds: "SELECT 1 AS one", {}, 2, ranges=split(BOUNDS, 2)
+    )
+    assert [row["one"] for row in rows] == [1, 1]

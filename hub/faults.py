@@ -8,6 +8,8 @@ shortly" (``SERVICE_UNAVAILABLE``, ``retryable: true``) and "Unexpected error.".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
@@ -39,9 +41,9 @@ def _unavailable_here(error: BaseException) -> bool:
     return False
 
 
-def database_unavailable(error: BaseException) -> bool:
-    """Whether ``error`` (or what caused it) means the database could not be reached or went
-    away mid-request: the same request may succeed once it is back."""
+def _anywhere(error: BaseException, test: Callable[[BaseException], bool]) -> bool:
+    """Whether ``test`` holds for ``error`` or anything that caused it (the layers wrap each
+    other: SQLAlchemy's ``orig``, ``__cause__``, ``__context__``)."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [error]
     while pending:
@@ -49,7 +51,7 @@ def database_unavailable(error: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if _unavailable_here(current):
+        if test(current):
             return True
         orig = getattr(current, "orig", None)
         pending += [
@@ -58,6 +60,34 @@ def database_unavailable(error: BaseException) -> bool:
             orig if isinstance(orig, BaseException) else None,
         ]
     return False
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) means the database could not be reached or went
+    away mid-request: the same request may succeed once it is back."""
+    return _anywhere(error, _unavailable_here)
+
+
+# deadlock_detected, serialization_failure: PostgreSQL aborted the whole transaction to let a
+# concurrent one through. Nothing of it was committed, so running it again is safe.
+_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def transaction_conflict(error: BaseException) -> bool:
+    """Whether PostgreSQL aborted the transaction over a conflict with a concurrent one (a
+    deadlock or a serialization failure): the same work may simply be run again."""
+    return _anywhere(error, lambda current: _sqlstate(current) in _CONFLICT_SQLSTATES)
+
+
+def conflict_extensions() -> dict[str, object]:
+    """``extensions`` of a transaction that kept colliding with concurrent ones."""
+    return {"code": "CONFLICT", "retryable": True}
+
+
+CONFLICT_MESSAGE = (
+    "Another request changed the same data at the same moment and this one was rolled back; "
+    "nothing of it was stored. Try again."
+)
 
 
 def unavailable_extensions() -> dict[str, object]:

@@ -12,7 +12,14 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from hub import tracing
-from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
+from hub.faults import (
+    CONFLICT_MESSAGE,
+    UNAVAILABLE_MESSAGE,
+    conflict_extensions,
+    database_unavailable,
+    transaction_conflict,
+    unavailable_extensions,
+)
 from hub.guard import AccessGuard
 from hub.replica import ReadFence
 from resolvers.access import AccessMutation, AccessQuery
@@ -66,12 +73,19 @@ def code_for(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
+def _masked(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
+    """The client's version of ``error``: same place in the document, none of its details."""
+    return GraphQLError(message, nodes=error.nodes, path=error.path, extensions=extensions)
+
+
 class ErrorCodes(SchemaExtension):
     """Every error leaves with an ``extensions.code``; unexpected ones leave masked.
 
     Errors the hub raised on purpose (``HubError``) keep message and code. Parse and validation
     errors keep their message and gain a code. A lost or refused database connection becomes
-    SERVICE_UNAVAILABLE with ``retryable: true`` (``hub.faults``). Anything else (a bug)
+    SERVICE_UNAVAILABLE with ``retryable: true`` (``hub.faults``); a transaction PostgreSQL
+    aborted over a concurrent one (deadlock, serialization failure) becomes CONFLICT with
+    ``retryable: true``. Anything else (a bug)
     becomes "Unexpected error." with code INTERNAL_SERVER_ERROR, and the original is logged.
     """
 
@@ -87,19 +101,13 @@ class ErrorCodes(SchemaExtension):
             return error
         if database_unavailable(original):
             logger.warning("database unreachable at %s: %r", error.path, original)
-            return GraphQLError(
-                UNAVAILABLE_MESSAGE,
-                nodes=error.nodes,
-                path=error.path,
-                extensions=unavailable_extensions(),
-            )
+            return _masked(error, UNAVAILABLE_MESSAGE, unavailable_extensions())
+        if transaction_conflict(original):
+            # Still colliding after hub.transactions' retries (or on a path without them).
+            logger.warning("transaction conflict at %s: %r", error.path, original)
+            return _masked(error, CONFLICT_MESSAGE, conflict_extensions())
         logger.error("unexpected error at %s", error.path, exc_info=original)
-        return GraphQLError(
-            "Unexpected error.",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
-        )
+        return _masked(error, "Unexpected error.", {"code": "INTERNAL_SERVER_ERROR"})
 
     def on_operation(self) -> Iterator[None]:
         yield

@@ -11,8 +11,10 @@ from hub.context import Info
 from hub.errors import BadUserInput, HubError
 from hub.ingest import record
 from hub.ingest_sql import AlchemySql
+from hub.ingest_store import ItemResult
 from hub.ingest_validation import InteractionInput
 from hub.metrics import count_stored
+from hub.transactions import retry_conflicts
 from schema.ingest import (
     RecordInteractionInput,
     RecordInteractionPayload,
@@ -42,10 +44,15 @@ class IngestMutation:
         ],
     ) -> RecordInteractionPayload:
         item = input.to_domain()
-        async with info.context.engine.begin() as connection:
-            [result] = await record(AlchemySql(connection), [item], info.context.settings)
-            if result.error is not None:
-                raise result.error  # rolls the transaction back: nothing is written
+
+        async def attempt() -> ItemResult:
+            async with info.context.engine.begin() as connection:
+                [result] = await record(AlchemySql(connection), [item], info.context.settings)
+                if result.error is not None:
+                    raise result.error  # rolls the transaction back: nothing is written
+            return result
+
+        result = await retry_conflicts(attempt)
         count_stored(info.context.extras, [result])
         return RecordInteractionPayload.from_result(result)
 
@@ -79,7 +86,11 @@ class IngestMutation:
             except HubError as error:
                 prefailed[index] = error
                 items.append(_PLACEHOLDER)
-        async with info.context.engine.begin() as connection:
-            results = await record(AlchemySql(connection), items, settings, prefailed=prefailed)
+
+        async def attempt() -> list[ItemResult]:
+            async with info.context.engine.begin() as connection:
+                return await record(AlchemySql(connection), items, settings, prefailed=prefailed)
+
+        results = await retry_conflicts(attempt)
         count_stored(info.context.extras, results)
         return RecordInteractionsPayload.from_results(results)

@@ -355,7 +355,11 @@ async def transitions(
         nodes.sort(key=lambda n: (-n.interactions, n.key))
     return Transitions(
         nodes=nodes,
-        links=sorted(links, key=lambda link: (-link.moves, link.source, link.target)),
+        # A total order: two STAGE links between the same stages differ in classification.
+        links=sorted(
+            links,
+            key=lambda link: (-link.moves, link.source, link.target, link.classification or ""),
+        ),
     )
 
 

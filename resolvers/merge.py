@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import sqlalchemy as sa
 import strawberry
+from sqlalchemy.engine import RowMapping
 
 from hub.context import Info
 from hub.errors import BadUserInput
@@ -19,6 +21,7 @@ from hub.merges import (
 )
 from hub.merges import MergePreview as DomainPreview
 from hub.models import MERGES
+from hub.transactions import retry_conflicts
 from loaders.sql import fetch_all
 from schema.customer import Customer, load_customer
 from schema.merge import Merge, MergePreview, customer_gid
@@ -117,13 +120,18 @@ class MergeMutation:
         survivor = uuid_from_global_id(input.survivor_id, "Customer")
         merged = [uuid_from_global_id(cid, "Customer") for cid in input.merged_ids]
         settings = info.context.settings
-        async with info.context.engine.begin() as connection:
-            preview = await preview_chosen(connection, survivor, merged, settings)
-            ledger = None
-            if not input.dry_run:
-                ledger = await merge_customers(
-                    connection, survivor, merged, settings, rule=RULE_MANUAL, actor="api"
-                )
+
+        async def attempt() -> tuple[DomainPreview, RowMapping | None]:
+            async with info.context.engine.begin() as connection:
+                preview = await preview_chosen(connection, survivor, merged, settings)
+                ledger = None
+                if not input.dry_run:
+                    ledger = await merge_customers(
+                        connection, survivor, merged, settings, rule=RULE_MANUAL, actor="api"
+                    )
+            return preview, ledger
+
+        preview, ledger = await retry_conflicts(attempt)
         return MergeCustomersPayload(
             merge=Merge.from_row(ledger) if ledger is not None else None,
             preview=preview_type(preview),
@@ -142,8 +150,12 @@ class MergeMutation:
         merge_id: Annotated[strawberry.ID, strawberry.argument(description="The merge to undo.")],
     ) -> UnmergeCustomerPayload:
         mid = uuid_from_global_id(merge_id, "Merge")
-        async with info.context.engine.begin() as connection:
-            ledger, restored = await unmerge_customer(connection, mid, actor="api")
+
+        async def attempt() -> tuple[RowMapping, list[uuid.UUID]]:
+            async with info.context.engine.begin() as connection:
+                return await unmerge_customer(connection, mid, actor="api")
+
+        ledger, restored = await retry_conflicts(attempt)
         customers = []
         for cid in [ledger["survivor_id"], *restored]:
             customer = await load_customer(info, cid)

@@ -3,12 +3,14 @@ again; if they keep colliding the client gets a retryable CONFLICT, never "Unexp
 and nothing of the aborted attempts is stored.
 
 The conflicts are real PostgreSQL errors: a statement trigger on ``interactions`` raises
-``deadlock_detected`` (SQLSTATE 40P01) for the first N inserting statements, counted with a
-sequence (which a rollback does not undo), so each attempt of the hub is seen.
+``deadlock_detected`` (SQLSTATE 40P01) for the first N statements inserting or updating
+interactions (ingest inserts them, a merge moves them), counted with a sequence (which a
+rollback does not undo), so each attempt of the hub is seen.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 
 from hub.faults import transaction_conflict
 from hub.transactions import retry_conflicts
+from tests.factories import T0, Factory, gid
 from tests.ingest_support import RECORD, RECORD_BARE, RECORD_MANY, interaction, touchpoints
 
 INJECT = """
@@ -31,7 +34,7 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER test_inject_conflict AFTER INSERT ON interactions
+CREATE TRIGGER test_inject_conflict AFTER INSERT OR UPDATE ON interactions
     FOR EACH STATEMENT EXECUTE FUNCTION test_inject_conflict();
 """
 REMOVE = """
@@ -46,8 +49,8 @@ Conflicts = Callable[[int], Awaitable[None]]
 
 @pytest.fixture
 async def conflicts(db: asyncpg.Connection) -> AsyncIterator[Conflicts]:
-    """``await conflicts(n)``: the next ``n`` statements inserting interactions fail with a
-    deadlock; ``attempts(db)`` counts the inserting statements since."""
+    """``await conflicts(n)``: the next ``n`` statements writing interactions fail with a
+    deadlock; ``attempts(db)`` counts the writing statements since."""
     await db.execute(REMOVE + INJECT)
 
     async def fail_next(failures: int) -> None:
@@ -149,3 +152,57 @@ async def test_only_conflicts_are_retried(db: asyncpg.Connection) -> None:
     with pytest.raises(asyncpg.exceptions.SerializationError):
         await retry_conflicts(lambda: fails_with(serialization))
     assert calls == 3
+
+
+MERGE = """
+mutation($input: MergeCustomersInput!) {
+  mergeCustomers(input: $input) { merge { id active } }
+}
+"""
+UNMERGE = "mutation($id: ID!) { unmergeCustomer(mergeId: $id) { merge { active } } }"
+
+
+async def two_customers(db: asyncpg.Connection) -> tuple[uuid.UUID, uuid.UUID]:
+    """Two customers with an interaction each, to merge."""
+    factory = Factory(db)
+    await factory.touchpoint("Web shop", "WEB", "WEBSITE")
+    ana = await factory.customer("Ana")
+    other = await factory.customer("Ana again")
+    for customer in (ana, other):
+        await factory.interaction(customer, "Web shop", at=T0)
+    return ana, other
+
+
+async def test_merges_and_unmerges_are_run_again_after_a_deadlock(
+    gql: Any, db: asyncpg.Connection, conflicts: Conflicts
+) -> None:
+    ana, other = await two_customers(db)
+    merge_input = {"survivorId": gid("Customer", ana), "mergedIds": [gid("Customer", other)]}
+
+    await conflicts(1)  # the statement moving the interactions fails once
+    data = await gql.data(MERGE, {"input": merge_input})
+    assert data["mergeCustomers"]["merge"]["active"] is True
+    assert await attempts(db) == 2
+    assert await db.fetchval("SELECT count(*) FROM merges") == 1
+    assert await db.fetchval("SELECT count(*) FROM interactions WHERE customer_id = $1", ana) == 2
+
+    await conflicts(1)
+    undone = await gql.data(UNMERGE, {"id": data["mergeCustomers"]["merge"]["id"]})
+    assert undone["unmergeCustomer"]["merge"]["active"] is False
+    assert await attempts(db) == 2
+    assert await db.fetchval("SELECT count(*) FROM interactions WHERE customer_id = $1", other) == 1
+
+
+async def test_a_merge_that_keeps_colliding_changes_nothing(
+    gql: Any, db: asyncpg.Connection, conflicts: Conflicts
+) -> None:
+    ana, other = await two_customers(db)
+    await conflicts(1000)
+    merge_input = {"survivorId": gid("Customer", ana), "mergedIds": [gid("Customer", other)]}
+    result = await gql(MERGE, {"input": merge_input})
+    [error] = result["errors"]
+    assert error["extensions"] == {"code": "CONFLICT", "retryable": True}
+    assert await attempts(db) == 3
+    assert await db.fetchval("SELECT count(*) FROM merges") == 0
+    assert await db.fetchval("SELECT merged_into_id FROM customers WHERE id = $1", other) is None
+    assert await db.fetchval("SELECT count(*) FROM interactions WHERE customer_id = $1", other) == 1

@@ -79,6 +79,27 @@ def transaction_conflict(error: BaseException) -> bool:
     return _anywhere(error, lambda current: _sqlstate(current) in _CONFLICT_SQLSTATES)
 
 
+# query_canceled (statement_timeout; also a cancel request), lock_not_available (lock_timeout).
+_TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
+
+
+def statement_timed_out(error: BaseException) -> bool:
+    """Whether PostgreSQL cancelled a statement that ran or waited for a lock too long
+    (``HUB_STATEMENT_TIMEOUT_MS``): the transaction was rolled back; later it may go through."""
+    return _anywhere(error, lambda current: _sqlstate(current) in _TIMEOUT_SQLSTATES)
+
+
+def timeout_extensions() -> dict[str, object]:
+    """``extensions`` of a statement the database cancelled for taking too long."""
+    return {"code": "TIMEOUT", "retryable": True}
+
+
+TIMEOUT_MESSAGE = (
+    "The database took too long and cancelled the statement; nothing of it was stored. Try "
+    "again, or ask for less at once."
+)
+
+
 def conflict_extensions() -> dict[str, object]:
     """``extensions`` of a transaction that kept colliding with concurrent ones."""
     return {"code": "CONFLICT", "retryable": True}

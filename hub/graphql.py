@@ -14,9 +14,12 @@ from strawberry.types import ExecutionContext
 from hub import tracing
 from hub.faults import (
     CONFLICT_MESSAGE,
+    TIMEOUT_MESSAGE,
     UNAVAILABLE_MESSAGE,
     conflict_extensions,
     database_unavailable,
+    statement_timed_out,
+    timeout_extensions,
     transaction_conflict,
     unavailable_extensions,
 )
@@ -84,7 +87,8 @@ class ErrorCodes(SchemaExtension):
     Errors the hub raised on purpose (``HubError``) keep message and code. Parse and validation
     errors keep their message and gain a code. A lost or refused database connection becomes
     SERVICE_UNAVAILABLE with ``retryable: true`` (``hub.faults``); a transaction PostgreSQL
-    aborted over a concurrent one (deadlock, serialization failure) becomes CONFLICT with
+    aborted over a concurrent one (deadlock, serialization failure) becomes CONFLICT, and a
+    statement it cancelled for running too long (``statement_timeout``) TIMEOUT, both with
     ``retryable: true``. Anything else (a bug)
     becomes "Unexpected error." with code INTERNAL_SERVER_ERROR, and the original is logged.
     """
@@ -106,6 +110,9 @@ class ErrorCodes(SchemaExtension):
             # Still colliding after hub.transactions' retries (or on a path without them).
             logger.warning("transaction conflict at %s: %r", error.path, original)
             return _masked(error, CONFLICT_MESSAGE, conflict_extensions())
+        if statement_timed_out(original):
+            logger.warning("statement timeout at %s: %r", error.path, original)
+            return _masked(error, TIMEOUT_MESSAGE, timeout_extensions())
         logger.error("unexpected error at %s", error.path, exc_info=original)
         return _masked(error, "Unexpected error.", {"code": "INTERNAL_SERVER_ERROR"})
 

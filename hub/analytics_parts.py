@@ -9,7 +9,10 @@ customer, summed; customers never straddle two ranges, so the statement can run 
 All parts read one snapshot: the first connection exports it (``pg_export_snapshot()``) and
 holds its transaction open until every part has finished; the others import it (``SET
 TRANSACTION SNAPSHOT``), so a write committed between two parts cannot be counted in one and
-missed in another. Range bounds come from the planner's statistics (``pg_stats`` histogram of
+missed in another. Extra connections are limited per engine (half its pool); a part that finds
+none free runs on the first connection, one after the other.
+
+Range bounds come from the planner's statistics (``pg_stats`` histogram of
 ``journey_steps.customer_id``): free to read, and balanced enough; without statistics (a fresh
 table), the statement runs once over everything.
 """
@@ -17,8 +20,11 @@ table), the statement runs once over everything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -81,6 +87,52 @@ async def _execute(
     return result.mappings().all()
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """An exported snapshot: ``connection``'s REPEATABLE READ transaction, held open, and the
+    id other transactions import it by."""
+
+    engine: AsyncEngine
+    connection: AsyncConnection
+    id: str
+
+    @contextlib.asynccontextmanager
+    async def imported(self) -> AsyncIterator[AsyncConnection]:
+        """Another pooled connection in a transaction that sees exactly this snapshot."""
+        async with self.engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+            # The first statement of the transaction; the id was checked when exported.
+            await connection.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{self.id}'"))
+            yield connection
+
+
+@contextlib.asynccontextmanager
+async def exported_snapshot(engine: AsyncEngine) -> AsyncIterator[Snapshot]:
+    """A REPEATABLE READ transaction on a pooled connection and its exported snapshot, valid
+    until the block ends (the transaction is then rolled back: it only read)."""
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+        snapshot = await connection.scalar(sa.text("SELECT pg_export_snapshot()"))
+        if not isinstance(snapshot, str) or not _SNAPSHOT_ID.match(snapshot):
+            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+        yield Snapshot(engine, connection, snapshot)
+
+
+# Extra connections for parts, per engine: at most half its pool, so that analytics queries
+# waiting for a second connection while holding a first can never starve each other (or the
+# rest of the hub). A part that finds none free runs on the first connection after its own.
+_PERMITS: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def extra_connections(engine: AsyncEngine) -> asyncio.Semaphore:
+    permits = _PERMITS.get(engine.sync_engine)
+    if permits is None:
+        size = getattr(engine.pool, "size", None)
+        capacity = max(1, size() // 2) if callable(size) else 4
+        permits = _PERMITS[engine.sync_engine] = asyncio.Semaphore(capacity)
+    return permits
+
+
 async def rows_in_parts(
     engine: AsyncEngine,
     statement: Callable[[Range], str],
@@ -95,35 +147,44 @@ async def rows_in_parts(
     if parts <= 1:
         async with engine.connect() as connection:
             return list(await _execute(connection, statement((None, None)), params))
-    async with engine.connect() as first:
-        first = await first.execution_options(isolation_level="REPEATABLE READ")
-        snapshot = await first.scalar(sa.text("SELECT pg_export_snapshot()"))
+    permits = extra_connections(engine)
+    taken = 0
+    async with exported_snapshot(engine) as snapshot:
         if ranges is None:
-            ranges = split(await first.scalar(sa.text(_BOUNDS)) or [], parts)
-        if not isinstance(snapshot, str) or not _SNAPSHOT_ID.match(snapshot):
-            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+            ranges = split(await snapshot.connection.scalar(sa.text(_BOUNDS)) or [], parts)
+        here, elsewhere = ranges[:1], []
+        for bounds in ranges[1:]:
+            if permits.locked():
+                here.append(bounds)
+            else:
+                await permits.acquire()  # free: returns at once
+                taken += 1
+                elsewhere.append(bounds)
 
-        async def imported(bounds: Range) -> Sequence[Record]:
-            async with engine.connect() as connection:
-                connection = await connection.execution_options(isolation_level="REPEATABLE READ")
-                await connection.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-                return await _execute(
-                    connection, statement(bounds), {**params, **range_params(bounds)}
-                )
+        async def on_first() -> list[Record]:
+            rows: list[Record] = []
+            for bounds in here:
+                sql, values = statement(bounds), {**params, **range_params(bounds)}
+                rows += await _execute(snapshot.connection, sql, values)
+            return rows
 
-        head, *rest = ranges
+        async def on_another(bounds: Range) -> Sequence[Record]:
+            async with snapshot.imported() as connection:
+                sql, values = statement(bounds), {**params, **range_params(bounds)}
+                return await _execute(connection, sql, values)
+
         # A task group: when one part fails, the others are cancelled, not left running. Its
         # error is raised as it is (not in an ExceptionGroup), so callers tell a database
         # outage or a timeout apart exactly as for a single statement (hub/faults.py).
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(
-                        _execute(first, statement(head), {**params, **range_params(head)})
-                    ),
-                    *(group.create_task(imported(bounds)) for bounds in rest),
+                    group.create_task(on_first()),
+                    *(group.create_task(on_another(bounds)) for bounds in elsewhere),
                 ]
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
-        await first.rollback()
+        finally:
+            for _ in range(taken):
+                permits.release()
     return [row for task in tasks for row in task.result()]

@@ -79,19 +79,27 @@ def transaction_conflict(error: BaseException) -> bool:
     return _anywhere(error, lambda current: _sqlstate(current) in _CONFLICT_SQLSTATES)
 
 
-# query_canceled (statement_timeout; also a cancel request), lock_not_available (lock_timeout).
+# query_canceled, lock_not_available: only with PostgreSQL's timeout wording ("canceling
+# statement due to statement timeout" / "... lock timeout"). The same states also come from a
+# cancel request (pg_cancel_backend, a pooler) or NOWAIT, which are not the statement's length.
 _TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
 
 
+def _timed_out_here(error: BaseException) -> bool:
+    return _sqlstate(error) in _TIMEOUT_SQLSTATES and "timeout" in str(error).lower()
+
+
 def statement_timed_out(error: BaseException) -> bool:
-    """Whether PostgreSQL cancelled a statement that ran or waited for a lock too long
-    (``HUB_STATEMENT_TIMEOUT_MS``): the transaction was rolled back; later it may go through."""
-    return _anywhere(error, lambda current: _sqlstate(current) in _TIMEOUT_SQLSTATES)
+    """Whether PostgreSQL cancelled a statement that ran, or waited for a lock, longer than
+    ``HUB_STATEMENT_TIMEOUT_MS``: its transaction was rolled back."""
+    return _anywhere(error, _timed_out_here)
 
 
 def timeout_extensions() -> dict[str, object]:
-    """``extensions`` of a statement the database cancelled for taking too long."""
-    return {"code": "TIMEOUT", "retryable": True}
+    """``extensions`` of a statement the database cancelled for taking too long: the same code
+    as an operation over ``HUB_OPERATION_TIMEOUT_SECONDS``, and no ``retryable`` (a read that
+    is too heavy stays too heavy; whether to try again is the caller's call)."""
+    return {"code": "TIMEOUT"}
 
 
 TIMEOUT_MESSAGE = (
@@ -101,8 +109,9 @@ TIMEOUT_MESSAGE = (
 
 
 def conflict_extensions() -> dict[str, object]:
-    """``extensions`` of a transaction that kept colliding with concurrent ones."""
-    return {"code": "CONFLICT", "retryable": True}
+    """``extensions`` of a transaction that kept colliding with concurrent ones. Its own code:
+    CONFLICT is a refusal that stays (an already merged id), this one goes away by itself."""
+    return {"code": "TRANSACTION_CONFLICT", "retryable": True}
 
 
 CONFLICT_MESSAGE = (

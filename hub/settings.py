@@ -332,9 +332,10 @@ class Settings(BaseSettings):
         ge=1,
         le=16,
         description=(
-            "How many connections one channel- or business-line-filtered `channelTransitions` "
-            "may use at once: its window runs over that many ranges of customers in parallel "
-            "(PostgreSQL cannot parallelize it itself), on one snapshot. About the number of "
+            "How many connections one windowed `channelTransitions` (a channel or business-line "
+            "filter, or a gap with `until`) may use at once: its window runs over that many "
+            "ranges of customers in parallel (PostgreSQL cannot parallelize it itself), on one "
+            "snapshot; extra connections are capped at half the pool. About the number of "
             "cores the database can spare for one analytics query; 1: a single statement."
         ),
     )

@@ -3,7 +3,6 @@ answer in any number of parts, on one snapshot, the ranges cut where the statist
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -14,10 +13,10 @@ import sqlalchemy as sa
 
 from hub import analytics
 from hub.analytics import Scope, TransitionGrouping
-from hub.analytics_parts import rows_in_parts, split
+from hub.analytics_parts import exported_snapshot, extra_connections, rows_in_parts, split
 from hub.analytics_rollup import catch_up
 from tests.conftest import StatementCounter
-from tests.factories import T0
+from tests.factories import T0, Factory
 from tests.test_analytics import build_dataset
 
 BOUNDS = [uuid.UUID(int=k) for k in range(101)]
@@ -72,30 +71,51 @@ async def test_filtered_transitions_are_the_same_in_any_number_of_parts(
 
 
 async def test_parts_read_one_snapshot(db: asyncpg.Connection, engine: Any) -> None:
-    """Every part reads the snapshot the first one exported, even while other transactions
-    keep committing (each of which would move a snapshot taken by the part itself)."""
-    stop = asyncio.Event()
-    commits = 0
+    """A row committed after the export is in no part: every part reads the exported
+    snapshot, not one of its own (which a connection that does not import it does see)."""
+    await Factory(db).touchpoint("Before", "WEB", "WEBSITE")
+    async with exported_snapshot(engine) as snapshot:
+        await Factory(db).touchpoint("After the export", "WEB", "WEBSITE")
+        count = sa.text("SELECT count(*) FROM touchpoints")
+        async with snapshot.imported() as part:
+            assert await part.scalar(count) == 1
+        assert await snapshot.connection.scalar(count) == 1
+        async with engine.connect() as own:
+            assert await own.scalar(count) == 2
+    rows = await rows_in_parts(
+        engine,
+        lambda bounds: "SELECT count(*) AS seen FROM touchpoints",
+        {},
+        3,
+        ranges=split(BOUNDS, 3),
+    )
+    assert [row["seen"] for row in rows] == [2, 2, 2]
 
-    async def keep_committing() -> None:
-        nonlocal commits
-        while not stop.is_set():
-            await db.execute("SELECT txid_current()")  # one committed transaction id each
-            commits += 1
 
-    def own_snapshot(bounds: Any) -> str:
-        return "SELECT CAST(pg_current_snapshot() AS text) AS snapshot"
-
-    writer = asyncio.create_task(keep_committing())
+async def test_without_free_connections_the_parts_run_on_the_first(
+    engine: Any, count_statements: StatementCounter
+) -> None:
+    permits = extra_connections(engine)
+    held = 0
+    while not permits.locked():
+        await permits.acquire()
+        held += 1
     try:
-        for _ in range(20):
-            rows = await rows_in_parts(engine, own_snapshot, {}, 3, ranges=split(BOUNDS, 3))
-            assert len(rows) == 3
-            assert len({row["snapshot"] for row in rows}) == 1, rows
+        count_statements.statements.clear()
+        rows = await rows_in_parts(
+            engine, lambda bounds: "SELECT 1 AS one", {}, 3, ranges=split(BOUNDS, 3)
+        )
+        assert [row["one"] for row in rows] == [1, 1, 1]
+        assert not [s for s in count_statements.statements if "SET TRANSACTION SNAPSHOT" in s]
     finally:
-        stop.set()
-        await writer
-    assert commits > 20  # the snapshots had every chance to differ
+        for _ in range(held):
+            permits.release()
+    assert held >= 1
+    # With connections free again, the parts take them (and give them back).
+    count_statements.statements.clear()
+    await rows_in_parts(engine, lambda bounds: "SELECT 1 AS one", {}, 3, ranges=split(BOUNDS, 3))
+    assert len([s for s in count_statements.statements if "SET TRANSACTION SNAPSHOT" in s]) == 2
+    assert not permits.locked()
 
 
 async def test_a_failing_part_raises_its_own_error(db: asyncpg.Connection, engine: Any) -> None:

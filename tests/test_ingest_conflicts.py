@@ -116,7 +116,7 @@ async def test_a_transaction_that_keeps_colliding_gets_a_retryable_conflict(
     item = interaction(tp["web"], ("EMAIL", "ana@example.com"))
     result = await gql(mutation, {"input": item})
     [error] = result["errors"]
-    assert error["extensions"] == {"code": "CONFLICT", "retryable": True}
+    assert error["extensions"] == {"code": "TRANSACTION_CONFLICT", "retryable": True}
     assert "Try again" in error["message"]
     assert "deadlock" not in error["message"] and "INSERT" not in error["message"]
     assert await attempts(db) == first_attempts + 3
@@ -201,7 +201,7 @@ async def test_a_merge_that_keeps_colliding_changes_nothing(
     merge_input = {"survivorId": gid("Customer", ana), "mergedIds": [gid("Customer", other)]}
     result = await gql(MERGE, {"input": merge_input})
     [error] = result["errors"]
-    assert error["extensions"] == {"code": "CONFLICT", "retryable": True}
+    assert error["extensions"] == {"code": "TRANSACTION_CONFLICT", "retryable": True}
     assert await attempts(db) == 3
     assert await db.fetchval("SELECT count(*) FROM merges") == 0
     assert await db.fetchval("SELECT merged_into_id FROM customers WHERE id = $1", other) is None

@@ -1,5 +1,5 @@
-"""A statement PostgreSQL cancels for running too long (``HUB_STATEMENT_TIMEOUT_MS``) answers a
-retryable TIMEOUT with a plain message, never "Unexpected error.", and stores nothing.
+"""A statement PostgreSQL cancels for running too long (``HUB_STATEMENT_TIMEOUT_MS``) answers
+TIMEOUT with a plain message, never "Unexpected error.", and stores nothing.
 
 The statement waits for a real lock: the test holds ``interactions`` exclusively in a
 transaction of its own while the hub records an interaction.
@@ -20,7 +20,7 @@ async def test_a_statement_cancelled_by_the_timeout_is_a_retryable_timeout(
 ) -> None:
     tp = await touchpoints(db)
     item = interaction(tp["web"], ("EMAIL", "ana@example.com"))
-    async with app_with(statement_timeout_ms=300) as (http, engine):
+    async with app_with(statement_timeout_ms=1000) as (http, engine):
         headers = {"Authorization": f"Bearer {await make_key(engine, 'ADMIN')}"}
         # The bare mutation goes through the compiled path first, RECORD through the resolvers.
         for mutation in (RECORD, RECORD_BARE):
@@ -33,7 +33,7 @@ async def test_a_statement_cancelled_by_the_timeout_is_a_retryable_timeout(
                 )
             assert response.status_code == 200
             [error] = response.json()["errors"]
-            assert error["extensions"] == {"code": "TIMEOUT", "retryable": True}, error
+            assert error["extensions"] == {"code": "TIMEOUT"}, error
             assert "took too long" in error["message"]
             assert "statement timeout" not in error["message"]  # PostgreSQL's own text
             assert await db.fetchval("SELECT count(*) FROM interactions") == 0

@@ -18,7 +18,7 @@ interaction of a customer with 20,000 recomputed for 44 s, holding back every an
   against every entry of the stage before): now a running maximum per stage position over the
   entries at or before each one (RANGE frame, so entries at the same moment count, as ``<=``
   did). The journey has five stages (migration 0001's ``journey_stages``), so positions 1 to 4 are
-  spelled out.
+  spelled out, and a CHECK constraint keeps ``journey_stages`` to five positions.
 
 The functions return exactly the rows they returned before (``hub analytics check`` on the
 1M-interaction benchmark data after this migration: 0 stale rows; the maintenance tests compare
@@ -177,10 +177,20 @@ def _replace(definitions: list[str]) -> None:
             op.execute(statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
 
 
+# stage_entries_of spells out positions 1 to 5: a sixth stage must come with a new definition,
+# not silently get no ``lower_prev_at``.
+FIVE_STAGES = (
+    "ALTER TABLE journey_stages ADD CONSTRAINT ck_journey_stages_position"
+    " CHECK (position BETWEEN 1 AND 5)"
+)
+
+
 def upgrade() -> None:
+    op.execute(FIVE_STAGES)
     _replace([STEPS_OF, STAGE_ENTRIES_OF])
 
 
 def downgrade() -> None:
     original = _migration_0008()
     _replace([original.STEPS_OF, original.STAGE_ENTRIES_OF])
+    op.execute("ALTER TABLE journey_stages DROP CONSTRAINT ck_journey_stages_position")

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import analytics as new
+from hub.analytics_rollup import catch_up
 from hub.database import sqlalchemy_url
 
 
@@ -49,17 +50,11 @@ def _plain(value: Any) -> Any:
 async def main(other_path: str, url: str) -> int:
     old = _load(other_path)
     engine = create_async_engine(sqlalchemy_url(url))
+    # What is merely marked would otherwise show as differences (the resolver catches up too).
+    await catch_up(engine)
     async with engine.connect() as connection:
         newest = await connection.scalar(sa.text("SELECT max(occurred_at) FROM interactions"))
-        lines = [
-            r[0]
-            for r in await connection.execute(
-                sa.text(
-                    "SELECT DISTINCT business_line FROM touchpoints WHERE business_line IS NOT NULL"
-                    " ORDER BY 1"
-                )
-            )
-        ]
+    lines = await new.business_lines(engine)
     d30, d90 = newest - timedelta(days=30), newest - timedelta(days=90)
     middle = newest - timedelta(days=200, hours=5, minutes=7)
     scopes: dict[str, dict[str, Any]] = {

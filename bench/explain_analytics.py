@@ -24,18 +24,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from hub import analytics
+from hub import analytics, analytics_parts
 from hub.database import sqlalchemy_url
 
 PLANS: list[str] = []
 
 
-async def explain(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> list[Any]:
-    async with engine.connect() as connection:
-        result = await connection.execute(sa.text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"), params)
-        PLANS.append("\n".join(row[0] for row in result))
+async def explain(connection: AsyncConnection, sql: str, params: dict[str, Any]) -> list[Any]:
+    result = await connection.execute(sa.text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"), params)
+    PLANS.append("\n".join(row[0] for row in result))
     return []
 
 
@@ -50,7 +49,8 @@ async def main(
     line = line or (lines[0] if lines else "retail")
     now = newest or datetime.now(UTC)
     if show_plans:
-        analytics._rows = explain  # type: ignore[assignment]
+        # Every statement, filtered transitions included, reads through analytics_parts.execute.
+        analytics_parts.execute = explain  # type: ignore[assignment]
         parts, repeat = 1, 1
     since = now - timedelta(days=30)
     scopes = {

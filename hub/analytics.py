@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub import analytics_parts
 from hub.analytics_parts import Range, range_condition, rows_in_parts
 from hub.enums import STAGE_ORDER, StageCode, StageTransition, TouchpointKind
 from hub.journey_rules import classify_transition
@@ -111,8 +111,7 @@ class Scope:
 
 async def _rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> Sequence[Record]:
     async with engine.connect() as connection:
-        result = await connection.execute(sa.text(sql), params)
-        return result.mappings().all()
+        return await analytics_parts.execute(connection, sql, params)
 
 
 # --- channel mix -------------------------------------------------------------------------------
@@ -500,10 +499,9 @@ async def stage_funnel(engine: AsyncEngine, scope: Scope) -> list[FunnelStep]:
     converted to the next stage when, at their last entry into it, their latest entry into this
     stage at or before it is in range too. With filters, the entries in scope are reduced per
     customer instead."""
-    if scope.channels is None and scope.business_lines is None:
-        rows = await _rows(engine, _linked_funnel_sql(scope), scope.params())
-    else:
-        rows = await _rows(engine, _filtered_funnel_sql(scope), scope.params())
+    filtered = scope.channels is not None or scope.business_lines is not None
+    sql = _filtered_funnel_sql(scope) if filtered else _linked_funnel_sql(scope)
+    rows = await _rows(engine, sql, scope.params())
     return [
         FunnelStep(
             stage=StageCode(row["stage"]),

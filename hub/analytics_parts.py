@@ -80,9 +80,10 @@ def split(bounds: Sequence[UUID], parts: int) -> list[Range]:
     return [(edges[k], edges[k + 1]) for k in range(len(edges) - 1)]
 
 
-async def _execute(
+async def execute(
     connection: AsyncConnection, sql: str, params: dict[str, Any]
 ) -> Sequence[Record]:
+    """The rows of one analytics statement (every analytics query reads through here)."""
     result = await connection.execute(sa.text(sql), params)
     return result.mappings().all()
 
@@ -146,9 +147,12 @@ async def rows_in_parts(
     are cut from the statistics unless given."""
     if parts <= 1:
         async with engine.connect() as connection:
-            return list(await _execute(connection, statement((None, None)), params))
+            return list(await execute(connection, statement((None, None)), params))
+
+    async def run(connection: AsyncConnection, bounds: Range) -> Sequence[Record]:
+        return await execute(connection, statement(bounds), {**params, **range_params(bounds)})
+
     permits = extra_connections(engine)
-    taken = 0
     async with exported_snapshot(engine) as snapshot:
         if ranges is None:
             ranges = split(await snapshot.connection.scalar(sa.text(_BOUNDS)) or [], parts)
@@ -158,20 +162,14 @@ async def rows_in_parts(
                 here.append(bounds)
             else:
                 await permits.acquire()  # free: returns at once
-                taken += 1
                 elsewhere.append(bounds)
 
         async def on_first() -> list[Record]:
-            rows: list[Record] = []
-            for bounds in here:
-                sql, values = statement(bounds), {**params, **range_params(bounds)}
-                rows += await _execute(snapshot.connection, sql, values)
-            return rows
+            return [row for bounds in here for row in await run(snapshot.connection, bounds)]
 
         async def on_another(bounds: Range) -> Sequence[Record]:
             async with snapshot.imported() as connection:
-                sql, values = statement(bounds), {**params, **range_params(bounds)}
-                return await _execute(connection, sql, values)
+                return await run(connection, bounds)
 
         # A task group: when one part fails, the others are cancelled, not left running. Its
         # error is raised as it is (not in an ExceptionGroup), so callers tell a database
@@ -185,6 +183,6 @@ async def rows_in_parts(
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
         finally:
-            for _ in range(taken):
+            for _ in elsewhere:
                 permits.release()
     return [row for task in tasks for row in task.result()]

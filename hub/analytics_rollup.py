@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,51 +40,32 @@ from hub.database import sqlalchemy_url
 logger = logging.getLogger(__name__)
 
 REBUILD_SQL = "SELECT journey_steps_rebuild()"
-"""Recompute both tables from the base tables, set-based (returns the journey_steps rows)."""
-
-STEPS_COLUMNS = (
-    "id",
-    "customer_id",
-    "at",
-    "next_at",
-    "tp_next_at",
-    "ch_next_at",
-    "ch_move_prev_at",
-    "tp_move_prev_at",
-    "st_move_prev_at",
-    "gap_minutes",
-    "ch_later_min_gap",
-    "tp_later_min_gap",
-    "st_later_min_gap",
-    "ch_later_max_gap",
-    "tp_later_max_gap",
-    "st_later_max_gap",
-    "touchpoint_id",
-    "next_touchpoint_id",
-    "inbound",
-    "channel_code",
-    "next_channel_code",
-    "stage",
-    "next_stage",
-)
-
+"""Recompute the three tables from the base tables, set-based (returns the journey_steps rows)."""
 
 CATCH_UP_SQL = "SELECT analytics_catch_up()"
-"""One round: up to 200 marks, oldest first, in the caller's transaction (0: nothing was left)."""
+"""One round: up to ``ROUND`` marks, oldest first, in the caller's transaction (0: nothing was
+left)."""
+ROUND = 200
+"""The marks a round takes at most: ``analytics_catch_up``'s default (migration 0010)."""
 
 
 async def catch_up(engine: AsyncEngine) -> int:
-    """Recompute every customer and conversation marked so far, a round of at most 200 marks
-    per transaction on ``engine`` (the primary) until none is left; returns the marks taken.
-    Short transactions: an open writing transaction holds back live event delivery (the outbox
-    delivers in commit order, hub.outbox), so one long catch-up would delay every subscriber."""
+    """Recompute every customer and conversation marked so far, a round of at most ``ROUND``
+    marks per transaction on ``engine`` (the primary) until a round finds fewer; returns the
+    marks taken. Short transactions: an open writing transaction holds back live event delivery
+    (the outbox delivers in commit order, hub.outbox), so one long catch-up would delay every
+    subscriber. Each round is one statement in autocommit: its own transaction, no BEGIN and
+    COMMIT round trips around it."""
     taken = 0
-    while True:
-        async with engine.begin() as connection:
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        while True:
             done = int(await connection.scalar(sa.text(CATCH_UP_SQL)) or 0)
-        taken += done
-        if done == 0:
-            return taken
+            taken += done
+            # Fewer than a full round: every mark committed before this round was visible to it
+            # and is taken (or being taken by a concurrent catch-up: SKIP LOCKED).
+            if done < ROUND:
+                return taken
 
 
 async def catch_up_forever(engine: AsyncEngine, interval_s: float) -> None:
@@ -106,54 +85,23 @@ async def catch_up_forever(engine: AsyncEngine, interval_s: float) -> None:
 
 
 async def rebuild(connection: AsyncConnection) -> int:
-    """Recompute ``journey_steps`` from the base tables in the caller's transaction."""
+    """Recompute the derived tables from the base tables in the caller's transaction."""
     written = await connection.scalar(sa.text(REBUILD_SQL))
     return int(written or 0)
 
 
-async def refresh(connection: AsyncConnection, customer_ids: Sequence[uuid.UUID]) -> None:
-    """Recompute the rows of these customers now (writes mark them for ``catch_up``; this is for
-    repairs by hand)."""
-    await connection.execute(
-        sa.text(
-            "SELECT journey_steps_refresh(CAST(:ids AS uuid[])),"
-            " stage_entries_refresh(CAST(:ids AS uuid[])),"
-            " conversation_facts_refresh(ARRAY(SELECT i.conversation_id FROM interactions i"
-            " WHERE i.customer_id = ANY(CAST(:ids AS uuid[])) AND i.conversation_id IS NOT NULL))"
-        ),
-        {"ids": list(customer_ids)},
-    )
+def _differences(table: str) -> str:
+    """SQL: how many rows of ``table`` and of its recomputation (``<table>_all()``, which
+    returns rows of the same type) are not in the other."""
+    return f"""(SELECT count(*) FROM (
+            (SELECT * FROM {table} EXCEPT ALL SELECT * FROM {table}_all())
+            UNION ALL
+            (SELECT * FROM {table}_all() EXCEPT ALL SELECT * FROM {table})
+        ) AS differences)"""
 
 
-_STEPS = ", ".join(STEPS_COLUMNS)
-_ENTRIES = (
-    "id, customer_id, entered_at, left_at, same_next_at, lower_prev_at, touchpoint_id, stage,"
-    " channel_code"
-)
-_FACTS = "conversation_id, asked_at, answered_at, touchpoint_id, channel_code"
-STALE_SQL = f"""
-SELECT (SELECT count(*) FROM (
-            (SELECT {_STEPS} FROM journey_steps EXCEPT ALL
-             SELECT {_STEPS} FROM journey_steps_all())
-            UNION ALL
-            (SELECT {_STEPS} FROM journey_steps_all() EXCEPT ALL
-             SELECT {_STEPS} FROM journey_steps)
-        ) AS steps)
-     + (SELECT count(*) FROM (
-            (SELECT {_ENTRIES} FROM stage_entries EXCEPT ALL
-             SELECT {_ENTRIES} FROM stage_entries_all())
-            UNION ALL
-            (SELECT {_ENTRIES} FROM stage_entries_all() EXCEPT ALL
-             SELECT {_ENTRIES} FROM stage_entries)
-        ) AS entries)
-     + (SELECT count(*) FROM (
-            (SELECT {_FACTS} FROM conversation_facts EXCEPT ALL
-             SELECT {_FACTS} FROM conversation_facts_all())
-            UNION ALL
-            (SELECT {_FACTS} FROM conversation_facts_all() EXCEPT ALL
-             SELECT {_FACTS} FROM conversation_facts)
-        ) AS facts) AS stale
-"""
+DERIVED_TABLES = ("journey_steps", "stage_entries", "conversation_facts")
+STALE_SQL = "SELECT " + " + ".join(_differences(table) for table in DERIVED_TABLES)
 
 
 async def stale_rows(connection: AsyncConnection) -> int:
@@ -169,7 +117,7 @@ async def run_rebuild(database_url: str) -> int:
     try:
         async with engine.begin() as connection:
             written = await rebuild(connection)
-            await connection.execute(sa.text("ANALYZE journey_steps"))
+            await connection.execute(sa.text(f"ANALYZE {', '.join(DERIVED_TABLES)}"))
         return written
     finally:
         await engine.dispose()

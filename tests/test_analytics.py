@@ -669,8 +669,8 @@ async def test_each_analytics_field_is_one_statement(
     for selection in fields:
         count_statements.statements.clear()
         await gql.data(f"{{ analytics {{ {selection} }} }}")
-        # Rounds of the catch-up that takes recent writes into the derived tables (the last one
-        # finds nothing left), then one read.
+        # Rounds of the catch-up that takes recent writes into the derived tables (until one
+        # finds less than a full round), then one read.
         statements = [str(statement) for statement in count_statements.statements]
         assert len(statements) >= 2, count_statements.report()
         assert all("analytics_catch_up()" in s for s in statements[:-1]), statements

@@ -171,7 +171,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Back to 0008's synchronous triggers: recompute what is pending, then restore them.
-    op.execute("SELECT analytics_catch_up()")
+    op.execute("SELECT analytics_catch_up(NULL)")  # no LIMIT: every mark at once
     import importlib.util
     from pathlib import Path
 

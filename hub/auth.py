@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.enums import ChannelCode
 from hub.errors import BadUserInput, Conflict, NotFound
+from hub.faults import database_unavailable
 from hub.models import API_KEYS, TOUCHPOINTS
 from hub.scope import UNRESTRICTED, Scope
 
@@ -198,15 +199,6 @@ async def list_keys(connection: AsyncConnection) -> Sequence[Any]:
 
 
 _KEY_BY_PREFIX = "SELECT * FROM api_keys WHERE prefix = $1"
-# What asyncpg raises on a connection the server closed (restart, idle timeout, terminate);
-# InternalClientError: the server's goodbye arrived while the connection sat idle in the pool.
-DROPPED_CONNECTION = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
 _TOUCH_KEY = "UPDATE api_keys SET last_used_at = now() WHERE id = $1"
 
 
@@ -239,8 +231,8 @@ async def _verify_on_pool(
                 if _stale(row, touch_before):
                     await raw.execute(_TOUCH_KEY, row["id"])
             return principal_from_row(row)
-        except DROPPED_CONNECTION:
-            if attempt == 2:
+        except Exception as error:
+            if attempt == 2 or not database_unavailable(error):
                 raise
             await pool.expire_connections()
     raise AssertionError("unreachable")

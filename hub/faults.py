@@ -9,6 +9,7 @@ shortly" (``SERVICE_UNAVAILABLE``, ``retryable: true``) and "Unexpected error.".
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
@@ -35,6 +36,8 @@ def _unavailable_here(error: BaseException) -> bool:
     state = _sqlstate(error)
     if state is not None and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES):
         return True
+    if isinstance(error, asyncpg.InternalClientError):
+        return True  # the server's goodbye arrived while the connection sat idle in a pool
     if isinstance(error, asyncpg.InterfaceError | sa_exc.InterfaceError):
         message = str(error).lower()
         return any(text in message for text in _CLOSED_MESSAGES)
@@ -126,3 +129,26 @@ def unavailable_extensions() -> dict[str, object]:
 
 
 UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly."
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What a client is told about a database situation it can act on, and the log's name
+    for it."""
+
+    message: str
+    extensions: dict[str, object]
+    name: str
+
+
+def client_fault(error: BaseException) -> Fault | None:
+    """The client's version of an unavailable database, a transaction conflict or a statement
+    timeout behind ``error``; None for anything else (a bug, masked as "Unexpected error.").
+    Every path that answers clients (HTTP, websockets) asks this one function."""
+    if database_unavailable(error):
+        return Fault(UNAVAILABLE_MESSAGE, unavailable_extensions(), "database unreachable")
+    if transaction_conflict(error):
+        return Fault(CONFLICT_MESSAGE, conflict_extensions(), "transaction conflict")
+    if statement_timed_out(error):
+        return Fault(TIMEOUT_MESSAGE, timeout_extensions(), "statement timeout")
+    return None

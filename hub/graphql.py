@@ -12,17 +12,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from hub import tracing
-from hub.faults import (
-    CONFLICT_MESSAGE,
-    TIMEOUT_MESSAGE,
-    UNAVAILABLE_MESSAGE,
-    conflict_extensions,
-    database_unavailable,
-    statement_timed_out,
-    timeout_extensions,
-    transaction_conflict,
-    unavailable_extensions,
-)
+from hub.faults import client_fault
 from hub.guard import AccessGuard
 from hub.replica import ReadFence
 from resolvers.access import AccessMutation, AccessQuery
@@ -103,16 +93,10 @@ class ErrorCodes(SchemaExtension):
         if original is None or isinstance(original, GraphQLError):
             error.extensions = {**(error.extensions or {}), "code": code_for(error)}
             return error
-        if database_unavailable(original):
-            logger.warning("database unreachable at %s: %r", error.path, original)
-            return _masked(error, UNAVAILABLE_MESSAGE, unavailable_extensions())
-        if transaction_conflict(original):
-            # Still colliding after hub.transactions' retries (or on a path without them).
-            logger.warning("transaction conflict at %s: %r", error.path, original)
-            return _masked(error, CONFLICT_MESSAGE, conflict_extensions())
-        if statement_timed_out(original):
-            logger.warning("statement timeout at %s: %r", error.path, original)
-            return _masked(error, TIMEOUT_MESSAGE, timeout_extensions())
+        fault = client_fault(original)
+        if fault is not None:
+            logger.warning("%s at %s: %r", fault.name, error.path, original)
+            return _masked(error, fault.message, fault.extensions)
         logger.error("unexpected error at %s", error.path, exc_info=original)
         return _masked(error, "Unexpected error.", {"code": "INTERNAL_SERVER_ERROR"})
 

@@ -48,7 +48,7 @@ from strawberry.utils.aio import aclosing
 
 from hub.broker import SubscriberTooSlow
 from hub.context import Context
-from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
+from hub.faults import client_fault, database_unavailable
 from hub.graphql import code_for
 from hub.shutdown import CLOSE_SERVICE_RESTART, RESTART_REASON
 
@@ -79,13 +79,10 @@ def _client_error(error: GraphQLError) -> dict[str, Any]:
         return dict(error.formatted)
     if error.original_error is None or isinstance(error.original_error, GraphQLError):
         return {**error.formatted, "extensions": {"code": code_for(error)}}
-    if database_unavailable(error.original_error):
-        logger.warning("database unreachable at %s: %r", error.path, error.original_error)
-        return {
-            "message": UNAVAILABLE_MESSAGE,
-            "path": error.path,
-            "extensions": unavailable_extensions(),
-        }
+    fault = client_fault(error.original_error)
+    if fault is not None:
+        logger.warning("%s at %s: %r", fault.name, error.path, error.original_error)
+        return {"message": fault.message, "path": error.path, "extensions": fault.extensions}
     logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
     return {
         "message": "Unexpected error.",
@@ -100,9 +97,10 @@ def _error_payload(message: str, code: str) -> str:
 
 def _failure_payload(error: Exception) -> str:
     """The `error` message for an operation that raised: retryable if the database went away."""
-    if database_unavailable(error):
-        logger.warning("subscription ended, database unreachable: %r", error)
-        return _dumps([{"message": UNAVAILABLE_MESSAGE, "extensions": unavailable_extensions()}])
+    fault = client_fault(error)
+    if fault is not None:
+        logger.warning("subscription ended, %s: %r", fault.name, error)
+        return _dumps([{"message": fault.message, "extensions": fault.extensions}])
     logger.error("subscription failed", exc_info=error)
     return _error_payload("Unexpected error.", "INTERNAL_SERVER_ERROR")
 

@@ -53,12 +53,12 @@ from graphql.utilities.coerce_input_value import coerce_default_value
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.auth import DROPPED_CONNECTION, Principal
+from hub.auth import Principal
 from hub.compiled.executor import LRU
 from hub.database import create_driver_pool
 from hub.enums import IdentityKind
 from hub.errors import HubError
-from hub.faults import UNAVAILABLE_MESSAGE, unavailable_extensions
+from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.guard import audit_targets
 from hub.ids import to_global_id, uuid_from_global_id
 from hub.ingest import NeedsMerge, record
@@ -119,7 +119,14 @@ class CommitFailed(Exception):
     """COMMIT itself failed (a lost connection): the call may or may not have been stored."""
 
 
-_DATABASE_FAULTS = (*DROPPED_CONNECTION, asyncpg.PostgresError)
+# Anything the driver or the server can raise: the resolver path answers instead (and tells an
+# outage apart with hub.faults).
+_DATABASE_FAULTS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 class _Invalid(Exception):
@@ -561,7 +568,7 @@ class CompiledIngest:
                     await connection.execute(AUDIT, *astuple(audit))
             except (_Fallback, NeedsMerge, HubError, *_DATABASE_FAULTS) as reason:
                 await _quiet_rollback(connection)
-                if isinstance(reason, DROPPED_CONNECTION):
+                if database_unavailable(reason):
                     # The server dropped it (a restart?): its idle siblings are suspect too.
                     await self.pool.expire_connections()
                 return None

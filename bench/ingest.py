@@ -25,19 +25,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.dataset import database_url
+from bench.servers import free_port
 from hub.auth import Role, create_key
 from hub.database import sqlalchemy_url
 from hub.migrations import upgrade
@@ -66,18 +66,6 @@ class Result:
     @property
     def rate(self) -> float:
         return self.events / self.seconds
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _item(touchpoint: uuid.UUID, tag: str, n: int) -> dict[str, Any]:
@@ -273,9 +261,9 @@ async def main(args: argparse.Namespace) -> None:
         "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     name = f"hub_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_with_database(server, "postgres"))
+    admin = await asyncpg.connect(database_url(server, "postgres"))
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server, name)
+    url = database_url(server, name)
     process: asyncio.subprocess.Process | None = None
     try:
         await asyncio.to_thread(upgrade, url)
@@ -288,7 +276,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         await db.close()
         key = await _admin_key(url)
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "HUB_DATABASE_URL": url,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.database import asyncpg_dsn
+from hub.ids import to_global_id
 
 CUSTOMER_JSON = """json_build_object(
   'id', c.id, 'displayName', c.display_name, 'traits', c.traits,
@@ -109,7 +109,7 @@ FEED_TOPIC = "bench_interaction_recorded"
 
 
 def _global_id(interaction: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"Interaction:{interaction}".encode()).decode().rstrip("=")
+    return to_global_id("Interaction", str(interaction))
 
 
 class Feed:

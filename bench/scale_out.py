@@ -26,7 +26,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -34,16 +33,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.subscriptions import free_port  # noqa: E402
+from bench.dataset import database_url  # noqa: E402
+from bench.servers import free_port  # noqa: E402
 from hub.database import asyncpg_dsn  # noqa: E402
 from hub.migrations import upgrade  # noqa: E402
 
 STATS = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1"
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
 async def admin(url: str, sql: str) -> None:
@@ -119,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     name = f"hub_scale_{uuid.uuid4().hex[:8]}"
     asyncio.run(admin(args.server_url, f'CREATE DATABASE "{name}"'))
-    url = with_database(args.server_url, name)
+    url = database_url(args.server_url, name)
     prefix = f"hubbench-{uuid.uuid4().hex[:8]}:"
     try:
         upgrade(url)

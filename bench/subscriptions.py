@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,9 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import free_port  # noqa: E402
 from hub.database import asyncpg_dsn  # noqa: E402
+from hub.ids import to_global_id  # noqa: E402
 
 FEED = "subscription { interactionRecorded { cursor interaction { id type occurredAt } } }"
 # The same feed on PostGraphile (bench/postgraphile/graphile.config.mjs adds the field); the raw
@@ -80,12 +81,6 @@ INSERT_EVENT = (
     "INSERT INTO events (kind, customer_id, subject_id, channel_code, touchpoint_id)"
     " VALUES ('INTERACTION_RECORDED', $1, $2, 'WEB', $3)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---- client process: many websocket subscribers ----
@@ -204,9 +199,7 @@ class Writers:
 
 
 def global_id(interaction: uuid.UUID) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(f"Interaction:{interaction}".encode()).decode().rstrip("=")
+    return to_global_id("Interaction", str(interaction))
 
 
 def start_server(
@@ -215,7 +208,7 @@ def start_server(
     env = {
         **os.environ,
         "HUB_DATABASE_URL": database_url,
-        "HUB_MIGRATE_ON_START": "true",
+        "HUB_MIGRATE_ON_START": "false",  # parent_main has migrated (the trigger needs it)
         "HUB_WS_SHARED_EXECUTION": "true" if shared else "false",
         "HUB_WS_MAX_SUBSCRIPTIONS": "5",
         "HUB_SUBSCRIBER_QUEUE_SIZE": str(queue_size),

@@ -334,6 +334,11 @@ def main() -> None:
                 names, url, args.port, Path(tempfile.gettempdir()) / "hub-bench-logs"
             ) as servers:
                 asyncio.run(check_equivalent(servers, url, single, emails[0], customer_ids[0]))
+                ids = {"email": emails, "customer": customer_ids}
+                for number in numbers:
+                    for name in names:
+                        request = scenarios[number][name]
+                        prime(servers[name], request, ids[request.ids])
                 for round_number in range(args.rounds):
                     order = names[round_number % len(names) :] + names[: round_number % len(names)]
                     for number in numbers:

@@ -65,8 +65,6 @@ class HubState:
     location: DatabaseLocation
     engine: AsyncEngine
     sockets: OpenSockets
-    # The small pool of key checks and the event notifier (see the lifespan).
-    control_engine: AsyncEngine
     broker: Broker
     # HUB_READ_DATABASE_URL: the replica's engine and the per-request routing (hub/replica.py).
     read_engine: AsyncEngine | None = None
@@ -319,9 +317,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.migrate_on_start:
                 await aupgrade(location.url)
             engine = create_engine(location.url, settings)
-            # Key checks, socket re-checks and the event notifier share a small pool of their
-            # own: a saturated request pool cannot lock keys out or stall live events, and
-            # request statement counts stay about requests.
+            # Socket re-checks and the event broker share a small pool of their own (HTTP key
+            # checks have theirs: ``key_pool``): a saturated request pool cannot lock keys out
+            # or stall live events, and request statement counts stay about requests.
             control_engine = create_engine(
                 location.url, settings.model_copy(update={"pool_size": 3, "pool_max_overflow": 2})
             )
@@ -350,7 +348,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 location=location,
                 engine=engine,
                 sockets=sockets,
-                control_engine=control_engine,
                 broker=broker,
                 read_engine=read_engine,
                 router=router,

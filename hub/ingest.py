@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.errors import Conflict, HubError, NotFound
@@ -43,7 +42,7 @@ from hub.identity_resolution import (
     IdentifierKey,
     plan_batch,
 )
-from hub.ingest_sql import IngestSql, Statement
+from hub.ingest_sql import AlchemySql, IngestSql, Statement
 from hub.ingest_store import AuditRow, ItemResult, store_plan
 from hub.ingest_validation import InteractionInput, validate
 from hub.journey import StageRules
@@ -61,11 +60,9 @@ def lock_key(*parts: str) -> int:
 
 
 async def take_locks(connection: AsyncConnection, keys: set[int]) -> None:
-    """Advisory locks held to the end of the transaction, taken in sorted order."""
-    await connection.execute(
-        sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-        {"keys": sorted(keys)},
-    )
+    """Advisory locks held to the end of the transaction, taken in sorted order (ingest's own
+    lock statement, for the profile mutations that share its identifier locks)."""
+    await AlchemySql(connection).lock(sorted(keys))
 
 
 # Read after the advisory locks (a new statement, so its snapshot sees what the previous lock

@@ -276,9 +276,6 @@ def store_statement(present: frozenset[str]) -> Statement:
     )
 
 
-# Every part: the statement as it reads in full.
-STORE_PLAN_SQL = store_statement(frozenset(part for part, _, _ in _PARTS if part is not None))
-
 # Which parameter array tells whether a part writes anything.
 _PRESENCE = {
     "customers": "c_id",

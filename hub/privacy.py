@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -168,19 +168,3 @@ async def erase_customer(
         .one()
     )
     return {**_json(dict(row)), "identitiesRemoved": len(identities)}
-
-
-async def erased_identifiers(
-    connection: AsyncConnection, keys: Iterable[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """Which of these (kind, normalised value) pairs belonged to erased customers, in one query."""
-    by_hash = {identity_hash(kind, value): (kind, value) for kind, value in keys}
-    if not by_hash:
-        return set()
-    wanted = sa.bindparam("hashes", list(by_hash), type_=ARRAY(sa.Text))
-    found = await connection.scalars(
-        sa.select(sa.func.unnest(ERASURES.c.identity_hashes).label("h")).where(
-            ERASURES.c.identity_hashes.overlap(wanted)
-        )
-    )
-    return {by_hash[h] for h in found if h in by_hash}

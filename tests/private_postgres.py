@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,13 +17,9 @@ from typing import Any
 
 import pgserver
 
+from tests.live_server import free_port
+
 BIN = Path(pgserver.__file__).parent / "pginstall" / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivatePostgres:

@@ -185,6 +185,7 @@ class PostgresBroker(Broker):
         self._listener: asyncpg.Connection | None = None
         self._positioned = False
         self._closing = False
+        self._poll_failures = 0  # consecutive failed polls (a database outage)
 
     async def start(self) -> None:
         try:
@@ -265,8 +266,15 @@ class PostgresBroker(Broker):
             if len(events) < self._settings.events_batch_size:
                 return published
 
-    async def _notify_loop(self) -> None:
-        interval = self._settings.events_poll_interval_ms / 1000
+    def _poll_failed(self, error: BaseException) -> None:
+        """One failed poll: logged at the first of a run only (an outage fails every tick)."""
+        self._poll_failures += 1
+        if self._poll_failures == 1:
+            logger.warning("outbox poll failed; retrying: %r", error)
+
+    async def _guarded_poll(self) -> bool:
+        """``poll_once`` that never raises: bounded in time, failures counted and logged once
+        per run, the recovery logged. Whether it succeeded."""
         settings = self._settings
         # A poll on a connection whose packets vanish (no reset) would wait for TCP to give up
         # (many minutes): bound it by the timeouts a healthy poll stays far below.
@@ -275,21 +283,27 @@ class PostgresBroker(Broker):
             + settings.db_connect_timeout_s
             + settings.db_pool_timeout_s
         )
-        failures = 0
+        try:
+            async with asyncio.timeout(bound):
+                await self.poll_once()
+        except Exception as error:  # a database outage must not kill delivery: retry
+            self._poll_failed(error)
+            return False
+        self._poll_succeeded()
+        return True
+
+    def _poll_succeeded(self) -> None:
+        if self._poll_failures:
+            logger.info("outbox polling recovered after %d failed polls", self._poll_failures)
+        self._poll_failures = 0
+
+    async def _notify_loop(self) -> None:
+        interval = self._settings.events_poll_interval_ms / 1000
         while not self._closing:
-            try:
-                async with asyncio.timeout(bound):
-                    await self.poll_once()
-            except Exception as error:  # a database outage must not kill delivery: retry
-                failures += 1
-                if failures == 1:
-                    logger.warning("outbox poll failed; retrying: %r", error)
-            else:
-                if failures:
-                    logger.info("outbox polling recovered after %d failed polls", failures)
-                failures = 0
+            await self._guarded_poll()
             # While the database is away, poll less often (at most every 0.5 s): the position
             # stays where it was, so nothing is skipped when it is back.
+            failures = self._poll_failures
             await self._wait_for_wake(
                 interval if not failures else min(max(interval, 0.05 * failures), 0.5)
             )

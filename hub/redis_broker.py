@@ -159,18 +159,16 @@ class RedisBroker(PostgresBroker):
                     for entry_id, fields in entries:
                         await self._apply(fields)
                         last_id = entry_id
+                self._poll_succeeded()
             except (RedisError, OSError):
                 if self.redis_connected or last_id is not None:
                     logger.warning("redis unreachable; polling the outbox", exc_info=True)
                 self.redis_connected = False
                 last_id = None
-                try:
-                    await self.poll_once()
-                except Exception:  # the database too: retried next tick
-                    logger.warning("outbox poll failed", exc_info=True)
+                await self._guarded_poll()  # the database may be away too: logged once
                 await asyncio.sleep(interval)
-            except Exception:  # a database hiccup while catching up: retry the same entry
-                logger.warning("live event delivery failed; retrying", exc_info=True)
+            except Exception as error:  # a database hiccup while catching up: retry the entry
+                self._poll_failed(error)
                 await asyncio.sleep(interval)
 
     async def _apply(self, fields: dict[bytes, bytes]) -> None:

@@ -9,7 +9,7 @@ from sqlmodel import SQLModel
 
 import hub.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from alembic import context
-from hub.database import sqlalchemy_url
+from hub.db.engine import sqlalchemy_url
 
 target_metadata = SQLModel.metadata
 

@@ -1,4 +1,4 @@
-"""Compare every analytics answer of this checkout with another version of hub/analytics.py
+"""Compare every analytics answer of this checkout with another version of hub/analytics/reports.py
 (e.g. main's, which computes from the base tables) on the same database.
 
     python bench/compare_analytics.py /path/to/other/hub/analytics.py postgresql://…/db
@@ -21,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hub import analytics as new
-from hub.analytics_rollup import catch_up
-from hub.database import sqlalchemy_url
+from hub.analytics import reports as new
+from hub.analytics.rollup import catch_up
+from hub.db.engine import sqlalchemy_url
 
 
 def _load(path: str) -> Any:

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from hub.database import asyncpg_dsn
-from hub.migrations import upgrade
+from hub.db.engine import asyncpg_dsn
+from hub.db.migrations import upgrade
 
 TOUCHPOINTS_SQL = """
 INSERT INTO touchpoints (id, channel_code, name, kind, address, business_line, active)
@@ -155,7 +155,7 @@ BENCH_ACTIVITY = 3.7
 
 
 def seed_generator_available() -> bool:
-    return importlib.util.find_spec("seeds.demo") is not None
+    return importlib.util.find_spec("hub.seeds.demo") is not None
 
 
 def _label(source: str) -> str:
@@ -179,7 +179,7 @@ async def ensure_dataset(
         return url, label
     print(f"data set: filling {name} with {customers} customers ({source})", flush=True)
     if source == "seed":
-        from seeds.demo import seed_demo
+        from hub.seeds.demo import seed_demo
 
         connection = await asyncpg.connect(asyncpg_dsn(url))
         try:  # the generator continues after existing customers: start from empty tables

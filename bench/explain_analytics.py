@@ -26,8 +26,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from hub import analytics, analytics_parts
-from hub.database import sqlalchemy_url
+from hub.analytics import parts as analytics_parts
+from hub.analytics import reports as analytics
+from hub.db.engine import sqlalchemy_url
 
 PLANS: list[str] = []
 

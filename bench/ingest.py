@@ -38,9 +38,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.dataset import database_url
 from bench.servers import free_port
-from hub.auth import Role, create_key
-from hub.database import sqlalchemy_url
-from hub.migrations import upgrade
+from hub.access.keys import Role, create_key
+from hub.db.engine import sqlalchemy_url
+from hub.db.migrations import upgrade
 
 RECORD = (
     "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) {"

@@ -23,8 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from hub.database import asyncpg_dsn
-from hub.ids import to_global_id
+from hub.core.ids import to_global_id
+from hub.db.engine import asyncpg_dsn
 
 CUSTOMER_JSON = """json_build_object(
   'id', c.id, 'displayName', c.display_name, 'traits', c.traits,

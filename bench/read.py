@@ -30,7 +30,7 @@ from bench.dataset import ensure_dataset, prewarm
 from bench.scenarios import READ_SCENARIOS, Scenario
 from bench.servers import NODE, POSTGRAPHILE_DIR, ROOT, Server, cpu_seconds, start_servers
 from bench.statements import hub_statements
-from hub.database import asyncpg_dsn
+from hub.db.engine import asyncpg_dsn
 
 SERVERS = ["hub", "postgraphile", "raw"]
 # Also available: "hub-dataloader", the hub with compiled reads off (slow: add it on purpose),

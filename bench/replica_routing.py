@@ -38,10 +38,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hub.auth import Role, create_key  # noqa: E402
-from hub.database import asyncpg_dsn, create_engine  # noqa: E402
-from hub.migrations import upgrade  # noqa: E402
-from hub.settings import Settings  # noqa: E402
+from hub.access.keys import Role, create_key  # noqa: E402
+from hub.core.settings import Settings  # noqa: E402
+from hub.db.engine import asyncpg_dsn, create_engine  # noqa: E402
+from hub.db.migrations import upgrade  # noqa: E402
 from tests.factories import Factory, gid  # noqa: E402
 from tests.live_server import start_server, wait_until  # noqa: E402
 from tests.replica_cluster import replica_cluster  # noqa: E402

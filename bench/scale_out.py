@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.dataset import database_url  # noqa: E402
 from bench.servers import free_port  # noqa: E402
-from hub.database import asyncpg_dsn  # noqa: E402
-from hub.migrations import upgrade  # noqa: E402
+from hub.db.engine import asyncpg_dsn  # noqa: E402
+from hub.db.migrations import upgrade  # noqa: E402
 
 STATS = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.ids import from_global_id
+from hub.core.ids import from_global_id
 
 HUB_CUSTOMER = """fragment View on Customer {
   id displayName traits createdAt lastSeenAt

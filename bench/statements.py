@@ -17,7 +17,7 @@ from starlette.requests import Request
 from bench.scenarios import Scenario
 from hub.app import create_app
 from hub.compiled.policy import ALLOW_ALL
-from hub.settings import Settings
+from hub.core.settings import Settings
 
 
 def _starlette_request(body: bytes) -> Request:

@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.servers import free_port  # noqa: E402
-from hub.database import asyncpg_dsn  # noqa: E402
-from hub.ids import to_global_id  # noqa: E402
+from hub.core.ids import to_global_id  # noqa: E402
+from hub.db.engine import asyncpg_dsn  # noqa: E402
 
 FEED = "subscription { interactionRecorded { cursor interaction { id type occurredAt } } }"
 # The same feed on PostGraphile (bench/postgraphile/graphile.config.mjs adds the field); the raw
@@ -250,7 +250,7 @@ async def parent_main(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    from hub.migrations import upgrade
+    from hub.db.migrations import upgrade
 
     await asyncio.to_thread(upgrade, args.database_url)  # the trigger needs the outbox table
     setup = await asyncpg.connect(asyncpg_dsn(args.database_url))

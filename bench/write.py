@@ -42,7 +42,7 @@ from bench.dataset import database_url, ensure_dataset
 from bench.load import Bodies
 from bench.read import measure
 from bench.servers import NODE, ROOT, Server, start_servers
-from hub.database import asyncpg_dsn
+from hub.db.engine import asyncpg_dsn
 
 SERVERS = ["hub", "postgraphile", "raw"]
 TITLES = {3: "batch ingest, 1,000 events per request", 4: "single-event ingest, 16 clients"}

@@ -25,34 +25,34 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from hub import tracing
-from hub.access_log import dev_mode_banner
-from hub.analytics_rollup import catch_up_forever
-from hub.broker import Broker, PostgresBroker
+from hub.access.dev_mode import dev_mode_banner
+from hub.access.policy import can_write
+from hub.analytics.rollup import catch_up_forever
 from hub.compiled.executor import CompiledReads, DatabaseUnavailable, json_body
 from hub.compiled.ingest import CompiledIngest
 from hub.compiled.policy import ALLOW_ALL
 from hub.context import NOBODY, Context
-from hub.database import (
+from hub.core.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
+from hub.core.settings import Settings
+from hub.db.engine import (
     DatabaseLocation,
     alocate_database,
     arelease_database,
     create_driver_pool,
     create_engine,
 )
-from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
-from hub.gate import PRINCIPAL_KEY, AccessGate
+from hub.db.migrations import aupgrade
+from hub.db.replica import ROUTER_KEY, ReadRouter, operation_type
+from hub.events.broker import Broker, PostgresBroker
 from hub.graphql import schema
-from hub.metrics import HubMetrics, metrics_endpoint, operation_label
-from hub.migrations import aupgrade
-from hub.observe import OPERATION_KEY, OUTCOME_KEY, RequestObserver
-from hub.policy import can_write
-from hub.replica import ROUTER_KEY, ReadRouter, operation_type
-from hub.revocation import OpenSockets
-from hub.settings import Settings
-from hub.shutdown import GracefulShutdown, RefuseWhenStopping
-from hub.web import explorer_html, web_routes
-from hub.ws import HubTransportWSHandler, SharedExecutions
+from hub.http.gate import PRINCIPAL_KEY, AccessGate
+from hub.http.observe import OPERATION_KEY, OUTCOME_KEY, RequestObserver
+from hub.http.revocation import OpenSockets
+from hub.http.shutdown import GracefulShutdown, RefuseWhenStopping
+from hub.http.web import explorer_html, web_routes
+from hub.http.ws import HubTransportWSHandler, SharedExecutions
+from hub.ops import tracing
+from hub.ops.metrics import HubMetrics, metrics_endpoint, operation_label
 
 logger = logging.getLogger("hub")
 REPLICA_KEY = "hub.read_replica"
@@ -66,7 +66,7 @@ class HubState:
     engine: AsyncEngine
     sockets: OpenSockets
     broker: Broker
-    # HUB_READ_DATABASE_URL: the replica's engine and the per-request routing (hub/replica.py).
+    # HUB_READ_DATABASE_URL: the replica's engine and the per-request routing (hub/db/replica.py).
     read_engine: AsyncEngine | None = None
     router: ReadRouter | None = None
     # The HTTP gate's key checks: a small bare asyncpg pool (no ping, no transaction per check).
@@ -101,7 +101,7 @@ class HubGraphQL(GraphQL[Context, None]):
         )
         self._app_state = app_state
         self.shared_executions = SharedExecutions()
-        # One span per HTTP operation (hub.otel) when tracing is on.
+        # One span per HTTP operation (hub.ops.otel) when tracing is on.
         self.traced = settings.otel_enabled
         self.live_handlers: set[HubTransportWSHandler] = set()
 
@@ -159,7 +159,7 @@ class HubGraphQL(GraphQL[Context, None]):
 
     async def process_result(self, request: Any, result: ExecutionResult) -> Any:
         if result.errors and isinstance(request, Request):
-            request.scope[OUTCOME_KEY] = "error"  # for hub.observe's metrics and log line
+            request.scope[OUTCOME_KEY] = "error"  # for hub.http.observe's metrics and log line
             if tracing.ENABLED:
                 tracing.record_error_codes(request.scope, result.errors)
         return await super().process_result(request, result)
@@ -177,10 +177,11 @@ class HubGraphQL(GraphQL[Context, None]):
             replica = await router.use_replica(request.scope.get(PRINCIPAL_KEY, NOBODY))
             request.scope[REPLICA_KEY] = replica
             self.metrics.reads_routed.labels(target="replica" if replica else "primary").inc()
-        # Mutations record the caller's read fence in hub.replica.ReadFence (HTTP and websockets).
+        # Mutations record the caller's read fence in hub.db.replica.ReadFence (HTTP and
+        # websockets).
         # The explorer's page (GET without a query string) is no operation: no span for it.
         if self.traced and (is_post or request.scope.get("query_string")):
-            from hub import otel
+            from hub.ops import otel
 
             return await otel.traced_operation(
                 request.scope,
@@ -326,7 +327,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sockets = OpenSockets(lambda: control_engine, settings.key_recheck_seconds)
             broker: Broker
             if settings.broker == "redis":
-                from hub.redis_broker import RedisBroker  # only this broker needs redis-py
+                from hub.events.redis_broker import RedisBroker  # only this broker needs redis-py
 
                 broker = RedisBroker(control_engine, location.url, settings)
             else:
@@ -398,7 +399,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await app_state.pop("ingest").close()
             await arelease_database(location)
             if settings.otel_enabled:
-                from hub import otel
+                from hub.ops import otel
 
                 otel.force_flush()
 
@@ -448,7 +449,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.metrics = metrics
     app.state.shutdown = shutdown
     if settings.otel_enabled:
-        from hub import otel
+        from hub.ops import otel
 
         # Outermost: the HTTP server span is the parent of everything a request does.
         app.add_middleware(_Wrapped, wrap=otel.traced_http)

@@ -14,10 +14,10 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from hub.database import locate_database
-from hub.logs import log_config
-from hub.migrations import upgrade
-from hub.settings import Settings
+from hub.core.settings import Settings
+from hub.db.engine import locate_database
+from hub.db.migrations import upgrade
+from hub.ops.logs import log_config
 
 app = typer.Typer(help="hub — the GraphQL customer-360 data hub.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -72,7 +72,7 @@ def seed(
     ] = 1.0,
 ) -> None:
     """Fill the database with a deterministic demo retailer: touchpoints, customers, journeys."""
-    from seeds.demo import seed_demo
+    from hub.seeds.demo import seed_demo
 
     location = locate_database(Settings())
     upgrade(location.url)
@@ -110,7 +110,7 @@ def serve(
         ws_per_message_deflate=settings.ws_per_message_deflate,
         access_log=access_log,
         log_config=log_config(settings.log_format),
-        # The app's graceful shutdown (hub/shutdown.py) narrows this to what is left of the
+        # The app's graceful shutdown (hub/http/shutdown.py) narrows this to what is left of the
         # deadline once it has drained and closed the websockets.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_deadline_s),
     )
@@ -123,7 +123,7 @@ def demo(
     customers: Annotated[int, typer.Option(help="Customers to seed when empty.")] = 2000,
 ) -> None:
     """Embedded PostgreSQL, demo data when the database is empty, then serve with GraphiQL."""
-    from seeds.demo import database_is_empty, seed_demo
+    from hub.seeds.demo import database_is_empty, seed_demo
 
     settings = Settings()
     location = locate_database(settings)
@@ -159,7 +159,7 @@ analytics_app = typer.Typer(help="The derived tables behind Query.analytics.", n
 @analytics_app.command("rebuild")
 def analytics_rebuild() -> None:
     """Recompute journey_steps from interactions and stage history (set-based, one transaction)."""
-    from hub.analytics_rollup import run_rebuild
+    from hub.analytics.rollup import run_rebuild
 
     location = locate_database(Settings())
     written = asyncio.run(run_rebuild(location.url))
@@ -169,7 +169,7 @@ def analytics_rebuild() -> None:
 @analytics_app.command("check")
 def analytics_check() -> None:
     """Compare journey_steps with a recomputation from the base tables (exit 1 if they differ)."""
-    from hub.analytics_rollup import run_check
+    from hub.analytics.rollup import run_check
 
     location = locate_database(Settings())
     stale = asyncio.run(run_check(location.url))
@@ -181,7 +181,7 @@ def analytics_check() -> None:
 
 app.add_typer(analytics_app, name="analytics")
 
-from hub.keys_cli import keys_app  # noqa: E402  (after `app`: the sub-command registers on it)
+from hub.access.keys_cli import keys_app  # noqa: E402  (after `app`: the sub-command registers on it)
 
 app.add_typer(keys_app, name="keys")
 

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-from hub.auth import Principal, Role
-from hub.broker import Broker
-from hub.event_scope import EventScope, scope_for_principal
-from hub.settings import Settings
-from loaders.registry import Loaders, build_loaders
+from hub.access.event_scope import EventScope, scope_for_principal
+from hub.access.keys import Principal, Role
+from hub.core.settings import Settings
+from hub.events.broker import Broker
+from hub.loaders.registry import Loaders, build_loaders
 
 # Before a websocket's connection_init is checked, a context acts as nobody: a PARTNER with an
 # empty scope sees nothing and may do nothing.
@@ -27,7 +27,8 @@ class Context:
     settings: Settings
     loaders: Loaders
     request: Request | WebSocket | None = None
-    # Who the request acts as (hub.auth); decides masking, scope and permissions (hub.policy).
+    # Who the request acts as (hub.access.keys); decides masking, scope and permissions
+    # (hub.access.policy).
     principal: Principal = NOBODY
     # The connection_init payload of a websocket (Strawberry sets it).
     connection_params: dict[str, object] | None = None
@@ -35,7 +36,7 @@ class Context:
     extras: dict[str, object] = field(default_factory=dict)
     # Live events (subscriptions): the process's broker.
     broker: Broker | None = None
-    # The primary, when ``engine`` is a read replica (a query routed there by hub.replica):
+    # The primary, when ``engine`` is a read replica (a query routed there by hub.db.replica):
     # anything a query writes (the export audit) goes here.
     primary_engine: AsyncEngine | None = None
 

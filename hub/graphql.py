@@ -11,21 +11,21 @@ from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from hub import tracing
-from hub.faults import client_fault
-from hub.guard import AccessGuard
-from hub.replica import ReadFence
-from resolvers.access import AccessMutation, AccessQuery
-from resolvers.analytics import AnalyticsQuery
-from resolvers.channel import ChannelQuery
-from resolvers.customer import CustomerQuery
-from resolvers.ingest import IngestMutation
-from resolvers.interaction import InteractionQuery
-from resolvers.journey import JourneyMutation, JourneyQuery
-from resolvers.merge import MergeMutation, MergeQuery
-from resolvers.node import NodeQuery
-from resolvers.profile import ProfileMutation
-from resolvers.subscriptions import Subscription
+from hub.access.guard import AccessGuard
+from hub.core.faults import client_fault
+from hub.db.replica import ReadFence
+from hub.ops import tracing
+from hub.resolvers.access import AccessMutation, AccessQuery
+from hub.resolvers.analytics import AnalyticsQuery
+from hub.resolvers.channel import ChannelQuery
+from hub.resolvers.customer import CustomerQuery
+from hub.resolvers.ingest import IngestMutation
+from hub.resolvers.interaction import InteractionQuery
+from hub.resolvers.journey import JourneyMutation, JourneyQuery
+from hub.resolvers.merge import MergeMutation, MergeQuery
+from hub.resolvers.node import NodeQuery
+from hub.resolvers.profile import ProfileMutation
+from hub.resolvers.subscriptions import Subscription
 
 logger = logging.getLogger("hub.errors")
 
@@ -76,7 +76,7 @@ class ErrorCodes(SchemaExtension):
 
     Errors the hub raised on purpose (``HubError``) keep message and code. Parse and validation
     errors keep their message and gain a code. A lost or refused database connection becomes
-    SERVICE_UNAVAILABLE with ``retryable: true`` (``hub.faults``); a transaction PostgreSQL
+    SERVICE_UNAVAILABLE with ``retryable: true`` (``hub.core.faults``); a transaction PostgreSQL
     aborted over a concurrent one (deadlock, serialization failure) becomes CONFLICT, and a
     statement it cancelled for running too long (``statement_timeout``) TIMEOUT, both with
     ``retryable: true``. Anything else (a bug)
@@ -124,7 +124,7 @@ class ErrorCodes(SchemaExtension):
             )
 
     def _record_operation_type(self) -> None:
-        """For the operation span (hub.otel): the type of the operation that ran, if any."""
+        """For the operation span (hub.ops.otel): the type of the operation that ran, if any."""
         request = getattr(self.execution_context.context, "request", None)
         scope = getattr(request, "scope", None)
         if scope is None:
@@ -158,7 +158,7 @@ def build_schema() -> strawberry.federation.Schema:
         # The ValidationCache comes before the AccessGuard: the guard checks the limits after
         # the (cached) validation has found the document valid.
         # ReadFence before the AccessGuard: hooks end in reverse order, so the caller's read
-        # fence is taken after the mutation and its audit row (hub/replica.py).
+        # fence is taken after the mutation and its audit row (hub/db/replica.py).
         extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), ReadFence, AccessGuard],
         federation_version="2.5",
     )

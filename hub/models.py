@@ -1,6 +1,6 @@
 """Every table of the hub, as SQLModel classes (one file, so the data model reads in one go).
 
-Enumerated columns are text holding the names from ``hub.enums``. Timestamps are timestamptz.
+Enumerated columns are text holding the names from ``hub.core.enums``. Timestamps are timestamptz.
 Interactions carry their channel code beside the touchpoint (a touchpoint never changes channel)
 so that channel filters and analytics do not need a join on the largest table.
 """
@@ -163,7 +163,7 @@ class Interaction(SQLModel, table=True):
             "occurred_at",
             postgresql_where=sa.text("conversation_id IS NOT NULL"),
         ),
-        # Analytics (hub/analytics.py) walk each customer's interactions in time order; with
+        # Analytics (hub/analytics/reports.py) walk each customer's interactions in time order; with
         # these columns included that walk is an index-only scan, with no sort.
         sa.Index(
             "ix_interactions_customer_path",

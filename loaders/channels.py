@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
+from hub.access.scope import UNRESTRICTED, Scope
+from hub.db.rows import Record, fetch_all, group_rows
 from hub.models import CHANNELS, CUSTOMERS, JOURNEY_STAGES, TOUCHPOINTS
-from hub.scope import UNRESTRICTED, Scope
-from loaders.sql import Record, fetch_all, group_rows
 
 WHOLE_TABLE = "all"
 """The one key of the taxonomy loaders."""

@@ -7,8 +7,8 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.db.rows import Record, fetch_all, group_rows
 from hub.models import CONSENT_HISTORY, CONSENTS
-from loaders.sql import Record, fetch_all, group_rows
 
 
 async def consents_by_customer(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[list[Record]]:

@@ -10,6 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.access.scope import UNRESTRICTED, Scope
+from hub.db.rows import Record, fetch_all, group_rows
+from hub.loaders.interaction_rows import select_interactions
 from hub.models import (
     CONVERSATIONS,
     CUSTOMERS,
@@ -17,9 +20,6 @@ from hub.models import (
     INTERACTIONS,
     STAGE_HISTORY,
 )
-from hub.scope import UNRESTRICTED, Scope
-from loaders.interaction_rows import select_interactions
-from loaders.sql import Record, fetch_all, group_rows
 
 
 def uuid_array(ids: Sequence[uuid.UUID], name: str = "ids") -> sa.BindParameter[Any]:

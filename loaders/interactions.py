@@ -9,12 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.access.scope import UNRESTRICTED, Scope
+from hub.db.rows import Record, fetch_all, group_rows
+from hub.loaders.customers import key_table
+from hub.loaders.interaction_rows import select_interactions
+from hub.loaders.pages import InteractionFilterSpec, InteractionPage
 from hub.models import CONVERSATIONS, INTERACTIONS
-from hub.scope import UNRESTRICTED, Scope
-from loaders.customers import key_table
-from loaders.interaction_rows import select_interactions
-from loaders.pages import InteractionFilterSpec, InteractionPage
-from loaders.sql import Record, fetch_all, group_rows
 
 PageKey = tuple[uuid.UUID, InteractionPage]
 CountKey = tuple[uuid.UUID, InteractionFilterSpec]

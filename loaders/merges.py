@@ -7,9 +7,9 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.db.rows import Record, fetch_all
+from hub.loaders.customers import uuid_array
 from hub.models import MERGES
-from loaders.customers import uuid_array
-from loaders.sql import Record, fetch_all
 
 
 async def merges_by_customer(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[list[Record]]:

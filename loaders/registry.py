@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
-from hub.scope import Scope
-from loaders import channels, consents, customers, interactions, merges
-from loaders.interactions import CountKey, PageKey
-from loaders.sql import Record
+from hub.access.scope import Scope
+from hub.db.rows import Record
+from hub.loaders import channels, consents, customers, interactions, merges
+from hub.loaders.interactions import CountKey, PageKey
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -61,7 +61,7 @@ def build_loaders(engine: AsyncEngine, scope: Scope) -> Loaders:
     """``scope`` (the principal's: ``context.principal.scope``, or ``context.fresh_loaders()``)
     filters every batch that reads interactions, conversations or customers, so a partner's
     loaders never return a row outside its channels/touchpoints. It has no default on purpose:
-    forgetting it must fail type checking, not leak data (``hub.scope.UNRESTRICTED`` for
+    forgetting it must fail type checking, not leak data (``hub.access.scope.UNRESTRICTED`` for
     trusted internal code)."""
 
     def _scoped(batch: Callable[..., Awaitable[list[V]]]) -> DataLoader[Any, V]:

@@ -10,17 +10,17 @@ import sqlalchemy as sa
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.auth import Role, create_key, list_keys, revoke_key
-from hub.consent import ConsentChannel, ConsentPurpose, ConsentStatus, set_consent
+from hub.access.keys import Role, create_key, list_keys, revoke_key
 from hub.context import Info
-from hub.errors import BadUserInput, NotFound
-from hub.ids import uuid_from_global_id
+from hub.core.errors import BadUserInput, NotFound
+from hub.core.ids import uuid_from_global_id
+from hub.db.rows import fetch_all
 from hub.models import AUDIT_LOG, CUSTOMERS
-from hub.permissions import CanWrite, IsAdmin
-from hub.privacy import erase_customer, export_customer
-from loaders.sql import fetch_all
-from schema.access import ApiKey, AuditEntry, CreateApiKeyInput, CreatedApiKey, Erasure
-from schema.consent import Consent, SetConsentInput
+from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus, set_consent
+from hub.privacy.erasure import erase_customer, export_customer
+from hub.schema.access import ApiKey, AuditEntry, CreateApiKeyInput, CreatedApiKey, Erasure
+from hub.schema.consent import Consent, SetConsentInput
+from hub.schema.permissions import CanWrite, IsAdmin
 
 
 async def _existing_customer(info: Info, global_id: str) -> uuid.UUID:

@@ -7,14 +7,13 @@ from typing import Annotated
 
 import strawberry
 
-from hub import analytics
-from hub.analytics import TimeBucket, TransitionGrouping
-from hub.analytics_rollup import catch_up
-from hub.auth import Role
+from hub.access.keys import Role
+from hub.analytics import reports as analytics
+from hub.analytics.reports import TimeBucket, TransitionGrouping
+from hub.analytics.rollup import catch_up
 from hub.context import Info
-from hub.errors import BadUserInput
-from hub.permissions import require
-from schema.analytics import (
+from hub.core.errors import BadUserInput
+from hub.schema.analytics import (
     AnalyticsFilter,
     ChannelMix,
     FunnelStep,
@@ -23,6 +22,7 @@ from schema.analytics import (
     TransitionGraph,
     to_scope,
 )
+from hub.schema.permissions import require
 
 FilterArgument = Annotated[
     AnalyticsFilter | None,
@@ -138,7 +138,7 @@ class AnalyticsQuery:
     async def analytics(self, info: Info) -> Analytics:
         require_analytics_access(info)
         # Once per request, before any field reads: the derived tables take in every write
-        # committed so far (hub.analytics_rollup), so every answer is exact as of now. On the
+        # committed so far (hub.analytics.rollup), so every answer is exact as of now. On the
         # primary (``writer``): the catch-up writes, and the fields read there too.
         await catch_up(info.context.writer)
         return Analytics()

@@ -8,15 +8,15 @@ import sqlalchemy as sa
 import strawberry
 
 from hub.context import Info
-from hub.errors import NotFound
-from hub.ids import uuid_from_global_id
+from hub.core.errors import NotFound
+from hub.core.ids import uuid_from_global_id
+from hub.db.rows import contains_pattern
+from hub.loaders.channels import WHOLE_TABLE
 from hub.models import TOUCHPOINTS
-from loaders.channels import WHOLE_TABLE
-from loaders.sql import contains_pattern
-from resolvers.keyset import SortKey, paginate
-from schema.channel import Channel, Touchpoint
-from schema.enums import ChannelCode, TouchpointKind
-from schema.pagination import Connection
+from hub.resolvers.keyset import SortKey, paginate
+from hub.schema.channel import Channel, Touchpoint
+from hub.schema.enums import ChannelCode, TouchpointKind
+from hub.schema.pagination import Connection
 
 T = TOUCHPOINTS.c
 TOUCHPOINT_ORDER = [

@@ -8,17 +8,16 @@ import sqlalchemy as sa
 import strawberry
 from sqlalchemy.dialects.postgresql import JSONB
 
-from hub.consent import ConsentChannel, ConsentPurpose, consent_granted
 from hub.context import Info
-from hub.enums import IdentityKind as DomainIdentityKind
-from hub.errors import BadUserInput, NotFound
-from hub.identifiers import normalize_identifier
-from hub.ids import uuid_from_global_id
+from hub.core.enums import IdentityKind as DomainIdentityKind
+from hub.core.errors import BadUserInput, NotFound
+from hub.core.ids import uuid_from_global_id
+from hub.db.rows import Record, contains_pattern
+from hub.identity.identifiers import normalize_identifier
 from hub.models import CUSTOMERS, IDENTITIES, INTERACTIONS
-from hub.permissions import require_pii
-from loaders.sql import Record, contains_pattern
-from resolvers.keyset import SortKey, paginate
-from schema.customer import (
+from hub.privacy.consent import ConsentChannel, ConsentPurpose, consent_granted
+from hub.resolvers.keyset import SortKey, paginate
+from hub.schema.customer import (
     ChannelsUsedFilter,
     Customer,
     CustomerFilter,
@@ -28,8 +27,9 @@ from schema.customer import (
     TraitFilter,
     load_customer,
 )
-from schema.enums import IdentityKind
-from schema.pagination import Connection
+from hub.schema.enums import IdentityKind
+from hub.schema.pagination import Connection
+from hub.schema.permissions import require_pii
 
 C = CUSTOMERS.c
 MAX_FILTER_DEPTH = 8

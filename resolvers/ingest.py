@@ -8,14 +8,14 @@ from typing import Annotated
 import strawberry
 
 from hub.context import Info
-from hub.errors import BadUserInput, HubError
-from hub.ingest import record
-from hub.ingest_sql import AlchemySql
-from hub.ingest_store import ItemResult
-from hub.ingest_validation import InteractionInput
-from hub.metrics import count_stored
-from hub.transactions import retry_conflicts
-from schema.ingest import (
+from hub.core.errors import BadUserInput, HubError
+from hub.db.statements import AlchemySql
+from hub.db.transactions import retry_conflicts
+from hub.ingest.record import record
+from hub.ingest.store import ItemResult
+from hub.ingest.validation import InteractionInput
+from hub.ops.metrics import count_stored
+from hub.schema.ingest import (
     RecordInteractionInput,
     RecordInteractionPayload,
     RecordInteractionsPayload,

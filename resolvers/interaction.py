@@ -8,20 +8,20 @@ import sqlalchemy as sa
 import strawberry
 
 from hub.context import Info
-from hub.errors import NotFound
-from hub.ids import uuid_from_global_id
+from hub.core.errors import NotFound
+from hub.core.ids import uuid_from_global_id
+from hub.db.rows import fetch_all, fetch_one
+from hub.loaders.interaction_rows import select_interactions
 from hub.models import INTERACTIONS
-from loaders.interaction_rows import select_interactions
-from loaders.sql import fetch_all, fetch_one
-from schema.conversation import Conversation
-from schema.interaction import (
+from hub.schema.conversation import Conversation
+from hub.schema.interaction import (
     Interaction,
     InteractionFilterArg,
     InteractionOrderArg,
     build_page,
     interaction_connection,
 )
-from schema.pagination import Connection, PageAfter, PageFirst
+from hub.schema.pagination import Connection, PageAfter, PageFirst
 
 
 @strawberry.type

@@ -8,16 +8,16 @@ import sqlalchemy as sa
 import strawberry
 
 from hub.context import Info
-from hub.enums import StageCode as DomainStageCode
-from hub.ids import uuid_from_global_id
+from hub.core.enums import StageCode as DomainStageCode
+from hub.core.ids import uuid_from_global_id
+from hub.db.rows import fetch_all
+from hub.identity.profiles import set_stage
+from hub.journeys.stage_rules import delete_rule, set_rule
+from hub.loaders.channels import WHOLE_TABLE
 from hub.models import STAGE_RULES
-from hub.profiles import set_stage
-from hub.stage_rules import delete_rule, set_rule
-from loaders.channels import WHOLE_TABLE
-from loaders.sql import fetch_all
-from schema.customer import Customer
-from schema.enums import ChannelCode, InteractionType, StageCode
-from schema.journey import JourneyStage, StageRule
+from hub.schema.customer import Customer
+from hub.schema.enums import ChannelCode, InteractionType, StageCode
+from hub.schema.journey import JourneyStage, StageRule
 
 
 @strawberry.type

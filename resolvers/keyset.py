@@ -15,10 +15,10 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 
 from hub.context import Info
-from hub.errors import BadUserInput
-from hub.ids import decode_cursor, encode_cursor
-from loaders.sql import Record, fetch_all, fetch_one
-from schema.pagination import Connection, Edge, PageInfo, page_size
+from hub.core.errors import BadUserInput
+from hub.core.ids import decode_cursor, encode_cursor
+from hub.db.rows import Record, fetch_all, fetch_one
+from hub.schema.pagination import Connection, Edge, PageInfo, page_size
 
 T = TypeVar("T")
 ValueKind = Literal["timestamp", "text", "uuid"]

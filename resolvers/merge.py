@@ -10,21 +10,21 @@ import strawberry
 from sqlalchemy.engine import RowMapping
 
 from hub.context import Info
-from hub.errors import BadUserInput
-from hub.ids import uuid_from_global_id
-from hub.merges import (
+from hub.core.errors import BadUserInput
+from hub.core.ids import uuid_from_global_id
+from hub.db.rows import fetch_all
+from hub.db.transactions import retry_conflicts
+from hub.identity.merges import (
     RULE_MANUAL,
     merge_customers,
     preview_chosen,
     preview_merge,
     unmerge_customer,
 )
-from hub.merges import MergePreview as DomainPreview
+from hub.identity.merges import MergePreview as DomainPreview
 from hub.models import MERGES
-from hub.transactions import retry_conflicts
-from loaders.sql import fetch_all
-from schema.customer import Customer, load_customer
-from schema.merge import Merge, MergePreview, customer_gid
+from hub.schema.customer import Customer, load_customer
+from hub.schema.merge import Merge, MergePreview, customer_gid
 
 MAX_HISTORY = 100
 

@@ -7,14 +7,14 @@ from typing import Annotated
 import strawberry
 
 from hub.context import Info
-from hub.errors import BadUserInput, NotFound
-from hub.ids import from_global_id, parse_uuid
-from schema.channel import Channel, Touchpoint
-from schema.conversation import Conversation
-from schema.customer import load_customer
-from schema.enums import ChannelCode
-from schema.interaction import Interaction
-from schema.node import Node
+from hub.core.errors import BadUserInput, NotFound
+from hub.core.ids import from_global_id, parse_uuid
+from hub.schema.channel import Channel, Touchpoint
+from hub.schema.conversation import Conversation
+from hub.schema.customer import load_customer
+from hub.schema.enums import ChannelCode
+from hub.schema.interaction import Interaction
+from hub.schema.node import Node
 
 
 async def resolve_node(info: Info, global_id: str) -> Node | None:

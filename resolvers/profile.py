@@ -14,16 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.scalars import JSON
 
 from hub.context import Info
-from hub.conversations import resolve_conversation
-from hub.enums import IdentityKind as DomainIdentityKind
-from hub.errors import BadUserInput
-from hub.ids import uuid_from_global_id
-from hub.profiles import add_identity, create_customer, remove_identity, update_traits
-from hub.settings import Settings
-from schema.conversation import Conversation
-from schema.customer import Customer
-from schema.enums import IdentityKind
-from schema.ingest import IdentityInput
+from hub.core.enums import IdentityKind as DomainIdentityKind
+from hub.core.errors import BadUserInput
+from hub.core.ids import uuid_from_global_id
+from hub.core.settings import Settings
+from hub.identity.profiles import add_identity, create_customer, remove_identity, update_traits
+from hub.ingest.conversations import resolve_conversation
+from hub.schema.conversation import Conversation
+from hub.schema.customer import Customer
+from hub.schema.enums import IdentityKind
+from hub.schema.ingest import IdentityInput
 
 
 @strawberry.input(description="A customer to create or update.")
@@ -149,7 +149,7 @@ IdentityChange = Callable[
 async def _change_identity(
     info: Info, change: IdentityChange, customer_id: str, kind: IdentityKind, value: str
 ) -> Customer:
-    """Run ``hub.profiles.add_identity`` or ``remove_identity`` in a transaction of its own."""
+    """Run ``hub.identity.profiles.add_identity`` or ``remove_identity`` in its own transaction."""
     async with info.context.engine.begin() as connection:
         row = await change(
             connection,

@@ -14,18 +14,18 @@ from typing import Annotated
 
 import strawberry
 
-from hub.auth import Role
+from hub.access.keys import Role
+from hub.access.policy import partner_sharing_allowed
 from hub.context import Context, Info
-from hub.errors import BadUserInput, ServiceUnavailable
-from hub.events import EventKind
-from hub.ids import uuid_from_global_id
-from hub.outbox import Position, StoredEvent, check_cursor, decode_cursor, read_after
-from hub.policy import partner_sharing_allowed
-from loaders.interactions import interactions_by_id
-from loaders.registry import build_loaders
-from schema.conversation import Conversation
-from schema.customer import load_customer
-from schema.events import (
+from hub.core.errors import BadUserInput, ServiceUnavailable
+from hub.core.ids import uuid_from_global_id
+from hub.events.emit import EventKind
+from hub.events.outbox import Position, StoredEvent, check_cursor, decode_cursor, read_after
+from hub.loaders.interactions import interactions_by_id
+from hub.loaders.registry import build_loaders
+from hub.schema.conversation import Conversation
+from hub.schema.customer import load_customer
+from hub.schema.events import (
     ConversationUpdatedEvent,
     CustomerMergedEvent,
     CustomerUpdatedEvent,
@@ -34,7 +34,7 @@ from schema.events import (
     JourneyStageChangedEvent,
     JourneyStageChangedFilter,
 )
-from schema.interaction import Interaction
+from hub.schema.interaction import Interaction
 
 AFTER_DESCRIPTION = (
     "Resume after this cursor: first the events missed since (kept for the retention window, "

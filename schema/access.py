@@ -8,11 +8,11 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.auth import Principal, Role, principal_from_row
-from hub.enums import ChannelCode
-from hub.ids import to_global_id
-from loaders.sql import Record
-from schema.enums import described_enum
+from hub.access.keys import Principal, Role, principal_from_row
+from hub.core.enums import ChannelCode
+from hub.core.ids import to_global_id
+from hub.db.rows import Record
+from hub.schema.enums import described_enum
 
 described_enum(
     Role,

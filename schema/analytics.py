@@ -7,14 +7,14 @@ from datetime import datetime
 
 import strawberry
 
-from hub import analytics
+from hub.analytics import reports as analytics
 from hub.context import Info
-from hub.enums import CHANNEL_DESCRIPTIONS, STAGE_DESCRIPTIONS, ChannelCode, StageCode
-from hub.errors import BadUserInput
-from hub.ids import to_global_id
-from schema.channel import Channel, Touchpoint
-from schema.enums import StageTransition, described_enum
-from schema.journey import JourneyStage, load_stage
+from hub.core.enums import CHANNEL_DESCRIPTIONS, STAGE_DESCRIPTIONS, ChannelCode, StageCode
+from hub.core.errors import BadUserInput
+from hub.core.ids import to_global_id
+from hub.schema.channel import Channel, Touchpoint
+from hub.schema.enums import StageTransition, described_enum
+from hub.schema.journey import JourneyStage, load_stage
 
 
 @strawberry.input(

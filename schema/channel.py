@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from hub.context import Info
-from hub.errors import BadUserInput
-from hub.ids import to_global_id, uuid_from_global_id
-from loaders.sql import Record
-from schema.enums import ChannelCode, TouchpointKind
-from schema.node import Node
-from schema.pagination import Connection, PageAfter, PageFirst
+from hub.core.errors import BadUserInput
+from hub.core.ids import to_global_id, uuid_from_global_id
+from hub.db.rows import Record
+from hub.schema.enums import ChannelCode, TouchpointKind
+from hub.schema.node import Node
+from hub.schema.pagination import Connection, PageAfter, PageFirst
 
 if TYPE_CHECKING:
-    from schema.interaction import Interaction, InteractionFilter, InteractionOrderBy
+    from hub.schema.interaction import Interaction, InteractionFilter, InteractionOrderBy
 
-LazyInteraction = Annotated["Interaction", strawberry.lazy("schema.interaction")]
-LazyInteractionFilter = Annotated["InteractionFilter", strawberry.lazy("schema.interaction")]
-LazyInteractionOrderBy = Annotated["InteractionOrderBy", strawberry.lazy("schema.interaction")]
+LazyInteraction = Annotated["Interaction", strawberry.lazy("hub.schema.interaction")]
+LazyInteractionFilter = Annotated["InteractionFilter", strawberry.lazy("hub.schema.interaction")]
+LazyInteractionOrderBy = Annotated["InteractionOrderBy", strawberry.lazy("hub.schema.interaction")]
 
 
 @strawberry.federation.type(
@@ -115,7 +115,7 @@ class Touchpoint(Node):
             strawberry.argument(description="Newest first unless OCCURRED_AT_ASC."),
         ] = None,
     ) -> Connection[LazyInteraction]:
-        from schema.interaction import owned_interactions
+        from hub.schema.interaction import owned_interactions
 
         loaders = info.context.loaders
         return await owned_interactions(

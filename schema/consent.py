@@ -6,9 +6,9 @@ from datetime import datetime
 
 import strawberry
 
-from hub.consent import ConsentChannel, ConsentPurpose, ConsentStatus
-from loaders.sql import Record
-from schema.enums import described_enum
+from hub.db.rows import Record
+from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus
+from hub.schema.enums import described_enum
 
 described_enum(
     ConsentPurpose,

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from hub.context import Info
-from hub.ids import to_global_id, uuid_from_global_id
-from loaders.sql import Record
-from schema.channel import Channel
-from schema.enums import ConversationStatus
-from schema.node import Node
+from hub.core.ids import to_global_id, uuid_from_global_id
+from hub.db.rows import Record
+from hub.schema.channel import Channel
+from hub.schema.enums import ConversationStatus
+from hub.schema.node import Node
 
 if TYPE_CHECKING:
-    from schema.customer import Customer
-    from schema.interaction import Interaction
+    from hub.schema.customer import Customer
+    from hub.schema.interaction import Interaction
 
 
 @strawberry.type(
@@ -55,8 +55,8 @@ class Conversation(Node):
     @strawberry.field(description="Its interactions, oldest first.")
     async def interactions(
         self, info: Info
-    ) -> list[Annotated[Interaction, strawberry.lazy("schema.interaction")]]:
-        from schema.interaction import Interaction
+    ) -> list[Annotated[Interaction, strawberry.lazy("hub.schema.interaction")]]:
+        from hub.schema.interaction import Interaction
 
         rows = await info.context.loaders.interactions_by_conversation.load(self.row_id)
         return [Interaction.from_row(row) for row in rows]
@@ -74,15 +74,17 @@ class Conversation(Node):
     @strawberry.field(description="The last interaction, what the next agent reads first.")
     async def last_interaction(
         self, info: Info
-    ) -> Annotated[Interaction, strawberry.lazy("schema.interaction")] | None:
-        from schema.interaction import Interaction
+    ) -> Annotated[Interaction, strawberry.lazy("hub.schema.interaction")] | None:
+        from hub.schema.interaction import Interaction
 
         rows = await info.context.loaders.interactions_by_conversation.load(self.row_id)
         return Interaction.from_row(rows[-1]) if rows else None
 
     @strawberry.field(description="The customer it is with.")
-    async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customer")]:
-        from schema.customer import load_customer
+    async def customer(
+        self, info: Info
+    ) -> Annotated[Customer, strawberry.lazy("hub.schema.customer")]:
+        from hub.schema.customer import load_customer
 
         customer = await load_customer(info, self.customer_id)
         assert customer is not None  # foreign key

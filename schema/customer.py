@@ -10,23 +10,23 @@ import strawberry
 from strawberry.scalars import JSON
 
 from hub.context import Info
-from hub.ids import to_global_id, uuid_from_global_id
-from hub.permissions import PersonalData, identity_mask, traits_mask
-from loaders.sql import Record
-from schema.channel import Channel
-from schema.consent import Consent, ConsentChange, ConsentFilter
-from schema.conversation import Conversation
-from schema.enums import ChannelCode, IdentityKind, StageCode
-from schema.interaction import (
+from hub.core.ids import to_global_id, uuid_from_global_id
+from hub.db.rows import Record
+from hub.schema.channel import Channel
+from hub.schema.consent import Consent, ConsentChange, ConsentFilter
+from hub.schema.conversation import Conversation
+from hub.schema.enums import ChannelCode, IdentityKind, StageCode
+from hub.schema.interaction import (
     Interaction,
     InteractionFilterArg,
     InteractionOrderArg,
     owned_interactions,
 )
-from schema.journey import JourneyStage, StageChange, load_stage
-from schema.merge import Merge
-from schema.node import Node
-from schema.pagination import Connection, PageAfter, PageFirst
+from hub.schema.journey import JourneyStage, StageChange, load_stage
+from hub.schema.merge import Merge
+from hub.schema.node import Node
+from hub.schema.pagination import Connection, PageAfter, PageFirst
+from hub.schema.permissions import PersonalData, identity_mask, traits_mask
 
 
 @strawberry.type(description="One identifier the customer is known by.")

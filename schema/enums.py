@@ -1,4 +1,4 @@
-"""The domain enums of ``hub.enums`` registered as GraphQL enums, with their descriptions."""
+"""The domain enums of ``hub.core.enums`` registered as GraphQL enums, with their descriptions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import strawberry
 
-from hub.enums import (
+from hub.core.enums import (
     CHANNEL_DESCRIPTIONS,
     CONVERSATION_STATUS_DESCRIPTIONS,
     DIRECTION_DESCRIPTIONS,

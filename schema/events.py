@@ -10,13 +10,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from hub.context import Info
-from hub.ids import to_global_id
-from hub.outbox import StoredEvent
-from schema.conversation import Conversation
-from schema.customer import Customer, load_customer
-from schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
-from schema.interaction import Interaction
-from schema.journey import JourneyStage, load_stage
+from hub.core.ids import to_global_id
+from hub.events.outbox import StoredEvent
+from hub.schema.conversation import Conversation
+from hub.schema.customer import Customer, load_customer
+from hub.schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
+from hub.schema.interaction import Interaction
+from hub.schema.journey import JourneyStage, load_stage
 
 CURSOR_DESCRIPTION = (
     "Opaque position of this event in the feed; pass it as `after` to resume right after it."

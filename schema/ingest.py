@@ -9,14 +9,14 @@ import strawberry
 from strawberry.scalars import JSON
 
 from hub.context import Info
-from hub.enums import IdentityKind as DomainIdentityKind
-from hub.ids import uuid_from_global_id
-from hub.ingest_store import ItemResult
-from hub.ingest_validation import InteractionInput
-from schema.customer import Customer, load_customer
-from schema.enums import Direction, IdentityKind, InteractionType
-from schema.interaction import Interaction
-from schema.merge import Merge
+from hub.core.enums import IdentityKind as DomainIdentityKind
+from hub.core.ids import uuid_from_global_id
+from hub.ingest.store import ItemResult
+from hub.ingest.validation import InteractionInput
+from hub.schema.customer import Customer, load_customer
+from hub.schema.enums import Direction, IdentityKind, InteractionType
+from hub.schema.interaction import Interaction
+from hub.schema.merge import Merge
 
 
 @strawberry.input(description="One identifier the interaction carries (normalised on arrival).")

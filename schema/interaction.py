@@ -12,21 +12,21 @@ from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from hub.context import Info
-from hub.errors import BadUserInput
-from hub.ids import decode_cursor, encode_cursor, to_global_id, uuid_from_global_id
-from hub.permissions import PersonalData, attributes_mask
-from loaders.interaction_rows import touchpoint_of
-from loaders.interactions import CountKey, PageKey
-from loaders.pages import InteractionFilterSpec, InteractionPage
-from loaders.sql import Record
-from schema.channel import Channel, Touchpoint
-from schema.enums import ChannelCode, Direction, InteractionType
-from schema.node import Node
-from schema.pagination import Connection, Edge, PageInfo, page_size
+from hub.core.errors import BadUserInput
+from hub.core.ids import decode_cursor, encode_cursor, to_global_id, uuid_from_global_id
+from hub.db.rows import Record
+from hub.loaders.interaction_rows import touchpoint_of
+from hub.loaders.interactions import CountKey, PageKey
+from hub.loaders.pages import InteractionFilterSpec, InteractionPage
+from hub.schema.channel import Channel, Touchpoint
+from hub.schema.enums import ChannelCode, Direction, InteractionType
+from hub.schema.node import Node
+from hub.schema.pagination import Connection, Edge, PageInfo, page_size
+from hub.schema.permissions import PersonalData, attributes_mask
 
 if TYPE_CHECKING:
-    from schema.conversation import Conversation
-    from schema.customer import Customer
+    from hub.schema.conversation import Conversation
+    from hub.schema.customer import Customer
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -179,8 +179,10 @@ class Interaction(Node):
         return Channel.from_row(row)
 
     @strawberry.field(description="The customer it belongs to.")
-    async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customer")]:
-        from schema.customer import load_customer
+    async def customer(
+        self, info: Info
+    ) -> Annotated[Customer, strawberry.lazy("hub.schema.customer")]:
+        from hub.schema.customer import load_customer
 
         customer = await load_customer(info, self.customer_id)
         assert customer is not None  # foreign key
@@ -189,10 +191,10 @@ class Interaction(Node):
     @strawberry.field(description="The conversation it is part of, if any.")
     async def conversation(
         self, info: Info
-    ) -> Annotated[Conversation, strawberry.lazy("schema.conversation")] | None:
+    ) -> Annotated[Conversation, strawberry.lazy("hub.schema.conversation")] | None:
         if self.conversation_id is None:
             return None
-        from schema.conversation import Conversation
+        from hub.schema.conversation import Conversation
 
         row = await info.context.loaders.conversation_by_id.load(self.conversation_id)
         return Conversation.from_row(row) if row else None

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from hub.context import Info
-from loaders.sql import Record
-from schema.channel import Channel
-from schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
+from hub.db.rows import Record
+from hub.schema.channel import Channel
+from hub.schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
 
 if TYPE_CHECKING:
-    from schema.interaction import Interaction
+    from hub.schema.interaction import Interaction
 
 
 @strawberry.type(description="A stage of the customer journey, Awareness to Retention.")
@@ -89,10 +89,10 @@ class StageChange:
     @strawberry.field(description="The interaction that caused it, if any.")
     async def interaction(
         self, info: Info
-    ) -> Annotated[Interaction, strawberry.lazy("schema.interaction")] | None:
+    ) -> Annotated[Interaction, strawberry.lazy("hub.schema.interaction")] | None:
         if self.interaction_id is None:
             return None
-        from schema.interaction import Interaction
+        from hub.schema.interaction import Interaction
 
         row = await info.context.loaders.interaction_by_id.load(self.interaction_id)
         return Interaction.from_row(row) if row else None

@@ -11,14 +11,14 @@ import strawberry
 from strawberry.scalars import JSON
 
 from hub.context import Info
-from hub.ids import to_global_id
-from loaders.sql import Record
-from schema.enums import IdentityKind
+from hub.core.ids import to_global_id
+from hub.db.rows import Record
+from hub.schema.enums import IdentityKind
 
 if TYPE_CHECKING:
-    from schema.customer import Customer
+    from hub.schema.customer import Customer
 
-LazyCustomer = Annotated["Customer", strawberry.lazy("schema.customer")]
+LazyCustomer = Annotated["Customer", strawberry.lazy("hub.schema.customer")]
 
 
 @strawberry.enum(description="Why customers were merged.")
@@ -80,7 +80,7 @@ class Merge:
 
     @strawberry.field(description="The survivor now (following later merges).")
     async def survivor(self, info: Info) -> LazyCustomer:
-        from schema.customer import load_customer
+        from hub.schema.customer import load_customer
 
         customer = await load_customer(info, self.survivor_row_id)
         assert customer is not None  # foreign key
@@ -108,7 +108,7 @@ class MergePreview:
 
     @strawberry.field(description="The customer that would survive, as it is now.")
     async def survivor(self, info: Info) -> LazyCustomer:
-        from schema.customer import load_customer
+        from hub.schema.customer import load_customer
 
         customer = await load_customer(info, self.survivor_row_id)
         assert customer is not None

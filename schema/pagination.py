@@ -7,8 +7,8 @@ from typing import Annotated, Generic, TypeVar
 
 import strawberry
 
-from hub.errors import BadUserInput
-from hub.settings import Settings
+from hub.core.errors import BadUserInput
+from hub.core.settings import Settings
 
 NodeT = TypeVar("NodeT")
 

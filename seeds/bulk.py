@@ -6,7 +6,7 @@ import asyncpg
 import sqlalchemy as sa
 
 from hub.models import CONVERSATIONS, CUSTOMERS, IDENTITIES, INTERACTIONS, STAGE_HISTORY
-from seeds.journeys import Rows
+from hub.seeds.journeys import Rows
 
 # Columns of each table in the order the generator builds its tuples. Serial ids are left to
 # their sequences; nothing is left to a now() default, so the rows do not depend on the clock.

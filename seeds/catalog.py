@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from hub.enums import ChannelCode as C
-from hub.enums import TouchpointKind as K
+from hub.core.enums import ChannelCode as C
+from hub.core.enums import TouchpointKind as K
 
 FASHION = "Fashion"
 HOME = "Home"

@@ -31,14 +31,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from hub.analytics_rollup import REBUILD_SQL
-from hub.database import asyncpg_dsn
-from hub.enums import IdentityKind
-from seeds.bulk import copy_rows, skip_row_reference_checks, verify_references
-from seeds.catalog import TOUCHPOINTS, TouchpointSpec
-from seeds.generator import DemoGenerator
-from seeds.journeys import PlacedTouchpoint, Rows
-from seeds.timeline import END, EPOCH, at, offset
+from hub.analytics.rollup import REBUILD_SQL
+from hub.core.enums import IdentityKind
+from hub.db.engine import asyncpg_dsn
+from hub.seeds.bulk import copy_rows, skip_row_reference_checks, verify_references
+from hub.seeds.catalog import TOUCHPOINTS, TouchpointSpec
+from hub.seeds.generator import DemoGenerator
+from hub.seeds.journeys import PlacedTouchpoint, Rows
+from hub.seeds.timeline import END, EPOCH, at, offset
 
 CHUNK_CUSTOMERS = 2_000
 """Customers generated and copied per round trip: big enough for COPY to stream, small enough
@@ -130,7 +130,7 @@ async def seed_demo(
             if triggers_off:
                 await verify_references(connection)
                 # The triggers that keep journey_steps current were off too: recompute it
-                # set-based, in the same transaction (hub/analytics_rollup.py).
+                # set-based, in the same transaction (hub/analytics/rollup.py).
                 await connection.execute(REBUILD_SQL)
     finally:
         await connection.close()

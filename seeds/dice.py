@@ -45,7 +45,7 @@ class Dice:
     def uuid7(self, unix_ms: int) -> str:
         """A version-7 UUID for a row created at ``unix_ms``: the stream's bits after the time.
 
-        Time-ordered like the ids the hub gives live rows (``hub.ids.uuid7``), so rows created
+        Time-ordered like the ids the hub gives live rows (``hub.core.ids.uuid7``), so rows created
         in time order land at the end of their indexes instead of at random pages.
         """
         return f"{unix_ms << 80 | self.getrandbits(80) & _UUID_CLEAR | _UUID7_SET:032x}"

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 
 import orjson
 
-from seeds.dice import Dice
-from seeds.journeys import JourneySimulator, PlacedTouchpoint, Rows
-from seeds.people import PersonFactory
-from seeds.timeline import HOUR, SPAN_SECONDS, UNIX_MS, at
+from hub.seeds.dice import Dice
+from hub.seeds.journeys import JourneySimulator, PlacedTouchpoint, Rows
+from hub.seeds.people import PersonFactory
+from hub.seeds.timeline import HOUR, SPAN_SECONDS, UNIX_MS, at
 
 ANONYMOUS_SHARE = 0.12
 """Visitors known only by cookies, devices or social handles: they never get past Awareness."""

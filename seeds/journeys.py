@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from hub.enums import Direction, InteractionType, StageCode
-from hub.journey_rules import classify_transition
-from seeds.catalog import (
+from hub.core.enums import Direction, InteractionType, StageCode
+from hub.journeys.rules import classify_transition
+from hub.seeds.catalog import (
     AGENTS,
     BOT,
     BUSINESS_LINES,
@@ -39,10 +39,10 @@ from seeds.catalog import (
     SOCIAL_PAGES,
     TouchpointSpec,
 )
-from seeds.dice import Dice, Weighted
-from seeds.people import Person
-from seeds.taxonomy import DEFAULT_STAGE_RULES
-from seeds.timeline import DAY, EPOCH, HOUR, MINUTE, SPAN_SECONDS, UNIX_MS, WEEK, at, offset
+from hub.seeds.dice import Dice, Weighted
+from hub.seeds.people import Person
+from hub.seeds.taxonomy import DEFAULT_STAGE_RULES
+from hub.seeds.timeline import DAY, EPOCH, HOUR, MINUTE, SPAN_SECONDS, UNIX_MS, WEEK, at, offset
 
 # Plain strings for the hot loop: enum attribute access costs more than building a whole row.
 _T = InteractionType

@@ -1,6 +1,6 @@
 """Fictional people: names, where they live, how they like to shop, and their identifiers.
 
-Identifier values are generated directly in the canonical form ``hub.identifiers`` produces
+Identifier values are generated directly in the canonical form ``hub.identity.identifiers`` produces
 (lower-case e-mails on reserved example domains, E.164 mobile numbers that ``phonenumbers``
 accepts, ``platform:handle`` social handles), so they match what live ingest would store.
 """
@@ -11,10 +11,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.enums import ChannelCode, IdentityKind
-from seeds.catalog import BUSINESS_LINES, STORE_CITIES
-from seeds.dice import Dice, Weighted
-from seeds.timeline import DAY, EPOCH, HOUR
+from hub.core.enums import ChannelCode, IdentityKind
+from hub.seeds.catalog import BUSINESS_LINES, STORE_CITIES
+from hub.seeds.dice import Dice, Weighted
+from hub.seeds.timeline import DAY, EPOCH, HOUR
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ that upserts them.
 
 from __future__ import annotations
 
-from hub.enums import (
+from hub.core.enums import (
     CHANNEL_DESCRIPTIONS,
     STAGE_DESCRIPTIONS,
     STAGE_ORDER,

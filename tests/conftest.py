@@ -21,12 +21,12 @@ import pytest
 from sqlalchemy import event
 from starlette.applications import Starlette
 
+from hub.access.keys import Role, create_key
 from hub.app import create_app
-from hub.auth import Role, create_key
-from hub.database import asyncpg_dsn
-from hub.migrations import upgrade
-from hub.settings import Settings
-from seeds.taxonomy import STAGE_RULE_ROWS
+from hub.core.settings import Settings
+from hub.db.engine import asyncpg_dsn
+from hub.db.migrations import upgrade
+from hub.seeds.taxonomy import STAGE_RULE_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
@@ -120,7 +120,7 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def make_key(engine: Any, role: str, **scopes: Any) -> str:
-    """A fresh API key (hub.auth.create_key) with a unique name; returns the secret."""
+    """A fresh API key (hub.access.keys.create_key) with a unique name; returns the secret."""
     async with engine.begin() as connection:
         created = await create_key(
             connection,
@@ -180,7 +180,7 @@ async def gql_as(
     app: Starlette, db: asyncpg.Connection, engine: Any
 ) -> AsyncIterator[Callable[..., Awaitable[GraphQLClient]]]:
     """``await gql_as("PARTNER", channels=["WEB"])``: a client with a new key of that role
-    (keyword arguments as ``hub.auth.create_key``: pii, channels, touchpoints)."""
+    (keyword arguments as ``hub.access.keys.create_key``: pii, channels, touchpoints)."""
     async with contextlib.AsyncExitStack() as stack:
 
         async def make(role: str, **scopes: Any) -> GraphQLClient:

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.ids import to_global_id
+from hub.core.ids import to_global_id
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 

@@ -67,7 +67,7 @@ async def record(gql: Any, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_id(global_id: str) -> uuid.UUID:
-    from hub.ids import from_global_id
+    from hub.core.ids import from_global_id
 
     return uuid.UUID(from_global_id(global_id)[1])
 

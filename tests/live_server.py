@@ -25,7 +25,7 @@ import httpx
 import websockets
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.events import EventKind, NewEvent, emit
+from hub.events.emit import EventKind, NewEvent, emit
 from tests.factories import T0, Factory
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.auth import Principal, Role
-from hub.policy import event_visible, partner_sharing_allowed, visible_events
+from hub.access.keys import Principal, Role
+from hub.access.policy import event_visible, partner_sharing_allowed, visible_events
 from tests.access_world import World, build_world
 from tests.conftest import GraphQLClient
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import strawberry
 
-from hub.auth import Principal, Role
+from hub.access.guard import AccessGuard
+from hub.access.keys import Principal, Role
 from hub.context import Context, Info
-from hub.guard import AccessGuard
-from hub.permissions import CanUseAnalytics, CanWrite, IsAdmin, PersonalData, require
-from hub.settings import Settings
+from hub.core.settings import Settings
+from hub.schema.permissions import CanUseAnalytics, CanWrite, IsAdmin, PersonalData, require
 
 
 @strawberry.type

@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.enums import IdentityKind
-from hub.identifiers import normalize_identifier
-from hub.policy import is_erased_identifier
+from hub.access.policy import is_erased_identifier
+from hub.core.enums import IdentityKind
+from hub.identity.identifiers import normalize_identifier
 from tests.access_world import World, build_world
 from tests.conftest import GraphQLClient
 

@@ -21,7 +21,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from hub.auth import revoke_key, verify_key
+from hub.access.keys import revoke_key, verify_key
 from tests.conftest import ROOT, make_key
 
 pytestmark = pytest.mark.slow

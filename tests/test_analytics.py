@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.ids import to_global_id
+from hub.core.ids import to_global_id
 from tests.conftest import GraphQLClient, StatementCounter
 from tests.factories import T0, Factory
 

@@ -3,7 +3,7 @@
 Data arrives the way production sends it — a batch in shuffled order, then single interactions
 older than what is already stored — then customers are merged, unmerged, erased, given a manual
 stage, and an interaction's time is corrected. After each step: the derived tables equal a
-recomputation from the base tables (``hub.analytics_rollup.stale_rows``), and channelMix,
+recomputation from the base tables (``hub.analytics.rollup.stale_rows``), and channelMix,
 stageFunnel, touchpointPerformance and channelTransitions (every grouping, with and without a
 gap, in every scope of tests/test_analytics.py) equal the independent recount in plain Python
 over the rows read back from the base tables.
@@ -19,10 +19,10 @@ from typing import Any
 
 import asyncpg
 
-from hub.analytics_rollup import CATCH_UP_SQL, catch_up, rebuild, stale_rows
-from hub.database import asyncpg_dsn
-from hub.enums import StageCode
-from hub.profiles import set_stage
+from hub.analytics.rollup import CATCH_UP_SQL, catch_up, rebuild, stale_rows
+from hub.core.enums import StageCode
+from hub.db.engine import asyncpg_dsn
+from hub.identity.profiles import set_stage
 from tests.conftest import GraphQLClient
 from tests.factories import T0, Factory, gid
 from tests.ingest_support import RECORD_MANY, interaction, record, row_id, touchpoints

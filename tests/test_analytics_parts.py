@@ -1,4 +1,4 @@
-"""Filtered transitions over ranges of customers at once (hub/analytics_parts.py): the same
+"""Filtered transitions over ranges of customers at once (hub/analytics/parts.py): the same
 answer in any number of parts, on one snapshot, the ranges cut where the statistics say."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from hub import analytics
-from hub.analytics import Scope, TransitionGrouping
-from hub.analytics_parts import exported_snapshot, extra_connections, rows_in_parts, split
-from hub.analytics_rollup import catch_up
+from hub.analytics import reports as analytics
+from hub.analytics.parts import exported_snapshot, extra_connections, rows_in_parts, split
+from hub.analytics.reports import Scope, TransitionGrouping
+from hub.analytics.rollup import catch_up
 from tests.conftest import StatementCounter
 from tests.factories import T0, Factory
 from tests.test_analytics import build_dataset

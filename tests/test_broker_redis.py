@@ -1,4 +1,4 @@
-"""The redis broker (hub/redis_broker.py) through real `hub serve` processes and a real Redis.
+"""The redis broker (hub/events/redis_broker.py) through real `hub serve` processes and Redis.
 
 The machine's Redis is shared: every test uses a key prefix of its own and deletes its keys.
 The outage test runs a private `redis-server` it can stop and start again.
@@ -19,8 +19,8 @@ import httpx
 import pytest
 import redis
 
-from hub.outbox import START, Position, StoredEvent, decode_cursor, read_after
-from hub.redis_broker import encode_events
+from hub.events.outbox import START, Position, StoredEvent, decode_cursor, read_after
+from hub.events.redis_broker import encode_events
 from tests.factories import gid
 from tests.live_server import (
     Client,

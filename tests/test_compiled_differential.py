@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from hub.access.limits import limits_rule
 from hub.app import create_app
 from hub.compiled.executor import CompiledReads
 from hub.compiled.policy import ALLOW_ALL
+from hub.core.settings import Settings
 from hub.graphql import schema
-from hub.limits import limits_rule
-from hub.settings import Settings
 from tests.conftest import StatementCounter, make_key
 from tests.factories import T0, Factory, gid
 

@@ -410,8 +410,8 @@ async def test_domain_input_is_the_resolver_conversion() -> None:
     from graphql.utilities import coerce_input_value, type_from_ast
 
     from hub.compiled.ingest import _compile
-    from hub.settings import Settings
-    from schema.ingest import RecordInteractionInput
+    from hub.core.settings import Settings
+    from hub.schema.ingest import RecordInteractionInput
 
     raw = item(
         WEB,
@@ -439,7 +439,7 @@ async def test_domain_input_is_the_resolver_conversion() -> None:
     for name, value in coerced.items():
         if name != "identities":
             setattr(converted, _snake(name), value)
-    from schema.ingest import IdentityInput
+    from hub.schema.ingest import IdentityInput
 
     converted.identities = [
         IdentityInput(kind=i["kind"], value=i["value"]) for i in coerced["identities"]

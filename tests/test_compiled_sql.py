@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.compiled import sql
-from hub.ids import encode_cursor, to_global_id
+from hub.core.ids import encode_cursor, to_global_id
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -4,7 +4,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.events import EventKind, NewEvent, emit, emit_many
+from hub.events.emit import EventKind, NewEvent, emit, emit_many
 
 
 async def test_events_commit_with_their_transaction_and_carry_the_writer_xid(

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from graphql import parse, validate
 
-from hub.explorer import EXAMPLES
 from hub.graphql import schema
-from hub.web import VENDOR_DIR
+from hub.http.explorer import EXAMPLES
+from hub.http.web import VENDOR_DIR
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.title for e in EXAMPLES])

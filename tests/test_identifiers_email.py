@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import BadUserInput
-from hub.identifiers import _validated_email, normalize_email
+from hub.core.errors import BadUserInput
+from hub.identity.identifiers import _validated_email, normalize_email
 
 ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
 LOCAL = st.text(alphabet=ATEXT + '."\\ @é', min_size=0, max_size=70)

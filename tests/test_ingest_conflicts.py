@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.faults import transaction_conflict
-from hub.transactions import retry_conflicts
+from hub.core.faults import transaction_conflict
+from hub.db.transactions import retry_conflicts
 from tests.factories import T0, Factory, gid
 from tests.ingest_support import RECORD, RECORD_BARE, RECORD_MANY, interaction, touchpoints
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from hub.enums import StageCode as S
-from hub.enums import StageTransition as T
-from hub.journey_rules import classify_transition
+from hub.core.enums import StageCode as S
+from hub.core.enums import StageTransition as T
+from hub.journeys.rules import classify_transition
 
 
 def test_transitions_are_classified_by_stage_order_and_channel() -> None:

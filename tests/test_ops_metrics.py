@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub.logs import JsonFormatter
+from hub.ops.logs import JsonFormatter
 from tests.ingest_support import interaction, touchpoints
 from tests.live_server import Server, connect, start_server
 

@@ -24,12 +24,12 @@ import pytest
 import websockets
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.access.keys import Role, create_key
 from hub.app import create_app
-from hub.auth import Role, create_key
-from hub.database import asyncpg_dsn, sqlalchemy_url
-from hub.ingest import lock_key
-from hub.migrations import upgrade
-from hub.settings import Settings
+from hub.core.settings import Settings
+from hub.db.engine import asyncpg_dsn, sqlalchemy_url
+from hub.db.migrations import upgrade
+from hub.ingest.record import lock_key
 from tests.factories import Factory, gid
 from tests.live_server import PROTOCOL, Server, start_server
 from tests.ops_load import RECORD, WAIT_S, Follower, IngestLoad, eventually

@@ -289,7 +289,7 @@ DISABLED_PROBE = """
 import asyncio, sys
 import httpx
 from hub.app import create_app
-from hub.settings import Settings
+from hub.core.settings import Settings
 
 async def main() -> None:
     app = create_app(Settings(database_url=sys.argv[1], migrate_on_start=False, dev_mode=True))
@@ -299,7 +299,8 @@ async def main() -> None:
             for query in ("{ journeyStages { code } }", "{ customers(first: 1) { totalCount } }"):
                 response = await http.post("/graphql", json={"query": query})
                 assert response.status_code == 200 and "errors" not in response.json()
-    loaded = sorted(name for name in sys.modules if name.startswith(("opentelemetry", "hub.otel")))
+    prefixes = ("opentelemetry", "hub.ops.otel")
+    loaded = sorted(name for name in sys.modules if name.startswith(prefixes))
     print("LOADED", loaded)
 
 asyncio.run(main())
@@ -336,7 +337,7 @@ def test_enabled_without_the_extra_fails_with_a_clear_message(tmp_path: Path) ->
     (blocker / "__init__.py").write_text("raise ImportError('opentelemetry is not installed')\n")
     script = (
         "from hub.app import create_app\n"
-        "from hub.settings import Settings\n"
+        "from hub.core.settings import Settings\n"
         "create_app(Settings(database_url='postgresql://nowhere/x', otel_enabled=True))\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
@@ -360,7 +361,7 @@ def test_the_sampler_starts_traces_only_at_requests() -> None:
     )
     from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-    from hub.otel import RequestRoots
+    from hub.ops.otel import RequestRoots
 
     def decision(sampler: RequestRoots, kind: SpanKind, parent: bool) -> Decision:
         context = None

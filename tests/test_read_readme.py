@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.settings import Settings
+from hub.core.settings import Settings
 from tests.conftest import ROOT, GraphQLClient
 from tests.factories import T0, Factory, minutes
 

@@ -1,4 +1,4 @@
-"""Queries on a read replica, read-your-writes for the writer (hub/replica.py), against a REAL
+"""Queries on a read replica, read-your-writes for the writer (hub/db/replica.py), against a REAL
 streaming replica: a private primary + standby pair (tests/replica_cluster.py).
 
 ``pg_wal_replay_pause()`` on the standby makes the lag deterministic: what the primary commits
@@ -19,10 +19,10 @@ import asyncpg
 import httpx
 import pytest
 
-from hub.auth import Role, create_key
-from hub.database import asyncpg_dsn, create_engine
-from hub.migrations import upgrade
-from hub.settings import Settings
+from hub.access.keys import Role, create_key
+from hub.core.settings import Settings
+from hub.db.engine import asyncpg_dsn, create_engine
+from hub.db.migrations import upgrade
 from tests.factories import Factory, gid
 from tests.live_server import (
     Server,

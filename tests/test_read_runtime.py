@@ -22,8 +22,8 @@ import pytest
 from starlette.applications import Starlette
 
 from hub.app import create_app
-from hub.database import asyncpg_dsn
-from hub.settings import Settings
+from hub.core.settings import Settings
+from hub.db.engine import asyncpg_dsn
 from tests.conftest import ROOT
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nope"

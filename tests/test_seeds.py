@@ -15,16 +15,16 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from hub.enums import ChannelCode, IdentityKind, StageCode, StageTransition
-from hub.identifiers import normalize_identifier
-from hub.journey_rules import classify_transition
+from hub.core.enums import ChannelCode, IdentityKind, StageCode, StageTransition
+from hub.identity.identifiers import normalize_identifier
+from hub.journeys.rules import classify_transition
 from hub.models import CONVERSATIONS, CUSTOMERS, IDENTITIES, INTERACTIONS, STAGE_HISTORY
-from seeds.bulk import reference_check_sql, verify_references
-from seeds.catalog import TOUCHPOINTS
-from seeds.demo import database_is_empty, seed_demo
-from seeds.dice import Dice
-from seeds.taxonomy import DEFAULT_STAGE_RULES
-from seeds.timeline import END, EPOCH
+from hub.seeds.bulk import reference_check_sql, verify_references
+from hub.seeds.catalog import TOUCHPOINTS
+from hub.seeds.demo import database_is_empty, seed_demo
+from hub.seeds.dice import Dice
+from hub.seeds.taxonomy import DEFAULT_STAGE_RULES
+from hub.seeds.timeline import END, EPOCH
 from tests.conftest import DATA_TABLES, ROOT
 
 SEEDED_TABLES = [

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from hub.events import EventKind, NewEvent, emit_many
+from hub.events.emit import EventKind, NewEvent, emit_many
 from tests.factories import Factory, gid
 from tests.live_server import (
     Server,

@@ -7,9 +7,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from hub.database import asyncpg_dsn
-from hub.events import EventKind, NewEvent, emit
-from hub.outbox import START, read_after
+from hub.db.engine import asyncpg_dsn
+from hub.events.emit import EventKind, NewEvent, emit
+from hub.events.outbox import START, read_after
 
 
 async def delivered(engine: Any) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.outbox import decode_cursor, prune
+from hub.events.outbox import decode_cursor, prune
 from tests.factories import Factory, gid
 from tests.live_server import Client, Server, Writer, connect, start_server
 

@@ -36,12 +36,12 @@ from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.access.limits import limits_rule
 from hub.compiled.planner import PLAIN_SCALARS, NotCompilable, Plan, Planner
 from hub.compiled.policy import ReadPolicy
-from hub.database import asyncpg_dsn
-from hub.faults import database_unavailable
-from hub.limits import limits_rule
-from hub.settings import Settings
+from hub.core.faults import database_unavailable
+from hub.core.settings import Settings
+from hub.db.engine import asyncpg_dsn
 
 logger = logging.getLogger("hub.compiled")
 
@@ -179,7 +179,7 @@ class CompiledReads:
         self, pool: Any, schema: GraphQLSchema, settings: Settings, replica_pool: Any = None
     ) -> None:
         self.pool = pool
-        # Queries hub.replica routes to the read replica run here (HUB_READ_DATABASE_URL).
+        # Queries hub.db.replica routes to the read replica run here (HUB_READ_DATABASE_URL).
         self.replica_pool = replica_pool
         self.schema = schema
         self.settings = settings

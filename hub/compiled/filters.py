@@ -14,12 +14,12 @@ from typing import Any
 import orjson
 
 from hub.compiled.sql import Aliases, Params
-from hub.enums import IdentityKind
-from hub.errors import HubError
-from hub.identifiers import normalize_identifier
-from hub.settings import Settings
-from loaders.sql import contains_pattern
-from resolvers.customer import MAX_FILTER_DEPTH
+from hub.core.enums import IdentityKind
+from hub.core.errors import HubError
+from hub.core.settings import Settings
+from hub.db.rows import contains_pattern
+from hub.identity.identifiers import normalize_identifier
+from hub.resolvers.customer import MAX_FILTER_DEPTH
 
 KNOWN_FILTER_FIELDS = frozenset(
     {

@@ -5,15 +5,16 @@ A request is served here when its (cached) document is exactly one of the two mu
 selection uses only what this module can render (see ``_PAYLOAD``/``_INTERACTION``), and the
 caller may write and sees everything unmasked and unscoped. Then, per request: the variable is
 coerced by ``input_coercer`` (graphql-core's rules, built once per document), turned into the
-domain inputs, and ``hub.ingest.record`` runs on a bare asyncpg connection
-(``hub.ingest_sql.DriverSql``) in one transaction that also writes the audit row; after COMMIT
+domain inputs, and ``hub.ingest.record.record`` runs on a bare asyncpg connection
+(``hub.db.statements.DriverSql``) in one transaction that also writes the audit row; after COMMIT
 the metrics are counted and the payload is rendered from the results.
 
 Everything else falls back to the resolver path, which answers exactly as it always has:
 documents it does not cover, variables that do not coerce, documents over the limits, callers
 it does not serve, a batch over the size limit or empty, and — after rolling its transaction
 back, so nothing of it is written — any error (a single call's ``BAD_USER_INPUT``/``NOT_FOUND``,
-a ``CONFLICT``), a plan that merges existing customers (``hub.merges`` runs on SQLAlchemy) and
+a ``CONFLICT``), a plan that merges existing customers (``hub.identity.merges`` runs on
+SQLAlchemy) and
 any database failure before COMMIT. Errors therefore always carry the resolver path's message,
 ``extensions.code``, locations and path, and the merges list this path renders is always empty.
 """
@@ -53,22 +54,22 @@ from graphql.utilities.coerce_input_value import coerce_default_value
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.auth import Principal
+from hub.access.guard import audit_targets
+from hub.access.keys import Principal
+from hub.access.limits import limits_rule
 from hub.compiled.executor import LRU
-from hub.database import create_driver_pool
-from hub.enums import IdentityKind
-from hub.errors import HubError
-from hub.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
-from hub.guard import audit_targets
-from hub.ids import to_global_id, uuid_from_global_id
-from hub.ingest import NeedsMerge, record
-from hub.ingest_sql import DriverSql
-from hub.ingest_store import AuditRow, ItemResult, stored_any
-from hub.ingest_validation import InteractionInput
-from hub.limits import limits_rule
-from hub.metrics import HubMetrics, count_stored
-from hub.observe import OUTCOME_KEY
-from hub.settings import Settings
+from hub.core.enums import IdentityKind
+from hub.core.errors import HubError
+from hub.core.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
+from hub.core.ids import to_global_id, uuid_from_global_id
+from hub.core.settings import Settings
+from hub.db.engine import create_driver_pool
+from hub.db.statements import DriverSql
+from hub.http.observe import OUTCOME_KEY
+from hub.ingest.record import NeedsMerge, record
+from hub.ingest.store import AuditRow, ItemResult, stored_any
+from hub.ingest.validation import InteractionInput
+from hub.ops.metrics import HubMetrics, count_stored
 
 logger = logging.getLogger("hub.compiled")
 
@@ -120,7 +121,7 @@ class CommitFailed(Exception):
 
 
 # Anything the driver or the server can raise: the resolver path answers instead (and tells an
-# outage apart with hub.faults).
+# outage apart with hub.core.faults).
 _DATABASE_FAULTS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,

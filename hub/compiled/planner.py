@@ -40,14 +40,14 @@ from graphql.execution.values import VariableValues, get_argument_values, get_di
 from hub.compiled import sql
 from hub.compiled.filters import CustomerFilterSQL, FilterNotCompilable
 from hub.compiled.policy import ReadPolicy
-from hub.errors import HubError
-from hub.ids import decode_cursor, uuid_from_global_id
-from hub.settings import Settings
-from resolvers.customer import sort_keys
-from resolvers.keyset import ordering_signature
-from schema.customer import CustomerOrderBy
-from schema.interaction import decode_interaction_cursor, interaction_ordering
-from schema.pagination import page_size
+from hub.core.errors import HubError
+from hub.core.ids import decode_cursor, uuid_from_global_id
+from hub.core.settings import Settings
+from hub.resolvers.customer import sort_keys
+from hub.resolvers.keyset import ordering_signature
+from hub.schema.customer import CustomerOrderBy
+from hub.schema.interaction import decode_interaction_cursor, interaction_ordering
+from hub.schema.pagination import page_size
 
 PLAIN_SCALARS = frozenset({"ID", "String", "Int"})
 MAX_OBJECT_FIELDS = 50  # json_build_object takes at most 100 arguments

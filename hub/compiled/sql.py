@@ -1,6 +1,6 @@
 """SQL expressions that build, inside PostgreSQL, exactly the JSON values the Python path renders.
 
-Each helper returns SQL text. The encodings mirror ``hub/ids.py`` and Strawberry's scalars:
+Each helper returns SQL text. The encodings mirror ``hub/core/ids.py`` and Strawberry's scalars:
 
 - ``DateTime``: Python's ``datetime.isoformat()`` of a UTC value (``2026-01-01T09:00:00+00:00``,
   ``.ffffff`` only when the microseconds are not zero);

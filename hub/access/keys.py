@@ -1,0 +1,295 @@
+"""API keys and the principal a request acts as.
+
+A key looks like ``hub_<prefix>_<secret>``: the prefix (public, unique) finds the row, the
+SHA-256 of the whole key proves it. Keys are 32 random bytes, so a fast hash is enough (a slow
+KDF protects guessable passwords, not random tokens); the key itself is never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.access.scope import UNRESTRICTED, Scope
+from hub.core.enums import ChannelCode
+from hub.core.errors import BadUserInput, Conflict, NotFound
+from hub.core.faults import database_unavailable
+from hub.models import API_KEYS, TOUCHPOINTS
+
+KEY_PREFIX = "hub_"
+PII_SCOPE = "pii"
+CHANNEL_SCOPE = "channel:"
+TOUCHPOINT_SCOPE = "touchpoint:"
+
+
+class Role(StrEnum):
+    ADMIN = "ADMIN"  # everything, key management, audit log
+    FRONTEND = "FRONTEND"  # read and write customer data; no analytics over all customers
+    ANALYST = "ANALYST"  # read everything and analytics; masked unless the key has pii
+    PARTNER = "PARTNER"  # reads and subscriptions in its channel/touchpoint scope; always masked
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as. ``key_id`` is None in development mode and for the CLI."""
+
+    role: Role
+    name: str
+    key_id: int | None = None
+    pii: bool = False
+    channels: frozenset[str] = frozenset()
+    touchpoints: frozenset[uuid.UUID] = frozenset()
+    dev: bool = False
+    scopes: tuple[str, ...] = field(default=())
+
+    @property
+    def scope(self) -> Scope:
+        if self.role is not Role.PARTNER:
+            return UNRESTRICTED
+        return Scope(restricted=True, channels=self.channels, touchpoints=self.touchpoints)
+
+    @property
+    def sees_pii(self) -> bool:
+        return self.role is Role.ADMIN or (self.pii and self.role is not Role.PARTNER)
+
+    @property
+    def actor(self) -> str:
+        return self.name
+
+
+DEV_PRINCIPAL = Principal(role=Role.ADMIN, name="development-mode", pii=True, dev=True)
+CLI_PRINCIPAL = Principal(role=Role.ADMIN, name="cli", pii=True)
+
+
+@dataclass(frozen=True)
+class NewKey:
+    principal: Principal
+    key: str  # shown once, never stored
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _split(key: str) -> str | None:
+    """The lookup prefix of a well-formed key, else None."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    prefix, sep, secret = key[len(KEY_PREFIX) :].partition("_")
+    if not sep or len(prefix) != 12 or len(secret) < 32:
+        return None
+    return prefix
+
+
+def build_scopes(
+    role: Role, pii: bool, channels: Sequence[str], touchpoints: Sequence[str]
+) -> list[str]:
+    """Validate a key's scopes for its role and encode them as stored."""
+    if role is Role.PARTNER:
+        if pii:
+            raise BadUserInput("a PARTNER key cannot have the pii scope: partners always see masks")
+        if not channels and not touchpoints:
+            raise BadUserInput("a PARTNER key needs at least one channel or touchpoint")
+    elif channels or touchpoints:
+        raise BadUserInput("only PARTNER keys are scoped to channels or touchpoints")
+    scopes = [PII_SCOPE] if pii else []
+    for code in channels:
+        if code not in ChannelCode.__members__:
+            raise BadUserInput(f"{code!r} is not a channel ({', '.join(ChannelCode)})")
+        scopes.append(CHANNEL_SCOPE + code)
+    for touchpoint in touchpoints:
+        try:
+            scopes.append(TOUCHPOINT_SCOPE + str(uuid.UUID(touchpoint)))
+        except ValueError:
+            raise BadUserInput(f"{touchpoint!r} is not a touchpoint id (a UUID)") from None
+    return scopes
+
+
+def principal_from_row(row: Any) -> Principal:
+    scopes: list[str] = list(row["scopes"] or [])
+    return Principal(
+        role=Role(row["role"]),
+        name=row["name"],
+        key_id=row["id"],
+        pii=PII_SCOPE in scopes,
+        channels=frozenset(s[len(CHANNEL_SCOPE) :] for s in scopes if s.startswith(CHANNEL_SCOPE)),
+        touchpoints=frozenset(
+            uuid.UUID(s[len(TOUCHPOINT_SCOPE) :]) for s in scopes if s.startswith(TOUCHPOINT_SCOPE)
+        ),
+        scopes=tuple(scopes),
+    )
+
+
+async def create_key(
+    connection: AsyncConnection,
+    *,
+    name: str,
+    role: Role,
+    pii: bool = False,
+    channels: Sequence[str] = (),
+    touchpoints: Sequence[str] = (),
+) -> NewKey:
+    """Create a key in the caller's transaction; the returned ``key`` is the only copy."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise BadUserInput("a key needs a name of 1 to 100 characters")
+    scopes = build_scopes(role, pii, channels, touchpoints)
+    wanted = {s[len(TOUCHPOINT_SCOPE) :] for s in scopes if s.startswith(TOUCHPOINT_SCOPE)}
+    if wanted:
+        found = await connection.scalars(
+            sa.select(TOUCHPOINTS.c.id).where(TOUCHPOINTS.c.id.in_([uuid.UUID(t) for t in wanted]))
+        )
+        missing = wanted - {str(t) for t in found}
+        if missing:
+            raise BadUserInput(f"no touchpoint with id {', '.join(sorted(missing))}")
+    prefix = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    exists = await connection.scalar(sa.select(API_KEYS.c.id).where(API_KEYS.c.name == name))
+    if exists is not None:
+        raise Conflict(f"a key named {name!r} exists already (names stay taken after revocation)")
+    row = (
+        (
+            await connection.execute(
+                API_KEYS.insert()
+                .values(
+                    name=name, role=role.value, scopes=scopes, prefix=prefix, key_hash=hash_key(key)
+                )
+                .returning(API_KEYS)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    return NewKey(principal=principal_from_row(row), key=key)
+
+
+async def revoke_key(connection: AsyncConnection, name: str) -> Any:
+    """Revoke a key by name in the caller's transaction; returns its row."""
+    row = (
+        (
+            await connection.execute(
+                API_KEYS.update()
+                .where(API_KEYS.c.name == name)
+                .values(revoked_at=sa.func.coalesce(API_KEYS.c.revoked_at, sa.func.now()))
+                .returning(API_KEYS)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no key named {name!r}")
+    return row
+
+
+async def list_keys(connection: AsyncConnection) -> Sequence[Any]:
+    result = await connection.execute(sa.select(API_KEYS).order_by(API_KEYS.c.created_at))
+    return result.mappings().all()
+
+
+_KEY_BY_PREFIX = "SELECT * FROM api_keys WHERE prefix = $1"
+_TOUCH_KEY = "UPDATE api_keys SET last_used_at = now() WHERE id = $1"
+
+
+def _usable(row: Any, key: str) -> bool:
+    return (
+        row is not None
+        and row["revoked_at"] is None
+        and hmac.compare_digest(row["key_hash"], hash_key(key))
+    )
+
+
+def _stale(row: Any, touch_before: datetime | None) -> bool:
+    return touch_before is not None and (
+        row["last_used_at"] is None or row["last_used_at"] < touch_before
+    )
+
+
+async def _verify_on_pool(
+    pool: asyncpg.Pool, key: str, prefix: str, touch_before: datetime | None
+) -> Principal | None:
+    # Pooled connections may have died with the server (a restart): SQLAlchemy's pre-ping would
+    # have replaced them. On a dropped connection every idle one is suspect: expire them all and
+    # try once more on a fresh one (both statements are idempotent).
+    for attempt in (1, 2):
+        try:
+            async with pool.acquire() as raw:
+                row = await raw.fetchrow(_KEY_BY_PREFIX, prefix)
+                if not _usable(row, key):
+                    return None
+                if _stale(row, touch_before):
+                    await raw.execute(_TOUCH_KEY, row["id"])
+            return principal_from_row(row)
+        except Exception as error:
+            if attempt == 2 or not database_unavailable(error):
+                raise
+            await pool.expire_connections()
+    raise AssertionError("unreachable")
+
+
+async def verify_key(
+    engine: AsyncEngine | asyncpg.Pool, key: str, *, touch_before: datetime | None = None
+) -> Principal | None:
+    """The principal of a valid, unrevoked key, else None (the same answer for every failure).
+
+    ``last_used_at`` is refreshed only when it is older than ``touch_before``, so a busy key does
+    not cost a write per request. ``engine`` may be an asyncpg pool (the HTTP gate's, see
+    ``hub.db.engine.create_driver_pool``): then the check is one prepared statement in autocommit,
+    without SQLAlchemy's per-checkout ping and transaction.
+    """
+    prefix = _split(key)
+    if prefix is None:
+        return None
+    if isinstance(engine, asyncpg.Pool):
+        return await _verify_on_pool(engine, key, prefix, touch_before)
+    async with engine.connect() as connection:
+        row = (
+            (await connection.execute(sa.select(API_KEYS).where(API_KEYS.c.prefix == prefix)))
+            .mappings()
+            .first()
+        )
+        if row is None or not _usable(row, key):
+            return None
+        if _stale(row, touch_before):
+            await connection.execute(
+                API_KEYS.update()
+                .where(API_KEYS.c.id == row["id"])
+                .values(last_used_at=sa.func.now())
+            )
+            await connection.commit()
+    return principal_from_row(row)
+
+
+async def revoked_among(engine: AsyncEngine, key_ids: Sequence[int]) -> set[int]:
+    """Which of these keys are revoked (or deleted) now: for open websocket connections."""
+    if not key_ids:
+        return set()
+    async with engine.connect() as connection:
+        live = await connection.scalars(
+            sa.select(API_KEYS.c.id).where(
+                API_KEYS.c.id.in_(list(key_ids)), API_KEYS.c.revoked_at.is_(None)
+            )
+        )
+        alive = set(live)
+    return {key_id for key_id in key_ids if key_id not in alive}
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The key in an ``Authorization: Bearer <key>`` value."""
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

@@ -1,0 +1,170 @@
+"""Query limits checked before any resolver runs: depth, aliases and estimated cost.
+
+The cost of an operation is the number of fields it could resolve: each field costs 1 times the
+sizes of the lists around it. A list's size is its ``first``/``last`` argument (literal or
+variable) or, when absent, the default page size; the ``edges``/``nodes`` of a connection are
+already counted by the connection's own size. Introspection fields are free (GraphiQL's
+introspection query is deep but cheap). Token counts are limited by the parser itself
+(``max_tokens``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    is_list_type,
+)
+
+from hub.core.settings import Settings
+
+
+@dataclass
+class Measure:
+    depth: int = 0
+    cost: int = 0
+    aliases: int = 0
+    visiting: set[str] = field(default_factory=set)
+
+
+def _size(node: FieldNode, field_type: Any, variables: dict[str, Any], default: int) -> int:
+    for argument in node.arguments or ():
+        if argument.name.value in ("first", "last"):
+            value: Any = None
+            if isinstance(argument.value, IntValueNode):
+                value = int(argument.value.value)
+            elif isinstance(argument.value, VariableNode):
+                value = variables.get(argument.value.name.value)
+            return value if isinstance(value, int) and value >= 0 else default
+    return default if is_list_type(get_nullable_type(field_type)) else 1
+
+
+def measure(
+    schema: GraphQLSchema,
+    fragments: dict[str, FragmentDefinitionNode],
+    operation: OperationDefinitionNode,
+    variables: dict[str, Any],
+    default_size: int,
+) -> Measure:
+    result = Measure()
+
+    def walk(selections: SelectionSetNode, parent: Any, depth: int, multiplier: int) -> None:
+        in_connection = getattr(parent, "name", "").endswith("Connection")
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode):
+                if selection.alias is not None:
+                    result.aliases += 1
+                name = selection.name.value
+                if name.startswith("__"):
+                    continue
+                fields = (
+                    parent.fields
+                    if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType)
+                    else {}
+                )
+                definition = fields.get(name)
+                if definition is None:
+                    continue  # an unknown field: validation reports it
+                result.cost += multiplier
+                result.depth = max(result.depth, depth + 1)
+                if selection.selection_set is not None:
+                    size = (
+                        1
+                        if in_connection
+                        else _size(selection, definition.type, variables, default_size)
+                    )
+                    walk(
+                        selection.selection_set,
+                        get_named_type(definition.type),
+                        depth + 1,
+                        multiplier * max(size, 1),
+                    )
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = schema.get_type(condition.name.value) if condition else parent
+                walk(selection.selection_set, target, depth, multiplier)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is None or name in result.visiting:
+                    continue  # unknown or cyclic: validation reports it
+                result.visiting.add(name)
+                target = schema.get_type(fragment.type_condition.name.value)
+                walk(fragment.selection_set, target, depth, multiplier)
+                result.visiting.discard(name)
+
+    root = schema.get_root_type(operation.operation)
+    walk(operation.selection_set, root, 0, 1)
+    return result
+
+
+def limits_rule(settings: Settings, variables: dict[str, Any]) -> type[ValidationRule]:
+    """A validation rule enforcing ``settings``' depth, alias and cost limits."""
+
+    class QueryLimits(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.fragments = {
+                definition.name.value: definition
+                for definition in context.document.definitions
+                if isinstance(definition, FragmentDefinitionNode)
+            }
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+            found = measure(
+                self.context.schema,
+                self.fragments,
+                node,
+                variables,
+                settings.default_page_size,
+            )
+            if found.depth > settings.max_query_depth:
+                self.report_error(
+                    GraphQLError(
+                        f"the query is {found.depth} levels deep; at most "
+                        f"{settings.max_query_depth} are allowed",
+                        node,
+                        extensions={"code": "QUERY_TOO_DEEP", "maxDepth": settings.max_query_depth},
+                    )
+                )
+            if found.aliases > settings.max_aliases:
+                self.report_error(
+                    GraphQLError(
+                        f"the query uses {found.aliases} aliases; at most "
+                        f"{settings.max_aliases} are allowed",
+                        node,
+                        extensions={"code": "TOO_MANY_ALIASES", "maxAliases": settings.max_aliases},
+                    )
+                )
+            if found.cost > settings.max_query_cost:
+                self.report_error(
+                    GraphQLError(
+                        f"the query's estimated cost is {found.cost} (fields times page sizes); "
+                        f"at most {settings.max_query_cost} is allowed: ask for smaller pages",
+                        node,
+                        extensions={
+                            "code": "QUERY_TOO_COMPLEX",
+                            "cost": found.cost,
+                            "maxCost": settings.max_query_cost,
+                        },
+                    )
+                )
+
+    return QueryLimits

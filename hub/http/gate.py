@@ -1,0 +1,208 @@
+"""The HTTP gate in front of ``/graphql``: checks that need no GraphQL parsing.
+
+In order: request body size (413), CSRF (mutations and queries only as POST with a JSON
+content type; GET queries need the ``X-Hub-Request`` header), the API key (401; the GraphiQL
+page needs an ADMIN or ANALYST key, or development mode), the rate limit per key (429 with
+Retry-After). The principal it finds goes into the ASGI scope, where
+``get_context`` picks it up. Websockets authenticate in ``connection_init`` instead
+(``HubGraphQL.on_ws_connect``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.access.keys import DEV_PRINCIPAL, Principal, bearer_token, verify_key
+from hub.access.policy import can_introspect
+from hub.access.rate_limit import RateLimiter, retry_after
+from hub.core.faults import RETRY_AFTER_S, database_unavailable
+from hub.core.settings import Settings
+
+logger = logging.getLogger("hub.access")
+PRINCIPAL_KEY = "hub.principal"
+REQUEST_HEADER = "x-hub-request"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def error_body(message: str, code: str, **extensions: Any) -> bytes:
+    return orjson.dumps(
+        {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    )
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    message: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> None:
+    body = error_body(message, code, **extra)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class AccessGate:
+    def __init__(self, app: ASGIApp, settings: Settings, engine: Any) -> None:
+        self.app = app
+        self.settings = settings
+        # A callable returning the key-check pool (created in the lifespan): an asyncpg pool or an
+        # AsyncEngine (hub.access.keys.verify_key takes either).
+        self.engine = engine
+        self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        method = scope["method"]
+        limit = self.settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_error(
+                send,
+                413,
+                f"the request body is over {limit} bytes",
+                "PAYLOAD_TOO_LARGE",
+                maxBytes=limit,
+            )
+            return
+        if method == "POST" and not _is_json(headers.get("content-type", "")):
+            await send_error(
+                send,
+                415,
+                "send GraphQL requests as POST with Content-Type: application/json",
+                "UNSUPPORTED_MEDIA_TYPE",
+            )
+            return
+        query_string = scope.get("query_string", b"")
+        if method == "GET" and query_string:
+            if not self.settings.allow_get_queries:
+                await send_error(
+                    send, 405, "queries by GET are switched off; use POST", "METHOD_NOT_ALLOWED"
+                )
+                return
+            if not headers.get(REQUEST_HEADER):
+                await send_error(
+                    send,
+                    403,
+                    "queries by GET need the X-Hub-Request header (CSRF protection); or use POST",
+                    "CSRF_HEADER_REQUIRED",
+                )
+                return
+        try:
+            principal = await self.authenticate(headers.get("authorization"))
+        except Exception as error:  # say what happened, without internals
+            if not database_unavailable(error):
+                logger.error("API key check failed", exc_info=True)
+                await send_error(send, 500, "Unexpected error.", "INTERNAL_SERVER_ERROR")
+                return
+            logger.warning("could not check an API key: database unavailable: %r", error)
+            await send_error(
+                send,
+                503,
+                "the hub cannot check API keys right now; try again shortly",
+                "SERVICE_UNAVAILABLE",
+                {"Retry-After": str(RETRY_AFTER_S)},
+                retryable=True,
+            )
+            return
+        graphiql_page = method == "GET" and not query_string
+        if graphiql_page and principal is not None and not can_introspect(principal):
+            # The GraphiQL page: for ADMIN and ANALYST keys (and development mode) only.
+            await send_error(send, 403, "GraphiQL is for ADMIN and ANALYST keys", "FORBIDDEN")
+            return
+        if graphiql_page and principal is None:
+            # A browser cannot send a bearer key when it navigates, so the explorer's page shell
+            # (no data in it) is served; the key typed into the page authenticates each query,
+            # and introspection, which the explorer needs, stays ADMIN/ANALYST only.
+            await self.app(scope, receive, send)
+            return
+        if principal is None:
+            await send_error(
+                send,
+                401,
+                "a valid API key is required: send Authorization: Bearer <key>",
+                "UNAUTHENTICATED",
+                {"WWW-Authenticate": "Bearer"},
+            )
+            return
+        # Per key: its id, with its (unique) name, so that an id handed out again after the
+        # table was reset (the tests' RESTART IDENTITY) starts with a bucket of its own.
+        wait = self.limiter.take((principal.key_id, principal.name))
+        if wait > 0:
+            await send_error(
+                send,
+                429,
+                "too many requests for this key; retry later",
+                "RATE_LIMITED",
+                {"Retry-After": retry_after(wait)},
+            )
+            return
+        body = await _read_body(receive, limit)
+        if body is None:
+            await send_error(
+                send,
+                413,
+                f"the request body is over {limit} bytes",
+                "PAYLOAD_TOO_LARGE",
+                maxBytes=limit,
+            )
+            return
+        scope[PRINCIPAL_KEY] = principal
+        await self.app(scope, _replay(body, receive), send)
+
+    async def authenticate(self, authorization: str | None) -> Principal | None:
+        key = bearer_token(authorization)
+        if key is None:
+            return DEV_PRINCIPAL if self.settings.dev_mode else None
+        return await verify_key(
+            self.engine(), key, touch_before=datetime.now(UTC) - LAST_USED_RESOLUTION
+        )
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it passes ``limit`` (a chunked body has no Content-Length)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,323 @@
+"""Recording interactions: locks, idempotency, identity resolution, then the writes.
+
+Validation lives in ``hub.ingest.validation``, the decision in ``hub.identity.resolution``, the
+writes in ``hub.ingest.store``. The statements run on an ``hub.db.statements.IngestSql``: a bare
+asyncpg connection (the compiled ingest path) or a SQLAlchemy connection (the resolvers).
+
+One engine serves ``recordInteraction`` (a batch of one; errors raise) and
+``recordInteractions`` (up to ``max_batch_size``; invalid items are rejected one by one).
+
+Batch semantics (documented in docs/ingest.md): every item is validated on its own and invalid
+ones are reported as rejected (index, code, message); all valid items are then stored in ONE
+transaction, so a batch that reports success has stored every item it lists as stored, and a
+database failure stores none of them.
+
+Concurrency: the transaction first takes PostgreSQL advisory locks on every identifier and every
+(touchpoint, idempotency key) of the batch, in sorted order (no deadlocks between batches). Two
+calls sharing an identifier or a key therefore run one after the other: the second sees the
+first's customer and interaction, so one person never becomes two customers and a retried key
+returns the original interaction. The unique index ``uq_interactions_idempotency`` stays the last
+word: the insert uses ``ON CONFLICT DO NOTHING``, and a row it did not insert aborts the
+transaction with CONFLICT (the client's retry then gets the original back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.core.errors import Conflict, HubError, NotFound
+from hub.core.settings import Settings
+from hub.db.statements import AlchemySql, IngestSql, Statement
+from hub.identity.merges import merge_customers
+from hub.identity.resolution import (
+    BatchPlan,
+    CustomerState,
+    Draft,
+    Guards,
+    IdentifierKey,
+    plan_batch,
+)
+from hub.ingest.store import AuditRow, ItemResult, store_plan
+from hub.ingest.validation import InteractionInput, validate
+from hub.journeys.engine import StageRules
+from hub.privacy.erasure import identity_hash
+
+MAX_RESOLUTION_ROUNDS = 5
+
+
+def lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key for a namespaced string."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def take_locks(connection: AsyncConnection, keys: set[int]) -> None:
+    """Advisory locks held to the end of the transaction, taken in sorted order (ingest's own
+    lock statement, for the profile mutations that share its identifier locks)."""
+    await AlchemySql(connection).lock(sorted(keys))
+
+
+# Read after the advisory locks (a new statement, so its snapshot sees what the previous lock
+# holder committed): who holds each identifier, which idempotency keys exist, which identifiers
+# belonged to erased customers (by hash, hub.privacy.erasure.identity_hash), and the catalogue (the
+# touchpoints' channels, the stage rules): one round trip.
+CLAIMS = Statement.named(
+    "SELECT"
+    " (SELECT coalesce(jsonb_object_agg(id::text, channel_code), '{}') FROM touchpoints"
+    "  WHERE id = ANY(CAST(:catalogue_tps AS uuid[]))) AS channels,"
+    " (SELECT coalesce(jsonb_agg(jsonb_build_array(interaction_type, channel_code,"
+    "  stage)), '[]') FROM stage_rules) AS rules,"
+    " (SELECT coalesce(jsonb_agg(jsonb_build_array(i.kind, i.value, i.customer_id)),"
+    "  '[]') FROM identities i JOIN unnest(CAST(:kinds AS text[]),"
+    "  CAST(:vals AS text[])) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value)"
+    " AS owners,"
+    " (SELECT coalesce(jsonb_agg(x.id), '[]') FROM interactions x"
+    "  JOIN unnest(CAST(:tps AS uuid[]), CAST(:ikeys AS text[])) AS k(tp, key)"
+    "  ON x.touchpoint_id = k.tp AND x.idempotency_key = k.key) AS duplicates,"
+    " (SELECT coalesce(jsonb_agg(DISTINCT h), '[]') FROM erasures e,"
+    "  unnest(e.identity_hashes) AS h WHERE e.identity_hashes && CAST(:hashes AS text[])"
+    "  AND h = ANY(CAST(:hashes AS text[]))) AS erased"
+)
+DUPLICATES = Statement.named("SELECT * FROM interactions WHERE id = ANY(CAST(:ids AS uuid[]))")
+LOCK_CUSTOMERS = Statement.named(
+    "SELECT c.*, (SELECT coalesce(jsonb_object_agg(kind, n), '{}') FROM"
+    " (SELECT kind, count(*) AS n FROM identities WHERE customer_id = c.id GROUP BY kind)"
+    " AS counts) AS kind_counts"
+    " FROM customers c WHERE c.id = ANY(CAST(:ids AS uuid[])) ORDER BY c.id FOR UPDATE"
+)
+
+
+class NeedsMerge(Exception):
+    """The plan merges existing customers and the connection cannot run merges (the compiled
+    ingest path): nothing has been written; the caller rolls back and takes the resolver path."""
+
+
+@dataclass
+class Claims:
+    """What the database says about a batch's identifiers, keys and touchpoints."""
+
+    existing: dict[tuple[uuid.UUID, str], Any]  # stored interactions by (touchpoint, key)
+    owners: dict[IdentifierKey, uuid.UUID]
+    erased: set[IdentifierKey]  # identifiers that belonged to erased customers
+    channels: dict[uuid.UUID, str]  # the channel of each touchpoint that exists
+    rules: StageRules
+
+
+async def _read_claims(sql: IngestSql, drafts: list[Draft], keys: set[IdentifierKey]) -> Claims:
+    """Interactions already stored under the drafts' idempotency keys, who holds each
+    identifier, which identifiers belonged to erased customers, and the catalogue, in one round
+    trip (full rows of the duplicates only when there are any)."""
+    keyed = [d for d in drafts if d.idempotency_key is not None]
+    ordered = sorted(keys)
+    by_hash = {identity_hash(kind, value): (kind, value) for kind, value in ordered}
+    [row] = await sql.fetch(
+        CLAIMS,
+        {
+            "kinds": [k for k, _ in ordered],
+            "vals": [v for _, v in ordered],
+            "tps": [d.touchpoint_id for d in keyed],
+            "ikeys": [d.idempotency_key for d in keyed],
+            "hashes": list(by_hash),
+            "catalogue_tps": list({d.touchpoint_id for d in drafts}),
+        },
+    )
+    existing: dict[tuple[uuid.UUID, str], Any] = {}
+    if row["duplicates"]:
+        rows = await sql.fetch(DUPLICATES, {"ids": [uuid.UUID(i) for i in row["duplicates"]]})
+        existing = {(r["touchpoint_id"], r["idempotency_key"]): r for r in rows}
+    return Claims(
+        existing=existing,
+        owners={(kind, value): uuid.UUID(cid) for kind, value, cid in row["owners"]},
+        erased={by_hash[h] for h in row["erased"] if h in by_hash},
+        channels={uuid.UUID(key): value for key, value in row["channels"].items()},
+        rules={(itype, channel): stage for itype, channel, stage in row["rules"]},
+    )
+
+
+async def record(
+    sql: IngestSql,
+    items: Sequence[InteractionInput],
+    settings: Settings,
+    *,
+    actor: str = "ingest",
+    prefailed: dict[int, HubError] | None = None,
+    audit: AuditRow | None = None,
+) -> list[ItemResult]:
+    """Record ``items`` in the caller's transaction; one result per item, in input order.
+
+    ``prefailed`` carries items the caller already rejected (e.g. a malformed id), by index.
+    ``audit`` is the caller's audit row, written by the store statement when there is one (see
+    ``hub.ingest.store``); ``stored_any(results)`` tells whether there was.
+    """
+    now = datetime.now(UTC)
+    results = [ItemResult(index=i) for i in range(len(items))]
+    for index, error in (prefailed or {}).items():
+        results[index].error = error
+    checked: list[Draft] = []
+    for i in range(len(items)):
+        if results[i].error is not None:
+            continue
+        try:
+            # The channel is filled in once the touchpoint has been read.
+            checked.append(validate(items[i], i, "", settings, now))
+        except HubError as error:
+            results[i].error = error
+    if not checked:
+        return results
+    identifiers = {key for d in checked for key in d.identities}
+    locks = {lock_key("identity", *key) for key in identifiers} | {
+        lock_key("idempotency", str(d.touchpoint_id), d.idempotency_key)
+        for d in checked
+        if d.idempotency_key is not None
+    }
+    await sql.lock(sorted(locks))
+    claims = await _read_claims(sql, checked, identifiers)
+    drafts: list[Draft] = []
+    for draft in checked:
+        channel = claims.channels.get(draft.touchpoint_id)
+        if channel is None:
+            message = f"no touchpoint with id {str(draft.touchpoint_id)!r}"
+            results[draft.index].error = NotFound(message)
+        else:
+            drafts.append(replace(draft, channel_code=channel))
+    if not drafts:
+        return results
+    owners = claims.owners
+    drafts = _skip_duplicates(drafts, claims.existing, results)
+    # An identifier nobody holds may have belonged to an erased person: it must not be stored
+    # or used to link again (the person asked to be forgotten).
+    erased = claims.erased - owners.keys()
+    if erased:
+        drafts = _drop_erased(drafts, erased, results)
+    if not drafts:
+        return results
+    plan = await _plan(sql, drafts, settings, now, results, actor, claims.rules, owners)
+    await store_plan(sql, plan, results, now, audit)
+    return results
+
+
+class ErasedIdentity(HubError):
+    code = "ERASED_IDENTITY"
+
+
+def _drop_erased(
+    drafts: list[Draft], erased: set[IdentifierKey], results: list[ItemResult]
+) -> list[Draft]:
+    """Remove erased identifiers from each draft; a draft left with none is rejected."""
+    kept: list[Draft] = []
+    for draft in drafts:
+        identities = tuple(key for key in draft.identities if key not in erased)
+        if identities:
+            kept.append(replace(draft, identities=identities))
+        else:
+            results[draft.index].error = ErasedIdentity(
+                "every identifier of this interaction belonged to a customer whose data was "
+                "erased on request; it is not linked again. Record it with another identifier "
+                "the person gives you anew."
+            )
+    return kept
+
+
+def _skip_duplicates(
+    drafts: list[Draft],
+    existing: dict[tuple[uuid.UUID, str], Any],
+    results: list[ItemResult],
+) -> list[Draft]:
+    """Drop drafts whose (touchpoint, key) was stored before or earlier in this batch."""
+    first_in_batch: dict[tuple[uuid.UUID, str], int] = {}
+    kept: list[Draft] = []
+    for draft in drafts:
+        if draft.idempotency_key is None:
+            kept.append(draft)
+            continue
+        key = (draft.touchpoint_id, draft.idempotency_key)
+        if key in existing:
+            row = existing[key]
+            results[draft.index].interaction = row
+            results[draft.index].customer_id = row["customer_id"]
+            results[draft.index].duplicate = True
+        elif key in first_in_batch:
+            results[draft.index].duplicate = True
+            results[draft.index].interaction = first_in_batch[key]  # resolved after the write
+        else:
+            first_in_batch[key] = draft.index
+            kept.append(draft)
+    return kept
+
+
+async def _load_state(
+    sql: IngestSql,
+    keys: set[IdentifierKey],
+    owners: dict[IdentifierKey, uuid.UUID] | None,
+) -> tuple[dict[IdentifierKey, uuid.UUID], dict[uuid.UUID, CustomerState], bool]:
+    """Who holds each identifier (read again unless given), and the holders locked FOR UPDATE;
+    False if one was merged away meanwhile (a concurrent manual merge): start again."""
+    if owners is None:
+        owners = (await _read_claims(sql, [], keys)).owners
+    customers: dict[uuid.UUID, CustomerState] = {}
+    if not owners:
+        return owners, customers, True
+    ids = sorted(set(owners.values()))
+    for row in await sql.fetch(LOCK_CUSTOMERS, {"ids": ids}):
+        if row["merged_into_id"] is not None:
+            return owners, customers, False
+        customers[row["id"]] = CustomerState(
+            id=row["id"],
+            created_at=row["created_at"],
+            is_new=False,
+            current_stage=row["current_stage"],
+            stage_entered_at=row["stage_entered_at"],
+            stage_channel_code=row["stage_channel_code"],
+            first_seen_at=row["first_seen_at"],
+            last_seen_at=row["last_seen_at"],
+            kind_counts=Counter(row["kind_counts"]),
+        )
+    return owners, customers, True
+
+
+async def _plan(
+    sql: IngestSql,
+    drafts: list[Draft],
+    settings: Settings,
+    now: datetime,
+    results: list[ItemResult],
+    actor: str,
+    rules: StageRules,
+    first_owners: dict[IdentifierKey, uuid.UUID],
+) -> BatchPlan:
+    """Plan; when the plan merges existing customers, merge them first and plan again."""
+    guards = Guards(frozenset(settings.weak_identity_kinds), settings.max_identities_per_kind)
+    keys = {key for d in drafts for key in d.identities}
+    known: dict[IdentifierKey, uuid.UUID] | None = first_owners
+    for _ in range(MAX_RESOLUTION_ROUNDS):
+        owners, customers, stable = await _load_state(sql, keys, known)
+        known = None  # later rounds read the identities again
+        if not stable:
+            continue
+        plan = plan_batch(drafts, owners, customers, rules, guards, now)
+        if not plan.merges:
+            return plan
+        connection = sql.merge_connection
+        if connection is None:
+            raise NeedsMerge(f"{len(plan.merges)} merge(s) planned")
+        for merge in plan.merges:
+            survivor = merge.survivor_id
+            merged_row = await merge_customers(
+                connection,
+                survivor,
+                list(merge.merged_ids),
+                settings,
+                rule="IDENTITY_MATCH",
+                identity=merge.identity,
+                actor=actor,
+            )
+            results[merge.index].merges.append(merged_row)
+    raise Conflict("identity resolution did not settle (too many concurrent merges); retry")

@@ -77,7 +77,7 @@ def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any
         "HUB_MIGRATE_ON_START": "false",
         "HUB_GRAPHIQL": "false",
         # Development mode unless a test says otherwise: most subscription tests are about
-        # delivery, not keys (tests/test_subscriptions_access.py runs with keys).
+        # delivery, not keys (tests/subscriptions/test_access.py runs with keys).
         "HUB_DEV_MODE": "true",
     }
     for name, value in settings.items():

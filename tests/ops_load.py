@@ -1,4 +1,4 @@
-"""Load and a resuming subscriber for the resilience tests (tests/test_ops_resilience.py).
+"""Load and a resuming subscriber for the resilience tests (tests/ops/test_resilience.py).
 
 ``IngestLoad`` runs several clients calling ``recordInteraction`` over HTTP against real
 ``hub serve`` processes and classifies every answer; ``Follower`` is a graphql-transport-ws

@@ -39,7 +39,7 @@ def normalize_email(value: str) -> str:
     repeats for every address of the same provider. So a plain address — ASCII dot-atom local
     part, ASCII domain, short — takes the domain's verdict from a cache (validated once, as
     ``a@domain``) and needs no other check; anything else, and every invalid address, goes
-    through ``email_validator`` whole. ``tests/test_identifiers_email.py`` compares both on
+    through ``email_validator`` whole. ``tests/identity/test_identifiers_email.py`` compares both on
     generated addresses. Results are cached too: returning customers bring the same addresses.
     """
     stripped = value.strip()

@@ -15,9 +15,9 @@ from hub.analytics import reports as analytics
 from hub.analytics.parts import exported_snapshot, extra_connections, rows_in_parts, split
 from hub.analytics.reports import Scope, TransitionGrouping
 from hub.analytics.rollup import catch_up
+from tests.analytics.test_analytics import build_dataset
 from tests.conftest import StatementCounter
 from tests.factories import T0, Factory
-from tests.test_analytics import build_dataset
 
 BOUNDS = [uuid.UUID(int=k) for k in range(101)]
 

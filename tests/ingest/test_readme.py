@@ -10,7 +10,7 @@ import asyncpg
 
 from tests.ingest_support import touchpoints
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def examples() -> list[str]:

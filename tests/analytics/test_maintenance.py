@@ -5,8 +5,8 @@ older than what is already stored — then customers are merged, unmerged, erase
 stage, and an interaction's time is corrected. After each step: the derived tables equal a
 recomputation from the base tables (``hub.analytics.rollup.stale_rows``), and channelMix,
 stageFunnel, touchpointPerformance and channelTransitions (every grouping, with and without a
-gap, in every scope of tests/test_analytics.py) equal the independent recount in plain Python
-over the rows read back from the base tables.
+gap, in every scope of tests/analytics/test_analytics.py) equal the independent recount in plain
+Python over the rows read back from the base tables.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from hub.analytics.rollup import CATCH_UP_SQL, catch_up, rebuild, stale_rows
 from hub.core.enums import StageCode
 from hub.db.engine import asyncpg_dsn
 from hub.identity.profiles import set_stage
-from tests.conftest import GraphQLClient
-from tests.factories import T0, Factory, gid
-from tests.ingest_support import RECORD_MANY, interaction, record, row_id, touchpoints
-from tests.test_analytics import (
+from tests.analytics.test_analytics import (
     CONVERSATIONAL,
     SCOPES,
     TOUCHPOINTS,
@@ -39,6 +36,9 @@ from tests.test_analytics import (
     check_stage_funnel,
     check_touchpoint_performance,
 )
+from tests.conftest import GraphQLClient
+from tests.factories import T0, Factory, gid
+from tests.ingest_support import RECORD_MANY, interaction, record, row_id, touchpoints
 
 TYPES = ["PAGE_VIEW", "PRODUCT_VIEW", "ORDER", "SUPPORT_TICKET", "REPEAT_ORDER", "EMAIL"]
 PEOPLE = 6
@@ -48,7 +48,7 @@ ERASE = "mutation($id: ID!) { eraseCustomer(id: $id) { customerId } }"
 
 
 async def read_dataset(db: asyncpg.Connection, tp_ids: dict[str, uuid.UUID]) -> Dataset:
-    """The base tables as the recount in tests/test_analytics.py reads them."""
+    """The base tables as the recount in tests/analytics/test_analytics.py reads them."""
     names = {tid: name for name, tid in tp_ids.items()}
     data = Dataset(tp_ids=dict(tp_ids))
     rows = {}

@@ -25,7 +25,7 @@ CHANNELS = [("WEB", "WEBSITE"), ("MOBILE", "MOBILE_APP"), ("ASSISTED", "VOICE"),
 
 
 def _migration(name: str) -> ModuleType:
-    path = Path(__file__).parents[1] / "alembic" / "versions" / name
+    path = Path(__file__).parents[2] / "alembic" / "versions" / name
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -15,7 +15,7 @@ from graphql import (
 
 from hub.graphql import schema, schema_sdl
 
-SDL_FILE = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
+SDL_FILE = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
 # Types that Strawberry or the Federation spec define; their descriptions are not ours to write.
 FOREIGN = {"_Service", "_Entity", "_Any", "_FieldSet", "FieldSet", "link__Import", "link__Purpose"}
 

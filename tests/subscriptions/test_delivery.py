@@ -144,7 +144,7 @@ async def test_every_process_delivers_every_committed_event_once(
 
 
 def readme_subscription() -> str:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Subscriptions", 1)[1].split("\n## ", 1)[0]
     return section.split("```graphql\n", 1)[1].split("```", 1)[0]
 

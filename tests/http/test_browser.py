@@ -24,7 +24,7 @@ from playwright.async_api import Browser, Page, Request, Route, async_playwright
 from tests.conftest import make_key
 from tests.journey_data import seed_journeys
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

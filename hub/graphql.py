@@ -11,9 +11,7 @@ from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from hub.access.guard import AccessGuard
 from hub.core.faults import client_fault
-from hub.db.replica import ReadFence
 from hub.ops import tracing
 from hub.resolvers.access import AccessMutation, AccessQuery
 from hub.resolvers.analytics import AnalyticsQuery
@@ -26,6 +24,7 @@ from hub.resolvers.merge import MergeMutation, MergeQuery
 from hub.resolvers.node import NodeQuery
 from hub.resolvers.profile import ProfileMutation
 from hub.resolvers.subscriptions import Subscription
+from hub.schema.extensions import AccessGuard, ReadFence
 
 logger = logging.getLogger("hub.errors")
 
@@ -158,7 +157,7 @@ def build_schema() -> strawberry.federation.Schema:
         # The ValidationCache comes before the AccessGuard: the guard checks the limits after
         # the (cached) validation has found the document valid.
         # ReadFence before the AccessGuard: hooks end in reverse order, so the caller's read
-        # fence is taken after the mutation and its audit row (hub/db/replica.py).
+        # fence is taken after the mutation and its audit row (hub/schema/extensions.py).
         extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), ReadFence, AccessGuard],
         federation_version="2.5",
     )

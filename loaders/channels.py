@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
-from hub.access.scope import UNRESTRICTED, Scope
+from hub.access.scope import UNRESTRICTED, RowScope
 from hub.db.rows import Record, fetch_all, group_rows
 from hub.models import CHANNELS, CUSTOMERS, JOURNEY_STAGES, TOUCHPOINTS
 
@@ -68,7 +68,7 @@ async def touchpoints_by_channel(engine: AsyncEngine, codes: list[str]) -> list[
 
 
 async def customer_counts_by_stage(
-    engine: AsyncEngine, codes: list[str], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, codes: list[str], scope: RowScope = UNRESTRICTED
 ) -> list[int]:
     rows = await fetch_all(
         engine,

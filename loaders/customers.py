@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.access.scope import UNRESTRICTED, Scope
+from hub.access.scope import UNRESTRICTED, RowScope
 from hub.db.rows import Record, fetch_all, group_rows
 from hub.loaders.interaction_rows import select_interactions
 from hub.models import (
@@ -37,7 +37,7 @@ def key_table(ids: Sequence[uuid.UUID], name: str = "ids") -> sa.TableValuedAlia
 
 
 async def customers_by_id(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
 ) -> list[Record | None]:
     rows = await fetch_all(
         engine, sa.select(CUSTOMERS).where(CUSTOMERS.c.id.in_(ids), scope.customer_clause())
@@ -58,7 +58,7 @@ async def identities_by_customer(engine: AsyncEngine, ids: list[uuid.UUID]) -> l
 
 
 async def stage_history_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
@@ -71,7 +71,7 @@ async def stage_history_by_customer(
 
 
 async def channel_usage_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
 ) -> list[list[Record]]:
     c = INTERACTIONS.c
     rows = await fetch_all(
@@ -92,7 +92,7 @@ async def channel_usage_by_customer(
 
 
 async def last_interaction_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
 ) -> list[Record | None]:
     keys = key_table(ids)
     latest = (
@@ -108,7 +108,7 @@ async def last_interaction_by_customer(
 
 
 async def conversations_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,

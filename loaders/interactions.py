@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.access.scope import UNRESTRICTED, Scope
+from hub.access.scope import UNRESTRICTED, RowScope
 from hub.db.rows import Record, fetch_all, group_rows
 from hub.loaders.customers import key_table
 from hub.loaders.interaction_rows import select_interactions
@@ -21,7 +21,7 @@ CountKey = tuple[uuid.UUID, InteractionFilterSpec]
 
 
 async def interactions_by_id(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
 ) -> list[Record | None]:
     rows = await fetch_all(
         engine,
@@ -32,7 +32,7 @@ async def interactions_by_id(
 
 
 async def _pages(
-    engine: AsyncEngine, keys: list[PageKey], owner: sa.Column[Any], scope: Scope
+    engine: AsyncEngine, keys: list[PageKey], owner: sa.Column[Any], scope: RowScope
 ) -> list[list[Record]]:
     """Pages of interactions for many owners in ONE statement: per distinct page shape (normally
     one per batch) a LATERAL join over the owners, ``limit + 1`` rows each so the caller can
@@ -67,7 +67,7 @@ async def _pages(
 
 
 async def _counts(
-    engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[Any], scope: Scope
+    engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[Any], scope: RowScope
 ) -> list[int]:
     """Counts for many owners and filters in ONE statement: a ``count(*) FILTER (...)`` column
     per distinct filter, grouped by owner."""
@@ -91,31 +91,31 @@ async def _counts(
 
 
 async def interaction_pages_by_customer(
-    engine: AsyncEngine, keys: list[PageKey], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, keys: list[PageKey], scope: RowScope = UNRESTRICTED
 ) -> list[list[Record]]:
     return await _pages(engine, keys, INTERACTIONS.c.customer_id, scope)
 
 
 async def interaction_pages_by_touchpoint(
-    engine: AsyncEngine, keys: list[PageKey], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, keys: list[PageKey], scope: RowScope = UNRESTRICTED
 ) -> list[list[Record]]:
     return await _pages(engine, keys, INTERACTIONS.c.touchpoint_id, scope)
 
 
 async def interaction_counts_by_customer(
-    engine: AsyncEngine, keys: list[CountKey], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, keys: list[CountKey], scope: RowScope = UNRESTRICTED
 ) -> list[int]:
     return await _counts(engine, keys, INTERACTIONS.c.customer_id, scope)
 
 
 async def interaction_counts_by_touchpoint(
-    engine: AsyncEngine, keys: list[CountKey], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, keys: list[CountKey], scope: RowScope = UNRESTRICTED
 ) -> list[int]:
     return await _counts(engine, keys, INTERACTIONS.c.touchpoint_id, scope)
 
 
 async def interactions_by_conversation(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
@@ -128,7 +128,7 @@ async def interactions_by_conversation(
 
 
 async def conversations_by_id(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: Scope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
 ) -> list[Record | None]:
     rows = await fetch_all(
         engine,

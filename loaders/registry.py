@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
-from hub.access.scope import Scope
+from hub.access.scope import RowScope
 from hub.db.rows import Record
 from hub.loaders import channels, consents, customers, interactions, merges
 from hub.loaders.interactions import CountKey, PageKey
@@ -57,7 +57,7 @@ class Loaders:
     merges_by_customer: DataLoader[uuid.UUID, list[Record]]
 
 
-def build_loaders(engine: AsyncEngine, scope: Scope) -> Loaders:
+def build_loaders(engine: AsyncEngine, scope: RowScope) -> Loaders:
     """``scope`` (the principal's: ``context.principal.scope``, or ``context.fresh_loaders()``)
     filters every batch that reads interactions, conversations or customers, so a partner's
     loaders never return a row outside its channels/touchpoints. It has no default on purpose:

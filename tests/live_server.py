@@ -67,9 +67,12 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any) -> Server:
+def start_server(
+    database_url: str, tmp: Path, workers: int = 1, cwd: Path = ROOT, **settings: Any
+) -> Server:
     """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready.
-    ``workers`` > 1: `hub serve --workers N` (uvicorn's worker supervisor)."""
+    ``workers`` > 1: `hub serve --workers N` (uvicorn's worker supervisor). ``cwd``: the folder
+    it runs in (the checkout, whose top-level folders are then importable, unless said)."""
     port = free_port()
     env = {
         **os.environ,
@@ -86,7 +89,7 @@ def start_server(database_url: str, tmp: Path, workers: int = 1, **settings: Any
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "hub", "serve", "--port", str(port), "--workers", str(workers)],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -28,7 +28,7 @@ class EventScope:
     def allows(self, event: StoredEvent) -> bool:
         """The one place partner scope filters events (replay and live alike).
 
-        Like ``hub.access.scope.Scope``: with any restriction, an event is visible when its
+        Like ``hub.access.scope.RowScope``: with any restriction, an event is visible when its
         channel OR its touchpoint is in scope; an event on no channel (a merge) is not.
         """
         if self.channels is None and self.touchpoint_ids is None:

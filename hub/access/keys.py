@@ -21,7 +21,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.access.scope import UNRESTRICTED, Scope
+from hub.access.scope import UNRESTRICTED, RowScope
 from hub.core.enums import ChannelCode
 from hub.core.errors import BadUserInput, Conflict, NotFound
 from hub.core.faults import database_unavailable
@@ -54,10 +54,10 @@ class Principal:
     scopes: tuple[str, ...] = field(default=())
 
     @property
-    def scope(self) -> Scope:
+    def scope(self) -> RowScope:
         if self.role is not Role.PARTNER:
             return UNRESTRICTED
-        return Scope(restricted=True, channels=self.channels, touchpoints=self.touchpoints)
+        return RowScope(restricted=True, channels=self.channels, touchpoints=self.touchpoints)
 
     @property
     def sees_pii(self) -> bool:

@@ -2,7 +2,7 @@
 
 - ``can_see_pii(principal)``: personal fields unmasked?
 - ``can_write(principal)``, ``can_use_analytics(principal)``, ``can_introspect(principal)``.
-- ``principal.scope`` (``hub.access.scope.Scope``): SQL predicates and
+- ``principal.scope`` (``hub.access.scope.RowScope``): SQL predicates and
   ``allows(channel, touchpoint)`` for the partner scope.
 - ``partner_sharing_allowed(connection, customer_ids)``: which customers granted PARTNER_SHARING;
   events of the others are never delivered to a PARTNER.

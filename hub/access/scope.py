@@ -19,7 +19,7 @@ from hub.models import CONVERSATIONS, CUSTOMERS, INTERACTIONS, STAGE_HISTORY
 
 
 @dataclass(frozen=True)
-class Scope:
+class RowScope:
     restricted: bool = False
     channels: frozenset[str] = frozenset()
     touchpoints: frozenset[uuid.UUID] = frozenset()
@@ -68,4 +68,4 @@ class Scope:
         return sa.or_(history.c.interaction_id.is_(None), caused_in_scope)
 
 
-UNRESTRICTED = Scope()
+UNRESTRICTED = RowScope()

@@ -54,7 +54,7 @@ from graphql.utilities.coerce_input_value import coerce_default_value
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.access.guard import audit_targets
+from hub.access.audit import audit_targets
 from hub.access.keys import Principal
 from hub.access.limits import limits_rule
 from hub.compiled.executor import LRU

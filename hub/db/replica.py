@@ -22,19 +22,28 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
 from functools import lru_cache
+from typing import Protocol
 
 import sqlalchemy as sa
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from sqlalchemy.ext.asyncio import AsyncEngine
-from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType as StrawberryOperationType
 
-from hub.access.keys import Principal
 from hub.core.settings import Settings
 
 logger = logging.getLogger("hub.replica")
+
+
+class Principal(Protocol):
+    """Who reads or writes, as far as the fence cares (``hub.access.keys.Principal`` is one):
+    the database layer knows nothing else of access control."""
+
+    @property
+    def key_id(self) -> int | None: ...
+
+    @property
+    def name(self) -> str: ...
+
 
 CHECK_TIMEOUT_S = 2.0
 PRIMARY_SAMPLE_INTERVAL_S = 1.0
@@ -195,19 +204,3 @@ class ReadRouter:
             logger.warning("could not record a read fence", exc_info=True)
             return None
         return lsn_value(str(fence))
-
-
-class ReadFence(SchemaExtension):
-    """After every mutation — over HTTP or a websocket — the caller's read fence is recorded
-    (``ReadRouter.record_write``), before the answer goes out."""
-
-    async def on_execute(self) -> AsyncIterator[None]:
-        yield
-        context = self.execution_context.context
-        extras = getattr(context, "extras", None)
-        router = extras.get(ROUTER_KEY) if isinstance(extras, dict) else None
-        if (
-            isinstance(router, ReadRouter)
-            and self.execution_context.operation_type is StrawberryOperationType.MUTATION
-        ):
-            await router.record_write(context.principal)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from hub.core.enums import IdentityKind
 from hub.core.errors import BadUserInput
+from hub.core.settings import Settings
+from hub.identity.resolution import IdentifierKey
 
 MAX_IDENTIFIER_LENGTH = 256
 SOCIAL_PLATFORMS = frozenset(
@@ -114,3 +117,46 @@ def normalize_identifier(
     if not stripped:
         raise InvalidIdentifier(f"an empty {kind.value} is not an identifier")
     return stripped
+
+
+def _blocked(settings: Settings) -> frozenset[str]:
+    """The blocked list as ``KIND:value`` strings (kind upper-cased, value trimmed)."""
+    return _blocked_set(tuple(settings.blocked_identifiers))
+
+
+@functools.lru_cache(maxsize=8)
+def _blocked_set(entries: tuple[str, ...]) -> frozenset[str]:
+    blocked = set()
+    for entry in entries:
+        kind, sep, value = entry.partition(":")
+        if sep:
+            blocked.add(f"{kind.strip().upper()}:{value.strip()}")
+    return frozenset(blocked)
+
+
+def _is_blocked(blocked: frozenset[str], kind: str, value: str) -> bool:
+    return f"{kind}:{value}" in blocked or f"{kind}:{value.lower()}" in blocked
+
+
+def normalize_identities(
+    identities: Sequence[tuple[IdentityKind, str]], settings: Settings
+) -> tuple[IdentifierKey, ...]:
+    """Normalised, de-duplicated identifiers (input order kept), blocked values dropped."""
+    if not identities:
+        raise BadUserInput("an interaction needs at least one identity")
+    blocked = _blocked(settings)
+    keys: list[IdentifierKey] = []
+    for kind, raw in identities:
+        if _is_blocked(blocked, kind.value, raw.strip()):
+            continue
+        value = normalize_identifier(kind, raw, settings.default_phone_region)
+        if _is_blocked(blocked, kind.value, value):
+            continue
+        if (kind.value, value) not in keys:
+            keys.append((kind.value, value))
+    if not keys:
+        raise BadUserInput(
+            "every identity given is on the blocked list (shared or test values): "
+            "the interaction cannot be attributed to a person"
+        )
+    return tuple(keys)

@@ -19,11 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.core.enums import IdentityKind, StageCode
 from hub.core.errors import BadUserInput, Conflict, NotFound
 from hub.core.settings import Settings
+from hub.db.locks import lock_key, take_locks
 from hub.events.emit import EventKind, NewEvent, emit
-from hub.identity.identifiers import normalize_identifier
+from hub.identity.identifiers import normalize_identifier, normalize_identities
 from hub.identity.traits import merge_traits, stamp
-from hub.ingest.record import lock_key, take_locks
-from hub.ingest.validation import normalize_identities
 from hub.journeys.rules import classify_transition
 
 MAX_TRAITS_BYTES = 32 * 1024

@@ -23,7 +23,6 @@ transaction with CONFLICT (the client's retry then gets the original back).
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -31,11 +30,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from hub.core.errors import Conflict, HubError, NotFound
 from hub.core.settings import Settings
-from hub.db.statements import AlchemySql, IngestSql, Statement
+from hub.db.locks import lock_key
+from hub.db.statements import IngestSql, Statement
 from hub.identity.merges import merge_customers
 from hub.identity.resolution import (
     BatchPlan,
@@ -51,18 +49,6 @@ from hub.journeys.engine import StageRules
 from hub.privacy.erasure import identity_hash
 
 MAX_RESOLUTION_ROUNDS = 5
-
-
-def lock_key(*parts: str) -> int:
-    """A signed 64-bit advisory-lock key for a namespaced string."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-async def take_locks(connection: AsyncConnection, keys: set[int]) -> None:
-    """Advisory locks held to the end of the transaction, taken in sorted order (ingest's own
-    lock statement, for the profile mutations that share its identifier locks)."""
-    await AlchemySql(connection).lock(sorted(keys))
 
 
 # Read after the advisory locks (a new statement, so its snapshot sees what the previous lock

@@ -29,7 +29,7 @@ from hub.identity.resolution import BatchPlan
 
 @dataclass(frozen=True)
 class AuditRow:
-    """The audit row of the call (``hub.access.guard.audit_targets``), when the caller writes it
+    """The audit row of the call (``hub.access.audit.audit_targets``), when the caller writes it
     here: the compiled ingest path, whose transaction commits only on success."""
 
     key_id: int | None

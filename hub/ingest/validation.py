@@ -6,7 +6,6 @@ docs/ingest.md for the list.
 
 from __future__ import annotations
 
-import functools
 import math
 import uuid
 from collections.abc import Sequence
@@ -19,8 +18,8 @@ import orjson
 from hub.core.enums import IdentityKind
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
-from hub.identity.identifiers import normalize_identifier
-from hub.identity.resolution import Draft, IdentifierKey
+from hub.identity.identifiers import normalize_identities
+from hub.identity.resolution import Draft
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_KEY_LENGTH = 200
@@ -43,49 +42,6 @@ class InteractionInput:
     agent: str | None = None
     attributes: Any = None  # must be a JSON object; checked by validate()
     idempotency_key: str | None = None
-
-
-def _blocked(settings: Settings) -> frozenset[str]:
-    """The blocked list as ``KIND:value`` strings (kind upper-cased, value trimmed)."""
-    return _blocked_set(tuple(settings.blocked_identifiers))
-
-
-@functools.lru_cache(maxsize=8)
-def _blocked_set(entries: tuple[str, ...]) -> frozenset[str]:
-    blocked = set()
-    for entry in entries:
-        kind, sep, value = entry.partition(":")
-        if sep:
-            blocked.add(f"{kind.strip().upper()}:{value.strip()}")
-    return frozenset(blocked)
-
-
-def _is_blocked(blocked: frozenset[str], kind: str, value: str) -> bool:
-    return f"{kind}:{value}" in blocked or f"{kind}:{value.lower()}" in blocked
-
-
-def normalize_identities(
-    identities: Sequence[tuple[IdentityKind, str]], settings: Settings
-) -> tuple[IdentifierKey, ...]:
-    """Normalised, de-duplicated identifiers (input order kept), blocked values dropped."""
-    if not identities:
-        raise BadUserInput("an interaction needs at least one identity")
-    blocked = _blocked(settings)
-    keys: list[IdentifierKey] = []
-    for kind, raw in identities:
-        if _is_blocked(blocked, kind.value, raw.strip()):
-            continue
-        value = normalize_identifier(kind, raw, settings.default_phone_region)
-        if _is_blocked(blocked, kind.value, value):
-            continue
-        if (kind.value, value) not in keys:
-            keys.append((kind.value, value))
-    if not keys:
-        raise BadUserInput(
-            "every identity given is on the blocked list (shared or test values): "
-            "the interaction cannot be attributed to a person"
-        )
-    return tuple(keys)
 
 
 def _optional_text(name: str, value: str | None, limit: int) -> str | None:

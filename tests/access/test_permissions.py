@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import strawberry
 
-from hub.access.guard import AccessGuard
 from hub.access.keys import Principal, Role
 from hub.context import Context, Info
 from hub.core.settings import Settings
+from hub.schema.extensions import AccessGuard
 from hub.schema.permissions import CanUseAnalytics, CanWrite, IsAdmin, PersonalData, require
 
 

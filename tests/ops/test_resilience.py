@@ -28,8 +28,8 @@ from hub.access.keys import Role, create_key
 from hub.app import create_app
 from hub.core.settings import Settings
 from hub.db.engine import asyncpg_dsn, sqlalchemy_url
+from hub.db.locks import lock_key
 from hub.db.migrations import upgrade
-from hub.ingest.record import lock_key
 from tests.factories import Factory, gid
 from tests.live_server import PROTOCOL, Server, start_server
 from tests.ops_load import RECORD, WAIT_S, Follower, IngestLoad, eventually

@@ -1,4 +1,5 @@
-"""The schema extensions of access control: limits, introspection, write guard, audit.
+"""The schema's extensions: access control (limits, introspection, write guard, audit) and the
+replica read fence.
 
 ``AccessGuard`` runs for every operation on every transport (HTTP and websockets):
 - parse and validation limits from the settings (tokens, depth, aliases, cost), before any
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
@@ -24,24 +25,24 @@ from graphql import (
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     OperationType,
-    StringValueNode,
     ValidationRule,
-    VariableNode,
     validate,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from hub.access.audit import audit_targets
 from hub.access.limits import limits_rule
 from hub.access.policy import can_introspect, can_write
 from hub.context import Context
 from hub.core.errors import Forbidden
 from hub.core.faults import database_unavailable
+from hub.db.replica import ROUTER_KEY, ReadRouter
 from hub.models import AUDIT_LOG
 
 logger = logging.getLogger("hub.audit")
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
 _TOKENS = "tokens. Parsing aborted"
-MAX_AUDITED_IDS = 100
 
 
 def _strip_suggestion(error: GraphQLError) -> GraphQLError:
@@ -59,58 +60,6 @@ def _token_code(error: GraphQLError, limit: int) -> GraphQLError:
         nodes=error.nodes,
         extensions={"code": "TOO_MANY_TOKENS", "maxTokens": limit},
     )
-
-
-def _collect_ids(value: Any, key: str, found: list[str]) -> None:
-    """Id-looking values: under keys named id/ids or ending in Id/Ids."""
-    if isinstance(value, dict):
-        for child_key, child in value.items():
-            _collect_ids(child, child_key, found)
-    elif isinstance(value, list):
-        for child in value:
-            _collect_ids(child, key, found)
-    elif isinstance(value, str) and (key in ("id", "ids") or key.endswith(("Id", "Ids"))):
-        found.append(value)
-
-
-def _collect_names(arguments: dict[str, Any], found: list[str]) -> None:
-    for value in [arguments.get("name"), (arguments.get("input") or {}).get("name")]:
-        if isinstance(value, str):
-            found.append(value)
-
-
-def _argument_value(node: Any, variables: dict[str, Any]) -> Any:
-    if isinstance(node, VariableNode):
-        return variables.get(node.name.value)
-    if isinstance(node, StringValueNode):
-        return node.value
-    fields = getattr(node, "fields", None)
-    if fields is not None:
-        return {f.name.value: _argument_value(f.value, variables) for f in fields}
-    values = getattr(node, "values", None)
-    if values is not None:
-        return [_argument_value(v, variables) for v in values]
-    return None
-
-
-def audit_targets(
-    mutation: OperationDefinitionNode, variables: dict[str, Any]
-) -> tuple[list[str], list[str]]:
-    """The audit row's root fields and target ids (deduplicated, at most ``MAX_AUDITED_IDS``)
-    of a mutation operation with these (raw JSON) variables."""
-    fields: list[str] = []
-    ids: list[str] = []
-    for selection in mutation.selection_set.selections:
-        if isinstance(selection, FieldNode):
-            fields.append(selection.name.value)
-            arguments = {
-                a.name.value: _argument_value(a.value, variables) for a in selection.arguments or ()
-            }
-            _collect_ids(arguments, "", ids)
-            if "ApiKey" in selection.name.value:
-                # Keys are known by name; other names (of people) never go to the log.
-                _collect_names(arguments, ids)
-    return fields, list(dict.fromkeys(ids))[:MAX_AUDITED_IDS]
 
 
 class NoFederationSdl(ValidationRule):
@@ -243,3 +192,19 @@ class AccessGuard(SchemaExtension):
                 logger.warning("could not write the audit row for %s: %r", fields, error)
             else:
                 logger.exception("could not write the audit row for %s", fields)
+
+
+class ReadFence(SchemaExtension):
+    """After every mutation — over HTTP or a websocket — the caller's read fence is recorded
+    (``ReadRouter.record_write``), before the answer goes out."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        extras = getattr(context, "extras", None)
+        router = extras.get(ROUTER_KEY) if isinstance(extras, dict) else None
+        if (
+            isinstance(router, ReadRouter)
+            and self.execution_context.operation_type is StrawberryOperationType.MUTATION
+        ):
+            await router.record_write(context.principal)

@@ -42,9 +42,9 @@ async def hub_statements(url: str, scenario: Scenario, customer_id: str, compile
     app = create_app(settings)
     body = scenario.requests["hub"].body.replace("__ID__", customer_id).encode()
     async with app.router.lifespan_context(app):
-        state = app.state.hub_state
+        state = app.state.hub.running
         if compiled:
-            response = await state["compiled"].respond(_starlette_request(body), ALLOW_ALL)
+            response = await state.compiled.respond(_starlette_request(body), ALLOW_ALL)
             if response is not None:
                 return 1
         statements: list[str] = []
@@ -52,7 +52,7 @@ async def hub_statements(url: str, scenario: Scenario, customer_id: str, compile
         def count(*args: Any) -> None:
             statements.append(args[2])
 
-        engine = state["hub"].engine
+        engine = state.engine
         event.listen(engine.sync_engine, "before_cursor_execute", count)
         try:
             transport = httpx.ASGITransport(app=app)

@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from hub.core.faults import client_fault
+from hub.core.request_keys import OPERATION_TYPE_KEY
 from hub.ops import tracing
 from hub.resolvers.access import AccessMutation, AccessQuery
 from hub.resolvers.analytics import AnalyticsQuery
@@ -132,7 +133,7 @@ class ErrorCodes(SchemaExtension):
             operation_type = self.execution_context.operation_type
         except Exception:  # no document (a parse error) or no such operation: no type to tell
             return
-        scope[tracing.OPERATION_TYPE_KEY] = operation_type.value
+        scope[OPERATION_TYPE_KEY] = operation_type.value
 
 
 class HubSchema(strawberry.federation.Schema):

@@ -37,7 +37,8 @@ from hub.access.policy import can_introspect, can_write
 from hub.context import Context
 from hub.core.errors import Forbidden
 from hub.core.faults import database_unavailable
-from hub.db.replica import ROUTER_KEY, ReadRouter
+from hub.core.request_keys import ROUTER_KEY
+from hub.db.replica import ReadRouter
 from hub.models import AUDIT_LOG
 
 logger = logging.getLogger("hub.audit")

@@ -99,7 +99,7 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 
 @pytest.fixture(scope="session")
 def engine(app: Starlette) -> Any:
-    return app.state.hub_state["hub"].engine
+    return app.state.hub.running.engine
 
 
 @pytest.fixture
@@ -210,7 +210,7 @@ def app_with(
         async with application.router.lifespan_context(application):
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
-                yield http, application.state.hub_state["hub"].engine
+                yield http, application.state.hub.running.engine
 
     return make
 

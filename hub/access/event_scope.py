@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from hub.access.keys import Principal, Role
 from hub.events.outbox import StoredEvent
 
-CONTEXT_KEY = "event_scope"
-
 
 @dataclass(frozen=True)
 class EventScope:

@@ -62,10 +62,10 @@ from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
 from hub.core.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.core.ids import to_global_id, uuid_from_global_id
+from hub.core.request_keys import OUTCOME_KEY
 from hub.core.settings import Settings
 from hub.db.engine import create_driver_pool
 from hub.db.statements import DriverSql
-from hub.http.observe import OUTCOME_KEY
 from hub.ingest.record import NeedsMerge, record
 from hub.ingest.store import AuditRow, ItemResult, stored_any
 from hub.ingest.validation import InteractionInput

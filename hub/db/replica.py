@@ -59,8 +59,6 @@ _RECORD_FENCE = sa.text(
     " RETURNING lsn::text"
 )
 _READ_FENCE = sa.text("SELECT lsn::text FROM read_fences WHERE principal = :principal")
-ROUTER_KEY = "read_router"
-"""Where the request context's ``extras`` carries the process's ``ReadRouter`` (if any)."""
 CURRENT = 2**64
 """The replay position of a server that is not a standby: it is never behind itself."""
 

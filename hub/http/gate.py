@@ -5,12 +5,13 @@ content type; GET queries need the ``X-Hub-Request`` header), the API key (401; 
 page needs an ADMIN or ANALYST key, or development mode), the rate limit per key (429 with
 Retry-After). The principal it finds goes into the ASGI scope, where
 ``get_context`` picks it up. Websockets authenticate in ``connection_init`` instead
-(``HubGraphQL.on_ws_connect``).
+(``HubGraphQL.on_ws_connect``), asking the same ``KeyCheck``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,10 +23,10 @@ from hub.access.keys import DEV_PRINCIPAL, Principal, bearer_token, verify_key
 from hub.access.policy import can_introspect
 from hub.access.rate_limit import RateLimiter, retry_after
 from hub.core.faults import RETRY_AFTER_S, database_unavailable
+from hub.core.request_keys import PRINCIPAL_KEY
 from hub.core.settings import Settings
 
 logger = logging.getLogger("hub.access")
-PRINCIPAL_KEY = "hub.principal"
 REQUEST_HEADER = "x-hub-request"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -58,14 +59,34 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-class AccessGate:
-    def __init__(self, app: ASGIApp, settings: Settings, engine: Any) -> None:
-        self.app = app
+class KeyCheck:
+    """Who an ``Authorization`` header belongs to (None: nobody), for HTTP and websockets."""
+
+    def __init__(self, settings: Settings, pool: Callable[[], Any]) -> None:
         self.settings = settings
         # A callable returning the key-check pool (created in the lifespan): an asyncpg pool or an
         # AsyncEngine (hub.access.keys.verify_key takes either).
-        self.engine = engine
-        self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        self.pool = pool
+
+    async def principal(self, authorization: str | None) -> Principal | None:
+        key = bearer_token(authorization)
+        if key is None:
+            return DEV_PRINCIPAL if self.settings.dev_mode else None
+        return await verify_key(
+            self.pool(), key, touch_before=datetime.now(UTC) - LAST_USED_RESOLUTION
+        )
+
+
+class AccessGate:
+    """ASGI middleware in front of ``/graphql`` over HTTP (websockets pass through)."""
+
+    def __init__(self, app: ASGIApp, keys: KeyCheck) -> None:
+        self.app = app
+        self.keys = keys
+        self.settings = keys.settings
+        self.limiter = RateLimiter(
+            self.settings.rate_limit_per_second, self.settings.rate_limit_burst
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,7 +129,7 @@ class AccessGate:
                 )
                 return
         try:
-            principal = await self.authenticate(headers.get("authorization"))
+            principal = await self.keys.principal(headers.get("authorization"))
         except Exception as error:  # say what happened, without internals
             if not database_unavailable(error):
                 logger.error("API key check failed", exc_info=True)
@@ -168,14 +189,6 @@ class AccessGate:
             return
         scope[PRINCIPAL_KEY] = principal
         await self.app(scope, _replay(body, receive), send)
-
-    async def authenticate(self, authorization: str | None) -> Principal | None:
-        key = bearer_token(authorization)
-        if key is None:
-            return DEV_PRINCIPAL if self.settings.dev_mode else None
-        return await verify_key(
-            self.engine(), key, touch_before=datetime.now(UTC) - LAST_USED_RESOLUTION
-        )
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

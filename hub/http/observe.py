@@ -1,8 +1,8 @@
 """The outermost layer of ``/graphql`` over HTTP: request id, one log line, request metrics.
 
 It wraps the access gate, so rejected requests (401, 413, 429...) are logged and counted too.
-Inner layers leave what they learn in the ASGI scope: the gate the principal
-(``hub.http.gate.PRINCIPAL_KEY``), ``HubGraphQL`` the operation name and whether the answer carried
+Inner layers leave what they learn in the ASGI scope (``hub.core.request_keys``): the gate the
+principal (``PRINCIPAL_KEY``), ``HubGraphQL`` the operation name and whether the answer carried
 errors (``OPERATION_KEY``, ``OUTCOME_KEY``). Nothing here reads the request body.
 """
 
@@ -16,15 +16,12 @@ import uuid
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.http.gate import PRINCIPAL_KEY
+from hub.core.request_keys import OPERATION_KEY, OUTCOME_KEY, PRINCIPAL_KEY, REQUEST_ID_KEY
 from hub.ops.metrics import ANONYMOUS, HubMetrics
 
 logger = logging.getLogger("hub.requests")
 
 REQUEST_ID_HEADER = "x-request-id"
-REQUEST_ID_KEY = "hub.request_id"
-OPERATION_KEY = "hub.operation"
-OUTCOME_KEY = "hub.outcome"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -35,6 +32,8 @@ def request_id_from(headers: Headers) -> str:
 
 
 class RequestObserver:
+    """ASGI middleware: the outermost layer of ``/graphql`` over HTTP (websockets pass through)."""
+
     def __init__(self, app: ASGIApp, metrics: HubMetrics | None) -> None:
         self.app = app
         self.metrics = metrics

@@ -1,4 +1,5 @@
-"""Prometheus metrics of one app, served at ``GET /metrics`` (docs/operations.md).
+"""Prometheus metrics of one app, served at ``GET /metrics`` by ``hub.http.metrics``
+(docs/operations.md).
 
 Every app has its own ``CollectorRegistry`` (never the process-wide default): tests build many
 apps in one process, and two apps must not share or re-register counters. Gauges that describe
@@ -14,11 +15,11 @@ from typing import Any
 from weakref import WeakSet
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.requests import Request
-from starlette.responses import Response
+
+from hub.core.request_keys import METRICS_KEY
 
 # Operation names become label values: only plain GraphQL names of bounded length, so a client
 # cannot blow up the number of series with arbitrary strings.
@@ -185,20 +186,11 @@ class HubMetrics:
         return generate_latest(self.registry)
 
 
-def metrics_endpoint(metrics: HubMetrics) -> Callable[[Request], Any]:
-    """``GET /metrics``: the Prometheus text format (unauthenticated: for operators' scrapers)."""
-
-    async def endpoint(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-    return endpoint
-
-
 def count_stored(extras: Mapping[str, object], results: Iterable[Any]) -> None:
     """After an ingest transaction committed: count the items ``hub.ingest.record.record`` newly
     stored (``ItemResult.created``). ``extras`` is the request context's, which carries the
     app's metrics (absent for the CLI and seeds, which count nothing)."""
-    metrics = extras.get("metrics")
+    metrics = extras.get(METRICS_KEY)
     if isinstance(metrics, HubMetrics):
         stored = sum(1 for result in results if result.created and result.error is None)
         if stored:

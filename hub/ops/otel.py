@@ -1,10 +1,11 @@
-"""The OpenTelemetry side of ``hub.ops.tracing``: imported only when ``HUB_OTEL_ENABLED=true``.
+"""The OpenTelemetry side of ``hub.ops.tracing``: imported only when ``HUB_OTEL_ENABLED=true``
+(by ``hub.http.tracing``, which also holds the HTTP server span's ASGI middleware).
 
 Three kinds of spans, one trace per HTTP request:
 
-* the HTTP server span (``opentelemetry-instrumentation-asgi``, HTTP only: a websocket lives for
-  hours, and health probes and scrapes are left out);
-* one span per GraphQL operation (``HubGraphQL.run``: the compiled read path and the resolvers
+* the HTTP server span (``opentelemetry-instrumentation-asgi``, wired in ``hub.http.tracing``;
+  HTTP only: a websocket lives for hours, and health probes and scrapes are left out);
+* one span per GraphQL operation (``traced_operation``: the compiled paths and the resolvers
   alike), named ``{type} {name}`` with the ``graphql.operation.*`` attributes, the path that
   answered and the answer's error codes;
 * one span per SQL statement (``opentelemetry-instrumentation-asyncpg``: the compiled path talks
@@ -26,7 +27,6 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -46,13 +46,11 @@ from opentelemetry.sdk.trace.sampling import _get_from_env_or_default as _sample
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.ops.tracing import ERROR_CODES_KEY, OPERATION_TYPE_KEY, READ_PATH_KEY
+from hub.core.request_keys import ERROR_CODES_KEY, OPERATION_TYPE_KEY, READ_PATH_KEY
+from hub.ops import tracing
 
 TRACER_NAME = "hub"
-# Paths whose requests are not traced (regular expressions, as the ASGI instrumentation takes).
-UNTRACED_PATHS = "/healthz,/readyz,/metrics,/static/"
 DEFAULT_SERVICE_NAME = "hub"
 
 _provider: TracerProvider | None = None
@@ -107,7 +105,8 @@ def _exporters() -> list[SpanExporter]:
 
 
 def configure() -> TracerProvider:
-    """The process's tracer provider, set up on the first call."""
+    """The process's tracer provider, set up on the first call (which switches
+    ``hub.ops.tracing`` on)."""
     global _provider
     if _provider is not None:
         return _provider
@@ -122,6 +121,7 @@ def configure() -> TracerProvider:
     trace.set_tracer_provider(provider)
     AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     _provider = provider
+    tracing.started(current_ids)
     return provider
 
 
@@ -136,24 +136,6 @@ def current_ids() -> tuple[str, str] | None:
     if not context.is_valid:
         return None
     return f"{context.trace_id:032x}", f"{context.span_id:016x}"
-
-
-def traced_http(app: ASGIApp) -> ASGIApp:
-    """``app`` with an HTTP server span per request (websockets and lifespan pass through)."""
-    traced = OpenTelemetryMiddleware(
-        app,
-        excluded_urls=UNTRACED_PATHS,
-        tracer_provider=configure(),
-        exclude_spans=["receive", "send"],
-    )
-
-    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await traced(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return dispatch
 
 
 async def traced_operation(

@@ -1,49 +1,41 @@
 """OpenTelemetry tracing, off unless ``HUB_OTEL_ENABLED=true`` (docs/operations.md#tracing).
 
-This module imports nothing from OpenTelemetry: while tracing is off, the rest of the hub pays
-one ``if tracing.ENABLED`` and the SDK is never loaded. ``enable()`` (called by ``create_app``
-when the setting is on) loads ``hub.ops.otel``, which sets the SDK up once per process.
+This module imports nothing from OpenTelemetry, and never ``hub.ops.otel``: while tracing is off,
+the rest of the hub pays one ``if tracing.ENABLED`` and the SDK is never loaded. When the setting
+is on, ``hub.http.tracing.enable`` loads ``hub.ops.otel``, which sets the SDK up and registers
+itself here (``started``): the dependency runs one way, otel -> tracing.
 
-Inner layers leave what the operation span reports in the ASGI scope, like ``hub.http.observe``'s
-keys: the operation type (``ErrorCodes`` on the resolver path; the compiled path answers
-queries only) and the error codes of the answer.
+Inner layers leave what the operation span reports in the ASGI scope (``hub.core.request_keys``):
+the operation type (``ErrorCodes`` on the resolver path; the compiled paths set their own) and the
+error codes of the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
-OPERATION_TYPE_KEY = "hub.operation_type"
-ERROR_CODES_KEY = "hub.error_codes"
-READ_PATH_KEY = "hub.read_path"
+from hub.core.request_keys import ERROR_CODES_KEY
 
-# True once ``enable()`` has set the SDK up in this process; read by the log formatter and the
-# schema extension (process-wide, as the SDK's tracer provider is).
+SpanIds = Callable[[], "tuple[str, str] | None"]
+
+# True once the SDK is set up in this process; read by the log formatter and the schema
+# extension (process-wide, as the SDK's tracer provider is).
 ENABLED = False
+_current_ids: SpanIds | None = None
 
 
-def enable() -> None:
-    """Set up the SDK, the exporter and the asyncpg instrumentation (once per process)."""
-    global ENABLED
-    try:
-        from hub.ops import otel
-    except ImportError as missing:  # the optional extra is not installed
-        raise RuntimeError(
-            "HUB_OTEL_ENABLED=true needs the OpenTelemetry packages: pip install 'hub[otel]' "
-            f"({missing})"
-        ) from missing
-    otel.configure()
+def started(current_ids: SpanIds) -> None:
+    """``hub.ops.otel`` has set the SDK up: tracing is on, and ``current_ids`` asks it for the
+    current span."""
+    global ENABLED, _current_ids
+    _current_ids = current_ids
     ENABLED = True
 
 
 def current_ids() -> tuple[str, str] | None:
     """(trace id, span id) of the current span as hex, or None (none, or tracing off)."""
-    if not ENABLED:
-        return None
-    from hub.ops import otel
-
-    return otel.current_ids()
+    return _current_ids() if _current_ids is not None else None
 
 
 def record_error_codes(scope: MutableMapping[str, Any], errors: list[Any]) -> None:

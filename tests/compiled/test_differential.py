@@ -126,7 +126,7 @@ async def reference_app(database_url: str) -> AsyncIterator[Starlette]:
 
 @pytest.fixture
 def compiled(app: Starlette) -> CompiledReads:
-    reads: CompiledReads = app.state.hub_state["compiled"]
+    reads: CompiledReads = app.state.hub.running.compiled
     return reads
 
 
@@ -170,7 +170,7 @@ async def same_answer(
     """Assert all three ways agree; returns the reference answer."""
     variables = variables or {}
     # An ADMIN key (sees everything unmasked): the compiled path serves only such callers.
-    key = await make_key(app.state.hub_state["hub"].engine, "ADMIN")
+    key = await make_key(app.state.hub.running.engine, "ADMIN")
     expected = await _post(reference_app, query, variables, key)
     before = counter.count
     assert await _post(app, query, variables, key) == expected

@@ -384,7 +384,7 @@ async def test_compiled_ingest_matches_the_resolver_path(
             f"tp {kind}",
             kind,
         )
-    assert app.state.hub_state.get("ingest") is not None
+    assert app.state.hub.running.ingest is not None
     async with app_with(compiled_ingest=False) as (reference, reference_engine):
         key = await make_key(reference_engine, "ADMIN")
         reference.headers["Authorization"] = f"Bearer {key}"

@@ -369,7 +369,7 @@ async def test_a_shutting_down_app_is_not_ready_and_refuses_new_requests(
         async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
             query = {"query": "{ journeyStages { code } }"}
             assert (await http.get("/readyz")).status_code == 200
-            shutdown = app.state.shutdown
+            shutdown = app.state.hub.shutdown
             shutdown.draining = True  # what SIGTERM sets first (drain window: still serving)
             ready = await http.get("/readyz")
             assert (ready.status_code, ready.json()) == (503, {"status": "shutting down"})

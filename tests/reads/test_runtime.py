@@ -109,7 +109,7 @@ async def test_embedded_default_start_stop_restart_keeps_data(pg_dir: Path) -> N
         body = (await client.post("/graphql", json={"query": "{ channels { code } }"})).json()
         assert len(body["data"]["channels"]) == 6  # migrated: the taxonomy is there
         assert (await client.get("/readyz")).status_code == 200
-        url = app.state.hub_state["hub"].location.url
+        url = app.state.hub.running.location.url
         connection = await asyncpg.connect(asyncpg_dsn(url))
         try:
             await connection.execute(

@@ -1,0 +1,126 @@
+"""What the app's lifespan opens: engines and pools, the broker, replica routing, compiled paths.
+
+Only the embedded mode and migrations touch the database while opening: with a server URL the
+app starts even while the database is down, and ``/readyz`` reports the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.analytics.rollup import catch_up_forever
+from hub.compiled.executor import CompiledReads
+from hub.compiled.ingest import CompiledIngest
+from hub.core.settings import Settings
+from hub.db.engine import (
+    DatabaseLocation,
+    alocate_database,
+    arelease_database,
+    create_driver_pool,
+    create_engine,
+)
+from hub.db.migrations import aupgrade
+from hub.db.replica import ReadRouter
+from hub.events.broker import Broker, PostgresBroker
+from hub.graphql import schema
+from hub.http.revocation import OpenSockets
+from hub.ops.metrics import HubMetrics
+
+
+@dataclass
+class Resources:
+    """What the lifespan opens, and closes again when it ends."""
+
+    location: DatabaseLocation
+    engine: AsyncEngine
+    # Socket re-checks and the event broker share a small pool of their own (HTTP key checks
+    # have theirs: ``key_pool``): a saturated request pool cannot lock keys out or stall live
+    # events, and request statement counts stay about requests.
+    control_engine: AsyncEngine
+    sockets: OpenSockets
+    broker: Broker
+    # The HTTP gate's key checks: a small bare asyncpg pool (no ping, no transaction per check).
+    key_pool: Any
+    # HUB_READ_DATABASE_URL: the replica's engine and the per-request routing (hub/db/replica.py).
+    read_engine: AsyncEngine | None = None
+    router: ReadRouter | None = None
+    # HUB_COMPILED_READS / HUB_COMPILED_INGEST: the paths that answer without resolvers.
+    compiled: CompiledReads | None = None
+    ingest: CompiledIngest | None = None
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterator[Resources]:
+    """Everything opened in order and closed in reverse, also when opening fails halfway."""
+    async with contextlib.AsyncExitStack() as stack:
+        location = await alocate_database(settings)
+        stack.push_async_callback(arelease_database, location)
+        if settings.migrate_on_start:
+            await aupgrade(location.url)
+        engine = create_engine(location.url, settings)
+        stack.push_async_callback(engine.dispose)
+        small = settings.model_copy(update={"pool_size": 3, "pool_max_overflow": 2})
+        control_engine = create_engine(location.url, small)
+        stack.push_async_callback(control_engine.dispose)
+        sockets = OpenSockets(lambda: control_engine, settings.key_recheck_seconds)
+        stack.push_async_callback(sockets.close)
+        broker = _broker(settings, control_engine, location.url)
+        await broker.start()
+        stack.push_async_callback(broker.close)
+        read_engine: AsyncEngine | None = None
+        router: ReadRouter | None = None
+        if settings.read_database_url:
+            read_engine = create_engine(settings.read_database_url, settings)
+            stack.push_async_callback(read_engine.dispose)
+            router = ReadRouter(engine, read_engine, settings)
+            await router.start()
+            stack.push_async_callback(router.close)
+        metrics.bind(lambda: engine, lambda: broker, lambda: router)
+        for counted in (engine, read_engine):
+            if counted is not None:
+                metrics.count_statements(counted)
+        key_pool = await create_driver_pool(location.url, settings, "hub-keys", 5)
+        stack.push_async_callback(key_pool.close)
+        resources = Resources(
+            location, engine, control_engine, sockets, broker, key_pool, read_engine, router
+        )
+        if settings.compiled_reads:
+            resources.compiled = await CompiledReads.open(
+                location.url, schema._schema, settings, settings.read_database_url
+            )
+            stack.push_async_callback(resources.compiled.close)
+        if settings.compiled_ingest:
+            resources.ingest = await CompiledIngest.open(
+                location.url, schema._schema, settings, metrics
+            )
+            stack.push_async_callback(resources.ingest.close)
+        if settings.analytics_catch_up_s > 0:
+            catching_up = catch_up_forever(engine, settings.analytics_catch_up_s)
+            await stack.enter_async_context(_in_background(catching_up, "hub-analytics-catch-up"))
+        yield resources
+
+
+def _broker(settings: Settings, engine: AsyncEngine, url: str) -> Broker:
+    if settings.broker == "redis":
+        from hub.events.redis_broker import RedisBroker  # only this broker needs redis-py
+
+        return RedisBroker(engine, url, settings)
+    return PostgresBroker(engine, url, settings)
+
+
+@contextlib.asynccontextmanager
+async def _in_background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """``work`` runs as a task while the block runs; cancelled at its end."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

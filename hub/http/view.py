@@ -90,6 +90,8 @@ class HubGraphQL(GraphQL[Context, None]):
         self.metrics.reads_routed.labels(target="replica" if replica else "primary").inc()
 
     async def _answer(self, request: Request, context: Any, root_value: Any, payload: Any) -> Any:
+        """The compiled paths answer what they cover (each within the operation timeout, and
+        counted); Strawberry answers the rest (its timeout: ``execute_operation``)."""
         response = await compiled_ingest(self.state, request, payload)
         if response is None:
             response = await compiled_read(self.state, request, payload)

@@ -2,7 +2,7 @@
 
 This module imports nothing from OpenTelemetry, and never ``hub.ops.otel``: while tracing is off,
 the rest of the hub pays one ``if tracing.ENABLED`` and the SDK is never loaded. When the setting
-is on, ``hub.http.tracing.enable`` loads ``hub.ops.otel``, which sets the SDK up and registers
+is on, ``hub.http.tracing`` loads ``hub.ops.otel``, which sets the SDK up and registers
 itself here (``started``): the dependency runs one way, otel -> tracing.
 
 Inner layers leave what the operation span reports in the ASGI scope (``hub.core.request_keys``):

@@ -60,7 +60,10 @@ def test_an_overridden_method_keeps_the_signature_the_hub_expects(name: str) -> 
     assert str(inspect.signature(getattr(HubTransportWSHandler, name))) == OVERRIDDEN[name]
 
 
-@pytest.mark.parametrize(("owner", "name"), sorted(CALLED, key=lambda item: item[1]))
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [pytest.param(owner, name, id=f"{owner.__name__}.{name}") for owner, name in CALLED],
+)
 def test_a_called_strawberry_method_keeps_its_signature(owner: type[Any], name: str) -> None:
     assert str(inspect.signature(getattr(owner, name))) == CALLED[(owner, name)]
 

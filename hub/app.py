@@ -30,7 +30,6 @@ from hub.access.policy import can_write
 from hub.analytics.rollup import catch_up_forever
 from hub.compiled.executor import CompiledReads, DatabaseUnavailable, json_body
 from hub.compiled.ingest import CompiledIngest
-from hub.compiled.policy import ALLOW_ALL
 from hub.context import NOBODY, Context
 from hub.core.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.core.settings import Settings
@@ -218,7 +217,7 @@ class HubGraphQL(GraphQL[Context, None]):
             if compiled is not None and unrestricted:
                 replica = bool(request.scope.get(REPLICA_KEY, False))
                 response = await _within_timeout(
-                    request, settings, compiled.respond(request, ALLOW_ALL, payload, replica)
+                    request, settings, compiled.respond(request, payload, replica)
                 )
                 if response is not None:
                     self.metrics.sql_statements.labels(path="compiled").inc()  # its one statement

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, TypeVar
 
 import orjson
@@ -39,6 +39,7 @@ from graphql import (
     VariableNode,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from hub.compiled import sql
 from hub.compiled.errors import NotCompilable
@@ -288,6 +289,7 @@ class Planner:
         return self.walk(type_name, node, value)
 
     def field(self, type_name: str, field: Field, x: str, node: FieldNode, joins: list[str]) -> str:
+        """The SQL of one field of the row ``x`` of ``type_name``, by its kind of table entry."""
         match field:
             case Column(column):
                 return f"{x}.{column}"
@@ -372,7 +374,7 @@ class Planner:
         args = self.arguments("Query", node)
         if not (self.is_null(args["last"]) and self.is_null(args["before"])):
             raise NotCompilable("backward paging of customers")
-        c = CUSTOMERS.alias(self.aliases.next("c"))
+        c = _alias(CUSTOMERS, self.aliases.next("c"))
         keys = _compiled(customer_sort_keys, _read(args["orderBy"], self.variables), c)
         if any(key.label == "k_seen" for key in keys):
             raise NotCompilable("last-seen ordering (its cursor holds -infinity)")
@@ -389,7 +391,7 @@ class Planner:
                 placeholders[name] = self.params.slot(value)
             where.append(beyond(keys, bounds, backwards=False))
         labelled = [key.expression.label(f"k{i}") for i, key in enumerate(keys)]
-        rows = _page_rows(sa.select(c, *labelled), where, order_by(keys))
+        rows = _page_rows(_every_column(c).add_columns(*labelled), where, order_by(keys))
         p = self.aliases.next("p")
         # Tagged with the list and ordering, exactly as resolvers.keyset.paginate does.
         signature = ordering_signature(CUSTOMER_LIST, keys)
@@ -400,7 +402,7 @@ class Planner:
 
         def total() -> str:
             # Built only when selected: every parameter a plan adds must appear in its SQL.
-            c2 = CUSTOMERS.alias(self.aliases.next("c"))
+            c2 = _alias(CUSTOMERS, self.aliases.next("c"))
             where = [c2.c.merged_into_id.is_(None), *self.customer_filter(args["filter"], c2)]
             count = sa.select(sa.func.count()).select_from(c2).where(*where)
             return sql.render(count, self.params, {})
@@ -434,7 +436,7 @@ class Planner:
         order = _read(args["orderBy"], self.variables)
         newest_first = order is None or order.name != "OCCURRED_AT_ASC"
         spec = _compiled(InteractionFilterSpec.of, self.input(args["filter"], "InteractionFilter"))
-        i = INTERACTIONS.alias(self.aliases.next("i"))
+        i = _alias(INTERACTIONS, self.aliases.next("i"))
         limit = self.params.slot(self.limit(args["first"]))
         placeholders = {"limit": limit}
         where = [i.c[owner_column] == sa.literal_column(f"{owner}.id"), *spec.clauses(i)]
@@ -446,11 +448,11 @@ class Planner:
                 value = self.binder(after, partial(_interaction_cursor_value, newest_first, index))
                 placeholders[name] = self.params.slot(value)
             where.append(after_row(i, newest_first, *bound))
-        rows = _page_rows(sa.select(i), where, interaction_order(i, newest_first))
+        rows = _page_rows(_every_column(i), where, interaction_order(i, newest_first))
 
         def total() -> str:
             # Built only when selected: every parameter a plan adds must appear in its SQL.
-            i2 = INTERACTIONS.alias(self.aliases.next("i"))
+            i2 = _alias(INTERACTIONS, self.aliases.next("i"))
             owned = i2.c[owner_column] == sa.literal_column(f"{owner}.id")
             count = sa.select(sa.func.count()).select_from(i2).where(owned, *spec.clauses(i2))
             return sql.render(count, self.params, {})
@@ -498,6 +500,17 @@ def _page_rows(
     numbered = select.add_columns(sa.func.row_number().over(order_by=order).label("rn"))
     limit = sa.bindparam("limit", None, type_=sa.Integer) + sa.literal_column("1", sa.Integer)
     return numbered.where(*where).order_by(*order).limit(limit)
+
+
+@cache
+def _alias(table: sa.Table, name: str) -> NamedFromClause:
+    """``table AS name``; plans reuse the same few names, and an alias is costly to build."""
+    return table.alias(name)
+
+
+def _every_column(table: NamedFromClause) -> sa.Select[Any]:
+    # As ``alias.*``: listing every column would cost more to render and to run.
+    return sa.select(sa.literal_column(f"{table.name}.*")).select_from(table)
 
 
 def _lookup(table: dict[str, Callable[[FieldNode], str]]) -> Callable[[str, FieldNode], str | None]:

@@ -16,7 +16,6 @@ from starlette.requests import Request
 
 from bench.scenarios import Scenario
 from hub.app import create_app
-from hub.compiled.policy import ALLOW_ALL
 from hub.core.settings import Settings
 
 
@@ -44,7 +43,7 @@ async def hub_statements(url: str, scenario: Scenario, customer_id: str, compile
     async with app.router.lifespan_context(app):
         state = app.state.hub.running
         if compiled:
-            response = await state.compiled.respond(_starlette_request(body), ALLOW_ALL)
+            response = await state.compiled.respond(_starlette_request(body))
             if response is not None:
                 return 1
         statements: list[str] = []

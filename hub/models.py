@@ -70,7 +70,7 @@ class Customer(SQLModel, table=True):
             "merged_into_id",
             postgresql_where=sa.text("merged_into_id IS NOT NULL"),
         ),
-        # The list's sort expressions (resolvers.customer.SORT_KEYS); migration 0007.
+        # The list's sort expressions (hub.reads.ordering.customer_sort_keys); migration 0007.
         sa.Index("ix_customers_display_name_order", sa.text("coalesce(display_name, '')"), "id"),
         sa.Index(
             "ix_customers_last_seen_order",

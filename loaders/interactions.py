@@ -13,8 +13,8 @@ from hub.access.scope import UNRESTRICTED, RowScope
 from hub.db.rows import Record, fetch_all, group_rows
 from hub.loaders.customers import key_table
 from hub.loaders.interaction_rows import select_interactions
-from hub.loaders.pages import InteractionFilterSpec, InteractionPage
 from hub.models import CONVERSATIONS, INTERACTIONS
+from hub.reads.interactions import InteractionFilterSpec, InteractionPage
 
 PageKey = tuple[uuid.UUID, InteractionPage]
 CountKey = tuple[uuid.UUID, InteractionFilterSpec]

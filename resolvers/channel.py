@@ -13,7 +13,8 @@ from hub.core.ids import uuid_from_global_id
 from hub.db.rows import contains_pattern
 from hub.loaders.channels import WHOLE_TABLE
 from hub.models import TOUCHPOINTS
-from hub.resolvers.keyset import SortKey, paginate
+from hub.reads.ordering import SortKey
+from hub.resolvers.keyset import paginate
 from hub.schema.channel import Channel, Touchpoint
 from hub.schema.enums import ChannelCode, TouchpointKind
 from hub.schema.pagination import Connection

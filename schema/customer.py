@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
@@ -12,10 +11,11 @@ from strawberry.scalars import JSON
 from hub.context import Info
 from hub.core.ids import to_global_id, uuid_from_global_id
 from hub.db.rows import Record
+from hub.reads.ordering import CustomerOrderBy
 from hub.schema.channel import Channel
 from hub.schema.consent import Consent, ConsentChange, ConsentFilter
 from hub.schema.conversation import Conversation
-from hub.schema.enums import ChannelCode, IdentityKind, StageCode
+from hub.schema.enums import ChannelCode, IdentityKind, StageCode, described_enum
 from hub.schema.interaction import (
     Interaction,
     InteractionFilterArg,
@@ -259,21 +259,21 @@ async def load_customer(info: Info, customer_id: uuid.UUID) -> Customer | None:
     return customer
 
 
-# ---- filtering and ordering of the customers list (compiled to SQL in resolvers.customer) ----
+# ---- filtering and ordering of the customers list (compiled to SQL by hub.reads) ----
 
 
-@strawberry.enum(description="Orders of the customers list; the id breaks ties.")
-class CustomerOrderBy(Enum):
-    CREATED_AT_ASC = strawberry.enum_value("CREATED_AT_ASC", description="Oldest first.")
-    CREATED_AT_DESC = strawberry.enum_value("CREATED_AT_DESC", description="Newest first.")
-    LAST_SEEN_AT_ASC = strawberry.enum_value(
-        "LAST_SEEN_AT_ASC", description="Least recently seen first; never seen first of all."
-    )
-    LAST_SEEN_AT_DESC = strawberry.enum_value(
-        "LAST_SEEN_AT_DESC", description="Most recently seen first; never seen last."
-    )
-    DISPLAY_NAME_ASC = strawberry.enum_value("DISPLAY_NAME_ASC", description="A to Z.")
-    DISPLAY_NAME_DESC = strawberry.enum_value("DISPLAY_NAME_DESC", description="Z to A.")
+described_enum(
+    CustomerOrderBy,
+    "Orders of the customers list; the id breaks ties.",
+    {
+        CustomerOrderBy.CREATED_AT_ASC: "Oldest first.",
+        CustomerOrderBy.CREATED_AT_DESC: "Newest first.",
+        CustomerOrderBy.LAST_SEEN_AT_ASC: "Least recently seen first; never seen first of all.",
+        CustomerOrderBy.LAST_SEEN_AT_DESC: "Most recently seen first; never seen last.",
+        CustomerOrderBy.DISPLAY_NAME_ASC: "A to Z.",
+        CustomerOrderBy.DISPLAY_NAME_DESC: "Z to A.",
+    },
+)
 
 
 @strawberry.input(description="Compares a moment; every given operator must hold.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,29 +12,26 @@ from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from hub.context import Info
-from hub.core.errors import BadUserInput
-from hub.core.ids import decode_cursor, encode_cursor, to_global_id, uuid_from_global_id
+from hub.core.ids import to_global_id, uuid_from_global_id
 from hub.db.rows import Record
 from hub.loaders.interaction_rows import touchpoint_of
 from hub.loaders.interactions import CountKey, PageKey
-from hub.loaders.pages import InteractionFilterSpec, InteractionPage
+from hub.reads.interactions import (
+    InteractionFilterSpec,
+    InteractionPage,
+    decode_interaction_cursor,
+    interaction_cursor,
+)
+from hub.reads.paging import page_size
 from hub.schema.channel import Channel, Touchpoint
 from hub.schema.enums import ChannelCode, Direction, InteractionType
 from hub.schema.node import Node
-from hub.schema.pagination import Connection, Edge, PageInfo, page_size
+from hub.schema.pagination import Connection, Edge, PageInfo
 from hub.schema.permissions import PersonalData, attributes_mask
 
 if TYPE_CHECKING:
     from hub.schema.conversation import Conversation
     from hub.schema.customer import Customer
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """A moment given without an offset is read as UTC (and can then be compared with one
-    given with an offset)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 @strawberry.enum(description="Orders of an interaction list.")
@@ -64,32 +61,6 @@ class InteractionFilter:
         default=None, description="Only before this moment."
     )
 
-    def to_spec(self) -> InteractionFilterSpec:
-        occurred_after = as_utc(self.occurred_after)
-        occurred_before = as_utc(self.occurred_before)
-        if (
-            occurred_after is not None
-            and occurred_before is not None
-            and occurred_after >= occurred_before
-        ):
-            raise BadUserInput("`occurredAfter` must be earlier than `occurredBefore`")
-        return InteractionFilterSpec(
-            channels=tuple(sorted(c.value for c in self.channels))
-            if self.channels is not None
-            else None,
-            touchpoint_ids=tuple(
-                sorted(uuid_from_global_id(t, "Touchpoint") for t in self.touchpoint_ids)
-            )
-            if self.touchpoint_ids is not None
-            else None,
-            types=tuple(sorted(t.value for t in self.types)) if self.types is not None else None,
-            directions=tuple(sorted(d.value for d in self.directions))
-            if self.directions is not None
-            else None,
-            occurred_after=occurred_after,
-            occurred_before=occurred_before,
-        )
-
 
 InteractionFilterArg = Annotated[
     InteractionFilter | None,
@@ -102,7 +73,7 @@ InteractionOrderArg = Annotated[
 
 
 def filter_spec(filter: InteractionFilter | None) -> InteractionFilterSpec:
-    return filter.to_spec() if filter is not None else InteractionFilterSpec()
+    return InteractionFilterSpec.of(filter)
 
 
 @strawberry.federation.type(
@@ -198,28 +169,6 @@ class Interaction(Node):
 
         row = await info.context.loaders.conversation_by_id.load(self.conversation_id)
         return Conversation.from_row(row) if row else None
-
-
-def interaction_ordering(newest_first: bool) -> str:
-    """The ordering tag inside interaction cursors (shared with the compiled read path)."""
-    return "interactions:newest" if newest_first else "interactions:oldest"
-
-
-def interaction_cursor(row: Record, newest_first: bool) -> str:
-    return encode_cursor(
-        interaction_ordering(newest_first), [row["occurred_at"].isoformat(), str(row["id"])]
-    )
-
-
-def decode_interaction_cursor(cursor: str, newest_first: bool) -> tuple[datetime, uuid.UUID]:
-    occurred_at, row_id = decode_cursor(cursor, interaction_ordering(newest_first), 2)
-    try:
-        moment = datetime.fromisoformat(occurred_at)
-        if moment.tzinfo is None:
-            raise ValueError("cursor times carry a time zone")
-        return moment, uuid.UUID(row_id)
-    except (TypeError, ValueError):
-        raise BadUserInput(f"{cursor!r} is not a valid interaction cursor") from None
 
 
 def build_page(

@@ -2,10 +2,13 @@
 
 Per request: the body is parsed with orjson; parsing and validation of the query text are
 cached; variables are coerced by graphql-core (the same rules the resolver path applies); the
-plan is looked up by (query, operation, access class, variable shape); its parameters are bound;
+plan is looked up by (query, operation, variable shape); its parameters are bound;
 one prepared statement runs on a dedicated asyncpg pool; PostgreSQL's JSON bytes are spliced into
 the response without being decoded. Whatever the compiler does not cover, and every request that
 ends in an error, returns ``None`` so the resolver path answers exactly as it always has.
+
+Plans know nothing of masking or scopes: the app sends here only callers who see everything
+unmasked and unscoped (``hub.app``), so one plan serves every caller.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.access.limits import limits_rule
-from hub.compiled.planner import PLAIN_SCALARS, NotCompilable, Plan, Planner
-from hub.compiled.policy import ReadPolicy
+from hub.compiled.errors import NotCompilable
+from hub.compiled.planner import PLAIN_SCALARS, Plan, Planner
 from hub.core.faults import database_unavailable
 from hub.core.settings import Settings
 from hub.db.engine import asyncpg_dsn
@@ -227,7 +230,6 @@ class CompiledReads:
         operation: OperationDefinitionNode,
         variable_values: VariableValues,
         raw_variables: dict[str, Any],
-        policy: ReadPolicy,
     ) -> Plan:
         assert prepared.document is not None
         plain = prepared.plain.get(id(operation))
@@ -240,11 +242,11 @@ class CompiledReads:
             for name in sorted(variable_values.coerced)
         )
         name = operation.name.value if operation.name else None
-        key = (query, name, policy.access_class, shape)
+        key = (query, name, shape)
         plan = self.plans.get(key)
         if plan is None:
             planner = Planner(
-                self.schema, prepared.fragments, variable_values, plain, self.settings, policy
+                self.schema, prepared.fragments, variable_values, plain, self.settings
             )
             try:
                 plan = planner.plan(operation)
@@ -255,7 +257,7 @@ class CompiledReads:
         return plan
 
     async def respond(
-        self, request: Request, policy: ReadPolicy, payload: Any = UNREAD, replica: bool = False
+        self, request: Request, payload: Any = UNREAD, replica: bool = False
     ) -> Response | None:
         """The response for a compilable, error-free query; ``None`` for everything else.
 
@@ -298,7 +300,7 @@ class CompiledReads:
         # resolver path: a document over them goes there, which reports it with its code.
         if validate(self.schema, prepared.document, [limits_rule(self.settings, raw_variables)]):
             return None
-        plan = self.plan_for(query, prepared, operation, coerced, raw_variables, policy)
+        plan = self.plan_for(query, prepared, operation, coerced, raw_variables)
         if plan is NOT_COMPILABLE:
             return None
         try:

@@ -1,9 +1,11 @@
 """Translate a validated query operation into ONE SQL statement that builds the response JSON.
 
-The planner walks the selection set (aliases, fragments, ``@skip``/``@include`` resolved) and
-emits nested ``json_build_object`` / ``json_agg`` subqueries, ordered and limited the way the
-DataLoader path orders and limits. Anything outside the covered subset raises ``NotCompilable``
-and the request goes through the resolvers instead.
+Two stages. The planner walks the selection set (aliases, fragments, ``@skip``/``@include``
+resolved) through the per-type field tables of ``hub.compiled.fields`` and the Relay shapes
+below; ``hub.compiled.sql`` renders each step as nested ``json_build_object`` / ``json_agg``
+subqueries, ordered and limited the way the DataLoader path orders and limits. Lists take their
+filters, sort keys, keyset predicates and cursors from ``hub.reads``, as the resolvers do.
+Anything outside the covered subset raises ``NotCompilable`` and the resolvers answer instead.
 
 Argument values come in two kinds. An argument given as a whole by a *plain* variable (type
 ``ID``, ``String`` or ``Int``, never used inside a list or object literal) becomes a statement
@@ -16,17 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from functools import partial
-from typing import Any
+from functools import cache, partial
+from typing import Any, TypeVar
 
 import orjson
+import sqlalchemy as sa
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLField,
     GraphQLIncludeDirective,
+    GraphQLInputObjectType,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLSkipDirective,
@@ -36,25 +39,50 @@ from graphql import (
     VariableNode,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from hub.compiled import sql
-from hub.compiled.filters import CustomerFilterSQL, FilterNotCompilable
-from hub.compiled.policy import ReadPolicy
+from hub.compiled.errors import NotCompilable
+from hub.compiled.fields import (
+    FIELDS,
+    Column,
+    Expression,
+    Field,
+    GlobalId,
+    InteractionPage,
+    Joined,
+    Many,
+    One,
+    Timestamp,
+)
+from hub.compiled.inputs import GraphQLInput
 from hub.core.errors import HubError
-from hub.core.ids import decode_cursor, uuid_from_global_id
+from hub.core.ids import uuid_from_global_id
 from hub.core.settings import Settings
-from hub.resolvers.customer import sort_keys
-from hub.resolvers.keyset import ordering_signature
-from hub.schema.customer import CustomerOrderBy
-from hub.schema.interaction import decode_interaction_cursor, interaction_ordering
-from hub.schema.pagination import page_size
+from hub.models import CUSTOMERS, INTERACTIONS
+from hub.reads.filters import CustomerFilterCompiler
+from hub.reads.interactions import (
+    InteractionFilterSpec,
+    after_row,
+    decode_interaction_cursor,
+    interaction_order,
+    interaction_ordering,
+)
+from hub.reads.ordering import (
+    CUSTOMER_LIST,
+    SortKey,
+    beyond,
+    cursor_values,
+    customer_sort_keys,
+    order_by,
+    ordering_signature,
+)
+from hub.reads.paging import page_size
+
+__all__ = ["PLAIN_SCALARS", "NotCompilable", "Plan", "Planner"]
 
 PLAIN_SCALARS = frozenset({"ID", "String", "Int"})
 MAX_OBJECT_FIELDS = 50  # json_build_object takes at most 100 arguments
-
-
-class NotCompilable(Exception):
-    """The query uses something the compiler does not translate: use the resolver path."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +124,6 @@ class Planner:
         variable_values: VariableValues,
         plain_variables: frozenset[str],
         settings: Settings,
-        policy: ReadPolicy,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
@@ -104,7 +131,6 @@ class Planner:
         self.variables: dict[str, Any] = dict(variable_values.coerced)
         self.plain_variables = plain_variables
         self.settings = settings
-        self.policy = policy
         self.params = sql.Params()
         self.aliases = sql.Aliases()
 
@@ -194,37 +220,41 @@ class Planner:
     def is_null(self, source: Source) -> bool:
         return _read(source, self.variables) is None
 
-    def param(self, source: Source, cast: str, convert: Callable[[Any], Any] = lambda v: v) -> str:
-        return self.params.add(lambda variables: convert(_read(source, variables)), cast)
+    def binder(self, source: Source, convert: Callable[[Any], Any]) -> sql.Binder:
+        """Computes a parameter from an argument's value at bind time."""
+        return lambda variables: convert(_read(source, variables))
 
-    def check(self, type_name: str, field_name: str) -> None:
-        if not self.policy.allows(type_name, field_name):
-            raise NotCompilable(f"{type_name}.{field_name} is not readable by this caller")
+    def limit(self, first: Source) -> sql.Binder:
+        return self.binder(first, lambda value: page_size(self.settings, value)[0])
 
-    def column(self, type_name: str, field_name: str, expression: str) -> str:
-        return self.policy.mask(type_name, field_name, expression)
+    def input(self, source: Source, type_name: str) -> GraphQLInput | None:
+        """An input-object argument, read by attribute as ``hub.reads`` reads it."""
+        value = _read(source, self.variables)
+        input_type = self.schema.get_type(type_name)
+        assert isinstance(input_type, GraphQLInputObjectType)
+        return None if value is None else GraphQLInput(value, input_type)
 
     # ---- the operation ----
 
     def plan(self, operation: OperationDefinitionNode) -> Plan:
+        # Per root field: how it is planned, and whether a NULL answer means "not found here".
+        roots: dict[str, tuple[Callable[[FieldNode], str], bool]] = {
+            "__typename": (lambda node: "SELECT 'Query'::text", False),
+            "customer": (self.customer_by_id, True),
+            "customers": (self.customers, False),
+        }
         pairs: list[tuple[str, str]] = []
         columns: list[str] = []
         must_exist: list[str] = []
         for index, (key, node) in enumerate(self.collect("Query", operation.selection_set)):
-            name = node.name.value
-            if name == "__typename":
-                expression = "SELECT 'Query'::text"
-            elif name == "customer":
-                self.check("Query", name)
-                expression = self.customer_by_id(node)
-                must_exist.append(f"r.f{index} IS NULL")
-            elif name == "customers":
-                self.check("Query", name)
-                expression = self.customers(node)
-            else:
-                raise NotCompilable(f"root field {name}")
-            columns.append(f"({expression}) AS f{index}")
+            root = roots.get(node.name.value)
+            if root is None:
+                raise NotCompilable(f"root field {node.name.value}")
+            build, required = root
+            columns.append(f"({build(node)}) AS f{index}")
             pairs.append((key, f"r.f{index}"))
+            if required:
+                must_exist.append(f"r.f{index} IS NULL")
         missing = " OR ".join(must_exist) or "false"
         statement = (
             f"SELECT convert_to(({sql.json_object(pairs)})::text, 'UTF8') AS data, "
@@ -232,568 +262,285 @@ class Planner:
         )
         return Plan(statement=statement, params=self.params)
 
+    # ---- objects, through the field tables ----
+
+    def walk(
+        self, type_name: str, node: FieldNode, value: Callable[[str, FieldNode], str | None]
+    ) -> str:
+        """``json_build_object`` of the fields selected on ``type_name``; ``value(name, node)``
+        is each field's SQL, ``None`` for a field outside the compiled subset."""
+        pairs: list[tuple[str, str]] = []
+        for key, child in self.collect(type_name, node.selection_set):
+            name = child.name.value
+            result = sql.quote_literal(type_name) if name == "__typename" else value(name, child)
+            if result is None:
+                raise NotCompilable(f"{type_name}.{name}")
+            pairs.append((key, result))
+        return sql.json_object(pairs)
+
+    def object_json(self, type_name: str, x: str, node: FieldNode, joins: list[str]) -> str:
+        """The object of the row ``x``; to-one rows it needs are LEFT JOINed through ``joins``."""
+        table = FIELDS[type_name]
+
+        def value(name: str, child: FieldNode) -> str | None:
+            field = table.get(name)
+            return None if field is None else self.field(type_name, field, x, child, joins)
+
+        return self.walk(type_name, node, value)
+
+    def field(self, type_name: str, field: Field, x: str, node: FieldNode, joins: list[str]) -> str:
+        """The SQL of one field of the row ``x`` of ``type_name``, by its kind of table entry."""
+        match field:
+            case Column(column):
+                return f"{x}.{column}"
+            case Timestamp(column):
+                return sql.json_timestamp(f"{x}.{column}")
+            case GlobalId(name, column, uuid_key):
+                render = sql.uuid_global_id if uuid_key else sql.global_id
+                return render(name, f"{x}.{column}")
+            case Expression(template):
+                return template.format(x=x, y=self.aliases.next("e"))
+            case Joined(item, table, key, parent_column):
+                y = self.aliases.next("j")
+                joins.append(f" LEFT JOIN {table} {y} ON {y}.{key} = {x}.{parent_column}")
+                return sql.present(f"{y}.{key}", self.object_json(item, y, node, joins))
+            case One(item, table, where, order):
+                y, inner = self.aliases.next("o"), list[str]()
+                body = self.object_json(item, y, node, inner)
+                source = f"{table} {y}{''.join(inner)}"
+                ordered = order.format(x=y) if order else None
+                return f"({sql.first_row(body, source, where.format(x=y, parent=x), ordered)})"
+            case Many(item, source, where, order):
+                y, inner = self.aliases.next("m"), list[str]()
+                body = self.object_json(item, y, node, inner)
+                rows = f"{source.format(parent=x, y=self.aliases.next('s'))} {y}{''.join(inner)}"
+                condition = where.format(x=y, parent=x) if where else None
+                return f"({sql.json_array(body, rows, condition, order.format(x=y))})"
+            case InteractionPage(owner_column):
+                return f"({self.interaction_connection(type_name, owner_column, x, node)})"
+        raise AssertionError(field)
+
+    # ---- Relay connections ----
+
+    def connection(self, page: Page, node: FieldNode) -> str:
+        """A Relay connection over ``page.rows`` (``limit + 1`` rows numbered by ``rn``)."""
+        p = page.alias
+        visible = f"FILTER (WHERE {p}.rn <= {page.limit})"
+        joins: list[str] = []  # to-one relations of the items, joined once per page
+
+        def items(item: str) -> str:
+            return f"coalesce(json_agg({item} ORDER BY {p}.rn) {visible}, '[]'::json)"
+
+        def item(child: FieldNode) -> str:
+            return self.object_json(page.item, p, child, joins)
+
+        edge: dict[str, Callable[[FieldNode], str]] = {
+            "cursor": lambda child: page.cursor,
+            "node": item,
+        }
+        page_info: dict[str, Callable[[FieldNode], str]] = {
+            "hasNextPage": lambda child: f"(count(*) > {page.limit})",
+            "hasPreviousPage": lambda child: page.has_previous,
+            "startCursor": lambda child: f"(array_agg({page.cursor} ORDER BY {p}.rn) {visible})[1]",
+            "endCursor": lambda child: (
+                f"(array_agg({page.cursor} ORDER BY {p}.rn DESC) {visible})[1]"
+            ),
+        }
+        connection: dict[str, Callable[[FieldNode], str]] = {
+            "edges": lambda child: items(self.walk(f"{page.item}Edge", child, _lookup(edge))),
+            "nodes": lambda child: items(item(child)),
+            "pageInfo": lambda child: self.walk("PageInfo", child, _lookup(page_info)),
+            "totalCount": lambda child: f"({page.total()})",
+        }
+        body = self.walk(f"{page.item}Connection", node, _lookup(connection))
+        # HAVING makes it one aggregate row even when no aggregate is selected, or no row found.
+        return f"SELECT {body} FROM ({page.rows}) {p}{''.join(joins)} HAVING true"
+
     # ---- customers ----
 
     def customer_by_id(self, node: FieldNode) -> str:
         args = self.arguments("Query", node)
-        placeholder = self.param(
-            args["id"], "uuid", lambda value: uuid_from_global_id(value, "Customer")
-        )
-        alias = self.aliases.next("c")
-        body = self.customer_object(alias, node)
+        customer_id = self.binder(args["id"], lambda value: uuid_from_global_id(value, "Customer"))
+        placeholder = self.params.add(customer_id, "uuid")
+        c, joins = self.aliases.next("c"), list[str]()
+        body = self.object_json("Customer", c, node, joins)
         # A merged-away id yields no row: the resolver path follows the merge.
         return (
-            f"SELECT {body} FROM customers {alias} "
-            f"WHERE {alias}.id = {placeholder} AND {alias}.merged_into_id IS NULL"
-        )
-
-    def customer_object(self, a: str, node: FieldNode) -> str:
-        pairs: list[tuple[str, str]] = []
-        for key, child in self.collect("Customer", node.selection_set):
-            name = child.name.value
-            self.check("Customer", name)
-            if name == "__typename":
-                value = "'Customer'"
-            elif name == "id":
-                value = sql.uuid_global_id("Customer", f"{a}.id")
-            elif name == "displayName":
-                value = f"{a}.display_name"
-            elif name == "traits":
-                value = f"{a}.traits"
-            elif name in TIMESTAMP_COLUMNS["Customer"]:
-                value = sql.json_timestamp(f"{a}.{TIMESTAMP_COLUMNS['Customer'][name]}")
-            elif name == "requestedId":
-                value = "NULL::text"  # only survivors are compiled: nothing was merged away
-            elif name == "identities":
-                value = f"({self.identities(a, child)})"
-            elif name == "currentStage":
-                value = f"({self.stage(f'{a}.current_stage', child)})"
-            elif name == "interactions":
-                value = (
-                    f"({self.interaction_connection('Customer', 'customer_id', f'{a}.id', child)})"
-                )
-            elif name == "lastInteraction":
-                value = f"({self.last_interaction(a, child)})"
-            elif name == "conversations":
-                value = f"({self.conversations(a, child)})"
-            elif name == "stageHistory":
-                value = f"({self.stage_history(a, child)})"
-            elif name == "channelsUsed":
-                value = f"({self.channels_used(a, child)})"
-            else:
-                raise NotCompilable(f"Customer.{name}")
-            pairs.append((key, self.column("Customer", name, value)))
-        return sql.json_object(pairs)
-
-    def identities(self, a: str, node: FieldNode) -> str:
-        x = self.aliases.next("i")
-        pairs: list[tuple[str, str]] = []
-        for key, child in self.collect("Identity", node.selection_set):
-            name = child.name.value
-            self.check("Identity", name)
-            columns = {"kind": "kind", "value": "value"}
-            if name == "__typename":
-                value = "'Identity'"
-            elif name in columns:
-                value = f"{x}.{columns[name]}"
-            elif name == "firstSeenAt":
-                value = sql.json_timestamp(f"{x}.created_at")
-            elif name == "lastSeenAt":
-                value = sql.json_timestamp(f"{x}.last_seen_at")
-            else:
-                raise NotCompilable(f"Identity.{name}")
-            pairs.append((key, self.column("Identity", name, value)))
-        return (
-            f"SELECT coalesce(json_agg({sql.json_object(pairs)} "
-            f"ORDER BY {x}.kind, {x}.created_at, {x}.id), '[]'::json) "
-            f"FROM identities {x} WHERE {x}.customer_id = {a}.id"
-        )
-
-    def stage(self, code: str, node: FieldNode) -> str:
-        x = self.aliases.next("s")
-        pairs: list[tuple[str, str]] = []
-        for key, child in self.collect("JourneyStage", node.selection_set):
-            name = child.name.value
-            self.check("JourneyStage", name)
-            if name == "__typename":
-                value = "'JourneyStage'"
-            elif name in ("code", "name", "description", "position"):
-                value = f"{x}.{name}"
-            elif name == "customerCount":
-                y = self.aliases.next("c")
-                value = (
-                    f"(SELECT count(*) FROM customers {y} WHERE {y}.current_stage = {x}.code "
-                    f"AND {y}.merged_into_id IS NULL)"
-                )
-            else:
-                raise NotCompilable(f"JourneyStage.{name}")
-            pairs.append((key, self.column("JourneyStage", name, value)))
-        return f"SELECT {sql.json_object(pairs)} FROM journey_stages {x} WHERE {x}.code = {code}"
-
-    def conversations(self, a: str, node: FieldNode) -> str:
-        v = self.aliases.next("v")
-        pairs: list[tuple[str, str]] = []
-        columns = {"key": "key", "status": "status"}
-        moments = {
-            "startedAt": "started_at",
-            "lastActivityAt": "last_activity_at",
-            "resolvedAt": "resolved_at",
-        }
-        for key, child in self.collect("Conversation", node.selection_set):
-            name = child.name.value
-            self.check("Conversation", name)
-            if name == "__typename":
-                value = "'Conversation'"
-            elif name == "id":
-                value = sql.uuid_global_id("Conversation", f"{v}.id")
-            elif name in columns:
-                value = f"{v}.{columns[name]}"
-            elif name in moments:
-                value = sql.json_timestamp(f"{v}.{moments[name]}")
-            elif name in ("interactions", "lastInteraction"):
-                y = self.aliases.next("i")
-                joins: list[str] = []
-                body = self.interaction_object(y, child, joins)
-                source = f"FROM interactions {y}{''.join(joins)} WHERE {y}.conversation_id = {v}.id"
-                if name == "interactions":  # oldest first, like interactions_by_conversation
-                    value = (
-                        f"(SELECT coalesce(json_agg({body} ORDER BY {y}.occurred_at, {y}.id), "
-                        f"'[]'::json) {source})"
-                    )
-                else:
-                    value = (
-                        f"(SELECT {body} {source} "
-                        f"ORDER BY {y}.occurred_at DESC, {y}.id DESC LIMIT 1)"
-                    )
-            else:
-                raise NotCompilable(f"Conversation.{name}")
-            pairs.append((key, self.column("Conversation", name, value)))
-        return (
-            f"SELECT coalesce(json_agg({sql.json_object(pairs)} "
-            f"ORDER BY {v}.last_activity_at DESC, {v}.id), '[]'::json) "
-            f"FROM conversations {v} WHERE {v}.customer_id = {a}.id"
-        )
-
-    def stage_history(self, a: str, node: FieldNode) -> str:
-        h = self.aliases.next("h")
-        pairs: list[tuple[str, str]] = []
-        joins: list[str] = []
-        columns = {
-            "previousStage": "previous_stage",
-            "transition": "transition",
-            "reason": "reason",
-        }
-        for key, child in self.collect("StageChange", node.selection_set):
-            name = child.name.value
-            self.check("StageChange", name)
-            if name == "__typename":
-                value = "'StageChange'"
-            elif name in columns:
-                value = f"{h}.{columns[name]}"
-            elif name == "enteredAt":
-                value = sql.json_timestamp(f"{h}.entered_at")
-            elif name == "stage":
-                value = f"({self.stage(f'{h}.stage', child)})"
-            elif name == "channel":
-                value = self.channel(f"{h}.channel_code", child, joins)
-            elif name == "interaction":
-                y = self.aliases.next("i")
-                inner: list[str] = []
-                body = self.interaction_object(y, child, inner)
-                value = (
-                    f"(SELECT {body} FROM interactions {y}{''.join(inner)} "
-                    f"WHERE {y}.id = {h}.interaction_id)"
-                )
-            else:
-                raise NotCompilable(f"StageChange.{name}")
-            pairs.append((key, self.column("StageChange", name, value)))
-        return (
-            f"SELECT coalesce(json_agg({sql.json_object(pairs)} "
-            f"ORDER BY {h}.entered_at, {h}.id), '[]'::json) "
-            f"FROM stage_history {h}{''.join(joins)} WHERE {h}.customer_id = {a}.id"
-        )
-
-    def channels_used(self, a: str, node: FieldNode) -> str:
-        x, u = self.aliases.next("i"), self.aliases.next("u")
-        pairs: list[tuple[str, str]] = []
-        joins: list[str] = []
-        for key, child in self.collect("ChannelUsage", node.selection_set):
-            name = child.name.value
-            self.check("ChannelUsage", name)
-            if name == "__typename":
-                value = "'ChannelUsage'"
-            elif name == "interactionCount":
-                value = f"{u}.interaction_count"
-            elif name == "firstSeenAt":
-                value = sql.json_timestamp(f"{u}.first_seen_at")
-            elif name == "lastSeenAt":
-                value = sql.json_timestamp(f"{u}.last_seen_at")
-            elif name == "channel":
-                value = self.channel(f"{u}.channel_code", child, joins)
-            else:
-                raise NotCompilable(f"ChannelUsage.{name}")
-            pairs.append((key, self.column("ChannelUsage", name, value)))
-        return (
-            f"SELECT coalesce(json_agg({sql.json_object(pairs)} "
-            f"ORDER BY {u}.first_seen_at, {u}.channel_code), '[]'::json) FROM ("
-            f"SELECT {x}.channel_code, count(*) AS interaction_count, "
-            f"min({x}.occurred_at) AS first_seen_at, max({x}.occurred_at) AS last_seen_at "
-            f"FROM interactions {x} WHERE {x}.customer_id = {a}.id GROUP BY {x}.channel_code) {u}"
-            + "".join(joins)
+            f"SELECT {body} FROM customers {c}{''.join(joins)} "
+            f"WHERE {c}.id = {placeholder} AND {c}.merged_into_id IS NULL"
         )
 
     def customers(self, node: FieldNode) -> str:
         args = self.arguments("Query", node)
         if not (self.is_null(args["last"]) and self.is_null(args["before"])):
             raise NotCompilable("backward paging of customers")
-        customer_filter = _read(args["filter"], self.variables)
-        order_by = _read(args["orderBy"], self.variables)
-        orders = [CustomerOrderBy[o.name] for o in order_by] if order_by is not None else None
-        try:
-            keys = sort_keys(orders)
-        except HubError as error:
-            raise NotCompilable(str(error)) from error
+        c = _alias(CUSTOMERS, self.aliases.next("c"))
+        keys = _compiled(customer_sort_keys, _read(args["orderBy"], self.variables), c)
         if any(key.label == "k_seen" for key in keys):
             raise NotCompilable("last-seen ordering (its cursor holds -infinity)")
-        c, p = self.aliases.next("c"), self.aliases.next("p")
-        key_sql = {
-            "k_created": (f"{c}.created_at", "timestamptz"),
-            "k_name": (f"coalesce({c}.display_name, '')", "text"),
-            "k_id": (f"{c}.id", "uuid"),
-        }
-        first, after = args["first"], args["after"]
-        limit = self.param(
-            first,
-            "int",
-            lambda value: page_size(self.settings, value, None, None, None)[0],
-        )
-        where = [f"{c}.merged_into_id IS NULL", *self.customer_filter(customer_filter, c)]
+        limit = self.params.slot(self.limit(args["first"]))
+        placeholders = {"limit": limit}
+        where = [c.c.merged_into_id.is_(None), *self.customer_filter(args["filter"], c)]
+        after = args["after"]
         if not self.is_null(after):
-            values = [
-                self.param(
-                    after,
-                    key_sql[key.label][1],
-                    partial(_customer_cursor_value, keys, index=index),
-                )
-                for index, key in enumerate(keys)
-            ]
-            alternatives = []
+            bounds = []
             for index, key in enumerate(keys):
-                equal = [f"{key_sql[k.label][0]} = {values[i]}" for i, k in enumerate(keys[:index])]
-                operator = "<" if key.descending else ">"
-                step = f"{key_sql[key.label][0]} {operator} {values[index]}"
-                alternatives.append("(" + " AND ".join([*equal, step]) + ")")
-            where.append("(" + " OR ".join(alternatives) + ")")
-        order = ", ".join(
-            f"{key_sql[key.label][0]} {'DESC' if key.descending else 'ASC'}" for key in keys
-        )
-        selected = ", ".join(f"{key_sql[key.label][0]} AS k{i}" for i, key in enumerate(keys))
+                name = f"after_{index}"
+                bounds.append(sa.bindparam(name, None, type_=key.expression.type))
+                value = self.binder(after, partial(_customer_cursor_value, keys, index=index))
+                placeholders[name] = self.params.slot(value)
+            where.append(beyond(keys, bounds, backwards=False))
+        labelled = [key.expression.label(f"k{i}") for i, key in enumerate(keys)]
+        rows = _page_rows(_every_column(c).add_columns(*labelled), where, order_by(keys))
+        p = self.aliases.next("p")
         # Tagged with the list and ordering, exactly as resolvers.keyset.paginate does.
-        signature = ordering_signature("customers", keys)
+        signature = ordering_signature(CUSTOMER_LIST, keys)
         cursor_parts = [sql.quote_literal(orjson.dumps(signature).decode())]
         for i, key in enumerate(keys):
-            if key.kind == "timestamp":
-                cursor_parts.append(sql.json_iso_timestamp(f"{p}.k{i}"))
-            else:
-                cursor_parts.append(sql.json_text(f"{p}.k{i}"))
-        rows = (
-            f"SELECT {c}.*, {selected}, row_number() OVER (ORDER BY {order}) AS rn "
-            f"FROM customers {c} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {limit} + 1"
-        )
+            render = sql.json_iso_timestamp if key.kind == "timestamp" else sql.json_text
+            cursor_parts.append(render(f"{p}.k{i}"))
 
         def total() -> str:
-            c2 = self.aliases.next("c")
-            where = [f"{c2}.merged_into_id IS NULL", *self.customer_filter(customer_filter, c2)]
-            return f"SELECT count(*) FROM customers {c2} WHERE {' AND '.join(where)}"
+            # Built only when selected: every parameter a plan adds must appear in its SQL.
+            c2 = _alias(CUSTOMERS, self.aliases.next("c"))
+            where = [c2.c.merged_into_id.is_(None), *self.customer_filter(args["filter"], c2)]
+            count = sa.select(sa.func.count()).select_from(c2).where(*where)
+            return sql.render(count, self.params, {})
 
-        return self.connection(
-            "Customer",
-            node,
-            rows=rows,
-            row_alias=p,
+        page = Page(
+            item="Customer",
+            rows=sql.render(rows, self.params, placeholders),
+            alias=p,
             limit=limit,
             has_previous="true" if not self.is_null(after) else "false",
             cursor=sql.cursor(cursor_parts),
-            node_object=lambda child, joins: self.customer_object(p, child),
             total=total,
         )
+        return self.connection(page, node)
 
-    def customer_filter(self, value: dict[str, Any] | None, c: str) -> list[str]:
+    def customer_filter(self, source: Source, c: sa.FromClause) -> list[sa.ColumnElement[bool]]:
+        value = self.input(source, "CustomerFilter")
         if value is None:
             return []
-        try:
-            return [CustomerFilterSQL(self.params, self.aliases, self.settings).condition(value, c)]
-        except FilterNotCompilable as error:
-            raise NotCompilable(str(error)) from error
+        # The compiled path serves only callers who may see personal data (hub.app decides).
+        compiler = CustomerFilterCompiler(self.settings, personal=_allowed, customers=c)
+        return [_compiled(compiler.compile, value)]
 
-    def connection(
-        self,
-        item: str,
-        node: FieldNode,
-        *,
-        rows: str,
-        row_alias: str,
-        limit: str,
-        has_previous: str,
-        cursor: str,
-        node_object: Callable[[FieldNode, list[str]], str],
-        total: Callable[[], str],
-    ) -> str:
-        """A Relay connection over ``rows`` (``limit + 1`` rows numbered by ``rn``)."""
-        p = row_alias
-        visible = f"FILTER (WHERE {p}.rn <= {limit})"
-        pairs: list[tuple[str, str]] = []
-        joins: list[str] = []  # to-one relations of the items, joined once per page
-        for key, child in self.collect(f"{item}Connection", node.selection_set):
-            name = child.name.value
-            if name == "__typename":
-                value = f"'{item}Connection'"
-            elif name == "edges":
-                edge_pairs: list[tuple[str, str]] = []
-                for edge_key, edge_child in self.collect(f"{item}Edge", child.selection_set):
-                    edge_name = edge_child.name.value
-                    if edge_name == "__typename":
-                        edge_pairs.append((edge_key, f"'{item}Edge'"))
-                    elif edge_name == "cursor":
-                        edge_pairs.append((edge_key, cursor))
-                    elif edge_name == "node":
-                        edge_pairs.append((edge_key, node_object(edge_child, joins)))
-                    else:
-                        raise NotCompilable(f"{item}Edge.{edge_name}")
-                value = (
-                    f"coalesce(json_agg({sql.json_object(edge_pairs)} ORDER BY {p}.rn) "
-                    f"{visible}, '[]'::json)"
-                )
-            elif name == "nodes":
-                value = (
-                    f"coalesce(json_agg({node_object(child, joins)} ORDER BY {p}.rn) "
-                    f"{visible}, '[]'::json)"
-                )
-            elif name == "pageInfo":
-                value = self.page_info(child, p, limit, has_previous, cursor, visible)
-            elif name == "totalCount":
-                value = f"({total()})"
-            else:
-                raise NotCompilable(f"{item}Connection.{name}")
-            pairs.append((key, value))
-        # HAVING makes it one aggregate row even when no aggregate is selected, or no row found.
-        return f"SELECT {sql.json_object(pairs)} FROM ({rows}) {p}{''.join(joins)} HAVING true"
-
-    def page_info(
-        self, node: FieldNode, p: str, limit: str, has_previous: str, cursor: str, visible: str
-    ) -> str:
-        pairs: list[tuple[str, str]] = []
-        for key, child in self.collect("PageInfo", node.selection_set):
-            name = child.name.value
-            if name == "__typename":
-                value = "'PageInfo'"
-            elif name == "hasNextPage":
-                value = f"(count(*) > {limit})"
-            elif name == "hasPreviousPage":
-                value = has_previous
-            elif name == "startCursor":
-                value = f"(array_agg({cursor} ORDER BY {p}.rn) {visible})[1]"
-            elif name == "endCursor":
-                value = f"(array_agg({cursor} ORDER BY {p}.rn DESC) {visible})[1]"
-            else:
-                raise NotCompilable(f"PageInfo.{name}")
-            pairs.append((key, value))
-        return sql.json_object(pairs)
-
-    # ---- interactions, touchpoints, channels ----
+    # ---- interactions ----
 
     def interaction_connection(
         self, owner_type: str, owner_column: str, owner: str, node: FieldNode
     ) -> str:
         args = self.arguments(owner_type, node)
-        first, after = args["first"], args["after"]
-        limit = self.param(
-            first,
-            "int",
-            lambda value: page_size(self.settings, value, None, None, None)[0],
-        )
-        i, p = self.aliases.next("i"), self.aliases.next("p")
-        where = [f"{i}.{owner_column} = {owner}", *self.interaction_filter(i, args["filter"])]
-        order_by = _read(args["orderBy"], self.variables)
-        newest_first = order_by is None or order_by.name != "OCCURRED_AT_ASC"
+        after = args["after"]
+        order = _read(args["orderBy"], self.variables)
+        newest_first = order is None or order.name != "OCCURRED_AT_ASC"
+        spec = _compiled(InteractionFilterSpec.of, self.input(args["filter"], "InteractionFilter"))
+        i = _alias(INTERACTIONS, self.aliases.next("i"))
+        limit = self.params.slot(self.limit(args["first"]))
+        placeholders = {"limit": limit}
+        where = [i.c[owner_column] == sa.literal_column(f"{owner}.id"), *spec.clauses(i)]
         if not self.is_null(after):
-            at = self.param(
-                after, "timestamptz", lambda c: decode_interaction_cursor(c, newest_first)[0]
-            )
-            row_id = self.param(
-                after, "uuid", lambda c: decode_interaction_cursor(c, newest_first)[1]
-            )
-            operator = "<" if newest_first else ">"
-            where.append(f"({i}.occurred_at, {i}.id) {operator} ({at}, {row_id})")
-        direction = "DESC" if newest_first else "ASC"
-        order = f"{i}.occurred_at {direction}, {i}.id {direction}"
-        rows = (
-            f"SELECT {i}.*, row_number() OVER (ORDER BY {order}) AS rn FROM interactions {i} "
-            f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {limit} + 1"
-        )
+            bound = []
+            for index, name in enumerate(("after_at", "after_id")):
+                column = i.c.occurred_at if index == 0 else i.c.id
+                bound.append(sa.bindparam(name, None, type_=column.type))
+                value = self.binder(after, partial(_interaction_cursor_value, newest_first, index))
+                placeholders[name] = self.params.slot(value)
+            where.append(after_row(i, newest_first, *bound))
+        rows = _page_rows(_every_column(i), where, interaction_order(i, newest_first))
 
         def total() -> str:
             # Built only when selected: every parameter a plan adds must appear in its SQL.
-            i2 = self.aliases.next("i")
-            where = [f"{i2}.{owner_column} = {owner}", *self.interaction_filter(i2, args["filter"])]
-            return f"SELECT count(*) FROM interactions {i2} WHERE {' AND '.join(where)}"
+            i2 = _alias(INTERACTIONS, self.aliases.next("i"))
+            owned = i2.c[owner_column] == sa.literal_column(f"{owner}.id")
+            count = sa.select(sa.func.count()).select_from(i2).where(owned, *spec.clauses(i2))
+            return sql.render(count, self.params, {})
 
+        p = self.aliases.next("p")
         cursor = sql.cursor(
             [
-                # Tagged with the ordering, exactly as schema.interaction.interaction_cursor.
+                # Tagged with the ordering, exactly as hub.reads.interactions.interaction_cursor.
                 sql.quote_literal(orjson.dumps(interaction_ordering(newest_first)).decode()),
                 sql.json_iso_timestamp(f"{p}.occurred_at"),
                 f"'\"' || {p}.id::text || '\"'",
             ],
             ascii_key=True,
         )
-        return self.connection(
-            "Interaction",
-            node,
-            rows=rows,
-            row_alias=p,
+        page = Page(
+            item="Interaction",
+            rows=sql.render(rows, self.params, placeholders),
+            alias=p,
             limit=limit,
             has_previous="true" if not self.is_null(after) else "false",
             cursor=cursor,
-            node_object=lambda child, joins: self.interaction_object(p, child, joins),
             total=total,
         )
-
-    def interaction_filter(self, i: str, source: Source) -> list[str]:
-        """SQL conditions equal to ``InteractionFilterSpec.clauses`` (values fixed per plan)."""
-        value = _read(source, self.variables)
-        if value is None:
-            return []
-        after, before = value.get("occurredAfter"), value.get("occurredBefore")
-        for moment in (after, before):
-            if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
-                raise NotCompilable("a filter moment without a time zone")
-        if after is not None and before is not None and after >= before:
-            raise NotCompilable("empty time range: the resolver path reports it")
-        clauses: list[str] = []
-        lists = {
-            "channels": ("channel_code", "text[]"),
-            "types": ("type", "text[]"),
-            "directions": ("direction", "text[]"),
-        }
-        for field_name, (column, cast) in lists.items():
-            items = value.get(field_name)
-            if items is not None:
-                names = [item.value for item in items]
-                placeholder = self.params.constant(names, cast)
-                clauses.append(f"{i}.{column} = ANY({placeholder})")
-        touchpoint_ids = value.get("touchpointIds")
-        if touchpoint_ids is not None:
-            try:
-                ids = [uuid_from_global_id(t, "Touchpoint") for t in touchpoint_ids]
-            except HubError as error:
-                raise NotCompilable(str(error)) from error
-            placeholder = self.params.constant(ids, "uuid[]")
-            clauses.append(f"{i}.touchpoint_id = ANY({placeholder})")
-        if after is not None:
-            placeholder = self.params.constant(after, "timestamptz")
-            clauses.append(f"{i}.occurred_at >= {placeholder}")
-        if before is not None:
-            placeholder = self.params.constant(before, "timestamptz")
-            clauses.append(f"{i}.occurred_at < {placeholder}")
-        return clauses
-
-    def last_interaction(self, a: str, node: FieldNode) -> str:
-        x = self.aliases.next("i")
-        joins: list[str] = []
-        body = self.interaction_object(x, node, joins)
-        return (
-            f"SELECT {body} FROM interactions {x}{''.join(joins)} "
-            f"WHERE {x}.customer_id = {a}.id "
-            f"ORDER BY {x}.occurred_at DESC, {x}.id DESC LIMIT 1"
-        )
-
-    def interaction_object(self, p: str, node: FieldNode, joins: list[str]) -> str:
-        pairs: list[tuple[str, str]] = []
-        plain = ("type", "direction", "summary", "sentiment", "outcome", "agent", "attributes")
-        for key, child in self.collect("Interaction", node.selection_set):
-            name = child.name.value
-            self.check("Interaction", name)
-            if name == "__typename":
-                value = "'Interaction'"
-            elif name == "id":
-                value = sql.uuid_global_id("Interaction", f"{p}.id")
-            elif name == "occurredAt":
-                value = sql.json_timestamp(f"{p}.occurred_at")
-            elif name in plain:
-                value = f"{p}.{name}"
-            elif name == "touchpoint":
-                value = self.touchpoint(f"{p}.touchpoint_id", child, joins)
-            elif name == "channel":
-                value = self.channel(f"{p}.channel_code", child, joins)
-            else:
-                raise NotCompilable(f"Interaction.{name}")
-            pairs.append((key, self.column("Interaction", name, value)))
-        return sql.json_object(pairs)
-
-    def touchpoint(self, touchpoint_id: str, node: FieldNode, joins: list[str]) -> str:
-        """The touchpoint as JSON, its row LEFT JOINed to the enclosing FROM (one join per
-        page rather than one lookup per interaction)."""
-        t = self.aliases.next("t")
-        joins.append(f" LEFT JOIN touchpoints {t} ON {t}.id = {touchpoint_id}")
-        pairs: list[tuple[str, str]] = []
-        columns = {
-            "name": "name",
-            "kind": "kind",
-            "address": "address",
-            "businessLine": "business_line",
-            "active": "active",
-        }
-        for key, child in self.collect("Touchpoint", node.selection_set):
-            name = child.name.value
-            self.check("Touchpoint", name)
-            if name == "__typename":
-                value = "'Touchpoint'"
-            elif name == "id":
-                value = sql.uuid_global_id("Touchpoint", f"{t}.id")
-            elif name in columns:
-                value = f"{t}.{columns[name]}"
-            elif name == "channel":
-                value = self.channel(f"{t}.channel_code", child, joins)
-            elif name == "interactions":
-                page = self.interaction_connection("Touchpoint", "touchpoint_id", f"{t}.id", child)
-                value = f"({page})"
-            else:
-                raise NotCompilable(f"Touchpoint.{name}")
-            pairs.append((key, self.column("Touchpoint", name, value)))
-        return f"CASE WHEN {t}.id IS NOT NULL THEN {sql.json_object(pairs)} END"
-
-    def channel(self, code: str, node: FieldNode, joins: list[str]) -> str:
-        x = self.aliases.next("ch")
-        joins.append(f" LEFT JOIN channels {x} ON {x}.code = {code}")
-        pairs: list[tuple[str, str]] = []
-        for key, child in self.collect("Channel", node.selection_set):
-            name = child.name.value
-            self.check("Channel", name)
-            if name == "__typename":
-                value = "'Channel'"
-            elif name == "id":
-                value = sql.global_id("Channel", f"{x}.code")
-            elif name in ("code", "name", "description", "position"):
-                value = f"{x}.{name}"
-            else:
-                raise NotCompilable(f"Channel.{name}")
-            pairs.append((key, self.column("Channel", name, value)))
-        return f"CASE WHEN {x}.code IS NOT NULL THEN {sql.json_object(pairs)} END"
+        return self.connection(page, node)
 
 
-TIMESTAMP_COLUMNS = {
-    "Customer": {
-        "stageEnteredAt": "stage_entered_at",
-        "firstSeenAt": "first_seen_at",
-        "lastSeenAt": "last_seen_at",
-        "createdAt": "created_at",
-        "updatedAt": "updated_at",
-    }
-}
+@dataclass(frozen=True)
+class Page:
+    """One page of a Relay connection, as SQL: ``rows`` holds ``limit + 1`` rows numbered by
+    ``rn``, read as ``alias``; ``cursor`` is a row's cursor; ``total()`` counts the whole list."""
+
+    item: str
+    rows: str
+    alias: str
+    limit: str
+    has_previous: str
+    cursor: str
+    total: Callable[[], str]
 
 
-def _customer_cursor_value(keys: list[Any], cursor: str, index: int) -> Any:
+def _page_rows(
+    select: sa.Select[Any], where: list[sa.ColumnElement[bool]], order: list[sa.ColumnElement[Any]]
+) -> sa.Select[Any]:
+    """``limit + 1`` rows of a page, numbered in their order (``rn``); ``limit`` is bound later."""
+    numbered = select.add_columns(sa.func.row_number().over(order_by=order).label("rn"))
+    limit = sa.bindparam("limit", None, type_=sa.Integer) + sa.literal_column("1", sa.Integer)
+    return numbered.where(*where).order_by(*order).limit(limit)
+
+
+@cache
+def _alias(table: sa.Table, name: str) -> NamedFromClause:
+    """``table AS name``; plans reuse the same few names, and an alias is costly to build."""
+    return table.alias(name)
+
+
+def _every_column(table: NamedFromClause) -> sa.Select[Any]:
+    # As ``alias.*``: listing every column would cost more to render and to run.
+    return sa.select(sa.literal_column(f"{table.name}.*")).select_from(table)
+
+
+def _lookup(table: dict[str, Callable[[FieldNode], str]]) -> Callable[[str, FieldNode], str | None]:
+    def value(name: str, node: FieldNode) -> str | None:
+        build = table.get(name)
+        return None if build is None else build(node)
+
+    return value
+
+
+T = TypeVar("T")
+
+
+def _compiled(build: Callable[..., T], *args: Any) -> T:
+    """``build(*args)``; an error it reports (a bad filter or order) leaves the query to the
+    resolvers, which report it."""
+    try:
+        return build(*args)
+    except HubError as error:
+        raise NotCompilable(str(error)) from error
+
+
+def _allowed(what: str) -> None:
+    return None
+
+
+def _customer_cursor_value(keys: list[SortKey], cursor: str, index: int) -> Any:
     """The ``index``-th sort-key value of a customers cursor (``BAD_USER_INPUT`` when bad)."""
-    signature = ordering_signature("customers", keys)
-    return keys[index].decode(decode_cursor(cursor, signature, len(keys))[index])
+    return cursor_values(CUSTOMER_LIST, keys, cursor)[index]
+
+
+def _interaction_cursor_value(newest_first: bool, index: int, cursor: str) -> Any:
+    return decode_interaction_cursor(cursor, newest_first)[index]

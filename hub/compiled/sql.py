@@ -11,9 +11,14 @@ Each helper returns SQL text. The encodings mirror ``hub/core/ids.py`` and Straw
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 def quote_literal(text: str) -> str:
@@ -134,6 +139,9 @@ def json_object(pairs: list[tuple[str, str]]) -> str:
     return f"json_build_object({args})"
 
 
+Binder = Callable[[dict[str, Any]], Any]
+
+
 @dataclass
 class Params:
     """The positional parameters of one statement and how each is computed at bind time.
@@ -143,15 +151,19 @@ class Params:
     the resolver path so that the error is reported exactly as that path reports it.
     """
 
-    binders: list[Callable[[dict[str, Any]], Any]] = field(default_factory=list)
+    binders: list[Binder] = field(default_factory=list)
 
-    def add(self, binder: Callable[[dict[str, Any]], Any], cast: str) -> str:
+    def slot(self, binder: Binder) -> str:
+        """A new parameter (``$n``)."""
         self.binders.append(binder)
-        return f"${len(self.binders)}::{cast}"
+        return f"${len(self.binders)}"
 
-    def constant(self, value: Any, cast: str) -> str:
+    def add(self, binder: Binder, cast: str) -> str:
+        return f"{self.slot(binder)}::{cast}"
+
+    def constant(self, value: Any) -> str:
         """A parameter whose value is fixed by the plan (it is part of the plan's cache key)."""
-        return self.add(lambda _variables: value, cast)
+        return self.slot(lambda _variables: value)
 
     def bind(self, variables: dict[str, Any]) -> list[Any]:
         return [binder(variables) for binder in self.binders]
@@ -166,3 +178,57 @@ class Aliases:
     def next(self, prefix: str = "t") -> str:
         self.count += 1
         return f"{prefix}{self.count}"
+
+
+# ---- relations ----
+
+
+def json_array(item: str, source: str, where: str | None, order: str) -> str:
+    """A JSON array of one ``item`` per row of ``source`` (``[]`` when there is none)."""
+    condition = f" WHERE {where}" if where else ""
+    return (
+        f"SELECT coalesce(json_agg({item} ORDER BY {order}), '[]'::json) FROM {source}{condition}"
+    )
+
+
+def first_row(item: str, source: str, where: str, order: str | None) -> str:
+    """``item`` of the row of ``source`` (the first in ``order``), NULL when there is none."""
+    first = f" ORDER BY {order} LIMIT 1" if order else ""
+    return f"SELECT {item} FROM {source} WHERE {where}{first}"
+
+
+def present(key: str, item: str) -> str:
+    """``item`` when a LEFT JOINed row was found (its ``key`` is not NULL), else NULL."""
+    return f"CASE WHEN {key} IS NOT NULL THEN {item} END"
+
+
+# ---- SQLAlchemy expressions (hub.reads) inside a compiled statement ----
+
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def render(statement: sa.ClauseElement, params: Params, placeholders: Mapping[str, str]) -> str:
+    """SQL text of a SQLAlchemy statement whose values become ``params``: a bind parameter
+    named in ``placeholders`` is that parameter of ``params`` (``$n``), every other one a new
+    parameter holding its value, fixed by the plan.
+
+    The statement must not hold ``$n`` text of its own (it renders its values as ``$n``).
+    """
+    compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+    assert isinstance(compiled, SQLCompiler)
+    names = compiled.positiontup or []
+    slots = []
+    for name in names:
+        if name in placeholders:
+            slots.append(placeholders[name])
+            continue
+        value = compiled.params[name]
+        bind = compiled.binds.get(name)  # None for the items of an expanded IN list
+        if bind is not None:
+            process = bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+            value = process(value) if process is not None else value
+        slots.append(params.constant(value))
+    text = compiled.string
+    assert {int(n) for n in _PLACEHOLDER.findall(text)} == set(range(1, len(names) + 1)), text
+    return _PLACEHOLDER.sub(lambda match: slots[int(match.group(1)) - 1], text)

@@ -20,7 +20,6 @@ from starlette.responses import JSONResponse, Response
 from hub.access.keys import Principal
 from hub.access.policy import can_write
 from hub.compiled.executor import DatabaseUnavailable
-from hub.compiled.policy import ALLOW_ALL
 from hub.context import NOBODY
 from hub.core.faults import UNAVAILABLE_MESSAGE, unavailable_extensions
 from hub.core.request_keys import (
@@ -74,7 +73,7 @@ async def compiled_read(state: HubState, request: Request, payload: Any) -> Resp
     if compiled is None or not _unrestricted(request.scope.get(PRINCIPAL_KEY, NOBODY)):
         return None
     replica = bool(request.scope.get(REPLICA_KEY, False))
-    answer = compiled.respond(request, ALLOW_ALL, payload, replica)
+    answer = compiled.respond(request, payload, replica)
     response = await _within_timeout(request, state.settings, answer, "compiled read")
     if response is None:
         return None

@@ -27,7 +27,6 @@ from starlette.requests import Request
 from hub.access.limits import limits_rule
 from hub.app import create_app
 from hub.compiled.executor import CompiledReads
-from hub.compiled.policy import ALLOW_ALL
 from hub.core.settings import Settings
 from hub.graphql import schema
 from tests.conftest import StatementCounter, make_key
@@ -177,7 +176,7 @@ async def same_answer(
     if compiles:
         # Answered by the compiled path's single statement: none on the resolvers' engine.
         assert counter.count == before, counter.report()
-    response = await compiled.respond(_request(query, variables), ALLOW_ALL)
+    response = await compiled.respond(_request(query, variables))
     assert (response is not None) == compiles, (query, variables, expected)
     if response is not None:
         assert json.loads(response.body) == expected

@@ -33,5 +33,3 @@ READ_PATH_KEY = "hub.read_path"
 ROUTER_KEY = "read_router"
 # The app's ``HubMetrics`` (absent for the CLI and seeds, which count nothing).
 METRICS_KEY = "metrics"
-# A websocket's connection_init payload.
-CONNECTION_PARAMS_KEY = "connection_params"

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hub.access.keys import Principal
-from hub.access.policy import can_write
+from hub.access.policy import can_see_pii, can_write
 from hub.compiled.executor import DatabaseUnavailable
 from hub.context import NOBODY
 from hub.core.faults import UNAVAILABLE_MESSAGE, unavailable_extensions
@@ -45,7 +45,7 @@ def timeout_error(settings: Settings) -> GraphQLError:
 
 
 def _unrestricted(principal: Principal) -> bool:
-    return principal.sees_pii and not principal.scope.restricted
+    return can_see_pii(principal) and not principal.scope.restricted
 
 
 async def compiled_ingest(state: HubState, request: Request, payload: Any) -> Response | None:

@@ -25,8 +25,6 @@ class HubState:
     metrics: HubMetrics = field(default_factory=HubMetrics)
     # Live subscriptions that run once for many websockets (hub.http.ws).
     shared_executions: SharedExecutions = field(default_factory=SharedExecutions)
-    # Open graphql-transport-ws handlers: the graceful shutdown closes each.
-    websockets: set[HubTransportWSHandler] = field(default_factory=set)
     shutdown: GracefulShutdown = field(init=False)
     resources: Resources | None = None
 
@@ -42,7 +40,8 @@ class HubState:
 
     async def close_websockets(self, timeout: float) -> None:  # noqa: ASYNC109
         """Graceful shutdown: every open websocket sends what was queued, then closes 1012."""
-        handlers = list(self.websockets)
+        # The open handlers register in the metrics' set (hub.http.ws), the one registry.
+        handlers: list[HubTransportWSHandler] = list(self.metrics.sockets)
         if handlers:
             logger.info("closing %d websockets with 1012 (service restart)", len(handlers))
             await asyncio.gather(*(handler.close_for_restart(timeout) for handler in handlers))

@@ -60,10 +60,9 @@ class HubGraphQL(GraphQL[Context, None]):
         self.keys = keys
         # Per app, not process-wide: one span per HTTP operation when this app traces.
         self.traced = settings.otel_enabled
-        # What hub.http.ws reads off its view.
+        # What hub.http.ws reads off its view (WebSocketHost).
         self.metrics = state.metrics
         self.shared_executions = state.shared_executions
-        self.live_handlers = state.websockets
 
     # ---- the HTTP pipeline ----
 

@@ -67,9 +67,8 @@ class WebSocketHost(Protocol):
     """What the view (``hub.app.HubGraphQL``) keeps for its websocket handlers."""
 
     shared_executions: SharedExecutions
-    # The graceful shutdown closes each open handler (close_for_restart).
-    live_handlers: set[HubTransportWSHandler]
-    # hub.ops.metrics counts open handlers and their active operations at scrape time.
+    # Open handlers, in one registry: hub.ops.metrics counts them and their active operations
+    # at scrape time, and the graceful shutdown closes each (close_for_restart).
     metrics: HubMetrics
 
 
@@ -98,11 +97,9 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._keepalive = self._watchdog = None
         self._writer = asyncio.create_task(self._write(), name="hub-ws-writer")
         host.metrics.sockets.add(self)
-        host.live_handlers.add(self)
         try:
             await super().handle()
         finally:
-            host.live_handlers.discard(self)
             host.metrics.sockets.discard(self)
 
     async def shutdown(self) -> None:

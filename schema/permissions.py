@@ -157,7 +157,7 @@ def undeclared_text_fields(schema: GraphQLSchema) -> list[str]:
             continue
         if not isinstance(graphql_type, GraphQLObjectType):
             continue
-        for field_name, field in graphql_type.fields.items():
+        for field_name, field in sorted(graphql_type.fields.items()):
             if get_named_type(field.type).name not in _TEXT_TYPES:
                 continue
             definition = (field.extensions or {}).get("strawberry-definition")

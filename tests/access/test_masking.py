@@ -110,20 +110,20 @@ async def test_filtering_on_personal_fields_needs_pii(gql_as: GqlAs, world: Worl
     assert data["customers"]["totalCount"] == 1
 
 
-async def test_personal_traits_are_configurable(app_with: object, world: World) -> None:
+async def test_personal_keys_are_configurable(app_with: object, world: World) -> None:
+    """HUB_PERSONAL_KEYS adds patterns to the defaults (e-mail stays masked); the deprecated
+    HUB_PERSONAL_TRAITS still counts, as whole keys."""
     from tests.conftest import make_key
 
-    async with app_with(personal_traits=["tier"]) as (client, engine):  # type: ignore[operator]
-        key = await make_key(engine, "ANALYST")
-        response = await client.post(
-            "/graphql",
-            json={
-                "query": "query($id: ID!) { customer(id: $id) { traits } }",
-                "variables": {"id": world.id("Customer", world.ana)},
-            },
-            headers={"Authorization": f"Bearer {key}"},
-        )
-    assert response.json()["data"]["customer"]["traits"] == {
-        "tier": "•••",
-        "email": "ana@example.com",
-    }
+    for setting in ({"personal_keys": ["tier"]}, {"personal_traits": ["tier"]}):
+        async with app_with(**setting) as (client, engine):  # type: ignore[operator]
+            key = await make_key(engine, "ANALYST")
+            response = await client.post(
+                "/graphql",
+                json={
+                    "query": "query($id: ID!) { customer(id: $id) { traits } }",
+                    "variables": {"id": world.id("Customer", world.ana)},
+                },
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert response.json()["data"]["customer"]["traits"] == {"tier": "•••", "email": "•••"}

@@ -95,6 +95,10 @@ async def test_filtering_on_personal_fields_needs_pii(gql_as: GqlAs, world: Worl
     for query in [
         '{ customers(filter: {displayName: {startsWith: "An"}}) { totalCount } }',
         '{ customers(filter: {trait: {key: "email", exists: true}}) { totalCount } }',
+        # Any case and separator of a personal key; a whole object would test what is inside.
+        '{ customers(filter: {trait: {key: "Contact_E-Mail", exists: true}}) { totalCount } }',
+        '{ customers(filter: {trait: {key: "contact", eq: {email: "a@b.co"}}}) { totalCount } }',
+        '{ customers(filter: {trait: {key: "tags", in: [["vip"]]}}) { totalCount } }',
         "{ customers(orderBy: [DISPLAY_NAME_ASC]) { totalCount } }",
     ]:
         error = await analyst.error(query)

@@ -8,6 +8,7 @@ whole data set the expected answer is computed from the tables with plain SQL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from hub.core.enums import ChannelCode
 from hub.seeds.demo import DEMO_CUSTOMERS, DEMO_SEED, seed_demo
 from hub.seeds.story import ANA_CONVERSATION, ANA_EMAIL, ANA_NAME, ANA_PHONE
 from tests.conftest import GraphQLClient
-from tests.reads.test_readme import EXAMPLES
+from tests.reads.test_readme import EXAMPLES, README
 
 Check = Callable[[GraphQLClient, asyncpg.Connection], Awaitable[None]]
 
@@ -183,3 +184,50 @@ async def test_readme_examples_on_the_demo_data(
         except AssertionError as failure:
             failures[name] = failure
     assert not failures, failures
+
+
+def _try_it_blocks() -> dict[str, str]:
+    section = README.split("\n## Try it\n", 1)[1].split("\n## ", 1)[0]
+    return {
+        re.search(r"(?:query|mutation) (\w+)", block).group(1): block  # type: ignore[union-attr]
+        for block in re.findall(r"```graphql\n(.*?)```", section, re.S)
+    }
+
+
+async def test_try_it_walkthrough_on_the_demo_data(
+    gql: GraphQLClient, db: asyncpg.Connection, database_url: str
+) -> None:
+    blocks = _try_it_blocks()
+    assert set(blocks) == {"AnaView", "IosApp", "AnaOrders"}
+    await seed_demo(database_url, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, progress=False)
+
+    ana = (await gql.data(blocks["AnaView"]))["customerByIdentity"]
+    assert ana == {
+        "displayName": ANA_NAME,
+        "currentStage": {"code": "CONSIDERATION"},
+        "conversations": [
+            {
+                "key": ANA_CONVERSATION,
+                "status": "OPEN",
+                "channels": [{"code": "WEB"}, {"code": "SOCIAL"}],
+            }
+        ],
+        "channelsUsed": [
+            {"channel": {"code": code}} for code in ("SOCIAL", "WEB", "MOBILE", "PHYSICAL")
+        ],
+    }
+    [app] = (await gql.data(blocks["IosApp"]))["touchpoints"]["nodes"]
+    assert app["name"] == "Larkspur iOS app"
+
+    order = (await gql.data(blocks["AnaOrders"], {"touchpointId": app["id"]}))["recordInteraction"]
+    assert order["duplicate"] is False
+    assert order["customer"]["currentStage"] == {"code": "PURCHASE"}
+    assert order["customer"]["stageHistory"][-1] == {
+        "stage": {"code": "PURCHASE"},
+        "transition": "FORWARD",
+        "channel": {"code": "MOBILE"},
+    }
+    # The same idempotency key again is a retry: nothing new is recorded (step 3 says so).
+    again = (await gql.data(blocks["AnaOrders"], {"touchpointId": app["id"]}))["recordInteraction"]
+    assert again["duplicate"] is True
+    assert again["customer"]["stageHistory"] == order["customer"]["stageHistory"]

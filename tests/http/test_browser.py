@@ -24,6 +24,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Request, Route, async_playwright
 
+from hub.http.explorer import EXAMPLES
+from hub.seeds.demo import DEMO_CUSTOMERS, DEMO_SEED, seed_demo
 from tests.conftest import make_key
 from tests.journey_data import seed_journeys
 
@@ -281,9 +283,6 @@ async def _editor_text(page: Page, selector: str) -> str:
 async def test_every_explorer_tab_runs_on_the_demo_data_in_a_fresh_browser(
     db: asyncpg.Connection, database_url: str, demo_server: str, browser: Browser
 ) -> None:
-    from hub.http.explorer import EXAMPLES
-    from hub.seeds.demo import DEMO_CUSTOMERS, DEMO_SEED, seed_demo
-
     await seed_demo(database_url, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, progress=False)
     blocked: list[str] = []
     page = await offline_page(browser, blocked)  # a new context: empty storage, as a newcomer

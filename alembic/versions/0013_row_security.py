@@ -26,7 +26,7 @@ which it is not): other roles pay nothing. The analytics tables, the key table, 
 the erasures are not granted at all; the analytics tables (they hold customer rows) also get row
 security with no policy, so a role that is granted them later still sees nothing. The only write
 a partner connection may do is appending to the audit log (a refused mutation is audited on the
-request's own connection), never reading it (``SELECT (id)`` only: an insert returns its id).
+request's own connection), never reading it: the audit insert asks for no RETURNING.
 
 The role is cluster-wide and may already exist (another database of the same server, or created
 by a DBA): it is created only if absent, and the downgrade leaves it (see docs/deployment.md).
@@ -186,7 +186,7 @@ def upgrade() -> None:
         op.execute(f"CREATE POLICY partner_scope ON {name} FOR SELECT TO {ROLE} USING ({rule})")
     for name in CLOSED_TABLES:
         op.execute(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
-    op.execute(f"GRANT INSERT, SELECT (id) ON audit_log TO {ROLE}")
+    op.execute(f"GRANT INSERT ON audit_log TO {ROLE}")
     op.execute(f"GRANT USAGE ON SEQUENCE audit_log_id_seq TO {ROLE}")
 
 

@@ -186,12 +186,15 @@ def upgrade() -> None:
         op.execute(f"CREATE POLICY partner_scope ON {name} FOR SELECT TO {ROLE} USING ({rule})")
     for name in CLOSED_TABLES:
         op.execute(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
+    # A subscription's resume cursor is checked against the outbox sequence's position.
+    op.execute(f"GRANT SELECT ON SEQUENCE events_id_seq TO {ROLE}")
     op.execute(f"GRANT INSERT ON audit_log TO {ROLE}")
     op.execute(f"GRANT USAGE ON SEQUENCE audit_log_id_seq TO {ROLE}")
 
 
 def downgrade() -> None:
     op.execute(f"REVOKE USAGE ON SEQUENCE audit_log_id_seq FROM {ROLE}")
+    op.execute(f"REVOKE SELECT ON SEQUENCE events_id_seq FROM {ROLE}")
     op.execute(f"REVOKE ALL ON audit_log FROM {ROLE}")
     for name in CLOSED_TABLES:
         op.execute(f"ALTER TABLE {name} DISABLE ROW LEVEL SECURITY")

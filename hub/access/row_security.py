@@ -16,7 +16,9 @@ How, and why this way:
   connections carry the scope as an execution option. An ``engine_connect`` listener switches
   every connection made through such a view, right after checkout and before any statement, to
   ``hub_partner`` with the key's settings (one round trip); AsyncSessions bound to the view pass
-  through it too. If that fails, the checkout fails: no statement runs unscoped.
+  through it too. If that fails, the checkout fails: no statement runs unscoped. Each statement
+  on such a connection re-checks the switch (a dict lookup), which covers a connection that
+  SQLAlchemy silently replaced after a disconnect.
 - A pool ``reset`` listener, on every return of a connection that was switched, rolls back and
   runs ``RESET ROLE; RESET hub.channels; RESET hub.touchpoints`` outside any transaction (a
   reset inside one could be rolled back). If that fails SQLAlchemy invalidates the connection
@@ -88,6 +90,8 @@ def engine_for(engine: AsyncEngine, principal: Principal) -> AsyncEngine:
 def _install(engine: Engine) -> None:
     if not sa.event.contains(engine, "engine_connect", _switch):
         sa.event.listen(engine, "engine_connect", _switch)
+    if not sa.event.contains(engine, "before_cursor_execute", _before_statement):
+        sa.event.listen(engine, "before_cursor_execute", _before_statement)
     if not sa.event.contains(engine.pool, "reset", _reset):
         sa.event.listen(engine.pool, "reset", _reset)
 
@@ -96,12 +100,22 @@ def _switch(connection: Connection) -> None:
     settings = connection.get_execution_options().get(SCOPE_OPTION)
     if settings is None:
         return
-    channels, touchpoints = settings
     pooled = connection.connection
+    if pooled.info.get(_SWITCHED):
+        return
+    channels, touchpoints = settings
     # Marked before switching: if the switch fails half-way, the return still resets.
     pooled.info[_SWITCHED] = True
     driver: Any = pooled.driver_connection
     await_(driver.fetchrow(_SWITCH, PARTNER_ROLE, channels, touchpoints))
+
+
+def _before_statement(connection: Connection, *_: Any) -> None:
+    # A Connection invalidated mid-request (a dropped server connection) takes a new DBAPI
+    # connection from the pool on its next statement without a new engine_connect: every
+    # statement of a partner view checks its connection is switched (a dict lookup) and
+    # switches it if not, so no statement ever runs unscoped.
+    _switch(connection)
 
 
 def _reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:

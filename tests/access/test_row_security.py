@@ -148,6 +148,22 @@ async def test_a_partner_connection_goes_back_to_the_pool_as_the_login(
         assert await connection.scalar(sa.text("SELECT count(*) FROM customers")) == 1
 
 
+async def test_a_partner_connection_replaced_after_invalidation_stays_scoped(
+    one_connection: AsyncEngine, scene: Scene
+) -> None:
+    partner = engine_for(one_connection, WEB_PARTNER)
+    async with partner.connect() as connection:
+        assert await connection.scalar(sa.text("SELECT count(*) FROM customers")) == 1
+        # As after a dropped server connection: SQLAlchemy takes a new DBAPI connection for
+        # the next statement on this same Connection, with no new checkout event.
+        await connection.invalidate()
+        await connection.rollback()
+        assert await connection.scalar(sa.text("SELECT current_user")) == PARTNER_ROLE
+        assert await connection.scalar(sa.text("SELECT count(*) FROM customers")) == 1
+    async with one_connection.connect() as connection:
+        assert await connection.scalar(sa.text("SELECT count(*) FROM customers")) == 3
+
+
 async def test_a_request_engine_follows_its_principal(engine: AsyncEngine) -> None:
     from hub.context import NOBODY, Context
     from hub.core.settings import Settings

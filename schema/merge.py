@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from hub.context import Info
+from hub.core.errors import NotFound
 from hub.core.ids import to_global_id
 from hub.db.rows import Record
 from hub.schema.enums import IdentityKind
@@ -39,6 +40,17 @@ class MergeRule(Enum):
 
 def customer_gid(customer_id: uuid.UUID) -> strawberry.ID:
     return strawberry.ID(to_global_id("Customer", str(customer_id)))
+
+
+async def _survivor(info: Info, customer_id: uuid.UUID) -> LazyCustomer:
+    """The survivor, or NOT_FOUND exactly as for an id that does not exist: a customer outside
+    the caller's rows (row security) must not be told apart from a missing one."""
+    from hub.schema.customer import load_customer
+
+    customer = await load_customer(info, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer with id {customer_gid(customer_id)!r}")
+    return customer
 
 
 @strawberry.type(description="One merge of customers into a survivor, as the ledger records it.")
@@ -98,11 +110,7 @@ class Merge:
 
     @strawberry.field(description="The survivor now (following later merges).")
     async def survivor(self, info: Info) -> LazyCustomer:
-        from hub.schema.customer import load_customer
-
-        customer = await load_customer(info, self.survivor_row_id)
-        assert customer is not None  # foreign key
-        return customer
+        return await _survivor(info, self.survivor_row_id)
 
 
 @strawberry.type(description="What a merge would do, computed without changing anything.")
@@ -133,8 +141,4 @@ class MergePreview:
 
     @strawberry.field(description="The customer that would survive, as it is now.")
     async def survivor(self, info: Info) -> LazyCustomer:
-        from hub.schema.customer import load_customer
-
-        customer = await load_customer(info, self.survivor_row_id)
-        assert customer is not None
-        return customer
+        return await _survivor(info, self.survivor_row_id)

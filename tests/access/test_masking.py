@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
-from tests.access_world import World, build_world
+from tests.access_world import World, build_world, share_with_partners
 from tests.conftest import GraphQLClient
 
 GqlAs = Callable[..., Awaitable[GraphQLClient]]
@@ -19,7 +19,9 @@ PROFILE = """query($id: ID!) { customer(id: $id) {
 
 @pytest.fixture
 async def world(db: asyncpg.Connection) -> World:
-    return await build_world(db)
+    world = await build_world(db)
+    await share_with_partners(db, world.ana, world.bob)
+    return world
 
 
 def _masked(customer: dict[str, object]) -> None:

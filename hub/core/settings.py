@@ -376,7 +376,10 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(
         default=True,
-        description="Serve Prometheus metrics at GET /metrics (no key needed: keep it internal).",
+        description=(
+            "Serve Prometheus metrics at GET /metrics (to HUB_METRICS_ALLOWED_NETWORKS, or with "
+            "HUB_METRICS_TOKEN)."
+        ),
     )
     log_format: Literal["json", "text"] = Field(
         default="json",

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(
                 "/graphql",
                 graphql,
-                methods=["GET", "POST"],
+                # No methods list: the gate answers all but GET and POST with a coded JSON 405.
                 middleware=[
                     Middleware(RequestObserver, state.metrics),
                     refuse_when_stopping,

@@ -1,13 +1,13 @@
 """The HTTP gate in front of ``/graphql``: checks that need no GraphQL parsing.
 
-In order: request body size (413), CSRF (mutations and queries only as POST with a JSON
-content type; GET queries need the ``X-Hub-Request`` header), the API key (401; the GraphiQL
-page needs an ADMIN or ANALYST key, or development mode), the rate limit per key (429 with
-Retry-After). Before the key's lookup, the client address's budget of failed key attempts
-(``KeyCheck``: 429 TOO_MANY_FAILED_KEYS with Retry-After once spent, no database lookup).
-The principal it finds goes into the ASGI scope, where
-``get_context`` picks it up. Websockets authenticate in ``connection_init`` instead
-(``HubGraphQL.on_ws_connect``), asking the same ``KeyCheck``.
+In order: the method (405 but for GET and POST), request body size (413), CSRF (mutations and
+queries only as POST with a JSON content type; GET queries need the ``X-Hub-Request`` header),
+the API key (401; the GraphiQL page needs an ADMIN or ANALYST key, or development mode), the
+rate limit per key (429 with Retry-After). Before the key's lookup, the client address's budget
+of failed key attempts (``KeyCheck``: 429 TOO_MANY_FAILED_KEYS with Retry-After once spent, no
+database lookup). The principal it finds goes into the ASGI scope, where ``get_context`` picks
+it up. Websockets authenticate in ``connection_init`` instead (``HubGraphQL.on_ws_connect``),
+asking the same ``KeyCheck``.
 """
 
 from __future__ import annotations
@@ -129,6 +129,15 @@ class AccessGate:
             return
         headers = Headers(scope=scope)
         method = scope["method"]
+        if method not in ("GET", "POST"):  # the route takes every method, to answer this in JSON
+            await send_error(
+                send,
+                405,
+                "GraphQL over HTTP takes GET (queries) and POST",
+                "METHOD_NOT_ALLOWED",
+                {"Allow": "GET, POST"},
+            )
+            return
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -102,11 +102,17 @@ async def test_malformed_bodies_are_400_json_with_a_code(
         _refused(response, 400, code, media)
 
 
-async def test_wrong_content_type_is_415_with_a_code(http: httpx.AsyncClient) -> None:
+async def test_wrong_content_type_or_method_is_refused_with_a_code(
+    http: httpx.AsyncClient,
+) -> None:
     response = await http.post(
         "/graphql", content=b'{"query": "{ __typename }"}', headers={"Content-Type": "text/plain"}
     )
     _refused(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+    for method in ["PUT", "DELETE", "PATCH"]:
+        other = await http.request(method, "/graphql", json={"query": "{ __typename }"})
+        _refused(other, 405, "METHOD_NOT_ALLOWED")
+        assert other.headers["allow"] == "GET, POST"
 
 
 async def test_operation_selection_is_refused_when_ambiguous_unknown_or_not_for_http(

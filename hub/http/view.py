@@ -91,7 +91,7 @@ class HubGraphQL(GraphQL[Context, None]):
             return refused_response(refused, media)
         name = request.scope[OPERATION_KEY] = operation_label(params.operation_name)
         await self._route_to_replica(request, kind)
-        answer = functools.partial(self._answer, request, context, root_value, params, kind, media)
+        answer = functools.partial(self._answer, request, context, root_value, params, media)
         if self.traced:
             return await traced_operation(request.scope, name, answer)
         return await answer()
@@ -107,13 +107,7 @@ class HubGraphQL(GraphQL[Context, None]):
         self.metrics.reads_routed.labels(target="replica" if replica else "primary").inc()
 
     async def _answer(
-        self,
-        request: Request,
-        context: Any,
-        root_value: Any,
-        params: GraphQLParams,
-        kind: OperationType | None,
-        media: str,
+        self, request: Request, context: Any, root_value: Any, params: GraphQLParams, media: str
     ) -> Response:
         """The compiled paths answer what they cover (each within the operation timeout, and
         counted); Strawberry answers the rest (its timeout: ``execute_operation``)."""

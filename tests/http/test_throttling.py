@@ -174,3 +174,20 @@ async def test_operation_name_labels_are_bounded(server: Server, engine: Any, db
     }
     # The first five names (HUB_METRICS_MAX_OPERATION_NAMES) get a label; the other 7: "other".
     assert named == {"Op0": 1, "Op1": 1, "Op2": 1, "Op3": 1, "Op4": 1, "other": 7}
+
+
+async def test_a_key_postgresql_cannot_store_is_just_invalid(server: Server) -> None:
+    # A NUL in the lookup prefix (only a websocket payload can carry one): refused as any
+    # wrong key (4403), not a failed database statement.
+    key = "hub_" + "\u0000" * 12 + "_" + "b" * 32
+    async with websockets.connect(
+        server.ws_url,
+        subprotocols=[PROTOCOL],  # type: ignore[list-item]
+        local_addr=("127.0.0.10", 0),
+    ) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}})
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403

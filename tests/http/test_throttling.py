@@ -66,6 +66,21 @@ async def scrape(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]]
     }
 
 
+async def close_code_after_init(server: Server, address: str, key: str) -> int:
+    """The close code a websocket from ``address`` gets after connection_init with ``key``."""
+    async with websockets.connect(
+        server.ws_url,
+        subprotocols=[PROTOCOL],  # type: ignore[list-item]
+        local_addr=(address, 0),
+    ) as ws:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}
+        await ws.send(json.dumps(init))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    return closed.value.rcvd.code
+
+
 def key_checks(scraped: dict[Any, float], outcome: str) -> float:
     return scraped.get(("hub_api_key_checks_total", (("outcome", outcome),)), 0.0)
 
@@ -96,17 +111,7 @@ async def test_failed_keys_are_throttled_per_address_before_any_lookup(
         )
         assert response.status_code == 429
     # The websocket's connection_init asks the same budget: closed 4429, no lookup either.
-    async with websockets.connect(
-        server.ws_url,
-        subprotocols=[PROTOCOL],  # type: ignore[list-item]
-        local_addr=("127.0.0.5", 0),
-    ) as ws:
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {valid}"}})
-        )
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), TIMEOUT)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+    assert await close_code_after_init(server, "127.0.0.5", valid) == 4429
     after = await scrape(server)
     assert key_checks(after, "invalid") - key_checks(before, "invalid") == 3  # no more lookups
     assert key_checks(after, "throttled") - key_checks(before, "throttled") == 6
@@ -180,14 +185,4 @@ async def test_a_key_postgresql_cannot_store_is_just_invalid(server: Server) -> 
     # A NUL in the lookup prefix (only a websocket payload can carry one): refused as any
     # wrong key (4403), not a failed database statement.
     key = "hub_" + "\u0000" * 12 + "_" + "b" * 32
-    async with websockets.connect(
-        server.ws_url,
-        subprotocols=[PROTOCOL],  # type: ignore[list-item]
-        local_addr=("127.0.0.10", 0),
-    ) as ws:
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}})
-        )
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), TIMEOUT)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert await close_code_after_init(server, "127.0.0.10", key) == 4403

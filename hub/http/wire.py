@@ -72,30 +72,25 @@ def _bad(message: str, code: str = "BAD_REQUEST") -> RequestRefused:
     return RequestRefused(400, code, message)
 
 
-def _too_deep(what: str, max_depth: int) -> RequestRefused:
-    return _bad(f"the {what} nests deeper than {max_depth} levels", "JSON_TOO_DEEP")
-
-
-def json_depth(value: Any) -> int:
-    """How deeply arrays and objects nest in ``value``; iterative, so no depth can exhaust the
-    stack (orjson itself refuses beyond 1024 levels, so the walk is bounded too)."""
-    deepest = 0
-    pending: list[tuple[Any, int]] = [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
+def json_depth(value: Any, limit: int) -> int:
+    """How deeply arrays and objects nest in ``value`` (a parsed JSON value), level by level:
+    no recursion, and the walk stops one level past ``limit``."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level and depth <= limit:
         depth += 1
-        deepest = max(deepest, depth)
-        pending.extend((child, depth) for child in item)
-    return deepest
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below += [child for child in children if isinstance(child, dict | list)]
+        level = below
+    return depth
 
 
 def load_json(raw: bytes | str, max_depth: int, what: str) -> Any:
-    """``raw`` parsed as JSON, refused (400 BAD_REQUEST) when it is not UTF-8, not JSON or
-    nested deeper than ``max_depth``."""
+    """``raw`` parsed as JSON, refused (400) when it is not UTF-8 or not JSON (BAD_REQUEST), or
+    nested deeper than ``max_depth`` (JSON_TOO_DEEP). orjson parses in C and stops by itself at
+    1,024 levels, so no depth reaches the Python stack; ``json_depth`` then applies the limit."""
     if isinstance(raw, bytes):
         try:
             raw.decode("utf-8")
@@ -104,14 +99,16 @@ def load_json(raw: bytes | str, max_depth: int, what: str) -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        if "depth" in str(error).lower():  # orjson stops at 1024 levels
-            raise _bad(
-                f"the {what} nests deeper than {max_depth} levels", "JSON_TOO_DEEP"
-            ) from None
+        if "depth" in str(error).lower():  # orjson's own bound
+            raise _too_deep(what, max_depth) from None
         raise _bad(f"the {what} is not valid JSON") from None
-    if json_depth(value) > max_depth:
+    if json_depth(value, max_depth) > max_depth:
         raise _too_deep(what, max_depth)
     return value
+
+
+def _too_deep(what: str, max_depth: int) -> RequestRefused:
+    return _bad(f"the {what} nests deeper than {max_depth} levels", "JSON_TOO_DEEP")
 
 
 def params_from_body(body: bytes, max_depth: int) -> GraphQLParams:

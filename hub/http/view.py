@@ -77,10 +77,14 @@ class HubGraphQL(GraphQL[Context, None]):
     # ---- the HTTP pipeline ----
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        """One GraphQL request over HTTP, step by step; websockets and the explorer's page go
-        to Strawberry as they are."""
-        if not isinstance(request, Request) or not runs_an_operation(request):
+        """One GraphQL request over HTTP, step by step; websockets go to Strawberry as they
+        are, and a browser's bare GET gets the explorer's page."""
+        if not isinstance(request, Request):
             return await super().run(request, context, root_value)
+        page = not runs_an_operation(request) and self.graphql_ide
+        if page and self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return await self.render_graphql_ide(request)
+        # Anything else, a bare GET too (explorer off, or not asking for HTML), is a request.
         media = response_media_type(request.headers.get("accept"))
         settings = self.state.settings
         try:

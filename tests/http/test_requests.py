@@ -143,6 +143,11 @@ async def test_operation_selection_is_refused_when_ambiguous_unknown_or_not_for_
     )
     _refused(get_mutation, 405, "METHOD_NOT_ALLOWED")
     assert get_mutation.headers["allow"] == "POST"
+    # A bare GET: the explorer is off on this server (HUB_GRAPHIQL=false), so it is a request
+    # without a query, whatever it accepts.
+    for accept in ["text/html", "application/json"]:
+        bare = await http.get("/graphql", headers={"Accept": accept})
+        _refused(bare, 400, "BAD_REQUEST")
     for params in [{"operationName": "A"}, {"query": "{ __typename }", "variables": "[1"}]:
         bad_get = await http.get("/graphql", params=params, headers={"X-Hub-Request": "1"})
         _refused(bad_get, 400, "BAD_REQUEST")

@@ -92,7 +92,8 @@ async def test_csrf_rules(client: httpx.AsyncClient) -> None:
         params={"query": 'mutation { revokeApiKey(name: "x") { name } }'},
         headers={"X-Hub-Request": "1"},
     )
-    assert mutation.status_code == 400  # mutations never by GET
+    assert mutation.status_code == 405  # mutations never by GET (the spec's status)
+    assert mutation.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 
 
 async def test_get_queries_can_be_switched_off(app_with: Any) -> None:

@@ -35,6 +35,7 @@ from hub.http.state import HubState
 from hub.http.tracing import traced_operation
 from hub.http.web import explorer_html
 from hub.http.ws import HubTransportWSHandler
+from hub.http.ws_adapter import SizedWebSocketAdapter
 from hub.ops import tracing
 
 
@@ -42,6 +43,8 @@ class HubGraphQL(GraphQL[Context, None]):
     """``/graphql`` over HTTP and websockets, for one app's ``HubState``."""
 
     graphql_transport_ws_handler_class = HubTransportWSHandler
+    # Websocket messages over ws_max_message_bytes close 1009 before they are parsed.
+    websocket_adapter_class = SizedWebSocketAdapter
 
     def __init__(self, state: HubState, keys: KeyCheck) -> None:
         settings = state.settings

@@ -76,12 +76,14 @@ def _client_error(error: GraphQLError) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=512)
-def resumes(query: str, operation_name: str | None) -> bool:
-    """Whether the subscription's root field is given `after` (then it replays privately)."""
+def resumes(query: str, operation_name: str | None, max_tokens: int) -> bool:
+    """Whether the subscription's root field is given `after` (then it replays privately).
+    Parsed under the token limit: a huge document must not be parsed in full here, before the
+    schema's own (limited) parse."""
     try:
-        document = parse(query)
+        document = parse(query, max_tokens=max_tokens)
     except GraphQLSyntaxError:
-        return True  # let the private path report the syntax error
+        return True  # let the private path report the syntax error (or the token limit)
     for definition in document.definitions:
         if not isinstance(definition, OperationDefinitionNode):
             continue

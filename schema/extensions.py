@@ -59,7 +59,8 @@ def _strip_suggestion(error: GraphQLError) -> GraphQLError:
     return GraphQLError(message, nodes=error.nodes, extensions=error.extensions)
 
 
-def _token_code(error: GraphQLError, limit: int) -> GraphQLError:
+def token_code(error: GraphQLError, limit: int) -> GraphQLError:
+    """The parser's token-limit error as TOO_MANY_TOKENS; other errors as they are."""
     if _TOKENS not in error.message:
         return error
     return GraphQLError(
@@ -116,7 +117,7 @@ class AccessGuard(SchemaExtension):
         hide_hints = not can_introspect(context.principal)
 
         def clean(error: GraphQLError) -> GraphQLError:
-            error = _token_code(error, context.settings.max_tokens)
+            error = token_code(error, context.settings.max_tokens)
             return _strip_suggestion(error) if hide_hints else error
 
         result = self.execution_context.result

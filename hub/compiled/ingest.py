@@ -339,7 +339,10 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
     if validate(schema, document):
         return None
     try:
-        [root] = _fields(operation.selection_set)
+        roots = _fields(operation.selection_set)
+        if len(roots) != 1:  # several root fields (a two-field mutation answered 500)
+            raise NotCovered("several root fields")
+        [root] = roots
         name = root.name.value
         arguments = root.arguments or ()
         if name not in (SINGLE, BATCH) or len(arguments) != 1:

@@ -26,6 +26,7 @@ from hub.context import Context
 from hub.core.faults import client_fault
 from hub.events.broker import SubscriberTooSlow
 from hub.graphql import code_for
+from hub.schema.extensions import token_code
 
 logger = logging.getLogger("hub.ws")
 
@@ -127,7 +128,11 @@ async def execute(
         first = True
         async for result in source:
             if first and isinstance(result, PreExecutionError):
-                yield "error", dumps([_client_error(error) for error in result.errors or []])
+                # The guard's clean-up of pre-execution errors runs after Strawberry built this
+                # result (it does for HTTP): the token limit gets its code here.
+                limit = context.settings.max_tokens
+                errors = [token_code(error, limit) for error in result.errors or []]
+                yield "error", dumps([_client_error(error) for error in errors])
                 return
             if not isinstance(result, ExecutionResult):
                 yield (

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from datetime import timedelta
 from typing import Any
 
-from graphql import OperationType
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -37,6 +38,8 @@ from hub.http.web import explorer_html
 from hub.http.ws import HubTransportWSHandler
 from hub.http.ws_adapter import SizedWebSocketAdapter
 from hub.ops import tracing
+
+logger = logging.getLogger("hub.errors")
 
 
 class HubGraphQL(GraphQL[Context, None]):
@@ -148,6 +151,15 @@ class HubGraphQL(GraphQL[Context, None]):
             )
         except TimeoutError:
             return ExecutionResult(data=None, errors=[timeout_error(settings)])
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request really is being cancelled (client gone, shutdown)
+            # A CancelledError that is not ours escaped the execution (a shared future a
+            # cancelled sibling took down): a coded error, never a 500.
+            logger.error("a stray CancelledError escaped the execution", exc_info=True)
+            error = GraphQLError("Unexpected error.", extensions={"code": "INTERNAL_SERVER_ERROR"})
+            return ExecutionResult(data=None, errors=[error])
 
     async def process_result(self, request: Any, result: ExecutionResult) -> Any:
         if result.errors and isinstance(request, Request):

@@ -302,3 +302,16 @@ async def test_a_deeply_nested_read_through_merges_answers(
     for _ in range(3):
         level = level["lastInteraction"]["customer"]
     assert level["merges"] == [{"survivor": {"consents": []}}]
+    # The 500's cause: a field failing (here a page over the limit) beside a pending
+    # lastInteraction cancels it, and the loader's future it shares with `b` with it.
+    customer = gid("Customer", survivor)
+    query = (
+        f'{{ a: customer(id: "{customer}") {{ lastInteraction {{ id }}'
+        " interactions(first: 101) { totalCount } }"
+        f' b: customer(id: "{customer}") {{ lastInteraction {{ customer {{ displayName }} }} }} }}'
+    )
+    body = await post(server, query)  # a 500 (a CancelledError) before the loaders' shields
+    assert body["data"] is None  # `customer` is non-null: the error nulls the whole answer
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "maxPageSize": 100}
+    assert error["path"] == ["a", "interactions"]

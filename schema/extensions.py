@@ -32,6 +32,7 @@ from graphql import (
     ValidationRule,
     validate,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
@@ -42,7 +43,7 @@ from hub.access.policy import can_introspect, can_write
 from hub.context import Context
 from hub.core.errors import Forbidden, HubError, ServiceUnavailable
 from hub.core.faults import database_unavailable
-from hub.core.request_keys import ROUTER_KEY
+from hub.core.request_keys import AUDIT_ENGINE_KEY, ROUTER_KEY
 from hub.core.text import storable
 from hub.db.replica import ReadRouter
 from hub.models import AUDIT_LOG
@@ -89,6 +90,12 @@ class NoFederationSdl(ValidationRule):
                     node,
                 )
             )
+
+
+def _audit_engine(context: Context) -> AsyncEngine:
+    """The app's audit pool (``hub.http.resources``), else the primary."""
+    engine = context.extras.get(AUDIT_ENGINE_KEY)
+    return engine if isinstance(engine, AsyncEngine) else context.writer
 
 
 class AccessGuard(SchemaExtension):
@@ -209,7 +216,7 @@ class AccessGuard(SchemaExtension):
         principal = context.principal
         # Whatever the input, the row must be storable (NUL and lone surrogates replaced).
         try:
-            async with context.engine.begin() as connection:
+            async with _audit_engine(context).begin() as connection:
                 row_id = await connection.scalar(
                     AUDIT_LOG.insert()
                     .values(
@@ -241,7 +248,7 @@ class AccessGuard(SchemaExtension):
         """Record how the operation ended on its row. A failure here leaves the row saying
         "attempted" (the change, if any, has its row), so it is logged, never raised."""
         try:
-            async with context.engine.begin() as connection:
+            async with _audit_engine(context).begin() as connection:
                 await connection.execute(
                     AUDIT_LOG.update()
                     .where(AUDIT_LOG.c.id == row_id)

@@ -21,6 +21,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from hub.context import NOBODY, Context
 from hub.core.request_keys import (
+    AUDIT_ENGINE_KEY,
     METRICS_KEY,
     OPERATION_KEY,
     OUTCOME_KEY,
@@ -122,6 +123,7 @@ class HubGraphQL(GraphQL[Context, None]):
         if resources.router is not None:
             context.extras[ROUTER_KEY] = resources.router
         context.extras[METRICS_KEY] = self.metrics
+        context.extras[AUDIT_ENGINE_KEY] = resources.audit_engine
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -46,6 +46,8 @@ class Measure:
     # Fragment bodies walked: each fragment at most once, however often it is spread (tests
     # count it; a walk that re-entered fragments grew exponentially with nested spreads).
     fragments_walked: int = 0
+    # Fragment spreads met (each adds its fragment's stored measure instead of a walk).
+    spreads: int = 0
 
 
 def _size(node: FieldNode, field_type: Any, variables: dict[str, Any], default: int) -> int:
@@ -163,19 +165,23 @@ def measure(
                 inner = measured.get(selection.name.value)
                 if inner is None:
                     continue  # unknown or cyclic: validation reports it
+                walked.spreads += 1
                 into.cost += multiplier * inner.cost
                 if inner.depth:
                     into.depth = max(into.depth, depth + inner.depth)
                 into.aliases += inner.aliases
 
+    walked = Measure()  # the counters of the walk itself
     for name in _dependency_order(fragments):
         fragment = fragments[name]
         found = Measure()
         target = schema.get_type(fragment.type_condition.name.value)
         walk(fragment.selection_set, target, 0, 1, found)
+        walked.fragments_walked += 1
         measured[name] = found
-    result = Measure(fragments_walked=len(measured))
+    result = Measure()
     walk(operation.selection_set, schema.get_root_type(operation.operation), 0, 1, result)
+    result.fragments_walked, result.spreads = walked.fragments_walked, walked.spreads
     return result
 
 

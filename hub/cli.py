@@ -108,6 +108,9 @@ def serve(
         workers=workers,
         log_level="info",
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        # Messages over the limit are refused by the server as they arrive (close 1009), before
+        # the app buffers or parses them (the app checks again, for other servers).
+        ws_max_size=settings.ws_max_message_bytes,
         access_log=access_log,
         log_config=log_config(settings.log_format),
         # The app's graceful shutdown (hub/http/shutdown.py) narrows this to what is left of the

@@ -6,6 +6,7 @@ outlive writes. On websockets, build one per delivered event.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,10 +24,24 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+class SharedDataLoader(DataLoader[K, V]):
+    """A DataLoader whose futures survive the cancellation of one of their waiters.
+
+    Several resolvers await the same cached future for a key. graphql-core cancels the pending
+    sibling fields of a field that raised (``gather_with_cancel``); a cancelled task cancels the
+    future it awaits, so every *other* resolver awaiting that key got a ``CancelledError`` —
+    which escapes execution as a 500 (a nested customer -> lastInteraction -> customer read
+    with one failing field did). Each waiter awaits its own shield instead: cancelling it
+    leaves the shared future, and the other waiters, alone."""
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
+
+
 def _loader(
     engine: AsyncEngine, batch: Callable[[AsyncEngine, list[K]], Awaitable[list[V]]]
 ) -> DataLoader[K, V]:
-    return DataLoader(load_fn=partial(batch, engine))
+    return SharedDataLoader(load_fn=partial(batch, engine))
 
 
 @dataclass
@@ -81,10 +96,10 @@ def build_loaders(engine: AsyncEngine) -> Loaders:
         ),
         interactions_by_conversation=_loader(engine, interactions.interactions_by_conversation),
         conversation_by_id=_loader(engine, interactions.conversations_by_id),
-        channel_by_code=DataLoader(load_fn=channels.by_code(channel_table)),
+        channel_by_code=SharedDataLoader(load_fn=channels.by_code(channel_table)),
         touchpoint_by_id=_loader(engine, channels.touchpoints_by_id),
         touchpoints_by_channel=_loader(engine, channels.touchpoints_by_channel),
-        stage_by_code=DataLoader(load_fn=channels.by_code(stage_table)),
+        stage_by_code=SharedDataLoader(load_fn=channels.by_code(stage_table)),
         customer_count_by_stage=_loader(engine, channels.customer_counts_by_stage),
         consents_by_customer=_loader(engine, consents.consents_by_customer),
         consent_history_by_customer=_loader(engine, consents.consent_history_by_customer),

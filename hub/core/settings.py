@@ -162,6 +162,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_000_000, ge=1_000, description="Largest HTTP request body (413 beyond)."
     )
+    max_list_length: int = Field(
+        default=1_000,
+        ge=1,
+        description=(
+            "Most items in any list argument or list input field, variables included "
+            "(LIST_TOO_LONG beyond). At least max_batch_size, or batches are refused whole."
+        ),
+    )
+    max_filter_clauses: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Most filter objects in one customer filter, nested and/or/not included "
+            "(FILTER_TOO_WIDE beyond)."
+        ),
+    )
     operation_timeout_seconds: float = Field(
         default=10.0, gt=0, description="An HTTP operation running longer fails with TIMEOUT."
     )
@@ -300,6 +316,14 @@ class Settings(BaseSettings):
     )
     ws_connection_init_timeout_s: float = Field(
         default=10.0, gt=0, description="Close with 4408 when connection_init is not sent in time."
+    )
+    ws_max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        description=(
+            "Largest websocket message, refused before it is parsed: the connection closes "
+            "with 1009 (message too big). The server's frame limit is set to it too."
+        ),
     )
     ws_max_subscriptions: int = Field(
         default=20, ge=1, description="Active subscriptions allowed per websocket connection."

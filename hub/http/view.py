@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from datetime import timedelta
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import OperationType
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -22,6 +23,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from hub.context import NOBODY, Context
 from hub.core.request_keys import (
+    AUDIT_ENGINE_KEY,
     METRICS_KEY,
     OPERATION_KEY,
     OUTCOME_KEY,
@@ -44,14 +46,19 @@ from hub.http.wire import (
     selected_operation,
 )
 from hub.http.ws import HubTransportWSHandler
+from hub.http.ws_adapter import SizedWebSocketAdapter
 from hub.ops import tracing
 from hub.ops.metrics import operation_label
+
+logger = logging.getLogger("hub.errors")
 
 
 class HubGraphQL(GraphQL[Context, None]):
     """``/graphql`` over HTTP and websockets, for one app's ``HubState``."""
 
     graphql_transport_ws_handler_class = HubTransportWSHandler
+    # Websocket messages over ws_max_message_bytes close 1009 before they are parsed.
+    websocket_adapter_class = SizedWebSocketAdapter
 
     def __init__(self, state: HubState, keys: KeyCheck) -> None:
         settings = state.settings
@@ -188,6 +195,7 @@ class HubGraphQL(GraphQL[Context, None]):
         if resources.router is not None:
             context.extras[ROUTER_KEY] = resources.router
         context.extras[METRICS_KEY] = self.metrics
+        context.extras[AUDIT_ENGINE_KEY] = resources.audit_engine
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -217,6 +225,15 @@ class HubGraphQL(GraphQL[Context, None]):
             )
         except TimeoutError:
             return ExecutionResult(data=None, errors=[timeout_error(settings)])
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request really is being cancelled (client gone, shutdown)
+            # A CancelledError that is not ours escaped the execution (a shared future a
+            # cancelled sibling took down): a coded error, never a 500.
+            logger.error("a stray CancelledError escaped the execution", exc_info=True)
+            error = GraphQLError("Unexpected error.", extensions={"code": "INTERNAL_SERVER_ERROR"})
+            return ExecutionResult(data=None, errors=[error])
 
     async def process_result(self, request: Any, result: ExecutionResult) -> Any:
         if result.errors and isinstance(request, Request):

@@ -212,8 +212,9 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         request = SubscriptionRequest(
             payload["query"], payload.get("variables"), payload.get("operationName")
         )
-        if self.context.settings.ws_shared_execution and not resumes(
-            request.query, request.operation_name
+        settings = self.context.settings
+        if settings.ws_shared_execution and not resumes(
+            request.query, request.operation_name, settings.max_tokens
         ):
             host = cast(WebSocketHost, self.view)
             self.active[operation_id] = host.shared_executions.join(

@@ -197,6 +197,23 @@ def test_three_customers_merge_into_the_oldest_in_survivor_order() -> None:
     assert result.interactions[0].customer_id == THIRD_ID
 
 
+def test_a_third_customer_matched_only_weakly_is_left_alone_and_named_in_a_warning() -> None:
+    old = existing(OLD_ID, 30, EMAIL)
+    young = existing(YOUNG_ID, 2, PHONE)
+    browser = existing(THIRD_ID, 300, COOKIE)  # the oldest: it would survive a merge
+    result = plan(
+        [draft(0, PHONE, EMAIL, COOKIE, hours=1)],
+        [(old, [EMAIL]), (young, [PHONE]), (browser, [COOKIE])],
+    )
+    # The two strongly matched customers merge; the weakly matched one does not, and the
+    # interaction says so (docs/ingest.md, "Identity resolution").
+    assert result.merges == [MergePlan(0, OLD_ID, (YOUNG_ID,), PHONE)]
+    [planned] = result.interactions
+    assert (planned.customer_id, planned.warnings) == (OLD_ID, [WEAK_WARNING])
+    assert result.find(THIRD_ID) == THIRD_ID
+    assert not browser.touched and browser.kind_counts == Counter({"COOKIE": 1})
+
+
 def test_a_customer_matched_only_through_a_weak_identifier_is_left_alone() -> None:
     ana = existing(YOUNG_ID, 3, EMAIL)
     browser = existing(OLD_ID, 30, COOKIE)  # older: it would survive a merge

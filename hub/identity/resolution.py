@@ -229,6 +229,13 @@ def _resolve(
         target.last_seen_at = max(
             filter(None, [target.last_seen_at, folded.last_seen_at]), default=None
         )
+        # As a merge does (docs/ingest.md): the stage of whichever entered its stage last.
+        if folded.stage_entered_at is not None and (
+            target.stage_entered_at is None or folded.stage_entered_at > target.stage_entered_at
+        ):
+            target.current_stage = folded.current_stage
+            target.stage_entered_at = folded.stage_entered_at
+            target.stage_channel_code = folded.stage_channel_code
         folded.touched = False
     return planned
 

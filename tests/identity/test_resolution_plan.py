@@ -336,6 +336,31 @@ def test_new_customers_of_one_batch_proved_one_person_are_joined_without_a_ledge
     assert not result.customers[by_phone.customer_id].touched
 
 
+def test_a_join_within_the_batch_takes_the_stage_entered_last() -> None:
+    # As a merge (docs/ingest.md, "Merge ledger"): the stage of whichever customer entered its
+    # stage last, here the one created by the order, not the first customer's AWARENESS.
+    result = plan(
+        [
+            draft(0, EMAIL, hours=1, type="PAGE_VIEW"),
+            draft(1, PHONE, hours=2, type="ORDER", channel="PHYSICAL"),
+            draft(2, EMAIL, PHONE, hours=3),  # no stage signal of its own
+        ]
+    )
+    by_email, by_phone, _ = result.interactions
+    joined = result.customers[by_email.customer_id]
+    assert result.alias == {by_phone.customer_id: by_email.customer_id}
+    assert (joined.current_stage, joined.stage_entered_at, joined.stage_channel_code) == (
+        "PURCHASE",
+        at(2),
+        "PHYSICAL",
+    )
+    # The history keeps both entries, in time order, both on the joined customer.
+    assert [(result.find(c.customer_id), c.stage, c.entered_at) for c in result.stage_changes] == [
+        (by_email.customer_id, "AWARENESS", at(1)),
+        (by_email.customer_id, "PURCHASE", at(2)),
+    ]
+
+
 def test_a_new_customer_of_the_batch_joins_an_existing_one_without_a_ledger_entry() -> None:
     ana = existing(OLD_ID, 30, EMAIL)
     result = plan([draft(0, PHONE, hours=1), draft(1, EMAIL, PHONE, hours=2)], [(ana, [EMAIL])])

@@ -38,6 +38,28 @@ async def test_people_new_in_the_batch_are_joined_without_a_merge(
     assert await db.fetchval("SELECT count(*) FROM merges") == 0
 
 
+async def test_people_joined_in_the_batch_take_the_stage_entered_last(
+    gql: Any, db: asyncpg.Connection
+) -> None:
+    tp = await touchpoints(db)
+    inputs = [
+        interaction(tp["web"], EMAIL, type="PAGE_VIEW", occurredAt=at(0)),
+        interaction(tp["store"], PHONE, type="ORDER", occurredAt=at(1)),
+        interaction(tp["chat"], PHONE, EMAIL, type="CHAT_MESSAGE", occurredAt=at(2)),  # no rule
+    ]
+    await gql.data(RECORD_MANY, {"inputs": inputs})
+    # One customer, in the stage its order put it in (as a merge would: the stage entered last).
+    [customer] = await db.fetch(
+        "SELECT current_stage, stage_entered_at, stage_channel_code FROM customers"
+    )
+    assert tuple(customer) == ("PURCHASE", T0 + timedelta(minutes=1), "PHYSICAL")
+    rows = await db.fetch("SELECT stage, transition FROM stage_history ORDER BY entered_at")
+    assert [(r["stage"], r["transition"]) for r in rows] == [
+        ("AWARENESS", "INITIAL"),
+        ("PURCHASE", "INITIAL"),
+    ]
+
+
 async def test_a_batch_that_proves_two_known_customers_one_person_merges_them(
     gql: Any, db: asyncpg.Connection
 ) -> None:

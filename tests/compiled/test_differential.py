@@ -411,16 +411,19 @@ async def test_errors_are_the_resolver_paths_errors(data: Data, check: Any) -> N
     ):
         body = await check(page, variables, compiles=False)
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    for query in (
-        "{ customers(first: 500) { nodes { id } } }",
-        '{ customers(first: 2, after: "bad") { nodes { id } } }',
-        "{ customers(first: 2, orderBy: [CREATED_AT_ASC, CREATED_AT_DESC]) { nodes { id } } }",
-        "{ customer { id } }",
-        "{ customers { nodes { nope } } }",
-        "{ customers(first: 1) { nodes { id } ",
+    for query, code in (
+        ("{ customers(first: 500) { nodes { id } } }", "BAD_USER_INPUT"),
+        ('{ customers(first: 2, after: "bad") { nodes { id } } }', "BAD_USER_INPUT"),
+        (
+            "{ customers(first: 2, orderBy: [CREATED_AT_ASC, CREATED_AT_DESC]) { nodes { id } } }",
+            "BAD_USER_INPUT",
+        ),
+        ("{ customer { id } }", "GRAPHQL_VALIDATION_FAILED"),
+        ("{ customers { nodes { nope } } }", "GRAPHQL_VALIDATION_FAILED"),
+        ("{ customers(first: 1) { nodes { id } ", "GRAPHQL_PARSE_FAILED"),
     ):
         body = await check(query, compiles=False)
-        assert body["errors"][0]["extensions"]["code"]
+        assert body["errors"][0]["extensions"]["code"] == code, (query, body)
 
 
 async def test_uncovered_queries_fall_back(data: Data, check: Any) -> None:

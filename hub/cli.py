@@ -123,14 +123,14 @@ def demo(
     customers: Annotated[int, typer.Option(help="Customers to seed when empty.")] = 2000,
 ) -> None:
     """Embedded PostgreSQL, demo data when the database is empty, then serve with GraphiQL."""
-    from hub.seeds.demo import database_is_empty, seed_demo
+    from hub.seeds.demo import DEMO_SEED, database_is_empty, seed_demo
 
     settings = Settings()
     location = locate_database(settings)
     upgrade(location.url)
     if asyncio.run(database_is_empty(location.url)):
         console.print(f"seeding {customers} demo customers…")
-        asyncio.run(seed_demo(location.url, customers=customers, seed=42, progress=True))
+        asyncio.run(seed_demo(location.url, customers=customers, seed=DEMO_SEED, progress=True))
     os.environ["HUB_DATABASE_URL"] = location.url
     os.environ["HUB_MIGRATE_ON_START"] = "false"
     # The demo is local: it runs in development mode (no API keys needed), and says so.

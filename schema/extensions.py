@@ -174,8 +174,12 @@ class AccessGuard(SchemaExtension):
         principal = context.principal
         try:
             async with context.engine.begin() as connection:
+                # inline(): no RETURNING id; a partner's connection (row security) may append
+                # to the audit log but never read it.
                 await connection.execute(
-                    AUDIT_LOG.insert().values(
+                    AUDIT_LOG.insert()
+                    .inline()
+                    .values(
                         key_id=principal.key_id,
                         actor=principal.name,
                         role=principal.role.value,

@@ -126,13 +126,26 @@ class Settings(BaseSettings):
             "Never switch it on where anyone else can reach the port."
         ),
     )
+    personal_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Key patterns of personal JSON values, added to the built-in list (comma-separated; "
+            "case and separators ignored, `=key` matches the whole key only; docs/security.md)."
+        ),
+    )
     personal_traits: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_PERSONAL_TRAITS),
-        description="Customer traits that are personal data (comma-separated in the environment).",
+        description=(
+            "Deprecated for masking (use HUB_PERSONAL_KEYS): trait keys that are personal data, "
+            "masked as whole keys at any depth (comma-separated)."
+        ),
     )
     personal_attributes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_PERSONAL_ATTRIBUTES),
-        description="Interaction attributes that are personal data (comma-separated).",
+        description=(
+            "Interaction attributes that erasure removes; for masking deprecated (use "
+            "HUB_PERSONAL_KEYS), still masked as whole keys at any depth (comma-separated)."
+        ),
     )
     max_query_depth: int = Field(default=15, ge=1, description="Deepest field nesting accepted.")
     max_aliases: int = Field(default=30, ge=0, description="Most aliases in one operation.")
@@ -170,7 +183,7 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("personal_traits", "personal_attributes", mode="before")
+    @field_validator("personal_keys", "personal_traits", "personal_attributes", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

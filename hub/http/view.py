@@ -110,8 +110,9 @@ class HubGraphQL(GraphQL[Context, None]):
         principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
         on_replica = resources.read_engine is not None and request.scope.get(REPLICA_KEY, False)
         engine = resources.read_engine if on_replica and resources.read_engine else resources.engine
-        context = Context.build(engine, self.state.settings, request, principal)
-        context.primary_engine = resources.engine
+        context = Context.build(
+            engine, self.state.settings, request, principal, primary_engine=resources.engine
+        )
         context.broker = resources.broker
         if resources.router is not None:
             context.extras[ROUTER_KEY] = resources.router
@@ -130,8 +131,7 @@ class HubGraphQL(GraphQL[Context, None]):
         )
         if principal is None:
             raise ConnectionRejectionError({"message": "a valid API key is required"})
-        context.principal = principal
-        context.loaders = context.fresh_loaders()
+        context.act_as(principal)  # the engines and loaders follow the principal
         if principal.key_id is not None and isinstance(context.request, WebSocket):
             self.state.running.sockets.add(context.request, principal.key_id)
         return await super().on_ws_connect(context)

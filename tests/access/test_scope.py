@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.access_world import World, build_world
+from tests.access_world import World, build_world, share_with_partners
 from tests.conftest import GraphQLClient
 
 GqlAs = Callable[..., Awaitable[GraphQLClient]]
@@ -17,7 +17,9 @@ GqlAs = Callable[..., Awaitable[GraphQLClient]]
 
 @pytest.fixture
 async def world(db: asyncpg.Connection) -> World:
-    return await build_world(db)
+    world = await build_world(db)
+    await share_with_partners(db, world.ana, world.bob)
+    return world
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +28,7 @@ from graphql import OperationDefinitionNode, parse
 from sqlalchemy import event
 from starlette.applications import Starlette
 
-from hub.compiled.ingest import CompiledIngest, domain_input
+from hub.compiled.ingest import domain_input
 from hub.graphql import schema
 from tests.conftest import StatementCounter, make_key
 from tests.factories import gid
@@ -436,7 +437,11 @@ async def test_domain_input_is_the_resolver_conversion() -> None:
         idempotencyKey="k",
     )
     prepared = _compile(schema._schema, Settings(), SINGLE)
-    assert prepared is not None and isinstance(prepared.operation, object)
+    assert prepared is not None
+    assert (prepared.field, prepared.key, prepared.variable) == ("recordInteraction",) * 2 + (
+        "input",
+    )
+    assert prepared.operation.name is not None and prepared.operation.name.value == "Record"
     definition = prepared.operation.variable_definitions[0]
     coerced = coerce_input_value({**raw}, type_from_ast(schema._schema, definition.type))
     converted = RecordInteractionInput(
@@ -453,8 +458,21 @@ async def test_domain_input_is_the_resolver_conversion() -> None:
     converted.identities = [
         IdentityInput(kind=i["kind"], value=i["value"]) for i in coerced["identities"]
     ]
-    assert domain_input(coerced) == converted.to_domain()
-    assert isinstance(CompiledIngest, type)
+    compiled = domain_input(coerced)
+    assert compiled == converted.to_domain()
+    # Known values, so that two conversions that agree on a wrong answer do not pass.
+    assert compiled.identities == [("EMAIL", "a@example.com"), ("SOCIAL_HANDLE", "instagram:ana")]
+    assert compiled.touchpoint_id == WEB
+    assert (compiled.type, compiled.direction) == ("PAGE_VIEW", "INBOUND")
+    assert compiled.occurred_at == datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    assert (compiled.summary, compiled.sentiment, compiled.outcome, compiled.agent) == (
+        "s",
+        -1,
+        "o",
+        "a",
+    )
+    assert compiled.attributes == {"x": 1}
+    assert (compiled.conversation_key, compiled.idempotency_key) == ("c", "k")
 
 
 def _snake(name: str) -> str:

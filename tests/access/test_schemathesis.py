@@ -1,0 +1,87 @@
+"""A bounded schemathesis run in GraphQL mode against a live server: no 5xx, no code-less error.
+
+Schemathesis loads the schema by introspection (ADMIN key, over HTTP) and generates cases for
+every Query and Mutation field, valid and invalid ones (negative mode: wrong types, missing
+arguments), sent with an ADMIN key and with a FRONTEND key (no pii). Its mutations write:
+the run has a database of its own, emptied before (the ``db`` fixture), so nothing else sees it.
+Every answer is checked by tests/authz_check.py's ``check`` without forbidden values: status
+below 500, a JSON body, every error with ``extensions.code``, no INTERNAL_SERVER_ERROR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.generation.case import Case
+
+from tests.authz_check import Finding, check, summary
+from tests.conftest import make_key
+from tests.live_server import Server, start_server
+
+CASES = 200  # per key
+UNTHROTTLED = {"rate_limit_per_second": 1_000_000, "rate_limit_burst": 1_000_000}
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    started = start_server(
+        database_url, tmp_path_factory.mktemp("schemathesis"), dev_mode="false", **UNTHROTTLED
+    )
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+async def keys(db: asyncpg.Connection, engine: Any) -> dict[str, str]:
+    return {role: await make_key(engine, role) for role in ("ADMIN", "FRONTEND")}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.mark.parametrize("role", ["ADMIN", "FRONTEND"])
+def test_schemathesis_finds_no_5xx_and_no_codeless_error(
+    server: Server, keys: dict[str, str], role: str
+) -> None:
+    schema = schemathesis.graphql.from_url(
+        f"{server.http_url}/graphql", headers=bearer(keys["ADMIN"]), timeout=30
+    )
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 30  # every root field: the schema was read, not an error page
+    cases = st.one_of(
+        *[
+            operation.as_strategy(generation_mode=mode)
+            for operation in operations
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ]
+    )
+    findings: list[Finding] = []
+    sent: list[str] = []
+
+    @settings(
+        max_examples=CASES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(cases)
+    def probe(case: Case) -> None:
+        response = case.call(base_url=server.http_url, headers=bearer(keys[role]), timeout=30)
+        sent.append(case.operation.label)
+        text = response.content.decode("utf-8", "replace")
+        findings.extend(check(case.operation.label, str(case.body), response.status_code, text))
+
+    probe()
+    assert len(sent) == CASES
+    assert not findings, f"{len(findings)} findings for {role}:\n{summary(findings)}"

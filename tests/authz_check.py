@@ -1,0 +1,76 @@
+"""The checker of the authorization tests: what an answer to a role must never contain.
+
+A finding is a plain record, so a run reports every leak it meets (per role, per root field)
+instead of stopping at the first one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finding:
+    root: str  # the root field(s) of the document
+    kind: str  # "5xx", "not-json", "no-code", "internal", "pii", "hidden-id"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} via {self.root}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Forbidden:
+    """What one role must not be shown: planted personal values (compared in any case) and ids
+    (global and raw) of rows outside its scope."""
+
+    pii: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()
+
+
+def check(
+    root: str, request: str, status: int, text: str, forbidden: Forbidden = Forbidden()
+) -> list[Finding]:
+    """Every rule one answer (``status``, body ``text``) breaks. ``request`` is the document and
+    variables as sent: a value the caller sent itself may come back in an error message (it
+    learns nothing), never in ``data``."""
+    findings: list[Finding] = []
+    if status >= 500:
+        findings.append(Finding(root, "5xx", f"{status} {text[:200]}"))
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        findings.append(Finding(root, "not-json", f"{status} {text[:200]}"))
+        return findings
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for error in errors if isinstance(errors, list) else []:
+        code = (error.get("extensions") or {}).get("code") if isinstance(error, dict) else None
+        if not code:
+            findings.append(Finding(root, "no-code", str(error)[:200]))
+        elif code == "INTERNAL_SERVER_ERROR":
+            findings.append(Finding(root, "internal", str(error.get("path"))))
+    data_text = json.dumps(body.get("data") if isinstance(body, dict) else body).lower()
+    error_text = json.dumps(errors).lower()
+    sent = request.lower()
+    for kind, values in (("pii", forbidden.pii), ("hidden-id", forbidden.ids)):
+        for value in values:
+            needle = value.lower()
+            if needle in data_text or (needle in error_text and needle not in sent):
+                findings.append(Finding(root, kind, value))
+    return findings
+
+
+def summary(findings: Iterable[Finding]) -> str:
+    """One line per (kind, root): how often, and every distinct value."""
+    grouped: dict[tuple[str, str], Counter[str]] = {}
+    for finding in findings:
+        grouped.setdefault((finding.kind, finding.root), Counter())[finding.detail] += 1
+    lines = []
+    for (kind, root), details in sorted(grouped.items()):
+        values = ", ".join(sorted(details))
+        lines.append(f"{kind:9} {root:20} x{sum(details.values()):<4} {values}")
+    return "\n".join(lines)

@@ -334,17 +334,17 @@ def selected_fields(schema: graphql.GraphQLSchema, text: str) -> set[tuple[str, 
     return found
 
 
-def _value_node(value: Any) -> graphql.ValueNode:
+def value_node(value: Any) -> graphql.ValueNode:
     """A JSON value as a GraphQL literal (for ``_Any`` representations and ``JSON``)."""
     if isinstance(value, dict):
         return nodes.Object(
             [
-                graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=_value_node(v))
+                graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=value_node(v))
                 for k, v in value.items()
             ]
         )
     if isinstance(value, list):
-        return graphql.ListValueNode(values=tuple(_value_node(v) for v in value))
+        return graphql.ListValueNode(values=tuple(value_node(v) for v in value))
     if isinstance(value, bool):
         return graphql.BooleanValueNode(value=value)
     if isinstance(value, int):
@@ -359,8 +359,8 @@ def random_documents(
     representations, JSON and dates taken from the world."""
     scalars = {
         "ID": st.sampled_from(inputs.all_ids).map(nodes.String),
-        "_Any": st.sampled_from(inputs.representations).map(_value_node),
-        "JSON": st.sampled_from([{}, {"tier": "gold"}, {"email": PROBE_TEXT}]).map(_value_node),
+        "_Any": st.sampled_from(inputs.representations).map(value_node),
+        "JSON": st.sampled_from([{}, {"tier": "gold"}, {"email": PROBE_TEXT}]).map(value_node),
         "DateTime": st.just(PROBE_TIME).map(nodes.String),
     }
     if with_mutations:

@@ -152,7 +152,7 @@ async def build_planted_world(db: asyncpg.Connection, http: httpx.AsyncClient) -
         {
             "Email": "ZELDA.TRAIT@pii.example",
             "contact": {"email": "contact.zelda@pii.example"},
-            "addresses": [{"street_address": "7 Nested Row"}, {"city": "Leeds"}],
+            "addresses": [{"Address": "7 Nested Row"}, {"city": "Leeds"}],
             "tier": "gold",
         },
     )

@@ -53,24 +53,43 @@ def check(
             findings.append(Finding(root, "no-code", str(error)[:200]))
         elif code == "INTERNAL_SERVER_ERROR":
             findings.append(Finding(root, "internal", str(error.get("path"))))
-    data_text = json.dumps(body.get("data") if isinstance(body, dict) else body).lower()
+    data = body.get("data") if isinstance(body, dict) else body
+    data_text = json.dumps(data).lower()
     error_text = json.dumps(errors).lower()
     sent = request.lower()
     for kind, values in (("pii", forbidden.pii), ("hidden-id", forbidden.ids)):
         for value in values:
             needle = value.lower()
-            if needle in data_text or (needle in error_text and needle not in sent):
-                findings.append(Finding(root, kind, value))
+            if needle in data_text:
+                for path in sorted(paths_to(data, needle)) or ["data"]:
+                    findings.append(Finding(root, kind, f"{value} at {path}"))
+            elif needle in error_text and needle not in sent:
+                findings.append(Finding(root, kind, f"{value} in an error"))
     return findings
 
 
+def paths_to(value: Any, needle: str, path: str = "") -> set[str]:
+    """Where ``needle`` (lower case) occurs in a JSON value: dotted keys, list positions left
+    out (``customer.traits.contact.email``), so a finding names the field that leaked."""
+    if isinstance(value, dict):
+        found: set[str] = set()
+        for key, child in value.items():
+            found |= paths_to(child, needle, f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(value, list):
+        return set().union(*(paths_to(child, needle, path) for child in value))
+    return {path} if isinstance(value, str) and needle in value.lower() else set()
+
+
 def summary(findings: Iterable[Finding]) -> str:
-    """One line per (kind, root): how often, and every distinct value."""
+    """One line per (kind, where): how often, and every distinct value. "where" is the path in
+    the answer's data for leaks, the root field otherwise."""
     grouped: dict[tuple[str, str], Counter[str]] = {}
     for finding in findings:
-        grouped.setdefault((finding.kind, finding.root), Counter())[finding.detail] += 1
+        value, _, path = finding.detail.partition(" at ")
+        where, detail = (path, value) if path else (finding.root, finding.detail)
+        grouped.setdefault((finding.kind, where), Counter())[detail] += 1
     lines = []
-    for (kind, root), details in sorted(grouped.items()):
-        values = ", ".join(sorted(details))
-        lines.append(f"{kind:9} {root:20} x{sum(details.values()):<4} {values}")
+    for (kind, where), details in sorted(grouped.items()):
+        lines.append(f"{kind:9} {where}: x{sum(details.values())} {', '.join(sorted(details))}")
     return "\n".join(lines)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,13 +23,13 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.generation.case import Case
 
+from tests.access.conftest import bearer
 from tests.authz_check import Finding, check, summary
 from tests.authz_queries import hub_schema, value_node
 from tests.conftest import make_key
-from tests.live_server import Server, start_server
+from tests.live_server import Server
 
 CASES = 200  # per key
-UNTHROTTLED = {"rate_limit_per_second": 1_000_000, "rate_limit_burst": 1_000_000}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,17 +60,6 @@ def scalars() -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    started = start_server(
-        database_url, tmp_path_factory.mktemp("schemathesis"), dev_mode="false", **UNTHROTTLED
-    )
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
 @pytest.fixture
 async def keys(db: asyncpg.Connection, engine: Any) -> dict[str, str]:
     return {role: await make_key(engine, role) for role in ("ADMIN", "FRONTEND")}
@@ -89,16 +77,12 @@ def error_codes(text: str) -> set[str]:
     return {str((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)}
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
 @pytest.mark.parametrize("role", ["ADMIN", "FRONTEND"])
 def test_schemathesis_finds_no_5xx_and_no_codeless_error(
-    server: Server, keys: dict[str, str], role: str
+    keyed_server: Server, keys: dict[str, str], role: str
 ) -> None:
     schema = schemathesis.graphql.from_url(
-        f"{server.http_url}/graphql", headers=bearer(keys["ADMIN"]), timeout=30
+        f"{keyed_server.http_url}/graphql", headers=bearer(keys["ADMIN"]), timeout=30
     )
     operations = [result.ok() for result in schema.get_all_operations()]
     # Every root field but Federation's two (schemathesis leaves those out unless asked).
@@ -125,7 +109,7 @@ def test_schemathesis_finds_no_5xx_and_no_codeless_error(
     )
     @given(cases)
     def probe(case: Case) -> None:
-        response = case.call(base_url=server.http_url, headers=bearer(keys[role]), timeout=30)
+        response = case.call(base_url=keyed_server.http_url, headers=bearer(keys[role]), timeout=30)
         sent.append(case.operation.label)
         text = response.content.decode("utf-8", "replace")
         findings.extend(check(case.operation.label, str(case.body), response.status_code, text))

@@ -18,6 +18,7 @@ class Finding:
     root: str  # the root field(s) of the document
     kind: str  # "5xx", "not-json", "no-code", "internal", "pii", "hidden-id"
     detail: str
+    value: str = ""  # the planted value or hidden id, for "pii" and "hidden-id"
 
     def __str__(self) -> str:
         return f"{self.kind} via {self.root}: {self.detail}"
@@ -62,9 +63,9 @@ def check(
             needle = value.lower()
             if needle in data_text:
                 for path in sorted(paths_to(data, needle)) or ["data"]:
-                    findings.append(Finding(root, kind, f"{value} at {path}"))
+                    findings.append(Finding(root, kind, f"{value} at {path}", value))
             elif needle in error_text and needle not in sent:
-                findings.append(Finding(root, kind, f"{value} in an error"))
+                findings.append(Finding(root, kind, f"{value} in an error", value))
     return findings
 
 

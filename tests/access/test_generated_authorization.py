@@ -155,8 +155,11 @@ def first_root(query: str) -> tuple[str, str]:
 def refused(root: str, response: httpx.Response) -> list[Finding]:
     """A mutation by a role that may not write: refused with FORBIDDEN (or turned away before
     it ran, with a code), and no data."""
-    body = response.json()
-    data = body.get("data")
+    try:
+        body = response.json()
+    except ValueError:
+        return []  # already a finding of the checker
+    data = body.get("data") if isinstance(body, dict) else None
     if data and any(value is not None for value in data.values()):
         return [Finding(root, "wrote", str(data)[:200])]
     return []
@@ -190,7 +193,10 @@ def test_no_planted_value_nor_hidden_row_reaches_a_masked_role(
     visible = {"zelda"} if role == "PARTNER" else {"zelda", "ygritte", "oswald"}
     answered = "\n".join(run.answers)
     assert {name for name in visible if planted.customers[name] in answered} == visible
-    assert not run.findings, f"{len(run.findings)} findings for {role}:\n{summary(run.findings)}"
+    assert not run.findings, (
+        f"{len(run.findings)} findings for {role} in {run.documents} documents:\n"
+        f"{summary(run.findings)}"
+    )
 
 
 def test_the_checker_finds_every_planted_value_in_admin_answers(world: AuthzWorld) -> None:
@@ -200,7 +206,7 @@ def test_the_checker_finds_every_planted_value_in_admin_answers(world: AuthzWorl
     forbidden = Forbidden(frozenset(planted.pii), frozenset(planted.hidden_from_partner))
     run = ask(world, "ADMIN", forbidden, 0)
 
-    found = {(f.kind, f.detail.split(" at ")[0]) for f in run.findings}
+    found = {(f.kind, f.value) for f in run.findings}
     assert {d for kind, d in found if kind == "pii"} == planted.pii
     assert {d for kind, d in found if kind == "hidden-id"} == planted.hidden_from_partner
     assert {kind for kind, _ in found} == {"pii", "hidden-id"}, summary(run.findings)

@@ -69,6 +69,22 @@ def check(
     return findings
 
 
+def error_codes(text: str) -> list[str]:
+    """The ``extensions.code`` of each error of an answer (none for an unreadable body)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [
+        str((error.get("extensions") or {}).get("code"))
+        for error in errors
+        if isinstance(error, dict)
+    ]
+
+
 def paths_to(value: Any, needle: str, path: str = "") -> set[str]:
     """Where ``needle`` (lower case) occurs in a JSON value: dotted keys, list positions left
     out (``customer.traits.contact.email``), so a finding names the field that leaked."""

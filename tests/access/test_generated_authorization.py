@@ -11,8 +11,9 @@ of a row outside its scope. The same checker on an ADMIN key must find every pla
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.access.conftest import bearer
-from tests.authz_check import Finding, Forbidden, check, summary
+from tests.authz_check import Finding, Forbidden, check, error_codes, summary
 from tests.authz_queries import (
     Inputs,
     hub_schema,
@@ -37,6 +38,14 @@ from tests.conftest import make_key
 from tests.live_server import Server
 
 RANDOM_DOCUMENTS = 100  # per role, on top of the deterministic walk
+# Codes of documents refused whole for their size or shape (docs/security.md, limits).
+LIMIT_CODES = {
+    "TOO_MANY_TOKENS",
+    "QUERY_TOO_DEEP",
+    "QUERY_TOO_COMPLEX",
+    "TOO_MANY_ALIASES",
+    "PAYLOAD_TOO_LARGE",
+}
 # Roles whose answers must hide the planted values; only FRONTEND may write.
 MASKED_ROLES: dict[str, dict[str, Any]] = {
     "FRONTEND": {},
@@ -88,6 +97,7 @@ class Run:
     covered: set[tuple[str, str]]
     documents: int
     answers: list[str]
+    walk_codes: Counter[str] = field(default_factory=Counter)  # error codes of walk answers
 
 
 def may_write(role: str) -> bool:
@@ -123,6 +133,7 @@ def ask(world: AuthzWorld, role: str, forbidden: Forbidden, random_documents_cou
         for document in walk(schema, world.inputs, mutation_fields):
             run.covered |= selected_fields(schema, document.text)
             send(document.root, document.operation, document.text, document.variables)
+            run.walk_codes.update(error_codes(run.answers[-1]))
 
         if random_documents_count:
 
@@ -189,6 +200,8 @@ def test_no_planted_value_nor_hidden_row_reaches_a_masked_role(
     run = ask(world, role, Forbidden(frozenset(planted.pii), frozenset(hidden)), RANDOM_DOCUMENTS)
 
     assert expected_coverage(role) - run.covered == set()
+    # The walk's documents were answered, not turned away by a limit (which would hide leaks).
+    assert not LIMIT_CODES & set(run.walk_codes), run.walk_codes
     # The answers did carry data: every customer a role may see came back (by id).
     visible = {"zelda"} if role == "PARTNER" else {"zelda", "ygritte", "oswald"}
     answered = "\n".join(run.answers)
@@ -206,6 +219,7 @@ def test_the_checker_finds_every_planted_value_in_admin_answers(world: AuthzWorl
     forbidden = Forbidden(frozenset(planted.pii), frozenset(planted.hidden_from_partner))
     run = ask(world, "ADMIN", forbidden, 0)
 
+    assert not LIMIT_CODES & set(run.walk_codes), run.walk_codes
     found = {(f.kind, f.value) for f in run.findings}
     assert {d for kind, d in found if kind == "pii"} == planted.pii
     assert {d for kind, d in found if kind == "hidden-id"} == planted.hidden_from_partner

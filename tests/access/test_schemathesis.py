@@ -28,7 +28,7 @@ from tests.authz_queries import hub_schema, value_node
 from tests.conftest import make_key
 from tests.live_server import Server
 
-CASES = 200  # per key
+CASES = 300  # per key
 
 
 @pytest.fixture(scope="module", autouse=True)

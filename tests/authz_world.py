@@ -40,6 +40,7 @@ class Planted:
     conversations: dict[str, str] = field(default_factory=dict)
     merges: list[str] = field(default_factory=list)
     hidden_from_partner: set[str] = field(default_factory=set)  # global ids and raw uuids
+    other_form: dict[str, str] = field(default_factory=dict)  # global id <-> raw uuid
     touchpoints: dict[str, str] = field(default_factory=dict)
     identifier_values: set[str] = field(default_factory=set)  # as recorded (not normalised)
 
@@ -47,7 +48,9 @@ class Planted:
         """A partner must see this id in neither form: global nor the raw uuid inside it."""
         from hub.core.ids import from_global_id
 
-        self.hidden_from_partner |= {global_id, from_global_id(global_id)[1]}
+        raw = from_global_id(global_id)[1]
+        self.hidden_from_partner |= {global_id, raw}
+        self.other_form |= {global_id: raw, raw: global_id}
 
     @property
     def ids(self) -> list[str]:

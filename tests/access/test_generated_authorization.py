@@ -197,7 +197,8 @@ def test_no_planted_value_nor_hidden_row_reaches_a_masked_role(
 ) -> None:
     planted = world.planted
     hidden = planted.hidden_from_partner if role == "PARTNER" else set()
-    run = ask(world, role, Forbidden(frozenset(planted.pii), frozenset(hidden)), RANDOM_DOCUMENTS)
+    forbidden = Forbidden(frozenset(planted.pii), frozenset(hidden), planted.other_form)
+    run = ask(world, role, forbidden, RANDOM_DOCUMENTS)
 
     assert expected_coverage(role) - run.covered == set()
     # The walk's documents were answered, not turned away by a limit (which would hide leaks).

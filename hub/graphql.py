@@ -8,9 +8,11 @@ from collections.abc import Iterator
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from hub.core.errors import BadUserInput
 from hub.core.faults import client_fault
 from hub.core.request_keys import OPERATION_TYPE_KEY
 from hub.ops import tracing
@@ -145,6 +147,24 @@ class HubSchema(strawberry.federation.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
+
+    def entities_resolver(
+        self, info: strawberry.Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """``_entities``: a representation whose ``__typename`` is no entity (``Conversation``,
+        or no type at all) is the caller's mistake, answered BAD_USER_INPUT for that item;
+        Strawberry's own resolver raises TypeError/KeyError there (INTERNAL_SERVER_ERROR)."""
+        results: list[FederationAny] = []
+        for representation in representations:
+            name = representation.get("__typename") if isinstance(representation, dict) else None
+            type_ = self.schema_converter.type_map.get(name) if isinstance(name, str) else None
+            origin = getattr(getattr(type_, "definition", None), "origin", None)
+            if not hasattr(origin, "resolve_reference"):
+                error = BadUserInput(f"{name!r} is not an entity type")
+                results.append(error)  # type: ignore[arg-type]  # raised per item by graphql-core
+            else:
+                results.extend(super().entities_resolver(info, [representation]))
+        return results
 
 
 def build_schema() -> strawberry.federation.Schema:

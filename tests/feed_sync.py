@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.events.emit import NewEvent, emit_many
 from hub.events.outbox import Position, decode_cursor
 from tests.live_server import TIMEOUT, Client, Writer
 
@@ -49,25 +50,34 @@ async def first_of_last_transaction(engine: AsyncEngine) -> Position:
 
 
 async def outbox_positions(
-    engine: AsyncEngine, after: Position, upto: Position, kinds: list[str]
+    engine: AsyncEngine,
+    after: Position,
+    upto: Position,
+    kinds: list[str],
+    where: str = "true",
+    **params: Any,
 ) -> list[Position]:
-    """The committed events of ``kinds`` strictly after ``after`` and up to ``upto``, in
-    delivery order: what a subscriber between those two points must receive, once each."""
+    """The committed events of ``kinds`` in transactions after the one of ``after`` (a probe's,
+    whose other events are probes too) and up to ``upto`` (and
+    matching the SQL condition ``where`` with ``params``), in delivery order: what a subscriber
+    between those two points must receive, once each. Written in SQL on purpose: an account of
+    the outbox independent of the feed's own filtering."""
     async with engine.connect() as connection:
         rows = (
             await connection.execute(
                 sa.text(
                     "SELECT xid::text::bigint AS xid, id FROM events"
-                    " WHERE (xid::text::bigint, id) > (:axid, :aid)"
+                    " WHERE xid::text::bigint > :axid"
                     " AND (xid::text::bigint, id) <= (:uxid, :uid) AND kind = ANY(:kinds)"
+                    f" AND ({where})"
                     " ORDER BY xid, id"
                 ),
                 {
                     "axid": after.xid,
-                    "aid": after.id,
                     "uxid": upto.xid,
                     "uid": upto.id,
                     "kinds": kinds,
+                    **params,
                 },
             )
         ).all()
@@ -130,5 +140,18 @@ def interaction_probe(writer: Writer) -> Probe:
         async with writer.transaction() as transaction:
             await writer.record_in(transaction)
         return await first_of_last_transaction(writer.engine)
+
+    return probe
+
+
+def event_probe(engine: AsyncEngine, *events: NewEvent) -> Probe:
+    """A probe of ``events`` emitted in one transaction (for feeds whose real writes cannot be
+    repeated freely: merges, per-customer and per-conversation feeds). They only prove the
+    subscription receives; the events under test come from the real write path."""
+
+    async def probe() -> Position:
+        async with engine.begin() as connection:
+            await emit_many(connection, list(events))
+        return await first_of_last_transaction(engine)
 
     return probe

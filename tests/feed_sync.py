@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.events.emit import NewEvent, emit_many
-from hub.events.outbox import Position, decode_cursor
+from hub.events.outbox import START, Position, decode_cursor
 from tests.live_server import TIMEOUT, Client, Writer
 
 Probe = Callable[[], Awaitable[Position]]
@@ -155,3 +155,15 @@ def event_probe(engine: AsyncEngine, *events: NewEvent) -> Probe:
         return await first_of_last_transaction(engine)
 
     return probe
+
+
+async def await_live_each(subscribers: list[tuple[Client, str, str]], probe: Probe) -> Position:
+    """``await_live`` for subscribers on several connections (client, operation id, field), then
+    each reads up to the last probe: probes written for one connection also reach the others,
+    and none of them is left pending anywhere."""
+    start = START
+    for client, operation, field in subscribers:
+        start = await await_live(client, {operation: field}, probe)
+    for client, operation, field in subscribers[:-1]:  # the last one just delivered it
+        await drain_to(client, {operation: field}, start)
+    return start

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.bounded import bounded
 from tests.conftest import GraphQLClient
 from tests.factories import T0, Factory, gid, minutes
 
@@ -273,7 +274,7 @@ async def test_customer_interactions_walk(gql: GraphQLClient, activity: Any, ord
     got: list[str] = []
     cursor = None
     pages = 0
-    while True:
+    for _ in bounded(100):
         data = await gql.data(
             INTERACTIONS_PAGE,
             {"id": gid("Customer", ana), "first": 4, "after": cursor, "order": order},
@@ -301,7 +302,7 @@ async def test_touchpoint_and_global_interaction_walks(gql: GraphQLClient, activ
     async def collect(query: str, path: str, **variables: Any) -> list[str]:
         got: list[str] = []
         cursor = None
-        while True:
+        for _ in bounded(100):
             data = await gql.data(query, {**variables, "after": cursor})
             for part in path.split("."):
                 data = data[part]
@@ -339,7 +340,7 @@ async def test_touchpoints_walk_both_ways(gql: GraphQLClient, db: asyncpg.Connec
         } }"""
     got: list[str] = []
     cursor = None
-    while True:
+    for _ in bounded(100):
         data = (await gql.data(query, {"first": 3, "after": cursor}))["touchpoints"]
         got += [e["node"]["id"] for e in data["edges"]]
         assert data["totalCount"] == 7
@@ -349,7 +350,7 @@ async def test_touchpoints_walk_both_ways(gql: GraphQLClient, db: asyncpg.Connec
     assert got == expected
     got = []
     cursor = None
-    while True:
+    for _ in bounded(100):
         data = (await gql.data(query, {"last": 2, "before": cursor}))["touchpoints"]
         got = [e["node"]["id"] for e in data["edges"]] + got
         if not data["pageInfo"]["hasPreviousPage"]:

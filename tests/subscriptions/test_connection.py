@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.factories import Factory
 from tests.feed_sync import await_live, interaction_probe
-from tests.live_server import Client, Server, Writer, connect, start_server
+from tests.live_server import TIMEOUT, Client, Server, Writer, connect, start_server
 
 FEED = "subscription { interactionRecorded { cursor interaction { id summary } } }"
 
@@ -52,8 +52,9 @@ async def writer(engine: Any, db: asyncpg.Connection) -> Writer:
 async def closed_with(ws: websockets.ClientConnection) -> int | None:
     """Read until the server closes; the close code it sent."""
     with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            await asyncio.wait_for(ws.recv(), 10)
+        async with asyncio.timeout(TIMEOUT):  # keep-alive pings alone would never end it
+            while True:
+                await ws.recv()
     return closed.value.rcvd.code if closed.value.rcvd else None
 
 

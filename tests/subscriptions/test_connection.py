@@ -33,7 +33,10 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ws_allowed_origins=["https://partner.example"],
         ws_keepalive_s=0.3,
         subscriber_queue_size=16,
-        subscriber_cutoff_grace_s=30,
+        # Longer than the slow-consumer test can take on a loaded machine (300 events for the
+        # fast client first): a cut-off client is dropped unread after the grace, which would
+        # turn the expected 4008 close into a dropped connection.
+        subscriber_cutoff_grace_s=600,
     )
     try:
         yield started
@@ -151,7 +154,10 @@ async def test_a_slow_consumer_is_cut_off_while_a_fast_one_keeps_up(
     slow_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow_socket.connect(("127.0.0.1", server.port))
     slow_socket.setblocking(False)
-    async with connect(server) as fast, connect(server, max_queue=1, sock=slow_socket) as slow:
+    # No client keep-alive on the slow one: its pongs wait behind the unread frames, and on a
+    # loaded machine the library's own 20 s ping timeout closed it (1011) before the hub did.
+    slow_options: dict[str, Any] = {"max_queue": 1, "sock": slow_socket, "ping_interval": None}
+    async with connect(server) as fast, connect(server, **slow_options) as slow:
         fast_op = await fast.subscribe(FEED)
         slow_op = await slow.subscribe(FEED)
         # Both receive before the test begins (the slow one reads only these probes).

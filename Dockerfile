@@ -4,49 +4,51 @@
 #   docker build -t hub .
 #   docker run --rm -p 8000:8000 -e HUB_DATABASE_URL=postgresql://hub:secret@db:5432/hub hub
 #
-# Three stages: the explorer's browser libraries from npm, the Python environment, and a slim
-# runtime that runs `hub serve` as an unprivileged user. The hub runs from its source layout
-# (/app: hub/, alembic/, node_modules/...), installed editable into /opt/venv, because it finds
-# its migrations and the explorer's libraries next to the package.
+# Two stages around one artefact, the wheel: the first builds it (`pip wheel .`, whose build
+# step runs `npm ci` for the explorer's and /journeys' browser libraries and puts the files the
+# pages load inside the package), the second installs that wheel into a virtualenv and runs it.
+# The runtime image has no Node.js, no npm and no source tree. tests/packaging/test_wheel.py
+# checks the same wheel installed the same way (a fresh venv, no Node.js on PATH).
 
 ARG PYTHON_VERSION=3.11
 ARG NODE_VERSION=20
 
-# ---- 1. browser libraries of the GraphiQL explorer and /journeys (package.json) ----
-FROM node:${NODE_VERSION}-bookworm-slim AS assets
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
+FROM node:${NODE_VERSION}-bookworm-slim AS node
 
-# ---- 2. the Python environment: hub and its dependencies, with the OpenTelemetry extra ----
-FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+# ---- 1. the wheel: Python and Node.js, the source tree ----
+FROM python:${PYTHON_VERSION}-slim-bookworm AS wheel
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
-WORKDIR /app
-COPY pyproject.toml README.md alembic.ini ./
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
+WORKDIR /src
+COPY pyproject.toml setup.py README.md package.json package-lock.json ./
+# hub/schema, hub/resolvers, hub/loaders, hub/seeds and hub/alembic are links to these folders.
 COPY hub/ hub/
 COPY schema/ schema/
 COPY resolvers/ resolvers/
 COPY loaders/ loaders/
 COPY seeds/ seeds/
 COPY alembic/ alembic/
-RUN /opt/venv/bin/pip install -e ".[otel]"
+RUN pip wheel . --no-deps -w /dist
 
-# ---- 3. runtime ----
+# ---- 2. runtime: the wheel installed, with the OpenTelemetry extra ----
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="hub" \
       org.opencontainers.image.description="GraphQL customer-360 data hub"
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN groupadd --system --gid 10001 hub \
  && useradd --system --uid 10001 --gid hub --home-dir /var/lib/hub --create-home hub
-COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
-COPY --from=assets /app/node_modules /app/node_modules
+COPY --from=wheel /dist/ /tmp/dist/
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install "$(echo /tmp/dist/hub-*.whl)[otel]" \
+ && rm -rf /tmp/dist
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HUB_DATA_DIR=/var/lib/hub/data \
     HUB_LOG_FORMAT=json
-WORKDIR /app
+WORKDIR /var/lib/hub
 USER 10001:10001
 EXPOSE 8000
 # Liveness: the process answers. Readiness (database reachable) is /readyz, for the balancer.

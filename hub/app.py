@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # process-wide), and a missing extra must fail here, not at the first request.
     traced = tracing.tracing_middleware(settings.otel_enabled)
     state = HubState(settings)
-    keys = KeyCheck(settings, lambda: state.running.key_pool)
+    keys = KeyCheck(settings, lambda: state.running.key_pool, state.metrics)
     graphql = HubGraphQL(state, keys)
     refuse_when_stopping = Middleware(RefuseWhenStopping, state.shutdown)
 
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(
                 "/graphql",
                 graphql,
-                methods=["GET", "POST"],
+                # No methods list: the gate answers all but GET and POST with a coded JSON 405.
                 middleware=[
                     Middleware(RequestObserver, state.metrics),
                     refuse_when_stopping,
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql, middleware=[refuse_when_stopping]),
             *probe_routes(state),
             *web_routes(),
-            *metrics_routes(state.metrics, settings.metrics),
+            *metrics_routes(state.metrics, settings),
         ],
         middleware=traced,
         lifespan=lifespan,

@@ -108,6 +108,9 @@ def serve(
         workers=workers,
         log_level="info",
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        # Messages over the limit are refused by the server as they arrive (close 1009), before
+        # the app buffers or parses them (the app checks again, for other servers).
+        ws_max_size=settings.ws_max_message_bytes,
         access_log=access_log,
         log_config=log_config(settings.log_format),
         # The app's graceful shutdown (hub/http/shutdown.py) narrows this to what is left of the
@@ -123,14 +126,14 @@ def demo(
     customers: Annotated[int, typer.Option(help="Customers to seed when empty.")] = 2000,
 ) -> None:
     """Embedded PostgreSQL, demo data when the database is empty, then serve with GraphiQL."""
-    from hub.seeds.demo import database_is_empty, seed_demo
+    from hub.seeds.demo import DEMO_SEED, database_is_empty, seed_demo
 
     settings = Settings()
     location = locate_database(settings)
     upgrade(location.url)
     if asyncio.run(database_is_empty(location.url)):
         console.print(f"seeding {customers} demo customers…")
-        asyncio.run(seed_demo(location.url, customers=customers, seed=42, progress=True))
+        asyncio.run(seed_demo(location.url, customers=customers, seed=DEMO_SEED, progress=True))
     os.environ["HUB_DATABASE_URL"] = location.url
     os.environ["HUB_MIGRATE_ON_START"] = "false"
     # The demo is local: it runs in development mode (no API keys needed), and says so.

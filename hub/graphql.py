@@ -26,6 +26,7 @@ from hub.resolvers.node import NodeQuery
 from hub.resolvers.profile import ProfileMutation
 from hub.resolvers.subscriptions import Subscription
 from hub.schema.extensions import AccessGuard, ReadFence
+from hub.schema.permissions import check_personal_fields
 
 logger = logging.getLogger("hub.errors")
 
@@ -147,7 +148,7 @@ class HubSchema(strawberry.federation.Schema):
 
 
 def build_schema() -> strawberry.federation.Schema:
-    return HubSchema(
+    built = HubSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -162,6 +163,10 @@ def build_schema() -> strawberry.federation.Schema:
         extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), ReadFence, AccessGuard],
         federation_version="2.5",
     )
+    # Masking by construction: a String/JSON field that neither masks nor declares itself not
+    # personal stops the hub from starting (hub.schema.permissions).
+    check_personal_fields(built._schema)
+    return built
 
 
 schema = build_schema()

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
-from hub.access.scope import UNRESTRICTED, RowScope
 from hub.db.rows import Record, fetch_all, group_rows
 from hub.models import CHANNELS, CUSTOMERS, JOURNEY_STAGES, TOUCHPOINTS
 
@@ -67,16 +66,13 @@ async def touchpoints_by_channel(engine: AsyncEngine, codes: list[str]) -> list[
     return [grouped.get(code, []) for code in codes]
 
 
-async def customer_counts_by_stage(
-    engine: AsyncEngine, codes: list[str], scope: RowScope = UNRESTRICTED
-) -> list[int]:
+async def customer_counts_by_stage(engine: AsyncEngine, codes: list[str]) -> list[int]:
     rows = await fetch_all(
         engine,
         sa.select(CUSTOMERS.c.current_stage, sa.func.count().label("n"))
         .where(
             CUSTOMERS.c.current_stage.in_(codes),
             CUSTOMERS.c.merged_into_id.is_(None),
-            scope.customer_clause(),
         )
         .group_by(CUSTOMERS.c.current_stage),
     )

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.access.scope import UNRESTRICTED, RowScope
 from hub.db.rows import Record, fetch_all, group_rows
 from hub.loaders.interaction_rows import select_interactions
 from hub.models import (
@@ -36,12 +35,8 @@ def key_table(ids: Sequence[uuid.UUID], name: str = "ids") -> sa.TableValuedAlia
     )
 
 
-async def customers_by_id(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
-) -> list[Record | None]:
-    rows = await fetch_all(
-        engine, sa.select(CUSTOMERS).where(CUSTOMERS.c.id.in_(ids), scope.customer_clause())
-    )
+async def customers_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
+    rows = await fetch_all(engine, sa.select(CUSTOMERS).where(CUSTOMERS.c.id.in_(ids)))
     by_id = {row["id"]: row for row in rows}
     return [by_id.get(key) for key in ids]
 
@@ -58,12 +53,12 @@ async def identities_by_customer(engine: AsyncEngine, ids: list[uuid.UUID]) -> l
 
 
 async def stage_history_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID]
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
         sa.select(STAGE_HISTORY)
-        .where(STAGE_HISTORY.c.customer_id.in_(ids), scope.stage_change_clause())
+        .where(STAGE_HISTORY.c.customer_id.in_(ids))
         .order_by(STAGE_HISTORY.c.entered_at, STAGE_HISTORY.c.id),
     )
     grouped = group_rows(rows, "customer_id")
@@ -71,7 +66,7 @@ async def stage_history_by_customer(
 
 
 async def channel_usage_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID]
 ) -> list[list[Record]]:
     c = INTERACTIONS.c
     rows = await fetch_all(
@@ -83,7 +78,7 @@ async def channel_usage_by_customer(
             sa.func.min(c.occurred_at).label("first_seen_at"),
             sa.func.max(c.occurred_at).label("last_seen_at"),
         )
-        .where(c.customer_id.in_(ids), scope.interaction_clause())
+        .where(c.customer_id.in_(ids))
         .group_by(c.customer_id, c.channel_code)
         .order_by(c.customer_id, sa.func.min(c.occurred_at)),
     )
@@ -92,12 +87,12 @@ async def channel_usage_by_customer(
 
 
 async def last_interaction_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID]
 ) -> list[Record | None]:
     keys = key_table(ids)
     latest = (
         select_interactions()
-        .where(INTERACTIONS.c.customer_id == keys.c.key_id, scope.interaction_clause())
+        .where(INTERACTIONS.c.customer_id == keys.c.key_id)
         .order_by(INTERACTIONS.c.occurred_at.desc(), INTERACTIONS.c.id.desc())
         .limit(1)
         .lateral("i")
@@ -108,12 +103,12 @@ async def last_interaction_by_customer(
 
 
 async def conversations_by_customer(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID]
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
         sa.select(CONVERSATIONS)
-        .where(CONVERSATIONS.c.customer_id.in_(ids), scope.conversation_clause())
+        .where(CONVERSATIONS.c.customer_id.in_(ids))
         .order_by(CONVERSATIONS.c.last_activity_at.desc(), CONVERSATIONS.c.id),
     )
     grouped = group_rows(rows, "customer_id")

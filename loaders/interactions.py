@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.access.scope import UNRESTRICTED, RowScope
 from hub.db.rows import Record, fetch_all, group_rows
 from hub.loaders.customers import key_table
 from hub.loaders.interaction_rows import select_interactions
@@ -20,19 +19,14 @@ PageKey = tuple[uuid.UUID, InteractionPage]
 CountKey = tuple[uuid.UUID, InteractionFilterSpec]
 
 
-async def interactions_by_id(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
-) -> list[Record | None]:
-    rows = await fetch_all(
-        engine,
-        select_interactions().where(INTERACTIONS.c.id.in_(ids), scope.interaction_clause()),
-    )
+async def interactions_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
+    rows = await fetch_all(engine, select_interactions().where(INTERACTIONS.c.id.in_(ids)))
     by_id = {row["id"]: row for row in rows}
     return [by_id.get(key) for key in ids]
 
 
 async def _pages(
-    engine: AsyncEngine, keys: list[PageKey], owner: sa.Column[Any], scope: RowScope
+    engine: AsyncEngine, keys: list[PageKey], owner: sa.Column[Any]
 ) -> list[list[Record]]:
     """Pages of interactions for many owners in ONE statement: per distinct page shape (normally
     one per batch) a LATERAL join over the owners, ``limit + 1`` rows each so the caller can
@@ -46,7 +40,7 @@ async def _pages(
         k = key_table(owner_ids, name=f"owners_{index}")
         lateral = (
             select_interactions()
-            .where(owner == k.c.key_id, scope.interaction_clause(), *page.clauses())
+            .where(owner == k.c.key_id, *page.clauses())
             .order_by(*page.order_by())
             .limit(page.limit + 1)
             .lateral(f"i{index}")
@@ -66,9 +60,7 @@ async def _pages(
     return [found.get(key, []) for key in keys]
 
 
-async def _counts(
-    engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[Any], scope: RowScope
-) -> list[int]:
+async def _counts(engine: AsyncEngine, keys: list[CountKey], owner: sa.Column[Any]) -> list[int]:
     """Counts for many owners and filters in ONE statement: a ``count(*) FILTER (...)`` column
     per distinct filter, grouped by owner."""
     specs = list(dict.fromkeys(spec for _, spec in keys))
@@ -79,9 +71,7 @@ async def _counts(
     ]
     rows = await fetch_all(
         engine,
-        sa.select(owner.label("owner"), *columns)
-        .where(owner.in_(owner_ids), scope.interaction_clause())
-        .group_by(owner),
+        sa.select(owner.label("owner"), *columns).where(owner.in_(owner_ids)).group_by(owner),
     )
     found: dict[CountKey, int] = {}
     for row in rows:
@@ -91,48 +81,39 @@ async def _counts(
 
 
 async def interaction_pages_by_customer(
-    engine: AsyncEngine, keys: list[PageKey], scope: RowScope = UNRESTRICTED
+    engine: AsyncEngine, keys: list[PageKey]
 ) -> list[list[Record]]:
-    return await _pages(engine, keys, INTERACTIONS.c.customer_id, scope)
+    return await _pages(engine, keys, INTERACTIONS.c.customer_id)
 
 
 async def interaction_pages_by_touchpoint(
-    engine: AsyncEngine, keys: list[PageKey], scope: RowScope = UNRESTRICTED
+    engine: AsyncEngine, keys: list[PageKey]
 ) -> list[list[Record]]:
-    return await _pages(engine, keys, INTERACTIONS.c.touchpoint_id, scope)
+    return await _pages(engine, keys, INTERACTIONS.c.touchpoint_id)
 
 
-async def interaction_counts_by_customer(
-    engine: AsyncEngine, keys: list[CountKey], scope: RowScope = UNRESTRICTED
-) -> list[int]:
-    return await _counts(engine, keys, INTERACTIONS.c.customer_id, scope)
+async def interaction_counts_by_customer(engine: AsyncEngine, keys: list[CountKey]) -> list[int]:
+    return await _counts(engine, keys, INTERACTIONS.c.customer_id)
 
 
-async def interaction_counts_by_touchpoint(
-    engine: AsyncEngine, keys: list[CountKey], scope: RowScope = UNRESTRICTED
-) -> list[int]:
-    return await _counts(engine, keys, INTERACTIONS.c.touchpoint_id, scope)
+async def interaction_counts_by_touchpoint(engine: AsyncEngine, keys: list[CountKey]) -> list[int]:
+    return await _counts(engine, keys, INTERACTIONS.c.touchpoint_id)
 
 
 async def interactions_by_conversation(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
+    engine: AsyncEngine, ids: list[uuid.UUID]
 ) -> list[list[Record]]:
     rows = await fetch_all(
         engine,
         select_interactions()
-        .where(INTERACTIONS.c.conversation_id.in_(ids), scope.interaction_clause())
+        .where(INTERACTIONS.c.conversation_id.in_(ids))
         .order_by(INTERACTIONS.c.occurred_at, INTERACTIONS.c.id),
     )
     grouped = group_rows(rows, "conversation_id")
     return [grouped.get(key, []) for key in ids]
 
 
-async def conversations_by_id(
-    engine: AsyncEngine, ids: list[uuid.UUID], scope: RowScope = UNRESTRICTED
-) -> list[Record | None]:
-    rows = await fetch_all(
-        engine,
-        sa.select(CONVERSATIONS).where(CONVERSATIONS.c.id.in_(ids), scope.conversation_clause()),
-    )
+async def conversations_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[Record | None]:
+    rows = await fetch_all(engine, sa.select(CONVERSATIONS).where(CONVERSATIONS.c.id.in_(ids)))
     by_id = {row["id"]: row for row in rows}
     return [by_id.get(key) for key in ids]

@@ -6,16 +6,16 @@ outlive writes. On websockets, build one per delivered event.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
-from hub.access.scope import RowScope
 from hub.db.rows import Record
 from hub.loaders import channels, consents, customers, interactions, merges
 from hub.loaders.interactions import CountKey, PageKey
@@ -24,10 +24,24 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+class SharedDataLoader(DataLoader[K, V]):
+    """A DataLoader whose futures survive the cancellation of one of their waiters.
+
+    Several resolvers await the same cached future for a key. graphql-core cancels the pending
+    sibling fields of a field that raised (``gather_with_cancel``); a cancelled task cancels the
+    future it awaits, so every *other* resolver awaiting that key got a ``CancelledError`` —
+    which escapes execution as a 500 (a nested customer -> lastInteraction -> customer read
+    with one failing field did). Each waiter awaits its own shield instead: cancelling it
+    leaves the shared future, and the other waiters, alone."""
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
+
+
 def _loader(
     engine: AsyncEngine, batch: Callable[[AsyncEngine, list[K]], Awaitable[list[V]]]
 ) -> DataLoader[K, V]:
-    return DataLoader(load_fn=partial(batch, engine))
+    return SharedDataLoader(load_fn=partial(batch, engine))
 
 
 @dataclass
@@ -57,37 +71,36 @@ class Loaders:
     merges_by_customer: DataLoader[uuid.UUID, list[Record]]
 
 
-def build_loaders(engine: AsyncEngine, scope: RowScope) -> Loaders:
-    """``scope`` (the principal's: ``context.principal.scope``, or ``context.fresh_loaders()``)
-    filters every batch that reads interactions, conversations or customers, so a partner's
-    loaders never return a row outside its channels/touchpoints. It has no default on purpose:
-    forgetting it must fail type checking, not leak data (``hub.access.scope.UNRESTRICTED`` for
-    trusted internal code)."""
-
-    def _scoped(batch: Callable[..., Awaitable[list[V]]]) -> DataLoader[Any, V]:
-        return DataLoader(load_fn=partial(batch, engine, scope=scope))
+def build_loaders(engine: AsyncEngine) -> Loaders:
+    """``engine`` is the request's (``context.engine``, or ``context.fresh_loaders()``): for a
+    partner it runs under row security (hub.access.row_security), so the batches need no scope
+    predicate of their own: PostgreSQL returns only the rows the partner may see."""
 
     channel_table = _loader(engine, channels.channel_tables)
     stage_table = _loader(engine, channels.stage_tables)
     return Loaders(
-        customer_by_id=_scoped(customers.customers_by_id),
+        customer_by_id=_loader(engine, customers.customers_by_id),
         identities_by_customer=_loader(engine, customers.identities_by_customer),
-        stage_history_by_customer=_scoped(customers.stage_history_by_customer),
-        channel_usage_by_customer=_scoped(customers.channel_usage_by_customer),
-        last_interaction_by_customer=_scoped(customers.last_interaction_by_customer),
-        conversations_by_customer=_scoped(customers.conversations_by_customer),
-        interaction_by_id=_scoped(interactions.interactions_by_id),
-        interaction_page_by_customer=_scoped(interactions.interaction_pages_by_customer),
-        interaction_page_by_touchpoint=_scoped(interactions.interaction_pages_by_touchpoint),
-        interaction_count_by_customer=_scoped(interactions.interaction_counts_by_customer),
-        interaction_count_by_touchpoint=_scoped(interactions.interaction_counts_by_touchpoint),
-        interactions_by_conversation=_scoped(interactions.interactions_by_conversation),
-        conversation_by_id=_scoped(interactions.conversations_by_id),
-        channel_by_code=DataLoader(load_fn=channels.by_code(channel_table)),
+        stage_history_by_customer=_loader(engine, customers.stage_history_by_customer),
+        channel_usage_by_customer=_loader(engine, customers.channel_usage_by_customer),
+        last_interaction_by_customer=_loader(engine, customers.last_interaction_by_customer),
+        conversations_by_customer=_loader(engine, customers.conversations_by_customer),
+        interaction_by_id=_loader(engine, interactions.interactions_by_id),
+        interaction_page_by_customer=_loader(engine, interactions.interaction_pages_by_customer),
+        interaction_page_by_touchpoint=_loader(
+            engine, interactions.interaction_pages_by_touchpoint
+        ),
+        interaction_count_by_customer=_loader(engine, interactions.interaction_counts_by_customer),
+        interaction_count_by_touchpoint=_loader(
+            engine, interactions.interaction_counts_by_touchpoint
+        ),
+        interactions_by_conversation=_loader(engine, interactions.interactions_by_conversation),
+        conversation_by_id=_loader(engine, interactions.conversations_by_id),
+        channel_by_code=SharedDataLoader(load_fn=channels.by_code(channel_table)),
         touchpoint_by_id=_loader(engine, channels.touchpoints_by_id),
         touchpoints_by_channel=_loader(engine, channels.touchpoints_by_channel),
-        stage_by_code=DataLoader(load_fn=channels.by_code(stage_table)),
-        customer_count_by_stage=_scoped(channels.customer_counts_by_stage),
+        stage_by_code=SharedDataLoader(load_fn=channels.by_code(stage_table)),
+        customer_count_by_stage=_loader(engine, channels.customer_counts_by_stage),
         consents_by_customer=_loader(engine, consents.consents_by_customer),
         consent_history_by_customer=_loader(engine, consents.consent_history_by_customer),
         channel_table=channel_table,

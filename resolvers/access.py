@@ -20,7 +20,7 @@ from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus, s
 from hub.privacy.erasure import erase_customer, export_customer
 from hub.schema.access import ApiKey, AuditEntry, CreateApiKeyInput, CreatedApiKey, Erasure
 from hub.schema.consent import Consent, SetConsentInput
-from hub.schema.permissions import CanWrite, IsAdmin
+from hub.schema.permissions import CanWrite, IsAdmin, PersonalData, json_mask
 
 
 async def _existing_customer(info: Info, global_id: str) -> uuid.UUID:
@@ -98,6 +98,7 @@ class AccessQuery:
             "document, for a data-subject access request (ADMIN only; audited)."
         ),
         permission_classes=[IsAdmin],
+        extensions=[PersonalData(json_mask)],
     )
     async def export_customer(
         self,

@@ -22,7 +22,7 @@ from hub.schema.analytics import (
     TransitionGraph,
     to_scope,
 )
-from hub.schema.permissions import require
+from hub.schema.permissions import not_personal, require
 
 FilterArgument = Annotated[
     AnalyticsFilter | None,
@@ -127,7 +127,10 @@ class Analytics:
             raise BadUserInput(str(error)) from None
         return InteractionSeries.build(result, bucket)
 
-    @strawberry.field(description="The business lines touchpoints serve, for filter choices.")
+    @strawberry.field(
+        description="The business lines touchpoints serve, for filter choices.",
+        metadata=not_personal("catalogue data the business configures, not about a customer"),
+    )
     async def business_lines(self, info: Info) -> list[str]:
         return await analytics.business_lines(info.context.writer)
 

@@ -106,7 +106,7 @@ class CustomerQuery:
     ) -> Connection[Customer]:
         if order_by and any(o.name.startswith("DISPLAY_NAME") for o in order_by):
             require_pii(info, "ordering by displayName")
-        where = [C.merged_into_id.is_(None), info.context.principal.scope.customer_clause()]
+        where: list[sa.ColumnElement[bool]] = [C.merged_into_id.is_(None)]
         if filter is not None:
             where.append(compile_filter(filter, info))
         base = sa.select(CUSTOMERS).where(*where)

@@ -37,11 +37,10 @@ class InteractionQuery:
     ) -> Connection[Interaction]:
         page = build_page(info, first, after, filter, order_by)
         engine = info.context.engine
-        scope = info.context.principal.scope
         rows = await fetch_all(
             engine,
             select_interactions()
-            .where(scope.interaction_clause(), *page.clauses())
+            .where(*page.clauses())
             .order_by(*page.order_by())
             .limit(page.limit + 1),
         )
@@ -50,7 +49,7 @@ class InteractionQuery:
             row = await fetch_one(
                 engine,
                 sa.select(sa.func.count().label("n"))
-                .where(scope.interaction_clause(), *page.filter.clauses())
+                .where(*page.filter.clauses())
                 .select_from(INTERACTIONS),
             )
             assert row is not None

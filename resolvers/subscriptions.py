@@ -117,13 +117,19 @@ async def event_stream(
 
 async def _prefetch_interactions(info: Info, batch: list[StoredEvent]) -> None:
     """One query for the interactions of a whole batch, memoized on the shared event objects
-    (so concurrent subscriptions on the same events reuse it)."""
-    missing = [e for e in batch if "interaction" not in e.memo]
+    (so concurrent subscriptions with the same access reuse it: keyed by the access, since a
+    partner's read is filtered by row security and an admin's is not)."""
+    key = _interaction_key(info)
+    missing = [e for e in batch if key not in e.memo]
     ids = list({e.subject_id for e in missing if e.subject_id is not None})
     if ids:
         by_id = dict(zip(ids, await interactions_by_id(info.context.engine, ids), strict=True))
         for event in missing:
-            event.memo["interaction"] = by_id.get(event.subject_id)  # type: ignore[arg-type]
+            event.memo[key] = by_id.get(event.subject_id)  # type: ignore[arg-type]
+
+
+def _interaction_key(info: Info) -> tuple[str, object]:
+    return ("interaction", info.context.event_scope.share_key)
 
 
 def _event_loaders(info: Info, event: StoredEvent) -> None:
@@ -133,7 +139,7 @@ def _event_loaders(info: Info, event: StoredEvent) -> None:
     key = ("loaders", info.context.event_scope.share_key)
     loaders = event.memo.get(key)
     if loaders is None:
-        loaders = event.memo[key] = build_loaders(info.context.engine, info.context.principal.scope)
+        loaders = event.memo[key] = build_loaders(info.context.engine)
     info.context.loaders = loaders
 
 
@@ -186,8 +192,8 @@ class Subscription:
             ]
             await _prefetch_interactions(info, wanted)
             for event in wanted:
-                row = event.memo.get("interaction")
-                if row is None:  # erased since
+                row = event.memo.get(_interaction_key(info))
+                if row is None:  # erased since, or hidden by row security
                     continue
                 if types is not None and row["type"] not in types:
                     continue

@@ -13,6 +13,7 @@ from hub.core.enums import ChannelCode
 from hub.core.ids import to_global_id
 from hub.db.rows import Record
 from hub.schema.enums import described_enum
+from hub.schema.permissions import PersonalData, json_mask, not_personal
 
 described_enum(
     Role,
@@ -28,14 +29,22 @@ described_enum(
 
 @strawberry.type(description="An API key (the key itself is shown only once, when created).")
 class ApiKey:
-    name: str = strawberry.field(description="Unique name, used to revoke it.")
+    name: str = strawberry.field(
+        description="Unique name, used to revoke it.",
+        metadata=not_personal(
+            "names an API key, operator or agent of the business, not a customer"
+        ),
+    )
     role: Role = strawberry.field(description="What it may do.")
     pii: bool = strawberry.field(description="Whether it sees personal fields unmasked.")
     channels: list[ChannelCode] = strawberry.field(description="Partner scope: channels.")
     touchpoint_ids: list[strawberry.ID] = strawberry.field(
         description="Partner scope: touchpoints (their ids)."
     )
-    prefix: str = strawberry.field(description="The key's public prefix, to recognise it.")
+    prefix: str = strawberry.field(
+        description="The key's public prefix, to recognise it.",
+        metadata=not_personal("the public prefix of an API key"),
+    )
     created_at: datetime = strawberry.field(description="When it was created.")
     revoked_at: datetime | None = strawberry.field(description="When it was revoked, if it was.")
     last_used_at: datetime | None = strawberry.field(
@@ -65,7 +74,8 @@ class ApiKey:
 class CreatedApiKey:
     api_key: ApiKey = strawberry.field(description="The key's record.")
     key: str = strawberry.field(
-        description="The secret to send as `Authorization: Bearer <key>`; store it now."
+        description="The secret to send as `Authorization: Bearer <key>`; store it now.",
+        metadata=not_personal("the new secret, shown once to the ADMIN who made it"),
     )
 
 
@@ -87,12 +97,25 @@ class CreateApiKeyInput:
 @strawberry.type(description="One audited action: a mutation or a key operation.")
 class AuditEntry:
     at: datetime = strawberry.field(description="When it happened.")
-    actor: str = strawberry.field(description="The key name (or cli, development-mode).")
+    actor: str = strawberry.field(
+        description="The key name (or cli, development-mode).",
+        metadata=not_personal(
+            "names an API key, operator or agent of the business, not a customer"
+        ),
+    )
     role: Role = strawberry.field(description="The actor's role.")
-    action: str = strawberry.field(description="The mutation field(s) or operation.")
-    target_ids: list[str] = strawberry.field(description="The ids it was about.")
+    action: str = strawberry.field(
+        description="The mutation field(s) or operation.",
+        metadata=not_personal("a mutation or operation name"),
+    )
+    target_ids: list[str] = strawberry.field(
+        description="The ids it was about.", metadata=not_personal("global ids, opaque")
+    )
     success: bool = strawberry.field(description="Whether it succeeded.")
-    details: JSON = strawberry.field(description="Operation name, error codes and the like.")
+    details: JSON = strawberry.field(
+        description="Operation name, error codes and the like.",
+        extensions=[PersonalData(json_mask)],
+    )
 
     @classmethod
     def from_row(cls, row: Record) -> AuditEntry:

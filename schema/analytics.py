@@ -15,6 +15,7 @@ from hub.core.ids import to_global_id
 from hub.schema.channel import Channel, Touchpoint
 from hub.schema.enums import StageTransition, described_enum
 from hub.schema.journey import JourneyStage, load_stage
+from hub.schema.permissions import not_personal
 
 
 @strawberry.input(
@@ -177,14 +178,18 @@ class TransitionNode:
         description=(
             "The node's key, used by links: the channel code, the stage code, or the "
             "touchpoint's global id."
-        )
+        ),
+        metadata=not_personal("a channel, stage or touchpoint key"),
     )
     def key(self) -> str:
         if self.grouping is analytics.TransitionGrouping.TOUCHPOINT:
             return to_global_id("Touchpoint", self.raw_key)
         return self.raw_key
 
-    @strawberry.field(description="A human-readable name: the channel, touchpoint or stage name.")
+    @strawberry.field(
+        description="A human-readable name: the channel, touchpoint or stage name.",
+        metadata=not_personal("catalogue data the business configures, not about a customer"),
+    )
     async def label(self, info: Info) -> str:
         if self.grouping is analytics.TransitionGrouping.CHANNEL:
             return CHANNEL_DESCRIPTIONS[ChannelCode(self.raw_key)][0]
@@ -222,8 +227,14 @@ class TransitionNode:
 
 @strawberry.type(description="Customers moving from one node to the next: a link of a Sankey.")
 class TransitionLink:
-    source: str = strawberry.field(description="The key of the node moved from.")
-    target: str = strawberry.field(description="The key of the node moved to.")
+    source: str = strawberry.field(
+        description="The key of the node moved from.",
+        metadata=not_personal("a channel, stage or touchpoint key"),
+    )
+    target: str = strawberry.field(
+        description="The key of the node moved to.",
+        metadata=not_personal("a channel, stage or touchpoint key"),
+    )
     moves: int = strawberry.field(
         description="Pairs of consecutive interactions (of one customer) from source to target."
     )

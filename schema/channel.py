@@ -15,6 +15,7 @@ from hub.db.rows import Record
 from hub.schema.enums import ChannelCode, TouchpointKind
 from hub.schema.node import Node
 from hub.schema.pagination import Connection, PageAfter, PageFirst
+from hub.schema.permissions import not_personal
 
 if TYPE_CHECKING:
     from hub.schema.interaction import Interaction, InteractionFilter, InteractionOrderBy
@@ -29,8 +30,14 @@ LazyInteractionOrderBy = Annotated["InteractionOrderBy", strawberry.lazy("hub.sc
 )
 class Channel(Node):
     code: ChannelCode = strawberry.field(description="The channel's fixed code.")
-    name: str = strawberry.field(description="Human-readable name.")
-    description: str = strawberry.field(description="What belongs in this channel.")
+    name: str = strawberry.field(
+        description="Human-readable name.",
+        metadata=not_personal("catalogue data the business configures, not about a customer"),
+    )
+    description: str = strawberry.field(
+        description="What belongs in this channel.",
+        metadata=not_personal("catalogue data the business configures, not about a customer"),
+    )
     position: int = strawberry.field(description="Display order, 1 first.")
 
     @classmethod
@@ -64,13 +71,20 @@ class Channel(Node):
 class Touchpoint(Node):
     row_id: strawberry.Private[uuid.UUID]
     channel_code: strawberry.Private[str]
-    name: str = strawberry.field(description="Name as the business calls it.")
+    name: str = strawberry.field(
+        description="Name as the business calls it.",
+        metadata=not_personal("catalogue data the business configures, not about a customer"),
+    )
     kind: TouchpointKind = strawberry.field(description="What sort of touchpoint this is.")
     address: str | None = strawberry.field(
-        description="Where it is reached: URL, app id, phone number, mailbox, handle or street."
+        description="Where it is reached: URL, app id, phone number, mailbox, handle or street.",
+        metadata=not_personal(
+            "where the business is reached (its site, line, store): not a customer's address"
+        ),
     )
     business_line: str | None = strawberry.field(
-        description="The business line or brand it serves, if it serves one."
+        description="The business line or brand it serves, if it serves one.",
+        metadata=not_personal("catalogue data the business configures, not about a customer"),
     )
     active: bool = strawberry.field(description="Whether it is in use.")
 

@@ -9,6 +9,7 @@ import strawberry
 from hub.db.rows import Record
 from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus
 from hub.schema.enums import described_enum
+from hub.schema.permissions import PersonalData, free_text_mask, not_personal
 
 described_enum(
     ConsentPurpose,
@@ -53,7 +54,10 @@ class Consent:
     purpose: ConsentPurpose = strawberry.field(description="What the data may be used for.")
     channel: ConsentChannel = strawberry.field(description="The contact channel it covers.")
     status: ConsentStatus = strawberry.field(description="Granted, denied or revoked.")
-    source: str | None = strawberry.field(description="Where it was collected (form, call...).")
+    source: str | None = strawberry.field(
+        description="Where it was collected (form, call...).",
+        extensions=[PersonalData(free_text_mask)],
+    )
     granted_at: datetime | None = strawberry.field(description="When it was last granted.")
     expires_at: datetime | None = strawberry.field(description="When it lapses, if it does.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
@@ -80,10 +84,17 @@ class ConsentChange:
     purpose: ConsentPurpose = strawberry.field(description="The purpose.")
     channel: ConsentChannel = strawberry.field(description="The contact channel.")
     status: ConsentStatus = strawberry.field(description="The status set.")
-    source: str | None = strawberry.field(description="Where it was collected.")
+    source: str | None = strawberry.field(
+        description="Where it was collected.", extensions=[PersonalData(free_text_mask)]
+    )
     expires_at: datetime | None = strawberry.field(description="The expiry set, if any.")
     changed_at: datetime = strawberry.field(description="When the change was recorded.")
-    changed_by: str | None = strawberry.field(description="The key that recorded it.")
+    changed_by: str | None = strawberry.field(
+        description="The key that recorded it.",
+        metadata=not_personal(
+            "names an API key, operator or agent of the business, not a customer"
+        ),
+    )
 
     @classmethod
     def from_row(cls, row: Record) -> ConsentChange:

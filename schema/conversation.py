@@ -14,6 +14,7 @@ from hub.db.rows import Record
 from hub.schema.channel import Channel
 from hub.schema.enums import ConversationStatus
 from hub.schema.node import Node
+from hub.schema.permissions import PersonalData, free_text_mask
 
 if TYPE_CHECKING:
     from hub.schema.customer import Customer
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
 class Conversation(Node):
     row_id: strawberry.Private[uuid.UUID]
     customer_id: strawberry.Private[uuid.UUID]
-    key: str = strawberry.field(description="The key the channels use for it (ticket number...).")
+    key: str = strawberry.field(
+        description="The key the channels use for it (ticket number...).",
+        extensions=[PersonalData(free_text_mask)],
+    )
     status: ConversationStatus = strawberry.field(description="Open or resolved.")
     started_at: datetime = strawberry.field(description="When its first interaction happened.")
     last_activity_at: datetime = strawberry.field(description="When its last interaction happened.")

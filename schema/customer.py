@@ -26,7 +26,7 @@ from hub.schema.journey import JourneyStage, StageChange, load_stage
 from hub.schema.merge import Merge
 from hub.schema.node import Node
 from hub.schema.pagination import Connection, PageAfter, PageFirst
-from hub.schema.permissions import PersonalData, identity_mask, traits_mask
+from hub.schema.permissions import PersonalData, identity_mask, json_mask
 
 
 @strawberry.type(description="One identifier the customer is known by.")
@@ -75,7 +75,7 @@ class Customer(Node):
     )
     traits: JSON = strawberry.field(
         description="Attributes such as tier or city, as JSON; personal ones masked without `pii`.",
-        extensions=[PersonalData(traits_mask)],
+        extensions=[PersonalData(json_mask)],
     )
     stage_entered_at: datetime | None = strawberry.field(
         description="When the customer entered the current stage."

@@ -17,6 +17,7 @@ from hub.schema.customer import Customer, load_customer
 from hub.schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
 from hub.schema.interaction import Interaction
 from hub.schema.journey import JourneyStage, load_stage
+from hub.schema.permissions import PersonalData, json_mask, not_personal
 
 CURSOR_DESCRIPTION = (
     "Opaque position of this event in the feed; pass it as `after` to resume right after it."
@@ -66,14 +67,20 @@ class JourneyStageChangedFilter:
 
 @strawberry.type(description="An interaction was recorded.")
 class InteractionRecordedEvent:
-    cursor: str = strawberry.field(description=CURSOR_DESCRIPTION)
+    cursor: str = strawberry.field(
+        description=CURSOR_DESCRIPTION,
+        metadata=not_personal("an opaque position in a list or event stream"),
+    )
     interaction: Interaction = strawberry.field(description="The interaction, as now stored.")
 
 
 @strawberry.type(description="A customer moved to another journey stage.")
 class JourneyStageChangedEvent:
     event: strawberry.Private[StoredEvent]
-    cursor: str = strawberry.field(description=CURSOR_DESCRIPTION)
+    cursor: str = strawberry.field(
+        description=CURSOR_DESCRIPTION,
+        metadata=not_personal("an opaque position in a list or event stream"),
+    )
     occurred_at: datetime = strawberry.field(description="When the event was recorded.")
     previous_stage_code: strawberry.Private[str | None]
     stage_code: strawberry.Private[str | None]
@@ -120,7 +127,10 @@ class JourneyStageChangedEvent:
 @strawberry.type(description="Two customers were found to be one person and merged.")
 class CustomerMergedEvent:
     event: strawberry.Private[StoredEvent]
-    cursor: str = strawberry.field(description=CURSOR_DESCRIPTION)
+    cursor: str = strawberry.field(
+        description=CURSOR_DESCRIPTION,
+        metadata=not_personal("an opaque position in a list or event stream"),
+    )
     occurred_at: datetime = strawberry.field(description="When the merge was recorded.")
     merged_customer_id: strawberry.ID | None = strawberry.field(
         description="The id of the customer merged away (it now resolves to the survivor); the"
@@ -129,9 +139,16 @@ class CustomerMergedEvent:
     merged_customer_ids: list[strawberry.ID] = strawberry.field(
         description="The ids of every customer this merge merged away into the survivor."
     )
-    rule: str | None = strawberry.field(description="The identity rule that decided the merge.")
+    rule: str | None = strawberry.field(
+        description="The identity rule that decided the merge.",
+        metadata=not_personal("a fixed vocabulary value or code"),
+    )
     payload: JSON = strawberry.field(
-        description="The merge's explanation as recorded (identifier, rule, evidence)."
+        description=(
+            "The merge's explanation as recorded (identifier, rule, evidence); personal values "
+            "masked without `pii`."
+        ),
+        extensions=[PersonalData(json_mask)],
     )
 
     @classmethod
@@ -157,11 +174,17 @@ class CustomerMergedEvent:
 
 @strawberry.type(description="A customer's profile, stage or identity changed.")
 class CustomerUpdatedEvent:
-    cursor: str = strawberry.field(description=CURSOR_DESCRIPTION)
+    cursor: str = strawberry.field(
+        description=CURSOR_DESCRIPTION,
+        metadata=not_personal("an opaque position in a list or event stream"),
+    )
     customer: Customer = strawberry.field(description="The customer as now stored.")
 
 
 @strawberry.type(description="A conversation changed (new interaction, status).")
 class ConversationUpdatedEvent:
-    cursor: str = strawberry.field(description=CURSOR_DESCRIPTION)
+    cursor: str = strawberry.field(
+        description=CURSOR_DESCRIPTION,
+        metadata=not_personal("an opaque position in a list or event stream"),
+    )
     conversation: Conversation = strawberry.field(description="The conversation as now stored.")

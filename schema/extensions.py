@@ -9,11 +9,15 @@ replica read fence.
 - mutations only for roles that may write (``hub.access.policy.can_write``): a new mutation is
   guarded without its author doing anything;
 - an audit row for every mutation operation (who, which fields, which ids, when, whether it
-  succeeded), so every feature's mutations are audited without their involvement.
+  succeeded), so every feature's mutations are audited without their involvement. The row is
+  committed before any mutation resolver runs ("attempted"), and its outcome recorded after:
+  a mutation whose row cannot be written does not run (AUDIT_UNAVAILABLE, or
+  SERVICE_UNAVAILABLE in an outage), so no change commits without its audit row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -28,16 +32,19 @@ from graphql import (
     ValidationRule,
     validate,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from hub.access.audit import audit_targets
+from hub.access.inputs import input_limits_rule
 from hub.access.limits import limits_rule
 from hub.access.policy import can_introspect, can_write
 from hub.context import Context
-from hub.core.errors import Forbidden
+from hub.core.errors import Forbidden, HubError, ServiceUnavailable
 from hub.core.faults import database_unavailable
-from hub.core.request_keys import ROUTER_KEY
+from hub.core.request_keys import AUDIT_ENGINE_KEY, ROUTER_KEY
+from hub.core.text import storable
 from hub.db.replica import ReadRouter
 from hub.models import AUDIT_LOG
 
@@ -53,7 +60,8 @@ def _strip_suggestion(error: GraphQLError) -> GraphQLError:
     return GraphQLError(message, nodes=error.nodes, extensions=error.extensions)
 
 
-def _token_code(error: GraphQLError, limit: int) -> GraphQLError:
+def token_code(error: GraphQLError, limit: int) -> GraphQLError:
+    """The parser's token-limit error as TOO_MANY_TOKENS; other errors as they are."""
     if _TOKENS not in error.message:
         return error
     return GraphQLError(
@@ -61,6 +69,12 @@ def _token_code(error: GraphQLError, limit: int) -> GraphQLError:
         nodes=error.nodes,
         extensions={"code": "TOO_MANY_TOKENS", "maxTokens": limit},
     )
+
+
+class AuditUnavailable(HubError):
+    """The mutation's audit row could not be written, so the mutation did not run."""
+
+    code = "AUDIT_UNAVAILABLE"
 
 
 class NoFederationSdl(ValidationRule):
@@ -76,6 +90,12 @@ class NoFederationSdl(ValidationRule):
                     node,
                 )
             )
+
+
+def _audit_engine(context: Context) -> AsyncEngine:
+    """The app's audit pool (``hub.http.resources``), else the primary."""
+    engine = context.extras.get(AUDIT_ENGINE_KEY)
+    return engine if isinstance(engine, AsyncEngine) else context.writer
 
 
 class AccessGuard(SchemaExtension):
@@ -104,7 +124,7 @@ class AccessGuard(SchemaExtension):
         hide_hints = not can_introspect(context.principal)
 
         def clean(error: GraphQLError) -> GraphQLError:
-            error = _token_code(error, context.settings.max_tokens)
+            error = token_code(error, context.settings.max_tokens)
             return _strip_suggestion(error) if hide_hints else error
 
         result = self.execution_context.result
@@ -116,15 +136,21 @@ class AccessGuard(SchemaExtension):
             ]
 
     def on_validate(self) -> Iterator[None]:
-        """The limits (depth, aliases, cost by page sizes), after the cached validation found
-        the document valid and before any resolver runs (the extension order in hub.graphql
-        puts the ValidationCache first)."""
+        """The limits (depth, aliases, cost by page sizes; list lengths, filter width and
+        storable text of every argument and variable, ``hub.access.inputs``), after the cached
+        validation found the document valid and before any resolver runs (the extension order
+        in hub.graphql puts the ValidationCache first)."""
         context = self._context()
         ec = self.execution_context
         if context is not None and ec.graphql_document is not None and not ec.pre_execution_errors:
             variables = dict(ec.variables or {})
             errors = validate(
-                ec.schema._schema, ec.graphql_document, [limits_rule(context.settings, variables)]
+                ec.schema._schema,
+                ec.graphql_document,
+                [
+                    limits_rule(context.settings, variables),
+                    input_limits_rule(context.settings, variables),
+                ],
             )
             if errors:
                 ec.pre_execution_errors = errors
@@ -151,48 +177,88 @@ class AccessGuard(SchemaExtension):
             yield
             return
         if not can_write(context.principal):
-            await self._audit(context, mutation, success=False, codes=["FORBIDDEN"])
+            with contextlib.suppress(Exception):  # logged inside; the refusal stands anyway
+                await self._audit_attempt(context, mutation, success=False, codes=["FORBIDDEN"])
             raise Forbidden(
                 f"{context.principal.role} keys may not run mutations; use an ADMIN or FRONTEND key"
             )
+        # The audit row is written (and committed) before any mutation resolver runs: if it
+        # cannot be written, nothing runs, so no change can commit without its row. The row
+        # reads "attempted" until the outcome replaces it below.
+        row_id = await self._audit_attempt(context, mutation, success=False, codes=None)
         yield
         result = self.execution_context.result
         errors = getattr(result, "errors", None) or []
         codes = [str((error.extensions or {}).get("code", "")) for error in errors]
-        await self._audit(context, mutation, success=not errors, codes=codes)
+        await self._audit_outcome(context, row_id, success=not errors, codes=codes)
 
-    async def _audit(
+    def _details(self, codes: list[str] | None) -> dict[str, Any]:
+        details: dict[str, Any] = {"operationName": self.execution_context.operation_name}
+        if codes is None:
+            details["outcome"] = "attempted"
+            details["errors"] = []
+        else:
+            details["errors"] = codes
+        return storable(details)  # type: ignore[no-any-return]
+
+    async def _audit_attempt(
         self,
         context: Context,
         mutation: OperationDefinitionNode,
         *,
         success: bool,
-        codes: list[str],
-    ) -> None:
+        codes: list[str] | None,
+    ) -> int:
+        """Insert the operation's audit row; its id. Raises if it cannot be written (an outage
+        as SERVICE_UNAVAILABLE): the caller must then not run the mutation."""
         variables = dict(self.execution_context.variables or {})
         fields, ids = audit_targets(mutation, variables)
         principal = context.principal
+        # Whatever the input, the row must be storable (NUL and lone surrogates replaced).
         try:
-            async with context.engine.begin() as connection:
-                await connection.execute(
-                    AUDIT_LOG.insert().values(
+            async with _audit_engine(context).begin() as connection:
+                row_id = await connection.scalar(
+                    AUDIT_LOG.insert()
+                    .values(
                         key_id=principal.key_id,
-                        actor=principal.name,
+                        actor=storable(principal.name),
                         role=principal.role.value,
-                        action=",".join(fields) or "mutation",
-                        target_ids=ids,
+                        action=storable(",".join(fields) or "mutation"),
+                        target_ids=storable(ids),
                         success=success,
-                        details={
-                            "operationName": self.execution_context.operation_name,
-                            "errors": codes,
-                        },
+                        details=self._details(codes),
                     )
+                    .returning(AUDIT_LOG.c.id)
                 )
-        except Exception as error:  # the audit must never turn a done mutation into an error
-            if database_unavailable(error):  # an outage: one line per row, no traceback
+        except Exception as error:
+            if database_unavailable(error):  # an outage: one line, no traceback
                 logger.warning("could not write the audit row for %s: %r", fields, error)
+                raise ServiceUnavailable(
+                    "the audit log cannot be written right now; nothing was changed"
+                ) from error
+            logger.exception("could not write the audit row for %s", fields)
+            raise AuditUnavailable(
+                "the audit row of this mutation could not be written; nothing was changed"
+            ) from error
+        return int(row_id)
+
+    async def _audit_outcome(
+        self, context: Context, row_id: int, *, success: bool, codes: list[str]
+    ) -> None:
+        """Record how the operation ended on its row. A failure here leaves the row saying
+        "attempted" (the change, if any, has its row), so it is logged, never raised."""
+        try:
+            async with _audit_engine(context).begin() as connection:
+                await connection.execute(
+                    AUDIT_LOG.update()
+                    .where(AUDIT_LOG.c.id == row_id)
+                    .values(success=success, details=self._details(codes))
+                )
+        except Exception as error:
+            if database_unavailable(error):
+                logger.warning("could not record the outcome of audit row %d: %r", row_id, error)
             else:
-                logger.exception("could not write the audit row for %s", fields)
+                logger.exception("could not record the outcome of audit row %d", row_id)
 
 
 class ReadFence(SchemaExtension):

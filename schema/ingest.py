@@ -17,6 +17,7 @@ from hub.schema.customer import Customer, load_customer
 from hub.schema.enums import Direction, IdentityKind, InteractionType
 from hub.schema.interaction import Interaction
 from hub.schema.merge import Merge
+from hub.schema.permissions import not_personal
 
 
 @strawberry.input(description="One identifier the interaction carries (normalised on arrival).")
@@ -88,7 +89,8 @@ class RecordInteractionPayload:
     )
     merges: list[Merge] = strawberry.field(description="Merges of customers it caused.")
     warnings: list[str] = strawberry.field(
-        description="Guards that applied (an identifier not linked, a merge refused)."
+        description="Guards that applied (an identifier not linked, a merge refused).",
+        metadata=not_personal("echoes the caller's own input or a fixed guard message"),
     )
 
     @classmethod
@@ -118,8 +120,14 @@ class StoredInteraction(RecordInteractionPayload):
 @strawberry.type(description="One input of a batch that was rejected, and why.")
 class RejectedInteraction:
     index: int = strawberry.field(description="Its position in the input list, from 0.")
-    code: str = strawberry.field(description="Error code, as in `extensions.code`.")
-    message: str = strawberry.field(description="What is wrong with it.")
+    code: str = strawberry.field(
+        description="Error code, as in `extensions.code`.",
+        metadata=not_personal("a fixed vocabulary value or code"),
+    )
+    message: str = strawberry.field(
+        description="What is wrong with it.",
+        metadata=not_personal("echoes the caller's own input or a fixed guard message"),
+    )
 
 
 @strawberry.type(

@@ -27,7 +27,7 @@ from hub.schema.channel import Channel, Touchpoint
 from hub.schema.enums import ChannelCode, Direction, InteractionType
 from hub.schema.node import Node
 from hub.schema.pagination import Connection, Edge, PageInfo
-from hub.schema.permissions import PersonalData, attributes_mask
+from hub.schema.permissions import PersonalData, free_text_mask, json_mask, not_personal
 
 if TYPE_CHECKING:
     from hub.schema.conversation import Conversation
@@ -101,11 +101,18 @@ class Interaction(Node):
     sentiment: float | None = strawberry.field(
         description="Sentiment from -1 (negative) to 1 (positive), when known."
     )
-    outcome: str | None = strawberry.field(description="How it ended, when known.")
-    agent: str | None = strawberry.field(description="The agent or bot that handled it.")
+    outcome: str | None = strawberry.field(
+        description="How it ended, when known.", extensions=[PersonalData(free_text_mask)]
+    )
+    agent: str | None = strawberry.field(
+        description="The agent or bot that handled it.",
+        metadata=not_personal(
+            "names an API key, operator or agent of the business, not a customer"
+        ),
+    )
     attributes: JSON = strawberry.field(
         description="Free-form attributes from the channel; personal ones masked without `pii`.",
-        extensions=[PersonalData(attributes_mask)],
+        extensions=[PersonalData(json_mask)],
     )
 
     @classmethod

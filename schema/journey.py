@@ -12,6 +12,7 @@ from hub.context import Info
 from hub.db.rows import Record
 from hub.schema.channel import Channel
 from hub.schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
+from hub.schema.permissions import PersonalData, not_personal
 
 if TYPE_CHECKING:
     from hub.schema.interaction import Interaction
@@ -20,8 +21,14 @@ if TYPE_CHECKING:
 @strawberry.type(description="A stage of the customer journey, Awareness to Retention.")
 class JourneyStage:
     code: StageCode = strawberry.field(description="The stage's fixed code.")
-    name: str = strawberry.field(description="Human-readable name.")
-    description: str = strawberry.field(description="What a customer does in this stage.")
+    name: str = strawberry.field(
+        description="Human-readable name.",
+        metadata=not_personal("catalogue data the business configures, not about a customer"),
+    )
+    description: str = strawberry.field(
+        description="What a customer does in this stage.",
+        metadata=not_personal("catalogue data the business configures, not about a customer"),
+    )
     position: int = strawberry.field(description="Order in the journey, 1 = Awareness.")
 
     @classmethod
@@ -58,7 +65,8 @@ class StageChange:
     )
     entered_at: datetime = strawberry.field(description="When the customer entered the stage.")
     reason: str | None = strawberry.field(
-        description="Why: the rule or the person that moved the customer."
+        description="Why: the rule or the person that moved the customer.",
+        extensions=[PersonalData()],
     )
 
     @classmethod

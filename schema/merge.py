@@ -11,9 +11,17 @@ import strawberry
 from strawberry.scalars import JSON
 
 from hub.context import Info
+from hub.core.errors import NotFound
 from hub.core.ids import to_global_id
 from hub.db.rows import Record
 from hub.schema.enums import IdentityKind
+from hub.schema.permissions import (
+    PersonalData,
+    free_text_mask,
+    identity_mask_by,
+    json_mask,
+    not_personal,
+)
 
 if TYPE_CHECKING:
     from hub.schema.customer import Customer
@@ -34,6 +42,17 @@ def customer_gid(customer_id: uuid.UUID) -> strawberry.ID:
     return strawberry.ID(to_global_id("Customer", str(customer_id)))
 
 
+async def _survivor(info: Info, customer_id: uuid.UUID) -> LazyCustomer:
+    """The survivor, or NOT_FOUND exactly as for an id that does not exist: a customer outside
+    the caller's rows (row security) must not be told apart from a missing one."""
+    from hub.schema.customer import load_customer
+
+    customer = await load_customer(info, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer with id {customer_gid(customer_id)!r}")
+    return customer
+
+
 @strawberry.type(description="One merge of customers into a survivor, as the ledger records it.")
 class Merge:
     row_id: strawberry.Private[uuid.UUID]
@@ -48,14 +67,25 @@ class Merge:
         description="Kind of the identifier that proved it, for identity matches."
     )
     identity_value: str | None = strawberry.field(
-        description="The identifier that proved it, for identity matches."
+        description="The identifier that proved it, for identity matches; masked without `pii`.",
+        extensions=[PersonalData(identity_mask_by("identity_kind"))],
     )
-    actor: str = strawberry.field(description="Who or what merged them (ingest, a user).")
+    actor: str = strawberry.field(
+        description="Who or what merged them (ingest, a user).",
+        metadata=not_personal(
+            "names an API key, operator or agent of the business, not a customer"
+        ),
+    )
     created_at: datetime = strawberry.field(description="When they were merged.")
     reversed_at: datetime | None = strawberry.field(
         description="When the merge was undone, or null while it stands."
     )
-    reversed_by: str | None = strawberry.field(description="Who undid it, if undone.")
+    reversed_by: str | None = strawberry.field(
+        description="Who undid it, if undone.",
+        metadata=not_personal(
+            "names an API key, operator or agent of the business, not a customer"
+        ),
+    )
 
     @classmethod
     def from_row(cls, row: Record) -> Merge:
@@ -80,11 +110,7 @@ class Merge:
 
     @strawberry.field(description="The survivor now (following later merges).")
     async def survivor(self, info: Info) -> LazyCustomer:
-        from hub.schema.customer import load_customer
-
-        customer = await load_customer(info, self.survivor_row_id)
-        assert customer is not None  # foreign key
-        return customer
+        return await _survivor(info, self.survivor_row_id)
 
 
 @strawberry.type(description="What a merge would do, computed without changing anything.")
@@ -100,16 +126,19 @@ class MergePreview:
     interactions_moved: int = strawberry.field(description="Interactions that would move.")
     conversations_moved: int = strawberry.field(description="Conversations that would move.")
     stage_changes_moved: int = strawberry.field(description="Stage history rows that would move.")
-    traits: JSON = strawberry.field(description="The survivor's traits after the merge.")
-    display_name: str | None = strawberry.field(description="The survivor's name after the merge.")
+    traits: JSON = strawberry.field(
+        description="The survivor's traits after the merge; personal ones masked without `pii`.",
+        extensions=[PersonalData(json_mask)],
+    )
+    display_name: str | None = strawberry.field(
+        description="The survivor's name after the merge; masked without `pii`.",
+        extensions=[PersonalData()],
+    )
     problems: list[str] = strawberry.field(
-        description="Guards the merge would violate; a merge with problems is refused."
+        description="Guards the merge would violate; a merge with problems is refused.",
+        extensions=[PersonalData(free_text_mask)],
     )
 
     @strawberry.field(description="The customer that would survive, as it is now.")
     async def survivor(self, info: Info) -> LazyCustomer:
-        from hub.schema.customer import load_customer
-
-        customer = await load_customer(info, self.survivor_row_id)
-        assert customer is not None
-        return customer
+        return await _survivor(info, self.survivor_row_id)

@@ -7,6 +7,8 @@ from typing import Annotated, Generic, TypeVar
 
 import strawberry
 
+from hub.schema.permissions import not_personal
+
 NodeT = TypeVar("NodeT")
 
 # Arguments of every forward-only interaction list (a customer's, a touchpoint's, all of them).
@@ -20,13 +22,22 @@ PageAfter = Annotated[str | None, strawberry.argument(description="Cursor to con
 class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow the last edge.")
     has_previous_page: bool = strawberry.field(description="More items precede the first edge.")
-    start_cursor: str | None = strawberry.field(description="Cursor of the first edge, if any.")
-    end_cursor: str | None = strawberry.field(description="Cursor of the last edge, if any.")
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first edge, if any.",
+        metadata=not_personal("an opaque position in a list or event stream"),
+    )
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last edge, if any.",
+        metadata=not_personal("an opaque position in a list or event stream"),
+    )
 
 
 @strawberry.type(description="One item of a page with the cursor that points at it.")
 class Edge(Generic[NodeT]):
-    cursor: str = strawberry.field(description="Pass to `after` or `before` to page from here.")
+    cursor: str = strawberry.field(
+        description="Pass to `after` or `before` to page from here.",
+        metadata=not_personal("an opaque position in a list or event stream"),
+    )
     node: NodeT = strawberry.field(description="The item.")
 
 

@@ -38,7 +38,12 @@ from hub.seeds.bulk import copy_rows, skip_row_reference_checks, verify_referenc
 from hub.seeds.catalog import TOUCHPOINTS, TouchpointSpec
 from hub.seeds.generator import DemoGenerator
 from hub.seeds.journeys import PlacedTouchpoint, Rows
+from hub.seeds.story import ANA_EMAIL, story_rows
 from hub.seeds.timeline import END, EPOCH, at, offset
+
+DEMO_CUSTOMERS = 2_000
+"""Customers ``hub demo`` seeds into an empty database (tests/reads/test_readme_demo.py too)."""
+DEMO_SEED = 42
 
 CHUNK_CUSTOMERS = 2_000
 """Customers generated and copied per round trip: big enough for COPY to stream, small enough
@@ -98,6 +103,9 @@ async def seed_demo(
 ) -> str:
     """Write the demo retailer's touchpoints and ``customers`` customers with their journeys.
 
+    The first of them is Ana (``seeds/story.py``), the README's customer, unless the database
+    already has her; the others are generated from ``seed``.
+
     ``activity`` stretches how long retained customers stay active (1: the default mix, about
     10 interactions per customer; 3.7: about 20, the benchmark's data set).
     Returns a one-line summary of what was written and how long it took.
@@ -114,19 +122,28 @@ async def seed_demo(
             await connection.execute("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
             touchpoints = await place_touchpoints(connection)
             existing = await connection.fetchval("SELECT count(*) FROM customers")
+            taken = await _taken_identifiers(connection) if existing else {}
+            story: Rows | None = None
+            if customers and ANA_EMAIL not in taken.get(IdentityKind.EMAIL.value, set()):
+                story = story_rows(touchpoints, taken)  # claims her identifiers in `taken`
+            generated = customers - (story is not None)
             generator = DemoGenerator(
                 seed,
-                customers=customers,
+                customers=generated,
                 existing_customers=existing,
                 touchpoints=touchpoints,
-                taken=await _taken_identifiers(connection) if existing else {},
+                taken=taken,
                 conversation_keys=await _conversation_keys(connection) if existing else set(),
                 activity=activity,
             )
             ids = [touchpoint.id for touchpoint in touchpoints.values()]
             triggers_off = await skip_row_reference_checks(connection, ids)
             with _progress_bar(progress, customers) as advance:
-                await _generate_and_copy(connection, generator, customers, totals, advance)
+                if story is not None:
+                    await copy_rows(connection, story)
+                    totals.add(story)
+                    advance(1)
+                await _generate_and_copy(connection, generator, generated, totals, advance)
             if triggers_off:
                 await verify_references(connection)
                 # The triggers that keep journey_steps current were off too: recompute it

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import orjson
 
 from hub.seeds.dice import Dice
-from hub.seeds.journeys import JourneySimulator, PlacedTouchpoint, Rows
-from hub.seeds.people import PersonFactory
+from hub.seeds.journeys import JourneyOutcome, JourneySimulator, PlacedTouchpoint, Rows
+from hub.seeds.people import Person, PersonFactory
 from hub.seeds.timeline import HOUR, SPAN_SECONDS, UNIX_MS, at
 
 ANONYMOUS_SHARE = 0.12
@@ -54,23 +54,28 @@ class DemoGenerator:
             customer_id = dice.uuid7(UNIX_MS + start * 1000)
             person = self.people.make(anonymous=dice.chance(ANONYMOUS_SHARE), first_visit=start)
             outcome = self.journeys.simulate(customer_id, person, start, rows)
-            first_seen, last_seen = at(outcome.first_seen), at(outcome.last_seen)
-            # Traits were learnt when the customer first showed up.
-            learnt = first_seen.isoformat()
-            rows.customers.append(
-                (
-                    customer_id,
-                    person.display_name,
-                    orjson.dumps(person.traits).decode(),
-                    orjson.dumps(dict.fromkeys(person.traits, learnt)).decode(),
-                    outcome.stage,
-                    at(outcome.stage_entered) if outcome.stage_entered is not None else None,
-                    first_seen,
-                    last_seen,
-                    first_seen,  # created_at
-                    last_seen,  # updated_at
-                )
-            )
-            for kind, value in person.identities:
-                rows.identities.append((customer_id, kind, value, first_seen, last_seen))
+            add_customer(rows, customer_id, person, outcome)
         return rows
+
+
+def add_customer(rows: Rows, customer_id: str, person: Person, outcome: JourneyOutcome) -> None:
+    """The customer's row and identity rows, once their journey has been simulated."""
+    first_seen, last_seen = at(outcome.first_seen), at(outcome.last_seen)
+    # Traits were learnt when the customer first showed up.
+    learnt = first_seen.isoformat()
+    rows.customers.append(
+        (
+            customer_id,
+            person.display_name,
+            orjson.dumps(person.traits).decode(),
+            orjson.dumps(dict.fromkeys(person.traits, learnt)).decode(),
+            outcome.stage,
+            at(outcome.stage_entered) if outcome.stage_entered is not None else None,
+            first_seen,
+            last_seen,
+            first_seen,  # created_at
+            last_seen,  # updated_at
+        )
+    )
+    for kind, value in person.identities:
+        rows.identities.append((customer_id, kind, value, first_seen, last_seen))

@@ -1,4 +1,6 @@
-"""A small world for the access-control tests: two customers on three channels."""
+"""A small world for the access-control tests: two customers on three channels.
+
+Partner tests also call ``share_with_partners`` for the customers a partner may see."""
 
 from __future__ import annotations
 
@@ -25,6 +27,16 @@ class World:
 
     def id(self, type_name: str, key: uuid.UUID) -> str:
         return gid(type_name, key)
+
+
+async def share_with_partners(db: asyncpg.Connection, *customers: uuid.UUID) -> None:
+    """Grant PARTNER_SHARING (every channel): without it a partner sees nothing of a customer
+    (row security, migration 0013)."""
+    await db.executemany(
+        "INSERT INTO consents (customer_id, purpose, channel, status, granted_at)"
+        " VALUES ($1, 'PARTNER_SHARING', '', 'GRANTED', now())",
+        [(customer,) for customer in customers],
+    )
 
 
 async def build_world(db: asyncpg.Connection) -> World:

@@ -27,6 +27,7 @@ from hub.core.settings import Settings
 from hub.db.engine import asyncpg_dsn
 from hub.db.migrations import upgrade
 from hub.seeds.taxonomy import STAGE_RULE_ROWS
+from tests.driver_statements import count_driver_statements  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [

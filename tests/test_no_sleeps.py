@@ -28,7 +28,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("live_server.py", "start_server"): "polls /readyz of the process it started (60 s bound)",
     ("live_server.py", "wait_until"): "bounded polling helper (sync, 30 s)",
     ("access/test_wire.py", "server"): "fixture: polls /healthz of the process it started",
-    ("http/test_browser.py", "server"): "fixture: polls /healthz of the process it started",
+    ("http/test_browser.py", "_serve"): "polls /healthz of the process it started",
     ("ops/test_gateway.py", "wait_until_up"): "polls the gateway's port until it answers",
     ("reads/test_runtime.py", "_wait_ready"): "polls /readyz of the process it started",
     ("events/test_broker_redis.py", "eventually"): "bounded polling helper (off the loop)",

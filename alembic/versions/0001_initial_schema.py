@@ -11,7 +11,7 @@ import sqlmodel
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
-from seeds.taxonomy import CHANNEL_ROWS, STAGE_ROWS, STAGE_RULE_ROWS
+from hub.seeds.taxonomy import CHANNEL_ROWS, STAGE_ROWS, STAGE_RULE_ROWS
 
 revision = "0001"
 down_revision = None

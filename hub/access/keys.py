@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -82,12 +83,17 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_HEX_PREFIX = re.compile(r"[0-9a-f]{12}")
+
+
 def _split(key: str) -> str | None:
     """The lookup prefix of a well-formed key, else None."""
     if not key.startswith(KEY_PREFIX):
         return None
     prefix, sep, secret = key[len(KEY_PREFIX) :].partition("_")
-    if not sep or len(prefix) != 12 or len(secret) < 32:
+    # The prefix is what is looked up: only the 12 hex digits create_key makes reach the
+    # database (a NUL, which PostgreSQL cannot take as text, would fail the statement).
+    if not sep or not _HEX_PREFIX.fullmatch(prefix) or len(secret) < 32:
         return None
     return prefix
 

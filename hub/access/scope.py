@@ -1,21 +1,21 @@
-"""What slice of the interaction data a principal may see, as SQL predicates and a Python test.
+"""What slice of the interaction data a principal may see.
 
 A partner key is scoped to channels and/or touchpoints: it sees an interaction when the
 interaction's channel is one of its channels *or* its touchpoint is one of its touchpoints; a
-conversation or a customer when at least one of their interactions is visible. Every other role
-is unrestricted. Out-of-scope rows are filtered inside the SQL, so they look exactly like rows
-that do not exist (NOT_FOUND, empty lists), never like a refusal.
+conversation or a customer when at least one of their interactions is visible (and, for rows
+read from the database, the customer granted PARTNER_SHARING). Every other role is unrestricted.
+
+Rows read from the database are filtered by PostgreSQL itself (row-level security, migration
+0013; ``hub.access.row_security`` runs a partner's queries under it with this scope), so they
+look exactly like rows that do not exist (NOT_FOUND, empty lists), never like a refusal, and no
+query needs a predicate of its own. ``allows`` is the same rule in memory, for events the broker
+delivers without a query.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-import sqlalchemy as sa
-
-from hub.models import CONVERSATIONS, CUSTOMERS, INTERACTIONS, STAGE_HISTORY
 
 
 @dataclass(frozen=True)
@@ -29,43 +29,6 @@ class RowScope:
         if not self.restricted:
             return True
         return channel_code in self.channels or touchpoint_id in self.touchpoints
-
-    def interaction_clause(self, interactions: Any = INTERACTIONS) -> sa.ColumnElement[bool]:
-        """Predicate on an ``interactions`` table (or alias): the row is visible."""
-        if not self.restricted:
-            return sa.true()
-        alternatives: list[sa.ColumnElement[bool]] = []
-        if self.channels:
-            alternatives.append(interactions.c.channel_code.in_(sorted(self.channels)))
-        if self.touchpoints:
-            alternatives.append(interactions.c.touchpoint_id.in_(sorted(self.touchpoints)))
-        return sa.or_(*alternatives) if alternatives else sa.false()
-
-    def conversation_clause(self, conversations: Any = CONVERSATIONS) -> sa.ColumnElement[bool]:
-        if not self.restricted:
-            return sa.true()
-        seen = INTERACTIONS.alias("scope_i")
-        return sa.exists().where(
-            seen.c.conversation_id == conversations.c.id, self.interaction_clause(seen)
-        )
-
-    def customer_clause(self, customers: Any = CUSTOMERS) -> sa.ColumnElement[bool]:
-        if not self.restricted:
-            return sa.true()
-        seen = INTERACTIONS.alias("scope_i")
-        return sa.exists().where(
-            seen.c.customer_id == customers.c.id, self.interaction_clause(seen)
-        )
-
-    def stage_change_clause(self, history: Any = STAGE_HISTORY) -> sa.ColumnElement[bool]:
-        """A stage change caused by an out-of-scope interaction would reveal it: hide it."""
-        if not self.restricted:
-            return sa.true()
-        seen = INTERACTIONS.alias("scope_i")
-        caused_in_scope = sa.exists().where(
-            seen.c.id == history.c.interaction_id, self.interaction_clause(seen)
-        )
-        return sa.or_(history.c.interaction_id.is_(None), caused_in_scope)
 
 
 UNRESTRICTED = RowScope()

@@ -39,6 +39,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.access.inputs import input_limits_rule
 from hub.access.limits import limits_rule
 from hub.compiled.errors import NotCompilable
 from hub.compiled.planner import PLAIN_SCALARS, Plan, Planner
@@ -296,9 +297,14 @@ class CompiledReads:
         )
         if not isinstance(coerced, VariableValues):
             return None
-        # The access layer's limits (depth, aliases, cost by page sizes) hold here as on the
-        # resolver path: a document over them goes there, which reports it with its code.
-        if validate(self.schema, prepared.document, [limits_rule(self.settings, raw_variables)]):
+        # The access layer's limits (depth, aliases, cost by page sizes; input lengths, filter
+        # width, storable text) hold here as on the resolver path: a document over them goes
+        # there, which reports it with its code.
+        limits = [
+            limits_rule(self.settings, raw_variables),
+            input_limits_rule(self.settings, raw_variables),
+        ]
+        if validate(self.schema, prepared.document, limits):
             return None
         plan = self.plan_for(query, prepared, operation, coerced, raw_variables)
         if plan is NOT_COMPILABLE:

@@ -55,6 +55,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.access.audit import audit_targets
+from hub.access.inputs import variable_problems
 from hub.access.keys import Principal
 from hub.access.limits import limits_rule
 from hub.compiled.executor import LRU
@@ -338,7 +339,10 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
     if validate(schema, document):
         return None
     try:
-        [root] = _fields(operation.selection_set)
+        roots = _fields(operation.selection_set)
+        if len(roots) != 1:  # several root fields (a two-field mutation answered 500)
+            raise NotCovered("several root fields")
+        [root] = roots
         name = root.name.value
         arguments = root.arguments or ()
         if name not in (SINGLE, BATCH) or len(arguments) != 1:
@@ -483,6 +487,8 @@ class CompiledIngest:
         # graphql-core's coercion of the one variable, as get_variable_values does it; any
         # failure goes to the resolver path, which reports it. (get_variable_values also checks
         # the input's nesting depth along the type: these types nest five levels at most.)
+        if variable_problems(self.settings, prepared.operation, self.schema, raw_variables):
+            return None  # too long a list, or text PostgreSQL cannot store: reported there
         try:
             value = prepared.coerce(raw_variables.get(prepared.variable, Undefined))
         except _Invalid:

@@ -33,3 +33,5 @@ READ_PATH_KEY = "hub.read_path"
 ROUTER_KEY = "read_router"
 # The app's ``HubMetrics`` (absent for the CLI and seeds, which count nothing).
 METRICS_KEY = "metrics"
+# The small engine of the audit log's rows (``Resources.audit_engine``; absent: the writer).
+AUDIT_ENGINE_KEY = "audit_engine"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Traits and attributes that hold personal data unless configured otherwise.
@@ -126,13 +127,26 @@ class Settings(BaseSettings):
             "Never switch it on where anyone else can reach the port."
         ),
     )
+    personal_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Key patterns of personal JSON values, added to the built-in list (comma-separated; "
+            "case and separators ignored, `=key` matches the whole key only; docs/security.md)."
+        ),
+    )
     personal_traits: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_PERSONAL_TRAITS),
-        description="Customer traits that are personal data (comma-separated in the environment).",
+        description=(
+            "Deprecated for masking (use HUB_PERSONAL_KEYS): trait keys that are personal data, "
+            "masked as whole keys at any depth (comma-separated)."
+        ),
     )
     personal_attributes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_PERSONAL_ATTRIBUTES),
-        description="Interaction attributes that are personal data (comma-separated).",
+        description=(
+            "Interaction attributes that erasure removes; for masking deprecated (use "
+            "HUB_PERSONAL_KEYS), still masked as whole keys at any depth (comma-separated)."
+        ),
     )
     max_query_depth: int = Field(default=15, ge=1, description="Deepest field nesting accepted.")
     max_aliases: int = Field(default=30, ge=0, description="Most aliases in one operation.")
@@ -147,6 +161,22 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1_000, description="Largest HTTP request body (413 beyond)."
+    )
+    max_list_length: int = Field(
+        default=1_000,
+        ge=1,
+        description=(
+            "Most items in any list argument or list input field, variables included "
+            "(LIST_TOO_LONG beyond). At least max_batch_size, or batches are refused whole."
+        ),
+    )
+    max_filter_clauses: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Most filter objects in one customer filter, nested and/or/not included "
+            "(FILTER_TOO_WIDE beyond)."
+        ),
     )
     operation_timeout_seconds: float = Field(
         default=10.0, gt=0, description="An HTTP operation running longer fails with TIMEOUT."
@@ -169,12 +199,82 @@ class Settings(BaseSettings):
             "send cross-site). False: GET serves only GraphiQL."
         ),
     )
+    # ---- the wire and throttling (docs/security.md, "Wire and throttling") ----
+    max_json_depth: int = Field(
+        default=64,
+        ge=2,
+        le=1000,
+        description=(
+            "Deepest nesting of arrays and objects in a request body or a GET's variables "
+            "(400 JSON_TOO_DEEP beyond)."
+        ),
+    )
+    failed_key_per_second: float = Field(
+        default=0.2,
+        gt=0,
+        description=(
+            "Failed API key attempts per second and client address (token bucket refill rate); "
+            "over the budget, 429 TOO_MANY_FAILED_KEYS before any database lookup."
+        ),
+    )
+    failed_key_burst: int = Field(
+        default=10,
+        ge=1,
+        description="Failed API key attempts a client address may make at once (bucket size).",
+    )
+    ws_subscribe_per_second: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "`subscribe` messages per second on one websocket (token bucket refill rate); over "
+            "the budget, the operation gets an `error` message with code RATE_LIMITED."
+        ),
+    )
+    ws_subscribe_burst: int = Field(
+        default=20,
+        ge=1,
+        description="`subscribe` messages one websocket may send at once (token bucket size).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token that opens GET /metrics from any address (Authorization: Bearer ...)."
+        ),
+    )
+    metrics_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default=["127.0.0.0/8", "::1/128"],
+        description=(
+            "Client networks that may scrape GET /metrics without the token (comma-separated "
+            "CIDRs; empty: the token only). Others get 403."
+        ),
+    )
+    metrics_max_operation_names: int = Field(
+        default=200,
+        ge=0,
+        description=(
+            "Distinct operation names that get their own metrics label; later names are "
+            'counted as "other".'
+        ),
+    )
 
-    @field_validator("personal_traits", "personal_attributes", mode="before")
+    @field_validator(
+        "personal_keys",
+        "personal_traits",
+        "personal_attributes",
+        "metrics_allowed_networks",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("metrics_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
         return value
 
     # ---- live subscriptions (docs/subscriptions.md) ----
@@ -216,6 +316,14 @@ class Settings(BaseSettings):
     )
     ws_connection_init_timeout_s: float = Field(
         default=10.0, gt=0, description="Close with 4408 when connection_init is not sent in time."
+    )
+    ws_max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        description=(
+            "Largest websocket message, refused before it is parsed: the connection closes "
+            "with 1009 (message too big). The server's frame limit is set to it too."
+        ),
     )
     ws_max_subscriptions: int = Field(
         default=20, ge=1, description="Active subscriptions allowed per websocket connection."
@@ -309,7 +417,10 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(
         default=True,
-        description="Serve Prometheus metrics at GET /metrics (no key needed: keep it internal).",
+        description=(
+            "Serve Prometheus metrics at GET /metrics (to HUB_METRICS_ALLOWED_NETWORKS, or with "
+            "HUB_METRICS_TOKEN)."
+        ),
     )
     log_format: Literal["json", "text"] = Field(
         default="json",

@@ -1,4 +1,10 @@
-"""Apply Alembic migrations from code (``hub migrate``, ``hub serve`` and the tests use this)."""
+"""Apply Alembic migrations from code (``hub migrate``, ``hub serve`` and the tests use this).
+
+The migrations ship inside the package (``hub/alembic``: in a checkout a link to the top-level
+``alembic/`` folder, in a wheel a copy), so an installed hub migrates from any working directory.
+The configuration is built here rather than read from ``alembic.ini``, which only the
+developers' ``alembic`` command uses.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,13 @@ from alembic.config import Config
 
 from alembic import command
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "alembic"
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
     return config
 

@@ -22,11 +22,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from functools import lru_cache
 from typing import Protocol
 
 import sqlalchemy as sa
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.core.settings import Settings
@@ -67,34 +65,6 @@ def lsn_value(text: str) -> int:
     """``'16/B374D848'`` → a comparable integer."""
     high, _, low = text.partition("/")
     return (int(high, 16) << 32) | int(low, 16)
-
-
-CACHED_DOCUMENT_CHARS = 20_000
-"""Longer documents are parsed every time: the cache must not hold megabytes per entry."""
-
-
-def operation_type(query: str, name: str | None) -> OperationType | None:
-    """The type of the operation a request runs; None when it does not parse or name one."""
-    if len(query) > CACHED_DOCUMENT_CHARS:
-        return _operation_type(query, name)
-    return _cached_operation_type(query, name)
-
-
-@lru_cache(maxsize=512)
-def _cached_operation_type(query: str, name: str | None) -> OperationType | None:
-    return _operation_type(query, name)
-
-
-def _operation_type(query: str, name: str | None) -> OperationType | None:
-    try:
-        document = parse(query)
-    except GraphQLError:
-        return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        return operations[0].operation if len(operations) == 1 else None
-    named = [o for o in operations if o.name is not None and o.name.value == name]
-    return named[0].operation if len(named) == 1 else None
 
 
 def fence_key(principal: Principal) -> str:

@@ -1,9 +1,9 @@
 """The compiled paths' steps of the GraphQL pipeline: ingest and reads answered by one statement
 each, without resolvers, for the callers they cover; ``None`` hands the request on.
 
-Only callers who see everything unmasked and unscoped take them (the policy the compiled paths
-know today): masked or partner-scoped callers take the resolver path, where masking and scope
-live.
+Only callers who see everything unmasked and outside row security take them (the policy the
+compiled paths know today; ``hub.access.row_security.row_scoped`` decides the rows): masked or
+partner-scoped callers take the resolver path, whose connections run under row security.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from hub.access.keys import Principal
 from hub.access.policy import can_see_pii, can_write
+from hub.access.row_security import row_scoped
 from hub.compiled.executor import DatabaseUnavailable
 from hub.context import NOBODY
 from hub.core.faults import UNAVAILABLE_MESSAGE, unavailable_extensions
@@ -45,7 +46,9 @@ def timeout_error(settings: Settings) -> GraphQLError:
 
 
 def _unrestricted(principal: Principal) -> bool:
-    return can_see_pii(principal) and not principal.scope.restricted
+    # The compiled paths run on the login's own connections, which row security does not
+    # restrict: a row-scoped principal never takes them.
+    return can_see_pii(principal) and not row_scoped(principal)
 
 
 async def compiled_ingest(state: HubState, request: Request, payload: Any) -> Response | None:

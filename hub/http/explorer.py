@@ -1,7 +1,8 @@
 """The example operations the GraphiQL explorer opens with, one tab per audience and question.
 
 Kept as data so the page, the README and a test (every example validates against the schema)
-use the same text.
+use the same text. Lines stay within 62 characters: the explorer's query editor shows about 66
+at 1280x800 (tests/http/test_browser.py checks that nothing is cut off).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ ANALYTICS_FILTER = """{
 EXAMPLES: list[Example] = [
     Example(
         "Customer 360°",
-        """# A customer's whole picture: identities, stage, channels, recent interactions,
-# open conversations. Look a customer up by an identifier (or use customer(id: ...)).
+        """# A customer's whole picture: identities, stage, channels,
+# recent interactions, open conversations. Look a customer up
+# by an identifier (or use customer(id: ...)).
 query Customer360($kind: IdentityKind!, $value: String!) {
   customerByIdentity(kind: $kind, value: $value) {
     id
@@ -38,14 +40,23 @@ query Customer360($kind: IdentityKind!, $value: String!) {
     identities { kind value lastSeenAt }
     currentStage { code name }
     stageEnteredAt
-    stageHistory { stage { name } transition enteredAt channel { code } }
+    stageHistory {
+      stage { name } transition enteredAt channel { code }
+    }
     channelsUsed { channel { code name } }
-    lastInteraction { occurredAt type summary touchpoint { name } }
+    lastInteraction {
+      occurredAt type summary touchpoint { name }
+    }
     interactions(first: 10) {
       totalCount
-      nodes { occurredAt type direction summary channel { code } touchpoint { name } }
+      nodes {
+        occurredAt type direction summary
+        channel { code } touchpoint { name }
+      }
     }
-    conversations { key status lastActivityAt channels { code } }
+    conversations {
+      key status lastActivityAt channels { code }
+    }
   }
 }
 """,
@@ -53,7 +64,8 @@ query Customer360($kind: IdentityKind!, $value: String!) {
     ),
     Example(
         "Partner subscription",
-        """# Live events for a partner: every new interaction, resumable from a cursor.
+        """# Live events for a partner: every new interaction,
+# resumable from a cursor.
 subscription PartnerFeed {
   interactionRecorded {
     cursor
@@ -64,14 +76,21 @@ subscription PartnerFeed {
     ),
     Example(
         "Channel mix",
-        """# Interactions and distinct customers per channel and touchpoint, in and out.
+        """# Interactions and distinct customers per channel and
+# touchpoint, in and out.
 query ChannelMix($filter: AnalyticsFilter) {
   analytics {
     channelMix(filter: $filter) {
       interactions
       customers
-      channels { channel { code name } interactions customers inbound outbound share }
-      touchpoints { touchpoint { name businessLine } interactions customers share }
+      channels {
+        channel { code name }
+        interactions customers inbound outbound share
+      }
+      touchpoints {
+        touchpoint { name businessLine }
+        interactions customers share
+      }
     }
   }
 }
@@ -80,15 +99,22 @@ query ChannelMix($filter: AnalyticsFilter) {
     ),
     Example(
         "Channel transitions",
-        """# Where customers go next: the nodes and links of a Sankey, with drop-off per node.
-# groupBy: CHANNEL | TOUCHPOINT | STAGE; maxGapMinutes ends a journey after a long pause.
+        """# Where customers go next: the nodes and links of a Sankey,
+# with drop-off per node. groupBy: CHANNEL | TOUCHPOINT |
+# STAGE; maxGapMinutes ends a journey after a long pause.
 query Transitions($filter: AnalyticsFilter) {
   analytics {
-    channelTransitions(groupBy: CHANNEL, maxGapMinutes: 10080, filter: $filter) {
+    channelTransitions(
+      groupBy: CHANNEL
+      maxGapMinutes: 10080
+      filter: $filter
+    ) {
       moves
       dropOffs
       nodes { key label interactions dropOffs dropOffRate }
-      links { source target moves customers share classification }
+      links {
+        source target moves customers share classification
+      }
     }
   }
 }
@@ -97,7 +123,8 @@ query Transitions($filter: AnalyticsFilter) {
     ),
     Example(
         "Stage funnel",
-        """# Customers entering each stage, conversion to the next, median time in stage.
+        """# Customers entering each stage, conversion to the next,
+# median time in stage.
 query Funnel($filter: AnalyticsFilter) {
   analytics {
     stageFunnel(filter: $filter) {
@@ -114,7 +141,8 @@ query Funnel($filter: AnalyticsFilter) {
     ),
     Example(
         "Touchpoint performance",
-        """# Volume, sentiment, resolution rate and response times per touchpoint.
+        """# Volume, sentiment, resolution rate and response times
+# per touchpoint.
 query Performance($filter: AnalyticsFilter) {
   analytics {
     touchpointPerformance(filter: $filter) {
@@ -138,7 +166,11 @@ query Trend($filter: AnalyticsFilter) {
   analytics {
     interactionsOverTime(bucket: WEEK, filter: $filter) {
       buckets
-      series { channel { code } total points { start interactions inbound outbound } }
+      series {
+        channel { code }
+        total
+        points { start interactions inbound outbound }
+      }
     }
   }
 }

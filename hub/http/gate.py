@@ -1,11 +1,13 @@
 """The HTTP gate in front of ``/graphql``: checks that need no GraphQL parsing.
 
-In order: request body size (413), CSRF (mutations and queries only as POST with a JSON
-content type; GET queries need the ``X-Hub-Request`` header), the API key (401; the GraphiQL
-page needs an ADMIN or ANALYST key, or development mode), the rate limit per key (429 with
-Retry-After). The principal it finds goes into the ASGI scope, where
-``get_context`` picks it up. Websockets authenticate in ``connection_init`` instead
-(``HubGraphQL.on_ws_connect``), asking the same ``KeyCheck``.
+In order: the method (405 but for GET and POST), request body size (413), CSRF (mutations and
+queries only as POST with a JSON content type; GET queries need the ``X-Hub-Request`` header),
+the API key (401; the GraphiQL page needs an ADMIN or ANALYST key, or development mode), the
+rate limit per key (429 with Retry-After). Before the key's lookup, the client address's budget
+of failed key attempts (``KeyCheck``: 429 TOO_MANY_FAILED_KEYS with Retry-After once spent, no
+database lookup). The principal it finds goes into the ASGI scope, where ``get_context`` picks
+it up. Websockets authenticate in ``connection_init`` instead (``HubGraphQL.on_ws_connect``),
+asking the same ``KeyCheck``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hub.access.rate_limit import RateLimiter, retry_after
 from hub.core.faults import RETRY_AFTER_S, database_unavailable
 from hub.core.request_keys import PRINCIPAL_KEY
 from hub.core.settings import Settings
+from hub.ops.metrics import HubMetrics
 
 logger = logging.getLogger("hub.access")
 REQUEST_HEADER = "x-hub-request"
@@ -59,22 +62,54 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-class KeyCheck:
-    """Who an ``Authorization`` header belongs to (None: nobody), for HTTP and websockets."""
+class KeysThrottled(Exception):
+    """The client address spent its budget of failed key attempts: no lookup was made."""
 
-    def __init__(self, settings: Settings, pool: Callable[[], Any]) -> None:
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"too many failed API key attempts; retry in {wait:.1f}s")
+        self.retry_after = retry_after(wait)
+
+
+def client_address(scope: Scope) -> str:
+    """The peer's address (the proxy's unless the server trusts its forwarded headers)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class KeyCheck:
+    """Who an ``Authorization`` header belongs to (None: nobody), for HTTP and websockets.
+
+    Every key that fails costs its client address a token (``HUB_FAILED_KEY_*``); an address
+    with none left is refused (``KeysThrottled``) before its key is looked up, so guessing keys
+    cannot make the database do work. Valid keys cost nothing here."""
+
+    def __init__(
+        self, settings: Settings, pool: Callable[[], Any], metrics: HubMetrics | None = None
+    ) -> None:
         self.settings = settings
         # A callable returning the key-check pool (created in the lifespan): an asyncpg pool or an
         # AsyncEngine (hub.access.keys.verify_key takes either).
         self.pool = pool
+        self.metrics = metrics
+        self.failures = RateLimiter(settings.failed_key_per_second, settings.failed_key_burst)
 
-    async def principal(self, authorization: str | None) -> Principal | None:
+    async def principal(self, authorization: str | None, address: str) -> Principal | None:
         key = bearer_token(authorization)
         if key is None:
             return DEV_PRINCIPAL if self.settings.dev_mode else None
-        return await verify_key(
+        wait = self.failures.wait(address)
+        if wait > 0:
+            if self.metrics is not None:
+                self.metrics.key_checks.labels(outcome="throttled").inc()
+            raise KeysThrottled(wait)
+        principal = await verify_key(
             self.pool(), key, touch_before=datetime.now(UTC) - LAST_USED_RESOLUTION
         )
+        if principal is None:
+            self.failures.take(address)
+        if self.metrics is not None:
+            self.metrics.key_checks.labels(outcome="valid" if principal else "invalid").inc()
+        return principal
 
 
 class AccessGate:
@@ -94,6 +129,15 @@ class AccessGate:
             return
         headers = Headers(scope=scope)
         method = scope["method"]
+        if method not in ("GET", "POST"):  # the route takes every method, to answer this in JSON
+            await send_error(
+                send,
+                405,
+                "GraphQL over HTTP takes GET (queries) and POST",
+                "METHOD_NOT_ALLOWED",
+                {"Allow": "GET, POST"},
+            )
+            return
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -129,7 +173,18 @@ class AccessGate:
                 )
                 return
         try:
-            principal = await self.keys.principal(headers.get("authorization"))
+            principal = await self.keys.principal(
+                headers.get("authorization"), client_address(scope)
+            )
+        except KeysThrottled as throttled:
+            await send_error(
+                send,
+                429,
+                "too many failed API key attempts from this address; retry later",
+                "TOO_MANY_FAILED_KEYS",
+                {"Retry-After": throttled.retry_after},
+            )
+            return
         except Exception as error:  # say what happened, without internals
             if not database_unavailable(error):
                 logger.error("API key check failed", exc_info=True)

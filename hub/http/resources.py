@@ -43,6 +43,10 @@ class Resources:
     # have theirs: ``key_pool``): a saturated request pool cannot lock keys out or stall live
     # events, and request statement counts stay about requests.
     control_engine: AsyncEngine
+    # The audit rows of mutations (hub.schema.extensions.AccessGuard), on a small pool of their
+    # own: a mutation does not run until its row is written, so a request pool saturated by the
+    # mutations themselves must not starve the rows that let them run.
+    audit_engine: AsyncEngine
     sockets: OpenSockets
     broker: Broker
     # The HTTP gate's key checks: a small bare asyncpg pool (no ping, no transaction per check).
@@ -68,6 +72,8 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
         small = settings.model_copy(update={"pool_size": 3, "pool_max_overflow": 2})
         control_engine = create_engine(location.url, small)
         stack.push_async_callback(control_engine.dispose)
+        audit_engine = create_engine(location.url, small)
+        stack.push_async_callback(audit_engine.dispose)
         sockets = OpenSockets(lambda: control_engine, settings.key_recheck_seconds)
         stack.push_async_callback(sockets.close)
         broker = _broker(settings, control_engine, location.url)
@@ -88,7 +94,15 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
         key_pool = await create_driver_pool(location.url, settings, "hub-keys", 5)
         stack.push_async_callback(key_pool.close)
         resources = Resources(
-            location, engine, control_engine, sockets, broker, key_pool, read_engine, router
+            location,
+            engine,
+            control_engine,
+            audit_engine,
+            sockets,
+            broker,
+            key_pool,
+            read_engine,
+            router,
         )
         if settings.compiled_reads:
             resources.compiled = await CompiledReads.open(

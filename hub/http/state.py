@@ -22,13 +22,14 @@ class HubState:
 
     settings: Settings
     # Per app, never process-wide: tests build many apps in one process.
-    metrics: HubMetrics = field(default_factory=HubMetrics)
+    metrics: HubMetrics = field(init=False)
     # Live subscriptions that run once for many websockets (hub.http.ws).
     shared_executions: SharedExecutions = field(default_factory=SharedExecutions)
     shutdown: GracefulShutdown = field(init=False)
     resources: Resources | None = None
 
     def __post_init__(self) -> None:
+        self.metrics = HubMetrics(self.settings.metrics_max_operation_names)
         self.shutdown = GracefulShutdown(self.settings, self.close_websockets)
 
     @property

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from datetime import timedelta
 from typing import Any
 
-from graphql import OperationType
+from cross_web import HTTPException
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from hub.context import NOBODY, Context
 from hub.core.request_keys import (
+    AUDIT_ENGINE_KEY,
     METRICS_KEY,
     OPERATION_KEY,
     OUTCOME_KEY,
@@ -29,19 +33,32 @@ from hub.core.request_keys import (
 )
 from hub.graphql import schema
 from hub.http.compiled_paths import compiled_ingest, compiled_read, timeout_error
-from hub.http.gate import KeyCheck
-from hub.http.operation import operation_name, operation_type, parse_body, runs_an_operation
+from hub.http.gate import KeyCheck, client_address
+from hub.http.operation import not_executed, read_params, refused_response, runs_an_operation
 from hub.http.state import HubState
 from hub.http.tracing import traced_operation
 from hub.http.web import explorer_html
+from hub.http.wire import (
+    GRAPHQL_RESPONSE_JSON,
+    GraphQLParams,
+    RequestRefused,
+    response_media_type,
+    selected_operation,
+)
 from hub.http.ws import HubTransportWSHandler
+from hub.http.ws_adapter import SizedWebSocketAdapter
 from hub.ops import tracing
+from hub.ops.metrics import operation_label
+
+logger = logging.getLogger("hub.errors")
 
 
 class HubGraphQL(GraphQL[Context, None]):
     """``/graphql`` over HTTP and websockets, for one app's ``HubState``."""
 
     graphql_transport_ws_handler_class = HubTransportWSHandler
+    # Websocket messages over ws_max_message_bytes close 1009 before they are parsed.
+    websocket_adapter_class = SizedWebSocketAdapter
 
     def __init__(self, state: HubState, keys: KeyCheck) -> None:
         settings = state.settings
@@ -67,38 +84,99 @@ class HubGraphQL(GraphQL[Context, None]):
     # ---- the HTTP pipeline ----
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        """One GraphQL request over HTTP, step by step; websockets go to Strawberry as they are."""
+        """One GraphQL request over HTTP, step by step; websockets go to Strawberry as they
+        are, and a browser's bare GET gets the explorer's page."""
         if not isinstance(request, Request):
             return await super().run(request, context, root_value)
-        payload = await parse_body(request)
-        name = request.scope[OPERATION_KEY] = operation_name(request, payload)
-        await self._route_to_replica(request, payload)
-        answer = functools.partial(self._answer, request, context, root_value, payload)
-        if self.traced and runs_an_operation(request):
+        page = not runs_an_operation(request) and self.graphql_ide
+        if page and self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return await self.render_graphql_ide(request)
+        # Anything else, a bare GET too (explorer off, or not asking for HTML), is a request.
+        media = response_media_type(request.headers.get("accept"))
+        settings = self.state.settings
+        try:
+            params = await read_params(request, settings.max_json_depth)
+            kind = selected_operation(params, request.method, settings.max_tokens)
+        except RequestRefused as refused:
+            request.scope[OUTCOME_KEY] = "error"
+            return refused_response(refused, media)
+        name = request.scope[OPERATION_KEY] = operation_label(params.operation_name)
+        await self._route_to_replica(request, kind)
+        answer = functools.partial(self._answer, request, context, root_value, params, media)
+        if self.traced:
             return await traced_operation(request.scope, name, answer)
         return await answer()
 
-    async def _route_to_replica(self, request: Request, payload: Any) -> None:
+    async def _route_to_replica(self, request: Request, kind: OperationType | None) -> None:
         """Queries read the replica when it has caught up with the caller's own writes
         (mutations record the caller's read fence: hub.db.replica.ReadFence)."""
         router = self.state.running.router
-        if router is None or operation_type(request, payload) is not OperationType.QUERY:
+        if router is None or kind is not OperationType.QUERY:
             return
         replica = await router.use_replica(request.scope.get(PRINCIPAL_KEY, NOBODY))
         request.scope[REPLICA_KEY] = replica
         self.metrics.reads_routed.labels(target="replica" if replica else "primary").inc()
 
-    async def _answer(self, request: Request, context: Any, root_value: Any, payload: Any) -> Any:
+    async def _answer(
+        self, request: Request, context: Any, root_value: Any, params: GraphQLParams, media: str
+    ) -> Response:
         """The compiled paths answer what they cover (each within the operation timeout, and
         counted); Strawberry answers the rest (its timeout: ``execute_operation``)."""
+        payload = params.payload() if request.method == "POST" else None
         response = await compiled_ingest(self.state, request, payload)
         if response is None:
             response = await compiled_read(self.state, request, payload)
         if response is not None:
+            response.headers["content-type"] = media  # data, or an execution error: 200
             return response
         if payload is not None:  # a POSTed operation
             self.metrics.execution_path.labels(path="resolvers").inc()
-        return await super().run(request, context, root_value)
+        return await self._execute(request, context, root_value, params, media)
+
+    async def _execute(
+        self, request: Request, context: Any, root_value: Any, params: GraphQLParams, media: str
+    ) -> Response:
+        """Strawberry's execution of the already-read request, answered in ``media``: with
+        ``application/graphql-response+json``, a request that never started executing (parse,
+        validation or variable-coercion errors) is a 400 without ``data``."""
+        sub_response = await self.get_sub_response(request)
+        if context is UNSET:
+            context = await self.get_context(request, response=sub_response)
+        if root_value is UNSET:
+            root_value = None  # the hub has no root value (Strawberry's default)
+        data = GraphQLRequestData(
+            query=params.query,
+            variables=params.variables,
+            operation_name=params.operation_name,
+            extensions=params.extensions,
+            protocol="http",
+        )
+        try:
+            result = await self.execute_operation(
+                request=request,
+                request_adapter=self.request_adapter_class(request),
+                request_data=data,
+                context=context,
+                root_value=root_value,
+                sub_response=sub_response,
+            )
+        except HTTPException as refused:  # what hub.http.wire did not already refuse
+            request.scope[OUTCOME_KEY] = "error"
+            return refused_response(RequestRefused(400, "BAD_REQUEST", refused.reason), media)
+        if not isinstance(result, ExecutionResult):
+            raise TypeError(f"an HTTP operation gave {type(result).__name__}")
+        body = await self.process_result(request, result)
+        status = 200
+        if media == GRAPHQL_RESPONSE_JSON and not_executed(result):
+            status = 400
+            body.pop("data", None)
+        response = Response(self.encode_json(body), status_code=status, media_type=media)
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
+        return response
 
     # ---- Strawberry's hooks ----
 
@@ -110,12 +188,14 @@ class HubGraphQL(GraphQL[Context, None]):
         principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
         on_replica = resources.read_engine is not None and request.scope.get(REPLICA_KEY, False)
         engine = resources.read_engine if on_replica and resources.read_engine else resources.engine
-        context = Context.build(engine, self.state.settings, request, principal)
-        context.primary_engine = resources.engine
+        context = Context.build(
+            engine, self.state.settings, request, principal, primary_engine=resources.engine
+        )
         context.broker = resources.broker
         if resources.router is not None:
             context.extras[ROUTER_KEY] = resources.router
         context.extras[METRICS_KEY] = self.metrics
+        context.extras[AUDIT_ENGINE_KEY] = resources.audit_engine
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -125,13 +205,13 @@ class HubGraphQL(GraphQL[Context, None]):
         authorization = params.get("Authorization", params.get("authorization"))
         if not isinstance(authorization, str) and isinstance(context.request, WebSocket):
             authorization = context.request.headers.get("authorization")
+        address = client_address(context.request.scope) if context.request else "unknown"
         principal = await self.keys.principal(
-            authorization if isinstance(authorization, str) else None
+            authorization if isinstance(authorization, str) else None, address
         )
         if principal is None:
             raise ConnectionRejectionError({"message": "a valid API key is required"})
-        context.principal = principal
-        context.loaders = context.fresh_loaders()
+        context.act_as(principal)  # the engines and loaders follow the principal
         if principal.key_id is not None and isinstance(context.request, WebSocket):
             self.state.running.sockets.add(context.request, principal.key_id)
         return await super().on_ws_connect(context)
@@ -145,6 +225,15 @@ class HubGraphQL(GraphQL[Context, None]):
             )
         except TimeoutError:
             return ExecutionResult(data=None, errors=[timeout_error(settings)])
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request really is being cancelled (client gone, shutdown)
+            # A CancelledError that is not ours escaped the execution (a shared future a
+            # cancelled sibling took down): a coded error, never a 500.
+            logger.error("a stray CancelledError escaped the execution", exc_info=True)
+            error = GraphQLError("Unexpected error.", extensions={"code": "INTERNAL_SERVER_ERROR"})
+            return ExecutionResult(data=None, errors=[error])
 
     async def process_result(self, request: Any, result: ExecutionResult) -> Any:
         if result.errors and isinstance(request, Request):

@@ -1,8 +1,10 @@
 """The hub's own browser pages: the GraphiQL explorer and ``/journeys``, offline.
 
-Third-party browser libraries are installed from the npm registry into ``node_modules/`` by
-``scripts/setup`` (``package.json`` pins them) and served from there under ``/static/vendor/``;
-the pages' own HTML, JS and CSS are in ``hub/http/static/``. Nothing is fetched from a CDN.
+Third-party browser libraries (``package.json`` pins them) are served under ``/static/vendor/``
+from the package's ``hub/http/vendor/``, which the wheel's build step fills from the npm registry
+(``setup.py``); an editable install from a checkout has no such folder and serves the checkout's
+``node_modules/`` instead (``scripts/setup`` installs it). The pages' own HTML, JS and CSS are in
+``hub/http/static/``. Nothing is fetched from a CDN.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from starlette.staticfiles import StaticFiles
 from hub.http.explorer import EXAMPLES
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-VENDOR_DIR = Path(__file__).resolve().parents[2] / "node_modules"
+PACKAGED_VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
+CHECKOUT_VENDOR_DIR = Path(__file__).resolve().parents[2] / "node_modules"
+
+
+def vendor_dir() -> Path:
+    """Where the browser libraries are: in the package first, else in the checkout."""
+    return PACKAGED_VENDOR_DIR if PACKAGED_VENDOR_DIR.is_dir() else CHECKOUT_VENDOR_DIR
+
+
+VENDOR_DIR = vendor_dir()
 
 
 def _page(name: str, **slots: str) -> str:

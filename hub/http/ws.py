@@ -12,8 +12,9 @@ Strawberry offers no hook for, each override saying why:
   operation and access; resuming ones (`after:` given) replay their own history privately, with
   backpressure from the outbox.
 * **Connection rules.** Malformed messages close with 4400 instead of raising; a cap on active
-  operations (error ``TOO_MANY_SUBSCRIPTIONS``); keep-alive pings; 1013 when the key cannot be
-  checked; 1012 after flushing on shutdown.
+  operations (error ``TOO_MANY_SUBSCRIPTIONS``); a token bucket of `subscribe` messages per
+  connection (error ``RATE_LIMITED``); keep-alive pings; 1013 when the key cannot be checked,
+  4429 when the address spent its failed-key budget; 1012 after flushing on shutdown.
 
 ``tests/http/test_ws_overrides.py`` pins the signatures of the Strawberry methods overridden here;
 ``pyproject.toml`` bounds ``strawberry-graphql`` to the versions that test has seen.
@@ -37,9 +38,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
+from hub.access.rate_limit import RateLimiter, retry_after
 from hub.context import Context
 from hub.core.faults import database_unavailable
 from hub.events.broker import SubscriberTooSlow
+from hub.http.gate import KeysThrottled
 from hub.http.shutdown import CLOSE_SERVICE_RESTART, RESTART_REASON
 from hub.http.ws_execution import (
     SharedExecution,
@@ -61,6 +64,8 @@ logger = logging.getLogger("hub.ws")
 
 CLOSE_TRY_AGAIN_LATER = 1013  # the key could not be checked (database unreachable)
 TRY_AGAIN_REASON = "database unavailable: connect again shortly"
+CLOSE_RATE_LIMITED = 4429  # failed key attempts over the address's budget
+THROTTLED_REASON = "too many failed API key attempts"
 
 
 class WebSocketHost(Protocol):
@@ -79,6 +84,7 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     # Per-connection state, set up when ``handle`` starts (the constructor stays Strawberry's).
     outbox: ConnectionOutbox
     active: dict[str, SharedExecution | asyncio.Task[None]]
+    subscribes: RateLimiter
     _writer: asyncio.Task[None] | None
     _keepalive: asyncio.Task[None] | None
     _watchdog: asyncio.Task[None] | None
@@ -94,6 +100,9 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             raise TypeError("a websocket handler needs the Starlette WebSocket as its request")
         self.outbox = ConnectionOutbox(websocket, self.context.settings.subscriber_queue_size)
         self.active = {}
+        settings = self.context.settings
+        # One bucket per connection: subscribe messages are its only operations.
+        self.subscribes = RateLimiter(settings.ws_subscribe_per_second, settings.ws_subscribe_burst)
         self._keepalive = self._watchdog = None
         self._writer = asyncio.create_task(self._write(), name="hub-ws-writer")
         host.metrics.sockets.add(self)
@@ -140,6 +149,10 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         # pings start here, once acknowledged.
         try:
             await super().handle_connection_init(message)
+        except KeysThrottled:
+            # The address spent its failed-key budget (hub.http.gate.KeyCheck): no lookup made.
+            await self.websocket.close(code=CLOSE_RATE_LIMITED, reason=THROTTLED_REASON)
+            return
         except Exception as error:
             if not database_unavailable(error):
                 raise
@@ -170,6 +183,20 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         ):
             await self.handle_invalid_message("Invalid subscribe message")
             return
+        wait = self.subscribes.take(None)
+        if wait > 0:
+            # Over the connection's budget (HUB_WS_SUBSCRIBE_*): this operation is refused, the
+            # connection and its running operations stay.
+            limited = dumps(
+                [
+                    {
+                        "message": "too many subscribe messages on this connection; retry later",
+                        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after(wait)},
+                    }
+                ]
+            )
+            self.outbox.put_nowait(frame(operation_id, "error", limited))
+            return
         if operation_id in self.active:
             await self.websocket.close(
                 code=4409, reason=f"Subscriber for {operation_id} already exists"
@@ -185,8 +212,9 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         request = SubscriptionRequest(
             payload["query"], payload.get("variables"), payload.get("operationName")
         )
-        if self.context.settings.ws_shared_execution and not resumes(
-            request.query, request.operation_name
+        settings = self.context.settings
+        if settings.ws_shared_execution and not resumes(
+            request.query, request.operation_name, settings.max_tokens
         ):
             host = cast(WebSocketHost, self.view)
             self.active[operation_id] = host.shared_executions.join(

@@ -26,6 +26,7 @@ from hub.context import Context
 from hub.core.faults import client_fault
 from hub.events.broker import SubscriberTooSlow
 from hub.graphql import code_for
+from hub.schema.extensions import token_code
 
 logger = logging.getLogger("hub.ws")
 
@@ -76,12 +77,14 @@ def _client_error(error: GraphQLError) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=512)
-def resumes(query: str, operation_name: str | None) -> bool:
-    """Whether the subscription's root field is given `after` (then it replays privately)."""
+def resumes(query: str, operation_name: str | None, max_tokens: int) -> bool:
+    """Whether the subscription's root field is given `after` (then it replays privately).
+    Parsed under the token limit: a huge document must not be parsed in full here, before the
+    schema's own (limited) parse."""
     try:
-        document = parse(query)
+        document = parse(query, max_tokens=max_tokens)
     except GraphQLSyntaxError:
-        return True  # let the private path report the syntax error
+        return True  # let the private path report the syntax error (or the token limit)
     for definition in document.definitions:
         if not isinstance(definition, OperationDefinitionNode):
             continue
@@ -125,7 +128,11 @@ async def execute(
         first = True
         async for result in source:
             if first and isinstance(result, PreExecutionError):
-                yield "error", dumps([_client_error(error) for error in result.errors or []])
+                # The guard's clean-up of pre-execution errors runs after Strawberry built this
+                # result (it does for HTTP): the token limit gets its code here.
+                limit = context.settings.max_tokens
+                errors = [token_code(error, limit) for error in result.errors or []]
+                yield "error", dumps([_client_error(error) for error in errors])
                 return
             if not isinstance(result, ExecutionResult):
                 yield (

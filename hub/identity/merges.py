@@ -161,7 +161,12 @@ async def preview_merge(
     if len(set(customer_ids)) != len(customer_ids):
         raise BadUserInput("a customer is named twice")
     rows = await _customers_json(connection, customer_ids, lock=False)
-    ordered = sorted((rows[cid] for cid in customer_ids if cid in rows), key=survivor_order)
+    for cid in customer_ids:
+        # A missing customer (or one the caller's row security hides) is an error, not a
+        # preview of the others: the same answer either way.
+        if cid not in rows:
+            raise NotFound(f"no customer with id {str(cid)!r}")
+    ordered = sorted((rows[cid] for cid in customer_ids), key=survivor_order)
     survivor_id = uuid.UUID(ordered[0]["id"]) if ordered else customer_ids[0]
     merged_ids = [uuid.UUID(r["id"]) for r in ordered[1:]]
     _check_rows(rows, survivor_id, merged_ids)

@@ -193,12 +193,15 @@ def _resolve(
     ordered = sorted(candidates, key=lambda cid: plan.customers[cid].survivor_order())
     survivor = ordered[0]
     planned.customer_id = survivor
+    # A customer matched only through a weak identifier is never merged, whether or not strongly
+    # matched ones are (docs/ingest.md): the interaction says so in its warnings.
+    joined = set(strong) if len(strong) >= 2 else {survivor}
+    if any(cid not in joined for cid in matched):
+        planned.warnings.append(
+            "identifiers of other customers matched only through weak kinds "
+            f"({', '.join(sorted(guards.weak_kinds))}): not merged"
+        )
     if len(strong) < 2:
-        if len(matched) > 1:
-            planned.warnings.append(
-                "identifiers of other customers matched only through weak kinds "
-                f"({', '.join(sorted(guards.weak_kinds))}): not merged"
-            )
         return planned
     others = ordered[1:]
     combined: Counter[str] = Counter()
@@ -226,6 +229,13 @@ def _resolve(
         target.last_seen_at = max(
             filter(None, [target.last_seen_at, folded.last_seen_at]), default=None
         )
+        # As a merge does (docs/ingest.md): the stage of whichever entered its stage last.
+        if folded.stage_entered_at is not None and (
+            target.stage_entered_at is None or folded.stage_entered_at > target.stage_entered_at
+        ):
+            target.current_stage = folded.current_stage
+            target.stage_entered_at = folded.stage_entered_at
+            target.stage_channel_code = folded.stage_channel_code
         folded.touched = False
     return planned
 

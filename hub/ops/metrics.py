@@ -35,11 +35,27 @@ def operation_label(name: object) -> str:
     return ANONYMOUS
 
 
-class HubMetrics:
-    """The metric objects of one app and the live state its scrape-time gauges read."""
+OTHER = "other"
 
-    def __init__(self) -> None:
+
+class HubMetrics:
+    """The metric objects of one app and the live state its scrape-time gauges read.
+
+    ``max_operation_names``: the first that many distinct operation names get a label value of
+    their own, later ones count as ``other`` (a client cannot grow the series without bound)."""
+
+    def __init__(self, max_operation_names: int = 200) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.max_operation_names = max_operation_names
+        self._operation_names: set[str] = {ANONYMOUS}
+        self.key_checks = Counter(
+            "hub_api_key_checks",
+            "API keys presented, by outcome: valid, invalid (looked up in the database, no "
+            "match) or throttled (refused before any lookup: the client address is over its "
+            "failed-key budget).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "hub_graphql_requests",
             "GraphQL HTTP requests by operation name and outcome (error: any error in the answer).",
@@ -153,8 +169,18 @@ class HubMetrics:
 
         event.listen(engine.sync_engine, "after_cursor_execute", counted)
 
+    def operation_label(self, operation: str) -> str:
+        """``operation`` if it already has its label or a new one fits, else ``other``."""
+        names = self._operation_names
+        if operation in names:
+            return operation
+        if len(names) > self.max_operation_names:  # ``anonymous`` does not count
+            return OTHER
+        names.add(operation)
+        return operation
+
     def observe_request(self, operation: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(operation=operation, outcome=outcome).inc()
+        self.requests.labels(operation=self.operation_label(operation), outcome=outcome).inc()
         self.latency.observe(seconds)
 
     def _active_subscriptions(self) -> float:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from hub.access.masking import personal_keys
 from hub.core.enums import ChannelCode, IdentityKind, StageCode
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
@@ -228,8 +229,11 @@ class CustomerFilterCompiler:
         return sa.exists().where(*where)
 
     def _trait(self, f: TraitFilterInput) -> list[sa.ColumnElement[bool]]:
-        if f.key in self.settings.personal_traits:
+        if personal_keys(self.settings).is_personal(f.key):
             self.personal(f"filtering on the personal trait {f.key!r}")
+        elif any(isinstance(v, (dict, list)) for v in [f.eq, *(f.in_ or [])]):
+            # Comparing a whole object would test the personal values nested in it.
+            self.personal(f"comparing the trait {f.key!r} with an object or array")
         if not f.key:
             raise BadUserInput("a trait filter needs a non-empty `key`")
         traits = self.customers.c.traits

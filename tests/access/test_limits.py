@@ -80,6 +80,7 @@ async def test_csrf_rules(client: httpx.AsyncClient) -> None:
     assert plain.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
     form = await client.post("/graphql", data={"query": "{ __typename }"})
     assert form.status_code == 415
+    assert form.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
     bare_get = await client.get("/graphql", params={"query": "{ __typename }"})
     assert bare_get.status_code == 403
     assert bare_get.json()["errors"][0]["extensions"]["code"] == "CSRF_HEADER_REQUIRED"
@@ -92,7 +93,8 @@ async def test_csrf_rules(client: httpx.AsyncClient) -> None:
         params={"query": 'mutation { revokeApiKey(name: "x") { name } }'},
         headers={"X-Hub-Request": "1"},
     )
-    assert mutation.status_code == 400  # mutations never by GET
+    assert mutation.status_code == 405  # mutations never by GET (the spec's status)
+    assert mutation.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 
 
 async def test_get_queries_can_be_switched_off(app_with: Any) -> None:
@@ -104,6 +106,7 @@ async def test_get_queries_can_be_switched_off(app_with: Any) -> None:
             headers={"X-Hub-Request": "1", "Authorization": f"Bearer {key}"},
         )
     assert response.status_code == 405
+    assert response.json()["errors"][0]["extensions"] == {"code": "METHOD_NOT_ALLOWED"}
 
 
 async def test_operation_timeout(app_with: Any) -> None:
@@ -153,15 +156,21 @@ async def test_graphiql_only_for_admin_analyst_or_dev_mode(
         shell = await http.get("/graphql", headers=html)
         assert shell.status_code == 200 and "graphiql" in shell.text.lower()
         schema_query = {"query": "{ __schema { queryType { name } } }"}
-        assert (await http.post("/graphql", json=schema_query)).status_code == 401
+        anonymous = await http.post("/graphql", json=schema_query)
+        assert anonymous.status_code == 401
+        assert anonymous.json()["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
         partner = await make_key(engine, "PARTNER", channels=["WEB"])
         refused = await http.get("/graphql", headers={**html, "Authorization": f"Bearer {partner}"})
         assert refused.status_code == 403
+        assert refused.json()["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
         analyst = await make_key(engine, "ANALYST")
         allowed = await http.get("/graphql", headers={**html, "Authorization": f"Bearer {analyst}"})
         assert allowed.status_code == 200
+        assert allowed.text == page.text  # the same explorer page as the ADMIN's
     async with app_with(dev_mode=True) as (http, _):
-        assert (await http.get("/graphql", headers=html)).status_code == 200
+        dev = await http.get("/graphql", headers=html)
+        assert dev.status_code == 200
+        assert dev.text == page.text
 
 
 async def test_key_check_without_database_is_503_without_internals(app_with: Any) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
-from tests.access_world import World, build_world
+from tests.access_world import World, build_world, share_with_partners
 from tests.conftest import GraphQLClient
 
 GqlAs = Callable[..., Awaitable[GraphQLClient]]
@@ -19,7 +19,9 @@ PROFILE = """query($id: ID!) { customer(id: $id) {
 
 @pytest.fixture
 async def world(db: asyncpg.Connection) -> World:
-    return await build_world(db)
+    world = await build_world(db)
+    await share_with_partners(db, world.ana, world.bob)
+    return world
 
 
 def _masked(customer: dict[str, object]) -> None:
@@ -95,6 +97,10 @@ async def test_filtering_on_personal_fields_needs_pii(gql_as: GqlAs, world: Worl
     for query in [
         '{ customers(filter: {displayName: {startsWith: "An"}}) { totalCount } }',
         '{ customers(filter: {trait: {key: "email", exists: true}}) { totalCount } }',
+        # Any case and separator of a personal key; a whole object would test what is inside.
+        '{ customers(filter: {trait: {key: "Contact_E-Mail", exists: true}}) { totalCount } }',
+        '{ customers(filter: {trait: {key: "contact", eq: {email: "a@b.co"}}}) { totalCount } }',
+        '{ customers(filter: {trait: {key: "tags", in: [["vip"]]}}) { totalCount } }',
         "{ customers(orderBy: [DISPLAY_NAME_ASC]) { totalCount } }",
     ]:
         error = await analyst.error(query)
@@ -110,20 +116,20 @@ async def test_filtering_on_personal_fields_needs_pii(gql_as: GqlAs, world: Worl
     assert data["customers"]["totalCount"] == 1
 
 
-async def test_personal_traits_are_configurable(app_with: object, world: World) -> None:
+async def test_personal_keys_are_configurable(app_with: object, world: World) -> None:
+    """HUB_PERSONAL_KEYS adds patterns to the defaults (e-mail stays masked); the deprecated
+    HUB_PERSONAL_TRAITS still counts, as whole keys."""
     from tests.conftest import make_key
 
-    async with app_with(personal_traits=["tier"]) as (client, engine):  # type: ignore[operator]
-        key = await make_key(engine, "ANALYST")
-        response = await client.post(
-            "/graphql",
-            json={
-                "query": "query($id: ID!) { customer(id: $id) { traits } }",
-                "variables": {"id": world.id("Customer", world.ana)},
-            },
-            headers={"Authorization": f"Bearer {key}"},
-        )
-    assert response.json()["data"]["customer"]["traits"] == {
-        "tier": "•••",
-        "email": "ana@example.com",
-    }
+    for setting in ({"personal_keys": ["tier"]}, {"personal_traits": ["tier"]}):
+        async with app_with(**setting) as (client, engine):  # type: ignore[operator]
+            key = await make_key(engine, "ANALYST")
+            response = await client.post(
+                "/graphql",
+                json={
+                    "query": "query($id: ID!) { customer(id: $id) { traits } }",
+                    "variables": {"id": world.id("Customer", world.ana)},
+                },
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert response.json()["data"]["customer"]["traits"] == {"tier": "•••", "email": "•••"}

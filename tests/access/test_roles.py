@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.access_world import World, build_world
+from tests.access_world import World, build_world, share_with_partners
 from tests.conftest import ROOT, GraphQLClient, make_key
 
 GqlAs = Callable[..., Awaitable[GraphQLClient]]
@@ -22,7 +22,9 @@ SET_CONSENT = """mutation($id: ID!) { setConsent(input: {customerId: $id, purpos
 
 @pytest.fixture
 async def world(db: asyncpg.Connection) -> World:
-    return await build_world(db)
+    world = await build_world(db)
+    await share_with_partners(db, world.ana, world.bob)
+    return world
 
 
 async def test_no_key_or_a_wrong_key_is_401(client: httpx.AsyncClient, db: object) -> None:

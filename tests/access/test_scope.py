@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.access_world import World, build_world
+from tests.access_world import World, build_world, share_with_partners
 from tests.conftest import GraphQLClient
 
 GqlAs = Callable[..., Awaitable[GraphQLClient]]
@@ -17,7 +17,9 @@ GqlAs = Callable[..., Awaitable[GraphQLClient]]
 
 @pytest.fixture
 async def world(db: asyncpg.Connection) -> World:
-    return await build_world(db)
+    world = await build_world(db)
+    await share_with_partners(db, world.ana, world.bob)
+    return world
 
 
 @pytest.fixture
@@ -34,7 +36,8 @@ async def test_interaction_by_id_out_of_scope_is_not_found(
     seen = await partner.data(query, {"id": world.id("Interaction", world.ana_web)})
     assert seen["interaction"]["id"] == world.id("Interaction", world.ana_web)
     # The admin sees the one the partner may not.
-    await gql.data(query, {"id": world.id("Interaction", world.ana_mobile)})
+    admin = await gql.data(query, {"id": world.id("Interaction", world.ana_mobile)})
+    assert admin["interaction"]["id"] == world.id("Interaction", world.ana_mobile)
 
 
 async def test_node_out_of_scope_is_not_found(partner: GraphQLClient, world: World) -> None:
@@ -185,9 +188,15 @@ async def test_stage_history_and_stage_counts_follow_scope(
     mine = await partner.data(query, {"id": world.id("Customer", world.ana)})
     assert [s["stage"]["code"] for s in mine["customer"]["stageHistory"]] == ["AWARENESS"]
     counts = {s["code"]: s["customerCount"] for s in mine["journeyStages"]}
-    assert counts["CONSIDERATION"] == 1  # Ana only: Bob is out of scope
+    none = dict.fromkeys(counts, 0)
+    assert counts == {**none, "CONSIDERATION": 1}  # Ana only: Bob is out of scope
     everything = await gql.data(query, {"id": world.id("Customer", world.ana)})
-    assert len(everything["customer"]["stageHistory"]) == 2
-    assert {s["code"]: s["customerCount"] for s in everything["journeyStages"]}[
-        "CONSIDERATION"
-    ] == 2
+    assert [s["stage"]["code"] for s in everything["customer"]["stageHistory"]] == [
+        "AWARENESS",
+        "CONSIDERATION",
+    ]
+    assert {s["code"]: s["customerCount"] for s in everything["journeyStages"]} == {
+        **none,
+        "CONSIDERATION": 2,
+    }
+    assert len(none) == 5

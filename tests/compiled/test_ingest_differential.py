@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,9 +25,10 @@ import asyncpg
 import httpx
 import pytest
 from graphql import OperationDefinitionNode, parse
+from sqlalchemy import event
 from starlette.applications import Starlette
 
-from hub.compiled.ingest import CompiledIngest, domain_input
+from hub.compiled.ingest import domain_input
 from hub.graphql import schema
 from tests.conftest import StatementCounter, make_key
 from tests.factories import gid
@@ -389,7 +391,15 @@ async def test_compiled_ingest_matches_the_resolver_path(
         key = await make_key(reference_engine, "ADMIN")
         reference.headers["Authorization"] = f"Bearer {key}"
         expected, expected_state, _ = await _run(reference, db, None)
-    got, got_state, statements = await _run(client, db, count_statements)
+    # The resolver path's audit rows go through the app's audit pool (the compiled path writes
+    # its row inside its own asyncpg transaction): counted too, every call the resolvers ran
+    # shows statements, even one refused before any data was read.
+    audit = app.state.hub.running.audit_engine.sync_engine
+    event.listen(audit, "before_cursor_execute", count_statements)
+    try:
+        got, got_state, statements = await _run(client, db, count_statements)
+    finally:
+        event.remove(audit, "before_cursor_execute", count_statements)
 
     for step, want, have in zip(STEPS, expected, got, strict=False):
         assert have == want, step.variables
@@ -427,7 +437,11 @@ async def test_domain_input_is_the_resolver_conversion() -> None:
         idempotencyKey="k",
     )
     prepared = _compile(schema._schema, Settings(), SINGLE)
-    assert prepared is not None and isinstance(prepared.operation, object)
+    assert prepared is not None
+    assert (prepared.field, prepared.key, prepared.variable) == ("recordInteraction",) * 2 + (
+        "input",
+    )
+    assert prepared.operation.name is not None and prepared.operation.name.value == "Record"
     definition = prepared.operation.variable_definitions[0]
     coerced = coerce_input_value({**raw}, type_from_ast(schema._schema, definition.type))
     converted = RecordInteractionInput(
@@ -444,8 +458,21 @@ async def test_domain_input_is_the_resolver_conversion() -> None:
     converted.identities = [
         IdentityInput(kind=i["kind"], value=i["value"]) for i in coerced["identities"]
     ]
-    assert domain_input(coerced) == converted.to_domain()
-    assert isinstance(CompiledIngest, type)
+    compiled = domain_input(coerced)
+    assert compiled == converted.to_domain()
+    # Known values, so that two conversions that agree on a wrong answer do not pass.
+    assert compiled.identities == [("EMAIL", "a@example.com"), ("SOCIAL_HANDLE", "instagram:ana")]
+    assert compiled.touchpoint_id == WEB
+    assert (compiled.type, compiled.direction) == ("PAGE_VIEW", "INBOUND")
+    assert compiled.occurred_at == datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    assert (compiled.summary, compiled.sentiment, compiled.outcome, compiled.agent) == (
+        "s",
+        -1,
+        "o",
+        "a",
+    )
+    assert compiled.attributes == {"x": 1}
+    assert (compiled.conversation_key, compiled.idempotency_key) == ("c", "k")
 
 
 def _snake(name: str) -> str:

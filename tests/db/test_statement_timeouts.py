@@ -15,7 +15,7 @@ from tests.conftest import make_key
 from tests.ingest_support import RECORD, RECORD_BARE, interaction, touchpoints
 
 
-async def test_a_statement_cancelled_by_the_timeout_is_a_retryable_timeout(
+async def test_a_statement_cancelled_by_the_timeout_is_a_timeout_that_stores_nothing(
     app_with: Any, db: asyncpg.Connection, database_url: str
 ) -> None:
     tp = await touchpoints(db)
@@ -33,6 +33,8 @@ async def test_a_statement_cancelled_by_the_timeout_is_a_retryable_timeout(
                 )
             assert response.status_code == 200
             [error] = response.json()["errors"]
+            # docs/read-api.md: TIMEOUT carries no ``retryable`` mark (unlike SERVICE_UNAVAILABLE
+            # and TRANSACTION_CONFLICT): the same request may run too long again.
             assert error["extensions"] == {"code": "TIMEOUT"}, error
             assert "took too long" in error["message"]
             assert "statement timeout" not in error["message"]  # PostgreSQL's own text

@@ -7,7 +7,10 @@ needed a CDN would fail here. Screenshots go to ``test-artifacts/``; with
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +24,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Request, Route, async_playwright
 
+from hub.http.explorer import EXAMPLES
+from hub.seeds.demo import DEMO_CUSTOMERS, DEMO_SEED, seed_demo
 from tests.conftest import make_key
 from tests.journey_data import seed_journeys
 
@@ -46,12 +51,17 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server(database_url: str) -> Iterator[str]:
-    """``hub`` served by uvicorn in its own process on a free port."""
+@contextlib.contextmanager
+def _serve(database_url: str, **settings: str) -> Iterator[str]:
+    """``hub`` served by uvicorn in its own process on a free port; yields its base URL."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = _free_port()
-    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_MIGRATE_ON_START": "false"}
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_MIGRATE_ON_START": "false",
+        **{f"HUB_{name.upper()}": value for name, value in settings.items()},
+    }
     log = (ARTIFACTS / "server.log").open("w")
     process = subprocess.Popen(
         [
@@ -87,6 +97,20 @@ def server(database_url: str) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[str]:
+    """The hub with API keys required."""
+    with _serve(database_url) as base:
+        yield base
+
+
+@pytest.fixture
+def demo_server(database_url: str) -> Iterator[str]:
+    """The hub as ``hub demo`` serves it: development mode, no key needed."""
+    with _serve(database_url, dev_mode="true") as base:
+        yield base
 
 
 def _chromium_installed() -> bool:
@@ -135,13 +159,13 @@ async def test_explorer_runs_a_query_offline_with_the_key_in_a_header(
 
     await page.goto(f"{server}/graphql")
     await page.wait_for_selector(".graphiql-container", timeout=30_000)
-    # The explorer plugin is open, and the example tabs are there.
-    await page.wait_for_selector(".graphiql-explorer-root, .docExplorerWrap", timeout=10_000)
+    # The example tabs are there.
+    await page.get_by_role("tab", name="ChannelMix").wait_for(timeout=10_000)
     # A new key restarts the explorer so that it reads the schema with it.
     async with page.expect_navigation():
         await page.fill("#api-key", key)
         await page.locator("#api-key").dispatch_event("change")
-    await page.wait_for_selector(".graphiql-explorer-root, .docExplorerWrap", timeout=10_000)
+    await page.get_by_role("tab", name="ChannelMix").wait_for(timeout=10_000)
     await page.get_by_role("tab", name="ChannelMix").click()
     # Execute only once the tab's query is in the editor (GraphiQL re-renders after the key
     # restart; clicking too early runs whichever tab was active).
@@ -222,3 +246,145 @@ async def test_journeys_page_draws_the_sankey_and_the_funnel_offline(
 
     assert not blocked, f"the journeys page tried to reach the internet: {blocked}"
     assert not errors, errors
+
+
+# What each example tab's answer must hold on the demo data (seeds/story.py is Ana's).
+TAB_MARKERS = {
+    "Customer360": '"displayName": "Ana Silva"',
+    "ChannelMix": '"channelMix"',
+    "Transitions": '"channelTransitions"',
+    "Funnel": '"stageFunnel"',
+    "Performance": '"touchpointPerformance"',
+    "Trend": '"interactionsOverTime"',
+}
+ORDER = """
+mutation Order($touchpointId: ID!) {
+  recordInteraction(input: {
+    identities: [{kind: EMAIL, value: "ana@example.com"}]
+    touchpointId: $touchpointId
+    type: ORDER
+    direction: INBOUND
+    summary: "Ordered the blue linen jacket"
+    idempotencyKey: "browser-test-order-1"
+  }) { interaction { id } customer { currentStage { code } } }
+}
+"""
+
+
+async def _editor_text(page: Page, selector: str) -> str:
+    text: str = await page.evaluate(
+        "(selector) => { const el = document.querySelector(selector + ' .CodeMirror');"
+        " return el && el.CodeMirror ? el.CodeMirror.getValue() : ''; }",
+        selector,
+    )
+    return text
+
+
+async def test_every_explorer_tab_runs_on_the_demo_data_in_a_fresh_browser(
+    db: asyncpg.Connection, database_url: str, demo_server: str, browser: Browser
+) -> None:
+    await seed_demo(database_url, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, progress=False)
+    blocked: list[str] = []
+    page = await offline_page(browser, blocked)  # a new context: empty storage, as a newcomer
+    answers: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    await page.goto(f"{demo_server}/graphql")
+    await page.wait_for_selector(".graphiql-container", timeout=30_000)
+    await page.get_by_role("tab", name="Customer360").wait_for(timeout=30_000)
+    await page.wait_for_function(
+        "(document.querySelector('.graphiql-query-editor') || {innerText: ''})"
+        ".innerText.includes('customerByIdentity')",
+        timeout=30_000,
+    )
+    await page.screenshot(path=str(ARTIFACTS / "explorer-opening.png"))
+    print(f"screenshots in {ARTIFACTS}")
+    # The explorer plugin starts collapsed, and the query editor shows whole lines at 1280x800.
+    assert await page.locator(".graphiql-explorer-root").count() == 0
+    overflow = await page.evaluate(
+        "() => { const s = document.querySelector('.graphiql-query-editor .CodeMirror-scroll');"
+        " return s.scrollWidth - s.clientWidth; }"
+    )
+    assert overflow <= 0, f"the query editor cuts lines off by {overflow}px"
+
+    for example in EXAMPLES:
+        name = re.search(r"(?:query|subscription) (\w+)", example.query).group(1)  # type: ignore[union-attr]
+        # The example's variables are in the tab of a fresh browser, exactly.
+        await page.get_by_role("tab", name=name).click()
+        marker = example.query.splitlines()[-3].strip()
+        await page.wait_for_function(
+            "(m) => (document.querySelector('.graphiql-query-editor') || {innerText: ''})"
+            ".innerText.includes(m)",
+            arg=marker,
+            timeout=30_000,
+        )
+        variables = await _editor_text(page, ".graphiql-editor-tool [aria-label='Variables']")
+        if not variables:
+            variables = await _editor_text(page, ".graphiql-editor-tool")
+        assert json.loads(variables or "{}") == json.loads(example.variables or "{}"), name
+        if name == "PartnerFeed":
+            await _run_subscription(page, demo_server)
+            continue
+        async with page.expect_response(
+            lambda r, name=name: (
+                r.request.method == "POST"
+                and f'"operationName":"{name}"' in (r.request.post_data or "").replace(" ", "")
+            ),
+            timeout=45_000,
+        ) as response:
+            await page.click(".graphiql-execute-button")
+        answers[name] = await (await response.value).json()
+        result = page.locator(".result-window")
+        await result.get_by_text(TAB_MARKERS[name]).wait_for(timeout=45_000)
+        text = await result.inner_text()
+        assert '"errors"' not in text, (name, text[:500])
+        answer = answers[name]
+        assert "errors" not in answer and answer["data"], (name, answer)
+        if name == "Customer360":
+            await page.screenshot(path=str(ARTIFACTS / "explorer-run.png"))
+
+    mix = answers["ChannelMix"]["data"]["analytics"]["channelMix"]
+    window = await db.fetchval(
+        "SELECT count(*) FROM interactions"
+        " WHERE occurred_at >= '2026-01-01T00:00:00Z' AND occurred_at < '2026-04-01T00:00:00Z'"
+    )
+    assert mix["interactions"] == window == sum(c["interactions"] for c in mix["channels"])
+    funnel = answers["Funnel"]["data"]["analytics"]["stageFunnel"]
+    assert [row["stage"]["code"] for row in funnel] == [
+        "AWARENESS",
+        "CONSIDERATION",
+        "PURCHASE",
+        "POST_PURCHASE",
+        "RETENTION",
+    ]
+    assert not blocked, f"the explorer tried to reach the internet: {blocked}"
+    assert not errors, errors
+
+
+async def _run_subscription(page: Page, base: str) -> None:
+    """Start the PartnerFeed tab, record Ana's order over HTTP, see its event in the pane."""
+    await page.click(".graphiql-execute-button")
+    # The subscription is live once GraphiQL shows its stop button.
+    await page.wait_for_selector(".graphiql-execute-button[aria-label*='Stop']", timeout=30_000)
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        catalogue = await http.post(
+            "/graphql", json={"query": "{ channels { touchpoints { id name } } }"}
+        )
+        [touchpoint] = [
+            t["id"]
+            for c in catalogue.json()["data"]["channels"]
+            for t in c["touchpoints"]
+            if t["name"] == "Larkspur iOS app"
+        ]
+        recorded = await http.post(
+            "/graphql", json={"query": ORDER, "variables": {"touchpointId": touchpoint}}
+        )
+    payload = recorded.json()["data"]["recordInteraction"]
+    assert payload["customer"]["currentStage"] == {"code": "PURCHASE"}
+    result = page.locator(".result-window")
+    await result.get_by_text(payload["interaction"]["id"]).wait_for(timeout=30_000)
+    text = await result.inner_text()
+    assert '"interactionRecorded"' in text and '"errors"' not in text
+    await page.screenshot(path=str(ARTIFACTS / "explorer-subscription.png"))
+    await page.click(".graphiql-execute-button")  # stop it

@@ -118,3 +118,16 @@ async def test_messages_the_base_would_raise_on_close_the_connection_4400(messag
     handler.active = {}
     await handler.handle_message(message)
     assert socket.closed == [4400]
+
+
+def test_the_sized_adapter_overrides_iter_json_as_strawberry_declares_it() -> None:
+    """``hub.http.ws_adapter.SizedWebSocketAdapter`` replaces Strawberry's ``iter_json`` (the
+    byte cap before parsing) and reads the same ``ws`` attribute its constructor sets."""
+    from strawberry.asgi import ASGIWebSocketAdapter
+
+    from hub.http.ws_adapter import SizedWebSocketAdapter
+
+    expected = "(self, *, ignore_parsing_errors: 'bool' = False) -> 'AsyncGenerator[object, None]'"
+    assert str(inspect.signature(ASGIWebSocketAdapter.iter_json)) == expected
+    assert str(inspect.signature(SizedWebSocketAdapter.iter_json)) == expected
+    assert "self.ws = response" in inspect.getsource(ASGIWebSocketAdapter.__init__)

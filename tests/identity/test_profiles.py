@@ -6,6 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from tests.factories import gid
+
 UPSERT = """
 mutation($input: UpsertCustomerInput!) {
   upsertCustomer(input: $input) { created customer { id displayName traits identities { value } } }
@@ -89,8 +91,13 @@ async def test_identities_are_added_guarded_and_removed(gql: Any, db: asyncpg.Co
     assert taken["extensions"]["code"] == "CONFLICT"
     invalid = await gql.error(ADD, {"id": ana, "value": "nope"})
     assert invalid["extensions"]["code"] == "BAD_USER_INPUT"
-    await gql.data(REMOVE, {"id": ana, "value": "ana.work@example.com"})
+    removed = await gql.data(REMOVE, {"id": ana, "value": "ana.work@example.com"})
+    assert removed["removeIdentity"]["id"] == ana
     missing = await gql.error(REMOVE, {"id": ana, "value": "ana.work@example.com"})
     assert missing["extensions"]["code"] == "NOT_FOUND"
-    assert await db.fetchval("SELECT count(*) FROM identities") == 2
-    assert ben
+    # Each keeps exactly its own address: the refused add moved nothing from Ben to Ana.
+    owners = await db.fetch("SELECT customer_id, value FROM identities ORDER BY value")
+    assert [(gid("Customer", o["customer_id"]), o["value"]) for o in owners] == [
+        (ana, "ana@example.com"),
+        (ben, "ben@example.com"),
+    ]

@@ -198,6 +198,23 @@ def test_three_customers_merge_into_the_oldest_in_survivor_order() -> None:
     assert result.interactions[0].customer_id == THIRD_ID
 
 
+def test_a_third_customer_matched_only_weakly_is_left_alone_and_named_in_a_warning() -> None:
+    old = existing(OLD_ID, 30, EMAIL)
+    young = existing(YOUNG_ID, 2, PHONE)
+    browser = existing(THIRD_ID, 300, COOKIE)  # the oldest: it would survive a merge
+    result = plan(
+        [draft(0, PHONE, EMAIL, COOKIE, hours=1)],
+        [(old, [EMAIL]), (young, [PHONE]), (browser, [COOKIE])],
+    )
+    # The two strongly matched customers merge; the weakly matched one does not, and the
+    # interaction says so (docs/ingest.md, "Identity resolution").
+    assert result.merges == [MergePlan(0, OLD_ID, (YOUNG_ID,), PHONE)]
+    [planned] = result.interactions
+    assert (planned.customer_id, planned.warnings) == (OLD_ID, [WEAK_WARNING])
+    assert result.find(THIRD_ID) == THIRD_ID
+    assert not browser.touched and browser.kind_counts == Counter({"COOKIE": 1})
+
+
 def test_a_customer_matched_only_through_a_weak_identifier_is_left_alone() -> None:
     ana = existing(YOUNG_ID, 3, EMAIL)
     browser = existing(OLD_ID, 30, COOKIE)  # older: it would survive a merge
@@ -318,6 +335,31 @@ def test_new_customers_of_one_batch_proved_one_person_are_joined_without_a_ledge
     assert joined.kind_counts == Counter({"EMAIL": 1, "PHONE": 1})
     assert (joined.first_seen_at, joined.last_seen_at) == (at(1), at(3))
     assert not result.customers[by_phone.customer_id].touched
+
+
+def test_a_join_within_the_batch_takes_the_stage_entered_last() -> None:
+    # As a merge (docs/ingest.md, "Merge ledger"): the stage of whichever customer entered its
+    # stage last, here the one created by the order, not the first customer's AWARENESS.
+    result = plan(
+        [
+            draft(0, EMAIL, hours=1, type="PAGE_VIEW"),
+            draft(1, PHONE, hours=2, type="ORDER", channel="PHYSICAL"),
+            draft(2, EMAIL, PHONE, hours=3),  # no stage signal of its own
+        ]
+    )
+    by_email, by_phone, _ = result.interactions
+    joined = result.customers[by_email.customer_id]
+    assert result.alias == {by_phone.customer_id: by_email.customer_id}
+    assert (joined.current_stage, joined.stage_entered_at, joined.stage_channel_code) == (
+        "PURCHASE",
+        at(2),
+        "PHYSICAL",
+    )
+    # The history keeps both entries, in time order, both on the joined customer.
+    assert [(result.find(c.customer_id), c.stage, c.entered_at) for c in result.stage_changes] == [
+        (by_email.customer_id, "AWARENESS", at(1)),
+        (by_email.customer_id, "PURCHASE", at(2)),
+    ]
 
 
 def test_a_new_customer_of_the_batch_joins_an_existing_one_without_a_ledger_entry() -> None:

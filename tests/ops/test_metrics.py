@@ -305,3 +305,15 @@ def test_the_server_writes_json_request_lines(server: Server) -> None:
     [line] = [json.loads(line) for line in text.splitlines() if "live-request-1" in line]
     assert line["logger"] == "hub.requests" and line["operation"] == "Stages"
     assert line["status"] == 200 and line["principal"] == "development-mode"
+
+
+async def test_metrics_by_default_only_for_loopback(app: Any) -> None:
+    # The defaults: no HUB_METRICS_TOKEN, HUB_METRICS_ALLOWED_NETWORKS loopback only. The
+    # clients are in-process (httpx's ASGI transport), each with the peer address it names.
+    for address, status in [("203.0.113.5", 403), ("10.1.2.3", 403), ("127.0.0.1", 200)]:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+            response = await http.get("/metrics")
+        assert response.status_code == status, address
+        if status == 403:
+            assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"

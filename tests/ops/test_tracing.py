@@ -310,24 +310,43 @@ asyncio.run(main())
 def test_tracing_off_imports_no_sdk_and_exports_nothing(
     database_url: str, receiver: Receiver
 ) -> None:
+    def probe(service: str, enabled: bool) -> str:
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+            "OTEL_SERVICE_NAME": service,
+        }
+        env.pop("HUB_OTEL_ENABLED", None)
+        if enabled:
+            env["HUB_OTEL_ENABLED"] = "true"
+        result = subprocess.run(
+            [sys.executable, "-c", DISABLED_PROBE, database_url],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def servers(service: str) -> int:
+        with receiver.lock:
+            return sum(
+                s.kind == SERVER and s.resource.get("service.name") == service
+                for s in receiver.spans
+            )
+
     before = receiver.requests
-    env = {
-        **os.environ,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
-    }
-    env.pop("HUB_OTEL_ENABLED", None)
-    result = subprocess.run(
-        [sys.executable, "-c", DISABLED_PROBE, database_url],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "LOADED []" in result.stdout, result.stdout
+    assert "LOADED []" in probe("hub-tracing-off", enabled=False)
     assert receiver.requests == before
+    assert servers("hub-tracing-off") == 0
+    # The control: the same probe with tracing on exports its two requests to this receiver by
+    # the time the process has exited (the SDK flushes at exit), so the check above can fail.
+    assert "LOADED []" not in probe("hub-tracing-on", enabled=True)
+    assert servers("hub-tracing-on") == 2
+    assert receiver.requests > before
 
 
 def test_enabled_without_the_extra_fails_with_a_clear_message(tmp_path: Path) -> None:

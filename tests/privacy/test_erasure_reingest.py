@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from tests.conftest import GraphQLClient
-from tests.factories import Factory
+from tests.factories import Factory, gid
 
 RECORD = """
 mutation Record($identities: [IdentityInput!]!, $tp: ID!) {
@@ -28,7 +28,7 @@ async def test_erase_then_reingest_with_the_old_email(
     touchpoint_id = (await gql.data("{ touchpoints(first: 1) { nodes { id } } }"))["touchpoints"][
         "nodes"
     ][0]["id"]
-    assert tp
+    assert touchpoint_id == gid("Touchpoint", tp)
     email = [{"kind": "EMAIL", "value": "ana@example.com"}]
     first: Any = await gql.data(RECORD, {"identities": email, "tp": touchpoint_id})
     customer_id = first["recordInteractions"]["stored"][0]["interaction"]["customer"]["id"]
@@ -51,3 +51,10 @@ async def test_erase_then_reingest_with_the_old_email(
     customer = item["interaction"]["customer"]
     assert customer["id"] != customer_id
     assert customer["identities"] == [{"kind": "PHONE", "value": "+442079460958"}]
+    # The erased profile stays empty: nothing was linked back to it.
+    erased_id = await db.fetchval("SELECT customer_id FROM erasures ORDER BY id DESC LIMIT 1")
+    assert gid("Customer", erased_id) == customer_id
+    assert (
+        await db.fetchval("SELECT count(*) FROM identities WHERE customer_id = $1", erased_id) == 0
+    )
+    assert await db.fetchval("SELECT count(*) FROM customers WHERE erased_at IS NULL") == 1

@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.bounded import bounded
 from tests.conftest import GraphQLClient
 from tests.factories import T0, Factory, gid, minutes
 
@@ -274,7 +273,7 @@ async def test_customer_interactions_walk(gql: GraphQLClient, activity: Any, ord
     got: list[str] = []
     cursor = None
     pages = 0
-    for _ in bounded(100):
+    for _ in range(10):  # three pages expected: a paging bug fails instead of looping
         data = await gql.data(
             INTERACTIONS_PAGE,
             {"id": gid("Customer", ana), "first": 4, "after": cursor, "order": order},
@@ -293,16 +292,20 @@ async def test_customer_interactions_walk(gql: GraphQLClient, activity: Any, ord
 async def test_touchpoint_and_global_interaction_walks(gql: GraphQLClient, activity: Any) -> None:
     f, _, _ = activity
     shop = f.touchpoints["Shop"]
-    rows = await f.db.fetch(
-        "SELECT id, touchpoint_id FROM interactions ORDER BY occurred_at DESC, id DESC"
+    # Newest first, ties by id descending: ordered here, not by the database.
+    rows = sorted(
+        await f.db.fetch("SELECT id, touchpoint_id, occurred_at FROM interactions"),
+        key=lambda r: (r["occurred_at"], r["id"].int),
+        reverse=True,
     )
+    assert len(rows) == 12
     expected_all = [gid("Interaction", r["id"]) for r in rows]
     expected_shop = [gid("Interaction", r["id"]) for r in rows if r["touchpoint_id"] == shop]
 
     async def collect(query: str, path: str, **variables: Any) -> list[str]:
         got: list[str] = []
         cursor = None
-        for _ in bounded(100):
+        for _ in range(20):  # at most 12 interactions: a paging bug fails instead of looping
             data = await gql.data(query, {**variables, "after": cursor})
             for part in path.split("."):
                 data = data[part]
@@ -310,6 +313,7 @@ async def test_touchpoint_and_global_interaction_walks(gql: GraphQLClient, activ
             if not data["pageInfo"]["hasNextPage"]:
                 return got
             cursor = data["pageInfo"]["endCursor"]
+        raise AssertionError(f"no last page after 20 pages: {got}")
 
     everything = await collect(
         """query ($after: String) { interactions(first: 5, after: $after) {
@@ -331,8 +335,12 @@ async def test_touchpoints_walk_both_ways(gql: GraphQLClient, db: asyncpg.Connec
     f = Factory(db)
     for n in range(7):
         await f.touchpoint(f"Store {n % 3}", "PHYSICAL", "STORE")
-    rows = await db.fetch("SELECT id FROM touchpoints ORDER BY name, id")
+    # By name, ties by id: ordered here, not by the database.
+    rows = sorted(
+        await db.fetch("SELECT id, name FROM touchpoints"), key=lambda r: (r["name"], r["id"].int)
+    )
     expected = [gid("Touchpoint", r["id"]) for r in rows]
+    assert [r["name"] for r in rows] == ["Store 0"] * 3 + ["Store 1"] * 2 + ["Store 2"] * 2
     query = """query ($first: Int, $after: String, $last: Int, $before: String) {
         touchpoints(first: $first, after: $after, last: $last, before: $before) {
         totalCount edges { node { id } }
@@ -340,7 +348,7 @@ async def test_touchpoints_walk_both_ways(gql: GraphQLClient, db: asyncpg.Connec
         } }"""
     got: list[str] = []
     cursor = None
-    for _ in bounded(100):
+    for _ in range(10):  # three pages expected
         data = (await gql.data(query, {"first": 3, "after": cursor}))["touchpoints"]
         got += [e["node"]["id"] for e in data["edges"]]
         assert data["totalCount"] == 7
@@ -350,7 +358,7 @@ async def test_touchpoints_walk_both_ways(gql: GraphQLClient, db: asyncpg.Connec
     assert got == expected
     got = []
     cursor = None
-    for _ in bounded(100):
+    for _ in range(10):  # four pages expected
         data = (await gql.data(query, {"last": 2, "before": cursor}))["touchpoints"]
         got = [e["node"]["id"] for e in data["edges"]] + got
         if not data["pageInfo"]["hasPreviousPage"]:

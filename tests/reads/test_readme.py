@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 
 from hub.core.settings import Settings
-from tests.bounded import bounded
 from tests.conftest import ROOT, GraphQLClient
 from tests.factories import T0, Factory, minutes
 
@@ -84,7 +83,7 @@ async def check_by_phone(gql: GraphQLClient) -> None:
 async def check_customer_page(gql: GraphQLClient) -> None:
     names: list[str] = []
     after = None
-    for _ in bounded(100):
+    for _ in range(5):  # four customers: a paging bug fails the assertion below, not hangs
         page = (await gql.data(EXAMPLES["CustomerPage"], {"after": after}))["customers"]
         assert page["totalCount"] == 4
         names += [edge["node"]["displayName"] for edge in page["edges"]]
@@ -97,7 +96,7 @@ async def check_customer_page(gql: GraphQLClient) -> None:
 async def check_previous_page(gql: GraphQLClient) -> None:
     names: list[str] = []
     before = None
-    for _ in bounded(100):
+    for _ in range(5):  # four customers: a paging bug fails the assertion below, not hangs
         page = (await gql.data(EXAMPLES["PreviousPage"], {"before": before}))["customers"]
         names = [node["displayName"] for node in page["nodes"]] + names
         if not page["pageInfo"]["hasPreviousPage"]:

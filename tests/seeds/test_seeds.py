@@ -387,13 +387,31 @@ async def test_hub_seed_command(database_url: str, db: asyncpg.Connection) -> No
 
 
 def test_dice_uuids_come_from_the_stream() -> None:
+    # Known values for seed 1 (recorded once): a change of the generator shows up here.
     dice = Dice(random.Random(1))
-    bits = random.Random(1).getrandbits(128)
-    value = dice.uuid4()
-    assert value == uuid.UUID(int=bits, version=4).hex
-    assert uuid.UUID(value).version == 4
+    first, second = dice.uuid4(), dice.uuid4()
+    assert (first, second) == (
+        "cd613e30d8f14adf91b7584a2265b1f5",
+        "1e2feb89414c443c9027c4d1c386bbc4",
+    )
+    for value in (first, second):
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, value)
+    assert Dice(random.Random(1)).uuid4() == first  # the same seed, the same ids
+    assert Dice(random.Random(2)).uuid4() not in (first, second)
     # Version 7: the row's time in the first 48 bits, so ids sort by creation time.
-    early, late = dice.uuid7(1_735_689_600_000), dice.uuid7(1_735_689_600_001)
-    assert uuid.UUID(early).version == uuid.UUID(late).version == 7
-    assert int(early[:12], 16) == 1_735_689_600_000
-    assert early < late
+    assert Dice(random.Random(1)).uuid7(1_735_689_600_000) == "01941f297c0078f191b7584a2265b1f5"
+    dice = Dice(random.Random(1))
+    early, same_ms, late = (
+        dice.uuid7(1_735_689_600_000),
+        dice.uuid7(1_735_689_600_000),
+        dice.uuid7(1_735_689_600_001),
+    )
+    for value in (early, same_ms, late):
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
+    assert [int(v[:12], 16) for v in (early, same_ms, late)] == [1_735_689_600_000] * 2 + [
+        1_735_689_600_001
+    ]
+    assert early != same_ms  # the bits after the time come from the stream
+    assert max(early, same_ms) < late

@@ -70,7 +70,7 @@ async def test_a_partner_receives_only_its_scope_and_consenting_customers(
     assert event["id"] == gid("Interaction", visible)
     assert event["channel"] == {"code": "WEB"}
     # A partner never sees personal fields.
-    assert event["customer"]["displayName"] != "Ada Sharing"
+    assert event["customer"]["displayName"] == "•••"
 
 
 async def test_an_admin_key_sees_every_event_unmasked(
@@ -90,3 +90,28 @@ async def test_an_admin_key_sees_every_event_unmasked(
     event = data["interactionRecorded"]["interaction"]
     assert event["id"] == gid("Interaction", written)
     assert event["customer"]["displayName"] == "Cy Admin-visible"
+
+
+async def test_a_partner_resume_cursor_is_checked_under_row_security(
+    server: Server, engine: Any, db: asyncpg.Connection
+) -> None:
+    from hub.events.outbox import Position
+
+    resume = "subscription($after: String) { interactionRecorded(after: $after) { cursor } }"
+    factory = Factory(db)
+    app = await factory.touchpoint("App", "MOBILE", "MOBILE_APP")
+    shopper = await factory.customer("Di Mobile")
+    await Writer(engine, shopper, "App", app, "MOBILE").record(type="PAGE_VIEW")
+    xid, event_id = await db.fetchrow("SELECT xid, id FROM events ORDER BY id DESC LIMIT 1")
+    key = await make_key(engine, "PARTNER", channels=["WEB"])
+    async with connect(server, init=False) as client:
+        await client.init({"Authorization": f"Bearer {key}"})
+        # An unknown cursor past every event: refused as for any caller, not a server error.
+        op = await client.subscribe(resume, {"after": Position(xid + 1000, event_id + 1000).cursor})
+        [error] = await client.errors(op)
+        assert error["extensions"]["code"] == "CURSOR_INVALID"
+        # The cursor of an event the partner may not see names no event it can see: it answers
+        # as a pruned one would, never with that event.
+        op = await client.subscribe(resume, {"after": Position(xid, event_id).cursor})
+        [error] = await client.errors(op)
+        assert error["extensions"]["code"] == "CURSOR_EXPIRED"

@@ -47,18 +47,40 @@
   window.HubKey.bind(document.getElementById("api-key"), function () {
     if (window.HubKey.get() !== keyAtStart) window.location.reload();
   });
+  // The explorer plugin is one click away in the sidebar; it starts closed, because open it
+  // takes a third of a 1280-pixel screen and the query editor would cut its lines off.
   var plugins = [];
-  var explorer = null;
   if (window.GraphiQLPluginExplorer) {
-    explorer = window.GraphiQLPluginExplorer.explorerPlugin();
-    plugins.push(explorer);
+    plugins.push(window.GraphiQLPluginExplorer.explorerPlugin());
+  }
+  // GraphiQL fills the first tab's variables editor from its `variables` prop or from what it
+  // stored in an earlier visit, not from `defaultTabs`: in a fresh browser the first example
+  // would open with empty variables. Once GraphiQL has stored its tabs it restores them (and
+  // their variables) itself, and the prop must not overwrite the tab the user left open.
+  function hasStoredTabs() {
+    try {
+      return window.localStorage.getItem("graphiql:tabState") !== null;
+    } catch (blocked) {
+      return false;
+    }
+  }
+  var firstVisit = !hasStoredTabs();
+  // On a first visit the query editor gets 8/13 of the width instead of half, so that the
+  // examples' lines (62 characters at most, hub/http/explorer.py) fit at 1280x800. The key is
+  // GraphiQL's own: dragging the bar stores the user's choice there.
+  if (firstVisit) {
+    try {
+      window.localStorage.setItem("graphiql:editorFlex", "1.6");
+    } catch (blocked) {
+      // Storage disabled: GraphiQL then splits the width in half.
+    }
   }
 
   window.ReactDOM.createRoot(mount).render(
     window.React.createElement(window.GraphiQL, {
       fetcher: fetcher,
       plugins: plugins,
-      visiblePlugin: explorer,
+      variables: firstVisit && examples.length ? examples[0].variables || undefined : undefined,
       defaultTabs: examples.map(function (example) {
         return { query: example.query, variables: example.variables || undefined };
       }),

@@ -167,3 +167,26 @@ async def await_live_each(subscribers: list[tuple[Client, str, str]], probe: Pro
     for client, operation, field in subscribers[:-1]:  # the last one just delivered it
         await drain_to(client, {operation: field}, start)
     return start
+
+
+async def take(
+    client: Client, operations: Mapping[str, str], counts: Mapping[str, int]
+) -> dict[str, list[tuple[Position, dict[str, Any]]]]:
+    """The next ``counts[op]`` deliveries of each operation (and nothing for the others). Feeds
+    that load the entity at delivery time (customerUpdated, conversationUpdated) show it as it
+    is then: a test that checks each state waits for it before the next change."""
+    received: dict[str, list[tuple[Position, dict[str, Any]]]] = {op: [] for op in operations}
+    while any(len(received[op]) < count for op, count in counts.items()):
+        message = await client.receive(TIMEOUT)
+        operation, position = _position(message, operations)
+        assert len(received[operation]) < counts.get(operation, 0), f"unexpected: {message}"
+        received[operation].append((position, message["payload"]["data"][operations[operation]]))
+    return received
+
+
+def extend(
+    into: dict[str, list[tuple[Position, dict[str, Any]]]],
+    more: dict[str, list[tuple[Position, dict[str, Any]]]],
+) -> None:
+    for operation, items in more.items():
+        into.setdefault(operation, []).extend(items)

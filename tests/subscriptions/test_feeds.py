@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from hub.events.emit import EventKind, NewEvent
+from hub.events.outbox import Position
 from tests.factories import Factory, gid
-from tests.feed_sync import await_live, drain_to, event_probe, outbox_positions
+from tests.feed_sync import await_live, drain_to, event_probe, extend, outbox_positions, take
 from tests.live_server import Server, connect, start_server
 
 
@@ -208,12 +209,18 @@ async def test_merges_and_unmerges_reach_the_merge_and_customer_feeds(
         operations = {merged: "customerMerged", on_ada: "customerUpdated", on_bo: "customerUpdated"}
         start = await await_live(client, operations, probe)
 
+        # Each change's deliveries before the next change: the feeds load the customer when
+        # they deliver, so each state is checked while it is current.
+        received: dict[str, list[tuple[Position, dict[str, Any]]]] = {}
         by_hand = (await mutate(server, MERGE, survivor=ada, merged=[bo]))["mergeCustomers"]
+        extend(received, await take(client, operations, {merged: 1, on_ada: 1, on_bo: 1}))
         await mutate(server, UNMERGE, id=by_hand["merge"]["id"])
+        extend(received, await take(client, operations, {on_ada: 1, on_bo: 1}))
         # An interaction carrying both identifiers merges them again, by identity.
         both = await record(server, touchpoints["web"], email, phone, type="PAGE_VIEW")
+        extend(received, await take(client, operations, {merged: 1, on_ada: 1, on_bo: 1}))
         marker = await probe()
-        received = await drain_to(client, operations, marker)
+        assert await drain_to(client, operations, marker) == {op: [] for op in operations}
 
     assert [(m["rule"], m["survivorId"]) for m in both["merges"]] == [("IDENTITY_MATCH", ada)]
     assert [{k: v for k, v in e.items() if k != "cursor"} for _, e in received[merged]] == [
@@ -286,15 +293,22 @@ async def test_a_conversation_resumed_on_another_channel_reaches_its_feed(
     async with connect(server) as client:
         op = await client.subscribe(CONVERSATION, {"id": conversation})
         start = await await_live(client, {op: "conversationUpdated"}, probe)
-        # Resumed on the phone, another conversation meanwhile, resolved, reopened by chat.
+        operations = {op: "conversationUpdated"}
+        got: dict[str, list[tuple[Position, dict[str, Any]]]] = {}
+        # Resumed on the phone, another conversation meanwhile, resolved, reopened by chat;
+        # each delivery awaited before the next change (the feed loads it when delivering).
         await record(server, touchpoints["call"], ada, type="CALL", conversationKey="T-1")
+        extend(got, await take(client, operations, {op: 1}))
         await record(server, touchpoints["chat"], ada, type="CHAT_MESSAGE", conversationKey="T-2")
         await mutate(
             server, "mutation($id: ID!) { resolveConversation(id: $id) { id } }", id=conversation
         )
+        extend(got, await take(client, operations, {op: 1}))
         await record(server, touchpoints["chat"], ada, type="CHAT_MESSAGE", conversationKey="T-1")
+        extend(got, await take(client, operations, {op: 1}))
         marker = await probe()
-        received = (await drain_to(client, {op: "conversationUpdated"}, marker))[op]
+        assert await drain_to(client, operations, marker) == {op: []}
+        received = got[op]
     assert [e["conversation"] for _, e in received] == [
         {"key": "T-1", "status": "OPEN", "channels": [{"code": "WEB"}, {"code": "ASSISTED"}]},
         {"key": "T-1", "status": "RESOLVED", "channels": [{"code": "WEB"}, {"code": "ASSISTED"}]},
@@ -339,12 +353,16 @@ async def test_profile_changes_reach_the_customer_feed_and_only_its_own(
     async with connect(server) as client:
         op = await client.subscribe(PROFILE, {"id": ada})
         start = await await_live(client, {op: "customerUpdated"}, probe)
+        operations = {op: "customerUpdated"}
+        got: dict[str, list[tuple[Position, dict[str, Any]]]] = {}
+        # Each delivery awaited before the next change (the feed loads the customer then).
         await mutate(
             server,
             'mutation($id: ID!) { upsertCustomer(input: {id: $id, displayName: "Ada L.",'
             ' traits: {tier: "gold"}}) { created } }',
             id=ada,
         )
+        extend(got, await take(client, operations, {op: 1}))
         await mutate(  # someone else: not on Ada's feed
             server,
             'mutation($id: ID!) { updateTraits(customerId: $id, traits: {tier: "silver"}) { id } }',
@@ -355,13 +373,16 @@ async def test_profile_changes_reach_the_customer_feed_and_only_its_own(
             PHONE_CHANGE % "addIdentity",
             id=ada,
         )
+        extend(got, await take(client, operations, {op: 1}))
         await mutate(
             server,
             PHONE_CHANGE % "removeIdentity",
             id=ada,
         )
+        extend(got, await take(client, operations, {op: 1}))
         marker = await probe()
-        received = (await drain_to(client, {op: "customerUpdated"}, marker))[op]
+        assert await drain_to(client, operations, marker) == {op: []}  # not Bo's change
+        received = got[op]
     email = {"kind": "EMAIL", "value": "ada@example.com"}
     phone = {"kind": "PHONE", "value": "+442071234567"}
     assert [e["customer"] for _, e in received] == [

@@ -21,6 +21,7 @@ from hub.core.errors import BadUserInput, ServiceUnavailable
 from hub.core.ids import uuid_from_global_id
 from hub.events.emit import EventKind
 from hub.events.outbox import Position, StoredEvent, check_cursor, decode_cursor, read_after
+from hub.events.payload import merged_ids
 from hub.loaders.interactions import interactions_by_id
 from hub.loaders.registry import build_loaders
 from hub.schema.conversation import Conversation
@@ -259,7 +260,7 @@ class Subscription:
             EventKind.CUSTOMER_UNMERGED,
         ]
         async for event in event_stream(info, kinds, None):
-            merged_away = str(event.payload.get("merged_id")) == str(customer_id)
+            merged_away = customer_id in merged_ids(event.payload)
             if event.customer_id != customer_id and not merged_away:
                 continue
             _event_loaders(info, event)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any, cast
 
@@ -12,6 +11,7 @@ from strawberry.scalars import JSON
 from hub.context import Info
 from hub.core.ids import to_global_id
 from hub.events.outbox import StoredEvent
+from hub.events.payload import merged_ids, previous_stage
 from hub.schema.conversation import Conversation
 from hub.schema.customer import Customer, load_customer
 from hub.schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
@@ -22,13 +22,6 @@ from hub.schema.permissions import PersonalData, json_mask, not_personal
 CURSOR_DESCRIPTION = (
     "Opaque position of this event in the feed; pass it as `after` to resume right after it."
 )
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _enum(enum: Any, value: Any) -> Any:
@@ -102,7 +95,7 @@ class JourneyStageChangedEvent:
             event=event,
             cursor=event.position.cursor,
             occurred_at=event.created_at,
-            previous_stage_code=payload.get("previous_stage"),
+            previous_stage_code=previous_stage(payload),
             stage_code=payload.get("stage"),
             transition=_enum(StageTransition, payload.get("transition")),
         )
@@ -123,7 +116,8 @@ class JourneyStageChangedEvent:
 
     @strawberry.field(description="The interaction that caused the change, if any.")
     async def interaction(self, info: Info) -> Interaction | None:
-        interaction_id = _uuid(self.event.payload.get("interaction_id")) or self.event.subject_id
+        # Ingest writes the causing interaction as the event's subject (setJourneyStage: none).
+        interaction_id = self.event.subject_id
         if interaction_id is None:
             return None
         row = await info.context.loaders.interaction_by_id.load(interaction_id)
@@ -139,7 +133,11 @@ class CustomerMergedEvent:
     )
     occurred_at: datetime = strawberry.field(description="When the merge was recorded.")
     merged_customer_id: strawberry.ID | None = strawberry.field(
-        description="The id of the customer merged away (it now resolves to the survivor)."
+        description="The id of the customer merged away (it now resolves to the survivor); the"
+        " first of `mergedCustomerIds` when one merge took several."
+    )
+    merged_customer_ids: list[strawberry.ID] = strawberry.field(
+        description="The ids of every customer this merge merged away into the survivor."
     )
     rule: str | None = strawberry.field(
         description="The identity rule that decided the merge.",
@@ -155,14 +153,14 @@ class CustomerMergedEvent:
 
     @classmethod
     def from_event(cls, event: StoredEvent) -> CustomerMergedEvent:
-        merged = _uuid(event.payload.get("merged_id"))
+        ids = merged_ids(event.payload)
+        merged = [strawberry.ID(to_global_id("Customer", str(i))) for i in ids]
         return cls(
             event=event,
             cursor=event.position.cursor,
             occurred_at=event.created_at,
-            merged_customer_id=strawberry.ID(to_global_id("Customer", str(merged)))
-            if merged
-            else None,
+            merged_customer_id=merged[0] if merged else None,
+            merged_customer_ids=merged,
             rule=event.payload.get("rule"),
             payload=cast(JSON, event.payload),
         )

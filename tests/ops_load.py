@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
 import websockets
 
+from hub.db.engine import asyncpg_dsn
+from hub.events.outbox import Position
 from tests.live_server import PROTOCOL, Server
 
 RECORD = """
@@ -181,15 +184,52 @@ class IngestLoad:
                     await asyncio.sleep(0.05)
 
 
+async def start_cursor(url: str) -> str:
+    """A cursor to follow from: an event written before any load (a CUSTOMER_UPDATED, which
+    `interactionRecorded` never delivers). A cursor from any feed is valid for every feed."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        row = await connection.fetchrow(
+            "INSERT INTO events (kind, payload) VALUES ('CUSTOMER_UPDATED', '{}')"
+            " RETURNING xid::text::bigint AS xid, id"
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return Position(row["xid"], row["id"]).cursor
+
+
+async def record_marker(load: IngestLoad) -> str:
+    """One more interaction after the load, on its last server: the final marker a follower
+    must receive last."""
+    item = {
+        "identities": [{"kind": "EMAIL", "value": f"marker-{uuid.uuid4().hex[:8]}@example.org"}],
+        "touchpointId": load.touchpoint,
+        "type": "PAGE_VIEW",
+        "direction": "INBOUND",
+    }
+    async with httpx.AsyncClient(timeout=WAIT_S) as http:
+        response = await http.post(
+            f"{load.servers[-1].http_url}/graphql",
+            json={"query": RECORD, "variables": {"input": item}},
+            headers=load.headers,
+        )
+    body = response.json()
+    assert "errors" not in body, body
+    interaction: str = body["data"]["recordInteraction"]["interaction"]["id"]
+    return interaction
+
+
 @dataclass
 class Follower:
-    """A subscriber to interactionRecorded that resumes after its last cursor whenever the
-    stream ends, moving to the next server when one closes it with 1012."""
+    """A subscriber to interactionRecorded from ``cursor`` (see ``start_cursor``) that resumes
+    after its last cursor whenever the stream ends, moving to the next server when one closes
+    it with 1012."""
 
     servers: list[Server]
+    cursor: str
     init_payload: dict[str, Any] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
-    cursor: str | None = None
     closes: list[int | None] = field(default_factory=list)
     stream_errors: list[Any] = field(default_factory=list)
     bad: list[Any] = field(default_factory=list)
@@ -207,6 +247,7 @@ class Follower:
             await self._task
 
     async def until_seen(self, expected: set[str]) -> None:
+        """Wait (bounded) until every interaction in ``expected`` was received."""
         await eventually(lambda: expected <= set(self.seen), "the subscriber to see every event")
 
     async def _run(self) -> None:
@@ -250,15 +291,13 @@ class Follower:
         if ack["type"] != "connection_ack":
             self.bad.append(ack)
             return
-        variables = {"after": self.cursor} if self.cursor is not None else {}
-        payload = {"query": FEED, "variables": variables}
+        payload = {"query": FEED, "variables": {"after": self.cursor}}
         await ws.send(json.dumps({"id": "feed", "type": "subscribe", "payload": payload}))
         self.subscriptions += 1
-        if self.subscriptions == 1:
-            # Live subscriptions start at the broker's position: give the server a moment to
-            # register this one before anyone writes.
-            await asyncio.sleep(0.5)
-            self.subscribed.set()
+        # Every subscription has `after:` (the first one ``start_cursor``): it replays whatever
+        # was committed after that cursor, so nothing is missed however long it takes the
+        # server to register it, and there is nothing to wait for.
+        self.subscribed.set()
         while not self.done:
             message = await self._receive(ws)
             if message is None:

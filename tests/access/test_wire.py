@@ -26,6 +26,9 @@ from tests.conftest import ROOT, make_key
 
 pytestmark = pytest.mark.slow
 
+RECHECK_S = 0.2
+REVOCATION_ALLOWANCE_S = 0.8
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -43,7 +46,7 @@ def server(database_url: str) -> Iterator[str]:
         "HUB_RATE_LIMIT_BURST": "5",
         "HUB_RATE_LIMIT_PER_SECOND": "0.01",
         "HUB_MAX_BODY_BYTES": "2000",
-        "HUB_KEY_RECHECK_SECONDS": "0.2",
+        "HUB_KEY_RECHECK_SECONDS": str(RECHECK_S),
     }
     process = subprocess.Popen(
         [
@@ -137,11 +140,20 @@ async def test_revoked_key_closes_open_websocket(server: str, engine: Any, db: o
         principal = await verify_key(engine, key)
         assert principal is not None
         await revoke_key(connection, principal.name)
+    committed = time.monotonic()
     with pytest.raises(ConnectionClosed) as closed:
-        while True:  # pings may arrive before the close
-            await asyncio.wait_for(socket_.recv(), 10)
+        async with asyncio.timeout(10):  # fails instead of hanging
+            while True:  # pings may arrive before the close
+                await socket_.recv()
+    closed_after = time.monotonic() - committed
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
     assert closed.value.rcvd.reason == "API key revoked"
+    # The promise (docs/security.md): closed within one second with the default 1 s re-check,
+    # i.e. by the next re-check. Measured from the revocation's commit to the close frame.
+    # This server re-checks every RECHECK_S, so the 1 s bound leaves 0.8 s for the re-check
+    # query and a server descheduled on a loaded 2-core machine; the old 10 s wait could not
+    # tell a working re-check from one that took several seconds.
+    assert closed_after <= RECHECK_S + REVOCATION_ALLOWANCE_S, closed_after
     # The other key's socket stays open and answers.
     await other.send(json.dumps({"type": "ping"}))
     assert json.loads(await asyncio.wait_for(other.recv(), 10))["type"] == "pong"

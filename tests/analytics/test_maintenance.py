@@ -39,6 +39,7 @@ from tests.analytics.test_analytics import (
 from tests.conftest import GraphQLClient
 from tests.factories import T0, Factory, gid
 from tests.ingest_support import RECORD_MANY, interaction, record, row_id, touchpoints
+from tests.waiting import until
 
 TYPES = ["PAGE_VIEW", "PRODUCT_VIEW", "ORDER", "SUPPORT_TICKET", "REPEAT_ORDER", "EMAIL"]
 PEOPLE = 6
@@ -265,7 +266,15 @@ async def test_two_writers_of_one_customer_leave_no_stale_row(
         pending = asyncio.create_task(
             second.execute(insert, uuid.uuid4(), customer, T0 + timedelta(hours=1))
         )
-        await asyncio.sleep(0.2)
+        # The second writer has run its statement (parked on a lock of the first, or done)
+        # before the first commits: interleaved, not one after the other.
+        waiting = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1"
+        pid = second.get_server_pid()
+
+        async def interleaved() -> bool:
+            return pending.done() or bool(await db.fetchval(waiting, pid))
+
+        await until(interleaved, "the second writer to reach the first one's lock")
         await one.commit()
         await pending
         await two.commit()
@@ -333,8 +342,6 @@ async def test_the_background_catch_up_takes_marks_in_without_a_query(
     async with app_with(analytics_catch_up_s=0.1):
         await factory.interaction(customer, "Site", at=T0)
         assert await db.fetchval("SELECT count(*) FROM analytics_pending") >= 1
-        deadline = asyncio.get_running_loop().time() + 20  # a bound, not a timing claim
-        while await db.fetchval("SELECT count(*) FROM analytics_pending"):
-            assert asyncio.get_running_loop().time() < deadline, "no background catch-up"
-            await asyncio.sleep(0.05)
+        pending = "SELECT count(*) = 0 FROM analytics_pending"
+        await until(lambda: db.fetchval(pending), "the background catch-up")
     assert await db.fetchval("SELECT count(*) FROM journey_steps") == 1

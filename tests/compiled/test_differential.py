@@ -26,6 +26,7 @@ from starlette.requests import Request
 from hub.app import create_app
 from hub.compiled.executor import CompiledReads
 from hub.core.settings import Settings
+from tests.bounded import bounded
 from tests.conftest import StatementCounter, make_key
 from tests.factories import T0, Factory, gid
 
@@ -268,7 +269,7 @@ async def test_interaction_pages_walk_the_whole_list(data: Data, check: Any) -> 
     for order in ("OCCURRED_AT_DESC", "OCCURRED_AT_ASC"):
         seen: list[str] = []
         after = None
-        while True:
+        for _ in bounded(100):
             variables = {"id": gid("Customer", data.cara), "first": 7, "after": after}
             body = await check(query, {**variables, "order": order}, compiles=True)
             page = body["data"]["customer"]["interactions"]
@@ -324,7 +325,7 @@ async def test_customer_pages_in_every_supported_order(data: Data, check: Any) -
     for order in orders:
         after = None
         seen: list[str] = []
-        while True:
+        for _ in bounded(100):
             variables = {"first": 2, "after": after, "order": order}
             body = await check(query, variables, compiles=True)
             page = body["data"]["customers"]
@@ -368,7 +369,7 @@ async def test_customer_filters(data: Data, check: Any) -> None:
         totalCount nodes { displayName } pageInfo { hasNextPage endCursor } } }"""
     for f in CUSTOMER_FILTERS:
         after = None
-        while True:
+        for _ in bounded(100):
             body = await check(query, {"f": f, "after": after}, compiles=True)
             page = body["data"]["customers"]
             if not page["pageInfo"]["hasNextPage"]:

@@ -94,11 +94,12 @@ async def test_the_base_routes_complete_messages_to_the_hub_cleanup() -> None:
     # The hub relies on the base dispatching `complete` to handle_complete, which calls the
     # overridden cleanup_operation (there is no handle_complete override).
     handler = _bare_handler(websocket=None)
-    running = asyncio.create_task(asyncio.sleep(60))
+    running = asyncio.create_task(asyncio.Event().wait())  # runs until cancelled
     handler.active = {"op": running}
     await handler.handle_message({"type": "complete", "id": "op"})
-    await asyncio.sleep(0)
     assert handler.active == {}
+    # The cancellation takes effect when the task next runs: wait for it to end (bounded).
+    await asyncio.wait([running], timeout=10)
     assert running.cancelled()
 
 

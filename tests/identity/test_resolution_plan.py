@@ -30,6 +30,7 @@ from hub.identity.resolution import (
     plan_batch,
 )
 from hub.journeys.engine import StageRules
+from tests.bounded import bounded
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
@@ -490,7 +491,7 @@ def _people_one_by_one(drafts: list[Draft], guards: Guards, apply_merges: bool =
     person: dict[int, uuid.UUID] = {}
     for call, item in enumerate(sorted(drafts, key=lambda d: (d.occurred_at, d.index))):
         now = NOW + timedelta(seconds=call)
-        while True:
+        for _ in bounded(100, "merges settling"):
             copies = {
                 cid: replace(c, kind_counts=Counter(c.kind_counts)) for cid, c in stored.items()
             }

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hub.ops.logs import JsonFormatter
 from tests.ingest_support import interaction, touchpoints
 from tests.live_server import Server, connect, start_server
+from tests.waiting import until, until_sync
 
 STAGES = "query Stages { journeyStages { code } }"
 RECORD = """
@@ -174,11 +175,12 @@ async def test_broker_lag_follows_delivered_events(
         "SELECT max(created_at) FROM events WHERE kind = 'INTERACTION_RECORDED'"
     )
     name = "hub_broker_last_event_created_timestamp_seconds"
-    deadline = time.monotonic() + POLL_S
+
+    async def delivered() -> bool:
+        return value(await scrape(client), name) >= created.timestamp()
+
+    await until(delivered, "the broker to deliver the event", POLL_S)
     scraped = await scrape(client)
-    while value(scraped, name) < created.timestamp() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        scraped = await scrape(client)
     # The exposition prints floats exactly enough for a millisecond; no other event is newer.
     assert value(scraped, name) == pytest.approx(created.timestamp(), rel=0, abs=1e-3)
     assert value(scraped, "hub_broker_lag_seconds") >= 0
@@ -298,14 +300,9 @@ def test_the_server_writes_json_request_lines(server: Server) -> None:
         headers={"X-Request-Id": "live-request-1"},
     )
     assert response.status_code == 200 and response.headers["x-request-id"] == "live-request-1"
-    deadline = time.monotonic() + POLL_S
-    lines: list[dict[str, Any]] = []
-    while not lines and time.monotonic() < deadline:
-        text = Path(server.log).read_text()
-        lines = [json.loads(line) for line in text.splitlines() if "live-request-1" in line]
-        if not lines:
-            time.sleep(0.05)
-    [line] = lines
+    until_sync(lambda: "live-request-1" in Path(server.log).read_text(), "the request line", POLL_S)
+    text = Path(server.log).read_text()
+    [line] = [json.loads(line) for line in text.splitlines() if "live-request-1" in line]
     assert line["logger"] == "hub.requests" and line["operation"] == "Stages"
     assert line["status"] == 200 and line["principal"] == "development-mode"
 

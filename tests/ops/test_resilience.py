@@ -32,7 +32,15 @@ from hub.db.locks import lock_key
 from hub.db.migrations import upgrade
 from tests.factories import Factory, gid
 from tests.live_server import PROTOCOL, Server, start_server
-from tests.ops_load import RECORD, WAIT_S, Follower, IngestLoad, eventually
+from tests.ops_load import (
+    RECORD,
+    WAIT_S,
+    Follower,
+    IngestLoad,
+    eventually,
+    record_marker,
+    start_cursor,
+)
 from tests.private_postgres import CuttableProxy, PrivatePostgres
 
 READY_AFTER_DATABASE_S = 15.0  # the issue's bound: ready again within 15 s of the database
@@ -169,10 +177,14 @@ async def _check_events(follower: Follower, url: str, load: IngestLoad) -> None:
     stored = await stored_interactions(url)
     assert acknowledged <= stored  # nothing that was acknowledged is lost
     await follower.until_seen(stored)  # every committed interaction reaches the subscriber
-    await asyncio.sleep(0.3)
+    # Then a final marker: delivery is in order, so when it arrives, anything sent twice
+    # would have arrived before it.
+    marker = await record_marker(load)
+    await follower.until_seen({marker})
     await follower.stop()
+    assert follower.seen[-1] == marker
     assert len(follower.seen) == len(set(follower.seen))  # none twice
-    assert set(follower.seen) == stored
+    assert set(follower.seen) == stored | {marker}
     assert not follower.bad, follower.bad[:3]
 
 
@@ -182,7 +194,7 @@ async def _under_load(
     """A subscriber, four ingest clients and a reader (with an ADMIN key, or in development
     mode) while each (stop, start) outage runs; then every check of the issue."""
     auth = {"Authorization": f"Bearer {world.key}"} if keys else {}
-    follower = Follower([server], init_payload=auth)
+    follower = Follower([server], await start_cursor(world.url), init_payload=auth)
     follower.start()
     await eventually(follower.subscribed.is_set, "the subscription")
     load = IngestLoad([server], world.touchpoint, headers=auth, clients=4, readers=1)
@@ -276,7 +288,7 @@ async def test_sigterm_under_load_drains_and_subscribers_resume_elsewhere(
 ) -> None:
     leaving, staying = sigterm_servers
     workers = int(str(leaving.process.args[-1]))  # type: ignore[index]
-    follower = Follower([leaving, staying])
+    follower = Follower([leaving, staying], await start_cursor(database_url))
     follower.start()
     await eventually(follower.subscribed.is_set, "the subscription")
     load = IngestLoad([leaving, staying], shop, clients=4)

@@ -20,10 +20,13 @@ import httpx
 import pytest
 
 from hub.access.keys import Role, create_key
+from hub.core.ids import uuid_from_global_id
 from hub.core.settings import Settings
 from hub.db.engine import asyncpg_dsn, create_engine
 from hub.db.migrations import upgrade
+from hub.events.outbox import Position
 from tests.factories import Factory, gid
+from tests.feed_sync import await_live_each, drain_to
 from tests.live_server import (
     Server,
     connect,
@@ -186,6 +189,21 @@ def servers(replicated: Replicated, tmp_path_factory: pytest.TempPathFactory) ->
             server.stop()
 
 
+async def event_position(primary: str, interaction: str) -> Position:
+    """Where the outbox (on the primary) put the event of an interaction (global id)."""
+    connection = await asyncpg.connect(asyncpg_dsn(primary))
+    try:
+        row = await connection.fetchrow(
+            "SELECT xid::text::bigint AS xid, id FROM events"
+            " WHERE kind = 'INTERACTION_RECORDED' AND subject_id = $1",
+            uuid_from_global_id(interaction, "Interaction"),
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return Position(row["xid"], row["id"])
+
+
 async def eventually(check: Any, what: str) -> None:
     for _ in range(300):  # an upper bound (~30 s), never asserted as a duration
         if await check():
@@ -337,7 +355,7 @@ async def test_an_unreachable_replica_sends_every_query_to_the_primary(
         server.stop()
 
 
-FEED = "subscription { interactionRecorded { interaction { id } } }"
+FEED = "subscription { interactionRecorded { cursor interaction { id } } }"
 
 
 async def test_several_workers_with_the_replica_and_the_redis_broker(
@@ -364,10 +382,19 @@ async def test_several_workers_with_the_replica_and_the_redis_broker(
                 connect(server, init=False) as third,
             ):
                 subscribers = (first, second, third)
+                operations = []
                 for client in subscribers:
                     await client.init(auth)
-                    await client.subscribe(FEED)
-                await asyncio.sleep(0.5)
+                    operations.append(await client.subscribe(FEED))
+
+                async def probe() -> Position:
+                    interaction, _ = await writer.record(replicated.touchpoint)
+                    return await event_position(replicated.primary, interaction)
+
+                field = "interactionRecorded"
+                await await_live_each(
+                    [(c, op, field) for c, op in zip(subscribers, operations, strict=True)], probe
+                )
                 recorded = []
                 async with replay_paused(replicated):
                     for _ in range(4):
@@ -375,13 +402,10 @@ async def test_several_workers_with_the_replica_and_the_redis_broker(
                         recorded.append(interaction)
                         assert await writer.sees(interaction, customer)
                         assert not await reader.sees(interaction, customer)
-                for client in subscribers:
-                    got = [
-                        (await client.next_data())["interactionRecorded"]["interaction"]["id"]
-                        for _ in recorded
-                    ]
-                    assert got == recorded
-                    with pytest.raises(TimeoutError):
-                        await client.receive(timeout=0.5)
+                marker = await probe()
+                for client, op in zip(subscribers, operations, strict=True):
+                    got = (await drain_to(client, {op: field}, marker))[op]
+                    # These four, once each, and nothing else before the final marker.
+                    assert [e["interaction"]["id"] for _, e in got] == recorded
         finally:
             server.stop()

@@ -14,6 +14,7 @@ import websockets
 
 from tests.conftest import make_key
 from tests.factories import Factory, gid
+from tests.feed_sync import await_live, interaction_probe
 from tests.live_server import PROTOCOL, Server, Writer, connect, start_server
 
 FEED = """
@@ -57,12 +58,13 @@ async def test_a_partner_receives_only_its_scope_and_consenting_customers(
     key = await make_key(engine, "PARTNER", channels=["WEB"])
     async with connect(server, init=False) as client:
         await client.init({"Authorization": f"Bearer {key}"})
-        await client.subscribe(FEED)
-        await asyncio.sleep(0.3)
+        op = await client.subscribe(FEED)
+        visible_writer = Writer(engine, sharing, "Shop", web, "WEB")
+        await await_live(client, {op: "interactionRecorded"}, interaction_probe(visible_writer))
         # Out of scope (MOBILE) and without consent (Bo): never delivered. Then the one that is.
         await Writer(engine, sharing, "App", app, "MOBILE").record(type="PAGE_VIEW")
         await Writer(engine, private, "Shop", web, "WEB").record(type="PAGE_VIEW")
-        visible = await Writer(engine, sharing, "Shop", web, "WEB").record(type="ORDER")
+        visible = await visible_writer.record(type="ORDER")
         data = await client.next_data()
     event = data["interactionRecorded"]["interaction"]
     assert event["id"] == gid("Interaction", visible)
@@ -80,9 +82,10 @@ async def test_an_admin_key_sees_every_event_unmasked(
     key = await make_key(engine, "ADMIN")
     async with connect(server, init=False) as client:
         await client.init({"Authorization": f"Bearer {key}"})
-        await client.subscribe(FEED)
-        await asyncio.sleep(0.3)
-        written = await Writer(engine, customer, "App", app, "MOBILE").record(type="PAGE_VIEW")
+        op = await client.subscribe(FEED)
+        mobile = Writer(engine, customer, "App", app, "MOBILE")
+        await await_live(client, {op: "interactionRecorded"}, interaction_probe(mobile))
+        written = await mobile.record(type="PAGE_VIEW")
         data = await client.next_data()
     event = data["interactionRecorded"]["interaction"]
     assert event["id"] == gid("Interaction", written)

@@ -17,7 +17,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.factories import Factory
-from tests.live_server import Client, Server, Writer, connect, start_server
+from tests.feed_sync import await_live, interaction_probe
+from tests.live_server import TIMEOUT, Client, Server, Writer, connect, start_server
 
 FEED = "subscription { interactionRecorded { cursor interaction { id summary } } }"
 
@@ -32,7 +33,10 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ws_allowed_origins=["https://partner.example"],
         ws_keepalive_s=0.3,
         subscriber_queue_size=16,
-        subscriber_cutoff_grace_s=30,
+        # Longer than the slow-consumer test can take on a loaded machine (300 events for the
+        # fast client first): a cut-off client is dropped unread after the grace, which would
+        # turn the expected 4008 close into a dropped connection.
+        subscriber_cutoff_grace_s=600,
     )
     try:
         yield started
@@ -51,8 +55,9 @@ async def writer(engine: Any, db: asyncpg.Connection) -> Writer:
 async def closed_with(ws: websockets.ClientConnection) -> int | None:
     """Read until the server closes; the close code it sent."""
     with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            await asyncio.wait_for(ws.recv(), 10)
+        async with asyncio.timeout(TIMEOUT):  # keep-alive pings alone would never end it
+            while True:
+                await ws.recv()
     return closed.value.rcvd.code if closed.value.rcvd else None
 
 
@@ -69,20 +74,22 @@ async def test_subscribing_before_the_acknowledgement_is_refused_4401(server: Se
         assert await closed_with(client.ws) == 4401
 
 
-async def test_active_subscriptions_per_connection_are_capped(server: Server) -> None:
+async def test_active_subscriptions_per_connection_are_capped(
+    server: Server, writer: Writer
+) -> None:
     async with connect(server) as client:
         first = await client.subscribe(FEED)
-        await client.subscribe(FEED)
+        second = await client.subscribe(FEED)
         third = await client.subscribe(FEED)
         [error] = await client.errors(third)
         assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+        # The server handles one connection's messages in order: the `complete` frees the slot
+        # before the next `subscribe` is read.
         await client.send({"id": first, "type": "complete"})
-        await asyncio.sleep(0.1)
+        await client.send({"id": second, "type": "complete"})
         fourth = await client.subscribe(FEED)
-        await client.send({"id": fourth, "type": "complete"})
-        # The freed slot was accepted: no error arrives for it (only pings).
-        with pytest.raises(TimeoutError):
-            await client.receive(timeout=0.5)
+        # The freed slot was accepted: the fourth operation delivers events.
+        await await_live(client, {fourth: "interactionRecorded"}, interaction_probe(writer))
 
 
 async def test_only_allowed_origins_may_connect(server: Server) -> None:
@@ -147,10 +154,15 @@ async def test_a_slow_consumer_is_cut_off_while_a_fast_one_keeps_up(
     slow_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow_socket.connect(("127.0.0.1", server.port))
     slow_socket.setblocking(False)
-    async with connect(server) as fast, connect(server, max_queue=1, sock=slow_socket) as slow:
-        await fast.subscribe(FEED)
+    # No client keep-alive on the slow one: its pongs wait behind the unread frames, and on a
+    # loaded machine the library's own 20 s ping timeout closed it (1011) before the hub did.
+    slow_options: dict[str, Any] = {"max_queue": 1, "sock": slow_socket, "ping_interval": None}
+    async with connect(server) as fast, connect(server, **slow_options) as slow:
+        fast_op = await fast.subscribe(FEED)
         slow_op = await slow.subscribe(FEED)
-        await asyncio.sleep(0.3)
+        # Both receive before the test begins (the slow one reads only these probes).
+        await await_live(slow, {slow_op: "interactionRecorded"}, interaction_probe(writer))
+        await await_live(fast, {fast_op: "interactionRecorded"}, interaction_probe(writer))
 
         received: list[dict[str, Any]] = []
         for _ in range(total // 4):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,15 @@ import asyncpg
 import httpx
 import pytest
 
-from hub.events.emit import EventKind, NewEvent, emit_many
+from hub.events.outbox import Position, decode_cursor
 from tests.factories import Factory, gid
+from tests.feed_sync import (
+    await_live,
+    drain_to,
+    first_of_last_transaction,
+    interaction_probe,
+    outbox_positions,
+)
 from tests.live_server import (
     Server,
     Writer,
@@ -67,8 +73,8 @@ def interaction_id(data: dict[str, Any]) -> str:
 
 async def test_a_subscriber_receives_recorded_interactions(server: Server, writer: Writer) -> None:
     async with connect(server) as client:
-        await client.subscribe(FEED)
-        await asyncio.sleep(0.3)  # let the subscription register before writing
+        op = await client.subscribe(FEED)
+        probed = await await_live(client, {op: "interactionRecorded"}, interaction_probe(writer))
         first = await writer.record(type="ORDER")
         data = await client.next_data()
     event = data["interactionRecorded"]
@@ -79,15 +85,20 @@ async def test_a_subscriber_receives_recorded_interactions(server: Server, write
         "touchpoint": {"name": "Shop"},
         "customer": {"displayName": "Ada"},
     }
-    assert isinstance(event["cursor"], str) and event["cursor"]
+    assert decode_cursor(event["cursor"]) > probed
 
 
 async def test_filters_select_events_and_unknown_touchpoints_are_refused(
     server: Server, writer: Writer
 ) -> None:
     async with connect(server) as client:
-        await client.subscribe(FEED, {"filter": {"types": ["CALL"], "channels": ["WEB"]}})
-        await asyncio.sleep(0.3)
+        op = await client.subscribe(FEED, {"filter": {"types": ["CALL"], "channels": ["WEB"]}})
+
+        async def call() -> Position:
+            await writer.record(type="CALL")
+            return await first_of_last_transaction(writer.engine)
+
+        await await_live(client, {op: "interactionRecorded"}, call)
         await writer.record(type="PAGE_VIEW")
         wanted = await writer.record(type="CALL")
         assert interaction_id(await client.next_data()) == gid("Interaction", wanted)
@@ -108,8 +119,8 @@ async def test_no_event_is_delivered_for_a_rolled_back_write(
     server: Server, writer: Writer
 ) -> None:
     async with connect(server) as client:
-        await client.subscribe(FEED)
-        await asyncio.sleep(0.3)
+        op = await client.subscribe(FEED)
+        await await_live(client, {op: "interactionRecorded"}, interaction_probe(writer))
         with pytest.raises(RuntimeError):
             async with writer.transaction() as transaction:
                 await writer.record_in(transaction)
@@ -126,17 +137,26 @@ async def test_every_process_delivers_every_committed_event_once(
     # outbox row (postgres broker) or the leader's stream entry (redis broker).
     process_a = start_server(database_url, tmp_path, **broker)
     process_b = start_server(database_url, tmp_path, **broker)
+    probe = interaction_probe(writer)
     try:
         async with connect(process_a) as on_a, connect(process_b) as on_b:
-            await on_a.subscribe(FEED)
-            await on_b.subscribe(FEED)
-            await asyncio.sleep(0.3)
+            op_a = await on_a.subscribe(FEED)
+            op_b = await on_b.subscribe(FEED)
+            start_a = await await_live(on_a, {op_a: "interactionRecorded"}, probe)
+            start_b = await await_live(on_b, {op_b: "interactionRecorded"}, probe)
+            start = max(start_a, start_b)
             recorded = [await writer.record() for _ in range(3)]
+            marker = await probe()
             expected = [gid("Interaction", r) for r in recorded]
-            for client in (on_a, on_b):
-                assert [interaction_id(await client.next_data()) for _ in expected] == expected
-            with pytest.raises(TimeoutError):  # and nothing twice
-                await on_b.receive(timeout=0.5)
+            outbox = await outbox_positions(writer.engine, start, marker, ["INTERACTION_RECORDED"])
+            outbox.remove(marker)
+            for client, op in ((on_a, op_a), (on_b, op_b)):
+                received = (await drain_to(client, {op: "interactionRecorded"}, marker))[op]
+                # What arrived after the last probe: the three, once each, in cursor order,
+                # exactly the outbox's events between the probe and the final marker.
+                after = [(p, e) for p, e in received if p > start]
+                assert [e["interaction"]["id"] for _, e in after] == expected
+                assert [p for p, _ in after] == outbox
         assert_redis_carried(broker, process_a, process_b)
     finally:
         process_a.stop()
@@ -151,106 +171,18 @@ def readme_subscription() -> str:
 
 async def test_the_readme_example_works(server: Server, writer: Writer) -> None:
     async with connect(server) as client:
-        await client.subscribe(readme_subscription())
-        await asyncio.sleep(0.3)
+        op = await client.subscribe(readme_subscription())
+        await await_live(client, {op: "interactionRecorded"}, interaction_probe(writer))
         recorded = await writer.record(type="PRODUCT_VIEW")
         event = (await client.next_data())["interactionRecorded"]
     assert event["interaction"]["id"] == gid("Interaction", recorded)
     assert event["interaction"]["touchpoint"] == {"name": "Shop"}
     async with connect(server) as client:  # and resuming from its cursor replays what followed
+        # Resuming replays from the outbox: nothing to wait for, the next event is the one
+        # written after that cursor, whenever the subscription registers.
         await client.subscribe(readme_subscription(), {"after": event["cursor"]})
-        await asyncio.sleep(0.3)
         later = await writer.record()
         assert interaction_id(await client.next_data()) == gid("Interaction", later)
-
-
-async def test_stage_merge_customer_and_conversation_feeds(
-    server: Server, writer: Writer, engine: Any, db: asyncpg.Connection
-) -> None:
-    factory = Factory(db)
-    other = await factory.customer("Bob")
-    conversation = await factory.conversation(writer.customer_id, "T-1")
-    customer_gid = gid("Customer", writer.customer_id)
-    async with connect(server) as client:
-        stage_op = await client.subscribe(
-            "subscription { journeyStageChanged(filter: {stages: [PURCHASE]}) {"
-            " cursor transition stage { code } previousStage { code } customer { displayName } } }"
-        )
-        merge_op = await client.subscribe(
-            "subscription { customerMerged { cursor mergedCustomerId rule survivor { id } } }"
-        )
-        await asyncio.sleep(0.3)
-        async with engine.begin() as connection:
-            await emit_many(
-                connection,
-                [
-                    NewEvent(
-                        EventKind.JOURNEY_STAGE_CHANGED,
-                        customer_id=writer.customer_id,
-                        payload={"stage": "CONSIDERATION", "transition": "FORWARD"},
-                    ),
-                    NewEvent(
-                        EventKind.JOURNEY_STAGE_CHANGED,
-                        customer_id=writer.customer_id,
-                        payload={
-                            "stage": "PURCHASE",
-                            "previous_stage": "CONSIDERATION",
-                            "transition": "FORWARD",
-                        },
-                    ),
-                    NewEvent(
-                        EventKind.CUSTOMER_MERGED,
-                        customer_id=writer.customer_id,
-                        payload={"merged_id": str(other), "rule": "same-email"},
-                    ),
-                ],
-            )
-        by_operation = {}
-        for _ in range(2):
-            message = await client.receive()
-            assert message["type"] == "next", message
-            by_operation[message["id"]] = message["payload"]["data"]
-    change = by_operation[stage_op]["journeyStageChanged"]
-    assert change["stage"] == {"code": "PURCHASE"}
-    assert change["previousStage"] == {"code": "CONSIDERATION"}
-    assert change["transition"] == "FORWARD"
-    assert change["customer"] == {"displayName": "Ada"}
-    merge = by_operation[merge_op]["customerMerged"]
-    assert merge["mergedCustomerId"] == gid("Customer", other)
-    assert merge["rule"] == "same-email"
-    assert merge["survivor"] == {"id": customer_gid}
-
-    async with connect(server) as client:
-        await client.subscribe(
-            "subscription($id: ID!) { customerUpdated(id: $id) { customer { displayName } } }",
-            {"id": customer_gid},
-        )
-        await client.subscribe(
-            "subscription($id: ID!) { conversationUpdated(id: $id) { conversation { key } } }",
-            {"id": gid("Conversation", conversation)},
-        )
-        await asyncio.sleep(0.3)
-        await db.execute(
-            "UPDATE customers SET display_name = 'Ada L.' WHERE id = $1", writer.customer_id
-        )
-        async with engine.begin() as connection:
-            await emit_many(
-                connection,
-                [
-                    NewEvent(EventKind.CUSTOMER_UPDATED, customer_id=other),  # someone else
-                    NewEvent(EventKind.CUSTOMER_UPDATED, customer_id=writer.customer_id),
-                    NewEvent(
-                        EventKind.CONVERSATION_UPDATED,
-                        customer_id=writer.customer_id,
-                        subject_id=conversation,
-                    ),
-                ],
-            )
-        received = [await client.next_data() for _ in range(2)]
-        with pytest.raises(TimeoutError):
-            await client.receive(timeout=0.5)
-    assert {"customerUpdated": {"customer": {"displayName": "Ada L."}}} in received
-    assert {"conversationUpdated": {"conversation": {"key": "T-1"}}} in received
 
 
 RECORD = """
@@ -273,10 +205,11 @@ async def test_an_interaction_recorded_over_http_on_a_reaches_a_subscriber_on_b(
     process_a = start_server(database_url, tmp_path, **broker)
     process_b = start_server(database_url, tmp_path, **broker)
     touchpoint = gid("Touchpoint", writer.touchpoint_id)
+    probe = interaction_probe(writer)
     try:
         async with connect(process_b) as on_b:
-            await on_b.subscribe(FEED)
-            await asyncio.sleep(0.3)
+            op = await on_b.subscribe(FEED)
+            start = await await_live(on_b, {op: "interactionRecorded"}, probe)
             recorded = []
             async with httpx.AsyncClient(base_url=process_a.http_url) as http:
                 for key in ("order-1", "order-2", "order-1"):  # the retry stores nothing new
@@ -288,10 +221,12 @@ async def test_an_interaction_recorded_over_http_on_a_reaches_a_subscriber_on_b(
                     assert "errors" not in body, body
                     recorded.append(body["data"]["recordInteraction"]["interaction"]["id"])
             assert recorded[0] == recorded[2]
-            received = [interaction_id(await on_b.next_data()) for _ in range(2)]
-            assert received == recorded[:2]
-            with pytest.raises(TimeoutError):  # the retry is not a second event
-                await on_b.receive(timeout=0.5)
+            marker = await probe()
+            received = (await drain_to(on_b, {op: "interactionRecorded"}, marker))[op]
+            # The retry is not a second event: exactly the two, as in the outbox.
+            assert [e["interaction"]["id"] for _, e in received] == recorded[:2]
+            outbox = await outbox_positions(writer.engine, start, marker, ["INTERACTION_RECORDED"])
+            assert [p for p, _ in received] == outbox[:-1]
         assert_redis_carried(broker, process_a, process_b)
     finally:
         process_a.stop()

@@ -14,8 +14,8 @@ from tests.ingest_support import RECORD_MANY, interaction, record, touchpoints
 EMAIL = ("EMAIL", "ana@example.com")
 PHONE = ("PHONE", "+4915112345670")
 # The key lookup, the advisory locks, the lookups, one statement writing everything, the stored
-# customers for the payload, the audit row.
-EXPECTED_BULK = 6
+# customers for the payload, the audit row written before the change and its outcome after it.
+EXPECTED_BULK = 7
 
 
 def at(minutes: int) -> str:

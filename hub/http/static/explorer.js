@@ -28,15 +28,45 @@
     return cache.fetcher;
   }
   // Right after a tab switch GraphiQL can send the previous tab's operation name with the new
-  // tab's document, which the server rightly refuses; a name the document does not define is
-  // dropped (a document with one operation needs none; with several, the server says which).
-  function definesOperation(query, name) {
-    return new RegExp("\\b(query|mutation|subscription)\\s+" + name + "\\b").test(query);
+  // tab's document, which the server rightly refuses. A name the document does not define is
+  // replaced by the document's only operation name (GraphiQL's fetcher picks the websocket for
+  // a subscription by that name: without it a subscription would go over HTTP, which the hub
+  // refuses), or dropped when there are several (the server then says which to choose).
+  var OPERATION = /\b(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/g;
+  function operationNames(query) {
+    var names = [];
+    var match;
+    var code = query.replace(/#[^\n]*/g, "");  // comments may say "query" too
+    OPERATION.lastIndex = 0;
+    while ((match = OPERATION.exec(code)) !== null) names.push(match[1]);
+    return names;
+  }
+  function isSubscription(query, name) {
+    var code = query.replace(/#[^\n]*/g, "");
+    return new RegExp("\\bsubscription\\s+" + name + "\\b").test(code);
   }
   function fetcher(params, options) {
-    if (params && params.operationName && typeof params.query === "string" &&
-        !definesOperation(params.query, params.operationName)) {
-      params = Object.assign({}, params, { operationName: undefined });
+    if (params && typeof params.query === "string") {
+      var names = operationNames(params.query);
+      if (names.indexOf(params.operationName) < 0) {
+        var only = names.length === 1 ? names[0] : undefined;
+        params = Object.assign({}, params, { operationName: only });
+      }
+      // GraphiQL chooses the websocket from `options.documentAST`, which right after a tab
+      // switch can still be the previous tab's document: describe the operation it must see.
+      if (params.operationName && isSubscription(params.query, params.operationName)) {
+        options = Object.assign({}, options, {
+          documentAST: {
+            kind: "Document",
+            definitions: [{
+              kind: "OperationDefinition",
+              operation: "subscription",
+              name: { kind: "Name", value: params.operationName },
+              selectionSet: { kind: "SelectionSet", selections: [] },
+            }],
+          },
+        });
+      }
     }
     return currentFetcher()(params, options);
   }

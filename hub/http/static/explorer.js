@@ -33,17 +33,19 @@
   // a subscription by that name: without it a subscription would go over HTTP, which the hub
   // refuses), or dropped when there are several (the server then says which to choose).
   var OPERATION = /\b(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/g;
+  function withoutComments(query) {
+    return query.replace(/#[^\n]*/g, "");  // comments may say "query" too
+  }
   function operationNames(query) {
     var names = [];
     var match;
-    var code = query.replace(/#[^\n]*/g, "");  // comments may say "query" too
+    var code = withoutComments(query);
     OPERATION.lastIndex = 0;
     while ((match = OPERATION.exec(code)) !== null) names.push(match[1]);
     return names;
   }
   function isSubscription(query, name) {
-    var code = query.replace(/#[^\n]*/g, "");
-    return new RegExp("\\bsubscription\\s+" + name + "\\b").test(code);
+    return new RegExp("\\bsubscription\\s+" + name + "\\b").test(withoutComments(query));
   }
   function fetcher(params, options) {
     if (params && typeof params.query === "string") {

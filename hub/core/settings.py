@@ -110,6 +110,26 @@ class Settings(BaseSettings):
     max_attributes_bytes: int = Field(
         default=32 * 1024, ge=1, description="Largest `attributes` JSON of an interaction."
     )
+    source_identity_map: dict[str, str] = Field(
+        default={
+            "userId": "CRM_ID",
+            "anonymousId": "COOKIE",
+            "traits.email": "EMAIL",
+            "traits.phone": "PHONE",
+        },
+        description=(
+            "Tracking API (/v1/*, docs/sources.md): which message field holds an identifier of "
+            "which kind. `traits.x` is read from the message's traits, else context.traits."
+        ),
+    )
+    source_max_body_bytes: int = Field(
+        default=4_000_000,
+        ge=1_000,
+        description=(
+            "Tracking API: largest body after gzip decompression (413 beyond; the compressed "
+            "body is capped by max_body_bytes)."
+        ),
+    )
     max_future_seconds: int = Field(
         default=300,
         ge=0,

@@ -4,8 +4,12 @@ messages, gzip bombs). The Node SDK's test is tests/sources/test_node_sdk.py."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
+import json
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,13 +19,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import websockets
 from segment.analytics.client import Client
 from segment.analytics.request import APIError
 
 from tests.access.conftest import bearer
 from tests.conftest import make_key
 from tests.factories import Factory
-from tests.live_server import Server, start_server
+from tests.live_server import PROTOCOL, ROOT, Server, start_server
 
 
 @pytest.fixture(scope="module")
@@ -362,3 +367,58 @@ async def test_screen_alias_and_group(world: World, db: asyncpg.Connection) -> N
         )
     ]
     assert await db.fetchval("SELECT type FROM interactions") == "SCREEN_VIEW"
+
+
+def run_node_sdk(world: World, key: str, prefix: str) -> dict[str, Any]:
+    """tests/sources/segment_node.cjs with Segment's Node SDK, from the repository root."""
+    done = subprocess.run(
+        ["node", "tests/sources/segment_node.cjs"],
+        cwd=ROOT,
+        env={**os.environ, "HUB_URL": world.server.http_url, "WRITE_KEY": key, "PREFIX": prefix},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def test_node_sdk_identify_track_page_end_in_the_graph(
+    world: World, db: asyncpg.Connection
+) -> None:
+    assert run_node_sdk(world, world.source_key, "bo") == {"statuses": [200], "errors": []}
+    customer = world.graphql(CUSTOMER, value="bo@example.com")["customerByIdentity"]
+    assert customer["displayName"] == "Bo Node"
+    assert customer["traits"] == {"email": "bo@example.com", "firstName": "Bo", "lastName": "Node"}
+    assert sorted((i["kind"], i["value"]) for i in customer["identities"]) == [
+        ("CRM_ID", "bo-user"),
+        ("EMAIL", "bo@example.com"),
+    ]
+    nodes = customer["interactions"]["nodes"]
+    assert [(n["type"], n["summary"], n["occurredAt"]) for n in nodes] == [
+        ("PAGE_VIEW", "Cart", "2026-03-02T09:02:00+00:00"),
+        ("PRODUCT_VIEW", "Product Added", "2026-03-02T09:01:00+00:00"),
+    ]
+    assert nodes[1]["attributes"]["properties"] == {"sku": "linen-1", "price": 89}
+    assert nodes[1]["attributes"]["library"].startswith("@segment/analytics-node ")
+    # The journey rules as they are: the cart page after the product (AWARENESS after
+    # CONSIDERATION) is a backward step.
+    assert customer["currentStage"] == {"code": "AWARENESS"}
+    # The same messages again: nothing new.
+    assert run_node_sdk(world, world.source_key, "bo") == {"statuses": [200], "errors": []}
+    assert await db.fetchval("SELECT count(*) FROM interactions") == 2
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
+    # A key that is not one: the SDK sees the 401 and reports each message as failed.
+    refused = run_node_sdk(world, "hub_000000000000_" + "y" * 43, "nobody")
+    assert refused["statuses"] == [401]
+    assert refused["errors"] == ["Error: [401] Unauthorized"] * 3  # one per message
+
+
+async def test_a_source_key_cannot_open_a_subscription(world: World) -> None:
+    async with websockets.connect(world.server.ws_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+        init = {"Authorization": f"Bearer {world.source_key}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403

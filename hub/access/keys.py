@@ -26,6 +26,7 @@ from hub.access.scope import NOTHING, UNRESTRICTED, RowScope
 from hub.core.enums import ChannelCode
 from hub.core.errors import BadUserInput, Conflict, NotFound
 from hub.core.faults import database_unavailable
+from hub.core.ids import uuid_from_global_id
 from hub.models import API_KEYS, TOUCHPOINTS
 
 KEY_PREFIX = "hub_"
@@ -136,9 +137,10 @@ def build_scopes(
         scopes.append(CHANNEL_SCOPE + code)
     for touchpoint in touchpoints:
         try:
-            scopes.append(TOUCHPOINT_SCOPE + str(uuid.UUID(touchpoint)))
-        except ValueError:
-            raise BadUserInput(f"{touchpoint!r} is not a touchpoint id (a UUID)") from None
+            # A UUID or a Touchpoint global id (as GraphQL answers show it).
+            scopes.append(TOUCHPOINT_SCOPE + str(uuid_from_global_id(touchpoint, "Touchpoint")))
+        except (ValueError, BadUserInput):
+            raise BadUserInput(f"{touchpoint!r} is not a touchpoint id") from None
     return scopes
 
 

@@ -143,16 +143,10 @@ class IdentityPath:
 
 
 def identity_paths(mapping: Mapping[str, str]) -> list[IdentityPath]:
-    """The configured identity map, checked (``BadUserInput`` names the bad entry)."""
-    paths = []
-    for path, kind in mapping.items():
-        if kind not in IdentityKind.__members__:
-            raise BadUserInput(f"identity map: {kind!r} (for {path!r}) is not an identity kind")
-        parts = tuple(path.split("."))
-        if not all(parts):
-            raise BadUserInput(f"identity map: {path!r} is not a field path")
-        paths.append(IdentityPath(parts, IdentityKind(kind)))
-    return paths
+    """The configured identity map (``Settings`` checked its kinds and paths)."""
+    return [
+        IdentityPath(tuple(path.split(".")), IdentityKind(kind)) for path, kind in mapping.items()
+    ]
 
 
 def _dig(value: Any, path: Sequence[str]) -> Any:

@@ -422,3 +422,47 @@ async def test_a_source_key_cannot_open_a_subscription(world: World) -> None:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_identify_of_two_customers_erased_people_and_oversized_batches(
+    world: World, db: asyncpg.Connection
+) -> None:
+    sdk = world.sdk()
+    sdk.identify(user_id="u-8", traits={"email": "cy@example.com"}, message_id="i-1")
+    sdk.identify(user_id="u-9", traits={"email": "di@example.com"}, message_id="i-2")
+    # One message claims both people's identifiers: refused alone, the next one stored.
+    response = world.post(
+        "/v1/batch",
+        {
+            "batch": [
+                {"type": "identify", "userId": "u-8", "traits": {"email": "di@example.com"}},
+                {"type": "track", "userId": "u-9", "event": "Product Viewed", "messageId": "t-9"},
+            ]
+        },
+    )
+    assert response.status_code == 400
+    first, second = response.json()["messages"]
+    assert (first["status"], first["code"]) == ("rejected", "CONFLICT")
+    assert first["message"] == (
+        "these identities belong to different customers; merge them with mergeCustomers"
+    )
+    assert second == {"index": 1, "messageId": "t-9", "status": "stored"}
+    # An erased person's identifiers are not linked again by an identify.
+    cy = world.graphql('{ customerByIdentity(kind: EMAIL, value: "cy@example.com") { id } }')
+    erase = "mutation($id: ID!) { eraseCustomer(id: $id) { customerId } }"
+    world.graphql(erase, id=cy["customerByIdentity"]["id"])
+    response = world.post(
+        "/v1/identify", {"userId": "u-8", "traits": {"email": "cy@example.com", "name": "Cy"}}
+    )
+    assert response.status_code == 400
+    assert response.json()["messages"][0]["code"] == "ERASED_IDENTITY"
+    assert await db.fetchval("SELECT count(*) FROM identities WHERE value = 'cy@example.com'") == 0
+    # Over the batch size: refused whole, nothing stored.
+    many = [{"type": "track", "userId": "u", "event": "e"}] * 1001
+    too_many = world.post("/v1/batch", {"batch": many})
+    assert too_many.status_code == 400
+    assert too_many.json() == {
+        "success": False,
+        "code": "BAD_REQUEST",
+        "message": "a batch holds at most 1000 messages; got 1001",
+    }

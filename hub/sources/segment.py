@@ -191,6 +191,9 @@ def translate(
         raise BadMessage(f"`messageId` must be a non-empty string of at most {MAX_MESSAGE_ID}")
     if kind in ("identify", "group"):
         traits = _object(message, "traits")
+        if kind == "identify" and "traits" not in message:
+            # RudderStack's SDKs send identify traits in context.traits only.
+            traits = _dict(_object(message, "context").get("traits"))
         changes = dict(traits)
         if kind == "group":
             group_id = message.get("groupId")

@@ -466,3 +466,21 @@ async def test_identify_of_two_customers_erased_people_and_oversized_batches(
         "code": "BAD_REQUEST",
         "message": "a batch holds at most 1000 messages; got 1001",
     }
+
+
+async def test_rudderstack_sdk_sends_gzip_batches_that_end_in_the_graph(world: World) -> None:
+    from rudderstack.analytics.client import Client as RudderClient
+
+    rudder = RudderClient(world.source_key, host=world.server.http_url, sync_mode=True)
+    assert rudder.gzip  # RudderStack's default: every body gzip-encoded
+    rudder.identify(user_id="r-1", traits={"email": "ro@example.com", "name": "Ro"})
+    rudder.track(user_id="r-1", event="Checkout Started", properties={"value": 30})
+    customer = world.graphql(CUSTOMER, value="ro@example.com")["customerByIdentity"]
+    assert customer["displayName"] == "Ro"
+    [node] = customer["interactions"]["nodes"]
+    assert (node["type"], node["summary"], node["attributes"]["properties"]) == (
+        "PRODUCT_VIEW",
+        "Checkout Started",
+        {"value": 30},
+    )
+    assert node["attributes"]["library"].startswith("analytics-python ")  # RudderStack's name

@@ -26,6 +26,7 @@ from hub.resolvers.journey import JourneyMutation, JourneyQuery
 from hub.resolvers.merge import MergeMutation, MergeQuery
 from hub.resolvers.node import NodeQuery
 from hub.resolvers.profile import ProfileMutation
+from hub.resolvers.sources import SourcesMutation, SourcesQuery
 from hub.resolvers.subscriptions import Subscription
 from hub.schema.extensions import AccessGuard, ReadFence
 from hub.schema.permissions import check_personal_fields
@@ -43,6 +44,7 @@ Query = merge_types(
         AccessQuery,
         AnalyticsQuery,
         MergeQuery,
+        SourcesQuery,
     ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -51,7 +53,15 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
 )
 
 Mutation = merge_types(
-    "Mutation", (IngestMutation, ProfileMutation, MergeMutation, JourneyMutation, AccessMutation)
+    "Mutation",
+    (
+        IngestMutation,
+        ProfileMutation,
+        MergeMutation,
+        JourneyMutation,
+        AccessMutation,
+        SourcesMutation,
+    ),
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Write to the graph: record interactions from any channel, manage profiles, identities and "

@@ -444,3 +444,52 @@ class Merge(SQLModel, table=True):
 
 
 MERGES = table(Merge)
+
+
+# ---- tracking sources (docs/sources.md; migration 0017) ----
+
+
+class SourceEventMapping(SQLModel, table=True):
+    """A tracked event name (Segment ``track``) and the interaction type it is stored as."""
+
+    __tablename__ = "source_event_mappings"
+
+    event: str = Field(primary_key=True)
+    interaction_type: str
+    direction: str = Field(default="INBOUND", sa_column_kwargs={"server_default": "INBOUND"})
+    updated_at: datetime | None = _ts()
+    updated_by: str | None = None
+
+
+class SourceUnmappedEvent(SQLModel, table=True):
+    """A tracked event name with no mapping: how often it was stored as TRACKED_EVENT."""
+
+    __tablename__ = "source_unmapped_events"
+
+    event: str = Field(primary_key=True)
+    count: int = Field(sa_type=sa.BigInteger)
+    first_seen_at: datetime | None = _ts()
+    last_seen_at: datetime | None = _ts()
+
+
+class SourceRejection(SQLModel, table=True):
+    """A tracking message that could not be stored, and why (never the message's content)."""
+
+    __tablename__ = "source_rejections"
+    __table_args__ = (sa.Index("ix_source_rejections_at", sa.text("at DESC"), sa.text("id DESC")),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    at: datetime | None = _ts()
+    key_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    source: str
+    touchpoint_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    message_id: str | None = None
+    message_type: str | None = None
+    event: str | None = None
+    code: str
+    reason: str
+
+
+SOURCE_EVENT_MAPPINGS = table(SourceEventMapping)
+SOURCE_UNMAPPED_EVENTS = table(SourceUnmappedEvent)
+SOURCE_REJECTIONS = table(SourceRejection)

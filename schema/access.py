@@ -23,6 +23,10 @@ described_enum(
         Role.FRONTEND: "Read and write customer data; no analytics over all customers.",
         Role.ANALYST: "Read everything and analytics; personal fields masked without `pii`.",
         Role.PARTNER: "Read and subscribe within its channels and touchpoints; always masked.",
+        Role.SOURCE: (
+            "Send tracking data for its one touchpoint to the Segment-compatible `/v1/*` API; "
+            "no GraphQL."
+        ),
     },
 )
 
@@ -90,7 +94,8 @@ class CreateApiKeyInput:
         default=None, description="PARTNER only: the channels it may see."
     )
     touchpoint_ids: list[strawberry.ID] | None = strawberry.field(
-        default=None, description="PARTNER only: the touchpoints it may see."
+        default=None,
+        description="PARTNER: the touchpoints it may see; SOURCE: the one it sends for.",
     )
 
 

@@ -39,7 +39,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 from hub.access.audit import audit_targets
 from hub.access.inputs import input_limits_rule
 from hub.access.limits import limits_rule
-from hub.access.policy import can_introspect, can_write
+from hub.access.policy import can_introspect, can_use_graphql, can_write
 from hub.context import Context
 from hub.core.errors import Forbidden, HubError, ServiceUnavailable
 from hub.core.faults import database_unavailable
@@ -172,6 +172,9 @@ class AccessGuard(SchemaExtension):
 
     async def on_execute(self) -> Any:
         context = self._context()
+        if context is not None and not can_use_graphql(context.principal):
+            # The gates refuse SOURCE keys before this; whatever path reaches here, too.
+            raise Forbidden("a SOURCE key only sends tracking data to /v1/*; no GraphQL")
         mutation = self._mutation() if context is not None else None
         if context is None or mutation is None:
             yield

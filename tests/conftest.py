@@ -27,6 +27,7 @@ from hub.core.settings import Settings
 from hub.db.engine import asyncpg_dsn
 from hub.db.migrations import upgrade
 from hub.seeds.taxonomy import STAGE_RULE_ROWS
+from hub.sources.mapping import DEFAULT_EVENT_MAPPINGS
 from tests.driver_statements import count_driver_statements  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,8 @@ DATA_TABLES = [
     "erasures",
     "audit_log",
     "api_keys",
+    "source_rejections",
+    "source_unmapped_events",
 ]
 
 
@@ -113,6 +116,13 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await connection.executemany(
         "INSERT INTO stage_rules (interaction_type, channel_code, stage) VALUES ($1, $2, $3)",
         [(r["interaction_type"], r["channel_code"], r["stage"]) for r in STAGE_RULE_ROWS],
+    )
+    # So are the tracking API's event mappings (hub.sources.mapping).
+    await connection.execute("DELETE FROM source_event_mappings")
+    await connection.executemany(
+        "INSERT INTO source_event_mappings (event, interaction_type, direction)"
+        " VALUES ($1, $2, $3)",
+        [(e, t.value, d.value) for e, t, d in DEFAULT_EVENT_MAPPINGS],
     )
     try:
         yield connection

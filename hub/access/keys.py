@@ -22,10 +22,11 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.access.scope import UNRESTRICTED, RowScope
+from hub.access.scope import NOTHING, UNRESTRICTED, RowScope
 from hub.core.enums import ChannelCode
 from hub.core.errors import BadUserInput, Conflict, NotFound
 from hub.core.faults import database_unavailable
+from hub.core.ids import uuid_from_global_id
 from hub.models import API_KEYS, TOUCHPOINTS
 
 KEY_PREFIX = "hub_"
@@ -39,6 +40,7 @@ class Role(StrEnum):
     FRONTEND = "FRONTEND"  # read and write customer data; no analytics over all customers
     ANALYST = "ANALYST"  # read everything and analytics; masked unless the key has pii
     PARTNER = "PARTNER"  # reads and subscriptions in its channel/touchpoint scope; always masked
+    SOURCE = "SOURCE"  # sends tracking data (/v1/*) for its one touchpoint; no GraphQL at all
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,26 @@ class Principal:
 
     @property
     def scope(self) -> RowScope:
+        if self.role is Role.SOURCE:
+            # Fail closed: were a SOURCE key ever to reach a read, row security shows it nothing
+            # (the gate refuses it on /graphql before that).
+            return NOTHING
         if self.role is not Role.PARTNER:
             return UNRESTRICTED
         return RowScope(restricted=True, channels=self.channels, touchpoints=self.touchpoints)
 
     @property
+    def source_touchpoint(self) -> uuid.UUID | None:
+        """The one touchpoint a SOURCE key sends for; None for every other role."""
+        if self.role is not Role.SOURCE or len(self.touchpoints) != 1:
+            return None
+        return next(iter(self.touchpoints))
+
+    @property
     def sees_pii(self) -> bool:
-        return self.role is Role.ADMIN or (self.pii and self.role is not Role.PARTNER)
+        return self.role is Role.ADMIN or (
+            self.pii and self.role not in (Role.PARTNER, Role.SOURCE)
+        )
 
     @property
     def actor(self) -> str:
@@ -102,13 +117,19 @@ def build_scopes(
     role: Role, pii: bool, channels: Sequence[str], touchpoints: Sequence[str]
 ) -> list[str]:
     """Validate a key's scopes for its role and encode them as stored."""
-    if role is Role.PARTNER:
+    if role is Role.SOURCE:
+        if pii or channels or len(touchpoints) != 1:
+            raise BadUserInput(
+                "a SOURCE key is bound to exactly one touchpoint (--touchpoints ID), with no "
+                "channels and no pii scope: it only sends tracking data"
+            )
+    elif role is Role.PARTNER:
         if pii:
             raise BadUserInput("a PARTNER key cannot have the pii scope: partners always see masks")
         if not channels and not touchpoints:
             raise BadUserInput("a PARTNER key needs at least one channel or touchpoint")
     elif channels or touchpoints:
-        raise BadUserInput("only PARTNER keys are scoped to channels or touchpoints")
+        raise BadUserInput("only PARTNER and SOURCE keys are scoped to channels or touchpoints")
     scopes = [PII_SCOPE] if pii else []
     for code in channels:
         if code not in ChannelCode.__members__:
@@ -116,9 +137,10 @@ def build_scopes(
         scopes.append(CHANNEL_SCOPE + code)
     for touchpoint in touchpoints:
         try:
-            scopes.append(TOUCHPOINT_SCOPE + str(uuid.UUID(touchpoint)))
-        except ValueError:
-            raise BadUserInput(f"{touchpoint!r} is not a touchpoint id (a UUID)") from None
+            # A UUID or a Touchpoint global id (as GraphQL answers show it).
+            scopes.append(TOUCHPOINT_SCOPE + str(uuid_from_global_id(touchpoint, "Touchpoint")))
+        except (ValueError, BadUserInput):
+            raise BadUserInput(f"{touchpoint!r} is not a touchpoint id") from None
     return scopes
 
 

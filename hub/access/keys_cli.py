@@ -69,14 +69,17 @@ def _run(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
 
 @keys_app.command("create")
 def create(
-    role: Annotated[Role, typer.Option(help="ADMIN, FRONTEND, ANALYST or PARTNER.")],
+    role: Annotated[Role, typer.Option(help="ADMIN, FRONTEND, ANALYST, PARTNER or SOURCE.")],
     name: Annotated[str, typer.Option(help="Unique name of the key.")],
     pii: Annotated[bool, typer.Option("--pii", help="See personal fields unmasked.")] = False,
     channels: Annotated[
         str | None, typer.Option(help="PARTNER scope: channels, comma-separated (WEB,MOBILE).")
     ] = None,
     touchpoints: Annotated[
-        str | None, typer.Option(help="PARTNER scope: touchpoint UUIDs, comma-separated.")
+        str | None,
+        typer.Option(
+            help="PARTNER scope: touchpoint UUIDs, comma-separated; SOURCE: its one touchpoint."
+        ),
     ] = None,
 ) -> None:
     """Create a key and print it once, as the last line of output."""
@@ -94,9 +97,14 @@ def create(
         return created.key
 
     key = _run(work)
+    how = (
+        "Use it as a Segment SDK's write key (HTTP Basic user name) on /v1/*."
+        if role is Role.SOURCE
+        else "Send it as `Authorization: Bearer <key>`."
+    )
     console.print(
         f"created {role.value} key [bold]{name}[/bold]. It is shown only now; store it safely. "
-        "Send it as `Authorization: Bearer <key>`."
+        + how
     )
     typer.echo(key)
 

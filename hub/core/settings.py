@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hub.core.enums import IdentityKind
+
 # Traits and attributes that hold personal data unless configured otherwise.
 DEFAULT_PERSONAL_TRAITS = ("email", "phone", "birthdate", "address", "first_name", "last_name")
 DEFAULT_PERSONAL_ATTRIBUTES = ("email", "phone", "address", "ip", "message")
@@ -109,6 +111,26 @@ class Settings(BaseSettings):
     )
     max_attributes_bytes: int = Field(
         default=32 * 1024, ge=1, description="Largest `attributes` JSON of an interaction."
+    )
+    source_identity_map: dict[str, str] = Field(
+        default={
+            "userId": "CRM_ID",
+            "anonymousId": "COOKIE",
+            "traits.email": "EMAIL",
+            "traits.phone": "PHONE",
+        },
+        description=(
+            "Tracking API (/v1/*, docs/sources.md): which message field holds an identifier of "
+            "which kind. `traits.x` is read from the message's traits, else context.traits."
+        ),
+    )
+    source_max_body_bytes: int = Field(
+        default=4_000_000,
+        ge=1_000,
+        description=(
+            "Tracking API: largest body after gzip decompression (413 beyond; the compressed "
+            "body is capped by max_body_bytes)."
+        ),
     )
     max_future_seconds: int = Field(
         default=300,
@@ -268,6 +290,16 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("source_identity_map")
+    @classmethod
+    def _identity_map(cls, value: dict[str, str]) -> dict[str, str]:
+        for path, kind in value.items():
+            if kind not in IdentityKind.__members__:
+                raise ValueError(f"{kind!r} (for {path!r}) is not an identity kind")
+            if not path or not all(path.split(".")):
+                raise ValueError(f"{path!r} is not a message field path")
         return value
 
     @field_validator("metrics_allowed_networks")

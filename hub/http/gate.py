@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.access.keys import DEV_PRINCIPAL, Principal, bearer_token, verify_key
-from hub.access.policy import can_introspect
+from hub.access.policy import can_introspect, can_use_graphql
 from hub.access.rate_limit import RateLimiter, retry_after
 from hub.core.faults import RETRY_AFTER_S, database_unavailable
 from hub.core.request_keys import PRINCIPAL_KEY
@@ -97,6 +97,10 @@ class KeyCheck:
         key = bearer_token(authorization)
         if key is None:
             return DEV_PRINCIPAL if self.settings.dev_mode else None
+        return await self.principal_of_key(key, address)
+
+    async def principal_of_key(self, key: str, address: str) -> Principal | None:
+        """The principal of ``key`` (however it was sent), throttled per address the same way."""
         wait = self.failures.wait(address)
         if wait > 0:
             if self.metrics is not None:
@@ -218,6 +222,15 @@ class AccessGate:
                 "a valid API key is required: send Authorization: Bearer <key>",
                 "UNAUTHENTICATED",
                 {"WWW-Authenticate": "Bearer"},
+            )
+            return
+        if not can_use_graphql(principal):
+            await send_error(
+                send,
+                403,
+                "a SOURCE key only sends tracking data to /v1/* (Segment's API); "
+                "it cannot use GraphQL",
+                "FORBIDDEN",
             )
             return
         # Per key: its id, with its (unique) name, so that an id handed out again after the

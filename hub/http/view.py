@@ -21,6 +21,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from hub.access.policy import can_use_graphql
 from hub.context import NOBODY, Context
 from hub.core.request_keys import (
     AUDIT_ENGINE_KEY,
@@ -211,6 +212,10 @@ class HubGraphQL(GraphQL[Context, None]):
         )
         if principal is None:
             raise ConnectionRejectionError({"message": "a valid API key is required"})
+        if not can_use_graphql(principal):
+            raise ConnectionRejectionError(
+                {"message": "a SOURCE key only sends tracking data to /v1/*; no GraphQL"}
+            )
         context.act_as(principal)  # the engines and loaders follow the principal
         if principal.key_id is not None and isinstance(context.request, WebSocket):
             self.state.running.sockets.add(context.request, principal.key_id)

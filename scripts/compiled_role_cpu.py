@@ -54,7 +54,9 @@ ROLES: dict[str, dict[str, Any]] = {
     "PARTNER 2 channels": {"role": Role.PARTNER, "channels": ["WEB", "MOBILE"]},
 }
 CUSTOMERS = 400
-N = int(os.environ.get("N", "400"))
+# Requests per cell: scenario 1, scenario 2 (several hundred ms of CPU each on the resolvers).
+N = int(os.environ.get("N", "300"))
+N2 = int(os.environ.get("N2", "30"))
 
 
 async def seed(url: str) -> list[uuid.UUID]:
@@ -149,7 +151,7 @@ async def run(url: str, key: str, body: dict[str, Any], pid: int, n: int) -> tup
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
         last = None
-        for _ in range(30):  # warm up: plans, statement caches
+        for _ in range(10):  # warm up: plans, statement caches
             last = (await http.post("/graphql", json=body)).json()
         before = cpu_ticks(pid)
         for _ in range(n):
@@ -175,19 +177,22 @@ async def main(server_url: str) -> None:
         servers.append(compiled)
         resolvers = start_server(url, tmp, compiled_reads="false", **limits)
         servers.append(resolvers)
-        print(f"N={N} requests per cell, CPU ms per request (server process utime+stime)")
+        print(f"N={N}/{N2} requests per cell (scenario 1/2), CPU ms per request (utime+stime)")
         print("| role | scenario | compiled | resolvers | resolvers / compiled |")
         print("|---|---|---:|---:|---:|")
         for role, key in secret.items():
-            for label, body in (
-                ("1: one customer", {"query": ONE, "variables": {"id": str(ids[0])}}),
-                ("2: 50 x 20", {"query": MANY}),
+            for label, body, n in (
+                ("1: one customer", {"query": ONE, "variables": {"id": str(ids[0])}}, N),
+                ("2: 50 x 20", {"query": MANY}, N2),
             ):
-                fast, a = await run(compiled.http_url, key, body, compiled.process.pid, N)
-                slow, b = await run(resolvers.http_url, key, body, resolvers.process.pid, N)
+                fast, a = await run(compiled.http_url, key, body, compiled.process.pid, n)
+                slow, b = await run(resolvers.http_url, key, body, resolvers.process.pid, n)
                 assert a == b, (role, label)
                 assert "errors" not in a, a
-                print(f"| {role} | {label} | {fast:.2f} | {slow:.2f} | {slow / fast:.1f}x |")
+                print(
+                    f"| {role} | {label} | {fast:.2f} | {slow:.2f} | {slow / fast:.1f}x |",
+                    flush=True,
+                )
     finally:
         for server in servers:
             server.stop()

@@ -361,7 +361,7 @@ class CompiledReads:
             return None
         try:
             if engine is not None:
-                row = await self._scoped(
+                row, plan = await self._scoped(
                     engine,
                     plan,
                     params,
@@ -412,9 +412,10 @@ class CompiledReads:
         params: list[Any],
         non_utc_plan: Callable[[], Plan],
         variables: dict[str, Any],
-    ) -> Any:
-        """The plan's row, run on a connection of the row-scoped ``engine`` (switched to the
-        partner role with the key's scope at checkout, reset on return: row_security).
+    ) -> tuple[Any, Plan]:
+        """The plan's row and the plan that ran, on a connection of the row-scoped ``engine``
+        (switched to the partner role with the key's scope at checkout, reset on return:
+        hub.access.row_security).
 
         That pool's sessions keep the server's time zone: when it is not UTC the plan that
         renders timestamps without relying on it runs instead."""
@@ -426,4 +427,4 @@ class CompiledReads:
                     params = plan.params.bind(variables)
                 except Exception as error:
                     raise _Unbindable from error
-            return await driver.fetchrow(plan.statement, *params)
+            return await driver.fetchrow(plan.statement, *params), plan

@@ -31,6 +31,7 @@ from hub.events.broker import Broker, PostgresBroker
 from hub.graphql import schema
 from hub.http.revocation import OpenSockets
 from hub.ops.metrics import HubMetrics
+from hub.schema.permissions import personal_field_masks
 
 
 @dataclass
@@ -106,7 +107,11 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
         )
         if settings.compiled_reads:
             resources.compiled = await CompiledReads.open(
-                location.url, schema._schema, settings, settings.read_database_url
+                location.url,
+                schema._schema,
+                settings,
+                settings.read_database_url,
+                personal_field_masks(schema._schema),
             )
             stack.push_async_callback(resources.compiled.close)
         if settings.compiled_ingest:

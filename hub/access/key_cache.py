@@ -114,8 +114,9 @@ class KeyCache:
         due = sorted({e.prefix for _, e in entries if e.used_at - e.touched_at >= TOUCH_S})
         live = await live_keys(self._pool(), sorted({e.prefix for _, e in entries}), due)
         for digest, entry in entries:
-            if live.get(entry.prefix) != digest:
-                # Revoked or deleted (or its prefix now names another key): gone, here too.
+            if live.get(entry.prefix) != (digest, entry.principal):
+                # Revoked or deleted, its prefix now names another key, or its role or scopes
+                # changed: gone, here too (the next request looks it up).
                 if self._entries.get(digest) is entry:
                     del self._entries[digest]
                 continue

@@ -309,22 +309,24 @@ async def revoked_among(engine: AsyncEngine, key_ids: Sequence[int]) -> set[int]
 
 
 _LIVE_KEYS = (
-    "SELECT prefix, key_hash FROM api_keys WHERE prefix = ANY($1::text[]) AND revoked_at IS NULL"
+    "SELECT id, name, role, scopes, prefix, key_hash FROM api_keys"
+    " WHERE prefix = ANY($1::text[]) AND revoked_at IS NULL"
 )
 _TOUCH_KEYS = "UPDATE api_keys SET last_used_at = now() WHERE prefix = ANY($1::text[])"
 
 
 async def live_keys(
     engine: AsyncEngine | asyncpg.Pool, prefixes: Sequence[str], touch: Sequence[str] = ()
-) -> dict[str, str]:
-    """``{prefix: key_hash}`` of the keys among ``prefixes`` that are not revoked (nor deleted)
-    now, in one statement (on the prefix's unique index); ``last_used_at`` of ``touch`` is
-    refreshed first. For the per-process key cache's re-check rounds."""
+) -> dict[str, tuple[str, Principal]]:
+    """``{prefix: (key_hash, principal)}`` of the keys among ``prefixes`` that are not revoked
+    (nor deleted) now, in one statement (on the prefix's unique index); ``last_used_at`` of
+    ``touch`` is refreshed first. For the per-process key cache's re-check rounds: an entry
+    stays only while its hash and its principal (role, name, scopes) are still these."""
     if isinstance(engine, asyncpg.Pool):
         async with engine.acquire() as raw:
             if touch:
                 await raw.execute(_TOUCH_KEYS, list(touch))
-            rows = await raw.fetch(_LIVE_KEYS, list(prefixes))
+            rows: Sequence[Any] = await raw.fetch(_LIVE_KEYS, list(prefixes))
     else:
         async with engine.connect() as connection:
             if touch:
@@ -337,7 +339,7 @@ async def live_keys(
             rows = (
                 (
                     await connection.execute(
-                        sa.select(API_KEYS.c.prefix, API_KEYS.c.key_hash).where(
+                        sa.select(API_KEYS).where(
                             API_KEYS.c.prefix.in_(list(prefixes)), API_KEYS.c.revoked_at.is_(None)
                         )
                     )
@@ -345,7 +347,7 @@ async def live_keys(
                 .mappings()
                 .all()
             )
-    return {row["prefix"]: row["key_hash"] for row in rows}
+    return {row["prefix"]: (row["key_hash"], principal_from_row(row)) for row in rows}
 
 
 def bearer_token(value: str | None) -> str | None:

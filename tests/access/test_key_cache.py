@@ -59,17 +59,19 @@ async def test_an_entry_is_trusted_only_while_recently_confirmed(engine: Any, db
         await cache.close()
 
 
-async def test_a_round_drops_revoked_and_deleted_keys(engine: Any, db: Any) -> None:
+async def test_a_round_drops_revoked_deleted_and_changed_keys(engine: Any, db: Any) -> None:
     clock = Clock()
     cache = KeyCache(lambda: engine, size=10, interval=0.5, clock=clock)
     try:
-        revoked, deleted, kept = [await make_key(engine, "FRONTEND") for _ in range(3)]
-        digests = [await _cached(cache, engine, key) for key in (revoked, deleted, kept)]
-        # Revoked and deleted behind this process's back: only a round can learn of it.
+        keys = [await make_key(engine, "FRONTEND") for _ in range(4)]
+        digests = [await _cached(cache, engine, key) for key in keys]
+        # Revoked, deleted and given the pii scope behind this process's back: only a round
+        # can learn of it. The fourth is untouched.
         await db.execute("UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", digests[0])
         await db.execute("DELETE FROM api_keys WHERE key_hash = $1", digests[1])
+        await db.execute("UPDATE api_keys SET scopes = '{pii}' WHERE key_hash = $1", digests[2])
         await cache.check()
-        assert [cache.get(d) is not None for d in digests] == [False, False, True]
+        assert [cache.get(d) is not None for d in digests] == [False, False, False, True]
         assert len(cache) == 1
     finally:
         await cache.close()

@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 try:
                     yield
                 finally:
+                    await keys.cache.close()  # its rounds use the key pool, closed next
                     state.shutdown.uninstall()
                     state.resources = None  # /readyz: unavailable from here on
                     await state.shared_executions.close()

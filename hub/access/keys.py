@@ -12,11 +12,12 @@ import hmac
 import re
 import secrets
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import sqlalchemy as sa
@@ -101,7 +102,7 @@ def hash_key(key: str) -> str:
 _HEX_PREFIX = re.compile(r"[0-9a-f]{12}")
 
 
-def _split(key: str) -> str | None:
+def key_prefix(key: str) -> str | None:
     """The lookup prefix of a well-formed key, else None."""
     if not key.startswith(KEY_PREFIX):
         return None
@@ -218,7 +219,23 @@ async def revoke_key(connection: AsyncConnection, name: str) -> Any:
     )
     if row is None:
         raise NotFound(f"no key named {name!r}")
+    # This process's caches forget it now; the others within a second (hub.access.key_cache).
+    for cache in list(_CACHES):
+        cache.forget(row["prefix"])
     return row
+
+
+class ForgetsKeys(Protocol):
+    def forget(self, prefix: str) -> None: ...
+
+
+# The key caches of this process (hub.access.key_cache.KeyCache registers itself): a revocation
+# made here drops the key from them at once, before any re-check round.
+_CACHES: weakref.WeakSet[ForgetsKeys] = weakref.WeakSet()
+
+
+def register_cache(cache: ForgetsKeys) -> None:
+    _CACHES.add(cache)
 
 
 async def list_keys(connection: AsyncConnection) -> Sequence[Any]:
@@ -276,7 +293,7 @@ async def verify_key(
     ``hub.db.engine.create_driver_pool``): then the check is one prepared statement in autocommit,
     without SQLAlchemy's per-checkout ping and transaction.
     """
-    prefix = _split(key)
+    prefix = key_prefix(key)
     if prefix is None:
         return None
     if isinstance(engine, asyncpg.Pool):
@@ -311,6 +328,48 @@ async def revoked_among(engine: AsyncEngine, key_ids: Sequence[int]) -> set[int]
         )
         alive = set(live)
     return {key_id for key_id in key_ids if key_id not in alive}
+
+
+_LIVE_KEYS = (
+    "SELECT id, name, role, scopes, prefix, key_hash FROM api_keys"
+    " WHERE prefix = ANY($1::text[]) AND revoked_at IS NULL"
+)
+_TOUCH_KEYS = "UPDATE api_keys SET last_used_at = now() WHERE prefix = ANY($1::text[])"
+
+
+async def live_keys(
+    engine: AsyncEngine | asyncpg.Pool, prefixes: Sequence[str], touch: Sequence[str] = ()
+) -> dict[str, tuple[str, Principal]]:
+    """``{prefix: (key_hash, principal)}`` of the keys among ``prefixes`` that are not revoked
+    (nor deleted) now, in one statement (on the prefix's unique index); ``last_used_at`` of
+    ``touch`` is refreshed first. For the per-process key cache's re-check rounds: an entry
+    stays only while its hash and its principal (role, name, scopes) are still these."""
+    if isinstance(engine, asyncpg.Pool):
+        async with engine.acquire() as raw:
+            if touch:
+                await raw.execute(_TOUCH_KEYS, list(touch))
+            rows: Sequence[Any] = await raw.fetch(_LIVE_KEYS, list(prefixes))
+    else:
+        async with engine.connect() as connection:
+            if touch:
+                await connection.execute(
+                    API_KEYS.update()
+                    .where(API_KEYS.c.prefix.in_(list(touch)))
+                    .values(last_used_at=sa.func.now())
+                )
+                await connection.commit()
+            rows = (
+                (
+                    await connection.execute(
+                        sa.select(API_KEYS).where(
+                            API_KEYS.c.prefix.in_(list(prefixes)), API_KEYS.c.revoked_at.is_(None)
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+    return {row["prefix"]: (row["key_hash"], principal_from_row(row)) for row in rows}
 
 
 def bearer_token(value: str | None) -> str | None:

@@ -214,6 +214,24 @@ class Settings(BaseSettings):
         gt=0,
         description="How often open websockets re-check that their key is still valid.",
     )
+    key_cache_size: int = Field(
+        default=1000,
+        ge=0,
+        description=(
+            "Verified API keys each process keeps in memory (by their SHA-256), so that a "
+            "request with a known key costs no database round trip; 0 turns the cache off."
+        ),
+    )
+    key_cache_check_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=0.5,
+        description=(
+            "How often each process re-checks its cached keys against the database (one "
+            "statement for all of them). A cached key unconfirmed for 0.9 s is looked up "
+            "again, so a revocation reaches every process within a second."
+        ),
+    )
     allow_get_queries: bool = Field(
         default=True,
         description=(

@@ -45,6 +45,7 @@ DATA_TABLES = [
     "erasures",
     "audit_log",
     "api_keys",
+    "trusted_documents",
 ]
 
 

@@ -53,6 +53,8 @@ class Principal:
     touchpoints: frozenset[uuid.UUID] = frozenset()
     dev: bool = False
     scopes: tuple[str, ...] = field(default=())
+    # REGISTERED_ONLY, ANY, or None: the role's default (hub.access.documents.effective_policy).
+    documents: str | None = None
 
     @property
     def scope(self) -> RowScope:
@@ -134,7 +136,17 @@ def principal_from_row(row: Any) -> Principal:
             uuid.UUID(s[len(TOUCHPOINT_SCOPE) :]) for s in scopes if s.startswith(TOUCHPOINT_SCOPE)
         ),
         scopes=tuple(scopes),
+        documents=row.get("documents"),
     )
+
+
+DOCUMENT_POLICIES = ("REGISTERED_ONLY", "ANY")
+
+
+def _document_policy(documents: str | None) -> str | None:
+    if documents is not None and documents not in DOCUMENT_POLICIES:
+        raise BadUserInput(f"documents is one of {', '.join(DOCUMENT_POLICIES)} (or unset)")
+    return documents
 
 
 async def create_key(
@@ -145,8 +157,11 @@ async def create_key(
     pii: bool = False,
     channels: Sequence[str] = (),
     touchpoints: Sequence[str] = (),
+    documents: str | None = None,
 ) -> NewKey:
-    """Create a key in the caller's transaction; the returned ``key`` is the only copy."""
+    """Create a key in the caller's transaction; the returned ``key`` is the only copy.
+    ``documents``: REGISTERED_ONLY, ANY, or None (its role's default, docs/trusted-documents.md)."""
+    documents = _document_policy(documents)
     name = name.strip()
     if not name or len(name) > 100:
         raise BadUserInput("a key needs a name of 1 to 100 characters")
@@ -169,7 +184,12 @@ async def create_key(
             await connection.execute(
                 API_KEYS.insert()
                 .values(
-                    name=name, role=role.value, scopes=scopes, prefix=prefix, key_hash=hash_key(key)
+                    name=name,
+                    role=role.value,
+                    scopes=scopes,
+                    prefix=prefix,
+                    key_hash=hash_key(key),
+                    documents=documents,
                 )
                 .returning(API_KEYS)
             )
@@ -180,14 +200,14 @@ async def create_key(
     return NewKey(principal=principal_from_row(row), key=key)
 
 
-async def revoke_key(connection: AsyncConnection, name: str) -> Any:
-    """Revoke a key by name in the caller's transaction; returns its row."""
+async def _update_key(connection: AsyncConnection, name: str, **values: Any) -> Any:
+    """Update the key named ``name``; its row (``NotFound`` if there is none)."""
     row = (
         (
             await connection.execute(
                 API_KEYS.update()
                 .where(API_KEYS.c.name == name)
-                .values(revoked_at=sa.func.coalesce(API_KEYS.c.revoked_at, sa.func.now()))
+                .values(**values)
                 .returning(API_KEYS)
             )
         )
@@ -197,6 +217,17 @@ async def revoke_key(connection: AsyncConnection, name: str) -> Any:
     if row is None:
         raise NotFound(f"no key named {name!r}")
     return row
+
+
+async def revoke_key(connection: AsyncConnection, name: str) -> Any:
+    """Revoke a key by name in the caller's transaction; returns its row."""
+    revoked_at = sa.func.coalesce(API_KEYS.c.revoked_at, sa.func.now())
+    return await _update_key(connection, name, revoked_at=revoked_at)
+
+
+async def set_key_documents(connection: AsyncConnection, name: str, documents: str | None) -> Any:
+    """Set which documents a key may run (None: its role's default); its row."""
+    return await _update_key(connection, name, documents=_document_policy(documents))
 
 
 async def list_keys(connection: AsyncConnection) -> Sequence[Any]:

@@ -78,6 +78,14 @@ def create(
     touchpoints: Annotated[
         str | None, typer.Option(help="PARTNER scope: touchpoint UUIDs, comma-separated.")
     ] = None,
+    registered_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--registered-only/--any-document",
+            help="Run only trusted documents, by id (or any document). Unset: the role's "
+            "default (registered only for FRONTEND and PARTNER when HUB_ENV=production).",
+        ),
+    ] = None,
 ) -> None:
     """Create a key and print it once, as the last line of output."""
 
@@ -89,6 +97,9 @@ def create(
             pii=pii,
             channels=_split(channels),
             touchpoints=_split(touchpoints),
+            documents=None
+            if registered_only is None
+            else ("REGISTERED_ONLY" if registered_only else "ANY"),
         )
         await _audit(connection, "keys create", name)
         return created.key
@@ -109,7 +120,8 @@ def list_() -> None:
         return list(await list_keys(connection))
 
     rows = _run(work)
-    typer.echo("\t".join(["name", "role", "scopes", "prefix", "created", "last_used", "revoked"]))
+    columns = ["name", "role", "scopes", "prefix", "created", "last_used", "revoked", "documents"]
+    typer.echo("\t".join(columns))
     for row in rows:
         principal = principal_from_row(row)
         fields = [
@@ -120,6 +132,7 @@ def list_() -> None:
             f"{row['created_at']:%Y-%m-%d %H:%M}",
             f"{row['last_used_at']:%Y-%m-%d %H:%M}" if row["last_used_at"] else "-",
             f"{row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "-",
+            principal.documents or "-",
         ]
         typer.echo("\t".join(fields))
 

@@ -266,9 +266,11 @@ class CompiledReads:
         does, once, for its metrics label); else it is read here.
         ``replica``: read the replica (the app's read routing chose it for this caller).
         """
-        if request.method != "POST":
-            return None
-        if not request.headers.get("content-type", "").startswith("application/json"):
+        if request.method != "POST" and not isinstance(payload, dict):
+            return None  # a GET only with the parameters the app read (trusted documents)
+        if request.method == "POST" and not request.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
             return None
         accept = request.headers.get("accept", "")
         if "multipart" in accept or "event-stream" in accept:

@@ -1,0 +1,156 @@
+"""Requests by id: GraphQL-over-HTTP's ``documentId`` and Apollo's automatic persisted queries
+(``extensions.persistedQuery``), and the per-key rule that some keys send only ids.
+
+``DocumentIds.resolve`` turns a request's id into the document's text (cached per process,
+bounded, each copy trusted for ``HUB_TRUSTED_DOCUMENTS_TTL_S``), so everything after it (the
+operation checks of ``hub.http.wire``, the compiled path, Strawberry's validation cache) sees
+the same text object every time and parses, validates and plans it once per process.
+
+- trusted documents (``trusted_documents``, registered by an ADMIN) run for every key;
+- an APQ hash sent with its query registers it in this process's APQ cache, only for keys
+  allowed arbitrary documents (``ANY``); those keys may then send the hash alone. APQ entries
+  are never trusted documents: a ``REGISTERED_ONLY`` key cannot run them;
+- a ``REGISTERED_ONLY`` key that sends a document's text (without a registered id) is refused
+  with 403 PERSISTED_QUERY_REQUIRED.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.access.documents import FIND_DOCUMENT, document_id, is_sha256, registered_only
+from hub.access.keys import Principal
+from hub.compiled.executor import LRU
+from hub.core.request_keys import OUTCOME_KEY
+from hub.core.settings import Settings
+from hub.http.wire import GraphQLParams, RequestRefused
+
+NOT_FOUND_MESSAGE = "PersistedQueryNotFound"  # what Apollo's persisted-query link looks for
+
+
+def _required() -> RequestRefused:
+    return RequestRefused(
+        403,
+        "PERSISTED_QUERY_REQUIRED",
+        "this API key runs only registered documents: send `documentId` (or an APQ "
+        "`extensions.persistedQuery.sha256Hash`) of a trusted document instead of its text",
+    )
+
+
+def _bad(message: str, code: str = "BAD_REQUEST") -> RequestRefused:
+    return RequestRefused(400, code, message)
+
+
+class DocumentIds:
+    """One app's documents by id: trusted ones from the database, APQ ones from callers."""
+
+    def __init__(self, settings: Settings, pool: Callable[[], Any]) -> None:
+        self.settings = settings
+        self.pool = pool  # the key-check asyncpg pool (hub.http.resources)
+        self.trusted: LRU[str, tuple[str, float]] = LRU(settings.trusted_documents_cache_size)
+        self.apq: LRU[str, str] = LRU(max(settings.apq_cache_size, 1))
+        self.lookups = 0  # database lookups made (tests read it: cached ids make none)
+
+    async def trusted_text(self, id: str) -> str | None:
+        """A trusted document's text by id (None: not registered)."""
+        now = time.monotonic()
+        cached = self.trusted.get(id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        self.lookups += 1
+        async with self.pool().acquire() as connection:
+            text: str | None = await connection.fetchval(FIND_DOCUMENT, id)
+        if text is None:
+            self.trusted.items.pop(id, None)
+            return None
+        if cached is not None and cached[0] == text:
+            text = cached[0]  # the same object: the caches keyed by text stay warm
+        self.trusted.put(id, (text, now + self.settings.trusted_documents_ttl_s))
+        return text
+
+    async def resolve(self, params: GraphQLParams, principal: Principal) -> GraphQLParams:
+        """``params`` with the document's text; refused when the id is unknown or malformed,
+        or when the key may not send what it sent."""
+        only_registered = registered_only(principal, self.settings.env)
+        extensions = params.extensions or {}
+        if params.document_id is not None:
+            if params.query:
+                raise _bad("send either `query` or `documentId`, not both")
+            text = await self.trusted_text(params.document_id)
+            if text is None:
+                raise _bad(
+                    f"no trusted document with id {params.document_id[:80]!r}",
+                    "PERSISTED_QUERY_NOT_FOUND",
+                )
+            return dataclasses.replace(params, query=text, trusted=True)
+        if "persistedQuery" in extensions:
+            return await self._persisted_query(params, extensions, only_registered)
+        if only_registered:
+            raise _required()
+        return params
+
+    async def _persisted_query(
+        self, params: GraphQLParams, extensions: dict[str, Any], only_registered: bool
+    ) -> GraphQLParams:
+        persisted = extensions["persistedQuery"]
+        if (
+            not isinstance(persisted, dict)
+            or persisted.get("version") != 1
+            or not isinstance(persisted.get("sha256Hash"), str)
+            or not is_sha256(persisted["sha256Hash"])
+        ):
+            raise _bad(
+                "`extensions.persistedQuery` must be {version: 1, sha256Hash: <64 lowercase hex>}",
+                "PERSISTED_QUERY_INVALID",
+            )
+        hash_ = persisted["sha256Hash"]
+        # The rest of the pipeline (the compiled path too) sees the request without it.
+        rest = {k: v for k, v in extensions.items() if k != "persistedQuery"} or None
+        if params.query:
+            if document_id(params.query) != hash_:
+                raise _bad(
+                    "`extensions.persistedQuery.sha256Hash` is not the SHA-256 of `query`",
+                    "PERSISTED_QUERY_HASH_MISMATCH",
+                )
+            trusted = await self.trusted_text(hash_)
+            if trusted is not None:
+                return dataclasses.replace(params, query=trusted, extensions=rest, trusted=True)
+            if only_registered:
+                raise _required()  # APQ registers nothing for a registered-only key
+            if self.settings.apq_cache_size > 0:
+                self.apq.put(hash_, params.query)
+            return dataclasses.replace(params, extensions=rest)
+        trusted = await self.trusted_text(hash_)
+        if trusted is not None:
+            return dataclasses.replace(params, query=trusted, extensions=rest, trusted=True)
+        text = None if only_registered else self.apq.get(hash_)
+        if text is None:
+            # Apollo's clients answer this by sending the query with its hash (200, as Apollo
+            # Server answers it); a registered-only key's client then gets
+            # PERSISTED_QUERY_REQUIRED.
+            raise RequestRefused(200, "PERSISTED_QUERY_NOT_FOUND", NOT_FOUND_MESSAGE)
+        return dataclasses.replace(params, query=text, extensions=rest)
+
+
+def cacheable(request: Request, response: Response, cache_control: str) -> Response:
+    """A trusted query's answer by GET, for the caller's private cache: an ETag of its bytes,
+    ``cache_control``, and 304 without a body when ``If-None-Match`` names that ETag. Answers
+    with errors (a timeout, an outage) are not cacheable."""
+    if response.status_code != 200 or request.scope.get(OUTCOME_KEY) == "error":
+        response.headers["cache-control"] = "no-store"
+        return response
+    etag = f'"{hashlib.sha256(response.body).hexdigest()[:32]}"'
+    headers = {"etag": etag, "cache-control": cache_control, "vary": "Authorization"}
+    wanted = request.headers.get("if-none-match")
+    tags = {tag.strip().removeprefix("W/") for tag in (wanted or "").split(",")}
+    if wanted is not None and ("*" in tags or etag in tags):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return response

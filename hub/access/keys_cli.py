@@ -120,7 +120,7 @@ def list_() -> None:
         return list(await list_keys(connection))
 
     rows = _run(work)
-    columns = ["name", "role", "scopes", "prefix", "created", "last_used", "revoked", "documents"]
+    columns = ["name", "role", "scopes", "documents", "prefix", "created", "last_used", "revoked"]
     typer.echo("\t".join(columns))
     for row in rows:
         principal = principal_from_row(row)
@@ -128,11 +128,11 @@ def list_() -> None:
             row["name"],
             principal.role.value,
             ",".join(principal.scopes) or "-",
+            principal.documents or "-",
             row["prefix"],
             f"{row['created_at']:%Y-%m-%d %H:%M}",
             f"{row['last_used_at']:%Y-%m-%d %H:%M}" if row["last_used_at"] else "-",
             f"{row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "-",
-            principal.documents or "-",
         ]
         typer.echo("\t".join(fields))
 

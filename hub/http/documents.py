@@ -20,8 +20,10 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from graphql import DocumentNode, parse
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -48,32 +50,50 @@ def _bad(message: str, code: str = "BAD_REQUEST") -> RequestRefused:
     return RequestRefused(400, code, message)
 
 
+@dataclass(frozen=True)
+class Trusted:
+    """A trusted document as this process keeps it: its text, parsed once, until when."""
+
+    text: str
+    document: DocumentNode
+    until: float
+
+
 class DocumentIds:
     """One app's documents by id: trusted ones from the database, APQ ones from callers."""
 
     def __init__(self, settings: Settings, pool: Callable[[], Any]) -> None:
         self.settings = settings
         self.pool = pool  # the key-check asyncpg pool (hub.http.resources)
-        self.trusted: LRU[str, tuple[str, float]] = LRU(settings.trusted_documents_cache_size)
+        self.trusted_documents: LRU[str, Trusted] = LRU(settings.trusted_documents_cache_size)
         self.apq: LRU[str, str] = LRU(max(settings.apq_cache_size, 1))
         self.lookups = 0  # database lookups made (tests read it: cached ids make none)
 
-    async def trusted_text(self, id: str) -> str | None:
-        """A trusted document's text by id (None: not registered)."""
+    async def trusted(self, id: str) -> Trusted | None:
+        """A trusted document by id (None: not registered)."""
         now = time.monotonic()
-        cached = self.trusted.get(id)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        cached = self.trusted_documents.get(id)
+        if cached is not None and cached.until > now:
+            return cached
         self.lookups += 1
         async with self.pool().acquire() as connection:
             text: str | None = await connection.fetchval(FIND_DOCUMENT, id)
         if text is None:
-            self.trusted.items.pop(id, None)
+            self.trusted_documents.items.pop(id, None)
             return None
-        if cached is not None and cached[0] == text:
-            text = cached[0]  # the same object: the caches keyed by text stay warm
-        self.trusted.put(id, (text, now + self.settings.trusted_documents_ttl_s))
-        return text
+        until = now + self.settings.trusted_documents_ttl_s
+        if cached is not None and cached.text == text:
+            # The same objects: the caches keyed by text (or by node) stay warm.
+            found = dataclasses.replace(cached, until=until)
+        else:
+            found = Trusted(text, parse(text), until)  # valid: checked at registration
+        self.trusted_documents.put(id, found)
+        return found
+
+    def _run(self, params: GraphQLParams, found: Trusted, **changes: Any) -> GraphQLParams:
+        return dataclasses.replace(
+            params, query=found.text, trusted=True, parsed=found.document, **changes
+        )
 
     async def resolve(self, params: GraphQLParams, principal: Principal) -> GraphQLParams:
         """``params`` with the document's text; refused when the id is unknown or malformed,
@@ -83,13 +103,13 @@ class DocumentIds:
         if params.document_id is not None:
             if params.query:
                 raise _bad("send either `query` or `documentId`, not both")
-            text = await self.trusted_text(params.document_id)
-            if text is None:
+            found = await self.trusted(params.document_id)
+            if found is None:
                 raise _bad(
                     f"no trusted document with id {params.document_id[:80]!r}",
                     "PERSISTED_QUERY_NOT_FOUND",
                 )
-            return dataclasses.replace(params, query=text, trusted=True)
+            return self._run(params, found)
         if "persistedQuery" in extensions:
             return await self._persisted_query(params, extensions, only_registered)
         if only_registered:
@@ -119,17 +139,17 @@ class DocumentIds:
                     "`extensions.persistedQuery.sha256Hash` is not the SHA-256 of `query`",
                     "PERSISTED_QUERY_HASH_MISMATCH",
                 )
-            trusted = await self.trusted_text(hash_)
-            if trusted is not None:
-                return dataclasses.replace(params, query=trusted, extensions=rest, trusted=True)
+            found = await self.trusted(hash_)
+            if found is not None:
+                return self._run(params, found, extensions=rest)
             if only_registered:
                 raise _required()  # APQ registers nothing for a registered-only key
             if self.settings.apq_cache_size > 0:
                 self.apq.put(hash_, params.query)
             return dataclasses.replace(params, extensions=rest)
-        trusted = await self.trusted_text(hash_)
-        if trusted is not None:
-            return dataclasses.replace(params, query=trusted, extensions=rest, trusted=True)
+        found = await self.trusted(hash_)
+        if found is not None:
+            return self._run(params, found, extensions=rest)
         text = None if only_registered else self.apq.get(hash_)
         if text is None:
             # Apollo's clients answer this by sending the query with its hash (200, as Apollo

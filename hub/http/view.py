@@ -30,6 +30,7 @@ from hub.core.request_keys import (
     PRINCIPAL_KEY,
     REPLICA_KEY,
     ROUTER_KEY,
+    TRUSTED_DOCUMENT_KEY,
 )
 from hub.graphql import schema
 from hub.http.compiled_paths import compiled_ingest, compiled_read, timeout_error
@@ -151,6 +152,8 @@ class HubGraphQL(GraphQL[Context, None]):
         sub_response = await self.get_sub_response(request)
         if context is UNSET:
             context = await self.get_context(request, response=sub_response)
+        if params.parsed is not None:  # a trusted document: Strawberry does not parse it again
+            context.extras[TRUSTED_DOCUMENT_KEY] = params.parsed
         if root_value is UNSET:
             root_value = None  # the hub has no root value (Strawberry's default)
         data = GraphQLRequestData(

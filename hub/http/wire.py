@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -47,6 +47,8 @@ class GraphQLParams:
     document_id: str | None = None
     # The document the request runs is a trusted (registered) one: a GET of it may be cached.
     trusted: bool = False
+    # A trusted document's ``DocumentNode``, parsed once per process (Strawberry reuses it).
+    parsed: DocumentNode | None = None
 
     def payload(self) -> dict[str, Any]:
         """The parameters as a POST body carries them (what the compiled paths read)."""

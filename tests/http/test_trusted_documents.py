@@ -432,7 +432,8 @@ async def test_a_trusted_document_is_looked_up_once_per_process(
     app: Starlette, db: asyncpg.Connection
 ) -> None:
     """The process keeps registered documents it found (for HUB_TRUSTED_DOCUMENTS_TTL_S) and
-    hands out the same text object, so the caches keyed by text parse and plan it once."""
+    hands out the same text and parsed document, so the caches keyed by them (the operation
+    check, the compiled plans, Strawberry's validation) hit: parsed and planned once."""
     await db.execute(
         "INSERT INTO trusted_documents (id, document, created_by) VALUES ($1, $2, 'test')",
         "one",
@@ -448,6 +449,8 @@ async def test_a_trusted_document_is_looked_up_once_per_process(
     second = await ids.resolve(params, analyst)
     assert first.query == CHANNELS and first.trusted
     assert second.query is first.query
+    # Parsed once: Strawberry gets this node (hub.schema.extensions.TrustedDocumentParse).
+    assert first.parsed is not None and second.parsed is first.parsed
     assert ids.lookups == 1
     with pytest.raises(RequestRefused) as refused:
         await ids.resolve(GraphQLParams("", None, None, None, "two"), analyst)

@@ -456,3 +456,29 @@ async def test_a_trusted_document_is_looked_up_once_per_process(
         await ids.resolve(GraphQLParams("", None, None, None, "two"), analyst)
     assert refused.value.code == "PERSISTED_QUERY_NOT_FOUND"
     assert ids.lookups == 2
+
+
+def compiled_answers(server: Server) -> float:
+    """The server's count of operations the compiled path answered (from /metrics)."""
+    sample = 'hub_graphql_execution_path_total{path="compiled"}'
+    for line in httpx.get(f"{server.http_url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def test_a_trusted_query_by_get_takes_the_compiled_path(
+    server: Server, http: httpx.AsyncClient, engine: Any
+) -> None:
+    admin = await make_key(engine, "ADMIN")  # unmasked, unscoped: the compiled path serves it
+    customers = "query Customers($first: Int!) { customers(first: $first) { totalCount } }"
+    await register(http, admin, {"id": "customers", "document": customers})
+    before = compiled_answers(server)
+    answer = await http.get(
+        "/graphql",
+        params={"documentId": "customers", "variables": json.dumps({"first": 1})},
+        headers={**bearer(admin), **GET_HEADERS},
+    )
+    assert answer.json() == {"data": {"customers": {"totalCount": 0}}}
+    assert "etag" in answer.headers
+    assert compiled_answers(server) == before + 1

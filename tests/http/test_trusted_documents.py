@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from hub.access.documents import document_id
+from hub.access.documents import document_id, registered_only
+from hub.access.keys import Principal, Role
 from hub.http.documents import DocumentIds
 from hub.http.wire import GraphQLParams, RequestRefused
 from tests.conftest import ROOT, make_key
@@ -375,6 +377,18 @@ async def test_websocket_subscribe_follows_the_same_rule(
         )
         errors = await client.errors("by-id")
         assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+        # And by APQ hash (a trusted document's own SHA-256 works as its id too).
+        await register(http, admin, {"document": CUSTOMER_UPDATED})
+        persisted = {"version": 1, "sha256Hash": document_id(CUSTOMER_UPDATED)}
+        await client.send(
+            {
+                "id": "by-hash",
+                "type": "subscribe",
+                "payload": {"extensions": {"persistedQuery": persisted}, "variables": {"id": "x"}},
+            }
+        )
+        errors = await client.errors("by-hash")
+        assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 def hub_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -441,8 +455,6 @@ async def test_a_trusted_document_is_looked_up_once_per_process(
     )
     state = app.state.hub
     ids = DocumentIds(state.settings, lambda: state.running.key_pool)
-    from hub.access.keys import Principal, Role
-
     analyst = Principal(role=Role.ANALYST, name="a")
     params = GraphQLParams("", None, None, None, "one")
     first = await ids.resolve(params, analyst)
@@ -482,3 +494,23 @@ async def test_a_trusted_query_by_get_takes_the_compiled_path(
     assert answer.json() == {"data": {"customers": {"totalCount": 0}}}
     assert "etag" in answer.headers
     assert compiled_answers(server) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("role", "env", "own", "expected"),
+    [
+        (Role.FRONTEND, "production", None, True),
+        (Role.PARTNER, "production", None, True),
+        (Role.ANALYST, "production", None, False),
+        (Role.ADMIN, "production", None, False),
+        (Role.FRONTEND, "staging", None, False),
+        (Role.FRONTEND, "development", None, False),
+        (Role.FRONTEND, "production", "ANY", False),
+        (Role.ADMIN, "development", "REGISTERED_ONLY", True),
+    ],
+)
+def test_who_must_send_ids(role: Role, env: str, own: str | None, expected: bool) -> None:
+    principal = Principal(role=role, name="k", key_id=1, documents=own)
+    assert registered_only(principal, env) is expected
+    # Development mode's principal never is (it has no key to set).
+    assert registered_only(replace(principal, dev=True), env) is False

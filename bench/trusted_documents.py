@@ -18,16 +18,20 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
+from bench.scale_out import admin
 from bench.scenarios import HUB_CUSTOMER
 from bench.servers import ROOT, cpu_seconds
 from hub.access.documents import document_id
 from hub.access.keys import Role, create_key
+from hub.core.ids import to_global_id
 from hub.core.settings import Settings
 from hub.db.engine import asyncpg_dsn, create_engine
 from tests.live_server import start_server
@@ -37,14 +41,6 @@ QUERY = "query One($id: ID!) { customer(id: $id) { ...View } }\n" + HUB_CUSTOMER
 
 def _with_database(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
-
-
-async def _admin(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 async def _keys(url: str) -> dict[str, str]:
@@ -72,8 +68,6 @@ async def _customer_ids(url: str) -> list[str]:
         rows = await connection.fetch("SELECT id::text FROM customers ORDER BY id LIMIT 200")
     finally:
         await connection.close()
-    from hub.core.ids import to_global_id
-
     return [to_global_id("Customer", row[0]) for row in rows]
 
 
@@ -111,7 +105,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     name = f"hub_bench_trusted_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(args.url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin(args.url, f'CREATE DATABASE "{name}"'))
     url = _with_database(args.url, name)
     server = None
     try:
@@ -127,15 +121,12 @@ def main() -> None:
         ids = asyncio.run(_customer_ids(url))
         ident = document_id(QUERY)
         asyncio.run(
-            _admin(
+            admin(
                 url,
                 "INSERT INTO trusted_documents (id, document, created_by) VALUES "
                 f"('{ident}', $${QUERY}$$, 'bench')",
             )
         )
-        import tempfile
-        from pathlib import Path
-
         server = start_server(
             url,
             Path(tempfile.mkdtemp()),
@@ -167,7 +158,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-        asyncio.run(_admin(args.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin(args.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,10 +31,12 @@ from starlette.responses import Response
 from hub.access.documents import FIND_DOCUMENT, document_id, is_sha256, registered_only
 from hub.access.keys import Principal
 from hub.compiled.executor import LRU
+from hub.core.faults import RETRY_AFTER_S, UNAVAILABLE_MESSAGE, database_unavailable
 from hub.core.request_keys import OUTCOME_KEY
 from hub.core.settings import Settings
 from hub.http.wire import GraphQLParams, RequestRefused
 
+logger = logging.getLogger("hub")
 NOT_FOUND_MESSAGE = "PersistedQueryNotFound"  # what Apollo's persisted-query link looks for
 
 
@@ -76,8 +79,20 @@ class DocumentIds:
         if cached is not None and cached.until > now:
             return cached
         self.lookups += 1
-        async with self.pool().acquire() as connection:
-            text: str | None = await connection.fetchval(FIND_DOCUMENT, id)
+        try:
+            async with self.pool().acquire() as connection:
+                text: str | None = await connection.fetchval(FIND_DOCUMENT, id)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            logger.warning("could not look up a trusted document: %r", error)
+            raise RequestRefused(
+                503,
+                "SERVICE_UNAVAILABLE",
+                UNAVAILABLE_MESSAGE,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+                extensions={"retryable": True},
+            ) from None
         if text is None:
             self.trusted_documents.items.pop(id, None)
             return None

@@ -22,10 +22,12 @@ from starlette.applications import Starlette
 
 from hub.access.documents import document_id, registered_only
 from hub.access.keys import Principal, Role
+from hub.core.settings import Settings
+from hub.db.engine import create_driver_pool
 from hub.http.documents import DocumentIds
 from hub.http.wire import GraphQLParams, RequestRefused
 from tests.conftest import ROOT, make_key
-from tests.live_server import Server, connect, start_server
+from tests.live_server import Server, connect, free_port, start_server
 
 CHANNELS = "query Channels { channels { code } }"
 TOUCHPOINTS = (
@@ -514,3 +516,25 @@ def test_who_must_send_ids(role: Role, env: str, own: str | None, expected: bool
     assert registered_only(principal, env) is expected
     # Development mode's principal never is (it has no key to set).
     assert registered_only(replace(principal, dev=True), env) is False
+
+
+async def test_a_lookup_while_the_database_is_unreachable_is_a_retryable_503(
+    settings: Settings,
+) -> None:
+    """Nothing listens on the port: the lookup fails as in an outage (no mock), and the request
+    is refused with a coded, retryable 503, never a 500."""
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    pool = await create_driver_pool(url, settings, "hub-test-unreachable", 1)
+    try:
+        ids = DocumentIds(settings, lambda: pool)
+        with pytest.raises(RequestRefused) as refused:
+            await ids.resolve(
+                GraphQLParams("", None, None, None, "any-id"),
+                Principal(role=Role.FRONTEND, name="f"),
+            )
+    finally:
+        await pool.close()
+    assert refused.value.status == 503
+    assert refused.value.code == "SERVICE_UNAVAILABLE"
+    assert refused.value.extensions == {"retryable": True}
+    assert refused.value.headers == {"Retry-After": "1"}

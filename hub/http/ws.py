@@ -203,6 +203,25 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
             self.outbox.put_nowait(frame(operation_id, "error", limited))
             return
+        params = GraphQLParams(
+            payload.get("query") or "",
+            payload.get("variables"),
+            payload.get("operationName"),
+            payload.get("extensions"),
+            payload.get("documentId"),
+        )
+        host = cast(WebSocketHost, self.view)
+        try:
+            # A document by id, and the key's rule: the same as over HTTP. (Before the checks
+            # below: no await between them and the operation's registration.)
+            params = await host.documents.resolve(params, self.context.principal)
+        except RequestRefused as refused:
+            refusal = error_payload(refused.message, refused.code)
+            self.outbox.put_nowait(frame(operation_id, "error", refusal))
+            return
+        if not params.query:
+            await self.handle_invalid_message("Invalid subscribe message")
+            return
         if operation_id in self.active:
             await self.websocket.close(
                 code=4409, reason=f"Subscriber for {operation_id} already exists"
@@ -214,24 +233,6 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 f"at most {limit} active subscriptions per connection", "TOO_MANY_SUBSCRIPTIONS"
             )
             self.outbox.put_nowait(frame(operation_id, "error", too_many))
-            return
-        params = GraphQLParams(
-            payload.get("query") or "",
-            payload.get("variables"),
-            payload.get("operationName"),
-            payload.get("extensions"),
-            payload.get("documentId"),
-        )
-        host = cast(WebSocketHost, self.view)
-        try:
-            # A document by id, and the key's rule: the same as over HTTP.
-            params = await host.documents.resolve(params, self.context.principal)
-        except RequestRefused as refused:
-            refusal = error_payload(refused.message, refused.code)
-            self.outbox.put_nowait(frame(operation_id, "error", refusal))
-            return
-        if not params.query:
-            await self.handle_invalid_message("Invalid subscribe message")
             return
         request = SubscriptionRequest(params.query, params.variables, params.operation_name)
         settings = self.context.settings

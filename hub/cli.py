@@ -227,6 +227,10 @@ from hub.access.keys_cli import keys_app  # noqa: E402  (after `app`: the sub-co
 
 app.add_typer(keys_app, name="keys")
 
+from hub.documents_cli import documents_app  # noqa: E402  (after `app`, as keys_app)
+
+app.add_typer(documents_app, name="documents")
+
 
 def main() -> None:
     app()

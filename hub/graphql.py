@@ -28,7 +28,7 @@ from hub.resolvers.node import NodeQuery
 from hub.resolvers.profile import ProfileMutation
 from hub.resolvers.sources import SourcesMutation, SourcesQuery
 from hub.resolvers.subscriptions import Subscription
-from hub.schema.extensions import AccessGuard, ReadFence
+from hub.schema.extensions import AccessGuard, ReadFence, TrustedDocumentParse
 from hub.schema.permissions import check_personal_fields
 
 logger = logging.getLogger("hub.errors")
@@ -190,7 +190,14 @@ def build_schema() -> strawberry.federation.Schema:
         # the (cached) validation has found the document valid.
         # ReadFence before the AccessGuard: hooks end in reverse order, so the caller's read
         # fence is taken after the mutation and its audit row (hub/schema/extensions.py).
-        extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), ReadFence, AccessGuard],
+        # TrustedDocumentParse: a document run by id comes parsed (once per process).
+        extensions=[
+            ErrorCodes,
+            TrustedDocumentParse,
+            lambda: ValidationCache(maxsize=256),
+            ReadFence,
+            AccessGuard,
+        ],
         federation_version="2.5",
     )
     # Masking by construction: a String/JSON field that neither masks nor declares itself not

@@ -325,6 +325,27 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime | None = _ts()
     revoked_at: datetime | None = _ts(nullable=True, default_now=False)
     last_used_at: datetime | None = _ts(nullable=True, default_now=False)
+    # Which documents it may run (hub.access.documents.DocumentPolicy): REGISTERED_ONLY, ANY, or
+    # NULL: the default of its role and HUB_ENV.
+    documents: str | None = Field(default=None, nullable=True)
+
+
+class TrustedDocument(SQLModel, table=True):
+    """A registered GraphQL document (trusted document, persisted operation), called by its id:
+    the SHA-256 hex of its text, or the id a client's manifest gave it."""
+
+    __tablename__ = "trusted_documents"
+
+    id: str = Field(primary_key=True)
+    document: str
+    # The operations it defines ("name:type", type query/mutation/subscription; name "" if none).
+    operations: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(sa.Text),
+        sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
+    )
+    created_by: str
+    created_at: datetime | None = _ts()
 
 
 class AuditEntry(SQLModel, table=True):
@@ -410,6 +431,7 @@ class Erasure(SQLModel, table=True):
 
 
 API_KEYS = table(ApiKey)
+TRUSTED_DOCUMENTS = table(TrustedDocument)
 AUDIT_LOG = table(AuditEntry)
 CONSENTS = table(Consent)
 CONSENT_HISTORY = table(ConsentChange)

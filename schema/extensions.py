@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     GraphQLError,
     NoSchemaIntrospectionCustomRule,
@@ -43,7 +44,7 @@ from hub.access.policy import can_introspect, can_use_graphql, can_write
 from hub.context import Context
 from hub.core.errors import Forbidden, HubError, ServiceUnavailable
 from hub.core.faults import database_unavailable
-from hub.core.request_keys import AUDIT_ENGINE_KEY, ROUTER_KEY
+from hub.core.request_keys import AUDIT_ENGINE_KEY, ROUTER_KEY, TRUSTED_DOCUMENT_KEY
 from hub.core.text import storable
 from hub.db.replica import ReadRouter
 from hub.models import AUDIT_LOG
@@ -96,6 +97,20 @@ def _audit_engine(context: Context) -> AsyncEngine:
     """The app's audit pool (``hub.http.resources``), else the primary."""
     engine = context.extras.get(AUDIT_ENGINE_KEY)
     return engine if isinstance(engine, AsyncEngine) else context.writer
+
+
+class TrustedDocumentParse(SchemaExtension):
+    """A trusted document (run by id) is parsed once per process (hub.http.documents), not per
+    request: its ``DocumentNode`` comes in the context, and Strawberry skips its own parse.
+    It was validated at registration, so no parse error (nor token limit) is skipped."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context) and self.execution_context.graphql_document is None:
+            parsed = context.extras.get(TRUSTED_DOCUMENT_KEY)
+            if isinstance(parsed, DocumentNode):
+                self.execution_context.graphql_document = parsed
+        yield
 
 
 class AccessGuard(SchemaExtension):

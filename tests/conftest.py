@@ -48,6 +48,7 @@ DATA_TABLES = [
     "api_keys",
     "source_rejections",
     "source_unmapped_events",
+    "trusted_documents",
 ]
 
 

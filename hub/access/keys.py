@@ -56,6 +56,8 @@ class Principal:
     touchpoints: frozenset[uuid.UUID] = frozenset()
     dev: bool = False
     scopes: tuple[str, ...] = field(default=())
+    # REGISTERED_ONLY, ANY, or None: the role's default (hub.access.documents.effective_policy).
+    documents: str | None = None
 
     @property
     def scope(self) -> RowScope:
@@ -157,7 +159,17 @@ def principal_from_row(row: Any) -> Principal:
             uuid.UUID(s[len(TOUCHPOINT_SCOPE) :]) for s in scopes if s.startswith(TOUCHPOINT_SCOPE)
         ),
         scopes=tuple(scopes),
+        documents=row.get("documents"),
     )
+
+
+DOCUMENT_POLICIES = ("REGISTERED_ONLY", "ANY")
+
+
+def _document_policy(documents: str | None) -> str | None:
+    if documents is not None and documents not in DOCUMENT_POLICIES:
+        raise BadUserInput(f"documents is one of {', '.join(DOCUMENT_POLICIES)} (or unset)")
+    return documents
 
 
 async def create_key(
@@ -168,8 +180,11 @@ async def create_key(
     pii: bool = False,
     channels: Sequence[str] = (),
     touchpoints: Sequence[str] = (),
+    documents: str | None = None,
 ) -> NewKey:
-    """Create a key in the caller's transaction; the returned ``key`` is the only copy."""
+    """Create a key in the caller's transaction; the returned ``key`` is the only copy.
+    ``documents``: REGISTERED_ONLY, ANY, or None (its role's default, docs/trusted-documents.md)."""
+    documents = _document_policy(documents)
     name = name.strip()
     if not name or len(name) > 100:
         raise BadUserInput("a key needs a name of 1 to 100 characters")
@@ -192,7 +207,12 @@ async def create_key(
             await connection.execute(
                 API_KEYS.insert()
                 .values(
-                    name=name, role=role.value, scopes=scopes, prefix=prefix, key_hash=hash_key(key)
+                    name=name,
+                    role=role.value,
+                    scopes=scopes,
+                    prefix=prefix,
+                    key_hash=hash_key(key),
+                    documents=documents,
                 )
                 .returning(API_KEYS)
             )
@@ -203,14 +223,14 @@ async def create_key(
     return NewKey(principal=principal_from_row(row), key=key)
 
 
-async def revoke_key(connection: AsyncConnection, name: str) -> Any:
-    """Revoke a key by name in the caller's transaction; returns its row."""
+async def _update_key(connection: AsyncConnection, name: str, **values: Any) -> Any:
+    """Update the key named ``name``; its row (``NotFound`` if there is none)."""
     row = (
         (
             await connection.execute(
                 API_KEYS.update()
                 .where(API_KEYS.c.name == name)
-                .values(revoked_at=sa.func.coalesce(API_KEYS.c.revoked_at, sa.func.now()))
+                .values(**values)
                 .returning(API_KEYS)
             )
         )
@@ -236,6 +256,17 @@ _CACHES: weakref.WeakSet[ForgetsKeys] = weakref.WeakSet()
 
 def register_cache(cache: ForgetsKeys) -> None:
     _CACHES.add(cache)
+
+
+async def revoke_key(connection: AsyncConnection, name: str) -> Any:
+    """Revoke a key by name in the caller's transaction; returns its row."""
+    revoked_at = sa.func.coalesce(API_KEYS.c.revoked_at, sa.func.now())
+    return await _update_key(connection, name, revoked_at=revoked_at)
+
+
+async def set_key_documents(connection: AsyncConnection, name: str, documents: str | None) -> Any:
+    """Set which documents a key may run (None: its role's default); its row."""
+    return await _update_key(connection, name, documents=_document_policy(documents))
 
 
 async def list_keys(connection: AsyncConnection) -> Sequence[Any]:
@@ -331,7 +362,7 @@ async def revoked_among(engine: AsyncEngine, key_ids: Sequence[int]) -> set[int]
 
 
 _LIVE_KEYS = (
-    "SELECT id, name, role, scopes, prefix, key_hash FROM api_keys"
+    "SELECT id, name, role, scopes, prefix, key_hash, documents FROM api_keys"
     " WHERE prefix = ANY($1::text[]) AND revoked_at IS NULL"
 )
 _TOUCH_KEYS = "UPDATE api_keys SET last_used_at = now() WHERE prefix = ANY($1::text[])"
@@ -343,7 +374,8 @@ async def live_keys(
     """``{prefix: (key_hash, principal)}`` of the keys among ``prefixes`` that are not revoked
     (nor deleted) now, in one statement (on the prefix's unique index); ``last_used_at`` of
     ``touch`` is refreshed first. For the per-process key cache's re-check rounds: an entry
-    stays only while its hash and its principal (role, name, scopes) are still these."""
+    stays only while its hash and its principal (role, name, scopes, document rule) are still
+    these."""
     if isinstance(engine, asyncpg.Pool):
         async with engine.acquire() as raw:
             if touch:

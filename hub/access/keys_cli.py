@@ -81,6 +81,14 @@ def create(
             help="PARTNER scope: touchpoint UUIDs, comma-separated; SOURCE: its one touchpoint."
         ),
     ] = None,
+    registered_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--registered-only/--any-document",
+            help="Run only trusted documents, by id (or any document). Unset: the role's "
+            "default (registered only for FRONTEND and PARTNER when HUB_ENV=production).",
+        ),
+    ] = None,
 ) -> None:
     """Create a key and print it once, as the last line of output."""
 
@@ -92,6 +100,9 @@ def create(
             pii=pii,
             channels=_split(channels),
             touchpoints=_split(touchpoints),
+            documents=None
+            if registered_only is None
+            else ("REGISTERED_ONLY" if registered_only else "ANY"),
         )
         await _audit(connection, "keys create", name)
         return created.key
@@ -117,13 +128,15 @@ def list_() -> None:
         return list(await list_keys(connection))
 
     rows = _run(work)
-    typer.echo("\t".join(["name", "role", "scopes", "prefix", "created", "last_used", "revoked"]))
+    columns = ["name", "role", "scopes", "documents", "prefix", "created", "last_used", "revoked"]
+    typer.echo("\t".join(columns))
     for row in rows:
         principal = principal_from_row(row)
         fields = [
             row["name"],
             principal.role.value,
             ",".join(principal.scopes) or "-",
+            principal.documents or "-",
             row["prefix"],
             f"{row['created_at']:%Y-%m-%d %H:%M}",
             f"{row['last_used_at']:%Y-%m-%d %H:%M}" if row["last_used_at"] else "-",

@@ -312,9 +312,11 @@ class CompiledReads:
         (``hub.access.row_security.engine_for``) the statement must run on, instead of this
         path's own pools.
         """
-        if request.method != "POST":
-            return None
-        if not request.headers.get("content-type", "").startswith("application/json"):
+        if request.method != "POST" and not isinstance(payload, dict):
+            return None  # a GET only with the parameters the app read (trusted documents)
+        if request.method == "POST" and not request.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
             return None
         accept = request.headers.get("accept", "")
         if "multipart" in accept or "event-stream" in accept:

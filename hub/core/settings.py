@@ -239,6 +239,37 @@ class Settings(BaseSettings):
             "send cross-site). False: GET serves only GraphiQL."
         ),
     )
+    # ---- trusted documents (docs/trusted-documents.md) ----
+    env: Literal["development", "staging", "production"] = Field(
+        default="development",
+        description=(
+            "Where the hub runs (HUB_ENV). In production FRONTEND and PARTNER keys run only "
+            "registered (trusted) documents unless their key says otherwise."
+        ),
+    )
+    trusted_documents_cache_size: int = Field(
+        default=1024, ge=1, description="Trusted documents each process keeps parsed, by id."
+    )
+    trusted_documents_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How long a process trusts its cached copy of a registered document: a removed "
+            "document stops running in every process within this time."
+        ),
+    )
+    apq_cache_size: int = Field(
+        default=1024,
+        ge=0,
+        description=(
+            "Automatic persisted queries (Apollo) each process remembers, for keys allowed "
+            "arbitrary documents (0: none)."
+        ),
+    )
+    document_cache_control: str = Field(
+        default="private, max-age=0, must-revalidate",
+        description="Cache-Control of a GET that runs a trusted query (it also gets an ETag).",
+    )
     # ---- the wire and throttling (docs/security.md, "Wire and throttling") ----
     max_json_depth: int = Field(
         default=64,

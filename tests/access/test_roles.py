@@ -201,7 +201,14 @@ def test_cli_creates_lists_and_revokes_keys(database_url: str) -> None:
         )
 
     created = hub(
-        "create", "--role", "PARTNER", "--name", "cli-partner", "--channels", "WEB,MOBILE"
+        "create",
+        "--role",
+        "PARTNER",
+        "--name",
+        "cli-partner",
+        "--channels",
+        "WEB,MOBILE",
+        "--registered-only",
     )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
@@ -212,6 +219,7 @@ def test_cli_creates_lists_and_revokes_keys(database_url: str) -> None:
     assert hub("revoke", "cli-partner").returncode == 0
     [line] = [line for line in hub("list").stdout.splitlines() if line.startswith("cli-partner")]
     assert line.split("\t")[-1] != "-"  # the revocation time
+    assert line.split("\t")[3] == "REGISTERED_ONLY"  # documents (docs/trusted-documents.md)
     wrong = hub("create", "--role", "PARTNER", "--name", "no-scope")
     assert wrong.returncode == 1 and "at least one channel" in wrong.stderr
 

@@ -27,6 +27,7 @@ from hub.resolvers.merge import MergeMutation, MergeQuery
 from hub.resolvers.node import NodeQuery
 from hub.resolvers.profile import ProfileMutation
 from hub.resolvers.subscriptions import Subscription
+from hub.resolvers.webhooks import WebhookMutation, WebhookQuery
 from hub.schema.extensions import AccessGuard, ReadFence
 from hub.schema.permissions import check_personal_fields
 
@@ -43,6 +44,7 @@ Query = merge_types(
         AccessQuery,
         AnalyticsQuery,
         MergeQuery,
+        WebhookQuery,
     ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -51,12 +53,20 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
 )
 
 Mutation = merge_types(
-    "Mutation", (IngestMutation, ProfileMutation, MergeMutation, JourneyMutation, AccessMutation)
+    "Mutation",
+    (
+        IngestMutation,
+        ProfileMutation,
+        MergeMutation,
+        JourneyMutation,
+        AccessMutation,
+        WebhookMutation,
+    ),
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Write to the graph: record interactions from any channel, manage profiles, identities and "
     "consents, merge and unmerge customers, steer journeys and conversations, manage API keys, "
-    "erase and export. Every mutation is audited."
+    "erase and export, register webhooks. Every mutation is audited."
 )
 
 

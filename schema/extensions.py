@@ -38,6 +38,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from hub.access.audit import audit_targets
 from hub.access.inputs import input_limits_rule
+from hub.access.keys import Role
 from hub.access.limits import limits_rule
 from hub.access.policy import can_introspect, can_write
 from hub.context import Context
@@ -47,6 +48,7 @@ from hub.core.request_keys import AUDIT_ENGINE_KEY, ROUTER_KEY
 from hub.core.text import storable
 from hub.db.replica import ReadRouter
 from hub.models import AUDIT_LOG
+from hub.schema.webhooks import WEBHOOK_MUTATIONS
 
 logger = logging.getLogger("hub.audit")
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
@@ -96,6 +98,16 @@ def _audit_engine(context: Context) -> AsyncEngine:
     """The app's audit pool (``hub.http.resources``), else the primary."""
     engine = context.extras.get(AUDIT_ENGINE_KEY)
     return engine if isinstance(engine, AsyncEngine) else context.writer
+
+
+def _manages_own_webhooks(context: Context, mutation: OperationDefinitionNode) -> bool:
+    """A PARTNER may run mutations on its own webhooks only (every root field one of them)."""
+    if context.principal.role is not Role.PARTNER:
+        return False
+    selections = mutation.selection_set.selections
+    return bool(selections) and all(
+        isinstance(s, FieldNode) and s.name.value in WEBHOOK_MUTATIONS for s in selections
+    )
 
 
 class AccessGuard(SchemaExtension):
@@ -176,7 +188,7 @@ class AccessGuard(SchemaExtension):
         if context is None or mutation is None:
             yield
             return
-        if not can_write(context.principal):
+        if not can_write(context.principal) and not _manages_own_webhooks(context, mutation):
             with contextlib.suppress(Exception):  # logged inside; the refusal stands anyway
                 await self._audit_attempt(context, mutation, success=False, codes=["FORBIDDEN"])
             raise Forbidden(

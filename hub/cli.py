@@ -1,4 +1,4 @@
-"""The ``hub`` command: serve, demo, migrate, seed, schema."""
+"""The ``hub`` command: serve, demo, migrate, seed, schema, keys, webhooks."""
 
 from __future__ import annotations
 
@@ -187,6 +187,10 @@ app.add_typer(analytics_app, name="analytics")
 from hub.access.keys_cli import keys_app  # noqa: E402  (after `app`: the sub-command registers on it)
 
 app.add_typer(keys_app, name="keys")
+
+from hub.webhooks.cli import webhooks_app  # noqa: E402  (as keys_app)
+
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def main() -> None:

@@ -3,6 +3,9 @@ the address checks against a real receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -158,3 +161,29 @@ async def test_other_roles_may_not_register_webhooks(
     error = await client.error(CREATE, create())
     assert error["extensions"]["code"] == "FORBIDDEN"
     assert (await client.error("{ webhooks { id } }"))["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_the_cli_lists_pauses_and_resumes_webhooks(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    created = (await gql.data(CREATE, create()))["createWebhook"]["webhook"]
+    webhook_id = str(uuid_from_global_id(created["id"], "Webhook"))
+    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_MIGRATE_ON_START": "false"}
+
+    def hub(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "hub", "webhooks", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+    assert hub("list").startswith(f"{webhook_id}  ACTIVE  owner=")
+    assert hub("pause", webhook_id) == f"{webhook_id}: PAUSED\n"
+    assert f"{webhook_id}  PAUSED (paused by cli)" in hub("list")
+    assert hub("resume", webhook_id) == f"{webhook_id}: ACTIVE\n"
+    one = "query($id: ID!) { webhook(id: $id) { status } }"
+    assert await gql.data(one, {"id": created["id"]}) == {"webhook": {"status": "ACTIVE"}}

@@ -13,10 +13,11 @@ import asyncpg
 import httpx
 import pytest
 
+from hub.core.ids import uuid_from_global_id
 from hub.events.outbox import decode_cursor
 from tests.conftest import make_key
 from tests.factories import Factory, gid
-from tests.live_server import Server, Writer, start_server
+from tests.live_server import Server, Writer, metric, start_server
 from tests.waiting import until
 from tests.webhooks.receiver import Receiver, receiving
 
@@ -142,6 +143,15 @@ async def test_every_event_is_delivered_signed_in_order_with_ids_stable_across_r
     webhook = await state(server, webhook_id)
     assert webhook["status"] == "ACTIVE"
     assert webhook["cursor"] == ids[-1]
+    # Metrics: attempts by outcome, their latency, and this webhook's backlog (none left).
+    assert metric(server, 'hub_webhook_deliveries_total{outcome="succeeded"}') == 4
+    assert metric(server, 'hub_webhook_deliveries_total{outcome="failed"}') == 2
+    assert metric(server, "hub_webhook_attempt_duration_seconds_count") == 6
+    raw_id = uuid_from_global_id(webhook_id, "Webhook")
+    await until(
+        lambda: metric(server, f'hub_webhook_backlog_events{{webhook="{raw_id}"}}') == 0,
+        "the backlog gauge at 0",
+    )
     log = list(reversed(webhook["deliveries"]))  # oldest first
     assert [(d["webhookId"], d["attempt"], d["status"], d["statusCode"]) for d in log] == [
         (ids[0], 1, "FAILED", 503),

@@ -278,14 +278,16 @@ class WebhookMutation:
             )
         row = await store.record(
             engine,
-            webhook["id"],
-            delivery["event_cursor"],
-            delivery["attempt"] + 1,
-            DeliveryStatus.SUCCEEDED if result.ok else DeliveryStatus.FAILED,
-            delivery["body"],
-            status_code=result.status_code,
-            latency_s=result.latency_s,
-            error=result.error,
+            store.LoggedAttempt(
+                webhook["id"],
+                delivery["event_cursor"],
+                delivery["attempt"] + 1,
+                DeliveryStatus.SUCCEEDED if result.ok else DeliveryStatus.FAILED,
+                delivery["body"],
+                status_code=result.status_code,
+                latency_s=result.latency_s,
+                error=result.error,
+            ),
         )
         return WebhookDelivery.from_row(row)
 

@@ -119,8 +119,10 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
             stack.push_async_callback(resources.ingest.close)
         if settings.webhooks_enabled:
             # A pool of its own: deliveries never wait for request connections, and request
-            # statement counts stay about requests.
-            webhook_engine = create_engine(location.url, small)
+            # statement counts stay about requests. Background work may wait for a connection
+            # longer than a request would (a burst of events for many webhooks queues here).
+            patient = settings.model_copy(update={"db_pool_timeout_s": 120.0})
+            webhook_engine = create_engine(location.url, patient)
             stack.push_async_callback(webhook_engine.dispose)
             resources.webhooks = WebhookWorker(settings, webhook_engine, broker, metrics)
             resources.webhooks.start()

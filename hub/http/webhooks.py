@@ -46,10 +46,6 @@ logger = logging.getLogger("hub.webhooks")
 
 # Attempt latencies: a receiver should answer in well under a second.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-# While caught up, a feed also re-reads the outbox this often (a missed wake-up costs this).
-IDLE_POLL_S = 1.0
-# A feed saves how far it scanned (over events its filter skipped) at least this often.
-SAVE_EVERY = 500
 
 
 class WebhookMetrics(Collector):
@@ -86,7 +82,10 @@ class WebhookMetrics(Collector):
 
 
 class _Feed:
-    """The events of one webhook's subscription, after its cursor, one at a time."""
+    """The events of one webhook's subscription after its cursor, one at a time: from the
+    outbox while behind, then from the broker's live stream (the events the process reads once
+    for every subscriber, loads memoized on them), falling back to the outbox when the live
+    queue overflowed because the receiver was slow."""
 
     def __init__(self, worker: WebhookWorker, task: _WebhookTask, start: Position) -> None:
         self.worker = worker
@@ -94,26 +93,44 @@ class _Feed:
         self.position = start  # everything up to here is handled
         self.current: StoredEvent | None = None
 
-    async def __call__(self, kinds: Collection[str]) -> AsyncIterator[list[StoredEvent]]:
+    async def _outbox(self, kinds: Collection[str]) -> AsyncIterator[StoredEvent]:
+        """Committed events after the position, up to the horizon, page by page."""
         batch = self.worker.settings.events_batch_size
-        scanned = 0
         while True:
-            wakeup = self.worker.new_events
             async with self.worker.engine.connect() as connection:
                 events = await read_after(connection, self.position, batch, kinds)
             for event in events:
-                self.current = event
-                yield [event]
-                self.current = None
-                self.position = event.position
-                scanned += 1
-                if scanned % SAVE_EVERY == 0:
-                    await self.task.skip_to(self.position)
+                yield event
             if len(events) < batch:
-                await self.task.skip_to(self.position)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_POLL_S):
-                        await wakeup.wait()
+                return
+
+    async def _one(self, event: StoredEvent) -> AsyncIterator[list[StoredEvent]]:
+        self.current = event
+        yield [event]  # the execution's results for it are delivered before this resumes
+        self.current = None
+        self.position = event.position
+
+    async def __call__(self, kinds: Collection[str]) -> AsyncIterator[list[StoredEvent]]:
+        while True:
+            async for event in self._outbox(kinds):
+                async for one in self._one(event):
+                    yield one
+            try:
+                with self.worker.broker.subscribe(kinds) as live:
+                    # The seam: what committed before the subscription started.
+                    async for event in self._outbox(kinds):
+                        async for one in self._one(event):
+                            yield one
+                    await self.task.skip_to(self.position)
+                    async for events in live.batches():
+                        for event in events:
+                            if event.position <= self.position:
+                                continue
+                            async for one in self._one(event):
+                                yield one
+                        await self.task.skip_to(self.position)
+            except SubscriberTooSlow:
+                continue  # behind by more than the live queue: read the outbox again
 
 
 class _LeaseLost(Exception):
@@ -207,16 +224,16 @@ class _WebhookTask:
         attempt = 0
         while True:
             attempt += 1
-            secrets = await store.signing_secrets(worker.engine, self.id)
+            secrets = store.secrets_of(row)
             headers = signing.headers(secrets, message_id, int(time.time()), body)
             async with worker.slots:
                 result = await worker.post(row["url"], headers, body)
             worker.metrics.latency.observe(result.latency_s)
             if result.ok:
                 worker.metrics.attempts.labels("succeeded").inc()
-                await self._record(event, attempt, DeliveryStatus.SUCCEEDED, payload, result)
-                if not await store.advance(
-                    worker.engine, self.id, worker.me, self.revision, event.position, delivered=True
+                logged = self._attempt(event, attempt, DeliveryStatus.SUCCEEDED, payload, result)
+                if not await store.delivered(
+                    worker.engine, worker.me, self.revision, event.position, logged
                 ):
                     raise _LeaseLost()
                 return True
@@ -250,16 +267,15 @@ class _WebhookTask:
             await self._record(event, attempt, DeliveryStatus.FAILED, payload, result)
             await asyncio.sleep(wait)  # backoff between attempts (the task is cancellable)
 
-    async def _record(
+    def _attempt(
         self,
         event: StoredEvent,
         attempt: int,
         status: DeliveryStatus,
         body: str,
         result: sender.Attempt,
-    ) -> None:
-        await store.record(
-            self.worker.engine,
+    ) -> store.LoggedAttempt:
+        return store.LoggedAttempt(
             self.id,
             event.position.cursor,
             attempt,
@@ -269,6 +285,16 @@ class _WebhookTask:
             latency_s=result.latency_s,
             error=result.error,
         )
+
+    async def _record(
+        self,
+        event: StoredEvent,
+        attempt: int,
+        status: DeliveryStatus,
+        body: str,
+        result: sender.Attempt,
+    ) -> None:
+        await store.record(self.worker.engine, self._attempt(event, attempt, status, body, result))
 
 
 class WebhookWorker:
@@ -285,7 +311,6 @@ class WebhookWorker:
         self.me = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.slots = asyncio.Semaphore(settings.webhook_max_concurrency)
         self.client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-        self.new_events = asyncio.Event()
         self.tasks: dict[uuid.UUID, _WebhookTask] = {}
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
@@ -304,23 +329,11 @@ class WebhookWorker:
     def start(self) -> None:
         self._loops = [
             asyncio.create_task(self._manage(), name="hub-webhooks-leases"),
-            asyncio.create_task(self._listen(), name="hub-webhooks-wakeup"),
         ]
 
     def wake(self) -> None:
         """A webhook changed in this process: claim and (re)start at once."""
         self._wake.set()
-
-    async def _listen(self) -> None:
-        """Wake every caught-up feed when the broker publishes new events."""
-        while True:
-            try:
-                with self.broker.subscribe(None) as live:
-                    async for _ in live.batches():
-                        event, self.new_events = self.new_events, asyncio.Event()
-                        event.set()
-            except SubscriberTooSlow:
-                continue
 
     async def _manage(self) -> None:
         interval = self.settings.webhook_lease_s / 3

@@ -187,6 +187,13 @@ async def signing_secrets(engine: AsyncEngine, webhook_id: uuid.UUID) -> list[st
     return [row.secret] + ([row.previous] if row.previous else [])
 
 
+def secrets_of(row: Record) -> list[str]:
+    """``signing_secrets`` from a loaded row (a rotation is a new revision: rows reload)."""
+    until = row["previous_secret_until"]
+    previous = row["previous_secret"] if until is not None and until > now() else None
+    return [row["secret"]] + ([previous] if previous else [])
+
+
 async def load(engine: AsyncEngine, webhook_id: uuid.UUID) -> Record | None:
     async with engine.connect() as connection:
         row = (await connection.execute(sa.select(WEBHOOKS).where(W.id == webhook_id))).first()
@@ -252,6 +259,19 @@ async def advance(
 ) -> bool:
     """Move the cursor to ``to`` if this process still holds the lease at this revision;
     False when it does not (the task stops). A delivery ends a failure streak."""
+    async with engine.begin() as connection:
+        return await _advance(connection, webhook_id, me, revision, to, delivered=delivered)
+
+
+async def _advance(
+    connection: AsyncConnection,
+    webhook_id: uuid.UUID,
+    me: str,
+    revision: int,
+    to: Position,
+    *,
+    delivered: bool,
+) -> bool:
     values: dict[str, Any] = {"cursor_xid": to.xid, "cursor_id": to.id}
     if delivered:
         values["failure_streak"] = 0
@@ -262,24 +282,15 @@ async def advance(
         values["status_reason"] = sa.case(
             (W.status == WebhookStatus.FAILING.value, None), else_=W.status_reason
         )
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            WEBHOOKS.update()
-            .where(
-                W.id == webhook_id,
-                W.lease_owner == me,
-                W.revision == revision,
-                sa.tuple_(W.cursor_xid, W.cursor_id) < sa.tuple_(to.xid, to.id),
-            )
-            .values(**values)
-        )
-        if result.rowcount:
-            return True
-        still = await connection.scalar(
-            sa.select(sa.func.count()).where(
-                W.id == webhook_id, W.lease_owner == me, W.revision == revision
-            )
-        )
+    holds = [W.id == webhook_id, W.lease_owner == me, W.revision == revision]
+    result = await connection.execute(
+        WEBHOOKS.update()
+        .where(*holds, sa.tuple_(W.cursor_xid, W.cursor_id) < sa.tuple_(to.xid, to.id))
+        .values(**values)
+    )
+    if result.rowcount:
+        return True
+    still = await connection.scalar(sa.select(sa.func.count()).where(*holds))
     return bool(still)
 
 
@@ -331,37 +342,53 @@ async def disable(engine: AsyncEngine, webhook_id: uuid.UUID, reason: str) -> No
         )
 
 
-async def record(
-    engine: AsyncEngine,
-    webhook_id: uuid.UUID,
-    event_cursor: str,
-    attempt: int,
-    status: DeliveryStatus,
-    body: str,
-    *,
-    status_code: int | None,
-    latency_s: float | None,
-    error: str | None,
-) -> Record:
-    async with engine.begin() as connection:
-        row = (
-            await connection.execute(
-                WEBHOOK_DELIVERIES.insert()
-                .values(
-                    webhook_id=webhook_id,
-                    event_cursor=event_cursor,
-                    attempt=attempt,
-                    status=status.value,
-                    status_code=status_code,
-                    latency_ms=None if latency_s is None else round(latency_s * 1000, 3),
-                    error=error,
-                    body=body,
-                )
-                .returning(WEBHOOK_DELIVERIES)
+@dataclass(frozen=True)
+class LoggedAttempt:
+    """One attempt, as the delivery log keeps it."""
+
+    webhook_id: uuid.UUID
+    event_cursor: str
+    attempt: int
+    status: DeliveryStatus
+    body: str
+    status_code: int | None
+    latency_s: float | None
+    error: str | None
+
+    def insert(self) -> Any:
+        return (
+            WEBHOOK_DELIVERIES.insert()
+            .values(
+                webhook_id=self.webhook_id,
+                event_cursor=self.event_cursor,
+                attempt=self.attempt,
+                status=self.status.value,
+                status_code=self.status_code,
+                latency_ms=None if self.latency_s is None else round(self.latency_s * 1000, 3),
+                error=self.error,
+                body=self.body,
             )
-        ).one()
+            .returning(WEBHOOK_DELIVERIES)
+        )
+
+
+async def record(engine: AsyncEngine, attempt: LoggedAttempt) -> Record:
+    async with engine.begin() as connection:
+        row = (await connection.execute(attempt.insert())).one()
     mapping: Record = row._mapping
     return mapping
+
+
+async def delivered(
+    engine: AsyncEngine, me: str, revision: int, to: Position, attempt: LoggedAttempt
+) -> bool:
+    """A successful attempt: logged and the cursor moved past it, in one transaction (False,
+    and nothing written, when this process no longer holds the webhook at this revision)."""
+    async with engine.begin() as connection:
+        moved = await _advance(connection, attempt.webhook_id, me, revision, to, delivered=True)
+        if moved:
+            await connection.execute(attempt.insert())
+    return moved
 
 
 async def deliveries(

@@ -38,6 +38,8 @@ class Receiver:
     retry_after: str | None = None  # sent with 429/503 answers
     requests: list[Request] = field(default_factory=list)
     port: int = 0
+    # Many webhooks on one receiver (bench/webhooks.py): the secret of each URL path.
+    secret_by_path: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -48,8 +50,9 @@ class Receiver:
         """Requests answered 2xx after verifying, in arrival order."""
         return [r for r in self.requests if r.verified and r.headers.get("x-answered") == "2xx"]
 
-    def verify(self, body: bytes, headers: dict[str, str]) -> bool:
-        for secret in self.secrets:
+    def verify(self, body: bytes, headers: dict[str, str], path: str = "") -> bool:
+        own = self.secret_by_path.get(path)
+        for secret in [own] if own else self.secrets:
             with contextlib.suppress(WebhookVerificationError):
                 Webhook(secret).verify(body, headers)
                 return True
@@ -66,7 +69,8 @@ class Receiver:
                         name, _, value = line.partition(":")
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                verified = self.verify(body, headers)
+                path = lines[0].split(" ")[1] if " " in lines[0] else ""
+                verified = self.verify(body, headers, path)
                 if not verified:
                     status = 400
                 elif self.fail_next > 0:

@@ -4,7 +4,8 @@ latency.
     python bench/webhooks.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
 Creates a scratch database on that server (dropped at the end), starts one `hub serve` process
-on it (development mode, HUB_WEBHOOK_ALLOW_PRIVATE so it may POST to 127.0.0.1), registers
+on it (bench/scale_out.py's, development mode; HUB_WEBHOOK_ALLOW_PRIVATE so it may POST to
+127.0.0.1), registers
 ``--webhooks`` webhooks (the same `interactionRecorded` document) pointing at one receiver in
 this process, then records ``--events`` interactions at ``--rate`` per second (each transaction
 one interaction row and its outbox event, as ingest writes them). The receiver notes when each
@@ -23,9 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.servers import free_port  # noqa: E402
+from bench.scale_out import start  # noqa: E402
 from hub.core.ids import to_global_id  # noqa: E402
 from hub.db.engine import asyncpg_dsn  # noqa: E402
 from tests.webhooks.receiver import Receiver, receiving  # noqa: E402
@@ -61,37 +60,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def start_server(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": database_url,
-        "HUB_MIGRATE_ON_START": "false",
-        "HUB_DEV_MODE": "true",
-        "HUB_WEBHOOK_ALLOW_PRIVATE": "true",
-        "HUB_WEBHOOK_LEASE_S": "3",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process, port
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"server did not start:\n{log.read_text()}")
-
-
 async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     from hub.db.migrations import upgrade
 
@@ -109,7 +77,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         customer,
     )
     work = Path(tempfile.mkdtemp(prefix="hub-bench-webhooks-"))
-    process, port = start_server(database_url, work / "server.log")
+    settings = {"webhook_allow_private": "true", "webhook_lease_s": "3"}
+    process, port = start(database_url, settings, work / "server.log")
     arrivals: dict[str, list[float]] = {}
     committed: dict[str, float] = {}
     try:

@@ -148,8 +148,8 @@ class _WebhookTask:
     async def skip_to(self, to: Position) -> None:
         """Save progress over events that gave no delivery (filtered out, not visible)."""
         if self.saved is not None and to > self.saved:
-            if not await store.advance(
-                self.worker.engine, self.id, self.worker.me, self.revision, to, delivered=False
+            if not await store.skipped(
+                self.worker.engine, self.id, self.worker.me, self.revision, to
             ):
                 raise _LeaseLost()
             self.saved = to
@@ -246,7 +246,10 @@ class _WebhookTask:
                 settings.webhook_retry_seconds
             ):
                 worker.metrics.attempts.labels("dead_letter").inc()
-                await self._record(event, attempt, DeliveryStatus.DEAD_LETTER, payload, result)
+                await store.record(
+                    worker.engine,
+                    self._attempt(event, attempt, DeliveryStatus.DEAD_LETTER, payload, result),
+                )
                 reason = (
                     f"event {message_id} dead-lettered after {attempt} attempts: {result.error}"
                 )
@@ -264,7 +267,10 @@ class _WebhookTask:
                 logger.warning("webhook %s: %s (now %s)", self.id, reason, status)
                 return status == WebhookStatus.FAILING.value
             worker.metrics.attempts.labels("failed").inc()
-            await self._record(event, attempt, DeliveryStatus.FAILED, payload, result)
+            await store.record(
+                worker.engine,
+                self._attempt(event, attempt, DeliveryStatus.FAILED, payload, result),
+            )
             await asyncio.sleep(wait)  # backoff between attempts (the task is cancellable)
 
     def _attempt(
@@ -285,16 +291,6 @@ class _WebhookTask:
             latency_s=result.latency_s,
             error=result.error,
         )
-
-    async def _record(
-        self,
-        event: StoredEvent,
-        attempt: int,
-        status: DeliveryStatus,
-        body: str,
-        result: sender.Attempt,
-    ) -> None:
-        await store.record(self.worker.engine, self._attempt(event, attempt, status, body, result))
 
 
 class WebhookWorker:

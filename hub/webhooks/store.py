@@ -248,19 +248,13 @@ async def release(engine: AsyncEngine, me: str) -> None:
 # ---- delivery progress ----
 
 
-async def advance(
-    engine: AsyncEngine,
-    webhook_id: uuid.UUID,
-    me: str,
-    revision: int,
-    to: Position,
-    *,
-    delivered: bool,
+async def skipped(
+    engine: AsyncEngine, webhook_id: uuid.UUID, me: str, revision: int, to: Position
 ) -> bool:
-    """Move the cursor to ``to`` if this process still holds the lease at this revision;
-    False when it does not (the task stops). A delivery ends a failure streak."""
+    """Move the cursor over events that gave no delivery (filtered out, not visible), if this
+    process still holds the lease at this revision; False when it does not (the task stops)."""
     async with engine.begin() as connection:
-        return await _advance(connection, webhook_id, me, revision, to, delivered=delivered)
+        return await _advance(connection, webhook_id, me, revision, to, delivered=False)
 
 
 async def _advance(

@@ -25,7 +25,9 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
+from hub.access.inputs import input_limits_rule
 from hub.access.keys import Role
+from hub.access.limits import limits_rule
 from hub.context import Info
 from hub.core.errors import BadUserInput
 from hub.core.ids import uuid_from_global_id
@@ -71,7 +73,11 @@ def check_document(info: Info, query: str, variables: dict[str, Any] | None) -> 
     if any(argument.name.value == "after" for argument in fields[0].arguments or ()):
         raise BadUserInput("a webhook keeps its own cursor: leave `after` out (see replayWebhook)")
     graphql_schema = info.schema._schema
-    errors = validate(graphql_schema, document)
+    settings = info.context.settings
+    limits = [limits_rule(settings, variables or {}), input_limits_rule(settings, variables or {})]
+    # The schema's rules, then the limits every execution checks (depth, cost, input sizes):
+    # a document that would be refused at each delivery is refused now.
+    errors = validate(graphql_schema, document) or validate(graphql_schema, document, limits)
     if errors:
         raise BadUserInput(f"the webhook's query is not valid: {errors[0].message}")
     coerced = get_variable_values(

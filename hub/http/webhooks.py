@@ -207,7 +207,10 @@ class _WebhookTask:
                     return False
                 self.saved = event.position
             elif kind == "error":
+                # Said on the webhook (never silent), then tried again with backoff: a database
+                # outage passes; a document that keeps failing shows its reason.
                 logger.warning("webhook %s: the subscription ended with %s", self.id, payload)
+                await store.failing(worker.engine, self.id, f"the subscription failed: {payload}")
                 raise RuntimeError("subscription error")
             else:
                 return True

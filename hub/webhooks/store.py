@@ -322,6 +322,21 @@ async def dead_letter(
     return row.status if row is not None else None
 
 
+async def failing(engine: AsyncEngine, webhook_id: uuid.UUID, reason: str) -> None:
+    """An ACTIVE webhook that cannot run its document is FAILING with the reason (the same
+    revision: its task goes on trying; a delivery turns it ACTIVE again)."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            WEBHOOKS.update()
+            .where(W.id == webhook_id, W.status.in_(DELIVERING))
+            .values(
+                status=WebhookStatus.FAILING.value,
+                status_reason=reason[:1000],
+                updated_at=sa.func.now(),
+            )
+        )
+
+
 async def disable(engine: AsyncEngine, webhook_id: uuid.UUID, reason: str) -> None:
     async with engine.begin() as connection:
         await connection.execute(

@@ -96,6 +96,13 @@ async def test_a_name_resolving_to_loopback_is_refused_at_delivery() -> None:
             "variables are not valid",
         ),
         ("subscription {", None, "does not parse"),
+        (  # over the alias limit every delivery would hit: refused at creation instead
+            "subscription { interactionRecorded { interaction { "
+            + " ".join(f"a{n}: id" for n in range(31))
+            + " } } }",
+            None,
+            "aliases",
+        ),
     ],
 )
 async def test_the_query_must_be_a_valid_subscription_document(

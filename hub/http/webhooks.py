@@ -339,8 +339,8 @@ class WebhookWorker:
         while True:
             try:
                 await self.tick()
-            except Exception:
-                logger.exception("webhook leases: renewal failed; trying again")
+            except Exception as error:  # a database outage: the leases wait for it
+                logger.warning("webhook leases: renewal failed (%r); trying again", error)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
@@ -366,6 +366,9 @@ class WebhookWorker:
             task.cancel()
         await asyncio.gather(*self._loops, *tasks, return_exceptions=True)
         self.tasks.clear()
+        # Released at once for the next process; bounded, so a database outage cannot hold
+        # the shutdown (the leases then expire instead).
         with contextlib.suppress(Exception):
-            await store.release(self.engine, self.me)
+            async with asyncio.timeout(2):
+                await store.release(self.engine, self.me)
         await self.client.aclose()

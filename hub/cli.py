@@ -1,4 +1,4 @@
-"""The ``hub`` command: serve, demo, migrate, seed, schema."""
+"""The ``hub`` command: serve, demo, migrate, seed, schema, keys, webhooks."""
 
 from __future__ import annotations
 
@@ -230,6 +230,9 @@ app.add_typer(keys_app, name="keys")
 from hub.documents_cli import documents_app  # noqa: E402  (after `app`, as keys_app)
 
 app.add_typer(documents_app, name="documents")
+from hub.webhooks.cli import webhooks_app  # noqa: E402  (as keys_app)
+
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def main() -> None:

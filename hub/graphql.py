@@ -28,6 +28,7 @@ from hub.resolvers.node import NodeQuery
 from hub.resolvers.profile import ProfileMutation
 from hub.resolvers.sources import SourcesMutation, SourcesQuery
 from hub.resolvers.subscriptions import Subscription
+from hub.resolvers.webhooks import WebhookMutation, WebhookQuery
 from hub.schema.extensions import AccessGuard, ReadFence, TrustedDocumentParse
 from hub.schema.permissions import check_personal_fields
 
@@ -45,6 +46,7 @@ Query = merge_types(
         AnalyticsQuery,
         MergeQuery,
         SourcesQuery,
+        WebhookQuery,
     ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -61,12 +63,13 @@ Mutation = merge_types(
         JourneyMutation,
         AccessMutation,
         SourcesMutation,
+        WebhookMutation,
     ),
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Write to the graph: record interactions from any channel, manage profiles, identities and "
     "consents, merge and unmerge customers, steer journeys and conversations, manage API keys, "
-    "erase and export. Every mutation is audited."
+    "erase and export, register webhooks. Every mutation is audited."
 )
 
 

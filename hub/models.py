@@ -515,3 +515,59 @@ class SourceRejection(SQLModel, table=True):
 SOURCE_EVENT_MAPPINGS = table(SourceEventMapping)
 SOURCE_UNMAPPED_EVENTS = table(SourceUnmappedEvent)
 SOURCE_REJECTIONS = table(SourceRejection)
+# ---- webhooks (docs/webhooks.md) ----
+
+
+class Webhook(SQLModel, table=True):
+    """A stored subscription delivered by HTTP POST (Standard Webhooks). The signing secret is
+    kept because signing needs it; it is never returned after creation. ``cursor_*`` is the
+    last event handled; ``lease_*`` says which process delivers it (one at a time)."""
+
+    __tablename__ = "webhooks"
+
+    id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
+    key_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    owner: str
+    role: str
+    url: str
+    query: str
+    variables: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+    description: str = ""
+    status: str = "ACTIVE"
+    status_reason: str | None = None
+    secret: str
+    previous_secret: str | None = None
+    previous_secret_until: datetime | None = _ts(nullable=True, default_now=False)
+    cursor_xid: int = Field(default=0, sa_type=sa.BigInteger)
+    cursor_id: int = Field(default=0, sa_type=sa.BigInteger)
+    failure_streak: int = 0
+    revision: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = _ts(nullable=True, default_now=False)
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One delivery attempt. ``event_cursor`` is the ``webhook-id`` header (stable across
+    retries); status DEAD_LETTER marks the last attempt of an event that was given up on."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    webhook_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True), foreign_key="webhooks.id", ondelete="CASCADE"
+    )
+    event_cursor: str
+    attempt: int
+    status: str
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    body: str
+    created_at: datetime | None = _ts()
+
+
+WEBHOOKS = table(Webhook)
+WEBHOOK_DELIVERIES = table(WebhookDelivery)

@@ -39,6 +39,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from hub.access.audit import audit_targets
 from hub.access.inputs import input_limits_rule
+from hub.access.keys import Role
 from hub.access.limits import limits_rule
 from hub.access.policy import can_introspect, can_use_graphql, can_write
 from hub.context import Context
@@ -48,6 +49,7 @@ from hub.core.request_keys import AUDIT_ENGINE_KEY, ROUTER_KEY, TRUSTED_DOCUMENT
 from hub.core.text import storable
 from hub.db.replica import ReadRouter
 from hub.models import AUDIT_LOG
+from hub.schema.webhooks import WEBHOOK_MUTATIONS
 
 logger = logging.getLogger("hub.audit")
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
@@ -111,6 +113,16 @@ class TrustedDocumentParse(SchemaExtension):
             if isinstance(parsed, DocumentNode):
                 self.execution_context.graphql_document = parsed
         yield
+
+
+def _manages_own_webhooks(context: Context, mutation: OperationDefinitionNode) -> bool:
+    """A PARTNER may run mutations on its own webhooks only (every root field one of them)."""
+    if context.principal.role is not Role.PARTNER:
+        return False
+    selections = mutation.selection_set.selections
+    return bool(selections) and all(
+        isinstance(s, FieldNode) and s.name.value in WEBHOOK_MUTATIONS for s in selections
+    )
 
 
 class AccessGuard(SchemaExtension):
@@ -194,7 +206,7 @@ class AccessGuard(SchemaExtension):
         if context is None or mutation is None:
             yield
             return
-        if not can_write(context.principal):
+        if not can_write(context.principal) and not _manages_own_webhooks(context, mutation):
             with contextlib.suppress(Exception):  # logged inside; the refusal stands anyway
                 await self._audit_attempt(context, mutation, success=False, codes=["FORBIDDEN"])
             raise Forbidden(

@@ -32,6 +32,8 @@ from tests.driver_statements import count_driver_statements  # noqa: F401  (a fi
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
+    "webhook_deliveries",
+    "webhooks",
     "analytics_pending",
     "merges",
     "events",
@@ -92,7 +94,9 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, migrate_on_start=False)
+    # Webhooks are delivered by real `hub serve` processes in tests/webhooks: the in-process
+    # app delivers none (its worker would compete with them for the leases).
+    return Settings(database_url=database_url, migrate_on_start=False, webhooks_enabled=False)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -555,3 +555,56 @@ class Settings(BaseSettings):
             "stops routing here) before refusing new work."
         ),
     )
+
+    # ---- webhooks (docs/webhooks.md) ----
+    webhooks_enabled: bool = Field(
+        default=True, description="Run the webhook delivery worker in this process."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description=(
+            "Allow `http://` webhook URLs and private, loopback and link-local addresses "
+            "(development and tests only: a webhook could otherwise reach internal services)."
+        ),
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one webhook delivery attempt."
+    )
+    webhook_max_response_bytes: int = Field(
+        default=4096, ge=0, description="A receiver's response body is read up to this size."
+    )
+    webhook_retry_seconds: float = Field(
+        default=3 * 86400.0,
+        gt=0,
+        description=(
+            "How long an event is retried (exponential backoff with jitter) before it goes to "
+            "the dead-letter list and the webhook is marked FAILING."
+        ),
+    )
+    webhook_backoff_initial_s: float = Field(
+        default=5.0, gt=0, description="The first retry's delay (doubled each attempt)."
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="The longest delay between two attempts."
+    )
+    webhook_pause_after: int = Field(
+        default=5,
+        ge=1,
+        description="Dead-lettered events in a row after which a webhook is PAUSED.",
+    )
+    webhook_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A process's lease on the webhooks it delivers (renewed every third of it); when a "
+            "process dies, another takes its webhooks over after at most this long."
+        ),
+    )
+    webhook_max_concurrency: int = Field(
+        default=64, ge=1, description="Most webhook requests in flight at once per process."
+    )
+    webhook_secret_grace_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="After `rotateWebhookSecret`, the old secret signs too for this long.",
+    )

@@ -56,8 +56,10 @@ def serve(database_url: str, tmp: Path, **settings: Any) -> Server:
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    """One process per test: a process left over from another test would compete for leases."""
+def server(database_url: str, tmp_path: Path, db: asyncpg.Connection) -> Iterator[Server]:
+    """One process per test: a process left over from another test would compete for leases.
+    Started after ``db`` emptied the tables: else it would deliver the webhooks an earlier test
+    left behind (and count their attempts in this test's metrics)."""
     started = serve(database_url, tmp_path)
     try:
         yield started

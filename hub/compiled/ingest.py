@@ -58,6 +58,8 @@ from hub.access.audit import audit_targets
 from hub.access.inputs import variable_problems
 from hub.access.keys import Principal
 from hub.access.limits import limits_rule
+from hub.access.masking import mask_free_text, mask_json, mask_text, personal_keys
+from hub.access.policy import can_see_pii
 from hub.compiled.executor import LRU
 from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
@@ -93,6 +95,22 @@ _INTERACTION: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "agent": lambda row: row["agent"],
     "attributes": lambda row: row["attributes"],
 }
+
+
+def _masked_interaction(settings: Settings) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+    """``_INTERACTION`` for a caller without the ``pii`` scope: the personal fields masked as
+    their ``PersonalData`` extensions in schema.interaction mask them (hub.access.masking)."""
+    keys = personal_keys(settings)
+    return {
+        **_INTERACTION,
+        "summary": lambda row: mask_text(row["summary"]),
+        "outcome": lambda row: (
+            mask_free_text(row["outcome"]) if isinstance(row["outcome"], str) else row["outcome"]
+        ),
+        "attributes": lambda row: mask_json(row["attributes"], keys),
+    }
+
+
 # Payload fields (RecordInteractionPayload, StoredInteraction); ``merges`` is always empty here
 # (a merging plan falls back before anything is written) and ``customer`` is not covered.
 _PAYLOAD: dict[str, Render] = {
@@ -254,10 +272,13 @@ def _constant(value: str) -> Render:
     return lambda result: value
 
 
-def _interaction_renderer(node: FieldNode) -> Render:
+InteractionFields = Mapping[str, Callable[[Mapping[str, Any]], Any]]
+
+
+def _interaction_renderer(node: FieldNode, known: InteractionFields) -> Render:
     parts: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = []
     for field in _fields(node.selection_set):
-        render = _INTERACTION.get(field.name.value)
+        render = known.get(field.name.value)
         if render is None or field.arguments:
             raise NotCovered(f"Interaction.{field.name.value}")
         parts.append(((field.alias or field.name).value, render))
@@ -270,7 +291,11 @@ def _interaction_renderer(node: FieldNode) -> Render:
 
 
 def _object_renderer(
-    node: FieldNode, typename: str, known: Mapping[str, Render], stored: bool
+    node: FieldNode,
+    typename: str,
+    known: Mapping[str, Render],
+    stored: bool,
+    interaction_fields: InteractionFields,
 ) -> Callable[[ItemResult], dict[str, Any]]:
     parts: Fields = []
     for field in _fields(node.selection_set):
@@ -280,7 +305,8 @@ def _object_renderer(
         if name == "__typename":
             parts.append(((field.alias or field.name).value, _constant(typename)))
         elif name == "interaction" and typename != "RejectedInteraction":
-            parts.append(((field.alias or field.name).value, _interaction_renderer(field)))
+            interaction = _interaction_renderer(field, interaction_fields)
+            parts.append(((field.alias or field.name).value, interaction))
         elif name == "index" and stored:
             parts.append(((field.alias or field.name).value, lambda r: r.index))
         elif name in known:
@@ -321,8 +347,47 @@ class IngestOperation:
     variable: str
     coerce: Coercer  # the variable's coercion (``input_coercer``)
     render: Callable[[list[ItemResult]], Any]
+    render_masked: Callable[[list[ItemResult]], Any]  # for callers without the pii scope
     over_limits: bool
     audit_fields: list[str]
+
+
+def _payload_renderer(
+    root: FieldNode, interaction_fields: InteractionFields
+) -> Callable[[list[ItemResult]], Any]:
+    """How the root field's payload is rendered from the results (``NotCovered`` if it cannot),
+    the interaction's fields by ``interaction_fields``."""
+    if root.name.value == SINGLE:
+        payload = _object_renderer(
+            root, "RecordInteractionPayload", _PAYLOAD, False, interaction_fields
+        )
+
+        def render(results: list[ItemResult]) -> Any:
+            return payload(results[0])
+
+    else:
+        parts: list[tuple[str, Callable[[list[ItemResult]], Any]]] = []
+        for field in _fields(root.selection_set):
+            key = (field.alias or field.name).value
+            if field.name.value == "__typename":
+                parts.append((key, _batch_typename))
+            elif field.name.value == "stored":
+                stored = _object_renderer(
+                    field, "StoredInteraction", _PAYLOAD, True, interaction_fields
+                )
+                parts.append((key, _listed(stored, rejected=False)))
+            elif field.name.value == "rejected":
+                rejected = _object_renderer(
+                    field, "RejectedInteraction", _REJECTED, True, interaction_fields
+                )
+                parts.append((key, _listed(rejected, rejected=True)))
+            else:
+                raise NotCovered(field.name.value)
+
+        def render(results: list[ItemResult]) -> Any:
+            return {key: part(results) for key, part in parts}
+
+    return render
 
 
 def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOperation | None:
@@ -354,30 +419,8 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
         if len(definitions) != 1 or definitions[0].default_value is not None:
             raise NotCovered("other variables, or a default input")
         coerce = input_coercer(type_from_ast(schema, definitions[0].type))
-        if name == SINGLE:
-            payload = _object_renderer(root, "RecordInteractionPayload", _PAYLOAD, stored=False)
-
-            def render(results: list[ItemResult]) -> Any:
-                return payload(results[0])
-
-        else:
-            parts: list[tuple[str, Callable[[list[ItemResult]], Any]]] = []
-            for field in _fields(root.selection_set):
-                key = (field.alias or field.name).value
-                if field.name.value == "__typename":
-                    parts.append((key, _batch_typename))
-                elif field.name.value == "stored":
-                    stored = _object_renderer(field, "StoredInteraction", _PAYLOAD, stored=True)
-                    parts.append((key, _listed(stored, rejected=False)))
-                elif field.name.value == "rejected":
-                    rejected = _object_renderer(field, "RejectedInteraction", _REJECTED, True)
-                    parts.append((key, _listed(rejected, rejected=True)))
-                else:
-                    raise NotCovered(field.name.value)
-
-            def render(results: list[ItemResult]) -> Any:
-                return {key: part(results) for key, part in parts}
-
+        render = _payload_renderer(root, _INTERACTION)
+        render_masked = _payload_renderer(root, _masked_interaction(settings))
     except NotCovered as reason:
         logger.debug("ingest not compiled: %s", reason)
         return None
@@ -392,6 +435,7 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
         variable=value.name.value,
         coerce=coerce,
         render=render,
+        render_masked=render_masked,
         over_limits=over_limits,
         audit_fields=fields,
     )
@@ -540,7 +584,8 @@ class CompiledIngest:
         if results is None:
             return None
         count_stored({"metrics": self.metrics}, results)
-        data = {prepared.key: prepared.render(results)}
+        render = prepared.render if can_see_pii(principal) else prepared.render_masked
+        data = {prepared.key: render(results)}
         return Response(orjson.dumps({"data": data}), media_type="application/json")
 
     async def _record(

@@ -36,7 +36,7 @@ from hub.core.errors import Conflict, HubError, NotFound
 from hub.core.settings import Settings
 from hub.db.locks import lock_key
 from hub.db.statements import IngestSql, Statement
-from hub.identity.merges import merge_customers
+from hub.identity.merges import STAGE_COLUMNS, merge_customers
 from hub.identity.resolution import (
     BatchPlan,
     CustomerState,
@@ -57,9 +57,7 @@ MAX_RESOLUTION_ROUNDS = 5
 _CUSTOMER_COLUMNS = (
     "id",
     "created_at",
-    "current_stage",
-    "stage_entered_at",
-    "stage_channel_code",
+    *STAGE_COLUMNS,
     "first_seen_at",
     "last_seen_at",
     "merged_into_id",
@@ -73,11 +71,9 @@ _CUSTOMER_COLUMNS = (
 # snapshot shows its ``merged_into_id``): one round trip.
 CLAIMS = Statement.named(
     "SELECT"
-    " (SELECT array_agg(ROW(s.id, s.created_at, s.current_stage, s.stage_entered_at,"
-    "  s.stage_channel_code, s.first_seen_at, s.last_seen_at, s.merged_into_id,"
-    "  s.kind_counts) ORDER BY s.id) FROM (SELECT c.id, c.created_at, c.current_stage,"
-    "  c.stage_entered_at, c.stage_channel_code, c.first_seen_at, c.last_seen_at,"
-    "  c.merged_into_id, (SELECT coalesce(jsonb_object_agg(kind, n), '{}') FROM"
+    f" (SELECT array_agg(ROW({', '.join(f's.{c}' for c in _CUSTOMER_COLUMNS)}) ORDER BY s.id)"
+    f"  FROM (SELECT {', '.join(f'c.{c}' for c in _CUSTOMER_COLUMNS[:-1])},"
+    "  (SELECT coalesce(jsonb_object_agg(kind, n), '{}') FROM"
     "  (SELECT kind, count(*) AS n FROM identities WHERE customer_id = c.id GROUP BY kind)"
     "  AS counts) AS kind_counts FROM customers c WHERE c.id IN (SELECT i.customer_id FROM"
     "  identities i JOIN unnest(CAST(:kinds AS text[]), CAST(:vals AS text[])) AS k(kind, value)"

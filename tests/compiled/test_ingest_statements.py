@@ -8,13 +8,12 @@ path serves it since issue 15).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import httpx
-from starlette.applications import Starlette
 
-from tests.conftest import make_key
+from tests.conftest import GraphQLClient
 from tests.driver_statements import BOOKKEEPING, DriverStatements
 from tests.ingest_support import touchpoints
 
@@ -44,70 +43,63 @@ def _round_trips(counted: DriverStatements) -> list[str]:
 
 
 async def test_single_events_cost_a_fixed_number_of_round_trips(
-    app: Starlette,
     db: asyncpg.Connection,
-    engine: Any,
+    gql_as: Callable[..., Awaitable[GraphQLClient]],
     count_driver_statements: DriverStatements,
 ) -> None:
     tp = await touchpoints(db)
-    key = await make_key(engine, "FRONTEND")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://hub.test",
-        headers={"Authorization": f"Bearer {key}"},
-    ) as http:
+    http = (await gql_as("FRONTEND")).http
 
-        async def trips(email: str, **extra: Any) -> tuple[int, dict[str, Any]]:
-            event = {
-                "identities": [{"kind": "EMAIL", "value": email}],
+    async def trips(email: str, **extra: Any) -> tuple[int, dict[str, Any]]:
+        event = {
+            "identities": [{"kind": "EMAIL", "value": email}],
+            "touchpointId": tp["web"],
+            "type": "PAGE_VIEW",
+            "direction": "INBOUND",
+            "summary": "hello",
+            **extra,
+        }
+        count_driver_statements.clear()
+        response = await http.post(
+            "/graphql", json={"query": SINGLE, "variables": {"input": event}}
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        return len(_round_trips(count_driver_statements)), body["data"]["recordInteraction"]
+
+    await trips("warm@example.com")  # the pools' connections opened, types introspected
+    new, first = await trips("ana@example.com", idempotencyKey="k1")
+    assert (first["created"], first["duplicate"], first["interaction"]["summary"]) == (
+        True,
+        False,
+        "•••",
+    )
+    assert new == NEW_PERSON, count_driver_statements.report()
+    known, again = await trips("ana@example.com")
+    assert (again["created"], again["duplicate"]) == (False, False)
+    assert known == KNOWN_PERSON, "\n---\n".join(_round_trips(count_driver_statements))
+    retried, duplicate = await trips("ana@example.com", idempotencyKey="k1")
+    assert (duplicate["duplicate"], duplicate["interaction"]) == (True, first["interaction"])
+    assert retried == DUPLICATE, "\n---\n".join(_round_trips(count_driver_statements))
+
+    # A batch of new people: the same round trips for 3 as for 300.
+    async def batch(size: int, tag: str) -> int:
+        inputs = [
+            {
+                "identities": [{"kind": "EMAIL", "value": f"{tag}{n % 2}-{n}@example.com"}],
                 "touchpointId": tp["web"],
                 "type": "PAGE_VIEW",
                 "direction": "INBOUND",
-                "summary": "hello",
-                **extra,
             }
-            count_driver_statements.clear()
-            response = await http.post(
-                "/graphql", json={"query": SINGLE, "variables": {"input": event}}
-            )
-            body = response.json()
-            assert "errors" not in body, body
-            return len(_round_trips(count_driver_statements)), body["data"]["recordInteraction"]
-
-        await trips("warm@example.com")  # the pools' connections opened, types introspected
-        new, first = await trips("ana@example.com", idempotencyKey="k1")
-        assert (first["created"], first["duplicate"], first["interaction"]["summary"]) == (
-            True,
-            False,
-            "•••",
+            for n in range(size)
+        ]
+        count_driver_statements.clear()
+        response = await http.post(
+            "/graphql", json={"query": BATCH, "variables": {"inputs": inputs}}
         )
-        assert new == NEW_PERSON, count_driver_statements.report()
-        known, again = await trips("ana@example.com")
-        assert (again["created"], again["duplicate"]) == (False, False)
-        assert known == KNOWN_PERSON, "\n---\n".join(_round_trips(count_driver_statements))
-        retried, duplicate = await trips("ana@example.com", idempotencyKey="k1")
-        assert (duplicate["duplicate"], duplicate["interaction"]) == (True, first["interaction"])
-        assert retried == DUPLICATE, "\n---\n".join(_round_trips(count_driver_statements))
+        stored = response.json()["data"]["recordInteractions"]["stored"]
+        assert len(stored) == size
+        return len(_round_trips(count_driver_statements))
 
-        # A batch of new people: the same round trips for 3 as for 300.
-        async def batch(size: int, tag: str) -> int:
-            inputs = [
-                {
-                    "identities": [{"kind": "EMAIL", "value": f"{tag}{n % 2}-{n}@example.com"}],
-                    "touchpointId": tp["web"],
-                    "type": "PAGE_VIEW",
-                    "direction": "INBOUND",
-                }
-                for n in range(size)
-            ]
-            count_driver_statements.clear()
-            response = await http.post(
-                "/graphql", json={"query": BATCH, "variables": {"inputs": inputs}}
-            )
-            stored = response.json()["data"]["recordInteractions"]["stored"]
-            assert len(stored) == size
-            return len(_round_trips(count_driver_statements))
-
-        assert (await batch(3, "a"), await batch(300, "b")) == (NEW_PERSON, NEW_PERSON)
+    assert (await batch(3, "a"), await batch(300, "b")) == (NEW_PERSON, NEW_PERSON)
     assert await db.fetchval("SELECT count(*) FROM interactions") == 3 + 303

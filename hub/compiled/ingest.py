@@ -55,7 +55,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.access.audit import audit_targets
-from hub.access.inputs import variable_problems
 from hub.access.keys import Principal
 from hub.access.limits import limits_rule
 from hub.access.masking import mask_free_text, mask_json, mask_text, personal_keys
@@ -150,19 +149,22 @@ _DATABASE_FAULTS = (
 
 
 class _Invalid(Exception):
-    """A value graphql-core's ``coerce_input_value`` would not accept."""
+    """A value graphql-core's ``coerce_input_value`` would not accept (or, with ``max_list``,
+    a list longer than the input limits allow: the resolver path reports it)."""
 
 
 Coercer = Callable[[Any], Any]
 
 
-def input_coercer(type_: Any) -> Coercer:
+def input_coercer(type_: Any, max_list: int | None = None) -> Coercer:
     """A coercion function for one GraphQL input type, built once: the steps of graphql-core's
     ``coerce_input_value`` (non-null, lists with the single-value rule, input objects with
     their defaults and out types, leaf types through their own ``coerce_input_value``) without
-    its per-value type dispatch. Raises ``_Invalid`` wherever that returns ``Undefined``."""
+    its per-value type dispatch. Raises ``_Invalid`` wherever that returns ``Undefined``, and
+    (``max_list``) at a list longer than that: the list check of ``hub.access.inputs``, done on
+    the same walk."""
     if is_non_null_type(type_):
-        inner = input_coercer(type_.of_type)
+        inner = input_coercer(type_.of_type, max_list)
 
         def non_null(value: Any) -> Any:
             if value is None or value is Undefined:
@@ -171,13 +173,15 @@ def input_coercer(type_: Any) -> Coercer:
 
         return non_null
     if is_list_type(type_):
-        item = input_coercer(type_.of_type)
+        item = input_coercer(type_.of_type, max_list)
 
         def listed(value: Any) -> Any:
             if value is None or value is Undefined:
                 return None
             if not is_iterable(value):
                 return [item(value)]
+            if max_list is not None and isinstance(value, list) and len(value) > max_list:
+                raise _Invalid
             return [item(entry) for entry in value]
 
         return listed
@@ -189,7 +193,7 @@ def input_coercer(type_: Any) -> Coercer:
             (
                 name,
                 field.out_name or name,
-                input_coercer(field.type),
+                input_coercer(field.type, max_list),
                 is_required_input_field(field),
                 coerce_default_value(field),
             )
@@ -418,7 +422,7 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
         definitions = operation.variable_definitions or ()
         if len(definitions) != 1 or definitions[0].default_value is not None:
             raise NotCovered("other variables, or a default input")
-        coerce = input_coercer(type_from_ast(schema, definitions[0].type))
+        coerce = input_coercer(type_from_ast(schema, definitions[0].type), settings.max_list_length)
         render = _payload_renderer(root, _INTERACTION)
         render_masked = _payload_renderer(root, _masked_interaction(settings))
     except NotCovered as reason:
@@ -472,6 +476,18 @@ AUDIT = (
     "INSERT INTO audit_log (key_id, actor, role, action, target_ids, success, details)"
     " VALUES ($1, $2, $3, $4, $5, true, $6)"
 )
+
+
+def _unstorable_text(value: Any) -> bool:
+    """Whether a JSON value may hold text PostgreSQL cannot store (``hub.core.text``), keys
+    included, found by orjson in C rather than by a walk in Python: a lone surrogate cannot be
+    encoded, a NUL is written as ``\\u0000``. (A backslash followed by ``u0000`` in the text
+    reads as one too: that request takes the resolver path, which checks it exactly.)"""
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:
+        return True
+    return b"\\u0000" in encoded
 
 
 class CompiledIngest:
@@ -528,15 +544,17 @@ class CompiledIngest:
         op_name = prepared.operation.name.value if prepared.operation.name else None
         if operation_name is not None and operation_name != op_name:
             return None
-        # graphql-core's coercion of the one variable, as get_variable_values does it; any
-        # failure goes to the resolver path, which reports it. (get_variable_values also checks
-        # the input's nesting depth along the type: these types nest five levels at most.)
-        if variable_problems(self.settings, prepared.operation, self.schema, raw_variables):
-            return None  # too long a list, or text PostgreSQL cannot store: reported there
+        # graphql-core's coercion of the one variable, as get_variable_values does it, with the
+        # list limit of hub.access.inputs on the same walk; any failure goes to the resolver
+        # path, which reports it. (get_variable_values also checks the input's nesting depth
+        # along the type: these types nest five levels at most.)
+        raw = raw_variables.get(prepared.variable, Undefined)
         try:
-            value = prepared.coerce(raw_variables.get(prepared.variable, Undefined))
+            value = prepared.coerce(raw)
         except _Invalid:
             return None
+        if raw is not Undefined and _unstorable_text(raw):
+            return None  # text PostgreSQL cannot store: reported there
         items: list[InteractionInput] = []
         prefailed: dict[int, HubError] = {}
         try:

@@ -87,14 +87,13 @@ CLAIMS = Statement.named(
     "  '[]') FROM identities i JOIN unnest(CAST(:kinds AS text[]),"
     "  CAST(:vals AS text[])) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value)"
     " AS owners,"
-    " (SELECT coalesce(jsonb_agg(x.id), '[]') FROM interactions x"
+    " (SELECT array_agg(x) FROM interactions x"
     "  JOIN unnest(CAST(:tps AS uuid[]), CAST(:ikeys AS text[])) AS k(tp, key)"
     "  ON x.touchpoint_id = k.tp AND x.idempotency_key = k.key) AS duplicates,"
     " (SELECT coalesce(jsonb_agg(DISTINCT h), '[]') FROM erasures e,"
     "  unnest(e.identity_hashes) AS h WHERE e.identity_hashes && CAST(:hashes AS text[])"
     "  AND h = ANY(CAST(:hashes AS text[]))) AS erased"
 )
-DUPLICATES = Statement.named("SELECT * FROM interactions WHERE id = ANY(CAST(:ids AS uuid[]))")
 
 
 class NeedsMerge(Exception):
@@ -142,7 +141,7 @@ def _customers(
 async def _read_claims(sql: IngestSql, drafts: list[Draft], keys: set[IdentifierKey]) -> Claims:
     """Interactions already stored under the drafts' idempotency keys, who holds each
     identifier (the holders locked), which identifiers belonged to erased customers, and the
-    catalogue, in one round trip (full rows of the duplicates only when there are any)."""
+    catalogue, in one round trip (the duplicates as whole rows: records of the table's type)."""
     keyed = [d for d in drafts if d.idempotency_key is not None]
     ordered = sorted(keys)
     by_hash = {identity_hash(kind, value): (kind, value) for kind, value in ordered}
@@ -159,9 +158,8 @@ async def _read_claims(sql: IngestSql, drafts: list[Draft], keys: set[Identifier
     )
     customers, stable = _customers(row["customers"])
     existing: dict[tuple[uuid.UUID, str], Any] = {}
-    if row["duplicates"]:
-        rows = await sql.fetch(DUPLICATES, {"ids": [uuid.UUID(i) for i in row["duplicates"]]})
-        existing = {(r["touchpoint_id"], r["idempotency_key"]): r for r in rows}
+    for duplicate in row["duplicates"] or ():
+        existing[(duplicate["touchpoint_id"], duplicate["idempotency_key"])] = duplicate
     return Claims(
         existing=existing,
         owners={(kind, value): uuid.UUID(cid) for kind, value, cid in row["owners"]},

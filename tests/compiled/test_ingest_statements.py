@@ -31,9 +31,9 @@ NEW_PERSON = 5
 # A known person: the same; the holder's row lock rides in the claims statement (it was a round
 # trip of its own before).
 KNOWN_PERSON = 5
-# A retried idempotency key: the key check, BEGIN with the locks, the claims, the original
-# interaction's row, the audit row (nothing else is written), COMMIT.
-DUPLICATE = 6
+# A retried idempotency key: the key check, BEGIN with the locks, the claims (the original
+# interaction's row in them), the audit row (nothing else is written), COMMIT.
+DUPLICATE = 5
 
 
 def _round_trips(counted: DriverStatements) -> list[str]:

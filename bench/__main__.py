@@ -3,14 +3,17 @@
 Runs, one after the other and on the same data set (100k customers, ~2M interactions from the
 seed generator, filled once into ``hub_bench`` and reused):
 
-- scenarios 1 and 2, reads: ``bench.read`` (hub, PostGraphile V5, raw asyncpg);
-- scenarios 3 and 4, ingest: ``bench.write`` (the same three, on a fresh copy of the data set);
+- scenarios 1 and 2, reads: ``bench.read`` (the hub with a FRONTEND key, scenario 1 also with
+  a PARTNER key, PostGraphile V5, raw asyncpg, the hub in development mode);
+- scenarios 3 and 4, ingest: ``bench.write`` (the same but the PARTNER, on a fresh copy of the
+  data set);
 - scenario 5, subscription fan-out to 1,000 websocket subscribers: ``bench.subscriptions`` once
   per server (the same three), each on its own fresh copy.
 
 Each part writes its own block of docs/benchmarks.md. ``--quick`` runs a small smoke version
 (2,000 customers, short windows, one round) that checks the harness, not the speed, and writes
-nothing.
+nothing. ``--workers 2`` runs the read and write parts with two processes per server (the
+scale-out rows, a block of their own).
 """
 
 from __future__ import annotations
@@ -134,6 +137,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="scenario 5 phase length")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--quick", action="store_true", help="smoke run: small, short, no docs")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="read and write parts: processes per server (hub --workers, PostGraphile cluster)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.customers, args.database, args.rounds = 2000, "hub_bench_quick", 1
@@ -150,13 +159,15 @@ def main() -> None:
         "--rounds",
         str(args.rounds),
     ]
+    scale = ["--workers", str(args.workers)]
     quick = ["--duration", "3", "--warmup", "1", "--no-write"] if args.quick else []
     asyncio.run(ensure_dataset(args.server_url, args.database, args.customers, args.seed))
     parts = args.parts.split(",")
     if "read" in parts:
-        run("bench.read", *common, *quick)
+        run("bench.read", *common, *scale, *quick)
     if "write" in parts:
-        run("bench.write", *common, *quick, *(["--batch-duration", "8"] if args.quick else []))
+        quick_write = ["--batch-duration", "8"] if args.quick else []
+        run("bench.write", *common, *scale, *quick, *quick_write)
     if "fanout" in parts:
         fanout(args)
 

@@ -72,6 +72,8 @@ async def run(
     warmup: float,
     duration: float,
     failures: tuple[bytes, ...] = (b'"errors"',),
+    extra_headers: dict[str, str] | None = None,
+    max_requests: int | None = None,
 ) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
@@ -83,12 +85,13 @@ async def run(
     measure_from = started + warmup
     stop_at = measure_from + duration
     headers = {"content-type": "application/json", "accept": "application/json"}
+    headers.update(extra_headers or {})
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal errors, completed, finished_in_window
         while True:
             now = time.perf_counter()
-            if now >= stop_at:
+            if now >= stop_at or (max_requests is not None and completed >= max_requests):
                 return
             payload = bodies.next()
             async with session.post(url, data=payload, headers=headers) as response:
@@ -105,11 +108,12 @@ async def run(
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    window = min(duration, time.perf_counter() - measure_from)
     return {
         "requests": finished_in_window,
         "completed": completed,
         "errors": errors,
-        "rps": finished_in_window / duration,
+        "rps": finished_in_window / window if window > 0 else float("nan"),
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "mean_ms": (statistics.fmean(latencies) * 1000) if latencies else float("nan"),
@@ -134,7 +138,19 @@ def main() -> None:
         default=['"errors"'],
         help="A response containing this text counts as an error (repeatable)",
     )
+    parser.add_argument(
+        "--max-requests", type=int, help="Stop after this many requests (all clients together)"
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="An extra request header, 'Name: value' (repeatable; e.g. the API key)",
+    )
     args = parser.parse_args()
+    extra = {
+        name.strip(): value.strip() for name, _, value in (h.partition(":") for h in args.header)
+    }
     ids = args.ids.read_text().split() if args.ids else []
     bodies = Bodies(args.body, ids, args.seed, args.item, args.items, args.join)
     result = asyncio.run(
@@ -145,6 +161,8 @@ def main() -> None:
             args.warmup,
             args.duration,
             tuple(marker.encode() for marker in args.fail_if),
+            extra,
+            args.max_requests,
         )
     )
     print(json.dumps(result), flush=True)

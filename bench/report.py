@@ -71,6 +71,17 @@ def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
+# The ratio columns: (numerator, denominator) servers; "-" where either did not run.
+RATIOS = [
+    ("hub", "postgraphile"),
+    ("hub", "raw"),
+    ("hub-partner", "postgraphile"),
+    ("hub-dev", "postgraphile"),
+    ("hub-granian", "hub"),
+    ("hub", "hub-dataloader"),
+]
+
+
 def table(
     results: dict[tuple[int, str], Measurement],
     scenarios: dict[int, str],
@@ -96,27 +107,27 @@ def table(
             )
     lines += [
         "",
-        f"Ratios: the hub's {unit} divided by the other's, and in brackets the other's CPU "
-        f"time per {per} divided by the hub's (the same comparison, far less sensitive to other "
-        "work on the machine). Above 1: the hub is ahead.",
+        f"Ratios: the first server's {unit} divided by the second's, and in brackets the "
+        f"second's CPU time per {per} divided by the first's (the same comparison, far less "
+        "sensitive to other work on the machine). Above 1: the first is ahead.",
         "",
-        "| scenario | hub / PostGraphile | hub / raw | hub / hub-dataloader |",
-        "|---|---:|---:|---:|",
+        "| scenario | " + " | ".join(f"{a} / {b}" for a, b in RATIOS) + " |",
+        "|---|" + "---:|" * len(RATIOS),
     ]
     for number, title in scenarios.items():
 
-        def ratio(other: str, number: int = number) -> str:
-            hub, them = results.get((number, "hub")), results.get((number, other))
-            if hub is None or them is None or not them.rps or them.median(them.rps) == 0:
+        def ratio(mine: str, other: str, number: int = number) -> str:
+            hub, them = results.get((number, mine)), results.get((number, other))
+            if hub is None or them is None or not hub.rps or not them.rps:
+                return "-"
+            if them.median(them.rps) == 0:
                 return "-"
             speed = hub.median(hub.rps) / them.median(them.rps)
             cpu = them.median(them.cpu_ms) / hub.median(hub.cpu_ms) if hub.cpu_ms else math.nan
             return f"{speed:.2f} ({cpu:.2f})"
 
-        lines.append(
-            f"| {number}. {title} | {ratio('postgraphile')} | {ratio('raw')} | "
-            f"{ratio('hub-dataloader')} |"
-        )
+        cells = " | ".join(ratio(mine, other) for mine, other in RATIOS)
+        lines.append(f"| {number}. {title} | {cells} |")
     return "\n".join(lines)
 
 

@@ -41,10 +41,11 @@ from bench import report
 from bench.dataset import database_url, ensure_dataset
 from bench.load import Bodies
 from bench.read import measure
-from bench.servers import NODE, ROOT, Server, start_servers
+from bench.servers import NODE, ROOT, Server, language, start_servers
 from hub.db.engine import asyncpg_dsn
 
-SERVERS = ["hub", "postgraphile", "raw"]
+# hub: a FRONTEND key (what a real frontend sends); hub-dev: development mode, the extra row.
+SERVERS = ["hub", "postgraphile", "raw", "hub-dev"]
 TITLES = {3: "batch ingest, 1,000 events per request", 4: "single-event ingest, 16 clients"}
 
 HUB_RECORD = (
@@ -116,6 +117,7 @@ def _postgraphile_batch_document(size: int) -> str:
 
 
 def requests(scenario: int, touchpoint: str, channel: str, batch: int) -> dict[str, WriteRequest]:
+    """Each server language's request (every hub variant speaks the hub's: ``language``)."""
     tag = "bench"
     if scenario == 4:
         return {
@@ -211,7 +213,7 @@ def _post(server: Server, request: WriteRequest, body: str) -> None:
     response = httpx.post(
         server.base_url + request.path,
         content=body,
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **server.headers},
         timeout=300,
     )
     text = response.text
@@ -228,7 +230,7 @@ async def check_equivalent(
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         for name, server in servers.items():
-            request = single[name]
+            request = single[language(name)]
             marker = f"check-{name}"
             body = (
                 request.body.replace("__ID__", email if request.ids == "email" else cid)
@@ -303,6 +305,12 @@ def main() -> None:
         help="scenario 3 window: several of PostGraphile's 1,000-mutation requests must fit",
     )
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes per server: the hub's --workers, PostGraphile's cluster (raw: one)",
+    )
     parser.add_argument("--port", type=int, default=18400, help="first of the servers' ports")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch the docs")
@@ -330,20 +338,19 @@ def main() -> None:
             id_files["email"].write_text("\n".join(emails))
             id_files["customer"].write_text("\n".join(customer_ids))
             print("starting servers…", flush=True)
-            with start_servers(
-                names, url, args.port, Path(tempfile.gettempdir()) / "hub-bench-logs"
-            ) as servers:
+            logs = Path(tempfile.gettempdir()) / "hub-bench-logs"
+            with start_servers(names, url, args.port, logs, args.workers) as servers:
                 asyncio.run(check_equivalent(servers, url, single, emails[0], customer_ids[0]))
                 ids = {"email": emails, "customer": customer_ids}
                 for number in numbers:
                     for name in names:
-                        request = scenarios[number][name]
+                        request = scenarios[number][language(name)]
                         prime(servers[name], request, ids[request.ids])
                 for round_number in range(args.rounds):
                     order = names[round_number % len(names) :] + names[: round_number % len(names)]
                     for number in numbers:
                         for name in order:
-                            request = scenarios[number][name]
+                            request = scenarios[number][language(name)]
                             result = load(servers[name], request, id_files[request.ids], args, url)
                             m = results.setdefault((number, name), report.Measurement())
                             m.statements = "-"
@@ -374,11 +381,18 @@ def main() -> None:
             f"clients, 1 event ({args.duration:g} s measured); {args.warmup:g} s warm-up after "
             f"one priming request per server, median of {args.rounds} rounds",
             f"Python {sys.version.split()[0]}, PostGraphile on Node {report.node_version(NODE)}; "
-            "every server is one process",
+            + (
+                "every server is one process"
+                if args.workers == 1
+                else f"hub and PostGraphile {args.workers} processes each, raw one"
+            ),
+            "keys: hub = FRONTEND key without pii, hub-dev = development mode (no key); "
+            "PostGraphile and raw check no key and write no audit row",
             f"machine load average (1 min) {load_before[0]:.1f} at the start, "
             f"{os.getloadavg()[0]:.1f} at the end",
         ]
-        report.write(args.output, command, body, details, block="write")
+        block = "write" if args.workers == 1 else f"write-workers{args.workers}"
+        report.write(args.output, command, body, details, block=block)
         print(f"\nwritten to {args.output}")
 
 

@@ -27,6 +27,7 @@ from hub.http.probes import probe_routes
 from hub.http.resources import open_resources
 from hub.http.shutdown import RefuseWhenStopping
 from hub.http.state import HubState
+from hub.http.tracking import tracking_routes
 from hub.http.view import HubGraphQL
 from hub.http.web import web_routes
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     yield
                 finally:
                     gc.unfreeze()
+                    await keys.cache.close()  # its rounds use the key pool, closed next
                     state.shutdown.uninstall()
                     state.resources = None  # /readyz: unavailable from here on
                     await state.shared_executions.close()
@@ -80,6 +82,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 ],
             ),
             WebSocketRoute("/graphql", graphql, middleware=[refuse_when_stopping]),
+            # Segment's tracking API (docs/sources.md): observed and refused when stopping as
+            # /graphql is; it authenticates SOURCE keys itself (HTTP Basic).
+            *tracking_routes(
+                state,
+                keys,
+                [Middleware(RequestObserver, state.metrics), refuse_when_stopping],
+            ),
             *probe_routes(state),
             *web_routes(),
             *metrics_routes(state.metrics, settings),

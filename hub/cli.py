@@ -1,4 +1,4 @@
-"""The ``hub`` command: serve, demo, migrate, seed, schema."""
+"""The ``hub`` command: serve, demo, migrate, seed, schema, keys, webhooks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import math
 import os
 import signal
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -82,14 +83,26 @@ def seed(
     console.print(f"[green]seeded[/green] {summary}")
 
 
+class ServerKind(StrEnum):
+    uvicorn = "uvicorn"
+    granian = "granian"
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     access_log: Annotated[
-        bool, typer.Option(help="Log every request (uvicorn access log).")
+        bool, typer.Option(help="Log every request (the server's access log).")
     ] = True,
+    server: Annotated[
+        ServerKind,
+        typer.Option(
+            help="The HTTP server: uvicorn (the default: the hub's graceful shutdown hooks into "
+            "its signal handling) or granian (Rust; see docs/benchmarks.md)."
+        ),
+    ] = ServerKind.uvicorn,
 ) -> None:
     """Serve the GraphQL API (migrations are applied first)."""
     settings = Settings()
@@ -100,6 +113,9 @@ def serve(
     os.environ["HUB_DATABASE_URL"] = location.url
     os.environ["HUB_MIGRATE_ON_START"] = "false"
     _exit_through_python_on_sigterm()
+    if server is ServerKind.granian:
+        _serve_granian(settings, host, port, workers, access_log)
+        return
     uvicorn.run(
         "hub.app:create_app",
         factory=True,
@@ -117,6 +133,29 @@ def serve(
         # deadline once it has drained and closed the websockets.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_deadline_s),
     )
+
+
+def _serve_granian(
+    settings: Settings, host: str, port: int, workers: int, access_log: bool
+) -> None:
+    """The same app under granian (ASGI). What differs from uvicorn: websocket messages over
+    ``HUB_WS_MAX_MESSAGE_BYTES`` are refused by the app (hub.http.ws_adapter), not the server;
+    SIGTERM stops workers after granian's own kill timeout (the hub's drain sequence,
+    hub/http/shutdown.py, hooks into uvicorn's signal handling only)."""
+    from granian.constants import Interfaces
+    from granian.server import Server as Granian
+
+    Granian(
+        "hub.app:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=workers,
+        log_access=access_log,
+        log_dictconfig=log_config(settings.log_format),
+        workers_kill_timeout=math.ceil(settings.shutdown_deadline_s),
+    ).serve()
 
 
 @app.command()
@@ -187,6 +226,13 @@ app.add_typer(analytics_app, name="analytics")
 from hub.access.keys_cli import keys_app  # noqa: E402  (after `app`: the sub-command registers on it)
 
 app.add_typer(keys_app, name="keys")
+
+from hub.documents_cli import documents_app  # noqa: E402  (after `app`, as keys_app)
+
+app.add_typer(documents_app, name="documents")
+from hub.webhooks.cli import webhooks_app  # noqa: E402  (as keys_app)
+
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def main() -> None:

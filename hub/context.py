@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -15,7 +16,11 @@ from hub.access.keys import Principal, Role
 from hub.access.row_security import engine_for
 from hub.core.settings import Settings
 from hub.events.broker import Broker
+from hub.events.outbox import StoredEvent
 from hub.loaders.registry import Loaders, build_loaders
+
+# Given the kinds a subscription field reads, the events to process, in order, in batches.
+EventFeed: TypeAlias = Callable[[Collection[str]], AsyncIterator[list[StoredEvent]]]
 
 # Before a websocket's connection_init is checked, a context acts as nobody: a PARTNER with an
 # empty scope sees nothing and may do nothing.
@@ -39,6 +44,9 @@ class Context:
     extras: dict[str, object] = field(default_factory=dict)
     # Live events (subscriptions): the process's broker.
     broker: Broker | None = None
+    # A webhook's delivery (hub.http.webhooks): the events its subscription reads, one at a
+    # time from its own cursor, instead of the broker's live stream.
+    event_feed: EventFeed | None = None
     primary_engine: AsyncEngine | None = None
     # Who the request acts as (hub.access.keys); decides masking, scope and permissions
     # (hub.access.policy). Change it only through ``act_as``, which moves the engines along.
@@ -83,6 +91,16 @@ class Context:
         if self._base_primary is not None:
             self.primary_engine = engine_for(self._base_primary, principal)
         self.loaders = self.fresh_loaders()
+
+    @property
+    def management_engine(self) -> AsyncEngine:
+        """The hub's own login on the primary, unscoped: ONLY for the hub's management tables
+        that hold no customer data (webhook registrations; callers filter by the key
+        themselves). Customer data always goes through ``engine``/``writer``."""
+        base = self._base_primary or self._base_engine
+        if base is None:
+            raise RuntimeError("a Context made without Context.build has no management engine")
+        return base
 
     @property
     def writer(self) -> AsyncEngine:

@@ -26,8 +26,10 @@ from hub.resolvers.journey import JourneyMutation, JourneyQuery
 from hub.resolvers.merge import MergeMutation, MergeQuery
 from hub.resolvers.node import NodeQuery
 from hub.resolvers.profile import ProfileMutation
+from hub.resolvers.sources import SourcesMutation, SourcesQuery
 from hub.resolvers.subscriptions import Subscription
-from hub.schema.extensions import AccessGuard, ReadFence
+from hub.resolvers.webhooks import WebhookMutation, WebhookQuery
+from hub.schema.extensions import AccessGuard, ReadFence, TrustedDocumentParse
 from hub.schema.permissions import check_personal_fields
 
 logger = logging.getLogger("hub.errors")
@@ -43,6 +45,8 @@ Query = merge_types(
         AccessQuery,
         AnalyticsQuery,
         MergeQuery,
+        SourcesQuery,
+        WebhookQuery,
     ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -51,12 +55,21 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
 )
 
 Mutation = merge_types(
-    "Mutation", (IngestMutation, ProfileMutation, MergeMutation, JourneyMutation, AccessMutation)
+    "Mutation",
+    (
+        IngestMutation,
+        ProfileMutation,
+        MergeMutation,
+        JourneyMutation,
+        AccessMutation,
+        SourcesMutation,
+        WebhookMutation,
+    ),
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Write to the graph: record interactions from any channel, manage profiles, identities and "
     "consents, merge and unmerge customers, steer journeys and conversations, manage API keys, "
-    "erase and export. Every mutation is audited."
+    "erase and export, register webhooks. Every mutation is audited."
 )
 
 
@@ -180,7 +193,14 @@ def build_schema() -> strawberry.federation.Schema:
         # the (cached) validation has found the document valid.
         # ReadFence before the AccessGuard: hooks end in reverse order, so the caller's read
         # fence is taken after the mutation and its audit row (hub/schema/extensions.py).
-        extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256), ReadFence, AccessGuard],
+        # TrustedDocumentParse: a document run by id comes parsed (once per process).
+        extensions=[
+            ErrorCodes,
+            TrustedDocumentParse,
+            lambda: ValidationCache(maxsize=256),
+            ReadFence,
+            AccessGuard,
+        ],
         federation_version="2.5",
     )
     # Masking by construction: a String/JSON field that neither masks nor declares itself not

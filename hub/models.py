@@ -325,6 +325,27 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime | None = _ts()
     revoked_at: datetime | None = _ts(nullable=True, default_now=False)
     last_used_at: datetime | None = _ts(nullable=True, default_now=False)
+    # Which documents it may run (hub.access.documents.DocumentPolicy): REGISTERED_ONLY, ANY, or
+    # NULL: the default of its role and HUB_ENV.
+    documents: str | None = Field(default=None, nullable=True)
+
+
+class TrustedDocument(SQLModel, table=True):
+    """A registered GraphQL document (trusted document, persisted operation), called by its id:
+    the SHA-256 hex of its text, or the id a client's manifest gave it."""
+
+    __tablename__ = "trusted_documents"
+
+    id: str = Field(primary_key=True)
+    document: str
+    # The operations it defines ("name:type", type query/mutation/subscription; name "" if none).
+    operations: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(sa.Text),
+        sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
+    )
+    created_by: str
+    created_at: datetime | None = _ts()
 
 
 class AuditEntry(SQLModel, table=True):
@@ -410,6 +431,7 @@ class Erasure(SQLModel, table=True):
 
 
 API_KEYS = table(ApiKey)
+TRUSTED_DOCUMENTS = table(TrustedDocument)
 AUDIT_LOG = table(AuditEntry)
 CONSENTS = table(Consent)
 CONSENT_HISTORY = table(ConsentChange)
@@ -444,3 +466,108 @@ class Merge(SQLModel, table=True):
 
 
 MERGES = table(Merge)
+
+
+# ---- tracking sources (docs/sources.md; migration 0017) ----
+
+
+class SourceEventMapping(SQLModel, table=True):
+    """A tracked event name (Segment ``track``) and the interaction type it is stored as."""
+
+    __tablename__ = "source_event_mappings"
+
+    event: str = Field(primary_key=True)
+    interaction_type: str
+    direction: str = Field(default="INBOUND", sa_column_kwargs={"server_default": "INBOUND"})
+    updated_at: datetime | None = _ts()
+    updated_by: str | None = None
+
+
+class SourceUnmappedEvent(SQLModel, table=True):
+    """A tracked event name with no mapping: how often it was stored as TRACKED_EVENT."""
+
+    __tablename__ = "source_unmapped_events"
+
+    event: str = Field(primary_key=True)
+    count: int = Field(sa_type=sa.BigInteger)
+    first_seen_at: datetime | None = _ts()
+    last_seen_at: datetime | None = _ts()
+
+
+class SourceRejection(SQLModel, table=True):
+    """A tracking message that could not be stored, and why (never the message's content)."""
+
+    __tablename__ = "source_rejections"
+    __table_args__ = (sa.Index("ix_source_rejections_at", sa.text("at DESC"), sa.text("id DESC")),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    at: datetime | None = _ts()
+    key_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    source: str
+    touchpoint_id: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    message_id: str | None = None
+    message_type: str | None = None
+    event: str | None = None
+    code: str
+    reason: str
+
+
+SOURCE_EVENT_MAPPINGS = table(SourceEventMapping)
+SOURCE_UNMAPPED_EVENTS = table(SourceUnmappedEvent)
+SOURCE_REJECTIONS = table(SourceRejection)
+# ---- webhooks (docs/webhooks.md) ----
+
+
+class Webhook(SQLModel, table=True):
+    """A stored subscription delivered by HTTP POST (Standard Webhooks). The signing secret is
+    kept because signing needs it; it is never returned after creation. ``cursor_*`` is the
+    last event handled; ``lease_*`` says which process delivers it (one at a time)."""
+
+    __tablename__ = "webhooks"
+
+    id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
+    key_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    owner: str
+    role: str
+    url: str
+    query: str
+    variables: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+    description: str = ""
+    status: str = "ACTIVE"
+    status_reason: str | None = None
+    secret: str
+    previous_secret: str | None = None
+    previous_secret_until: datetime | None = _ts(nullable=True, default_now=False)
+    cursor_xid: int = Field(default=0, sa_type=sa.BigInteger)
+    cursor_id: int = Field(default=0, sa_type=sa.BigInteger)
+    failure_streak: int = 0
+    revision: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = _ts(nullable=True, default_now=False)
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One delivery attempt. ``event_cursor`` is the ``webhook-id`` header (stable across
+    retries); status DEAD_LETTER marks the last attempt of an event that was given up on."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    webhook_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True), foreign_key="webhooks.id", ondelete="CASCADE"
+    )
+    event_cursor: str
+    attempt: int
+    status: str
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    body: str
+    created_at: datetime | None = _ts()
+
+
+WEBHOOKS = table(Webhook)
+WEBHOOK_DELIVERIES = table(WebhookDelivery)

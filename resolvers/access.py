@@ -10,7 +10,14 @@ import sqlalchemy as sa
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.access.keys import Role, create_key, list_keys, revoke_key
+from hub.access.documents import (
+    DocumentPolicy,
+    check_documents,
+    list_documents,
+    register_documents,
+    remove_document,
+)
+from hub.access.keys import Role, create_key, list_keys, revoke_key, set_key_documents
 from hub.context import Info
 from hub.core.errors import BadUserInput, NotFound
 from hub.core.ids import uuid_from_global_id
@@ -18,7 +25,15 @@ from hub.db.rows import fetch_all
 from hub.models import AUDIT_LOG, CUSTOMERS
 from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus, set_consent
 from hub.privacy.erasure import erase_customer, export_customer
-from hub.schema.access import ApiKey, AuditEntry, CreateApiKeyInput, CreatedApiKey, Erasure
+from hub.schema.access import (
+    ApiKey,
+    AuditEntry,
+    CreateApiKeyInput,
+    CreatedApiKey,
+    Erasure,
+    TrustedDocument,
+    TrustedDocumentInput,
+)
 from hub.schema.consent import Consent, SetConsentInput
 from hub.schema.permissions import CanWrite, IsAdmin, PersonalData, json_mask
 
@@ -59,6 +74,15 @@ class AccessQuery:
         async with info.context.engine.connect() as connection:
             rows = await list_keys(connection)
         return [ApiKey.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description="The registered (trusted) documents, oldest first (ADMIN only).",
+        permission_classes=[IsAdmin],
+    )
+    async def trusted_documents(self, info: Info) -> list[TrustedDocument]:
+        async with info.context.engine.connect() as connection:
+            rows = await list_documents(connection)
+        return [TrustedDocument.from_row(row) for row in rows]
 
     @strawberry.field(
         description="The audit log, newest first (ADMIN only).", permission_classes=[IsAdmin]
@@ -134,6 +158,7 @@ class AccessMutation:
                 pii=input.pii,
                 channels=[c.value for c in input.channels or []],
                 touchpoints=touchpoints,
+                documents=input.documents.value if input.documents else None,
             )
             rows = await list_keys(connection)
         row = next(r for r in rows if r["name"] == created.principal.name)
@@ -154,6 +179,67 @@ class AccessMutation:
         async with info.context.engine.begin() as connection:
             row = await revoke_key(connection, name)
         return ApiKey.from_row(row)
+
+    @strawberry.mutation(
+        description=(
+            "Set which documents an API key may run (null: its role's default); in effect for "
+            "its next request in every process within a second (ADMIN only)."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def set_api_key_documents(
+        self,
+        info: Info,
+        name: Annotated[str, strawberry.argument(description="The key's name.")],
+        documents: Annotated[
+            DocumentPolicy | None,
+            strawberry.argument(description="REGISTERED_ONLY, ANY, or null (the default)."),
+        ],
+    ) -> ApiKey:
+        async with info.context.engine.begin() as connection:
+            row = await set_key_documents(connection, name, documents.value if documents else None)
+        return ApiKey.from_row(row)
+
+    @strawberry.mutation(
+        description=(
+            "Register trusted documents (persisted operations), each validated against the "
+            "schema first: if one fails, none is stored. An id already registered with the same "
+            "text is kept as it is (ADMIN only)."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def register_trusted_documents(
+        self,
+        info: Info,
+        documents: Annotated[
+            list[TrustedDocumentInput],
+            strawberry.argument(description="The documents, with their ids (or none)."),
+        ],
+    ) -> list[TrustedDocument]:
+        checked = check_documents(
+            info.schema._schema,
+            [(document.id, document.document) for document in documents],
+            info.context.settings.max_tokens,
+        )
+        async with info.context.engine.begin() as connection:
+            rows = await register_documents(connection, checked, info.context.principal.name)
+        return [TrustedDocument.from_row(row) for row in rows]
+
+    @strawberry.mutation(
+        description=(
+            "Remove a trusted document: calls by its id fail from now on in this process, and "
+            "in every process within HUB_TRUSTED_DOCUMENTS_TTL_S (ADMIN only)."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def remove_trusted_document(
+        self,
+        info: Info,
+        id: Annotated[str, strawberry.argument(description="The document's id.")],
+    ) -> TrustedDocument:
+        async with info.context.engine.begin() as connection:
+            row = await remove_document(connection, id)
+        return TrustedDocument.from_row(row)
 
     @strawberry.mutation(
         description="Record a customer's consent for a purpose and channel; history is kept.",

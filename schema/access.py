@@ -8,6 +8,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from hub.access.documents import DocumentPolicy
 from hub.access.keys import Principal, Role, principal_from_row
 from hub.core.enums import ChannelCode
 from hub.core.ids import to_global_id
@@ -23,6 +24,22 @@ described_enum(
         Role.FRONTEND: "Read and write customer data; no analytics over all customers.",
         Role.ANALYST: "Read everything and analytics; personal fields masked without `pii`.",
         Role.PARTNER: "Read and subscribe within its channels and touchpoints; always masked.",
+        Role.SOURCE: (
+            "Send tracking data for its one touchpoint to the Segment-compatible `/v1/*` API; "
+            "no GraphQL."
+        ),
+    },
+)
+
+described_enum(
+    DocumentPolicy,
+    "Which GraphQL documents an API key may run (docs/trusted-documents.md).",
+    {
+        DocumentPolicy.REGISTERED_ONLY: (
+            "Only trusted documents, by id (`documentId` or an APQ hash); a document's text "
+            "is refused with PERSISTED_QUERY_REQUIRED."
+        ),
+        DocumentPolicy.ANY: "Any document, as text or by id.",
     },
 )
 
@@ -50,6 +67,13 @@ class ApiKey:
     last_used_at: datetime | None = strawberry.field(
         description="Roughly when it was last used (to the minute)."
     )
+    documents: DocumentPolicy | None = strawberry.field(
+        default=None,
+        description=(
+            "Which documents it may run; null: its role's default (REGISTERED_ONLY for FRONTEND "
+            "and PARTNER keys when HUB_ENV=production, ANY otherwise)."
+        ),
+    )
 
     @classmethod
     def from_row(cls, row: Record) -> ApiKey:
@@ -67,6 +91,7 @@ class ApiKey:
             created_at=row["created_at"],
             revoked_at=row["revoked_at"],
             last_used_at=row["last_used_at"],
+            documents=DocumentPolicy(principal.documents) if principal.documents else None,
         )
 
 
@@ -90,7 +115,60 @@ class CreateApiKeyInput:
         default=None, description="PARTNER only: the channels it may see."
     )
     touchpoint_ids: list[strawberry.ID] | None = strawberry.field(
-        default=None, description="PARTNER only: the touchpoints it may see."
+        default=None,
+        description="PARTNER: the touchpoints it may see; SOURCE: the one it sends for.",
+    )
+    documents: DocumentPolicy | None = strawberry.field(
+        default=None,
+        description="Which documents it may run; null: its role's default under HUB_ENV.",
+    )
+
+
+@strawberry.type(description="A registered GraphQL document (a trusted document), run by its id.")
+class TrustedDocument:
+    id: str = strawberry.field(
+        description=(
+            "What clients send as `documentId` (or APQ `sha256Hash`): the SHA-256 hex of the "
+            "text, or the id its manifest gave it."
+        ),
+        metadata=not_personal("an opaque document id chosen by the hub or an ADMIN's manifest"),
+    )
+    document: str = strawberry.field(
+        description="The GraphQL document's text.",
+        metadata=not_personal("a GraphQL document an ADMIN registered: code, not customer data"),
+    )
+    operations: list[str] = strawberry.field(
+        description="The operations it defines, as `name:type` (`:query` when unnamed).",
+        metadata=not_personal("operation names and types of a registered document"),
+    )
+    created_by: str = strawberry.field(
+        description="The key name (or cli) that registered it.",
+        metadata=not_personal(
+            "names an API key, operator or agent of the business, not a customer"
+        ),
+    )
+    created_at: datetime = strawberry.field(description="When it was registered.")
+
+    @classmethod
+    def from_row(cls, row: Record) -> TrustedDocument:
+        return cls(
+            id=row["id"],
+            document=row["document"],
+            operations=list(row["operations"]),
+            created_by=row["created_by"],
+            created_at=row["created_at"],
+        )
+
+
+@strawberry.input(description="A document to register, with the id to call it by.")
+class TrustedDocumentInput:
+    document: str = strawberry.field(description="The GraphQL document's text.")
+    id: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Its id (a manifest's; 1 to 200 of A-Z a-z 0-9 _ . : ~ -); null: the SHA-256 hex "
+            "of the text. A 64-hex id must be that SHA-256."
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     GraphQLError,
     NoSchemaIntrospectionCustomRule,
@@ -38,15 +39,17 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from hub.access.audit import audit_targets
 from hub.access.inputs import input_limits_rule
+from hub.access.keys import Role
 from hub.access.limits import limits_rule
-from hub.access.policy import can_introspect, can_write
+from hub.access.policy import can_introspect, can_use_graphql, can_write
 from hub.context import Context
 from hub.core.errors import Forbidden, HubError, ServiceUnavailable
 from hub.core.faults import database_unavailable
-from hub.core.request_keys import AUDIT_ENGINE_KEY, ROUTER_KEY
+from hub.core.request_keys import AUDIT_ENGINE_KEY, ROUTER_KEY, TRUSTED_DOCUMENT_KEY
 from hub.core.text import storable
 from hub.db.replica import ReadRouter
 from hub.models import AUDIT_LOG
+from hub.schema.webhooks import WEBHOOK_MUTATIONS
 
 logger = logging.getLogger("hub.audit")
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
@@ -96,6 +99,30 @@ def _audit_engine(context: Context) -> AsyncEngine:
     """The app's audit pool (``hub.http.resources``), else the primary."""
     engine = context.extras.get(AUDIT_ENGINE_KEY)
     return engine if isinstance(engine, AsyncEngine) else context.writer
+
+
+class TrustedDocumentParse(SchemaExtension):
+    """A trusted document (run by id) is parsed once per process (hub.http.documents), not per
+    request: its ``DocumentNode`` comes in the context, and Strawberry skips its own parse.
+    It was validated at registration, so no parse error (nor token limit) is skipped."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context) and self.execution_context.graphql_document is None:
+            parsed = context.extras.get(TRUSTED_DOCUMENT_KEY)
+            if isinstance(parsed, DocumentNode):
+                self.execution_context.graphql_document = parsed
+        yield
+
+
+def _manages_own_webhooks(context: Context, mutation: OperationDefinitionNode) -> bool:
+    """A PARTNER may run mutations on its own webhooks only (every root field one of them)."""
+    if context.principal.role is not Role.PARTNER:
+        return False
+    selections = mutation.selection_set.selections
+    return bool(selections) and all(
+        isinstance(s, FieldNode) and s.name.value in WEBHOOK_MUTATIONS for s in selections
+    )
 
 
 class AccessGuard(SchemaExtension):
@@ -172,11 +199,14 @@ class AccessGuard(SchemaExtension):
 
     async def on_execute(self) -> Any:
         context = self._context()
+        if context is not None and not can_use_graphql(context.principal):
+            # The gates refuse SOURCE keys before this; whatever path reaches here, too.
+            raise Forbidden("a SOURCE key only sends tracking data to /v1/*; no GraphQL")
         mutation = self._mutation() if context is not None else None
         if context is None or mutation is None:
             yield
             return
-        if not can_write(context.principal):
+        if not can_write(context.principal) and not _manages_own_webhooks(context, mutation):
             with contextlib.suppress(Exception):  # logged inside; the refusal stands anyway
                 await self._audit_attempt(context, mutation, success=False, codes=["FORBIDDEN"])
             raise Forbidden(

@@ -38,6 +38,7 @@ DEFAULT_STAGE_RULES: list[tuple[InteractionType, ChannelCode | None, StageCode]]
     (T.EVENT_ATTENDANCE, None, S.AWARENESS),
     (T.CAMPAIGN_OPENED, None, S.AWARENESS),
     (T.PAGE_VIEW, None, S.AWARENESS),
+    (T.SCREEN_VIEW, None, S.AWARENESS),  # migration 0017
     (T.PRODUCT_VIEW, None, S.CONSIDERATION),
     (T.SEARCH, None, S.CONSIDERATION),
     (T.QUESTION, None, S.CONSIDERATION),

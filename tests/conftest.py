@@ -27,10 +27,13 @@ from hub.core.settings import Settings
 from hub.db.engine import asyncpg_dsn
 from hub.db.migrations import upgrade
 from hub.seeds.taxonomy import STAGE_RULE_ROWS
+from hub.sources.mapping import DEFAULT_EVENT_MAPPINGS
 from tests.driver_statements import count_driver_statements  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
+    "webhook_deliveries",
+    "webhooks",
     "analytics_pending",
     "merges",
     "events",
@@ -45,6 +48,9 @@ DATA_TABLES = [
     "erasures",
     "audit_log",
     "api_keys",
+    "source_rejections",
+    "source_unmapped_events",
+    "trusted_documents",
 ]
 
 
@@ -88,7 +94,9 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, migrate_on_start=False)
+    # Webhooks are delivered by real `hub serve` processes in tests/webhooks: the in-process
+    # app delivers none (its worker would compete with them for the leases).
+    return Settings(database_url=database_url, migrate_on_start=False, webhooks_enabled=False)
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +121,13 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await connection.executemany(
         "INSERT INTO stage_rules (interaction_type, channel_code, stage) VALUES ($1, $2, $3)",
         [(r["interaction_type"], r["channel_code"], r["stage"]) for r in STAGE_RULE_ROWS],
+    )
+    # So are the tracking API's event mappings (hub.sources.mapping).
+    await connection.execute("DELETE FROM source_event_mappings")
+    await connection.executemany(
+        "INSERT INTO source_event_mappings (event, interaction_type, direction)"
+        " VALUES ($1, $2, $3)",
+        [(e, t.value, d.value) for e, t, d in DEFAULT_EVENT_MAPPINGS],
     )
     try:
         yield connection

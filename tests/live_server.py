@@ -68,11 +68,19 @@ class Server:
 
 
 def start_server(
-    database_url: str, tmp: Path, workers: int = 1, cwd: Path = ROOT, **settings: Any
+    database_url: str,
+    tmp: Path,
+    workers: int = 1,
+    cwd: Path = ROOT,
+    server: str | None = None,
+    **settings: Any,
 ) -> Server:
     """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready.
-    ``workers`` > 1: `hub serve --workers N` (uvicorn's worker supervisor). ``cwd``: the folder
-    it runs in (the checkout, whose top-level folders are then importable, unless said)."""
+    ``workers`` > 1: `hub serve --workers N` (the server's worker supervisor). ``cwd``: the folder
+    it runs in (the checkout, whose top-level folders are then importable, unless said).
+    ``server``: `--server uvicorn|granian`; by default ``HUB_TEST_SERVER`` (so the live suites
+    can run under either: ``HUB_TEST_SERVER=granian pytest tests/subscriptions``), else uvicorn."""
+    server = server or os.environ.get("HUB_TEST_SERVER", "uvicorn")
     port = free_port()
     env = {
         **os.environ,
@@ -88,25 +96,28 @@ def start_server(
     log = tmp / f"server-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve", "--port", str(port), "--workers", str(workers)],
+            [
+                *(sys.executable, "-m", "hub", "serve", "--port", str(port)),
+                *("--workers", str(workers), "--server", server),
+            ],
             cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(process, port, log)
+    started = Server(process, port, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log.read_text()}")
         try:
-            if httpx.get(f"{server.http_url}/readyz", timeout=1).status_code == 200:
-                return server
+            if httpx.get(f"{started.http_url}/readyz", timeout=1).status_code == 200:
+                return started
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    server.stop()
+    started.stop()
     raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
 
 

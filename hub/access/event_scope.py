@@ -57,6 +57,8 @@ def scope_for_principal(principal: Principal) -> EventScope:
     personal data or masked) is part of the share key, so masked and unmasked subscribers never
     share an execution."""
     access = f"{principal.role.value}:{'pii' if principal.sees_pii else 'masked'}"
+    if principal.role is Role.SOURCE:  # sends, never receives: an empty scope
+        return EventScope(principal=access, channels=frozenset(), touchpoint_ids=frozenset())
     if principal.role is not Role.PARTNER:
         return EventScope(principal=access)
     return EventScope(

@@ -12,20 +12,22 @@ import hmac
 import re
 import secrets
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.access.scope import UNRESTRICTED, RowScope
+from hub.access.scope import NOTHING, UNRESTRICTED, RowScope
 from hub.core.enums import ChannelCode
 from hub.core.errors import BadUserInput, Conflict, NotFound
 from hub.core.faults import database_unavailable
+from hub.core.ids import uuid_from_global_id
 from hub.models import API_KEYS, TOUCHPOINTS
 
 KEY_PREFIX = "hub_"
@@ -39,6 +41,7 @@ class Role(StrEnum):
     FRONTEND = "FRONTEND"  # read and write customer data; no analytics over all customers
     ANALYST = "ANALYST"  # read everything and analytics; masked unless the key has pii
     PARTNER = "PARTNER"  # reads and subscriptions in its channel/touchpoint scope; always masked
+    SOURCE = "SOURCE"  # sends tracking data (/v1/*) for its one touchpoint; no GraphQL at all
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,31 @@ class Principal:
     touchpoints: frozenset[uuid.UUID] = frozenset()
     dev: bool = False
     scopes: tuple[str, ...] = field(default=())
+    # REGISTERED_ONLY, ANY, or None: the role's default (hub.access.documents.effective_policy).
+    documents: str | None = None
 
     @property
     def scope(self) -> RowScope:
+        if self.role is Role.SOURCE:
+            # Fail closed: were a SOURCE key ever to reach a read, row security shows it nothing
+            # (the gate refuses it on /graphql before that).
+            return NOTHING
         if self.role is not Role.PARTNER:
             return UNRESTRICTED
         return RowScope(restricted=True, channels=self.channels, touchpoints=self.touchpoints)
 
     @property
+    def source_touchpoint(self) -> uuid.UUID | None:
+        """The one touchpoint a SOURCE key sends for; None for every other role."""
+        if self.role is not Role.SOURCE or len(self.touchpoints) != 1:
+            return None
+        return next(iter(self.touchpoints))
+
+    @property
     def sees_pii(self) -> bool:
-        return self.role is Role.ADMIN or (self.pii and self.role is not Role.PARTNER)
+        return self.role is Role.ADMIN or (
+            self.pii and self.role not in (Role.PARTNER, Role.SOURCE)
+        )
 
     @property
     def actor(self) -> str:
@@ -86,7 +104,7 @@ def hash_key(key: str) -> str:
 _HEX_PREFIX = re.compile(r"[0-9a-f]{12}")
 
 
-def _split(key: str) -> str | None:
+def key_prefix(key: str) -> str | None:
     """The lookup prefix of a well-formed key, else None."""
     if not key.startswith(KEY_PREFIX):
         return None
@@ -102,13 +120,19 @@ def build_scopes(
     role: Role, pii: bool, channels: Sequence[str], touchpoints: Sequence[str]
 ) -> list[str]:
     """Validate a key's scopes for its role and encode them as stored."""
-    if role is Role.PARTNER:
+    if role is Role.SOURCE:
+        if pii or channels or len(touchpoints) != 1:
+            raise BadUserInput(
+                "a SOURCE key is bound to exactly one touchpoint (--touchpoints ID), with no "
+                "channels and no pii scope: it only sends tracking data"
+            )
+    elif role is Role.PARTNER:
         if pii:
             raise BadUserInput("a PARTNER key cannot have the pii scope: partners always see masks")
         if not channels and not touchpoints:
             raise BadUserInput("a PARTNER key needs at least one channel or touchpoint")
     elif channels or touchpoints:
-        raise BadUserInput("only PARTNER keys are scoped to channels or touchpoints")
+        raise BadUserInput("only PARTNER and SOURCE keys are scoped to channels or touchpoints")
     scopes = [PII_SCOPE] if pii else []
     for code in channels:
         if code not in ChannelCode.__members__:
@@ -116,9 +140,10 @@ def build_scopes(
         scopes.append(CHANNEL_SCOPE + code)
     for touchpoint in touchpoints:
         try:
-            scopes.append(TOUCHPOINT_SCOPE + str(uuid.UUID(touchpoint)))
-        except ValueError:
-            raise BadUserInput(f"{touchpoint!r} is not a touchpoint id (a UUID)") from None
+            # A UUID or a Touchpoint global id (as GraphQL answers show it).
+            scopes.append(TOUCHPOINT_SCOPE + str(uuid_from_global_id(touchpoint, "Touchpoint")))
+        except (ValueError, BadUserInput):
+            raise BadUserInput(f"{touchpoint!r} is not a touchpoint id") from None
     return scopes
 
 
@@ -134,7 +159,17 @@ def principal_from_row(row: Any) -> Principal:
             uuid.UUID(s[len(TOUCHPOINT_SCOPE) :]) for s in scopes if s.startswith(TOUCHPOINT_SCOPE)
         ),
         scopes=tuple(scopes),
+        documents=row.get("documents"),
     )
+
+
+DOCUMENT_POLICIES = ("REGISTERED_ONLY", "ANY")
+
+
+def _document_policy(documents: str | None) -> str | None:
+    if documents is not None and documents not in DOCUMENT_POLICIES:
+        raise BadUserInput(f"documents is one of {', '.join(DOCUMENT_POLICIES)} (or unset)")
+    return documents
 
 
 async def create_key(
@@ -145,8 +180,11 @@ async def create_key(
     pii: bool = False,
     channels: Sequence[str] = (),
     touchpoints: Sequence[str] = (),
+    documents: str | None = None,
 ) -> NewKey:
-    """Create a key in the caller's transaction; the returned ``key`` is the only copy."""
+    """Create a key in the caller's transaction; the returned ``key`` is the only copy.
+    ``documents``: REGISTERED_ONLY, ANY, or None (its role's default, docs/trusted-documents.md)."""
+    documents = _document_policy(documents)
     name = name.strip()
     if not name or len(name) > 100:
         raise BadUserInput("a key needs a name of 1 to 100 characters")
@@ -169,7 +207,12 @@ async def create_key(
             await connection.execute(
                 API_KEYS.insert()
                 .values(
-                    name=name, role=role.value, scopes=scopes, prefix=prefix, key_hash=hash_key(key)
+                    name=name,
+                    role=role.value,
+                    scopes=scopes,
+                    prefix=prefix,
+                    key_hash=hash_key(key),
+                    documents=documents,
                 )
                 .returning(API_KEYS)
             )
@@ -180,14 +223,14 @@ async def create_key(
     return NewKey(principal=principal_from_row(row), key=key)
 
 
-async def revoke_key(connection: AsyncConnection, name: str) -> Any:
-    """Revoke a key by name in the caller's transaction; returns its row."""
+async def _update_key(connection: AsyncConnection, name: str, **values: Any) -> Any:
+    """Update the key named ``name``; its row (``NotFound`` if there is none)."""
     row = (
         (
             await connection.execute(
                 API_KEYS.update()
                 .where(API_KEYS.c.name == name)
-                .values(revoked_at=sa.func.coalesce(API_KEYS.c.revoked_at, sa.func.now()))
+                .values(**values)
                 .returning(API_KEYS)
             )
         )
@@ -196,7 +239,34 @@ async def revoke_key(connection: AsyncConnection, name: str) -> Any:
     )
     if row is None:
         raise NotFound(f"no key named {name!r}")
+    # This process's caches forget it now; the others within a second (hub.access.key_cache).
+    for cache in list(_CACHES):
+        cache.forget(row["prefix"])
     return row
+
+
+class ForgetsKeys(Protocol):
+    def forget(self, prefix: str) -> None: ...
+
+
+# The key caches of this process (hub.access.key_cache.KeyCache registers itself): a revocation
+# made here drops the key from them at once, before any re-check round.
+_CACHES: weakref.WeakSet[ForgetsKeys] = weakref.WeakSet()
+
+
+def register_cache(cache: ForgetsKeys) -> None:
+    _CACHES.add(cache)
+
+
+async def revoke_key(connection: AsyncConnection, name: str) -> Any:
+    """Revoke a key by name in the caller's transaction; returns its row."""
+    revoked_at = sa.func.coalesce(API_KEYS.c.revoked_at, sa.func.now())
+    return await _update_key(connection, name, revoked_at=revoked_at)
+
+
+async def set_key_documents(connection: AsyncConnection, name: str, documents: str | None) -> Any:
+    """Set which documents a key may run (None: its role's default); its row."""
+    return await _update_key(connection, name, documents=_document_policy(documents))
 
 
 async def list_keys(connection: AsyncConnection) -> Sequence[Any]:
@@ -254,7 +324,7 @@ async def verify_key(
     ``hub.db.engine.create_driver_pool``): then the check is one prepared statement in autocommit,
     without SQLAlchemy's per-checkout ping and transaction.
     """
-    prefix = _split(key)
+    prefix = key_prefix(key)
     if prefix is None:
         return None
     if isinstance(engine, asyncpg.Pool):
@@ -289,6 +359,49 @@ async def revoked_among(engine: AsyncEngine, key_ids: Sequence[int]) -> set[int]
         )
         alive = set(live)
     return {key_id for key_id in key_ids if key_id not in alive}
+
+
+_LIVE_KEYS = (
+    "SELECT id, name, role, scopes, prefix, key_hash, documents FROM api_keys"
+    " WHERE prefix = ANY($1::text[]) AND revoked_at IS NULL"
+)
+_TOUCH_KEYS = "UPDATE api_keys SET last_used_at = now() WHERE prefix = ANY($1::text[])"
+
+
+async def live_keys(
+    engine: AsyncEngine | asyncpg.Pool, prefixes: Sequence[str], touch: Sequence[str] = ()
+) -> dict[str, tuple[str, Principal]]:
+    """``{prefix: (key_hash, principal)}`` of the keys among ``prefixes`` that are not revoked
+    (nor deleted) now, in one statement (on the prefix's unique index); ``last_used_at`` of
+    ``touch`` is refreshed first. For the per-process key cache's re-check rounds: an entry
+    stays only while its hash and its principal (role, name, scopes, document rule) are still
+    these."""
+    if isinstance(engine, asyncpg.Pool):
+        async with engine.acquire() as raw:
+            if touch:
+                await raw.execute(_TOUCH_KEYS, list(touch))
+            rows: Sequence[Any] = await raw.fetch(_LIVE_KEYS, list(prefixes))
+    else:
+        async with engine.connect() as connection:
+            if touch:
+                await connection.execute(
+                    API_KEYS.update()
+                    .where(API_KEYS.c.prefix.in_(list(touch)))
+                    .values(last_used_at=sa.func.now())
+                )
+                await connection.commit()
+            rows = (
+                (
+                    await connection.execute(
+                        sa.select(API_KEYS).where(
+                            API_KEYS.c.prefix.in_(list(prefixes)), API_KEYS.c.revoked_at.is_(None)
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+    return {row["prefix"]: (row["key_hash"], principal_from_row(row)) for row in rows}
 
 
 def bearer_token(value: str | None) -> str | None:

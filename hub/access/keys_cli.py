@@ -69,14 +69,25 @@ def _run(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
 
 @keys_app.command("create")
 def create(
-    role: Annotated[Role, typer.Option(help="ADMIN, FRONTEND, ANALYST or PARTNER.")],
+    role: Annotated[Role, typer.Option(help="ADMIN, FRONTEND, ANALYST, PARTNER or SOURCE.")],
     name: Annotated[str, typer.Option(help="Unique name of the key.")],
     pii: Annotated[bool, typer.Option("--pii", help="See personal fields unmasked.")] = False,
     channels: Annotated[
         str | None, typer.Option(help="PARTNER scope: channels, comma-separated (WEB,MOBILE).")
     ] = None,
     touchpoints: Annotated[
-        str | None, typer.Option(help="PARTNER scope: touchpoint UUIDs, comma-separated.")
+        str | None,
+        typer.Option(
+            help="PARTNER scope: touchpoint UUIDs, comma-separated; SOURCE: its one touchpoint."
+        ),
+    ] = None,
+    registered_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--registered-only/--any-document",
+            help="Run only trusted documents, by id (or any document). Unset: the role's "
+            "default (registered only for FRONTEND and PARTNER when HUB_ENV=production).",
+        ),
     ] = None,
 ) -> None:
     """Create a key and print it once, as the last line of output."""
@@ -89,14 +100,22 @@ def create(
             pii=pii,
             channels=_split(channels),
             touchpoints=_split(touchpoints),
+            documents=None
+            if registered_only is None
+            else ("REGISTERED_ONLY" if registered_only else "ANY"),
         )
         await _audit(connection, "keys create", name)
         return created.key
 
     key = _run(work)
+    how = (
+        "Use it as a Segment SDK's write key (HTTP Basic user name) on /v1/*."
+        if role is Role.SOURCE
+        else "Send it as `Authorization: Bearer <key>`."
+    )
     console.print(
         f"created {role.value} key [bold]{name}[/bold]. It is shown only now; store it safely. "
-        "Send it as `Authorization: Bearer <key>`."
+        + how
     )
     typer.echo(key)
 
@@ -109,13 +128,15 @@ def list_() -> None:
         return list(await list_keys(connection))
 
     rows = _run(work)
-    typer.echo("\t".join(["name", "role", "scopes", "prefix", "created", "last_used", "revoked"]))
+    columns = ["name", "role", "scopes", "documents", "prefix", "created", "last_used", "revoked"]
+    typer.echo("\t".join(columns))
     for row in rows:
         principal = principal_from_row(row)
         fields = [
             row["name"],
             principal.role.value,
             ",".join(principal.scopes) or "-",
+            principal.documents or "-",
             row["prefix"],
             f"{row['created_at']:%Y-%m-%d %H:%M}",
             f"{row['last_used_at']:%Y-%m-%d %H:%M}" if row["last_used_at"] else "-",

@@ -121,6 +121,11 @@ def mask_identity(kind: str, value: str) -> str:
     return MASK
 
 
+def mask_identity_value(kind: str, value: Any) -> Any:
+    """An identifier's value as a principal without ``pii`` reads it (empty and null kept)."""
+    return mask_identity(kind, value) if value else value
+
+
 def key_words(key: str) -> list[str]:
     """``contactEMail_2`` → ``["contact", "e", "mail", "2"]``: the words of a key, lower-case."""
     return [word.lower() for word in _WORD.findall(key)[:MAX_KEY_WORDS]]
@@ -173,6 +178,14 @@ def mask_free_text(text: str) -> str:
     if "+" in text:
         text = _PHONE.sub(lambda m: mask_phone(m.group()), text)
     return text
+
+
+def mask_free_text_value(value: Any) -> Any:
+    """Short business text (a ticket key, an outcome, a list of them): only the identifiers in
+    it are masked; anything but text is kept."""
+    if isinstance(value, list):
+        return [mask_free_text(item) if isinstance(item, str) else item for item in value]
+    return mask_free_text(value) if isinstance(value, str) else value
 
 
 def mask_json(value: Any, keys: PersonalKeys, depth: int = 0) -> Any:

@@ -28,7 +28,9 @@ from hub.privacy.erasure import is_erased_identifier
 __all__ = [
     "can_introspect",
     "can_see_pii",
+    "can_send_tracking",
     "can_use_analytics",
+    "can_use_graphql",
     "can_write",
     "event_visible",
     "is_erased_identifier",
@@ -57,6 +59,16 @@ def can_introspect(principal: Principal) -> bool:
     return principal.dev or principal.role in INTROSPECTION_ROLES
 
 
+def can_use_graphql(principal: Principal) -> bool:
+    """SOURCE keys only send tracking data (``/v1/*``): no GraphQL, on any transport."""
+    return principal.role is not Role.SOURCE
+
+
+def can_send_tracking(principal: Principal) -> bool:
+    """Only SOURCE keys, bound to one touchpoint, send to the tracking API (``/v1/*``)."""
+    return principal.source_touchpoint is not None
+
+
 async def partner_sharing_allowed(
     connection: AsyncConnection, customer_ids: Sequence[uuid.UUID]
 ) -> set[uuid.UUID]:
@@ -80,7 +92,7 @@ def event_visible(
     For a PARTNER: the event's channel/touchpoint is in scope and its customer is in ``sharing``
     (the result of ``partner_sharing_allowed`` for the batch). Other roles see every event.
     """
-    if principal.role is not Role.PARTNER:
+    if not principal.scope.restricted:
         return True
     if not principal.scope.allows(event.get("channel_code"), event.get("touchpoint_id")):
         return False
@@ -92,7 +104,7 @@ async def visible_events(
 ) -> list[Mapping[str, Any]]:
     """The events (rows of ``events``) ``principal`` may receive, in order: the one call a
     subscription needs per delivered batch (one consent query, only for partners)."""
-    if principal.role is not Role.PARTNER:
+    if not principal.scope.restricted:
         return list(events)
     in_scope = [
         event

@@ -32,3 +32,5 @@ class RowScope:
 
 
 UNRESTRICTED = RowScope()
+# A restricted scope with no channel and no touchpoint: sees no row at all (SOURCE keys).
+NOTHING = RowScope(restricted=True)

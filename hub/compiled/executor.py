@@ -7,19 +7,24 @@ one prepared statement runs on a dedicated asyncpg pool; PostgreSQL's JSON bytes
 the response without being decoded. Whatever the compiler does not cover, and every request that
 ends in an error, returns ``None`` so the resolver path answers exactly as it always has.
 
-Plans know nothing of masking or scopes: the app sends here only callers who see everything
-unmasked and unscoped (``hub.app``), so one plan serves every caller.
+Every role is served. For a caller without the ``pii`` scope the plan masks personal fields
+(``hub.compiled.masks``: in the statement where SQL is exact, else in one pass over the decoded
+answer); a partner's statement runs on a connection of ``hub.access.row_security.engine_for``
+(``respond(engine=...)``), where PostgreSQL's row security applies the key's scope. Plans are
+keyed by whether they mask, so one plan serves every caller of the same kind.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
+import sqlalchemy as sa
 from graphql import (
     ArgumentNode,
     DocumentNode,
@@ -36,11 +41,13 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import VariableValues, get_variable_values
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.access.inputs import input_limits_rule
 from hub.access.limits import limits_rule
+from hub.compiled import masks
 from hub.compiled.errors import NotCompilable
 from hub.compiled.planner import PLAIN_SCALARS, Plan, Planner
 from hub.core.faults import database_unavailable
@@ -171,6 +178,14 @@ async def json_body(request: Request) -> Any:
         return None
 
 
+# Zones whose offset is always zero: ``to_json`` of a timestamptz writes ``+00:00`` in them.
+UTC_ZONES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Universal", "Zulu"})
+
+
+class _Unbindable(Exception):
+    """A plan's parameters could not be bound: the resolver path reports why."""
+
+
 class DatabaseUnavailable(Exception):
     """The compiled statement could not reach the database (the caller answers
     SERVICE_UNAVAILABLE, retryable)."""
@@ -180,7 +195,12 @@ class CompiledReads:
     """The compiled read path of one app: an asyncpg pool and the caches."""
 
     def __init__(
-        self, pool: Any, schema: GraphQLSchema, settings: Settings, replica_pool: Any = None
+        self,
+        pool: Any,
+        schema: GraphQLSchema,
+        settings: Settings,
+        replica_pool: Any = None,
+        personal: dict[tuple[str, str], str] | None = None,
     ) -> None:
         self.pool = pool
         # Queries hub.db.replica routes to the read replica run here (HUB_READ_DATABASE_URL).
@@ -189,14 +209,23 @@ class CompiledReads:
         self.settings = settings
         self.documents: LRU[str, Prepared] = LRU(512)
         self.plans: LRU[tuple[Any, ...], Plan] = LRU(2048)
+        # (type, field) → mask kind of every personal field (hub.schema.permissions
+        # .personal_field_masks): what a caller without ``pii`` reads masked.
+        self.personal = personal or {}
+        self.maskers = masks.maskers(settings)
 
     @classmethod
     async def open(
-        cls, url: str, schema: GraphQLSchema, settings: Settings, replica_url: str | None = None
+        cls,
+        url: str,
+        schema: GraphQLSchema,
+        settings: Settings,
+        replica_url: str | None = None,
+        personal: dict[tuple[str, str], str] | None = None,
     ) -> CompiledReads:
         pool = await _open_pool(url, settings)
         replica_pool = await _open_pool(replica_url, settings) if replica_url else None
-        return cls(pool, schema, settings, replica_pool)
+        return cls(pool, schema, settings, replica_pool, personal)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -231,6 +260,8 @@ class CompiledReads:
         operation: OperationDefinitionNode,
         variable_values: VariableValues,
         raw_variables: dict[str, Any],
+        masked: bool = False,
+        utc_session: bool = True,
     ) -> Plan:
         assert prepared.document is not None
         plain = prepared.plain.get(id(operation))
@@ -243,11 +274,17 @@ class CompiledReads:
             for name in sorted(variable_values.coerced)
         )
         name = operation.name.value if operation.name else None
-        key = (query, name, shape)
+        key = (query, name, shape, masked, utc_session)
         plan = self.plans.get(key)
         if plan is None:
             planner = Planner(
-                self.schema, prepared.fragments, variable_values, plain, self.settings
+                self.schema,
+                prepared.fragments,
+                variable_values,
+                plain,
+                self.settings,
+                self.personal if masked else None,
+                utc_session,
             )
             try:
                 plan = planner.plan(operation)
@@ -258,17 +295,28 @@ class CompiledReads:
         return plan
 
     async def respond(
-        self, request: Request, payload: Any = UNREAD, replica: bool = False
+        self,
+        request: Request,
+        payload: Any = UNREAD,
+        replica: bool = False,
+        *,
+        masked: bool = False,
+        engine: AsyncEngine | None = None,
     ) -> Response | None:
         """The response for a compilable, error-free query; ``None`` for everything else.
 
         ``payload`` is the request's JSON body when the caller has parsed it already (the app
         does, once, for its metrics label); else it is read here.
         ``replica``: read the replica (the app's read routing chose it for this caller).
+        ``masked``: the caller lacks the ``pii`` scope. ``engine``: a row-scoped engine
+        (``hub.access.row_security.engine_for``) the statement must run on, instead of this
+        path's own pools.
         """
-        if request.method != "POST":
-            return None
-        if not request.headers.get("content-type", "").startswith("application/json"):
+        if request.method != "POST" and not isinstance(payload, dict):
+            return None  # a GET only with the parameters the app read (trusted documents)
+        if request.method == "POST" and not request.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
             return None
         accept = request.headers.get("accept", "")
         if "multipart" in accept or "event-stream" in accept:
@@ -306,7 +354,7 @@ class CompiledReads:
         ]
         if validate(self.schema, prepared.document, limits):
             return None
-        plan = self.plan_for(query, prepared, operation, coerced, raw_variables)
+        plan = self.plan_for(query, prepared, operation, coerced, raw_variables, masked)
         if plan is NOT_COMPILABLE:
             return None
         try:
@@ -314,16 +362,33 @@ class CompiledReads:
         except Exception:  # a bad cursor, id or page size: the resolver path reports it
             return None
         try:
-            pool = self.replica_pool if replica and self.replica_pool is not None else self.pool
-            async with pool.acquire(timeout=self.settings.db_pool_timeout_s) as connection:
-                row = await connection.fetchrow(plan.statement, *params)
+            if engine is not None:
+                row, plan = await self._scoped(
+                    engine,
+                    plan,
+                    params,
+                    lambda: self.plan_for(
+                        query, prepared, operation, coerced, raw_variables, masked, False
+                    ),
+                    dict(coerced.coerced),
+                )
+            else:
+                pool = self.replica_pool if replica and self.replica_pool is not None else self.pool
+                async with pool.acquire(timeout=self.settings.db_pool_timeout_s) as connection:
+                    row = await connection.fetchrow(plan.statement, *params)
+        except _Unbindable:
+            return None
         except Exception as error:
             if database_unavailable(error):
                 # The resolver path would fail the same way, only later. A closed connection
                 # is discarded by the pool, which reconnects on its next use.
                 raise DatabaseUnavailable from error
             if not isinstance(
-                error, asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError
+                error,
+                asyncpg.PostgresError
+                | asyncpg.InterfaceError
+                | asyncpg.InternalClientError
+                | sa.exc.DBAPIError,
             ):
                 raise
             # E.g. a value PostgreSQL rejects: the resolver path answers (and masks whatever it
@@ -332,6 +397,36 @@ class CompiledReads:
             return None
         if row["missing"]:
             return None
-        return Response(
-            b'{"data":' + row["data"] + b"}", status_code=200, media_type="application/json"
-        )
+        data = row["data"]
+        if plan.masks is not None:
+            try:
+                data = orjson.dumps(masks.apply(orjson.loads(data), plan.masks, self.maskers))
+            except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+                # JSON orjson cannot hold (an integer over 64 bits, nesting over 1024 levels):
+                # the resolvers mask it.
+                return None
+        return Response(b'{"data":' + data + b"}", status_code=200, media_type="application/json")
+
+    async def _scoped(
+        self,
+        engine: AsyncEngine,
+        plan: Plan,
+        params: list[Any],
+        non_utc_plan: Callable[[], Plan],
+        variables: dict[str, Any],
+    ) -> tuple[Any, Plan]:
+        """The plan's row and the plan that ran, on a connection of the row-scoped ``engine``
+        (switched to the partner role with the key's scope at checkout, reset on return:
+        hub.access.row_security).
+
+        That pool's sessions keep the server's time zone: when it is not UTC the plan that
+        renders timestamps without relying on it runs instead."""
+        async with engine.connect() as connection:
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            if str(driver.get_settings().TimeZone) not in UTC_ZONES:
+                plan = non_utc_plan()
+                try:
+                    params = plan.params.bind(variables)
+                except Exception as error:
+                    raise _Unbindable from error
+            return await driver.fetchrow(plan.statement, *params), plan

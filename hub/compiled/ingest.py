@@ -57,9 +57,10 @@ from starlette.responses import Response
 from hub.access.audit import audit_targets
 from hub.access.keys import Principal
 from hub.access.limits import limits_rule
-from hub.access.masking import mask_free_text, mask_json, mask_text, personal_keys
+from hub.access.masking import mask_text
 from hub.access.policy import can_see_pii
 from hub.compiled.executor import LRU
+from hub.compiled.masks import maskers
 from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
 from hub.core.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
@@ -96,18 +97,34 @@ _INTERACTION: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 }
 
 
-def _masked_interaction(settings: Settings) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
-    """``_INTERACTION`` for a caller without the ``pii`` scope: the personal fields masked as
-    their ``PersonalData`` extensions in schema.interaction mask them (hub.access.masking)."""
-    keys = personal_keys(settings)
-    return {
-        **_INTERACTION,
-        "summary": lambda row: mask_text(row["summary"]),
-        "outcome": lambda row: (
-            mask_free_text(row["outcome"]) if isinstance(row["outcome"], str) else row["outcome"]
-        ),
-        "attributes": lambda row: mask_json(row["attributes"], keys),
-    }
+def _masked_interaction(
+    settings: Settings, field_masks: Mapping[tuple[str, str], str] | None
+) -> InteractionFields | None:
+    """``_INTERACTION`` for a caller without the ``pii`` scope: every field the schema declares
+    ``PersonalData`` (``field_masks``, ``hub.schema.permissions.personal_field_masks``) through
+    the very mask of ``hub.access.masking`` the resolvers apply. None (masked callers take the
+    resolver path) when the masks are unknown, a payload field this path renders is declared
+    personal, or a mask is one this module cannot apply."""
+    if field_masks is None:
+        return None
+    masks: dict[str, Callable[[Any], Any]] = {**maskers(settings), "text": mask_text}
+    fields = dict(_INTERACTION)
+    for (type_name, name), kind in field_masks.items():
+        if type_name in _PAYLOAD_TYPES:
+            return None
+        if type_name != "Interaction" or name not in fields:
+            continue
+        mask = masks.get(kind)
+        if mask is None:
+            return None
+        fields[name] = _masked(fields[name], mask)
+    return fields
+
+
+def _masked(
+    plain: Callable[[Mapping[str, Any]], Any], mask: Callable[[Any], Any]
+) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda row: mask(plain(row))
 
 
 # Payload fields (RecordInteractionPayload, StoredInteraction); ``merges`` is always empty here
@@ -118,6 +135,9 @@ _PAYLOAD: dict[str, Render] = {
     "warnings": lambda r: list(r.warnings),
     "merges": lambda r: [],
 }
+# The payload types this path renders (besides Interaction): none of their fields may be
+# personal for it to serve a masked caller.
+_PAYLOAD_TYPES = frozenset({"RecordInteractionPayload", "StoredInteraction", "RejectedInteraction"})
 _REJECTED: dict[str, Render] = {
     "__typename": lambda r: "RejectedInteraction",
     "index": lambda r: r.index,
@@ -351,7 +371,8 @@ class IngestOperation:
     variable: str
     coerce: Coercer  # the variable's coercion (``input_coercer``)
     render: Callable[[list[ItemResult]], Any]
-    render_masked: Callable[[list[ItemResult]], Any]  # for callers without the pii scope
+    # For callers without the pii scope; None: they take the resolver path.
+    render_masked: Callable[[list[ItemResult]], Any] | None
     over_limits: bool
     audit_fields: list[str]
 
@@ -394,7 +415,12 @@ def _payload_renderer(
     return render
 
 
-def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOperation | None:
+def _compile(
+    schema: GraphQLSchema,
+    settings: Settings,
+    query: str,
+    field_masks: Mapping[tuple[str, str], str] | None = None,
+) -> IngestOperation | None:
     try:
         document = parse(query, max_tokens=settings.max_tokens)
     except GraphQLError:
@@ -424,7 +450,8 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
             raise NotCovered("other variables, or a default input")
         coerce = input_coercer(type_from_ast(schema, definitions[0].type), settings.max_list_length)
         render = _payload_renderer(root, _INTERACTION)
-        render_masked = _payload_renderer(root, _masked_interaction(settings))
+        masked = _masked_interaction(settings, field_masks)
+        render_masked = _payload_renderer(root, masked) if masked is not None else None
     except NotCovered as reason:
         logger.debug("ingest not compiled: %s", reason)
         return None
@@ -494,9 +521,15 @@ class CompiledIngest:
     """The compiled ingest path of one app: an asyncpg pool and the document cache."""
 
     def __init__(
-        self, pool: Any, schema: GraphQLSchema, settings: Settings, metrics: HubMetrics
+        self,
+        pool: Any,
+        schema: GraphQLSchema,
+        settings: Settings,
+        metrics: HubMetrics,
+        field_masks: Mapping[tuple[str, str], str],
     ) -> None:
         self.pool = pool
+        self.field_masks = field_masks
         self.schema = schema
         self.settings = settings
         self.metrics = metrics
@@ -504,13 +537,18 @@ class CompiledIngest:
 
     @classmethod
     async def open(
-        cls, url: str, schema: GraphQLSchema, settings: Settings, metrics: HubMetrics
+        cls,
+        url: str,
+        schema: GraphQLSchema,
+        settings: Settings,
+        metrics: HubMetrics,
+        field_masks: Mapping[tuple[str, str], str],
     ) -> CompiledIngest:
         statements = metrics.sql_statements.labels(path="compiled")
         pool = await create_driver_pool(
             url, settings, "hub-ingest", settings.pool_size, on_statement=statements.inc
         )
-        return cls(pool, schema, settings, metrics)
+        return cls(pool, schema, settings, metrics, field_masks)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -518,7 +556,8 @@ class CompiledIngest:
     def prepare(self, query: str) -> IngestOperation | None:
         prepared = self.documents.get(query)
         if prepared is None:
-            prepared = _compile(self.schema, self.settings, query) or NOT_COVERED
+            compiled = _compile(self.schema, self.settings, query, self.field_masks)
+            prepared = compiled or NOT_COVERED
             self.documents.put(query, prepared)
         return None if prepared is NOT_COVERED else prepared
 
@@ -539,6 +578,9 @@ class CompiledIngest:
             return None
         prepared = self.prepare(query)
         if prepared is None or prepared.over_limits:
+            return None
+        unmasked = can_see_pii(principal)
+        if not unmasked and prepared.render_masked is None:
             return None
         operation_name = payload.get("operationName")
         op_name = prepared.operation.name.value if prepared.operation.name else None
@@ -602,7 +644,8 @@ class CompiledIngest:
         if results is None:
             return None
         count_stored({"metrics": self.metrics}, results)
-        render = prepared.render if can_see_pii(principal) else prepared.render_masked
+        render = prepared.render if unmasked else prepared.render_masked
+        assert render is not None  # checked before anything ran
         data = {prepared.key: render(results)}
         return Response(orjson.dumps({"data": data}), media_type="application/json")
 

@@ -56,6 +56,7 @@ from hub.compiled.fields import (
     Timestamp,
 )
 from hub.compiled.inputs import GraphQLInput
+from hub.compiled.masks import LEAF, PYTHON_KINDS, SQL_KINDS, MaskTree, identity_sql, text_mask_sql
 from hub.core.errors import HubError
 from hub.core.ids import uuid_from_global_id
 from hub.core.settings import Settings
@@ -111,6 +112,8 @@ class Plan:
 
     statement: str
     params: sql.Params
+    # Masks applied to the decoded answer (hub.compiled.masks.apply); None: the bytes are final.
+    masks: MaskTree | None = None
 
 
 Fields = list[tuple[str, FieldNode]]
@@ -124,7 +127,12 @@ class Planner:
         variable_values: VariableValues,
         plain_variables: frozenset[str],
         settings: Settings,
+        masks: dict[tuple[str, str], str] | None = None,
+        utc_session: bool = True,
     ) -> None:
+        """``masks``: for a caller without the ``pii`` scope, the mask of every personal field
+        (``(type, field)`` → kind, hub.compiled.masks); None for a caller who sees them.
+        ``utc_session``: the statement runs in a session whose time zone is UTC."""
         self.schema = schema
         self.fragments = fragments
         self.variable_values = variable_values
@@ -133,6 +141,10 @@ class Planner:
         self.settings = settings
         self.params = sql.Params()
         self.aliases = sql.Aliases()
+        self.masks = masks
+        self.utc_session = utc_session
+        # The mask tree of the object being walked, innermost last (see ``walk``).
+        self.mask_trees: list[MaskTree] = [{}]
 
     # ---- the selection set ----
 
@@ -251,7 +263,8 @@ class Planner:
             if root is None:
                 raise NotCompilable(f"root field {node.name.value}")
             build, required = root
-            columns.append(f"({build(node)}) AS f{index}")
+            column = self.masked_under(key, partial(build, node))
+            columns.append(f"({column}) AS f{index}")
             pairs.append((key, f"r.f{index}"))
             if required:
                 must_exist.append(f"r.f{index} IS NULL")
@@ -260,7 +273,7 @@ class Planner:
             f"SELECT convert_to(({sql.json_object(pairs)})::text, 'UTF8') AS data, "
             f"({missing}) AS missing FROM (SELECT {', '.join(columns)} OFFSET 0) r"
         )
-        return Plan(statement=statement, params=self.params)
+        return Plan(statement=statement, params=self.params, masks=self.mask_trees[0] or None)
 
     # ---- objects, through the field tables ----
 
@@ -272,11 +285,46 @@ class Planner:
         pairs: list[tuple[str, str]] = []
         for key, child in self.collect(type_name, node.selection_set):
             name = child.name.value
-            result = sql.quote_literal(type_name) if name == "__typename" else value(name, child)
+            if name == "__typename":
+                result: str | None = sql.quote_literal(type_name)
+            else:
+                result = self.masked_under(key, lambda: value(name, child))  # noqa: B023
             if result is None:
                 raise NotCompilable(f"{type_name}.{name}")
             pairs.append((key, result))
         return sql.json_object(pairs)
+
+    def masked_under(self, key: str, build: Callable[[], str | None]) -> str | None:
+        """``build()``, the SQL of the value at response key ``key``; the masks its fields
+        leave to Python become the subtree ``key`` of the enclosing object's mask tree."""
+        subtree: MaskTree = {}
+        self.mask_trees.append(subtree)
+        try:
+            result = build()
+        finally:
+            self.mask_trees.pop()
+        if subtree:
+            self.mask_trees[-1][key] = subtree
+        return result
+
+    def personal(self, type_name: str, name: str, field: Field, x: str) -> str | None:
+        """The SQL of a personal field for a caller without ``pii``; None when it is not
+        personal (or the caller sees it). Not compilable when its mask cannot be exact here."""
+        kind = None if self.masks is None else self.masks.get((type_name, name))
+        if kind is None:
+            return None
+        if not isinstance(field, Column) or kind not in SQL_KINDS | PYTHON_KINDS:
+            raise NotCompilable(f"{type_name}.{name}: no exact mask ({kind})")
+        value = f"{x}.{field.column}"
+        if kind == "text":
+            return text_mask_sql(value)
+        self.mask_trees[-1][LEAF] = kind
+        if kind == "identity":
+            identity_kind = FIELDS[type_name].get("kind")
+            if not isinstance(identity_kind, Column):
+                raise NotCompilable(f"{type_name}.{name}: no identifier kind")
+            return identity_sql(f"{x}.{identity_kind.column}", value)
+        return value
 
     def object_json(self, type_name: str, x: str, node: FieldNode, joins: list[str]) -> str:
         """The object of the row ``x``; to-one rows it needs are LEFT JOINed through ``joins``."""
@@ -290,10 +338,15 @@ class Planner:
 
     def field(self, type_name: str, field: Field, x: str, node: FieldNode, joins: list[str]) -> str:
         """The SQL of one field of the row ``x`` of ``type_name``, by its kind of table entry."""
+        masked = self.personal(type_name, node.name.value, field, x)
+        if masked is not None:
+            return masked
         match field:
             case Column(column):
                 return f"{x}.{column}"
             case Timestamp(column):
+                if not self.utc_session:
+                    return f"to_json({sql.iso_timestamp(f'{x}.{column}')})"
                 return sql.json_timestamp(f"{x}.{column}")
             case GlobalId(name, column, uuid_key):
                 render = sql.uuid_global_id if uuid_key else sql.global_id
@@ -378,6 +431,8 @@ class Planner:
         keys = _compiled(customer_sort_keys, _read(args["orderBy"], self.variables), c)
         if any(key.label == "k_seen" for key in keys):
             raise NotCompilable("last-seen ordering (its cursor holds -infinity)")
+        if self.masks is not None and _orders_by_name(_read(args["orderBy"], self.variables)):
+            raise NotCompilable("ordering by displayName needs pii (the resolvers refuse it)")
         limit = self.params.slot(self.limit(args["first"]))
         placeholders = {"limit": limit}
         where = [c.c.merged_into_id.is_(None), *self.customer_filter(args["filter"], c)]
@@ -422,8 +477,10 @@ class Planner:
         value = self.input(source, "CustomerFilter")
         if value is None:
             return []
-        # The compiled path serves only callers who may see personal data (hub.app decides).
-        compiler = CustomerFilterCompiler(self.settings, personal=_allowed, customers=c)
+        # A clause that would reveal personal data is FORBIDDEN to a caller without ``pii``:
+        # the resolvers report it.
+        personal = _allowed if self.masks is None else _not_compiled
+        compiler = CustomerFilterCompiler(self.settings, personal=personal, customers=c)
         return [_compiled(compiler.compile, value)]
 
     # ---- interactions ----
@@ -535,6 +592,14 @@ def _compiled(build: Callable[..., T], *args: Any) -> T:
 
 def _allowed(what: str) -> None:
     return None
+
+
+def _not_compiled(what: str) -> None:
+    raise NotCompilable(f"{what} needs pii")
+
+
+def _orders_by_name(order: Any) -> bool:
+    return bool(order) and any(item.name.startswith("DISPLAY_NAME") for item in order)
 
 
 def _customer_cursor_value(keys: list[SortKey], cursor: str, index: int) -> Any:

@@ -160,6 +160,8 @@ class InteractionType(StrEnum):
     REPEAT_ORDER = "REPEAT_ORDER"
     RENEWAL = "RENEWAL"
     LOYALTY_ACTIVITY = "LOYALTY_ACTIVITY"
+    SCREEN_VIEW = "SCREEN_VIEW"
+    TRACKED_EVENT = "TRACKED_EVENT"
 
 
 INTERACTION_TYPE_DESCRIPTIONS: dict[InteractionType, str] = {
@@ -188,6 +190,11 @@ INTERACTION_TYPE_DESCRIPTIONS: dict[InteractionType, str] = {
     InteractionType.REPEAT_ORDER: "A purchase by a customer who bought before.",
     InteractionType.RENEWAL: "A subscription or contract renewal.",
     InteractionType.LOYALTY_ACTIVITY: "Points earned or redeemed in a loyalty programme.",
+    InteractionType.SCREEN_VIEW: "A screen view in a mobile or desktop app.",
+    InteractionType.TRACKED_EVENT: (
+        "An event a tracking source sent whose name is not mapped to a type yet (its name is "
+        "in `attributes.event`; `unmappedEvents` lists them for an ADMIN to map)."
+    ),
 }
 
 

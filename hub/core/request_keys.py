@@ -33,5 +33,8 @@ READ_PATH_KEY = "hub.read_path"
 ROUTER_KEY = "read_router"
 # The app's ``HubMetrics`` (absent for the CLI and seeds, which count nothing).
 METRICS_KEY = "metrics"
+# A trusted document's parsed ``DocumentNode`` (hub.http.documents): parsed once per process,
+# Strawberry does not parse its text again (hub.schema.extensions.TrustedDocumentParse).
+TRUSTED_DOCUMENT_KEY = "trusted_document"
 # The small engine of the audit log's rows (``Resources.audit_engine``; absent: the writer).
 AUDIT_ENGINE_KEY = "audit_engine"

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hub.core.enums import IdentityKind
+
 # Traits and attributes that hold personal data unless configured otherwise.
 DEFAULT_PERSONAL_TRAITS = ("email", "phone", "birthdate", "address", "first_name", "last_name")
 DEFAULT_PERSONAL_ATTRIBUTES = ("email", "phone", "address", "ip", "message")
@@ -110,6 +112,26 @@ class Settings(BaseSettings):
     max_attributes_bytes: int = Field(
         default=32 * 1024, ge=1, description="Largest `attributes` JSON of an interaction."
     )
+    source_identity_map: dict[str, str] = Field(
+        default={
+            "userId": "CRM_ID",
+            "anonymousId": "COOKIE",
+            "traits.email": "EMAIL",
+            "traits.phone": "PHONE",
+        },
+        description=(
+            "Tracking API (/v1/*, docs/sources.md): which message field holds an identifier of "
+            "which kind. `traits.x` is read from the message's traits, else context.traits."
+        ),
+    )
+    source_max_body_bytes: int = Field(
+        default=4_000_000,
+        ge=1_000,
+        description=(
+            "Tracking API: largest body after gzip decompression (413 beyond; the compressed "
+            "body is capped by max_body_bytes)."
+        ),
+    )
     max_future_seconds: int = Field(
         default=300,
         ge=0,
@@ -192,12 +214,61 @@ class Settings(BaseSettings):
         gt=0,
         description="How often open websockets re-check that their key is still valid.",
     )
+    key_cache_size: int = Field(
+        default=1000,
+        ge=0,
+        description=(
+            "Verified API keys each process keeps in memory (by their SHA-256), so that a "
+            "request with a known key costs no database round trip; 0 turns the cache off."
+        ),
+    )
+    key_cache_check_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=0.5,
+        description=(
+            "How often each process re-checks its cached keys against the database (one "
+            "statement for all of them). A cached key unconfirmed for 0.9 s is looked up "
+            "again, so a revocation reaches every process within a second."
+        ),
+    )
     allow_get_queries: bool = Field(
         default=True,
         description=(
             "Queries by GET (they must carry the X-Hub-Request header, which a browser cannot "
             "send cross-site). False: GET serves only GraphiQL."
         ),
+    )
+    # ---- trusted documents (docs/trusted-documents.md) ----
+    env: Literal["development", "staging", "production"] = Field(
+        default="development",
+        description=(
+            "Where the hub runs (HUB_ENV). In production FRONTEND and PARTNER keys run only "
+            "registered (trusted) documents unless their key says otherwise."
+        ),
+    )
+    trusted_documents_cache_size: int = Field(
+        default=1024, ge=1, description="Trusted documents each process keeps parsed, by id."
+    )
+    trusted_documents_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How long a process trusts its cached copy of a registered document: a removed "
+            "document stops running in every process within this time."
+        ),
+    )
+    apq_cache_size: int = Field(
+        default=1024,
+        ge=0,
+        description=(
+            "Automatic persisted queries (Apollo) each process remembers, for keys allowed "
+            "arbitrary documents (0: none)."
+        ),
+    )
+    document_cache_control: str = Field(
+        default="private, max-age=0, must-revalidate",
+        description="Cache-Control of a GET that runs a trusted query (it also gets an ETag).",
     )
     # ---- the wire and throttling (docs/security.md, "Wire and throttling") ----
     max_json_depth: int = Field(
@@ -268,6 +339,16 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("source_identity_map")
+    @classmethod
+    def _identity_map(cls, value: dict[str, str]) -> dict[str, str]:
+        for path, kind in value.items():
+            if kind not in IdentityKind.__members__:
+                raise ValueError(f"{kind!r} (for {path!r}) is not an identity kind")
+            if not path or not all(path.split(".")):
+                raise ValueError(f"{path!r} is not a message field path")
         return value
 
     @field_validator("metrics_allowed_networks")
@@ -473,4 +554,57 @@ class Settings(BaseSettings):
             "After SIGTERM, keep serving this long with /readyz at 503 (so a load balancer "
             "stops routing here) before refusing new work."
         ),
+    )
+
+    # ---- webhooks (docs/webhooks.md) ----
+    webhooks_enabled: bool = Field(
+        default=True, description="Run the webhook delivery worker in this process."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description=(
+            "Allow `http://` webhook URLs and private, loopback and link-local addresses "
+            "(development and tests only: a webhook could otherwise reach internal services)."
+        ),
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one webhook delivery attempt."
+    )
+    webhook_max_response_bytes: int = Field(
+        default=4096, ge=0, description="A receiver's response body is read up to this size."
+    )
+    webhook_retry_seconds: float = Field(
+        default=3 * 86400.0,
+        gt=0,
+        description=(
+            "How long an event is retried (exponential backoff with jitter) before it goes to "
+            "the dead-letter list and the webhook is marked FAILING."
+        ),
+    )
+    webhook_backoff_initial_s: float = Field(
+        default=5.0, gt=0, description="The first retry's delay (doubled each attempt)."
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="The longest delay between two attempts."
+    )
+    webhook_pause_after: int = Field(
+        default=5,
+        ge=1,
+        description="Dead-lettered events in a row after which a webhook is PAUSED.",
+    )
+    webhook_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A process's lease on the webhooks it delivers (renewed every third of it); when a "
+            "process dies, another takes its webhooks over after at most this long."
+        ),
+    )
+    webhook_max_concurrency: int = Field(
+        default=64, ge=1, description="Most webhook requests in flight at once per process."
+    )
+    webhook_secret_grace_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="After `rotateWebhookSecret`, the old secret signs too for this long.",
     )

@@ -1,9 +1,11 @@
 """The compiled paths' steps of the GraphQL pipeline: ingest and reads answered by one statement
 each, without resolvers, for the callers they cover; ``None`` hands the request on.
 
-Only callers who see everything unmasked and outside row security take them (the policy the
-compiled paths know today; ``hub.access.row_security.row_scoped`` decides the rows): masked or
-partner-scoped callers take the resolver path, whose connections run under row security.
+Reads serve every role: a caller without ``pii`` gets the masked plan, and a row-scoped
+(PARTNER) caller's statement runs on the engine ``hub.access.row_security.engine_for`` gives it
+(the one enforcement point: PostgreSQL's row security with the key's scope), on the replica when
+read routing chose it. Compiled ingest serves every caller who may write and is not row-scoped
+(ADMIN, FRONTEND with or without ``pii``: masked without it); a PARTNER cannot write.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from hub.access.keys import Principal
 from hub.access.policy import can_see_pii, can_write
-from hub.access.row_security import row_scoped
+from hub.access.row_security import engine_for, row_scoped
 from hub.compiled.executor import DatabaseUnavailable
 from hub.context import NOBODY
 from hub.core.faults import UNAVAILABLE_MESSAGE, unavailable_extensions
@@ -45,12 +47,6 @@ def timeout_error(settings: Settings) -> GraphQLError:
     )
 
 
-def _unrestricted(principal: Principal) -> bool:
-    # The compiled paths run on the login's own connections, which row security does not
-    # restrict: a row-scoped principal never takes them.
-    return can_see_pii(principal) and not row_scoped(principal)
-
-
 async def compiled_ingest(state: HubState, request: Request, payload: Any) -> Response | None:
     """A covered ingest mutation's answer."""
     ingest = state.running.ingest
@@ -72,11 +68,20 @@ async def compiled_ingest(state: HubState, request: Request, payload: Any) -> Re
 
 async def compiled_read(state: HubState, request: Request, payload: Any) -> Response | None:
     """A covered query's answer, from the replica when read routing chose it."""
-    compiled = state.running.compiled
-    if compiled is None or not _unrestricted(request.scope.get(PRINCIPAL_KEY, NOBODY)):
+    running = state.running
+    compiled = running.compiled
+    if compiled is None:
         return None
+    principal: Principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
     replica = bool(request.scope.get(REPLICA_KEY, False))
-    answer = compiled.respond(request, payload, replica)
+    scoped = None
+    if row_scoped(principal):
+        base = (
+            running.read_engine if replica and running.read_engine is not None else running.engine
+        )
+        scoped = engine_for(base, principal)
+    masked = not can_see_pii(principal)
+    answer = compiled.respond(request, payload, replica, masked=masked, engine=scoped)
     response = await _within_timeout(request, state.settings, answer, "compiled read")
     if response is None:
         return None

@@ -21,8 +21,16 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.access.keys import DEV_PRINCIPAL, Principal, bearer_token, verify_key
-from hub.access.policy import can_introspect
+from hub.access.key_cache import KeyCache
+from hub.access.keys import (
+    DEV_PRINCIPAL,
+    Principal,
+    bearer_token,
+    hash_key,
+    key_prefix,
+    verify_key,
+)
+from hub.access.policy import can_introspect, can_use_graphql
 from hub.access.rate_limit import RateLimiter, retry_after
 from hub.core.faults import RETRY_AFTER_S, database_unavailable
 from hub.core.request_keys import PRINCIPAL_KEY
@@ -81,7 +89,9 @@ class KeyCheck:
 
     Every key that fails costs its client address a token (``HUB_FAILED_KEY_*``); an address
     with none left is refused (``KeysThrottled``) before its key is looked up, so guessing keys
-    cannot make the database do work. Valid keys cost nothing here."""
+    cannot make the database do work. Valid keys cost nothing here, and once verified they are
+    served from the process's ``KeyCache`` (no database round trip) for as long as it keeps
+    confirming them (a revocation anywhere reaches it within a second)."""
 
     def __init__(
         self, settings: Settings, pool: Callable[[], Any], metrics: HubMetrics | None = None
@@ -92,21 +102,37 @@ class KeyCheck:
         self.pool = pool
         self.metrics = metrics
         self.failures = RateLimiter(settings.failed_key_per_second, settings.failed_key_burst)
+        self.cache = KeyCache(
+            pool, size=settings.key_cache_size, interval=settings.key_cache_check_seconds
+        )
 
     async def principal(self, authorization: str | None, address: str) -> Principal | None:
         key = bearer_token(authorization)
         if key is None:
             return DEV_PRINCIPAL if self.settings.dev_mode else None
+        return await self.principal_of_key(key, address)
+
+    async def principal_of_key(self, key: str, address: str) -> Principal | None:
+        """The principal of ``key`` (however it was sent), throttled per address the same way."""
         wait = self.failures.wait(address)
         if wait > 0:
             if self.metrics is not None:
                 self.metrics.key_checks.labels(outcome="throttled").inc()
             raise KeysThrottled(wait)
+        digest = hash_key(key)
+        principal = self.cache.get(digest)
+        if principal is not None:
+            if self.metrics is not None:
+                self.metrics.key_checks.labels(outcome="cached").inc()
+            return principal
+        read_at = self.cache.clock()  # before the read: the entry is as fresh as its start
         principal = await verify_key(
             self.pool(), key, touch_before=datetime.now(UTC) - LAST_USED_RESOLUTION
         )
         if principal is None:
             self.failures.take(address)
+        else:
+            self.cache.put(digest, key_prefix(key) or "", principal, read_at)
         if self.metrics is not None:
             self.metrics.key_checks.labels(outcome="valid" if principal else "invalid").inc()
         return principal
@@ -218,6 +244,15 @@ class AccessGate:
                 "a valid API key is required: send Authorization: Bearer <key>",
                 "UNAUTHENTICATED",
                 {"WWW-Authenticate": "Bearer"},
+            )
+            return
+        if not can_use_graphql(principal):
+            await send_error(
+                send,
+                403,
+                "a SOURCE key only sends tracking data to /v1/* (Segment's API); "
+                "it cannot use GraphQL",
+                "FORBIDDEN",
             )
             return
         # Per key: its id, with its (unique) name, so that an id handed out again after the

@@ -30,7 +30,9 @@ from hub.db.replica import ReadRouter
 from hub.events.broker import Broker, PostgresBroker
 from hub.graphql import schema
 from hub.http.revocation import OpenSockets
+from hub.http.webhooks import WebhookWorker
 from hub.ops.metrics import HubMetrics
+from hub.schema.permissions import personal_field_masks
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Resources:
     # HUB_COMPILED_READS / HUB_COMPILED_INGEST: the paths that answer without resolvers.
     compiled: CompiledReads | None = None
     ingest: CompiledIngest | None = None
+    # HUB_WEBHOOKS_ENABLED: this process's webhook delivery worker (hub/http/webhooks.py).
+    webhooks: WebhookWorker | None = None
 
 
 @contextlib.asynccontextmanager
@@ -106,14 +110,32 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
         )
         if settings.compiled_reads:
             resources.compiled = await CompiledReads.open(
-                location.url, schema._schema, settings, settings.read_database_url
+                location.url,
+                schema._schema,
+                settings,
+                settings.read_database_url,
+                personal_field_masks(schema._schema),
             )
             stack.push_async_callback(resources.compiled.close)
         if settings.compiled_ingest:
             resources.ingest = await CompiledIngest.open(
-                location.url, schema._schema, settings, metrics
+                location.url,
+                schema._schema,
+                settings,
+                metrics,
+                personal_field_masks(schema._schema),
             )
             stack.push_async_callback(resources.ingest.close)
+        if settings.webhooks_enabled:
+            # A pool of its own: deliveries never wait for request connections, and request
+            # statement counts stay about requests. Background work may wait for a connection
+            # longer than a request would (a burst of events for many webhooks queues here).
+            patient = settings.model_copy(update={"db_pool_timeout_s": 120.0})
+            webhook_engine = create_engine(location.url, patient)
+            stack.push_async_callback(webhook_engine.dispose)
+            resources.webhooks = WebhookWorker(settings, webhook_engine, broker, metrics)
+            resources.webhooks.start()
+            stack.push_async_callback(resources.webhooks.close)
         if settings.analytics_catch_up_s > 0:
             catching_up = catch_up_forever(engine, settings.analytics_catch_up_s)
             await stack.enter_async_context(_in_background(catching_up, "hub-analytics-catch-up"))

@@ -21,6 +21,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from hub.access.policy import can_use_graphql
 from hub.context import NOBODY, Context
 from hub.core.request_keys import (
     AUDIT_ENGINE_KEY,
@@ -30,9 +31,11 @@ from hub.core.request_keys import (
     PRINCIPAL_KEY,
     REPLICA_KEY,
     ROUTER_KEY,
+    TRUSTED_DOCUMENT_KEY,
 )
 from hub.graphql import schema
 from hub.http.compiled_paths import compiled_ingest, compiled_read, timeout_error
+from hub.http.documents import DocumentIds, cacheable
 from hub.http.gate import KeyCheck, client_address
 from hub.http.operation import not_executed, read_params, refused_response, runs_an_operation
 from hub.http.state import HubState
@@ -75,6 +78,8 @@ class HubGraphQL(GraphQL[Context, None]):
         )
         self.state = state
         self.keys = keys
+        # Documents by id (trusted documents, APQ), looked up on the key-check pool.
+        self.documents = DocumentIds(settings, lambda: state.running.key_pool)
         # Per app, not process-wide: one span per HTTP operation when this app traces.
         self.traced = settings.otel_enabled
         # What hub.http.ws reads off its view (WebSocketHost).
@@ -96,6 +101,7 @@ class HubGraphQL(GraphQL[Context, None]):
         settings = self.state.settings
         try:
             params = await read_params(request, settings.max_json_depth)
+            params = await self.documents.resolve(params, request.scope.get(PRINCIPAL_KEY, NOBODY))
             kind = selected_operation(params, request.method, settings.max_tokens)
         except RequestRefused as refused:
             request.scope[OUTCOME_KEY] = "error"
@@ -104,8 +110,12 @@ class HubGraphQL(GraphQL[Context, None]):
         await self._route_to_replica(request, kind)
         answer = functools.partial(self._answer, request, context, root_value, params, media)
         if self.traced:
-            return await traced_operation(request.scope, name, answer)
-        return await answer()
+            response: Response = await traced_operation(request.scope, name, answer)
+        else:
+            response = await answer()
+        if params.trusted and request.method == "GET" and kind is OperationType.QUERY:
+            return cacheable(request, response, settings.document_cache_control)
+        return response
 
     async def _route_to_replica(self, request: Request, kind: OperationType | None) -> None:
         """Queries read the replica when it has caught up with the caller's own writes
@@ -122,7 +132,8 @@ class HubGraphQL(GraphQL[Context, None]):
     ) -> Response:
         """The compiled paths answer what they cover (each within the operation timeout, and
         counted); Strawberry answers the rest (its timeout: ``execute_operation``)."""
-        payload = params.payload() if request.method == "POST" else None
+        # A trusted document by GET takes the compiled path too (its parameters are read).
+        payload = params.payload() if request.method == "POST" or params.trusted else None
         response = await compiled_ingest(self.state, request, payload)
         if response is None:
             response = await compiled_read(self.state, request, payload)
@@ -142,6 +153,8 @@ class HubGraphQL(GraphQL[Context, None]):
         sub_response = await self.get_sub_response(request)
         if context is UNSET:
             context = await self.get_context(request, response=sub_response)
+        if params.parsed is not None:  # a trusted document: Strawberry does not parse it again
+            context.extras[TRUSTED_DOCUMENT_KEY] = params.parsed
         if root_value is UNSET:
             root_value = None  # the hub has no root value (Strawberry's default)
         data = GraphQLRequestData(
@@ -211,6 +224,10 @@ class HubGraphQL(GraphQL[Context, None]):
         )
         if principal is None:
             raise ConnectionRejectionError({"message": "a valid API key is required"})
+        if not can_use_graphql(principal):
+            raise ConnectionRejectionError(
+                {"message": "a SOURCE key only sends tracking data to /v1/*; no GraphQL"}
+            )
         context.act_as(principal)  # the engines and loaders follow the principal
         if principal.key_id is not None and isinstance(context.request, WebSocket):
             self.state.running.sockets.add(context.request, principal.key_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -42,6 +42,13 @@ class GraphQLParams:
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    # GraphQL-over-HTTP's `documentId` (a trusted document); ``query`` is "" until
+    # hub.http.documents resolves it (as for an APQ hash sent without its query).
+    document_id: str | None = None
+    # The document the request runs is a trusted (registered) one: a GET of it may be cached.
+    trusted: bool = False
+    # A trusted document's ``DocumentNode``, parsed once per process (Strawberry reuses it).
+    parsed: DocumentNode | None = None
 
     def payload(self) -> dict[str, Any]:
         """The parameters as a POST body carries them (what the compiled paths read)."""
@@ -123,7 +130,11 @@ def params_from_body(body: bytes, max_depth: int) -> GraphQLParams:
 
 def params_from_query_string(values: dict[str, str], max_depth: int) -> GraphQLParams:
     """A GET's parameters: ``variables`` and ``extensions`` are URL-encoded JSON."""
-    data: dict[str, Any] = {"query": values.get("query"), "operationName": None}
+    data: dict[str, Any] = {
+        "query": values.get("query"),
+        "operationName": None,
+        "documentId": values.get("documentId"),
+    }
     if "operationName" in values:
         data["operationName"] = values["operationName"] or None
     for name in ("variables", "extensions"):
@@ -135,7 +146,15 @@ def params_from_query_string(values: dict[str, str], max_depth: int) -> GraphQLP
 def _params(data: dict[str, Any]) -> GraphQLParams:
     query, variables = data.get("query"), data.get("variables")
     name, extensions = data.get("operationName"), data.get("extensions")
-    if query is None:
+    document_id = data.get("documentId")
+    if not isinstance(document_id, str | None):
+        raise _bad("`documentId` must be a string")
+    if not isinstance(extensions, dict | None):
+        raise _bad("`extensions` must be an object (or null)")
+    by_id = document_id is not None or "persistedQuery" in (extensions or {})
+    if query is None and by_id:
+        query = ""  # hub.http.documents finds it by its id
+    elif query is None:
         raise _bad("the request has no `query`: send the GraphQL document as a string")
     if not isinstance(query, str):
         raise _bad("`query` must be a string")
@@ -143,9 +162,7 @@ def _params(data: dict[str, Any]) -> GraphQLParams:
         raise _bad("`variables` must be an object (or null)")
     if not isinstance(name, str | None):
         raise _bad("`operationName` must be a string (or null)")
-    if not isinstance(extensions, dict | None):
-        raise _bad("`extensions` must be an object (or null)")
-    return GraphQLParams(query, variables, name, extensions)
+    return GraphQLParams(query, variables, name, extensions, document_id)
 
 
 Operations = tuple[tuple[str | None, OperationType], ...]

@@ -42,8 +42,10 @@ from hub.access.rate_limit import RateLimiter, retry_after
 from hub.context import Context
 from hub.core.faults import database_unavailable
 from hub.events.broker import SubscriberTooSlow
+from hub.http.documents import DocumentIds
 from hub.http.gate import KeysThrottled
 from hub.http.shutdown import CLOSE_SERVICE_RESTART, RESTART_REASON
+from hub.http.wire import GraphQLParams, RequestRefused
 from hub.http.ws_execution import (
     SharedExecution,
     SharedExecutions,
@@ -72,6 +74,8 @@ class WebSocketHost(Protocol):
     """What the view (``hub.app.HubGraphQL``) keeps for its websocket handlers."""
 
     shared_executions: SharedExecutions
+    # Documents by id (trusted documents, APQ) and the per-key rule (hub.http.documents).
+    documents: DocumentIds
     # Open handlers, in one registry: hub.ops.metrics counts them and their active operations
     # at scrape time, and the graceful shutdown closes each (close_for_restart).
     metrics: HubMetrics
@@ -177,7 +181,9 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             not isinstance(operation_id, str)
             or not operation_id
             or not isinstance(payload, dict)
-            or not isinstance(payload.get("query"), str)
+            or not isinstance(payload.get("query", ""), str)
+            or not isinstance(payload.get("documentId", ""), str)
+            or not isinstance(payload.get("extensions") or {}, dict)
             or not isinstance(payload.get("variables") or {}, dict)
             or not isinstance(payload.get("operationName") or "", str)
         ):
@@ -197,6 +203,25 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
             self.outbox.put_nowait(frame(operation_id, "error", limited))
             return
+        params = GraphQLParams(
+            payload.get("query") or "",
+            payload.get("variables"),
+            payload.get("operationName"),
+            payload.get("extensions"),
+            payload.get("documentId"),
+        )
+        host = cast(WebSocketHost, self.view)
+        try:
+            # A document by id, and the key's rule: the same as over HTTP. (Before the checks
+            # below: no await between them and the operation's registration.)
+            params = await host.documents.resolve(params, self.context.principal)
+        except RequestRefused as refused:
+            refusal = error_payload(refused.message, refused.code)
+            self.outbox.put_nowait(frame(operation_id, "error", refusal))
+            return
+        if not params.query:
+            await self.handle_invalid_message("Invalid subscribe message")
+            return
         if operation_id in self.active:
             await self.websocket.close(
                 code=4409, reason=f"Subscriber for {operation_id} already exists"
@@ -209,14 +234,11 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
             self.outbox.put_nowait(frame(operation_id, "error", too_many))
             return
-        request = SubscriptionRequest(
-            payload["query"], payload.get("variables"), payload.get("operationName")
-        )
+        request = SubscriptionRequest(params.query, params.variables, params.operation_name)
         settings = self.context.settings
         if settings.ws_shared_execution and not resumes(
             request.query, request.operation_name, settings.max_tokens
         ):
-            host = cast(WebSocketHost, self.view)
             self.active[operation_id] = host.shared_executions.join(
                 self, operation_id, self.schema, request, self.context
             )

@@ -50,9 +50,9 @@ class HubMetrics:
         self._operation_names: set[str] = {ANONYMOUS}
         self.key_checks = Counter(
             "hub_api_key_checks",
-            "API keys presented, by outcome: valid, invalid (looked up in the database, no "
-            "match) or throttled (refused before any lookup: the client address is over its "
-            "failed-key budget).",
+            "API keys presented, by outcome: cached (valid, served by the process's key "
+            "cache), valid, invalid (looked up in the database, no match) or throttled (refused "
+            "before any lookup: the client address is over its failed-key budget).",
             ["outcome"],
             registry=self.registry,
         )

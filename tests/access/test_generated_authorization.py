@@ -11,6 +11,7 @@ of a row outside its scope. The same checker on an ADMIN key must find every pla
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from hub.core.ids import uuid_from_global_id
 from tests.access.conftest import bearer
 from tests.authz_check import Finding, Forbidden, check, error_codes, summary
 from tests.authz_queries import (
@@ -71,6 +73,9 @@ async def world(db: asyncpg.Connection, engine: Any, keyed_server: Server) -> Au
         base_url=keyed_server.http_url, headers=bearer(keys["ADMIN"]), timeout=30
     ) as admin:
         planted = await build_planted_world(db, admin)
+    # A SOURCE key, bound to one of the planted touchpoints (it only sends tracking data).
+    touchpoint = str(uuid_from_global_id(next(iter(planted.touchpoints.values())), "Touchpoint"))
+    keys["SOURCE"] = await make_key(engine, "SOURCE", touchpoints=[touchpoint])
     return AuthzWorld(keyed_server, planted, inputs_of(planted), keys)
 
 
@@ -224,3 +229,29 @@ def test_the_checker_finds_every_planted_value_in_admin_answers(world: AuthzWorl
     found = {(f.kind, f.value) for f in run.findings}
     assert {d for kind, d in found if kind == "pii"} == planted.pii
     assert {d for kind, d in found if kind == "hidden-id"} == planted.hidden_from_partner
+
+
+def test_a_source_key_is_refused_every_document(world: AuthzWorld) -> None:
+    """SOURCE keys send tracking data (/v1/*) only: the same walk, every query and every
+    mutation, and random documents, each refused whole by the gate with FORBIDDEN."""
+    planted = world.planted
+    forbidden = Forbidden(
+        frozenset(planted.pii), frozenset(planted.hidden_from_partner), planted.other_form
+    )
+    run = ask(world, "SOURCE", forbidden, RANDOM_DOCUMENTS // 4)
+
+    assert expected_coverage("SOURCE") - run.covered == set()
+    assert not run.findings, summary(run.findings)
+    refusal = {
+        "errors": [
+            {
+                "message": "a SOURCE key only sends tracking data to /v1/* (Segment's API); "
+                "it cannot use GraphQL",
+                "extensions": {"code": "FORBIDDEN"},
+            }
+        ]
+    }
+    assert set(run.answers) == {json.dumps(refusal, separators=(",", ":"))}
+    # No customer id, of any customer, in any answer.
+    answered = "\n".join(run.answers)
+    assert not [name for name, id_ in planted.customers.items() if id_ in answered]

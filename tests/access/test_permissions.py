@@ -4,11 +4,14 @@ and guard (the way analytics and ingest fields will use them)."""
 
 from __future__ import annotations
 
+import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import strawberry
 
+from hub.access.event_scope import scope_for_principal
 from hub.access.keys import Principal, Role
 from hub.context import Context, Info
 from hub.core.settings import Settings
@@ -87,3 +90,18 @@ async def test_any_mutation_is_guarded_by_role(engine: Any, db: object) -> None:
     for role in (Role.ANALYST, Role.PARTNER):
         result = await _run(engine, role, "mutation { touch }")
         assert result.errors and result.errors[0].extensions["code"] == "FORBIDDEN"
+
+
+async def test_the_guard_refuses_a_source_key_whatever_path_reaches_it(engine: Any) -> None:
+    """The gates turn SOURCE keys away from GraphQL; the guard does too, on any operation,
+    and their row and event scopes are empty behind that."""
+    for query in ("{ name }", "{ secret }", "mutation { touch }"):
+        result = await _run(engine, Role.SOURCE, query)
+        assert result.data is None, query
+        assert [e.extensions for e in result.errors or []] == [{"code": "FORBIDDEN"}], query
+    source = Principal(role=Role.SOURCE, name="s", touchpoints=frozenset({uuid.uuid4()}))
+    assert source.scope.restricted and not source.scope.channels
+    assert not source.scope.touchpoints and not source.sees_pii
+    assert not scope_for_principal(source).allows(
+        SimpleNamespace(channel_code="WEB", touchpoint_id=next(iter(source.touchpoints)))
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.access_world import World, build_world, share_with_partners
 from tests.conftest import ROOT, GraphQLClient, make_key
+from tests.factories import Factory
 
 GqlAs = Callable[..., Awaitable[GraphQLClient]]
 SET_CONSENT = """mutation($id: ID!) { setConsent(input: {customerId: $id, purpose: MARKETING,
@@ -199,7 +201,14 @@ def test_cli_creates_lists_and_revokes_keys(database_url: str) -> None:
         )
 
     created = hub(
-        "create", "--role", "PARTNER", "--name", "cli-partner", "--channels", "WEB,MOBILE"
+        "create",
+        "--role",
+        "PARTNER",
+        "--name",
+        "cli-partner",
+        "--channels",
+        "WEB,MOBILE",
+        "--registered-only",
     )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
@@ -210,8 +219,68 @@ def test_cli_creates_lists_and_revokes_keys(database_url: str) -> None:
     assert hub("revoke", "cli-partner").returncode == 0
     [line] = [line for line in hub("list").stdout.splitlines() if line.startswith("cli-partner")]
     assert line.split("\t")[-1] != "-"  # the revocation time
+    assert line.split("\t")[3] == "REGISTERED_ONLY"  # documents (docs/trusted-documents.md)
     wrong = hub("create", "--role", "PARTNER", "--name", "no-scope")
     assert wrong.returncode == 1 and "at least one channel" in wrong.stderr
+
+
+async def test_cli_creates_a_source_key_for_one_touchpoint(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    touchpoint = await Factory(db).touchpoint("shop", "WEB", "WEBSITE")
+    env = {**os.environ, "HUB_DATABASE_URL": database_url}
+
+    def hub(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hub", "keys", "create", "--role", "SOURCE", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    created = hub("--name", "web-source", "--touchpoints", str(touchpoint))
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().startswith("hub_")
+    assert "Segment SDK's write key" in created.stderr
+    row = await db.fetchrow("SELECT role, scopes FROM api_keys WHERE name = 'web-source'")
+    assert (row["role"], row["scopes"]) == ("SOURCE", [f"touchpoint:{touchpoint}"])
+    for wrong in (
+        ["--name", "s2"],
+        ["--name", "s3", "--touchpoints", f"{touchpoint},{uuid.uuid4()}"],
+        ["--name", "s4", "--touchpoints", str(touchpoint), "--channels", "WEB"],
+        ["--name", "s5", "--touchpoints", str(touchpoint), "--pii"],
+    ):
+        refused = hub(*wrong)
+        assert refused.returncode == 1 and "exactly one touchpoint" in refused.stderr, wrong
+
+
+async def test_admin_creates_a_source_key_with_the_mutation(
+    gql: GraphQLClient, world: World
+) -> None:
+    site = world.id("Touchpoint", world.site)
+    created = await gql.data(
+        """mutation($tp: ID!) { createApiKey(input: {name: "web", role: SOURCE,
+            touchpointIds: [$tp]}) { key apiKey { role pii channels touchpointIds } } }""",
+        {"tp": site},
+    )
+    assert created["createApiKey"]["apiKey"] == {
+        "role": "SOURCE",
+        "pii": False,
+        "channels": [],
+        "touchpointIds": [site],
+    }
+    error = await gql.error('mutation { createApiKey(input: {name: "w", role: SOURCE}) { key } }')
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    # Its key reads nothing: refused before any resolver.
+    response = await gql.http.post(
+        "/graphql",
+        json={"query": "{ channels { code } }"},
+        headers={"Authorization": f"Bearer {created['createApiKey']['key']}"},
+    )
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
 async def test_key_checks_do_not_count_as_data_statements(

@@ -169,7 +169,7 @@ async def same_answer(
     ask for no page over 100 (docs/compiled-reads.md: ``first > 100`` anywhere falls back, even
     where the resolvers never reach that field)."""
     variables = variables or {}
-    # An ADMIN key (sees everything unmasked): the compiled path serves only such callers.
+    # An ADMIN key (sees everything unmasked); test_roles_differential.py runs every role.
     key = await make_key(app.state.hub.running.engine, "ADMIN")
     expected = await _post(reference_app, query, variables, key)
     if compiles is None:

@@ -625,7 +625,9 @@ async def test_connections_dropped_by_the_server_are_survived(
             " WHERE datname = $1 AND application_name IN ('hub-keys', 'hub-ingest')",
             name,
         )
-        assert dropped >= 2
+        # At least the ingest pool's (the key pool may hold none: keys are served from the
+        # per-process key cache once looked up).
+        assert dropped >= 1
     last = await _post(client, SINGLE, {"input": item(WEB, ("EMAIL", "last@x.org"), at=day(1))})
     assert "errors" not in last, last
     assert await db.fetchval("SELECT count(*) FROM interactions") == stored + 1

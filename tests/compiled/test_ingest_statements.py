@@ -25,15 +25,16 @@ BATCH = (
     "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) {"
     " stored { index created duplicate } rejected { index code } } }"
 )
-# A new person: the key check, BEGIN with the advisory locks, the claims (holders locked in the
-# same statement), the store statement (events and audit row in it), COMMIT.
-NEW_PERSON = 5
+# A new person: BEGIN with the advisory locks, the claims (holders locked in the same
+# statement), the store statement (events and audit row in it), COMMIT. (The API key is checked
+# from the per-process key cache: no round trip once it is cached.)
+NEW_PERSON = 4
 # A known person: the same; the holder's row lock rides in the claims statement (it was a round
 # trip of its own before).
-KNOWN_PERSON = 5
-# A retried idempotency key: the key check, BEGIN with the locks, the claims (the original
-# interaction's row in them), the audit row (nothing else is written), COMMIT.
-DUPLICATE = 5
+KNOWN_PERSON = 4
+# A retried idempotency key: BEGIN with the locks, the claims (the original interaction's row
+# in them), the audit row (nothing else is written), COMMIT.
+DUPLICATE = 4
 
 
 def _round_trips(counted: DriverStatements) -> list[str]:

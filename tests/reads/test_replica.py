@@ -46,7 +46,7 @@ mutation($tp: ID!, $key: String!, $email: String!) {
   }
 }
 """
-# ADMIN keys take the compiled read path for this one; ANALYST keys (masked) the resolvers.
+# Every role takes the compiled read path for this one (ANALYST masked, PARTNER row-scoped).
 CUSTOMER = "query($id: ID!) { customer(id: $id) { id interactions(first: 5) { totalCount } } }"
 # Always the resolvers, with a DataLoader for the customer.
 INTERACTION = "query($id: ID!) { interaction(id: $id) { id customer { id } } }"
@@ -110,6 +110,10 @@ async def _seed(url: str) -> tuple[str, dict[str, str]]:
             for name, role in (("writer", "ADMIN"), ("reader", "ADMIN"), ("analyst", "ANALYST")):
                 created = await create_key(transaction, name=name, role=Role(role))
                 keys[name] = created.key
+            partner = await create_key(
+                transaction, name="partner", role=Role.PARTNER, channels=["WEB"]
+            )
+            keys["partner"] = partner.key
     finally:
         await engine.dispose()
     return gid("Touchpoint", touchpoint), keys
@@ -260,6 +264,60 @@ def metric_labelled(server: Server, name: str, label: str) -> float:
         if line.startswith(f"{name}{{") and label in line:
             return float(line.split()[-1])
     return 0.0
+
+
+async def test_a_partner_reads_the_replica_compiled_under_row_security(
+    replicated: Replicated, servers: list[Server]
+) -> None:
+    """A partner's compiled statement runs on the replica (read routing chose it) with the key's
+    role and scope there too: out-of-scope and non-sharing rows stay invisible."""
+    a = servers[0]
+    writer, partner = Caller(a, replicated.keys["writer"]), Caller(a, replicated.keys["partner"])
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    body = await writer.post(RECORD, {"tp": replicated.touchpoint, "key": email, "email": email})
+    shared = body["data"]["recordInteraction"]["interaction"]["customer"]["id"]
+    _, private = await writer.record(replicated.touchpoint)
+    connection = await asyncpg.connect(asyncpg_dsn(replicated.primary))
+    try:
+        await connection.execute(
+            "INSERT INTO consents (customer_id, purpose, channel, status, granted_at)"
+            " VALUES ($1, 'PARTNER_SHARING', '', 'GRANTED', now())",
+            uuid_from_global_id(shared, "Customer"),
+        )
+    finally:
+        await connection.close()
+
+    async def partner_sees_shared() -> bool:
+        body = await partner.post(CUSTOMER, {"id": shared})
+        return (body.get("data") or {}).get("customer") is not None
+
+    await eventually(partner_sees_shared, "the replica to replay the consent")
+    async with replay_paused(replicated):
+        # The customer's second interaction, on the primary only: the replica still counts one.
+        again = {"tp": replicated.touchpoint, "key": uuid.uuid4().hex, "email": email}
+        assert "errors" not in await writer.post(RECORD, again)
+        compiled = metric_labelled(a, "hub_graphql_execution_path_total", 'path="compiled"')
+        replica = metric_labelled(a, "hub_read_queries_total", 'target="replica"')
+        body = await partner.post(CUSTOMER, {"id": shared})
+        assert body == {"data": {"customer": {"id": shared, "interactions": {"totalCount": 1}}}}
+        assert metric_labelled(a, "hub_read_queries_total", 'target="replica"') == replica + 1
+        assert (
+            metric_labelled(a, "hub_graphql_execution_path_total", 'path="compiled"')
+            == compiled + 1
+        )
+        hidden = await partner.post(CUSTOMER, {"id": private})
+        assert hidden["data"] is None
+        assert [e["extensions"]["code"] for e in hidden["errors"]] == ["NOT_FOUND"]
+        listed = await partner.post("{ customers(first: 10) { nodes { id } } }", {})
+        assert listed == {"data": {"customers": {"nodes": [{"id": shared}]}}}
+    await eventually(
+        lambda: _counts(partner, shared, 2), "the replica to replay the second interaction"
+    )
+
+
+async def _counts(caller: Caller, customer: str, total: int) -> bool:
+    body = await caller.post(CUSTOMER, {"id": customer})
+    return bool(body["data"]["customer"]["interactions"]["totalCount"] == total)
 
 
 async def test_a_write_over_a_websocket_fences_the_callers_reads_too(

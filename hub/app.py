@@ -9,6 +9,7 @@ request observer (request id, log line, metrics), the shutdown's refusal, the ac
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -52,9 +53,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 if settings.dev_mode:
                     logger.warning(dev_mode_banner())
                 state.shutdown.install()  # only under uvicorn's signal handling (hub serve)
+                # Everything built so far (schema, plans, pools, imported modules) lives as long
+                # as the process: out of the cyclic GC's sight, so that a full collection walks
+                # only what requests allocate (a batch of 1,000 events triggered full
+                # collections of the whole heap: ~0.1 s each on a loaded machine). O(1).
+                gc.freeze()
                 try:
                     yield
                 finally:
+                    gc.unfreeze()
                     await keys.cache.close()  # its rounds use the key pool, closed next
                     state.shutdown.uninstall()
                     state.resources = None  # /readyz: unavailable from here on

@@ -55,10 +55,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.access.audit import audit_targets
-from hub.access.inputs import variable_problems
 from hub.access.keys import Principal
 from hub.access.limits import limits_rule
+from hub.access.masking import mask_text
+from hub.access.policy import can_see_pii
 from hub.compiled.executor import LRU
+from hub.compiled.masks import maskers
 from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
 from hub.core.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
@@ -93,6 +95,38 @@ _INTERACTION: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "agent": lambda row: row["agent"],
     "attributes": lambda row: row["attributes"],
 }
+
+
+def _masked_interaction(
+    settings: Settings, field_masks: Mapping[tuple[str, str], str] | None
+) -> InteractionFields | None:
+    """``_INTERACTION`` for a caller without the ``pii`` scope: every field the schema declares
+    ``PersonalData`` (``field_masks``, ``hub.schema.permissions.personal_field_masks``) through
+    the very mask of ``hub.access.masking`` the resolvers apply. None (masked callers take the
+    resolver path) when the masks are unknown, a payload field this path renders is declared
+    personal, or a mask is one this module cannot apply."""
+    if field_masks is None:
+        return None
+    masks: dict[str, Callable[[Any], Any]] = {**maskers(settings), "text": mask_text}
+    fields = dict(_INTERACTION)
+    for (type_name, name), kind in field_masks.items():
+        if type_name in _PAYLOAD_TYPES:
+            return None
+        if type_name != "Interaction" or name not in fields:
+            continue
+        mask = masks.get(kind)
+        if mask is None:
+            return None
+        fields[name] = _masked(fields[name], mask)
+    return fields
+
+
+def _masked(
+    plain: Callable[[Mapping[str, Any]], Any], mask: Callable[[Any], Any]
+) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda row: mask(plain(row))
+
+
 # Payload fields (RecordInteractionPayload, StoredInteraction); ``merges`` is always empty here
 # (a merging plan falls back before anything is written) and ``customer`` is not covered.
 _PAYLOAD: dict[str, Render] = {
@@ -101,6 +135,9 @@ _PAYLOAD: dict[str, Render] = {
     "warnings": lambda r: list(r.warnings),
     "merges": lambda r: [],
 }
+# The payload types this path renders (besides Interaction): none of their fields may be
+# personal for it to serve a masked caller.
+_PAYLOAD_TYPES = frozenset({"RecordInteractionPayload", "StoredInteraction", "RejectedInteraction"})
 _REJECTED: dict[str, Render] = {
     "__typename": lambda r: "RejectedInteraction",
     "index": lambda r: r.index,
@@ -132,19 +169,22 @@ _DATABASE_FAULTS = (
 
 
 class _Invalid(Exception):
-    """A value graphql-core's ``coerce_input_value`` would not accept."""
+    """A value graphql-core's ``coerce_input_value`` would not accept (or, with ``max_list``,
+    a list longer than the input limits allow: the resolver path reports it)."""
 
 
 Coercer = Callable[[Any], Any]
 
 
-def input_coercer(type_: Any) -> Coercer:
+def input_coercer(type_: Any, max_list: int | None = None) -> Coercer:
     """A coercion function for one GraphQL input type, built once: the steps of graphql-core's
     ``coerce_input_value`` (non-null, lists with the single-value rule, input objects with
     their defaults and out types, leaf types through their own ``coerce_input_value``) without
-    its per-value type dispatch. Raises ``_Invalid`` wherever that returns ``Undefined``."""
+    its per-value type dispatch. Raises ``_Invalid`` wherever that returns ``Undefined``, and
+    (``max_list``) at a list longer than that: the list check of ``hub.access.inputs``, done on
+    the same walk."""
     if is_non_null_type(type_):
-        inner = input_coercer(type_.of_type)
+        inner = input_coercer(type_.of_type, max_list)
 
         def non_null(value: Any) -> Any:
             if value is None or value is Undefined:
@@ -153,13 +193,15 @@ def input_coercer(type_: Any) -> Coercer:
 
         return non_null
     if is_list_type(type_):
-        item = input_coercer(type_.of_type)
+        item = input_coercer(type_.of_type, max_list)
 
         def listed(value: Any) -> Any:
             if value is None or value is Undefined:
                 return None
             if not is_iterable(value):
                 return [item(value)]
+            if max_list is not None and isinstance(value, list) and len(value) > max_list:
+                raise _Invalid
             return [item(entry) for entry in value]
 
         return listed
@@ -171,7 +213,7 @@ def input_coercer(type_: Any) -> Coercer:
             (
                 name,
                 field.out_name or name,
-                input_coercer(field.type),
+                input_coercer(field.type, max_list),
                 is_required_input_field(field),
                 coerce_default_value(field),
             )
@@ -254,10 +296,13 @@ def _constant(value: str) -> Render:
     return lambda result: value
 
 
-def _interaction_renderer(node: FieldNode) -> Render:
+InteractionFields = Mapping[str, Callable[[Mapping[str, Any]], Any]]
+
+
+def _interaction_renderer(node: FieldNode, known: InteractionFields) -> Render:
     parts: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = []
     for field in _fields(node.selection_set):
-        render = _INTERACTION.get(field.name.value)
+        render = known.get(field.name.value)
         if render is None or field.arguments:
             raise NotCovered(f"Interaction.{field.name.value}")
         parts.append(((field.alias or field.name).value, render))
@@ -270,7 +315,11 @@ def _interaction_renderer(node: FieldNode) -> Render:
 
 
 def _object_renderer(
-    node: FieldNode, typename: str, known: Mapping[str, Render], stored: bool
+    node: FieldNode,
+    typename: str,
+    known: Mapping[str, Render],
+    stored: bool,
+    interaction_fields: InteractionFields,
 ) -> Callable[[ItemResult], dict[str, Any]]:
     parts: Fields = []
     for field in _fields(node.selection_set):
@@ -280,7 +329,8 @@ def _object_renderer(
         if name == "__typename":
             parts.append(((field.alias or field.name).value, _constant(typename)))
         elif name == "interaction" and typename != "RejectedInteraction":
-            parts.append(((field.alias or field.name).value, _interaction_renderer(field)))
+            interaction = _interaction_renderer(field, interaction_fields)
+            parts.append(((field.alias or field.name).value, interaction))
         elif name == "index" and stored:
             parts.append(((field.alias or field.name).value, lambda r: r.index))
         elif name in known:
@@ -321,11 +371,56 @@ class IngestOperation:
     variable: str
     coerce: Coercer  # the variable's coercion (``input_coercer``)
     render: Callable[[list[ItemResult]], Any]
+    # For callers without the pii scope; None: they take the resolver path.
+    render_masked: Callable[[list[ItemResult]], Any] | None
     over_limits: bool
     audit_fields: list[str]
 
 
-def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOperation | None:
+def _payload_renderer(
+    root: FieldNode, interaction_fields: InteractionFields
+) -> Callable[[list[ItemResult]], Any]:
+    """How the root field's payload is rendered from the results (``NotCovered`` if it cannot),
+    the interaction's fields by ``interaction_fields``."""
+    if root.name.value == SINGLE:
+        payload = _object_renderer(
+            root, "RecordInteractionPayload", _PAYLOAD, False, interaction_fields
+        )
+
+        def render(results: list[ItemResult]) -> Any:
+            return payload(results[0])
+
+    else:
+        parts: list[tuple[str, Callable[[list[ItemResult]], Any]]] = []
+        for field in _fields(root.selection_set):
+            key = (field.alias or field.name).value
+            if field.name.value == "__typename":
+                parts.append((key, _batch_typename))
+            elif field.name.value == "stored":
+                stored = _object_renderer(
+                    field, "StoredInteraction", _PAYLOAD, True, interaction_fields
+                )
+                parts.append((key, _listed(stored, rejected=False)))
+            elif field.name.value == "rejected":
+                rejected = _object_renderer(
+                    field, "RejectedInteraction", _REJECTED, True, interaction_fields
+                )
+                parts.append((key, _listed(rejected, rejected=True)))
+            else:
+                raise NotCovered(field.name.value)
+
+        def render(results: list[ItemResult]) -> Any:
+            return {key: part(results) for key, part in parts}
+
+    return render
+
+
+def _compile(
+    schema: GraphQLSchema,
+    settings: Settings,
+    query: str,
+    field_masks: Mapping[tuple[str, str], str] | None = None,
+) -> IngestOperation | None:
     try:
         document = parse(query, max_tokens=settings.max_tokens)
     except GraphQLError:
@@ -353,31 +448,10 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
         definitions = operation.variable_definitions or ()
         if len(definitions) != 1 or definitions[0].default_value is not None:
             raise NotCovered("other variables, or a default input")
-        coerce = input_coercer(type_from_ast(schema, definitions[0].type))
-        if name == SINGLE:
-            payload = _object_renderer(root, "RecordInteractionPayload", _PAYLOAD, stored=False)
-
-            def render(results: list[ItemResult]) -> Any:
-                return payload(results[0])
-
-        else:
-            parts: list[tuple[str, Callable[[list[ItemResult]], Any]]] = []
-            for field in _fields(root.selection_set):
-                key = (field.alias or field.name).value
-                if field.name.value == "__typename":
-                    parts.append((key, _batch_typename))
-                elif field.name.value == "stored":
-                    stored = _object_renderer(field, "StoredInteraction", _PAYLOAD, stored=True)
-                    parts.append((key, _listed(stored, rejected=False)))
-                elif field.name.value == "rejected":
-                    rejected = _object_renderer(field, "RejectedInteraction", _REJECTED, True)
-                    parts.append((key, _listed(rejected, rejected=True)))
-                else:
-                    raise NotCovered(field.name.value)
-
-            def render(results: list[ItemResult]) -> Any:
-                return {key: part(results) for key, part in parts}
-
+        coerce = input_coercer(type_from_ast(schema, definitions[0].type), settings.max_list_length)
+        render = _payload_renderer(root, _INTERACTION)
+        masked = _masked_interaction(settings, field_masks)
+        render_masked = _payload_renderer(root, masked) if masked is not None else None
     except NotCovered as reason:
         logger.debug("ingest not compiled: %s", reason)
         return None
@@ -392,6 +466,7 @@ def _compile(schema: GraphQLSchema, settings: Settings, query: str) -> IngestOpe
         variable=value.name.value,
         coerce=coerce,
         render=render,
+        render_masked=render_masked,
         over_limits=over_limits,
         audit_fields=fields,
     )
@@ -430,13 +505,31 @@ AUDIT = (
 )
 
 
+def _unstorable_text(value: Any) -> bool:
+    """Whether a JSON value may hold text PostgreSQL cannot store (``hub.core.text``), keys
+    included, found by orjson in C rather than by a walk in Python: a lone surrogate cannot be
+    encoded, a NUL is written as ``\\u0000``. (A backslash followed by ``u0000`` in the text
+    reads as one too: that request takes the resolver path, which checks it exactly.)"""
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:
+        return True
+    return b"\\u0000" in encoded
+
+
 class CompiledIngest:
     """The compiled ingest path of one app: an asyncpg pool and the document cache."""
 
     def __init__(
-        self, pool: Any, schema: GraphQLSchema, settings: Settings, metrics: HubMetrics
+        self,
+        pool: Any,
+        schema: GraphQLSchema,
+        settings: Settings,
+        metrics: HubMetrics,
+        field_masks: Mapping[tuple[str, str], str],
     ) -> None:
         self.pool = pool
+        self.field_masks = field_masks
         self.schema = schema
         self.settings = settings
         self.metrics = metrics
@@ -444,13 +537,18 @@ class CompiledIngest:
 
     @classmethod
     async def open(
-        cls, url: str, schema: GraphQLSchema, settings: Settings, metrics: HubMetrics
+        cls,
+        url: str,
+        schema: GraphQLSchema,
+        settings: Settings,
+        metrics: HubMetrics,
+        field_masks: Mapping[tuple[str, str], str],
     ) -> CompiledIngest:
         statements = metrics.sql_statements.labels(path="compiled")
         pool = await create_driver_pool(
             url, settings, "hub-ingest", settings.pool_size, on_statement=statements.inc
         )
-        return cls(pool, schema, settings, metrics)
+        return cls(pool, schema, settings, metrics, field_masks)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -458,7 +556,8 @@ class CompiledIngest:
     def prepare(self, query: str) -> IngestOperation | None:
         prepared = self.documents.get(query)
         if prepared is None:
-            prepared = _compile(self.schema, self.settings, query) or NOT_COVERED
+            compiled = _compile(self.schema, self.settings, query, self.field_masks)
+            prepared = compiled or NOT_COVERED
             self.documents.put(query, prepared)
         return None if prepared is NOT_COVERED else prepared
 
@@ -480,19 +579,24 @@ class CompiledIngest:
         prepared = self.prepare(query)
         if prepared is None or prepared.over_limits:
             return None
+        unmasked = can_see_pii(principal)
+        if not unmasked and prepared.render_masked is None:
+            return None
         operation_name = payload.get("operationName")
         op_name = prepared.operation.name.value if prepared.operation.name else None
         if operation_name is not None and operation_name != op_name:
             return None
-        # graphql-core's coercion of the one variable, as get_variable_values does it; any
-        # failure goes to the resolver path, which reports it. (get_variable_values also checks
-        # the input's nesting depth along the type: these types nest five levels at most.)
-        if variable_problems(self.settings, prepared.operation, self.schema, raw_variables):
-            return None  # too long a list, or text PostgreSQL cannot store: reported there
+        # graphql-core's coercion of the one variable, as get_variable_values does it, with the
+        # list limit of hub.access.inputs on the same walk; any failure goes to the resolver
+        # path, which reports it. (get_variable_values also checks the input's nesting depth
+        # along the type: these types nest five levels at most.)
+        raw = raw_variables.get(prepared.variable, Undefined)
         try:
-            value = prepared.coerce(raw_variables.get(prepared.variable, Undefined))
+            value = prepared.coerce(raw)
         except _Invalid:
             return None
+        if raw is not Undefined and _unstorable_text(raw):
+            return None  # text PostgreSQL cannot store: reported there
         items: list[InteractionInput] = []
         prefailed: dict[int, HubError] = {}
         try:
@@ -540,7 +644,9 @@ class CompiledIngest:
         if results is None:
             return None
         count_stored({"metrics": self.metrics}, results)
-        data = {prepared.key: prepared.render(results)}
+        render = prepared.render if unmasked else prepared.render_masked
+        assert render is not None  # checked before anything ran
+        data = {prepared.key: render(results)}
         return Response(orjson.dumps({"data": data}), media_type="application/json")
 
     async def _record(

@@ -4,8 +4,8 @@ each, without resolvers, for the callers they cover; ``None`` hands the request 
 Reads serve every role: a caller without ``pii`` gets the masked plan, and a row-scoped
 (PARTNER) caller's statement runs on the engine ``hub.access.row_security.engine_for`` gives it
 (the one enforcement point: PostgreSQL's row security with the key's scope), on the replica when
-read routing chose it. Compiled ingest still serves only callers who see everything unmasked and
-outside row security; the others take the resolver path.
+read routing chose it. Compiled ingest serves every caller who may write and is not row-scoped
+(ADMIN, FRONTEND with or without ``pii``: masked without it); a PARTNER cannot write.
 """
 
 from __future__ import annotations
@@ -47,19 +47,13 @@ def timeout_error(settings: Settings) -> GraphQLError:
     )
 
 
-def _unrestricted(principal: Principal) -> bool:
-    # The compiled paths run on the login's own connections, which row security does not
-    # restrict: a row-scoped principal never takes them.
-    return can_see_pii(principal) and not row_scoped(principal)
-
-
 async def compiled_ingest(state: HubState, request: Request, payload: Any) -> Response | None:
     """A covered ingest mutation's answer."""
     ingest = state.running.ingest
     principal: Principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
-    if ingest is None or payload is None or not _unrestricted(principal):
-        return None
-    if not can_write(principal):
+    # Masked callers too (the payload is masked as the resolvers mask it); never a row-scoped
+    # one (a PARTNER cannot write anyway).
+    if ingest is None or payload is None or row_scoped(principal) or not can_write(principal):
         return None
     answer = ingest.respond(request, principal, payload)
     response = await _within_timeout(request, state.settings, answer, "compiled ingest")

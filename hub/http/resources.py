@@ -119,7 +119,11 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
             stack.push_async_callback(resources.compiled.close)
         if settings.compiled_ingest:
             resources.ingest = await CompiledIngest.open(
-                location.url, schema._schema, settings, metrics
+                location.url,
+                schema._schema,
+                settings,
+                metrics,
+                personal_field_masks(schema._schema),
             )
             stack.push_async_callback(resources.ingest.close)
         if settings.webhooks_enabled:

@@ -30,11 +30,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from hub.core.errors import Conflict, HubError, NotFound
 from hub.core.settings import Settings
 from hub.db.locks import lock_key
 from hub.db.statements import IngestSql, Statement
-from hub.identity.merges import merge_customers
+from hub.identity.merges import STAGE_COLUMNS, merge_customers
 from hub.identity.resolution import (
     BatchPlan,
     CustomerState,
@@ -51,12 +53,32 @@ from hub.privacy.erasure import identity_hash
 MAX_RESOLUTION_ROUNDS = 5
 
 
+# The customers' columns the plan needs, in this order, in CLAIMS' ``customers`` records.
+_CUSTOMER_COLUMNS = (
+    "id",
+    "created_at",
+    *STAGE_COLUMNS,
+    "first_seen_at",
+    "last_seen_at",
+    "merged_into_id",
+    "kind_counts",
+)
 # Read after the advisory locks (a new statement, so its snapshot sees what the previous lock
 # holder committed): who holds each identifier, which idempotency keys exist, which identifiers
-# belonged to erased customers (by hash, hub.privacy.erasure.identity_hash), and the catalogue (the
-# touchpoints' channels, the stage rules): one round trip.
+# belonged to erased customers (by hash, hub.privacy.erasure.identity_hash), the catalogue (the
+# touchpoints' channels, the stage rules), and the holders themselves, locked FOR UPDATE in id
+# order (a FOR UPDATE row is its latest committed version, so a holder merged away since the
+# snapshot shows its ``merged_into_id``): one round trip.
 CLAIMS = Statement.named(
     "SELECT"
+    f" (SELECT array_agg(ROW({', '.join(f's.{c}' for c in _CUSTOMER_COLUMNS)}) ORDER BY s.id)"
+    f"  FROM (SELECT {', '.join(f'c.{c}' for c in _CUSTOMER_COLUMNS[:-1])},"
+    "  (SELECT coalesce(jsonb_object_agg(kind, n), '{}') FROM"
+    "  (SELECT kind, count(*) AS n FROM identities WHERE customer_id = c.id GROUP BY kind)"
+    "  AS counts) AS kind_counts FROM customers c WHERE c.id IN (SELECT i.customer_id FROM"
+    "  identities i JOIN unnest(CAST(:kinds AS text[]), CAST(:vals AS text[])) AS k(kind, value)"
+    "  ON i.kind = k.kind AND i.value = k.value) ORDER BY c.id FOR UPDATE OF c) AS s)"
+    " AS customers,"
     " (SELECT coalesce(jsonb_object_agg(id::text, channel_code), '{}') FROM touchpoints"
     "  WHERE id = ANY(CAST(:catalogue_tps AS uuid[]))) AS channels,"
     " (SELECT coalesce(jsonb_agg(jsonb_build_array(interaction_type, channel_code,"
@@ -65,19 +87,12 @@ CLAIMS = Statement.named(
     "  '[]') FROM identities i JOIN unnest(CAST(:kinds AS text[]),"
     "  CAST(:vals AS text[])) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value)"
     " AS owners,"
-    " (SELECT coalesce(jsonb_agg(x.id), '[]') FROM interactions x"
+    " (SELECT array_agg(x) FROM interactions x"
     "  JOIN unnest(CAST(:tps AS uuid[]), CAST(:ikeys AS text[])) AS k(tp, key)"
     "  ON x.touchpoint_id = k.tp AND x.idempotency_key = k.key) AS duplicates,"
     " (SELECT coalesce(jsonb_agg(DISTINCT h), '[]') FROM erasures e,"
     "  unnest(e.identity_hashes) AS h WHERE e.identity_hashes && CAST(:hashes AS text[])"
     "  AND h = ANY(CAST(:hashes AS text[]))) AS erased"
-)
-DUPLICATES = Statement.named("SELECT * FROM interactions WHERE id = ANY(CAST(:ids AS uuid[]))")
-LOCK_CUSTOMERS = Statement.named(
-    "SELECT c.*, (SELECT coalesce(jsonb_object_agg(kind, n), '{}') FROM"
-    " (SELECT kind, count(*) AS n FROM identities WHERE customer_id = c.id GROUP BY kind)"
-    " AS counts) AS kind_counts"
-    " FROM customers c WHERE c.id = ANY(CAST(:ids AS uuid[])) ORDER BY c.id FOR UPDATE"
 )
 
 
@@ -95,12 +110,38 @@ class Claims:
     erased: set[IdentifierKey]  # identifiers that belonged to erased customers
     channels: dict[uuid.UUID, str]  # the channel of each touchpoint that exists
     rules: StageRules
+    customers: dict[uuid.UUID, CustomerState]  # the holders, locked FOR UPDATE
+    stable: bool  # False: a holder was merged away meanwhile (a concurrent merge): read again
+
+
+def _customers(
+    records: Sequence[Sequence[Any]] | None,
+) -> tuple[dict[uuid.UUID, CustomerState], bool]:
+    """CLAIMS' ``customers`` records as states; False if one was merged away meanwhile."""
+    customers: dict[uuid.UUID, CustomerState] = {}
+    for record_ in records or ():
+        row = dict(zip(_CUSTOMER_COLUMNS, record_, strict=True))
+        if row["merged_into_id"] is not None:
+            return {}, False
+        counts = row["kind_counts"]
+        customers[row["id"]] = CustomerState(
+            id=row["id"],
+            created_at=row["created_at"],
+            is_new=False,
+            current_stage=row["current_stage"],
+            stage_entered_at=row["stage_entered_at"],
+            stage_channel_code=row["stage_channel_code"],
+            first_seen_at=row["first_seen_at"],
+            last_seen_at=row["last_seen_at"],
+            kind_counts=Counter(orjson.loads(counts) if isinstance(counts, str) else counts),
+        )
+    return customers, True
 
 
 async def _read_claims(sql: IngestSql, drafts: list[Draft], keys: set[IdentifierKey]) -> Claims:
     """Interactions already stored under the drafts' idempotency keys, who holds each
-    identifier, which identifiers belonged to erased customers, and the catalogue, in one round
-    trip (full rows of the duplicates only when there are any)."""
+    identifier (the holders locked), which identifiers belonged to erased customers, and the
+    catalogue, in one round trip (the duplicates as whole rows: records of the table's type)."""
     keyed = [d for d in drafts if d.idempotency_key is not None]
     ordered = sorted(keys)
     by_hash = {identity_hash(kind, value): (kind, value) for kind, value in ordered}
@@ -115,16 +156,18 @@ async def _read_claims(sql: IngestSql, drafts: list[Draft], keys: set[Identifier
             "catalogue_tps": list({d.touchpoint_id for d in drafts}),
         },
     )
+    customers, stable = _customers(row["customers"])
     existing: dict[tuple[uuid.UUID, str], Any] = {}
-    if row["duplicates"]:
-        rows = await sql.fetch(DUPLICATES, {"ids": [uuid.UUID(i) for i in row["duplicates"]]})
-        existing = {(r["touchpoint_id"], r["idempotency_key"]): r for r in rows}
+    for duplicate in row["duplicates"] or ():
+        existing[(duplicate["touchpoint_id"], duplicate["idempotency_key"])] = duplicate
     return Claims(
         existing=existing,
         owners={(kind, value): uuid.UUID(cid) for kind, value, cid in row["owners"]},
         erased={by_hash[h] for h in row["erased"] if h in by_hash},
         channels={uuid.UUID(key): value for key, value in row["channels"].items()},
         rules={(itype, channel): stage for itype, channel, stage in row["rules"]},
+        customers=customers,
+        stable=stable,
     )
 
 
@@ -185,7 +228,7 @@ async def record(
         drafts = _drop_erased(drafts, erased, results)
     if not drafts:
         return results
-    plan = await _plan(sql, drafts, settings, now, results, actor, claims.rules, owners)
+    plan = await _plan(sql, drafts, settings, now, results, actor, claims)
     await store_plan(sql, plan, results, now, audit)
     return results
 
@@ -240,33 +283,14 @@ def _skip_duplicates(
 
 
 async def _load_state(
-    sql: IngestSql,
-    keys: set[IdentifierKey],
-    owners: dict[IdentifierKey, uuid.UUID] | None,
+    sql: IngestSql, keys: set[IdentifierKey], claims: Claims | None
 ) -> tuple[dict[IdentifierKey, uuid.UUID], dict[uuid.UUID, CustomerState], bool]:
-    """Who holds each identifier (read again unless given), and the holders locked FOR UPDATE;
-    False if one was merged away meanwhile (a concurrent manual merge): start again."""
-    if owners is None:
-        owners = (await _read_claims(sql, [], keys)).owners
-    customers: dict[uuid.UUID, CustomerState] = {}
-    if not owners:
-        return owners, customers, True
-    ids = sorted(set(owners.values()))
-    for row in await sql.fetch(LOCK_CUSTOMERS, {"ids": ids}):
-        if row["merged_into_id"] is not None:
-            return owners, customers, False
-        customers[row["id"]] = CustomerState(
-            id=row["id"],
-            created_at=row["created_at"],
-            is_new=False,
-            current_stage=row["current_stage"],
-            stage_entered_at=row["stage_entered_at"],
-            stage_channel_code=row["stage_channel_code"],
-            first_seen_at=row["first_seen_at"],
-            last_seen_at=row["last_seen_at"],
-            kind_counts=Counter(row["kind_counts"]),
-        )
-    return owners, customers, True
+    """Who holds each identifier and the holders locked FOR UPDATE (read again unless
+    ``claims`` has them); False if one was merged away meanwhile (a concurrent manual merge):
+    start again."""
+    if claims is None:
+        claims = await _read_claims(sql, [], keys)
+    return claims.owners, claims.customers, claims.stable
 
 
 async def _plan(
@@ -276,13 +300,13 @@ async def _plan(
     now: datetime,
     results: list[ItemResult],
     actor: str,
-    rules: StageRules,
-    first_owners: dict[IdentifierKey, uuid.UUID],
+    first: Claims,
 ) -> BatchPlan:
     """Plan; when the plan merges existing customers, merge them first and plan again."""
     guards = Guards(frozenset(settings.weak_identity_kinds), settings.max_identities_per_kind)
     keys = {key for d in drafts for key in d.identities}
-    known: dict[IdentifierKey, uuid.UUID] | None = first_owners
+    rules = first.rules
+    known: Claims | None = first
     for _ in range(MAX_RESOLUTION_ROUNDS):
         owners, customers, stable = await _load_state(sql, keys, known)
         known = None  # later rounds read the identities again

@@ -605,6 +605,7 @@ async def test_connections_dropped_by_the_server_are_survived(
     # The path, not the last "/": the embedded server's URL names its socket folder in the query.
     name = urlsplit(database_url).path.lstrip("/")
     stored = 0
+    dropped_in_all = 0
     for round_ in range(3):
         # Several calls at once, so that both pools hold several connections...
         bodies = await asyncio.gather(
@@ -625,9 +626,11 @@ async def test_connections_dropped_by_the_server_are_survived(
             " WHERE datname = $1 AND application_name IN ('hub-keys', 'hub-ingest')",
             name,
         )
-        # At least the ingest pool's (the key pool may hold none: keys are served from the
-        # per-process key cache once looked up).
-        assert dropped >= 1
+        dropped_in_all += dropped
+    # Round 1 filled the ingest pool and lost it; round 2's calls met dead connections, were
+    # answered by the resolver path and emptied the pool; round 3 filled it again. (The key pool
+    # may hold none: keys are served from the per-process key cache once looked up.)
+    assert dropped_in_all >= 2
     last = await _post(client, SINGLE, {"input": item(WEB, ("EMAIL", "last@x.org"), at=day(1))})
     assert "errors" not in last, last
     assert await db.fetchval("SELECT count(*) FROM interactions") == stored + 1

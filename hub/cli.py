@@ -18,6 +18,7 @@ from rich.console import Console
 from hub.core.settings import Settings
 from hub.db.engine import locate_database
 from hub.db.migrations import upgrade
+from hub.http.ws_outbox import TRANSPORT_PING_INTERVAL_S, transport_ping_timeout
 from hub.ops.logs import log_config
 
 app = typer.Typer(help="hub — the GraphQL customer-360 data hub.", no_args_is_help=True)
@@ -127,6 +128,9 @@ def serve(
         # Messages over the limit are refused by the server as they arrive (close 1009), before
         # the app buffers or parses them (the app checks again, for other servers).
         ws_max_size=settings.ws_max_message_bytes,
+        # A cut-off slow consumer gets its grace before uvicorn's keep-alive may drop it.
+        ws_ping_interval=TRANSPORT_PING_INTERVAL_S,
+        ws_ping_timeout=transport_ping_timeout(settings),
         access_log=access_log,
         log_config=log_config(settings.log_format),
         # The app's graceful shutdown (hub/http/shutdown.py) narrows this to what is left of the
@@ -191,6 +195,8 @@ def demo(
         port=port,
         log_level="info",
         log_config=log_config(settings.log_format),
+        ws_ping_interval=TRANSPORT_PING_INTERVAL_S,
+        ws_ping_timeout=transport_ping_timeout(settings),
         timeout_graceful_shutdown=math.ceil(settings.shutdown_deadline_s),
     )
 

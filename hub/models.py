@@ -97,6 +97,9 @@ class Customer(SQLModel, table=True):
     # Channel of the interaction that last confirmed the stage: a later same-stage interaction on
     # another channel is a LOOPING transition.
     stage_channel_code: str | None = None
+    # When the newest interaction that signalled a stage happened (entered, confirmed or LOOPING):
+    # an interaction older than it does not move the stage (hub.journeys.engine; migration 0016).
+    stage_signal_at: datetime | None = _ts(nullable=True, default_now=False)
     first_seen_at: datetime | None = _ts(nullable=True, default_now=False)
     last_seen_at: datetime | None = _ts(nullable=True, default_now=False)
     merged_into_id: uuid.UUID | None = Field(

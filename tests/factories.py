@@ -12,7 +12,21 @@ import asyncpg
 
 from hub.core.ids import to_global_id
 
-T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+# The tests' clock: 09:00 UTC, 90 days before the day the run started. Test data lies at T0 plus
+# offsets of at most ~60 days, so whatever is sent as `occurredAt` is in the past (the hub refuses
+# times ahead of its clock) on any calendar day; a fixed date (it was 2026-01-01) made the suite
+# pass or fail by the day it ran (#19).
+T0 = (datetime.now(UTC) - timedelta(days=90)).replace(hour=9, minute=0, second=0, microsecond=0)
+
+
+def zulu(at: datetime) -> str:
+    """``at`` as RFC 3339 with the ``Z`` suffix (the form clients often send)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def naive(at: datetime) -> str:
+    """``at`` in UTC without an offset (the hub reads it as UTC, or refuses it)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
 def gid(type_name: str, key: Any) -> str:

@@ -76,7 +76,12 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
         small = settings.model_copy(update={"pool_size": 3, "pool_max_overflow": 2})
         control_engine = create_engine(location.url, small)
         stack.push_async_callback(control_engine.dispose)
-        audit_engine = create_engine(location.url, small)
+        # As wide as the request pool: every mutation on the resolver path writes its audit row
+        # before it runs and its outcome after, so a narrower pool (it was 3 + 2) is the queue in
+        # front of every mutation (96 concurrent calls on a loaded machine: its wait was the
+        # largest part of their time, past the pool timeout). Still its own pool, so requests
+        # saturating theirs cannot starve the rows that let mutations run.
+        audit_engine = create_engine(location.url, settings)
         stack.push_async_callback(audit_engine.dispose)
         sockets = OpenSockets(lambda: control_engine, settings.key_recheck_seconds)
         stack.push_async_callback(sockets.close)

@@ -11,8 +11,27 @@ from collections import deque
 
 from starlette.websockets import WebSocket
 
+from hub.core.settings import Settings
+
 CLOSE_TOO_SLOW = 4008
 TOO_SLOW_REASON = "SUBSCRIBER_TOO_SLOW: resume from your last cursor"
+# uvicorn's own websocket keep-alive: a protocol ping this often (its default).
+TRANSPORT_PING_INTERVAL_S = 20.0
+
+
+def transport_ping_timeout(settings: Settings) -> float:
+    """uvicorn's websocket ping timeout (pings every ``TRANSPORT_PING_INTERVAL_S``): a connection
+    whose pong has not come back is dropped only after the hub's own grace for a cut-off
+    consumer is over.
+
+    A consumer that stopped reading cannot answer pings (its pongs wait behind the frames it has
+    not read). With uvicorn's default timeout (20 s) such a client was dropped without a close
+    frame before ``subscriber_cutoff_grace_s`` had passed, so instead of the documented
+    ``SUBSCRIBER_TOO_SLOW`` error and close 4008 it saw a dropped connection (the slow-consumer
+    test, under load, with a long grace). A ping sent just before the cut-off must not expire
+    before the grace after it does: the timeout is the grace plus one ping interval.
+    """
+    return settings.subscriber_cutoff_grace_s + TRANSPORT_PING_INTERVAL_S
 
 
 class ConnectionOutbox:

@@ -47,11 +47,12 @@ RESTORED_COLUMNS = (
     "current_stage",
     "stage_entered_at",
     "stage_channel_code",
+    "stage_signal_at",
     "first_seen_at",
     "last_seen_at",
     "merged_into_id",
 )
-STAGE_COLUMNS = ("current_stage", "stage_entered_at", "stage_channel_code")
+STAGE_COLUMNS = ("current_stage", "stage_entered_at", "stage_channel_code", "stage_signal_at")
 
 
 def survivor_order(row: dict[str, Any]) -> tuple[str, str]:
@@ -113,6 +114,12 @@ def _too_many(counts: Counter[str], settings: Settings) -> list[str]:
     return sorted(k for k, n in counts.items() if n > settings.max_identities_per_kind)
 
 
+def _signal_time(row: dict[str, Any]) -> datetime | None:
+    """A JSON row's newest stage signal (``stage_entered_at`` for rows from before 0016)."""
+    at = row.get("stage_signal_at") or row.get("stage_entered_at")
+    return datetime.fromisoformat(at) if isinstance(at, str) else None
+
+
 def combine(
     survivor: dict[str, Any], merged: Sequence[dict[str, Any]], settings: Settings
 ) -> dict[str, Any]:
@@ -135,11 +142,12 @@ def combine(
     # compare them as datetimes.
     result["first_seen_at"] = min(firsts, key=datetime.fromisoformat) if firsts else None
     result["last_seen_at"] = max(lasts, key=datetime.fromisoformat) if lasts else None
-    staged = [r for r in everyone if r["stage_entered_at"]]
+    # The stage of whichever had the newest stage signal (hub.journeys.engine).
+    staged = [(at, r) for r in everyone if (at := _signal_time(r)) is not None]
     if staged:
-        newest = max(staged, key=lambda r: datetime.fromisoformat(r["stage_entered_at"]))
+        _, newest = max(staged, key=lambda pair: pair[0])
         for column in STAGE_COLUMNS:
-            result[column] = newest[column]
+            result[column] = newest.get(column)
     return result
 
 
@@ -350,7 +358,7 @@ def restore_survivor(
     result["traits"], result["trait_updated_at"] = traits, stamps
     if _unchanged_since(current, after, STAGE_COLUMNS):
         for column in STAGE_COLUMNS:
-            result[column] = before[column]
+            result[column] = before.get(column)  # a snapshot from before 0016 has no signal time
     if current["display_name"] == after["display_name"]:
         result["display_name"] = before["display_name"]
     # First/last seen: from the snapshot, widened below by the interactions it still has.

@@ -241,7 +241,8 @@ async def set_stage(
     result = await connection.execute(
         sa.text(
             "UPDATE customers SET current_stage = :stage, stage_entered_at = :now,"
-            " stage_channel_code = NULL, updated_at = now() WHERE id = :id RETURNING *"
+            " stage_channel_code = NULL, stage_signal_at = :now, updated_at = now()"
+            " WHERE id = :id RETURNING *"
         ),
         {"id": customer_id, "stage": stage.value, "now": now},
     )

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.core.ids import uuid7
-from hub.journeys.engine import StageChangePlan, StageRules, next_stage
+from hub.journeys.engine import StageChangePlan, StageRules, next_stage, stage_signal_time
 
 IdentifierKey = tuple[str, str]  # (kind, normalised value)
 
@@ -45,6 +45,7 @@ class CustomerState:
     current_stage: str | None = None
     stage_entered_at: datetime | None = None
     stage_channel_code: str | None = None
+    stage_signal_at: datetime | None = None
     first_seen_at: datetime | None = None
     last_seen_at: datetime | None = None
     kind_counts: Counter[str] = field(default_factory=Counter)
@@ -229,13 +230,15 @@ def _resolve(
         target.last_seen_at = max(
             filter(None, [target.last_seen_at, folded.last_seen_at]), default=None
         )
-        # As a merge does (docs/ingest.md): the stage of whichever entered its stage last.
-        if folded.stage_entered_at is not None and (
-            target.stage_entered_at is None or folded.stage_entered_at > target.stage_entered_at
+        # As a merge does (docs/ingest.md): the stage of whichever had the newest stage signal.
+        folded_at = stage_signal_time(folded)
+        if folded_at is not None and (
+            (target_at := stage_signal_time(target)) is None or folded_at > target_at
         ):
             target.current_stage = folded.current_stage
             target.stage_entered_at = folded.stage_entered_at
             target.stage_channel_code = folded.stage_channel_code
+            target.stage_signal_at = folded.stage_signal_at
         folded.touched = False
     return planned
 

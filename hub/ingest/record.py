@@ -131,6 +131,7 @@ def _customers(
             current_stage=row["current_stage"],
             stage_entered_at=row["stage_entered_at"],
             stage_channel_code=row["stage_channel_code"],
+            stage_signal_at=row["stage_signal_at"],
             first_seen_at=row["first_seen_at"],
             last_seen_at=row["last_seen_at"],
             kind_counts=Counter(orjson.loads(counts) if isinstance(counts, str) else counts),

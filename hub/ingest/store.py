@@ -79,14 +79,16 @@ def _unnest(columns: dict[str, str]) -> str:
 
 CUSTOMERS_CTE = (
     "new_customers AS (INSERT INTO customers (id, current_stage, stage_entered_at,"
-    " stage_channel_code, first_seen_at, last_seen_at, created_at, updated_at)"
-    " SELECT k.c_id, k.c_stage, k.c_entered, k.c_sch, k.c_first, k.c_last, :now, :now FROM "
+    " stage_channel_code, stage_signal_at, first_seen_at, last_seen_at, created_at, updated_at)"
+    " SELECT k.c_id, k.c_stage, k.c_entered, k.c_sch, k.c_signal, k.c_first, k.c_last, :now,"
+    " :now FROM "
     + _unnest(
         {
             "c_id": "uuid",
             "c_stage": "text",
             "c_entered": "timestamptz",
             "c_sch": "text",
+            "c_signal": "timestamptz",
             "c_first": "timestamptz",
             "c_last": "timestamptz",
         }
@@ -187,6 +189,7 @@ STAGE_HISTORY_CTE = (
 CUSTOMER_UPDATES_CTE = (
     "customer_updates AS (UPDATE customers c SET current_stage = k.cu_stage,"
     " stage_entered_at = k.cu_entered, stage_channel_code = k.cu_sch,"
+    " stage_signal_at = k.cu_signal,"
     " first_seen_at = k.cu_first, last_seen_at = k.cu_last, updated_at = :now FROM "
     + _unnest(
         {
@@ -194,6 +197,7 @@ CUSTOMER_UPDATES_CTE = (
             "cu_stage": "text",
             "cu_entered": "timestamptz",
             "cu_sch": "text",
+            "cu_signal": "timestamptz",
             "cu_first": "timestamptz",
             "cu_last": "timestamptz",
         }
@@ -305,6 +309,7 @@ def _params(plan: BatchPlan, now: datetime) -> dict[str, Any]:
         "c_stage": [c.current_stage for c in new_customers],
         "c_entered": [c.stage_entered_at for c in new_customers],
         "c_sch": [c.stage_channel_code for c in new_customers],
+        "c_signal": [c.stage_signal_at for c in new_customers],
         "c_first": [c.first_seen_at for c in new_customers],
         "c_last": [c.last_seen_at for c in new_customers],
         "ni_cid": [find(cid) for _, cid in new_identities],
@@ -347,6 +352,7 @@ def _params(plan: BatchPlan, now: datetime) -> dict[str, Any]:
         "cu_stage": [c.current_stage for c in existing],
         "cu_entered": [c.stage_entered_at for c in existing],
         "cu_sch": [c.stage_channel_code for c in existing],
+        "cu_signal": [c.stage_signal_at for c in existing],
         "cu_first": [c.first_seen_at for c in existing],
         "cu_last": [c.last_seen_at for c in existing],
     }

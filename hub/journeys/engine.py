@@ -6,9 +6,13 @@ current one is a change (forward or backward); the same stage on another channel
 transition (the customer changed channel within the stage); both are written to
 ``stage_history`` with the interaction that caused them.
 
-**Late interactions**: an interaction that happened before the customer entered the current stage
-(a back-fill, a delayed channel) does not move the stage: the stage reflects the newest signal,
-and history is never rewritten into the past. Its timestamps still count for first/last seen.
+**Late interactions**: an interaction that happened before the newest signal the customer has had
+(``stage_signal_at``: the interaction that entered the current stage, or a later one that
+confirmed it, on the same channel or LOOPING to another) does not move the stage, whatever order
+they arrive in (a back-fill, a delayed channel): the stage is decided by occurrence time, it
+reflects the newest signal, and history is never rewritten into the past. Its timestamps still
+count for first/last seen. A customer with no ``stage_signal_at`` (a manual stage change before
+migration 0016) is compared with ``stage_entered_at``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class StageState(Protocol):
     current_stage: str | None
     stage_entered_at: datetime | None
     stage_channel_code: str | None
+    stage_signal_at: datetime | None
 
 
 class StageSignal(Protocol):
@@ -57,6 +62,11 @@ def rule_for(rules: StageRules, interaction_type: str, channel_code: str) -> str
     return rules.get((interaction_type, channel_code)) or rules.get((interaction_type, None))
 
 
+def stage_signal_time(customer: StageState) -> datetime | None:
+    """When the customer's newest stage signal happened (``stage_entered_at`` before 0016)."""
+    return customer.stage_signal_at or customer.stage_entered_at
+
+
 def next_stage(
     customer: StageState, signal: StageSignal, interaction_id: uuid.UUID, rules: StageRules
 ) -> StageChangePlan | None:
@@ -64,8 +74,10 @@ def next_stage(
     stage = rule_for(rules, signal.type, signal.channel_code)
     if stage is None:
         return None
-    if customer.stage_entered_at is not None and signal.occurred_at < customer.stage_entered_at:
+    newest = stage_signal_time(customer)
+    if newest is not None and signal.occurred_at < newest:
         return None  # late interaction: see the module docstring
+    customer.stage_signal_at = signal.occurred_at
     previous = StageCode(customer.current_stage) if customer.current_stage else None
     transition = classify_transition(
         previous, StageCode(stage), customer.stage_channel_code, signal.channel_code

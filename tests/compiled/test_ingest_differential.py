@@ -282,6 +282,28 @@ STEPS: list[Step] = [
         },
         served=False,
     ),
+    # Gil buys, confirms the purchase in the app (LOOPING), then a delayed product view that
+    # happened between the two arrives: it is older than his newest signal, the stage stays.
+    Step(
+        SINGLE,
+        {"input": item(WEB, ("EMAIL", "gil@example.com"), at=day(11), type="PRODUCT_VIEW")},
+        served=True,
+    ),
+    Step(
+        SINGLE,
+        {"input": item(WEB, ("EMAIL", "gil@example.com"), at=day(11, 12), type="ORDER")},
+        served=True,
+    ),
+    Step(
+        SINGLE,
+        {"input": item(APP, ("EMAIL", "gil@example.com"), at=day(11, 14), type="ORDER")},
+        served=True,
+    ),
+    Step(
+        BATCH,
+        {"inputs": [item(WEB, ("EMAIL", "gil@example.com"), at=day(11, 13), type="PRODUCT_VIEW")]},
+        served=True,
+    ),
     # Batch-level errors: the resolver path.
     Step(BATCH, {"inputs": []}, served=False),
 ]
@@ -345,8 +367,9 @@ async def _state(db: asyncpg.Connection, rename: Renamer) -> dict[str, Any]:
     """Every row the ingest writes, ids renamed, in a stable order."""
     queries = {
         "customers": "SELECT id, current_stage, stage_entered_at, stage_channel_code,"
-        " first_seen_at, last_seen_at, merged_into_id FROM customers ORDER BY first_seen_at,"
-        " last_seen_at, merged_into_id IS NULL, current_stage, stage_channel_code",
+        " stage_signal_at, first_seen_at, last_seen_at, merged_into_id FROM customers"
+        " ORDER BY first_seen_at, last_seen_at, merged_into_id IS NULL, current_stage,"
+        " stage_channel_code",
         "identities": "SELECT customer_id, kind, value, last_seen_at FROM identities"
         " ORDER BY kind, value",
         "interactions": "SELECT id, customer_id, touchpoint_id, channel_code, occurred_at, type,"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
-from tests.factories import gid
+from tests.factories import T0, gid
 
 UPSERT = """
 mutation($input: UpsertCustomerInput!) {
@@ -61,8 +62,10 @@ async def test_upsert_finds_the_same_customer_by_identity(gql: Any, db: asyncpg.
 
 async def test_trait_survivorship(gql: Any, db: asyncpg.Connection) -> None:
     cid = await _create(gql, "ana@example.com")
-    now = "2026-03-01T00:00:00+00:00"
-    older = "2026-02-01T00:00:00+00:00"
+    # Observation times from the tests' clock (weeks before the server's now): the last update,
+    # sent without `at`, is the server's now and must be the newest.
+    now = (T0 + timedelta(days=59)).isoformat()
+    older = (T0 + timedelta(days=31)).isoformat()
     await gql.data(
         TRAITS, {"id": cid, "traits": {"city": "Lyon", "first_order_at": "2026-02"}, "at": now}
     )

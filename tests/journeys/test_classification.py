@@ -6,6 +6,7 @@ Expected values come from docs/ingest.md ("Journey engine") and the stage order 
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -48,6 +49,7 @@ class Customer:
     current_stage: str | None = None
     stage_entered_at: datetime | None = None
     stage_channel_code: str | None = None
+    stage_signal_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ def test_the_first_signal_sets_the_initial_stage() -> None:
         channel_code="PHYSICAL",
         reason="rule: STORE_VISIT on PHYSICAL → PURCHASE",
     )
-    assert customer == Customer(CUSTOMER, "PURCHASE", at(1), "PHYSICAL")
+    assert customer == Customer(CUSTOMER, "PURCHASE", at(1), "PHYSICAL", at(1))
 
 
 def test_forward_and_backward_move_the_stage_and_its_entry_time() -> None:
@@ -165,7 +167,7 @@ def test_forward_and_backward_move_the_stage_and_its_entry_time() -> None:
         "CONSIDERATION",
         "PURCHASE",
     )
-    assert customer == Customer(CUSTOMER, "PURCHASE", at(2), "MOBILE")
+    assert customer == Customer(CUSTOMER, "PURCHASE", at(2), "MOBILE", at(2))
     backward = next_stage(customer, Signal("PAGE_VIEW", "MOBILE", at(3)), INTERACTION, RULES)
     assert backward is not None
     assert (backward.transition, backward.previous_stage, backward.stage) == (
@@ -174,7 +176,7 @@ def test_forward_and_backward_move_the_stage_and_its_entry_time() -> None:
         "AWARENESS",
     )
     assert backward.reason == "rule: PAGE_VIEW on MOBILE → AWARENESS"
-    assert customer == Customer(CUSTOMER, "AWARENESS", at(3), "MOBILE")
+    assert customer == Customer(CUSTOMER, "AWARENESS", at(3), "MOBILE", at(3))
 
 
 def test_looping_keeps_the_stage_and_its_entry_time_and_takes_the_new_channel() -> None:
@@ -190,13 +192,15 @@ def test_looping_keeps_the_stage_and_its_entry_time_and_takes_the_new_channel() 
         channel_code="PHYSICAL",
         reason="rule: STORE_VISIT on PHYSICAL → PURCHASE",
     )
-    assert customer == Customer(CUSTOMER, "PURCHASE", at(0), "PHYSICAL")
+    # Looping keeps the entry time; the newest signal is the looping one.
+    assert customer == Customer(CUSTOMER, "PURCHASE", at(0), "PHYSICAL", at(5))
 
 
 def test_the_same_stage_on_the_same_channel_writes_nothing() -> None:
     customer = Customer(CUSTOMER, "PURCHASE", at(0), "WEB")
     assert next_stage(customer, Signal("ORDER", "WEB", at(5)), INTERACTION, RULES) is None
-    assert customer == Customer(CUSTOMER, "PURCHASE", at(0), "WEB")
+    # Nothing written, but the signal is the newest: an older one arriving later is late.
+    assert customer == Customer(CUSTOMER, "PURCHASE", at(0), "WEB", at(5))
 
 
 @pytest.mark.parametrize(
@@ -218,7 +222,7 @@ def test_an_interaction_at_the_very_moment_of_entry_is_not_late() -> None:
     customer = Customer(CUSTOMER, "PURCHASE", at(0), "WEB")
     change = next_stage(customer, Signal("SUPPORT_TICKET", "WEB", at(0)), INTERACTION, RULES)
     assert change is not None and change.transition is T.FORWARD
-    assert customer == Customer(CUSTOMER, "POST_PURCHASE", at(0), "WEB")
+    assert customer == Customer(CUSTOMER, "POST_PURCHASE", at(0), "WEB", at(0))
 
 
 # --- property: applied in time order, the stage reflects the newest signal ----------------------
@@ -311,3 +315,50 @@ def test_the_property_catches_a_wrong_oracle() -> None:
         ),
     )
     assert any(s.type in {"STORE_VISIT", "CALL"} for s in counterexample)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _SIGNALS.map(lambda signals: list({s.occurred_at: s for s in signals}.values())),
+    st.randoms(use_true_random=False),
+)
+def test_in_any_arrival_order_the_stage_is_decided_by_occurrence_time(
+    signals: list[Signal], shuffler: random.Random
+) -> None:
+    """Signals at distinct times arriving in any order (late, delayed channels) end in the stage
+    the newest one names, and no change is recorded before one already recorded."""
+    arrival = list(signals)
+    shuffler.shuffle(arrival)
+    customer = Customer()
+    changes = [
+        change
+        for signal in arrival
+        if (change := next_stage(customer, signal, INTERACTION, RULES)) is not None
+    ]
+    assert customer.current_stage == _newest_signalled_stage(signals)
+    assert [c.entered_at for c in changes] == sorted({c.entered_at for c in changes})
+
+
+def test_a_late_signal_older_than_a_confirmation_does_not_move_the_stage_back() -> None:
+    """Purchase entered at 1h, confirmed on another channel at 3h (LOOPING); a product view
+    from 2h arriving last is older than the newest signal: no change (before migration 0016 it
+    was compared with the stage's entry at 1h and moved the stage back)."""
+    customer = Customer()
+    arrivals = [
+        Signal("PRODUCT_VIEW", "WEB", at(0)),
+        Signal("ORDER", "WEB", at(1)),
+        Signal("ORDER", "PHYSICAL", at(3)),
+        Signal("PRODUCT_VIEW", "WEB", at(2)),
+    ]
+    changes = [next_stage(customer, signal, INTERACTION, RULES) for signal in arrivals]
+    assert [(c.stage, c.transition) if c else None for c in changes] == [
+        ("CONSIDERATION", T.INITIAL),
+        ("PURCHASE", T.FORWARD),
+        ("PURCHASE", T.LOOPING),
+        None,
+    ]
+    assert (customer.current_stage, customer.stage_entered_at, customer.stage_signal_at) == (
+        "PURCHASE",
+        at(1),
+        at(3),
+    )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event
 
 from hub.ops.logs import JsonFormatter
+from tests.conftest import StatementCounter, make_key
 from tests.ingest_support import interaction, touchpoints
 from tests.live_server import Server, connect, start_server
 from tests.waiting import until, until_sync
@@ -65,11 +68,41 @@ async def post(http: httpx.AsyncClient, body: dict[str, Any], **headers: str) ->
     return response
 
 
+@contextlib.asynccontextmanager
+async def own_app(
+    app_with: Any, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any, StatementCounter]]:
+    """An app of the test's own (its own metrics registry and pools: no other test's traffic,
+    no background work of a shared app, moves its numbers), an ADMIN client to it, and a
+    counter of the statements its request engine runs."""
+    async with app_with(**overrides) as (http, engine):
+        http.headers["Authorization"] = f"Bearer {await make_key(engine, 'ADMIN')}"
+        counter = StatementCounter()
+        event.listen(engine.sync_engine, "before_cursor_execute", counter)
+        try:
+            yield http, engine, counter
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", counter)
+
+
 async def test_requests_are_counted_by_operation_and_outcome_with_latency(
-    client: httpx.AsyncClient, db: asyncpg.Connection, count_statements: Any
+    app_with: Any, db: asyncpg.Connection
 ) -> None:
     tp = await touchpoints(db)
+    async with own_app(app_with) as (client, _engine, count_statements):
+        await _count_requests(client, db, tp, count_statements)
+
+
+async def _count_requests(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    tp: dict[str, str],
+    count_statements: StatementCounter,
+) -> None:
     before = await scrape(client)
+    # A fresh app: nothing was counted before this test's own requests.
+    assert requests_of(before, "Customers", "ok") == 0
+    assert value(before, "hub_graphql_request_duration_seconds_count") == 0
     # Named, on the compiled read path (an ADMIN key sees everything unmasked): it runs no
     # statement on the resolvers' engine.
     await post(client, {"query": COMPILED, "operationName": "Customers"})
@@ -139,30 +172,31 @@ async def test_requests_are_counted_by_operation_and_outcome_with_latency(
 
 
 async def test_requests_the_gate_rejects_are_counted_as_errors(
-    app: Any, client: httpx.AsyncClient, db: asyncpg.Connection
+    app_with: Any, db: asyncpg.Connection
 ) -> None:
-    before = await scrape(client)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://hub.test"
-    ) as anonymous:
-        response = await anonymous.post("/graphql", json={"query": STAGES, "operationName": "S"})
-    assert response.status_code == 401
-    after = await scrape(client)
+    async with own_app(app_with) as (client, _engine, _counter):
+        before = await scrape(client)
+        key = client.headers.pop("Authorization")
+        response = await client.post("/graphql", json={"query": STAGES, "operationName": "S"})
+        assert response.status_code == 401
+        client.headers["Authorization"] = key
+        after = await scrape(client)
     # The gate answers before the body is read: the operation is not known.
-    assert requests_of(after, "anonymous", "error") - requests_of(before, "anonymous", "error") == 1
+    assert requests_of(before, "anonymous", "error") == 0
+    assert requests_of(after, "anonymous", "error") == 1
+    assert value(after, "hub_graphql_request_duration_seconds_count") == 1
 
 
-async def test_pool_usage_is_read_at_scrape_time(
-    client: httpx.AsyncClient, engine: Any, settings: Any
-) -> None:
-    before = await scrape(client)
-    assert value(before, "hub_db_pool_size") == settings.pool_size
-    async with engine.connect():
-        during = await scrape(client)
-    after = await scrape(client)
+async def test_pool_usage_is_read_at_scrape_time(app_with: Any, db: asyncpg.Connection) -> None:
+    # The app's own pool: only this test checks connections out of it (a scrape takes none).
+    async with own_app(app_with, pool_size=4) as (client, engine, _counter):
+        before = await scrape(client)
+        async with engine.connect(), engine.connect():
+            during = await scrape(client)
+        after = await scrape(client)
     in_use = "hub_db_pool_checked_out"
-    assert value(during, in_use) == value(before, in_use) + 1
-    assert value(after, in_use) == value(before, in_use)
+    assert value(before, "hub_db_pool_size") == 4
+    assert (value(before, in_use), value(during, in_use), value(after, in_use)) == (0, 2, 0)
 
 
 async def test_broker_lag_follows_delivered_events(

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import GraphQLClient
-from tests.factories import T0, Factory, gid, minutes
+from tests.factories import T0, Factory, gid, minutes, naive, zulu
 
 
 def b64(text: str) -> str:
@@ -336,8 +336,8 @@ async def test_federation_representation_with_a_bad_key(gql: GraphQLClient) -> N
 
 async def test_times_without_offset_are_utc(gql: GraphQLClient, some: Factory) -> None:
     query = "query ($f: InteractionFilter) { interactions(filter: $f) { totalCount } }"
-    window = {"occurredAfter": "2026-01-01T09:01:00", "occurredBefore": "2026-01-01T10:00:00Z"}
+    window = {"occurredAfter": naive(T0 + minutes(1)), "occurredBefore": zulu(T0 + minutes(60))}
     data = await gql.data(query, {"f": window})
     assert data["interactions"]["totalCount"] == 2  # at T0 + 1 and T0 + 2 minutes
-    window = {"occurredAfter": "2026-01-01T10:00:00", "occurredBefore": "2026-01-01T10:00:00Z"}
+    window = {"occurredAfter": naive(T0 + minutes(60)), "occurredBefore": zulu(T0 + minutes(60))}
     await expect(gql, query, "BAD_USER_INPUT", "must be earlier", {"f": window})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,11 @@ import pytest
 
 from hub.core.settings import Settings
 from tests.conftest import ROOT, GraphQLClient
-from tests.factories import T0, Factory, minutes
+from tests.factories import Factory, minutes
+
+# The README's examples filter on January 2026: their data is written straight to the tables
+# (no `occurredAt` validation against the clock), at the dates the README shows.
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 README = (ROOT / "README.md").read_text()
 

@@ -8,6 +8,7 @@ resolveConversation); probes and final markers (tests/feed_sync.py) only synchro
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -160,6 +161,75 @@ async def test_stage_changes_from_ingest_and_by_hand_reach_the_stage_feed(
     ]
     outbox = await outbox_positions(engine, start, marker, ["JOURNEY_STAGE_CHANGED"])
     assert [p for p, _ in received[every]] == outbox[:-1]
+
+
+async def test_a_late_older_signal_does_not_move_the_stage_back_nor_reach_the_feed(
+    server: Server, touchpoints: dict[str, str], engine: Any, db: asyncpg.Connection
+) -> None:
+    """The stage is decided by occurrence time: after a purchase confirmed on another channel,
+    product views that happened before the newest purchase signal (one before the purchase, one
+    between the purchase and its confirmation) arrive late and change nothing."""
+    probe_customer = await Factory(db).customer("Probe")
+    probe = event_probe(
+        engine,
+        NewEvent(
+            EventKind.JOURNEY_STAGE_CHANGED,
+            customer_id=probe_customer,
+            payload={"stage": "AWARENESS", "previousStage": None, "transition": "INITIAL"},
+        ),
+    )
+    bea = ("EMAIL", "bea@example.com")
+    base = datetime.now(UTC) - timedelta(hours=2)
+
+    def when(minutes: int) -> str:
+        return (base + timedelta(minutes=minutes)).isoformat()
+
+    async with connect(server) as client:
+        every = await client.subscribe(STAGES)
+        operations = {every: "journeyStageChanged"}
+        start = await await_live(client, operations, probe)
+
+        web = touchpoints["web"]
+        view = await record(server, web, bea, type="PRODUCT_VIEW", occurredAt=when(0))
+        customer = view["customer"]["id"]
+        order = await record(server, touchpoints["web"], bea, type="ORDER", occurredAt=when(20))
+        confirmed = await record(
+            server, touchpoints["store"], bea, type="ORDER", occurredAt=when(40)
+        )
+        await record(server, touchpoints["web"], bea, type="PRODUCT_VIEW", occurredAt=when(30))
+        await mutate(
+            server,
+            RECORD_MANY,
+            inputs=[interaction(touchpoints["web"], bea, type="PRODUCT_VIEW", occurredAt=when(10))],
+        )
+        marker = await probe()
+        received = await drain_to(client, operations, marker)
+
+    caused = [
+        (view, "CONSIDERATION", None, "INITIAL", "PRODUCT_VIEW"),
+        (order, "PURCHASE", "CONSIDERATION", "FORWARD", "ORDER"),
+        (confirmed, "PURCHASE", "PURCHASE", "LOOPING", "ORDER"),
+    ]
+    assert [{k: v for k, v in e.items() if k != "cursor"} for _, e in received[every]] == [
+        {
+            "stage": {"code": stage},
+            "previousStage": {"code": previous} if previous else None,
+            "transition": transition,
+            "customer": {"id": customer},
+            "interaction": {"id": result["interaction"]["id"], "type": itype},
+        }
+        for result, stage, previous, transition, itype in caused
+    ]
+    outbox = await outbox_positions(engine, start, marker, ["JOURNEY_STAGE_CHANGED"])
+    assert [p for p, _ in received[every]] == outbox[:-1]
+    now = await mutate(
+        server,
+        "query($id: ID!) { customer(id: $id) { currentStage { code } stageEnteredAt } }",
+        id=customer,
+    )
+    assert now["customer"]["currentStage"] == {"code": "PURCHASE"}
+    entered = datetime.fromisoformat(now["customer"]["stageEnteredAt"])
+    assert entered == base + timedelta(minutes=20)
 
 
 MERGED = """

@@ -7,7 +7,7 @@ Written through ``tests/factories.py``; deterministic for a given seed.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -54,7 +54,10 @@ def _pick(rng: random.Random, weights: dict[str, int]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-async def seed_journeys(db: asyncpg.Connection, customers: int = 160, seed: int = 7) -> None:
+async def seed_journeys(
+    db: asyncpg.Connection, customers: int = 160, seed: int = 7, start: datetime = T0
+) -> None:
+    """Customers' journeys from ``start`` on (the run's T0 unless a test needs a given window)."""
     rng = random.Random(seed)
     factory = Factory(db)
     for line in LINES:
@@ -63,7 +66,7 @@ async def seed_journeys(db: asyncpg.Connection, customers: int = 160, seed: int 
     for number in range(customers):
         line = LINES[0] if rng.random() < 0.65 else LINES[1]
         customer = await factory.customer(f"Customer {number}")
-        at = T0 + timedelta(days=rng.uniform(0, 50))
+        at = start + timedelta(days=rng.uniform(0, 50))
         channel = _pick(rng, FIRST)
         stage_index = -1
         stage_channel: str | None = None

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Request, Route, async_playwright
 
-from hub.http.explorer import EXAMPLES
+from hub.http.explorer import ANALYTICS_FILTER, EXAMPLES
 from hub.seeds.demo import DEMO_CUSTOMERS, DEMO_SEED, seed_demo
 from tests.conftest import make_key
 from tests.journey_data import seed_journeys
@@ -147,9 +148,17 @@ async def offline_page(browser: Browser, blocked: list[str]) -> Page:
 async def test_explorer_runs_a_query_offline_with_the_key_in_a_header(
     db: asyncpg.Connection, engine: Any, server: str, browser: Browser
 ) -> None:
-    await seed_journeys(db, customers=40)
+    # The ChannelMix tab's variables name a fixed window (the demo data's): seed inside it.
+    window = json.loads(ANALYTICS_FILTER)["filter"]
+    since = datetime.fromisoformat(window["since"]) + timedelta(hours=9)
+    await seed_journeys(db, customers=40, start=since)
     key = await make_key(engine, "ANALYST")
-    interactions = await db.fetchval("SELECT count(*) FROM interactions")
+    interactions = await db.fetchval(
+        "SELECT count(*) FROM interactions WHERE occurred_at >= $1 AND occurred_at < $2",
+        datetime.fromisoformat(window["since"]),
+        datetime.fromisoformat(window["until"]),
+    )
+    assert interactions == await db.fetchval("SELECT count(*) FROM interactions") > 0
     blocked: list[str] = []
     page = await offline_page(browser, blocked)
     sent: list[Request] = []

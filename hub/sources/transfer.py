@@ -165,15 +165,19 @@ async def run_import(
 # ---------------------------------------------------------------------------------------------
 # Export
 
+# The identity that brought each interaction; when it was removed since (an unmerge, an
+# erasure), the customer's first identity: a subquery run only for those rows.
+_FALLBACK = (
+    "(SELECT ARRAY[kind, value] FROM identities WHERE customer_id = x.customer_id"
+    " ORDER BY id LIMIT 1)"
+)
 _INTERACTIONS = sa.text(
     "SELECT x.id, x.touchpoint_id, x.type, x.direction, x.occurred_at, x.summary, x.sentiment,"
     " x.outcome, x.agent, x.attributes, x.idempotency_key, c.key AS conversation_key,"
-    " coalesce(mi.kind, fi.kind) AS kind, coalesce(mi.value, fi.value) AS value"
+    f" CASE WHEN mi.id IS NULL THEN {_FALLBACK} ELSE ARRAY[mi.kind, mi.value] END AS identity"
     " FROM interactions x"
     " LEFT JOIN conversations c ON c.id = x.conversation_id"
     " LEFT JOIN identities mi ON mi.id = x.matched_identity_id"
-    " LEFT JOIN LATERAL (SELECT kind, value FROM identities WHERE customer_id = x.customer_id"
-    "  ORDER BY id LIMIT 1) fi ON true"
     " ORDER BY x.occurred_at, x.id"
 )
 _CUSTOMERS = sa.text(
@@ -192,8 +196,12 @@ def interaction_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
     """A stored interaction as a ``RecordInteractionInput``-shaped object. Its idempotency key
     is the stored one, or ``interaction:<id>`` (importing twice stores it once)."""
     keys = personal_keys(settings)
-    value = row.value if pii else mask_identity_value(row.kind, row.value)
-    identities = [] if row.kind is None else [{"kind": row.kind, "value": value}]
+    identities = []
+    if row.identity is not None:
+        kind, value = row.identity
+        identities.append(
+            {"kind": kind, "value": value if pii else mask_identity_value(kind, value)}
+        )
     return _drop_none(
         {
             "identities": identities,

@@ -219,8 +219,8 @@ def _mapped(row: dict[str, str], mapping: ColumnMapping) -> dict[str, Any]:
                 raise BadUserInput(f"column {column!r}: {cell!r} is not a number") from None
         else:
             _put(value, target, cell)
-    if "profile" in value:
-        value["profile"]["identities"] = identities
+    if any(target.startswith("profile.") for target in mapping.columns.values()):
+        value.setdefault("profile", {})["identities"] = identities
     elif identities:
         value["identities"] = identities
     return value

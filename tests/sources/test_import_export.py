@@ -199,6 +199,31 @@ async def test_csv_import_with_a_yaml_mapping(
     )
     assert carl == 1
 
+    people = tmp_path / "people.csv"
+    people.write_text("mail,tier,name\ncarl@example.com,gold,Carl\nfay@example.com,,\n")
+    profiles = tmp_path / "people.json"
+    profiles.write_text(
+        json.dumps(
+            {
+                "mail": "identities[EMAIL]",
+                "tier": "profile.traits.tier",
+                "name": "profile.displayName",
+            }
+        )
+    )
+    done = hub(database_url, "import", str(people), "--mapping", str(profiles))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"stored": 2, "duplicates": 0, "rejected": 0}
+    rows = await db.fetch(
+        "SELECT i.value, c.display_name, c.traits FROM customers c JOIN identities i"
+        " ON i.customer_id = c.id WHERE i.kind = 'EMAIL' ORDER BY i.value"
+    )
+    assert [(r["value"], r["display_name"], json.loads(r["traits"])) for r in rows] == [
+        ("carl@example.com", "Carl", {"tier": "gold"}),
+        ("dora@example.com", None, {}),
+        ("fay@example.com", None, {}),
+    ]
+
     broken = tmp_path / "broken.csv"
     broken.write_text("mail,when\nx@example.com,2026-02-01T10:00:00Z\n")
     missing = hub(database_url, "import", str(broken), "--mapping", str(mapping))

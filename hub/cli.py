@@ -1,4 +1,4 @@
-"""The ``hub`` command: serve, demo, migrate, seed, schema, keys, webhooks."""
+"""The ``hub`` command: serve, demo, migrate, seed, schema, keys, webhooks, import, export."""
 
 from __future__ import annotations
 
@@ -239,6 +239,10 @@ app.add_typer(documents_app, name="documents")
 from hub.webhooks.cli import webhooks_app  # noqa: E402  (as keys_app)
 
 app.add_typer(webhooks_app, name="webhooks")
+from hub.sources.files_cli import export_data, import_file  # noqa: E402  (as keys_app)
+
+app.command("import")(import_file)
+app.command("export")(export_data)
 
 
 def main() -> None:

@@ -79,7 +79,7 @@ def _outcome(index: int, message: Any, forced: str | None) -> Outcome:
     return Outcome(index, message_id(message), kind, event_name(message))
 
 
-async def _apply_profile(
+async def apply_profile(
     connection: AsyncConnection, change: ProfileChange, settings: Settings
 ) -> None:
     keys = normalize_identities(change.identities, settings)
@@ -144,7 +144,7 @@ async def _store(
         if first.profile is not None:
             try:
                 async with connection.begin_nested():
-                    await _apply_profile(connection, first.profile, settings)
+                    await apply_profile(connection, first.profile, settings)
                 outcomes[run[0][0]].status = "stored"
             except HubError as error:
                 outcomes[run[0][0]].reject(error)

@@ -17,10 +17,10 @@ keyed by whether they mask, so one plan serves every caller of the same kind.
 from __future__ import annotations
 
 import logging
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import asyncpg
 import orjson
@@ -51,33 +51,11 @@ from hub.compiled import masks
 from hub.compiled.errors import NotCompilable
 from hub.compiled.planner import PLAIN_SCALARS, Plan, Planner
 from hub.core.faults import database_unavailable
+from hub.core.lru import LRU
 from hub.core.settings import Settings
 from hub.db.engine import asyncpg_dsn
 
 logger = logging.getLogger("hub.compiled")
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A small least-recently-used cache (the event loop is single-threaded: no lock)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self.items.get(key)
-        if value is not None:
-            self.items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self.items[key] = value
-        self.items.move_to_end(key)
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,12 @@ from hub.access.keys import Principal
 from hub.access.limits import limits_rule
 from hub.access.masking import mask_text
 from hub.access.policy import can_see_pii
-from hub.compiled.executor import LRU
 from hub.compiled.masks import maskers
 from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
 from hub.core.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.core.ids import to_global_id, uuid_from_global_id
+from hub.core.lru import LRU
 from hub.core.request_keys import OUTCOME_KEY
 from hub.core.settings import Settings
 from hub.db.engine import create_driver_pool

@@ -30,8 +30,8 @@ from starlette.responses import Response
 
 from hub.access.documents import FIND_DOCUMENT, document_id, is_sha256, registered_only
 from hub.access.keys import Principal
-from hub.compiled.executor import LRU
 from hub.core.faults import RETRY_AFTER_S, UNAVAILABLE_MESSAGE, database_unavailable
+from hub.core.lru import LRU
 from hub.core.request_keys import OUTCOME_KEY
 from hub.core.settings import Settings
 from hub.http.wire import GraphQLParams, RequestRefused
@@ -94,7 +94,7 @@ class DocumentIds:
                 extensions={"retryable": True},
             ) from None
         if text is None:
-            self.trusted_documents.items.pop(id, None)
+            self.trusted_documents.pop(id)
             return None
         until = now + self.settings.trusted_documents_ttl_s
         if cached is not None and cached.text == text:

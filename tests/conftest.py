@@ -51,6 +51,7 @@ DATA_TABLES = [
     "source_rejections",
     "source_unmapped_events",
     "trusted_documents",
+    "segments",  # CASCADE: segment_members, segment_checks
 ]
 
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from hub.audiences.membership import Reason as MembershipReason
+from hub.audiences.membership import on_customers_changed
 from hub.core.errors import Conflict, HubError, NotFound
 from hub.core.settings import Settings
 from hub.db.locks import lock_key
@@ -331,4 +333,9 @@ async def _plan(
                 actor=actor,
             )
             results[merge.index].merges.append(merged_row)
+            # Segment membership of the merged-away customers (they leave their segments) and
+            # the survivor; the survivor is evaluated again once the batch is stored.
+            await on_customers_changed(
+                sql, [survivor, *merge.merged_ids], reason=MembershipReason.MERGE
+            )
     raise Conflict("identity resolution did not settle (too many concurrent merges); retry")

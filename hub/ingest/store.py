@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from hub.audiences.membership import Reason as MembershipReason
+from hub.audiences.membership import on_customers_changed
 from hub.core.errors import Conflict, HubError
 from hub.db.statements import IngestSql, Row, Statement
 from hub.events.emit import EventKind, NewEvent
@@ -456,4 +458,8 @@ async def store_plan(
             original = results[item.interaction]
             item.interaction = original.interaction
             item.customer_id = original.customer_id
+    # Segment membership of the customers this batch touched (every ingest path ends here).
+    await on_customers_changed(
+        sql, {row["customer_id"] for row in rows}, reason=MembershipReason.INGEST, now=now
+    )
     return rows

@@ -358,4 +358,5 @@ def compile_definition(
         due = sa.func.least(*dues)  # LEAST ignores NULLs (an empty window)
     # Only a customer who can be a member at all needs a re-check.
     live = sa.and_(c.merged_into_id.is_(None), c.erased_at.is_(None))
+    due = sa.cast(due, sa.DateTime(timezone=True))  # typed even when NULL (UNION ALL)
     return Compiled(member=member, due=sa.case((live, due), else_=sa.null()))

@@ -21,6 +21,7 @@ from hub.audiences.segments import (
 )
 from hub.context import Info
 from hub.core.errors import BadUserInput, Conflict, NotFound
+from hub.core.ids import to_global_id
 from hub.db.rows import fetch_all
 from hub.events.emit import EventKind
 from hub.models import CUSTOMERS, SEGMENTS
@@ -250,5 +251,6 @@ class SegmentSubscription:
                     name=row["name"] if row is not None else key,
                     description=row["description"] if row is not None else "",
                 ),
+                customer_id=strawberry.ID(to_global_id("Customer", str(event.customer_id))),
                 customer=customer,
             )

@@ -130,6 +130,9 @@ class SegmentMembershipChangedEvent:
         metadata=not_personal("a fixed cause name"),
     )
     segment: SegmentRef = strawberry.field(description="The segment.")
+    customer_id: strawberry.ID = strawberry.field(
+        description="The id of the customer whose membership changed (a merged-away one too)."
+    )
     customer: LazyCustomer | None = strawberry.field(
         description="The customer as it is now (null when no longer visible, e.g. erased)."
     )

@@ -178,21 +178,11 @@ class SegmentConditionsInput:
     )
 
 
-@strawberry.input(description="A new segment.")
-class CreateSegmentInput:
+@strawberry.input(description="A new segment: its key, name and conditions.")
+class CreateSegmentInput(SegmentConditionsInput):
     key: str = strawberry.field(description="Unique key: letters, digits, '-', '_', '.'.")
     name: str = strawberry.field(description="Its name.")
     description: str = strawberry.field(default="", description="What it is for.")
-    filter: LazyCustomerFilter | None = strawberry.field(
-        default=None,
-        description="The customers list's filter (a segment's filter cannot use `segment`).",
-    )
-    activity: list[ActivityConditionInput] | None = strawberry.field(
-        default=None, description="Interaction counts in windows."
-    )
-    computed: list[ComputedConditionInput] | None = strawberry.field(
-        default=None, description="Conditions on computed traits."
-    )
 
 
 @strawberry.input(description="Changes to a segment; omitted fields stay as they are.")

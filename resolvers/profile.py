@@ -162,4 +162,5 @@ async def _change_identity(
             value,
             info.context.settings,
         )
+        await on_customers_changed(connection, [row["id"]], reason=MembershipReason.PROFILE)
     return Customer.from_row(row)

@@ -13,8 +13,9 @@ import pytest
 
 from hub.events.outbox import Position
 from tests.audiences.support import CREATE, stored_members
+from tests.conftest import make_key
 from tests.factories import zulu
-from tests.ingest_support import interaction, record, touchpoints
+from tests.ingest_support import interaction, record, row_id, touchpoints
 from tests.live_server import Client, Server, connect, start_server
 from tests.waiting import until
 
@@ -119,3 +120,41 @@ async def test_the_running_sweeper_moves_a_customer_out_of_a_window(
     await until(only_stays, "the sweeper's commit")
     count = await gql.data('{ segment(key: "today") { memberCount members { nodes { id } } } }')
     assert count["segment"] == {"memberCount": 1, "members": {"nodes": [{"id": stays}]}}
+
+
+CONSENT = """
+mutation($id: ID!) {
+  setConsent(input: {customerId: $id, purpose: PARTNER_SHARING, status: GRANTED}) { status }
+}
+"""
+
+
+async def test_a_partner_receives_only_members_in_its_scope(
+    server: Server, gql: Any, db: asyncpg.Connection, engine: Any
+) -> None:
+    tp = await touchpoints(db)
+    people = {}
+    for name, place in (("ana", "web"), ("bob", "app"), ("cy", "web")):
+        result = await record(gql, interaction(tp[place], ("EMAIL", f"{name}@example.com")))
+        people[name] = result["customer"]["id"]
+    for name in ("ana", "bob"):  # Cy does not share with partners
+        await gql.data(CONSENT, {"id": people[name]})
+    buyers = {"activity": [{"interactions": {"types": ["ORDER"]}, "withinDays": 30}]}
+    await gql.data(CREATE, {"input": {"key": "buyers", "name": "Buyers", **buyers}})
+    # A cursor the partner may resume from must be an event it sees: Ana's page view.
+    seen = await db.fetchrow(
+        "SELECT xid, id FROM events WHERE kind = 'INTERACTION_RECORDED' AND customer_id = $1",
+        row_id(people["ana"]),
+    )
+    start = Position(seen["xid"], seen["id"]).cursor
+    # Cy (not sharing) and Bob (only on MOBILE) enter first; Ana (WEB, sharing) last.
+    await order(gql, tp["web"], "cy@example.com")
+    await order(gql, tp["app"], "bob@example.com")
+    await order(gql, tp["web"], "ana@example.com")
+    assert len(await stored_members(db, "buyers")) == 3  # negative control: all three entered
+    key = await make_key(engine, "PARTNER", channels=["WEB"])
+    async with connect(server, init=False) as client:
+        await client.init({"Authorization": f"Bearer {key}"})
+        await client.subscribe(FEED, {"after": start})
+        first = await change(client)
+    assert first[:3] == ("ENTERED", "INGEST", people["ana"])

@@ -236,16 +236,21 @@ async def on_customers_changed(
     *,
     reason: str,
     now: datetime | None = None,
+    segments: Sequence[tuple[str, int]] | None = None,
 ) -> Outcome:
     """Re-evaluate every segment for these customers, in the caller's transaction (see the
-    module docstring). Work is proportional to the customers touched."""
+    module docstring). Work is proportional to the customers touched. ``segments``: the
+    (key, revision) list when the caller read it already (ingest reads it with its claims)."""
     ids = sorted(set(customer_ids))
     if not ids:
         return Outcome([])
     sql = _sql(conn)
-    segments = await _segments(sql)
+    if segments is None:
+        listed = await _segments(sql)
+    else:
+        listed = [{"key": key, "revision": revision} for key, revision in segments]
     return await _apply(
-        sql, segments, "ids", ids=ids, now=now or datetime.now(UTC), reason=str(reason)
+        sql, listed, "ids", ids=ids, now=now or datetime.now(UTC), reason=str(reason)
     )
 
 

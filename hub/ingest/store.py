@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -421,6 +421,7 @@ async def store_plan(
     results: list[ItemResult],
     now: datetime,
     audit: AuditRow | None = None,
+    segments: Sequence[tuple[str, int]] | None = None,
 ) -> list[Row]:
     """Write everything ``plan`` decided, events (and the caller's audit row) included, in one
     statement; fill in ``results`` and return the stored interaction rows (with their
@@ -428,7 +429,8 @@ async def store_plan(
 
     This is the one place where a stored batch is known: the plan (customers, identities, stage
     changes, conversations) and ``rows``. Whatever else must be maintained per stored batch in
-    the same transaction hooks in after the statement, through ``sql``.
+    the same transaction hooks in after the statement, through ``sql``: segment membership
+    (``segments``: the (key, revision) list the caller read, else it is read here).
     """
     params = {
         **_params(plan, now),
@@ -460,6 +462,10 @@ async def store_plan(
             item.customer_id = original.customer_id
     # Segment membership of the customers this batch touched (every ingest path ends here).
     await on_customers_changed(
-        sql, {row["customer_id"] for row in rows}, reason=MembershipReason.INGEST, now=now
+        sql,
+        {row["customer_id"] for row in rows},
+        reason=MembershipReason.INGEST,
+        now=now,
+        segments=segments,
     )
     return rows

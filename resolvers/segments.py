@@ -11,7 +11,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.keys import Role
-from hub.audiences.membership import materialise
+from hub.audiences.membership import Change, materialise
 from hub.audiences.segments import (
     Definition,
     check_key,
@@ -244,7 +244,7 @@ class SegmentSubscription:
             row = names[key]
             yield SegmentMembershipChangedEvent(
                 cursor=event.position.cursor,
-                change=event.payload["change"],
+                change=Change(event.payload["change"]),
                 reason=str(event.payload.get("reason", "")),
                 segment=SegmentRef(
                     key=key,

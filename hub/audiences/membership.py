@@ -291,21 +291,24 @@ _STALE = Statement.named(
     " WHERE m.segment_key = :key AND (c.merged_into_id IS NOT NULL OR c.erased_at IS NOT NULL)"
 )
 
+# Due customers, locked like ingest and merges lock them (their rows, in id order), skipping
+# those another transaction holds: that transaction re-evaluates them itself, at a later time.
+# Never the re-check rows first: a sweep holding them while waiting for a customer that an
+# ingest holds while the ingest waits for them would deadlock.
 _DUE = Statement.named(
-    "SELECT segment_key, customer_id FROM segment_checks WHERE due_at <= :now"
-    " ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+    "SELECT c.id FROM customers c WHERE c.id IN (SELECT customer_id FROM segment_checks"
+    " WHERE due_at <= :now ORDER BY due_at LIMIT :limit)"
+    " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED"
 )
 
 
 async def sweep(conn: IngestSql | AsyncConnection, now: datetime, *, limit: int = 1000) -> int:
-    """Re-evaluate the pairs whose re-check instant is at or before ``now`` (at most ``limit``
-    customers); returns how many customers were re-evaluated. Call repeatedly until 0."""
+    """Re-evaluate every segment for the customers with a re-check due at or before ``now``
+    (at most ``limit``); returns how many customers were re-evaluated. Call until 0."""
     sql = _sql(conn)
     due = await sql.fetch(_DUE, {"now": now, "limit": limit})
     if not due:
         return 0
-    ids = sorted({r["customer_id"] for r in due})
-    keys = {r["segment_key"] for r in due}
-    segments = await _segments(sql, keys)
-    await _apply(sql, segments, "ids", ids=ids, now=now, reason=Reason.CLOCK)
+    ids = [r["id"] for r in due]
+    await _apply(sql, await _segments(sql), "ids", ids=ids, now=now, reason=Reason.CLOCK)
     return len(ids)

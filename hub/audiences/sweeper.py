@@ -1,8 +1,9 @@
 """The segment sweeper: re-evaluates memberships whose window slid (no nightly job).
 
 ``hub serve`` runs ``sweep_forever`` in the background when ``HUB_SEGMENTS_SWEEP_ENABLED``
-(default on), on a small pool of its own. Each round takes the due (segment, customer) pairs
-with ``FOR UPDATE SKIP LOCKED`` (so several processes share the work without doing it twice),
+(default on), on a small pool of its own. Each round locks the customers with a due re-check
+(``FOR UPDATE SKIP LOCKED``, in id order as ingest and merges lock them: several processes share
+the work without doing it twice, and a customer being changed is left to that change),
 re-evaluates them at the current time, and commits; it loops at once while rounds are full and
 waits ``HUB_SEGMENTS_SWEEP_SECONDS`` otherwise. A failed round (the database away, a deadlock
 with a concurrent change of the same customer) is logged and retried at the next round.

@@ -83,29 +83,6 @@ class Segment:
         )
 
 
-@strawberry.type(description="A customer's membership of one segment.")
-class SegmentMembership:
-    segment_key: strawberry.Private[str]
-    segment_name: strawberry.Private[str]
-    segment_description: strawberry.Private[str]
-    entered_at: datetime = strawberry.field(description="Since when the customer is a member.")
-
-    @strawberry.field(description="The segment.")
-    def segment(self) -> SegmentRef:
-        return SegmentRef(
-            key=self.segment_key, name=self.segment_name, description=self.segment_description
-        )
-
-    @classmethod
-    def from_row(cls, row: Record) -> SegmentMembership:
-        return cls(
-            segment_key=row["key"],
-            segment_name=row["name"],
-            segment_description=row["description"],
-            entered_at=row["entered_at"],
-        )
-
-
 @strawberry.type(description="A segment named in a membership or an event (its key and name).")
 class SegmentRef:
     key: str = strawberry.field(description="The segment's key.", metadata=_KEY)
@@ -113,6 +90,19 @@ class SegmentRef:
     description: str = strawberry.field(
         description="What it is for.", metadata=not_personal("a description written by an ADMIN")
     )
+
+
+@strawberry.type(description="A customer's membership of one segment.")
+class SegmentMembership:
+    entered_at: datetime = strawberry.field(description="Since when the customer is a member.")
+    segment: SegmentRef = strawberry.field(description="The segment.")
+
+    @classmethod
+    def from_row(cls, row: Record) -> SegmentMembership:
+        return cls(
+            entered_at=row["entered_at"],
+            segment=SegmentRef(key=row["key"], name=row["name"], description=row["description"]),
+        )
 
 
 @strawberry.type(description="A customer entered or left a segment.")

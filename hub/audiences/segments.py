@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from hub.core.enums import ChannelCode, Direction, IdentityKind, InteractionType, StageCode
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
-from hub.models import CUSTOMERS, INTERACTIONS
+from hub.models import CONSENTS, CUSTOMERS, INTERACTIONS
 from hub.privacy.consent import ConsentChannel, ConsentPurpose
 from hub.reads.filters import CustomerFilterCompiler
 from hub.reads.interactions import InteractionFilterSpec, as_utc
@@ -340,7 +340,7 @@ def compile_definition(
     c = customers.c
     clauses: list[sa.ColumnElement[bool]] = [c.merged_into_id.is_(None), c.erased_at.is_(None)]
     if definition.filter is not None:
-        compiler = CustomerFilterCompiler(settings, personal, customers)
+        compiler = CustomerFilterCompiler(settings, personal, customers, NOW)
         clauses.append(compiler.compile(StoredFilter(definition.filter)))
     dues: list[Any] = []
     for a in definition.activity:
@@ -349,6 +349,14 @@ def compile_definition(
         if instant is not None:
             dues.append(instant)
     clauses += [_computed(cond, customers) for cond in definition.computed]
+    if definition.filter is not None and filter_uses(definition.filter, "has_consent"):
+        # A consent that expires changes `hasConsent` when it does.
+        k = CONSENTS.alias("k")
+        dues.append(
+            sa.select(sa.func.min(k.c.expires_at))
+            .where(k.c.customer_id == c.id, k.c.expires_at > NOW)
+            .scalar_subquery()
+        )
     member = sa.and_(*clauses)
     if not dues:
         due: sa.ColumnElement[Any] = sa.null()

@@ -178,6 +178,8 @@ class CustomerFilterCompiler:
     settings: Settings
     personal: Callable[[str], None]
     customers: sa.FromClause = CUSTOMERS
+    # The instant consents are valid at (segments evaluate at an explicit time); default now().
+    now: Any = None
 
     def compile(self, f: CustomerFilterInput, depth: int = 0) -> sa.ColumnElement[bool]:
         """One SQL boolean for the whole filter tree (``BAD_USER_INPUT`` for invalid ones)."""
@@ -210,7 +212,7 @@ class CustomerFilterCompiler:
             clauses += _moment(c.created_at, f.created_at)
         if f.has_consent is not None:
             consent = f.has_consent
-            clauses.append(consent_granted(consent.purpose, consent.channel, c.id))
+            clauses.append(consent_granted(consent.purpose, consent.channel, c.id, self.now))
         if f.segment is not None:
             clauses += self._segment(f.segment)
         return sa.and_(sa.true(), *clauses)

@@ -64,3 +64,33 @@ async def test_sweep_with_a_moved_clock(gql: Any, db: asyncpg.Connection, engine
             ("lapsed", ids["a@example.com"], "ENTERED", "CLOCK"),
         ]
     )
+
+
+async def test_an_expiring_consent_moves_a_customer_out(
+    gql: Any, db: asyncpg.Connection, engine: Any
+) -> None:
+    tp = (await touchpoints(db))["web"]
+    now = datetime.now(UTC)
+    customers = {}
+    for name, expires in (("short", now + timedelta(days=2)), ("long", None)):
+        result = await record(gql, interaction(tp, ("EMAIL", f"{name}@example.com")))
+        customers[name] = result["customer"]["id"]
+        consent = {"customerId": customers[name], "purpose": "MARKETING", "status": "GRANTED"}
+        if expires is not None:
+            consent["expiresAt"] = zulu(expires)
+        await gql.data(
+            "mutation($c: SetConsentInput!) { setConsent(input: $c) { status } }", {"c": consent}
+        )
+    await gql.data(
+        CREATE,
+        {"input": {"key": "ok", "name": "ok", "filter": {"hasConsent": {"purpose": "MARKETING"}}}},
+    )
+    both = {row_id(c) for c in customers.values()}
+    assert await stored_members(db, "ok") == both
+    async with engine.begin() as connection:
+        assert await sweep(connection, now + timedelta(days=1)) == 0  # not due yet
+        assert await sweep(connection, now + timedelta(days=2, seconds=1)) == 1
+    assert await stored_members(db, "ok") == {row_id(customers["long"])}
+    assert [(c, r) for _, c, _, r in await membership_events(db)] == [
+        (row_id(customers["short"]), "CLOCK")
+    ]

@@ -174,7 +174,10 @@ _DEFINITIONS = Statement.named(
 )
 
 
-async def _prepared(sql: IngestSql, segments: list[dict[str, Any]], scope: str) -> Prepared:
+async def _prepared(sql: IngestSql, segments: list[dict[str, Any]], scope: str) -> Prepared | None:
+    """The statement for these segment revisions (None: no segment left)."""
+    if not segments:
+        return None
     signature = (scope, *((s["key"], s["revision"]) for s in segments))
     prepared = _CACHE.get(signature)
     if prepared is None:
@@ -220,9 +223,9 @@ async def _apply(
     reason: str,
     emit: bool = True,
 ) -> Outcome:
-    if not segments:
-        return Outcome([])
     prepared = await _prepared(sql, segments, scope)
+    if prepared is None:
+        return Outcome([])
     rows = await sql.fetch(
         prepared.statement,
         prepared.params(ids=list(ids or []), now=now, reason=reason, emit=emit),

@@ -5,8 +5,8 @@
 (``FOR UPDATE SKIP LOCKED``, in id order as ingest and merges lock them: several processes share
 the work without doing it twice, and a customer being changed is left to that change),
 re-evaluates them at the current time, and commits; it loops at once while rounds are full and
-waits ``HUB_SEGMENTS_SWEEP_SECONDS`` otherwise. A failed round (the database away, a deadlock
-with a concurrent change of the same customer) is logged and retried at the next round.
+waits ``HUB_SEGMENTS_SWEEP_SECONDS`` otherwise. A failed round (the database away) is logged
+once per run of failures and retried.
 """
 
 from __future__ import annotations
@@ -30,13 +30,18 @@ async def sweep_once(engine: AsyncEngine, now: datetime | None = None) -> int:
 
 
 async def sweep_forever(engine: AsyncEngine, interval_s: float) -> None:
+    """Rounds until cancelled (one warning per run of failures, e.g. a database outage: the due
+    re-checks wait in their table meanwhile)."""
+    failures = 0
     while True:
         try:
             done = await sweep_once(engine)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("segment sweep round failed; retrying at the next round")
+        except Exception as error:  # retried at the next round; nothing is lost
+            failures += 1
+            if failures == 1:
+                logger.warning("segment sweep failed; retrying: %r", error)
             done = 0
+        else:
+            failures = 0
         if done < ROUND:
             await asyncio.sleep(interval_s)

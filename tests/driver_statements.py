@@ -54,6 +54,16 @@ class DriverStatements:
         ]
 
     @property
+    def round_trips(self) -> list[str]:
+        """Every statement sent, transaction control included, but the pool's liveness pings
+        (``;``) and ``BOOKKEEPING``: what a request costs on the wire."""
+        return [
+            s
+            for s in self.statements
+            if s.strip() != ";" and not s.lstrip().startswith(BOOKKEEPING)
+        ]
+
+    @property
     def count(self) -> int:
         return len(self.work)
 

@@ -22,7 +22,7 @@ from hub.app import create_app
 from hub.core.settings import Settings
 from tests.access_world import World, build_world, share_with_partners
 from tests.conftest import GraphQLClient, make_key
-from tests.driver_statements import BOOKKEEPING, DriverStatements
+from tests.driver_statements import DriverStatements
 from tests.factories import gid
 from tests.waiting import until
 
@@ -77,12 +77,6 @@ async def _world(db: asyncpg.Connection) -> World:
     return world
 
 
-def _round_trips(counted: DriverStatements) -> list[str]:
-    return [
-        s for s in counted.statements if s.strip() != ";" and not s.lstrip().startswith(BOOKKEEPING)
-    ]
-
-
 async def test_a_partner_read_is_one_round_trip(
     db: asyncpg.Connection,
     gql_as: Callable[..., Awaitable[GraphQLClient]],
@@ -99,7 +93,7 @@ async def test_a_partner_read_is_one_round_trip(
     for client, expected in ((partner, web), (partner, web), (frontend, None)):
         count_driver_statements.clear()
         body = await client(LIST)
-        trips = _round_trips(count_driver_statements)
+        trips = count_driver_statements.round_trips
         assert len(trips) == 1, count_driver_statements.report()
         assert trips[0].lstrip().startswith("SELECT"), trips
         if expected is not None:

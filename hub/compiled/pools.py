@@ -104,7 +104,8 @@ class ScopedPools:
         key = (url, *(f"{name}={value}" for name, value in sorted(session.items())))
         entry = self.entries.get(key)
         if entry is None:
-            opened = open_pool(url, self.settings, session, self.size, SCOPED_IDLE_S)
+            startup = {**session, "application_name": "hub-compiled-partner"}
+            opened = open_pool(url, self.settings, startup, self.size, SCOPED_IDLE_S)
             entry = self.entries[key] = _Entry(asyncio.ensure_future(opened))
             while len(self.entries) > self.settings.partner_pools:
                 _, old = self.entries.popitem(last=False)

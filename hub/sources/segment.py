@@ -18,6 +18,7 @@ from hub.core.enums import Direction, IdentityKind, InteractionType
 from hub.core.errors import HubError
 from hub.core.text import unstorable
 from hub.ingest.validation import InteractionInput
+from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus
 from hub.sources.mapping import (
     MAX_EVENT_NAME,
     UNMAPPED_TYPE,
@@ -37,6 +38,18 @@ class BadMessage(HubError):
 
 
 @dataclass(frozen=True)
+class ConsentGiven:
+    """A consent a profile line states (``hub import``): stored when it differs from the
+    customer's current one for that purpose and channel."""
+
+    purpose: ConsentPurpose
+    channel: ConsentChannel
+    status: ConsentStatus
+    expires_at: datetime | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
 class ProfileChange:
     """identify / alias / group: find (or create) the customer holding ``identities``, link them
     all to it, then apply ``traits`` observed at ``observed_at`` with the traits' survivorship."""
@@ -45,6 +58,7 @@ class ProfileChange:
     traits: dict[str, Any] = field(default_factory=dict)
     observed_at: datetime | None = None
     display_name: str | None = None
+    consents: Sequence[ConsentGiven] = ()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from hub.identity.identifiers import normalize_identities
 from hub.identity.profiles import create_customer, update_traits
 from hub.ingest.record import ErasedIdentity, record
 from hub.models import AUDIT_LOG, SOURCE_REJECTIONS
+from hub.privacy.consent import set_consent, stored_channel
 from hub.privacy.erasure import is_erased_identifier
 from hub.sources.mapping import count_unmapped, identity_paths, load_mappings
 from hub.sources.segment import (
@@ -80,8 +81,11 @@ def _outcome(index: int, message: Any, forced: str | None) -> Outcome:
 
 
 async def apply_profile(
-    connection: AsyncConnection, change: ProfileChange, settings: Settings
+    connection: AsyncConnection, change: ProfileChange, settings: Settings, actor: str = "cli"
 ) -> None:
+    """Find or create the customer holding ``change``'s identifiers (erased ones are not
+    linked again), link them, apply its traits with survivorship and its consents (each only
+    when it differs from the current one: a re-run adds no consent history)."""
     keys = normalize_identities(change.identities, settings)
     kept = []
     for kind, value in keys:
@@ -105,6 +109,33 @@ async def apply_profile(
             settings,
             observed_at=change.observed_at,
             display_name=change.display_name,
+        )
+    for consent in change.consents:
+        current = (
+            await connection.execute(
+                sa.text(
+                    "SELECT status, expires_at, source FROM consents WHERE customer_id = :id"
+                    " AND purpose = :purpose AND channel = :channel"
+                ),
+                {
+                    "id": row["id"],
+                    "purpose": consent.purpose.value,
+                    "channel": stored_channel(consent.channel),
+                },
+            )
+        ).first()
+        wanted = (consent.status.value, consent.expires_at, consent.source)
+        if current is not None and tuple(current) == wanted:
+            continue
+        await set_consent(
+            connection,
+            customer_id=row["id"],
+            purpose=consent.purpose,
+            channel=consent.channel,
+            status=consent.status,
+            source=consent.source,
+            expires_at=consent.expires_at,
+            changed_by=actor,
         )
 
 
@@ -144,7 +175,7 @@ async def _store(
         if first.profile is not None:
             try:
                 async with connection.begin_nested():
-                    await apply_profile(connection, first.profile, settings)
+                    await apply_profile(connection, first.profile, settings, principal.name)
                 outcomes[run[0][0]].status = "stored"
             except HubError as error:
                 outcomes[run[0][0]].reject(error)

@@ -224,6 +224,17 @@ def export_statement(what: str, where: Sequence[sa.ColumnElement[bool]] = ()) ->
     return statement
 
 
+def _keep(value: Any) -> Any:
+    return value
+
+
+def _masked_consent(consent: dict[str, Any]) -> dict[str, Any]:
+    """A consent's ``source`` may hold an identifier (as ``Consent.source`` masks it)."""
+    if "source" not in consent:
+        return consent
+    return {**consent, "source": mask_free_text_value(consent["source"])}
+
+
 def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if v is not None}
 
@@ -232,6 +243,7 @@ def interaction_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
     """A stored interaction as a ``RecordInteractionInput``-shaped object. Its idempotency key
     is the stored one, or ``interaction:<id>`` (importing twice stores it once)."""
     keys = personal_keys(settings)
+    clear = _keep if pii else mask_free_text_value
     identities = []
     if row.identity is not None:
         kind, value = row.identity
@@ -245,10 +257,11 @@ def interaction_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
             "type": row.type,
             "direction": row.direction,
             "occurredAt": row.occurred_at.isoformat(),
-            "conversationKey": row.conversation_key,
-            "summary": row.summary if pii else mask_free_text_value(row.summary),
+            # Masked as the GraphQL fields are (docs/security.md): the summary is free text.
+            "conversationKey": clear(row.conversation_key),
+            "summary": row.summary if pii else mask_text(row.summary),
             "sentiment": row.sentiment,
-            "outcome": row.outcome,
+            "outcome": clear(row.outcome),
             "agent": row.agent,
             "attributes": row.attributes if pii else mask_json(row.attributes, keys),
             "idempotencyKey": row.idempotency_key or f"interaction:{row.id}",
@@ -267,7 +280,7 @@ def customer_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
         ],
         "traits": row.traits if pii else mask_json(row.traits, keys),
         "displayName": row.display_name if pii else mask_text(row.display_name),
-        "consents": row.consents or None,
+        "consents": (row.consents if pii else [_masked_consent(c) for c in row.consents]) or None,
     }
     return {"profile": _drop_none(profile)}
 

@@ -40,11 +40,10 @@ class Shop:
     bob: uuid.UUID
     cat: uuid.UUID
 
-    def export(self, key: str | None, **params: str) -> httpx.Response:
+    def export(self, key: str | None, method: str = "GET", **params: str) -> httpx.Response:
         headers = bearer(key) if key else {}
-        return httpx.get(
-            f"{self.server.http_url}/export", params=params, headers=headers, timeout=60
-        )
+        url = f"{self.server.http_url}/export"
+        return httpx.request(method, url, params=params, headers=headers, timeout=60)
 
     def lines(self, key: str, **params: str) -> list[dict[str, Any]]:
         response = self.export(key, **params)
@@ -234,7 +233,7 @@ async def test_refusals_are_coded_errors(shop: Shop, engine: Any) -> None:
         error = response.json()["errors"][0]
         assert error["extensions"]["code"] == code
         assert words in error["message"]
-    post = httpx.post(f"{shop.server.http_url}/export", headers=bearer(admin), timeout=30)
+    post = shop.export(admin, method="POST")
     assert post.status_code == 405
     assert post.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 

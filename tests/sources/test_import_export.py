@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +338,78 @@ async def test_export_then_import_into_an_empty_database_gives_the_same_interact
         {"identities": [{"kind": "PHONE", "value": "+33698765432"}], "traits": {}},
         {"identities": [{"kind": "EMAIL", "value": "eve@example.com"}], "traits": {}},
     ]
+
+
+async def test_profiles_with_consents_round_trip_and_a_filtered_export(
+    database_url: str, db: asyncpg.Connection, tmp_path: Path, shop: uuid.UUID
+) -> None:
+    gil = {
+        "identities": [{"kind": "EMAIL", "value": "gil@example.com"}],
+        "traits": {"tier": "silver"},
+        "displayName": "Gil",
+        "consents": [
+            {"purpose": "MARKETING", "channel": "EMAIL", "status": "GRANTED", "source": "form"},
+            {
+                "purpose": "PARTNER_SHARING",
+                "channel": "ANY",
+                "status": "DENIED",
+                "expiresAt": "2030-01-01T00:00:00+00:00",
+            },
+        ],
+    }
+    hal = {"identities": [{"kind": "EMAIL", "value": "hal@example.com"}], "traits": {}}
+    source = _write(
+        tmp_path / "people.ndjson",
+        [
+            {"profile": gil},
+            {"profile": hal},
+            {"profile": {**hal, "consents": [{"purpose": "NOPE", "status": "GRANTED"}]}},
+            {"profile": {**hal, "consents": [{"purpose": "MARKETING", "status": "MAYBE"}]}},
+            _line(shop, "hal@example.com", 5),
+        ],
+    )
+    done = hub(database_url, "import", str(source))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"stored": 3, "duplicates": 0, "rejected": 2}
+    reasons = [
+        (r["line"], r["reason"]) for r in _rejects(tmp_path / "people.ndjson.rejects.ndjson")
+    ]
+    assert reasons == [
+        (
+            3,
+            "`profile.consents[0].purpose` must be one of MARKETING, ANALYTICS, PERSONALIZATION,"
+            " PARTNER_SHARING; got 'NOPE'",
+        ),
+        (4, "`profile.consents[0].status` must be one of GRANTED, DENIED, REVOKED; got 'MAYBE'"),
+    ]
+    consents = await db.fetch(
+        "SELECT k.purpose, k.channel, k.status, k.source, k.expires_at FROM consents k"
+        " JOIN identities i ON i.customer_id = k.customer_id WHERE i.value = 'gil@example.com'"
+        " ORDER BY k.purpose"
+    )
+    assert [tuple(r) for r in consents] == [
+        ("MARKETING", "EMAIL", "GRANTED", "form", None),
+        ("PARTNER_SHARING", "", "DENIED", None, datetime(2030, 1, 1, tzinfo=UTC)),
+    ]
+    assert await db.fetchval("SELECT count(*) FROM consent_history") == 2
+    # A re-run states the same consents: no new history (a consent is state, its history real).
+    again = hub(database_url, "import", str(source))
+    assert again.returncode == 0, again.stderr
+    assert await db.fetchval("SELECT count(*) FROM consent_history") == 2
+
+    # Who may be e-mailed: gil only; hal (no consent) is the negative control.
+    marketing = json.dumps({"hasConsent": {"purpose": "MARKETING", "channel": "EMAIL"}})
+    exported = hub(database_url, "export", "--customers", "--pii", "--filter", marketing)
+    assert exported.returncode == 0, exported.stderr
+    assert [json.loads(line) for line in exported.stdout.splitlines()] == [{"profile": gil}]
+    hals = json.dumps({"identity": {"kind": "EMAIL", "value": "HAL@example.com"}})
+    interactions = hub(database_url, "export", "--interactions", "--pii", "--filter", hals)
+    assert [json.loads(line)["attributes"] for line in interactions.stdout.splitlines()] == [
+        {"n": 5}
+    ]
+    none = hub(database_url, "export", "--interactions", "--filter", marketing)
+    assert none.returncode == 0 and none.stdout == ""
+
+    broken = hub(database_url, "export", "--customers", "--filter", '{"stage": 3}')
+    assert broken.returncode == 1
+    assert "`filter.stage` must be a JSON object" in broken.stderr

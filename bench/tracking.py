@@ -7,8 +7,9 @@ local PostgreSQL; dropped at the end), with an ADMIN key for the mutation and a 
 ``/v1/batch``, both on one touchpoint. Each round sends one batch of ``--batch`` ``track``
 messages of new people (a user id and an e-mail each; the mapped event ``Product Viewed``) and
 one ``recordInteractions`` call with the same number of items of new people (an e-mail and the
-CRM id each, type PRODUCT_VIEW), alternating which goes first; prints events/s per call and the
-median of each, and their ratio. Every message must be stored (the script fails otherwise).
+CRM id each, type PRODUCT_VIEW), alternating which goes first; prints events/s per call, the
+median of each and their ratio, and the median CPU the hub's process spent per event (from
+/proc: steadier than rates on a busy machine). Every message must be stored (else it fails).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.dataset import database_url
 from bench.ingest import RECORD_MANY, _admin_key, _wait_ready
-from bench.servers import free_port
+from bench.servers import cpu_seconds, free_port, process_tree
 from hub.access.keys import Role, create_key
 from hub.db.engine import sqlalchemy_url
 from hub.db.migrations import upgrade
@@ -73,6 +74,11 @@ async def _source_key(url: str, touchpoint: uuid.UUID) -> str:
     finally:
         await engine.dispose()
     return created.key
+
+
+def hub_cpu(pid: int) -> float:
+    """CPU seconds used so far by ``hub serve`` and its workers."""
+    return sum(cpu_seconds(p) for p in process_tree(pid))
 
 
 async def tracking_batch(client: httpx.AsyncClient, key: str, tag: str, size: int) -> float:
@@ -154,9 +160,11 @@ async def main(args: argparse.Namespace) -> None:
             await mutation_batch(client, admin_key, touchpoint, "wm", 50)
             tracking: list[float] = []
             mutation: list[float] = []
+            cpu: dict[int, list[float]] = {0: [], 1: []}
             for round_ in range(args.rounds):
                 first_tracking = round_ % 2 == 0
                 for which in (0, 1) if first_tracking else (1, 0):
+                    before = hub_cpu(process.pid)
                     if which == 0:
                         rate = await tracking_batch(client, source_key, f"t{round_}", args.batch)
                         tracking.append(rate)
@@ -165,10 +173,13 @@ async def main(args: argparse.Namespace) -> None:
                             client, admin_key, touchpoint, f"m{round_}", args.batch
                         )
                         mutation.append(rate)
+                    cpu[which].append((hub_cpu(process.pid) - before) * 1000 / args.batch)
         t, m = statistics.median(tracking), statistics.median(mutation)
         print("/v1/batch events/s:          " + ", ".join(f"{r:,.0f}" for r in tracking))
         print("recordInteractions events/s: " + ", ".join(f"{r:,.0f}" for r in mutation))
         print(f"median: /v1/batch {t:,.0f}, recordInteractions {m:,.0f}, ratio {t / m:.2f}")
+        ct, cm = statistics.median(cpu[0]), statistics.median(cpu[1])
+        print(f"hub CPU ms/event (median): /v1/batch {ct:.3f}, recordInteractions {cm:.3f}")
     finally:
         if process is not None:
             process.terminate()

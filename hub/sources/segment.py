@@ -8,6 +8,7 @@ message alone. docs/sources.md has the whole mapping.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from hub.sources.mapping import (
 )
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
+INTERACTION_TYPES = frozenset({"track", "page", "screen"})  # the others change profiles
 MAX_MESSAGE_ID = 200
 
 
@@ -113,6 +115,18 @@ def _unstorable_in(value: Any) -> str | None:
     return None
 
 
+# In a JSON text, the only way to a NUL or a lone surrogate once decoded is an escape: raw NUL
+# and raw control characters are not JSON, raw surrogates are not UTF-8 (orjson refuses both).
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def body_text_storable(body: bytes) -> bool:
+    """True when the JSON text ``body`` (valid UTF-8 JSON) can hold no unstorable text: no
+    ``\\u0000`` and no surrogate escape (a valid pair also answers False: then each message
+    is checked)."""
+    return _SUSPECT_ESCAPE.search(body) is None
+
+
 def _timestamp(message: Mapping[str, Any]) -> datetime | None:
     value = message.get("timestamp")
     if value is None:
@@ -192,10 +206,12 @@ def translate(
     touchpoint_id: uuid.UUID,
     mappings: Mapping[str, EventMapping],
     paths: Sequence[IdentityPath],
+    text_checked: bool = False,
 ) -> Translated:
-    """One Segment message as the hub's input; ``BadMessage`` says what is wrong with it."""
+    """One Segment message as the hub's input; ``BadMessage`` says what is wrong with it.
+    ``text_checked``: the caller knows no text in it is unstorable (``body_text_storable``)."""
     kind = message_type(message, forced_type)
-    problem = _unstorable_in(message)
+    problem = None if text_checked else _unstorable_in(message)
     if problem:
         raise BadMessage(f"the message holds {problem}, which cannot be stored")
     moment = _timestamp(message)

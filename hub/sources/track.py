@@ -35,6 +35,7 @@ from hub.db.transactions import retry_conflicts
 from hub.identity.identifiers import normalize_identities
 from hub.identity.profiles import create_customer, update_traits
 from hub.ingest.record import ErasedIdentity, NeedsMerge, record
+from hub.ingest.store import ItemResult
 from hub.models import AUDIT_LOG, SOURCE_REJECTIONS
 from hub.privacy.consent import set_consent, stored_channel
 from hub.privacy.erasure import is_erased_identifier
@@ -230,6 +231,24 @@ def _translate_all(
     return translated
 
 
+def _settle(
+    run: Sequence[tuple[int, Translated]],
+    results: Sequence[ItemResult],
+    outcomes: list[Outcome],
+    unmapped: Counter[str],
+) -> None:
+    """Each message of ``run`` gets its ingest result; stored unmapped events are counted."""
+    for (index, item), result in zip(run, results, strict=True):
+        if result.error is not None:
+            outcomes[index].reject(result.error)
+        elif result.duplicate:
+            outcomes[index].status = "duplicate"
+        else:
+            outcomes[index].status = "stored"
+            if item.unmapped and item.event:
+                unmapped[item.event] += 1
+
+
 async def _store(
     connection: AsyncConnection,
     principal: Principal,
@@ -266,15 +285,7 @@ async def _store(
             for index, _ in run:
                 outcomes[index].reject(error)
             continue
-        for (index, item), result in zip(run, results, strict=True):
-            if result.error is not None:
-                outcomes[index].reject(result.error)
-            elif result.duplicate:
-                outcomes[index].status = "duplicate"
-            else:
-                outcomes[index].status = "stored"
-                if item.unmapped and item.event:
-                    unmapped[item.event] += 1
+        _settle(run, results, outcomes, unmapped)
     await count_unmapped(connection, unmapped)
     rejections = rejection_rows(principal, touchpoint, outcomes)
     if rejections:
@@ -362,15 +373,7 @@ async def _store_on_driver(
             if not connection.is_in_transaction():
                 await connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             unmapped: Counter[str] = Counter()
-            for (index, item), result in zip(translated, results, strict=True):
-                if result.error is not None:
-                    outcomes[index].reject(result.error)
-                elif result.duplicate:
-                    outcomes[index].status = "duplicate"
-                else:
-                    outcomes[index].status = "stored"
-                    if item.unmapped and item.event:
-                        unmapped[item.event] += 1
+            _settle(translated, results, outcomes, unmapped)
             if unmapped:
                 counted = sorted(unmapped)
                 await sql.fetch(

@@ -275,10 +275,20 @@ def csv_lines(handle: IO[str], mapping: ColumnMapping) -> Iterator[Line]:
         raise BadUserInput(f"the CSV has no column(s) {', '.join(missing)} named in the mapping")
     number = reader.line_num + 1
     for row in reader:
-        raw = orjson.dumps(row)
+        # The extra cells of a long record sit under the key None: not a str key.
+        raw = orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
         if None in row:  # more cells than the header has columns
             error = BadUserInput(f"the record has more cells than the {len(header)} columns")
             yield Line(number, None, raw, error)
+        elif None in row.values():  # fewer: DictReader fills the missing columns with None
+            cells = sum(value is not None for value in row.values())
+            error = BadUserInput(
+                f"the record has {cells} cell(s), the header {len(header)} columns"
+                " (a missing column: nothing of it is guessed)"
+            )
+            yield Line(
+                number, None, orjson.dumps({k: v for k, v in row.items() if v is not None}), error
+            )
         else:
             try:
                 yield Line(number, _mapped(row, mapping), raw)

@@ -174,6 +174,8 @@ async def test_csv_import_with_a_yaml_mapping(
         "carl@example.com,+33612345678,2026-02-01T10:00:00+00:00,12.50,first\n"
         ",,2026-02-01T11:00:00+00:00,3,no identity\n"
         'dora@example.com,,2026-02-02T10:00:00Z,7,"with, comma"\n'
+        "eli@example.com,,2026-02-03T10:00:00Z,8\n"
+        "fox@example.com,,2026-02-03T10:00:00Z,8,note,extra\n"
     )
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(
@@ -191,13 +193,24 @@ async def test_csv_import_with_a_yaml_mapping(
     rejects = tmp_path / "orders.csv.rejects.ndjson"
     done = hub(database_url, "import", str(source), "--mapping", str(mapping))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"stored": 2, "duplicates": 0, "rejected": 1}
+    assert json.loads(done.stdout) == {"stored": 2, "duplicates": 0, "rejected": 3}
     assert _rejects(rejects) == [
         {
             "line": 3,
             "code": "BAD_USER_INPUT",
             "reason": "`identities` must be a non-empty list of {kind, value}",
-        }
+        },
+        {
+            "line": 5,
+            "code": "BAD_USER_INPUT",
+            "reason": "the record has 4 cell(s), the header 5 columns"
+            " (a missing column: nothing of it is guessed)",
+        },
+        {
+            "line": 6,
+            "code": "BAD_USER_INPUT",
+            "reason": "the record has more cells than the 5 columns",
+        },
     ]
     rows = await db.fetch(
         "SELECT type, summary, attributes->>'amount' AS amount, occurred_at FROM interactions"

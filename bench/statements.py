@@ -15,6 +15,7 @@ from sqlalchemy import event
 from starlette.requests import Request
 
 from bench.scenarios import Scenario
+from hub.access.keys import DEV_PRINCIPAL
 from hub.app import create_app
 from hub.core.settings import Settings
 
@@ -43,7 +44,7 @@ async def hub_statements(url: str, scenario: Scenario, customer_id: str, compile
     async with app.router.lifespan_context(app):
         state = app.state.hub.running
         if compiled:
-            response = await state.compiled.respond(_starlette_request(body))
+            response = await state.compiled.respond(_starlette_request(body), DEV_PRINCIPAL)
             if response is not None:
                 return 1
         statements: list[str] = []

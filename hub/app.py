@@ -20,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from hub.access.dev_mode import dev_mode_banner
 from hub.core.settings import Settings
 from hub.http import tracing
+from hub.http.export import export_routes
 from hub.http.gate import AccessGate, KeyCheck
 from hub.http.metrics import metrics_routes
 from hub.http.observe import RequestObserver
@@ -85,6 +86,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Segment's tracking API (docs/sources.md): observed and refused when stopping as
             # /graphql is; it authenticates SOURCE keys itself (HTTP Basic).
             *tracking_routes(
+                state,
+                keys,
+                [Middleware(RequestObserver, state.metrics), refuse_when_stopping],
+            ),
+            # Bulk export as NDJSON (docs/import-export.md): Bearer keys, scoped and masked.
+            *export_routes(
                 state,
                 keys,
                 [Middleware(RequestObserver, state.metrics), refuse_when_stopping],

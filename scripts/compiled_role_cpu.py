@@ -7,6 +7,12 @@ Creates a scratch database (dropped at the end), seeds it, starts two `hub serve
 requests of scenario 1 (one customer's 360° view, bench/scenarios.py's selection) and scenario 2
 (50 customers with 20 interactions each) to each, one at a time, reading the server process's
 utime+stime from /proc/PID/stat before and after. CPU time, not wall time: the machine is shared.
+
+Round trips per request are counted at the driver (every SQL text asyncpg sends, transaction
+control included; liveness pings and the key's once-a-minute ``last_used_at`` left out), on an
+in-process app with the same settings, over ``TRIPS`` requests after a warm-up. Scenario 4 (one
+event recorded by ``recordInteraction``, a known customer by e-mail) runs for the roles that may
+write, on the compiled ingest path (the resolver server's column is then empty).
 """
 
 from __future__ import annotations
@@ -24,14 +30,17 @@ from typing import Any
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hub.access.keys import Role, create_key  # noqa: E402
+from hub.app import create_app  # noqa: E402
 from hub.core.settings import Settings  # noqa: E402
 from hub.db.engine import asyncpg_dsn, create_engine  # noqa: E402
 from hub.db.migrations import aupgrade  # noqa: E402
+from tests.driver_statements import driver_statements  # noqa: E402
 from tests.live_server import start_server  # noqa: E402
 
 VIEW = """fragment View on Customer {
@@ -53,13 +62,19 @@ ROLES: dict[str, dict[str, Any]] = {
     "ANALYST masked": {"role": Role.ANALYST},
     "PARTNER 2 channels": {"role": Role.PARTNER, "channels": ["WEB", "MOBILE"]},
 }
+RECORD = (
+    "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) {"
+    " created duplicate interaction { id summary } } }"
+)
+WRITERS = {"ADMIN", "FRONTEND pii", "FRONTEND masked"}
 CUSTOMERS = 400
+TRIPS = int(os.environ.get("TRIPS", "5"))
 # Requests per cell: scenario 1, scenario 2 (several hundred ms of CPU each on the resolvers).
 N = int(os.environ.get("N", "300"))
 N2 = int(os.environ.get("N2", "30"))
 
 
-async def seed(url: str) -> list[uuid.UUID]:
+async def seed(url: str) -> tuple[list[uuid.UUID], uuid.UUID]:
     db = await asyncpg.connect(asyncpg_dsn(url))
     rng = random.Random(7)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -120,7 +135,40 @@ async def seed(url: str) -> list[uuid.UUID]:
             )
     await db.execute("ANALYZE")
     await db.close()
-    return ids
+    return ids, touchpoints[0][0]
+
+
+def event(n: int, touchpoint: uuid.UUID) -> dict[str, Any]:
+    """Scenario 4's body: a page view of a known customer (by e-mail)."""
+    return {
+        "query": RECORD,
+        "variables": {
+            "input": {
+                "identities": [{"kind": "EMAIL", "value": f"c{n % CUSTOMERS}@example.com"}],
+                "touchpointId": str(touchpoint),
+                "type": "PAGE_VIEW",
+                "direction": "INBOUND",
+                "summary": f"viewed page {n}",
+            }
+        },
+    }
+
+
+async def round_trips(app: Starlette, key: str, bodies: list[dict[str, Any]]) -> float:
+    """Round trips per request at the driver, over ``bodies`` after warming up on the first."""
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub.test", headers=headers
+    ) as http:
+        for _ in range(3):  # the key cached, the pools' connections opened, types known
+            assert (await http.post("/graphql", json=bodies[0])).status_code == 200
+        with driver_statements() as counted:
+            for body in bodies[1:]:
+                response = await http.post("/graphql", json=body)
+                assert response.status_code == 200 and "errors" not in response.json()
+        trips = counted.round_trips
+    return len(trips) / (len(bodies) - 1)
 
 
 async def keys(url: str) -> dict[str, str]:
@@ -169,7 +217,7 @@ async def main(server_url: str) -> None:
     servers = []
     try:
         await aupgrade(url)
-        ids = await seed(url)
+        ids, touchpoint = await seed(url)
         secret = await keys(url)
         tmp = Path(mkdtemp())
         limits = {"dev_mode": "false", "rate_limit_per_second": 100000, "rate_limit_burst": 100000}
@@ -177,22 +225,48 @@ async def main(server_url: str) -> None:
         servers.append(compiled)
         resolvers = start_server(url, tmp, compiled_reads="false", **limits)
         servers.append(resolvers)
-        print(f"N={N}/{N2} requests per cell (scenario 1/2), CPU ms per request (utime+stime)")
-        print("| role | scenario | compiled | resolvers | resolvers / compiled |")
-        print("|---|---|---:|---:|---:|")
-        for role, key in secret.items():
-            for label, body, n in (
-                ("1: one customer", {"query": ONE, "variables": {"id": str(ids[0])}}, N),
-                ("2: 50 x 20", {"query": MANY}, N2),
-            ):
-                fast, a = await run(compiled.http_url, key, body, compiled.process.pid, n)
-                slow, b = await run(resolvers.http_url, key, body, resolvers.process.pid, n)
-                assert a == b, (role, label)
-                assert "errors" not in a, a
-                print(
-                    f"| {role} | {label} | {fast:.2f} | {slow:.2f} | {slow / fast:.1f}x |",
-                    flush=True,
-                )
+        settings = Settings(
+            database_url=url,
+            migrate_on_start=False,
+            dev_mode=False,
+            rate_limit_per_second=100000,
+            rate_limit_burst=100000,
+        )
+        app = create_app(settings)
+        print(f"N={N}/{N2} requests per cell (scenario 1/2), CPU ms per request (utime+stime);")
+        print(f"round trips per request at the driver (mean over {TRIPS - 1})")
+        print("| role | scenario | compiled | resolvers | resolvers / compiled | round trips |")
+        print("|---|---|---:|---:|---:|---:|")
+        written = 0
+        async with app.router.lifespan_context(app):
+            for role, key in secret.items():
+                cells = [
+                    ("1: one customer", {"query": ONE, "variables": {"id": str(ids[0])}}, N),
+                    ("2: 50 x 20", {"query": MANY}, N2),
+                ]
+                if role in WRITERS:
+                    cells.append(("4: one event", event(written, touchpoint), N))
+                for label, body, n in cells:
+                    if label.startswith("4"):
+                        bodies = [event(written + k, touchpoint) for k in range(TRIPS)]
+                        written += TRIPS
+                        trips = await round_trips(app, key, bodies)
+                        fast, a = await run(compiled.http_url, key, body, compiled.process.pid, n)
+                        assert "errors" not in a, a
+                        print(
+                            f"| {role} | {label} | {fast:.2f} | - | - | {trips:.1f} |", flush=True
+                        )
+                        continue
+                    trips = await round_trips(app, key, [body] * TRIPS)
+                    fast, a = await run(compiled.http_url, key, body, compiled.process.pid, n)
+                    slow, b = await run(resolvers.http_url, key, body, resolvers.process.pid, n)
+                    assert a == b, (role, label)
+                    assert "errors" not in a, a
+                    print(
+                        f"| {role} | {label} | {fast:.2f} | {slow:.2f}"
+                        f" | {slow / max(fast, 1e-9):.1f}x | {trips:.1f} |",
+                        flush=True,
+                    )
     finally:
         for server in servers:
             server.stop()

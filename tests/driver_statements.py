@@ -13,6 +13,7 @@ into the tasks the request spawns), so background tasks of a running app do not 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 from collections.abc import Callable, Iterator
@@ -50,6 +51,16 @@ class DriverStatements:
             if s.strip() != ";"
             and not s.lstrip().upper().startswith(TRANSACTION_CONTROL)
             and not s.lstrip().startswith(BOOKKEEPING)
+        ]
+
+    @property
+    def round_trips(self) -> list[str]:
+        """Every statement sent, transaction control included, but the pool's liveness pings
+        (``;``) and ``BOOKKEEPING``: what a request costs on the wire."""
+        return [
+            s
+            for s in self.statements
+            if s.strip() != ";" and not s.lstrip().startswith(BOOKKEEPING)
         ]
 
     @property
@@ -94,21 +105,34 @@ def _copy(connection: Any, *args: Any, **kwargs: Any) -> str:
     return "COPY " + str(args[0] if args else kwargs)[:200]
 
 
+@contextlib.contextmanager
+def driver_statements(monkeypatch: pytest.MonkeyPatch | None = None) -> Iterator[DriverStatements]:
+    """Counts the SQL sent through asyncpg inside the block (see the module's docstring); outside
+    pytest (scripts/compiled_role_cpu.py) it patches and restores by itself."""
+    with contextlib.ExitStack() as stack:
+        if monkeypatch is None:
+            monkeypatch = stack.enter_context(pytest.MonkeyPatch.context())
+        counter = DriverStatements()
+        monkeypatch.setattr(Connection, "execute", _wrap(Connection.execute, _plain_execute))
+        monkeypatch.setattr(Connection, "_execute", _wrap(Connection._execute, _first_query))
+        monkeypatch.setattr(
+            Connection, "_executemany", _wrap(Connection._executemany, _first_query)
+        )
+        for name in ("_copy_in", "_copy_out", "copy_records_to_table"):
+            monkeypatch.setattr(Connection, name, _wrap(getattr(Connection, name), _copy))
+        do_execute = "_PreparedStatement__do_execute"
+        monkeypatch.setattr(
+            PreparedStatement, do_execute, _wrap(getattr(PreparedStatement, do_execute), _prepared)
+        )
+        token = _ACTIVE.set(counter)
+        try:
+            yield counter
+        finally:
+            _ACTIVE.reset(token)
+
+
 @pytest.fixture
 def count_driver_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[DriverStatements]:
     """Counts the SQL the code under test sends through asyncpg (see the module's docstring)."""
-    counter = DriverStatements()
-    monkeypatch.setattr(Connection, "execute", _wrap(Connection.execute, _plain_execute))
-    monkeypatch.setattr(Connection, "_execute", _wrap(Connection._execute, _first_query))
-    monkeypatch.setattr(Connection, "_executemany", _wrap(Connection._executemany, _first_query))
-    for name in ("_copy_in", "_copy_out", "copy_records_to_table"):
-        monkeypatch.setattr(Connection, name, _wrap(getattr(Connection, name), _copy))
-    do_execute = "_PreparedStatement__do_execute"
-    monkeypatch.setattr(
-        PreparedStatement, do_execute, _wrap(getattr(PreparedStatement, do_execute), _prepared)
-    )
-    token = _ACTIVE.set(counter)
-    try:
+    with driver_statements(monkeypatch) as counter:
         yield counter
-    finally:
-        _ACTIVE.reset(token)

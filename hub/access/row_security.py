@@ -28,6 +28,13 @@ How, and why this way:
   partner tables only (and INSERT on the audit log), and the settings are set only together
   with the role.
 
+The compiled read path (``hub.compiled``) does not go through SQLAlchemy: it keeps, per scope,
+a small pool of asyncpg connections whose sessions are the partner's for life —
+``session_settings(principal)`` gives the role and the scope as *startup parameters* of the
+connection (so they are also what ``RESET`` returns to), which saves the switch and the reset
+round trips per request. Such a connection serves one scope only and is never returned to a
+pool of another scope; the mapping from a principal to its settings is this module's.
+
 Alternatives not taken: a second pool logging in with ``role=hub_partner`` still needs the
 per-request settings and doubles the connections; ``SET LOCAL`` per transaction needs a hook on
 every transaction start (the asyncpg dialect starts them lazily) and fails open on autocommit.
@@ -70,6 +77,16 @@ def scope_settings(scope: RowScope) -> tuple[str, str]:
         ",".join(sorted(scope.channels)),
         ",".join(sorted(str(touchpoint) for touchpoint in scope.touchpoints)),
     )
+
+
+def session_settings(principal: Principal) -> dict[str, str]:
+    """The settings a connection serving only ``principal``'s scope starts with: the partner
+    role and the scope (the same values ``engine_for`` switches a pooled connection to).
+    Empty for a principal that is not row-scoped."""
+    if not row_scoped(principal):
+        return {}
+    channels, touchpoints = scope_settings(principal.scope)
+    return {"role": PARTNER_ROLE, "hub.channels": channels, "hub.touchpoints": touchpoints}
 
 
 def row_scoped(principal: Principal) -> bool:

@@ -7,24 +7,25 @@ one prepared statement runs on a dedicated asyncpg pool; PostgreSQL's JSON bytes
 the response without being decoded. Whatever the compiler does not cover, and every request that
 ends in an error, returns ``None`` so the resolver path answers exactly as it always has.
 
-Every role is served. For a caller without the ``pii`` scope the plan masks personal fields
-(``hub.compiled.masks``: in the statement where SQL is exact, else in one pass over the decoded
-answer); a partner's statement runs on a connection of ``hub.access.row_security.engine_for``
-(``respond(engine=...)``), where PostgreSQL's row security applies the key's scope. Plans are
-keyed by whether they mask, so one plan serves every caller of the same kind.
+Every role is served, and ``respond`` derives from the caller's principal everything that
+depends on it (one enforcement point: callers cannot pass a wrong combination). For a caller
+without the ``pii`` scope the plan masks personal fields (``hub.compiled.masks``: in the
+statement where SQL is exact, else in one pass over the decoded answer); a row-scoped (PARTNER)
+caller's statement runs on a connection of ``hub.compiled.pools.ScopedPools``, whose session is
+the partner role with the key's scope from its start, so PostgreSQL's row security applies the
+scope and the read is the request's only round trip. Plans are keyed by whether they mask, so one
+plan serves every caller of the same kind.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import orjson
-import sqlalchemy as sa
 from graphql import (
     ArgumentNode,
     DocumentNode,
@@ -41,19 +42,21 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import VariableValues, get_variable_values
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.access.inputs import input_limits_rule
+from hub.access.keys import Principal
 from hub.access.limits import limits_rule
+from hub.access.policy import can_see_pii
+from hub.access.row_security import row_scoped
 from hub.compiled import masks
 from hub.compiled.errors import NotCompilable
 from hub.compiled.planner import PLAIN_SCALARS, Plan, Planner
+from hub.compiled.pools import ScopedPools, open_pool
 from hub.core.faults import database_unavailable
 from hub.core.lru import LRU
 from hub.core.settings import Settings
-from hub.db.engine import asyncpg_dsn
 
 logger = logging.getLogger("hub.compiled")
 
@@ -119,31 +122,6 @@ def _select_operation(document: DocumentNode, name: str | None) -> OperationDefi
     return next((o for o in operations if o.name and o.name.value == name), None)
 
 
-async def _keep_session(connection: Any) -> None:
-    return None
-
-
-async def _open_pool(url: str, settings: Settings) -> Any:
-    return await asyncpg.create_pool(
-        asyncpg_dsn(url),
-        # No connection at start: the app must start (and /readyz report) while the
-        # database is down; the pool connects on first use and recovers by itself.
-        min_size=0,
-        max_size=settings.pool_size,
-        timeout=settings.db_connect_timeout_s,  # connect timeout of each new connection
-        server_settings={
-            "statement_timeout": str(settings.statement_timeout_ms),
-            "application_name": "hub-compiled",
-            # sql.json_timestamp renders timestamps in the session time zone.
-            "TimeZone": "UTC",
-        },
-        # The default reset runs a second statement (RESET ALL, UNLISTEN...) on every
-        # release; this pool only runs single read statements outside transactions, which
-        # leave no session state behind.
-        reset=_keep_session,
-    )
-
-
 UNREAD: Any = object()
 """``respond``'s default payload: the body has not been parsed yet."""
 
@@ -154,14 +132,6 @@ async def json_body(request: Request) -> Any:
         return orjson.loads(await request.body())
     except orjson.JSONDecodeError:
         return None
-
-
-# Zones whose offset is always zero: ``to_json`` of a timestamptz writes ``+00:00`` in them.
-UTC_ZONES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Universal", "Zulu"})
-
-
-class _Unbindable(Exception):
-    """A plan's parameters could not be bound: the resolver path reports why."""
 
 
 class DatabaseUnavailable(Exception):
@@ -177,10 +147,13 @@ class CompiledReads:
         pool: Any,
         schema: GraphQLSchema,
         settings: Settings,
+        scoped: ScopedPools,
         replica_pool: Any = None,
         personal: dict[tuple[str, str], str] | None = None,
     ) -> None:
         self.pool = pool
+        # Row-scoped callers' connections, a pool per scope (hub.compiled.pools).
+        self.scoped = scoped
         # Queries hub.db.replica routes to the read replica run here (HUB_READ_DATABASE_URL).
         self.replica_pool = replica_pool
         self.schema = schema
@@ -201,11 +174,13 @@ class CompiledReads:
         replica_url: str | None = None,
         personal: dict[tuple[str, str], str] | None = None,
     ) -> CompiledReads:
-        pool = await _open_pool(url, settings)
-        replica_pool = await _open_pool(replica_url, settings) if replica_url else None
-        return cls(pool, schema, settings, replica_pool, personal)
+        pool = await open_pool(url, settings)
+        replica_pool = await open_pool(replica_url, settings) if replica_url else None
+        scoped = ScopedPools(settings, url, replica_url)
+        return cls(pool, schema, settings, scoped, replica_pool, personal)
 
     async def close(self) -> None:
+        await self.scoped.close()
         await self.pool.close()
         if self.replica_pool is not None:
             await self.replica_pool.close()
@@ -239,7 +214,6 @@ class CompiledReads:
         variable_values: VariableValues,
         raw_variables: dict[str, Any],
         masked: bool = False,
-        utc_session: bool = True,
     ) -> Plan:
         assert prepared.document is not None
         plain = prepared.plain.get(id(operation))
@@ -252,7 +226,7 @@ class CompiledReads:
             for name in sorted(variable_values.coerced)
         )
         name = operation.name.value if operation.name else None
-        key = (query, name, shape, masked, utc_session)
+        key = (query, name, shape, masked)
         plan = self.plans.get(key)
         if plan is None:
             planner = Planner(
@@ -262,7 +236,6 @@ class CompiledReads:
                 plain,
                 self.settings,
                 self.personal if masked else None,
-                utc_session,
             )
             try:
                 plan = planner.plan(operation)
@@ -275,20 +248,17 @@ class CompiledReads:
     async def respond(
         self,
         request: Request,
+        principal: Principal,
         payload: Any = UNREAD,
         replica: bool = False,
-        *,
-        masked: bool = False,
-        engine: AsyncEngine | None = None,
     ) -> Response | None:
         """The response for a compilable, error-free query; ``None`` for everything else.
 
         ``payload`` is the request's JSON body when the caller has parsed it already (the app
         does, once, for its metrics label); else it is read here.
         ``replica``: read the replica (the app's read routing chose it for this caller).
-        ``masked``: the caller lacks the ``pii`` scope. ``engine``: a row-scoped engine
-        (``hub.access.row_security.engine_for``) the statement must run on, instead of this
-        path's own pools.
+        ``principal``: who asks; without the ``pii`` scope the answer is masked, and a
+        row-scoped principal's statement runs on its scope's pool (row security).
         """
         if request.method != "POST" and not isinstance(payload, dict):
             return None  # a GET only with the parameters the app read (trusted documents)
@@ -332,6 +302,7 @@ class CompiledReads:
         ]
         if validate(self.schema, prepared.document, limits):
             return None
+        masked = not can_see_pii(principal)
         plan = self.plan_for(query, prepared, operation, coerced, raw_variables, masked)
         if plan is NOT_COMPILABLE:
             return None
@@ -340,22 +311,13 @@ class CompiledReads:
         except Exception:  # a bad cursor, id or page size: the resolver path reports it
             return None
         try:
-            if engine is not None:
-                row, plan = await self._scoped(
-                    engine,
-                    plan,
-                    params,
-                    lambda: self.plan_for(
-                        query, prepared, operation, coerced, raw_variables, masked, False
-                    ),
-                    dict(coerced.coerced),
-                )
+            if row_scoped(principal):
+                async with self.scoped.connection(principal, replica) as connection:
+                    row = await connection.fetchrow(plan.statement, *params)
             else:
                 pool = self.replica_pool if replica and self.replica_pool is not None else self.pool
                 async with pool.acquire(timeout=self.settings.db_pool_timeout_s) as connection:
                     row = await connection.fetchrow(plan.statement, *params)
-        except _Unbindable:
-            return None
         except Exception as error:
             if database_unavailable(error):
                 # The resolver path would fail the same way, only later. A closed connection
@@ -363,10 +325,7 @@ class CompiledReads:
                 raise DatabaseUnavailable from error
             if not isinstance(
                 error,
-                asyncpg.PostgresError
-                | asyncpg.InterfaceError
-                | asyncpg.InternalClientError
-                | sa.exc.DBAPIError,
+                asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError,
             ):
                 raise
             # E.g. a value PostgreSQL rejects: the resolver path answers (and masks whatever it
@@ -384,27 +343,3 @@ class CompiledReads:
                 # the resolvers mask it.
                 return None
         return Response(b'{"data":' + data + b"}", status_code=200, media_type="application/json")
-
-    async def _scoped(
-        self,
-        engine: AsyncEngine,
-        plan: Plan,
-        params: list[Any],
-        non_utc_plan: Callable[[], Plan],
-        variables: dict[str, Any],
-    ) -> tuple[Any, Plan]:
-        """The plan's row and the plan that ran, on a connection of the row-scoped ``engine``
-        (switched to the partner role with the key's scope at checkout, reset on return:
-        hub.access.row_security).
-
-        That pool's sessions keep the server's time zone: when it is not UTC the plan that
-        renders timestamps without relying on it runs instead."""
-        async with engine.connect() as connection:
-            driver: Any = (await connection.get_raw_connection()).driver_connection
-            if str(driver.get_settings().TimeZone) not in UTC_ZONES:
-                plan = non_utc_plan()
-                try:
-                    params = plan.params.bind(variables)
-                except Exception as error:
-                    raise _Unbindable from error
-            return await driver.fetchrow(plan.statement, *params), plan

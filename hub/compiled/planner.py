@@ -128,11 +128,10 @@ class Planner:
         plain_variables: frozenset[str],
         settings: Settings,
         masks: dict[tuple[str, str], str] | None = None,
-        utc_session: bool = True,
     ) -> None:
         """``masks``: for a caller without the ``pii`` scope, the mask of every personal field
         (``(type, field)`` → kind, hub.compiled.masks); None for a caller who sees them.
-        ``utc_session``: the statement runs in a session whose time zone is UTC."""
+        Statements run in sessions whose time zone is UTC (hub.compiled.pools)."""
         self.schema = schema
         self.fragments = fragments
         self.variable_values = variable_values
@@ -142,7 +141,6 @@ class Planner:
         self.params = sql.Params()
         self.aliases = sql.Aliases()
         self.masks = masks
-        self.utc_session = utc_session
         # The mask tree of the object being walked, innermost last (see ``walk``).
         self.mask_trees: list[MaskTree] = [{}]
 
@@ -345,8 +343,6 @@ class Planner:
             case Column(column):
                 return f"{x}.{column}"
             case Timestamp(column):
-                if not self.utc_session:
-                    return f"to_json({sql.iso_timestamp(f'{x}.{column}')})"
                 return sql.json_timestamp(f"{x}.{column}")
             case GlobalId(name, column, uuid_key):
                 render = sql.uuid_global_id if uuid_key else sql.global_id

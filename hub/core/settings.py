@@ -36,6 +36,14 @@ class Settings(BaseSettings):
         default="hub", description="Database created and used inside the embedded PostgreSQL."
     )
     pool_size: int = Field(default=10, ge=1, description="Connections kept open per process.")
+    partner_pools: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Row scopes (PARTNER keys' channels and touchpoints) whose compiled-read pool is "
+            "kept per process; each holds up to HUB_POOL_SIZE / 2 connections, closed when idle."
+        ),
+    )
     pool_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load.")
     statement_timeout_ms: int = Field(
         default=15_000, ge=100, description="PostgreSQL statement_timeout for every connection."

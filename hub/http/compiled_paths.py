@@ -1,11 +1,12 @@
 """The compiled paths' steps of the GraphQL pipeline: ingest and reads answered by one statement
 each, without resolvers, for the callers they cover; ``None`` hands the request on.
 
-Reads serve every role: a caller without ``pii`` gets the masked plan, and a row-scoped
-(PARTNER) caller's statement runs on the engine ``hub.access.row_security.engine_for`` gives it
-(the one enforcement point: PostgreSQL's row security with the key's scope), on the replica when
-read routing chose it. Compiled ingest serves every caller who may write and is not row-scoped
-(ADMIN, FRONTEND with or without ``pii``: masked without it); a PARTNER cannot write.
+Reads serve every role: ``CompiledReads.respond`` takes the principal and derives the rest (a
+caller without ``pii`` gets the masked plan; a row-scoped (PARTNER) caller's statement runs on a
+connection whose session has the partner role and the key's scope, so PostgreSQL's row security
+applies it), on the replica when read routing chose it. Compiled ingest serves every caller who
+may write and is not row-scoped (ADMIN, FRONTEND with or without ``pii``: masked without it); a
+PARTNER cannot write.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hub.access.keys import Principal
-from hub.access.policy import can_see_pii, can_write
-from hub.access.row_security import engine_for, row_scoped
+from hub.access.policy import can_write
+from hub.access.row_security import row_scoped
 from hub.compiled.executor import DatabaseUnavailable
 from hub.context import NOBODY
 from hub.core.faults import UNAVAILABLE_MESSAGE, unavailable_extensions
@@ -74,14 +75,8 @@ async def compiled_read(state: HubState, request: Request, payload: Any) -> Resp
         return None
     principal: Principal = request.scope.get(PRINCIPAL_KEY, NOBODY)
     replica = bool(request.scope.get(REPLICA_KEY, False))
-    scoped = None
-    if row_scoped(principal):
-        base = (
-            running.read_engine if replica and running.read_engine is not None else running.engine
-        )
-        scoped = engine_for(base, principal)
-    masked = not can_see_pii(principal)
-    answer = compiled.respond(request, payload, replica, masked=masked, engine=scoped)
+    # The principal decides masking and row scope inside respond (one enforcement point).
+    answer = compiled.respond(request, principal, payload, replica)
     response = await _within_timeout(request, state.settings, answer, "compiled read")
     if response is None:
         return None

@@ -34,7 +34,7 @@ from hub.core.faults import RETRY_AFTER_S, database_unavailable, transaction_con
 from hub.core.request_keys import PRINCIPAL_KEY
 from hub.http.gate import KeyCheck, KeysThrottled, client_address
 from hub.http.state import HubState
-from hub.sources.segment import MESSAGE_TYPES
+from hub.sources.segment import MESSAGE_TYPES, body_text_storable
 from hub.sources.track import answer_body, store_messages
 
 logger = logging.getLogger("hub.sources")
@@ -212,13 +212,17 @@ class TrackingApi:
                 )
             body = await read_body(request, settings.max_body_bytes, settings.source_max_body_bytes)
             messages, forced = messages_of(body, kind, settings.max_batch_size)
+            running = self.state.running
             outcomes = await store_messages(
-                self.state.running.engine,
+                running.engine,
                 principal,
                 messages,
                 forced,
                 settings,
                 request.url.path,
+                # Interactions only: on the compiled ingest's bare asyncpg pool when it runs.
+                pool=running.ingest.pool if running.ingest is not None else None,
+                text_checked=body_text_storable(body),
             )
         except Refused as refused:
             return refusal(refused)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +25,8 @@ from hub.core.enums import Direction, IdentityKind, InteractionType
 from hub.core.errors import BadUserInput
 from hub.core.ids import uuid_from_global_id
 from hub.ingest.validation import InteractionInput
-from hub.sources.segment import ProfileChange
+from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus
+from hub.sources.segment import ConsentGiven, ProfileChange
 
 # ``{"line": 3, "code": "BAD_USER_INPUT", "reason": "..."}``: one line of the reject file.
 _FIELDS = {
@@ -126,20 +128,58 @@ def interaction_input(value: dict[str, Any], default_key: str) -> InteractionInp
     )
 
 
+def _member(kind: type[StrEnum], value: Any, where: str) -> Any:
+    if not isinstance(value, str) or value not in kind.__members__:
+        names = ", ".join(kind.__members__)
+        raise BadUserInput(f"`{where}` must be one of {names}; got {value!r}")
+    return kind[value]
+
+
+def _consent(value: Any, index: int) -> ConsentGiven:
+    where = f"profile.consents[{index}]"
+    if not isinstance(value, dict):
+        raise BadUserInput(f"`{where}` must be an object {{purpose, channel, status}}")
+    unknown = sorted(set(value) - {"purpose", "channel", "status", "expiresAt", "source"})
+    if unknown:
+        raise BadUserInput(f"`{where}` has unknown field(s): {', '.join(unknown)}")
+    expires = _text(value.get("expiresAt"), f"{where}.expiresAt")
+    try:
+        expires_at = datetime.fromisoformat(expires) if expires else None
+    except ValueError:
+        expires_at = None
+        problem = "is not an ISO 8601 date-time"
+    else:
+        problem = "needs a time zone"
+    if expires and (expires_at is None or expires_at.tzinfo is None):
+        raise BadUserInput(f"`{where}.expiresAt` {expires!r} {problem}")
+    return ConsentGiven(
+        purpose=_member(ConsentPurpose, value.get("purpose"), f"{where}.purpose"),
+        channel=_member(ConsentChannel, value.get("channel", "ANY"), f"{where}.channel"),
+        status=_member(ConsentStatus, value.get("status"), f"{where}.status"),
+        expires_at=expires_at,
+        source=_text(value.get("source"), f"{where}.source"),
+    )
+
+
 def profile_change(value: Any) -> ProfileChange:
-    """``{"identities": [{kind, value}], "traits": {...}, "displayName": "..."}``."""
+    """``{"identities": [{kind, value}], "traits": {...}, "displayName": "...",
+    "consents": [{purpose, channel, status, expiresAt, source}]}``."""
     if not isinstance(value, dict):
         raise BadUserInput("`profile` must be an object")
-    unknown = sorted(set(value) - {"identities", "traits", "displayName"})
+    unknown = sorted(set(value) - {"identities", "traits", "displayName", "consents"})
     if unknown:
         raise BadUserInput(f"unknown profile field(s): {', '.join(unknown)}")
     traits = value.get("traits") or {}
     if not isinstance(traits, dict):
         raise BadUserInput("`profile.traits` must be an object")
+    consents = value.get("consents") or []
+    if not isinstance(consents, list):
+        raise BadUserInput("`profile.consents` must be a list")
     return ProfileChange(
         identities=_identities(value.get("identities")),
         traits=traits,
         display_name=_text(value.get("displayName"), "displayName"),
+        consents=[_consent(item, i) for i, item in enumerate(consents)],
     )
 
 
@@ -235,10 +275,20 @@ def csv_lines(handle: IO[str], mapping: ColumnMapping) -> Iterator[Line]:
         raise BadUserInput(f"the CSV has no column(s) {', '.join(missing)} named in the mapping")
     number = reader.line_num + 1
     for row in reader:
-        raw = orjson.dumps(row)
+        # The extra cells of a long record sit under the key None: not a str key.
+        raw = orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
         if None in row:  # more cells than the header has columns
             error = BadUserInput(f"the record has more cells than the {len(header)} columns")
             yield Line(number, None, raw, error)
+        elif None in row.values():  # fewer: DictReader fills the missing columns with None
+            cells = sum(value is not None for value in row.values())
+            error = BadUserInput(
+                f"the record has {cells} cell(s), the header {len(header)} columns"
+                " (a missing column: nothing of it is guessed)"
+            )
+            yield Line(
+                number, None, orjson.dumps({k: v for k, v in row.items() if v is not None}), error
+            )
         else:
             try:
                 yield Line(number, _mapped(row, mapping), raw)

@@ -18,6 +18,7 @@ from hub.core.errors import HubError
 from hub.core.settings import Settings
 from hub.db.engine import create_engine, locate_database
 from hub.db.migrations import upgrade
+from hub.sources.customer_filter import compile_filter
 from hub.sources.files import Checkpoint, csv_lines, load_mapping, ndjson_lines
 from hub.sources.transfer import ImportTotals, run_export, run_import
 
@@ -160,6 +161,14 @@ def export_data(
     pii: Annotated[
         bool, typer.Option("--pii", help="Personal data unmasked (else masked).")
     ] = False,
+    filter: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Only these customers (and their interactions): a CustomerFilter as JSON, e.g."
+            ' \'{"hasConsent": {"purpose": "MARKETING"}}\'.',
+        ),
+    ] = None,
 ) -> None:
     """Export customers or interactions as NDJSON, streamed (a server-side cursor)."""
     if customers == interactions:
@@ -167,6 +176,12 @@ def export_data(
         raise typer.Exit(2)
     what = "customers" if customers else "interactions"
     settings = Settings()
+    try:
+        # The CLI acts as ADMIN: a filter may name personal values whatever --pii says.
+        where = [] if filter is None else [compile_filter(filter, settings)]
+    except HubError as error:
+        console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(1) from None
     location = locate_database(settings)
     upgrade(location.url)
     handle = output.open("wb") if output is not None else sys.stdout.buffer
@@ -177,7 +192,7 @@ def export_data(
     async def main() -> int:
         engine = create_engine(location.url, settings)
         try:
-            return await run_export(engine, what, pii, settings, write)
+            return await run_export(engine, what, pii, settings, write, where)
         finally:
             await engine.dispose()
 

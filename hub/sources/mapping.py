@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,10 +77,16 @@ def valid_type(code: str) -> str:
     return code
 
 
-_MAPPINGS = sa.text(
+MAPPINGS_SQL = (
     "SELECT event, interaction_type, direction FROM source_event_mappings"
     " WHERE event = ANY(CAST(:names AS text[]))"
 )
+_MAPPINGS = sa.text(MAPPINGS_SQL)
+
+
+def mappings_of(rows: Iterable[Any]) -> dict[str, EventMapping]:
+    """Rows of ``MAPPINGS_SQL`` (objects or mappings) by event name."""
+    return {row["event"]: EventMapping(row["interaction_type"], row["direction"]) for row in rows}
 
 
 async def load_mappings(
@@ -90,15 +96,16 @@ async def load_mappings(
     if not names:
         return {}
     rows = await connection.execute(_MAPPINGS, {"names": sorted(set(names))})
-    return {row.event: EventMapping(row.interaction_type, row.direction) for row in rows}
+    return mappings_of(rows.mappings())
 
 
-_COUNT_UNMAPPED = sa.text(
+COUNT_UNMAPPED_SQL = (
     "INSERT INTO source_unmapped_events AS u (event, count, first_seen_at, last_seen_at)"
     " SELECT name, n, now(), now() FROM unnest(CAST(:names AS text[]), CAST(:counts AS bigint[]))"
     " AS k(name, n)"
     " ON CONFLICT (event) DO UPDATE SET count = u.count + excluded.count, last_seen_at = now()"
 )
+_COUNT_UNMAPPED = sa.text(COUNT_UNMAPPED_SQL)
 
 
 async def count_unmapped(connection: AsyncConnection, counts: Mapping[str, int]) -> None:

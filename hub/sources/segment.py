@@ -8,6 +8,7 @@ message alone. docs/sources.md has the whole mapping.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from hub.core.enums import Direction, IdentityKind, InteractionType
 from hub.core.errors import HubError
 from hub.core.text import unstorable
 from hub.ingest.validation import InteractionInput
+from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus
 from hub.sources.mapping import (
     MAX_EVENT_NAME,
     UNMAPPED_TYPE,
@@ -27,6 +29,7 @@ from hub.sources.mapping import (
 )
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
+INTERACTION_TYPES = frozenset({"track", "page", "screen"})  # the others change profiles
 MAX_MESSAGE_ID = 200
 
 
@@ -34,6 +37,18 @@ class BadMessage(HubError):
     """A message that does not follow Segment's spec (or cannot be read at all)."""
 
     code = "BAD_MESSAGE"
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    """A consent a profile line states (``hub import``): stored when it differs from the
+    customer's current one for that purpose and channel."""
+
+    purpose: ConsentPurpose
+    channel: ConsentChannel
+    status: ConsentStatus
+    expires_at: datetime | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,7 @@ class ProfileChange:
     traits: dict[str, Any] = field(default_factory=dict)
     observed_at: datetime | None = None
     display_name: str | None = None
+    consents: Sequence[ConsentGiven] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,18 @@ def _unstorable_in(value: Any) -> str | None:
             if found:
                 return found
     return None
+
+
+# In a JSON text, the only way to a NUL or a lone surrogate once decoded is an escape: raw NUL
+# and raw control characters are not JSON, raw surrogates are not UTF-8 (orjson refuses both).
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def body_text_storable(body: bytes) -> bool:
+    """True when the JSON text ``body`` (valid UTF-8 JSON) can hold no unstorable text: no
+    ``\\u0000`` and no surrogate escape (a valid pair also answers False: then each message
+    is checked)."""
+    return _SUSPECT_ESCAPE.search(body) is None
 
 
 def _timestamp(message: Mapping[str, Any]) -> datetime | None:
@@ -178,10 +206,12 @@ def translate(
     touchpoint_id: uuid.UUID,
     mappings: Mapping[str, EventMapping],
     paths: Sequence[IdentityPath],
+    text_checked: bool = False,
 ) -> Translated:
-    """One Segment message as the hub's input; ``BadMessage`` says what is wrong with it."""
+    """One Segment message as the hub's input; ``BadMessage`` says what is wrong with it.
+    ``text_checked``: the caller knows no text in it is unstorable (``body_text_storable``)."""
     kind = message_type(message, forced_type)
-    problem = _unstorable_in(message)
+    problem = None if text_checked else _unstorable_in(message)
     if problem:
         raise BadMessage(f"the message holds {problem}, which cannot be stored")
     moment = _timestamp(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -29,7 +29,7 @@ from hub.db.statements import AlchemySql
 from hub.db.transactions import retry_conflicts
 from hub.ingest.record import record
 from hub.ingest.validation import InteractionInput
-from hub.models import AUDIT_LOG
+from hub.models import AUDIT_LOG, CUSTOMERS
 from hub.sources.files import Checkpoint, Line, derived_key, interaction_input, profile_change
 from hub.sources.segment import ProfileChange
 from hub.sources.track import apply_profile
@@ -65,7 +65,7 @@ async def _store_batch(
         if isinstance(parsed, ProfileChange):
             try:
                 async with connection.begin_nested():
-                    await apply_profile(connection, parsed, settings)
+                    await apply_profile(connection, parsed, settings, CLI_PRINCIPAL.name)
                 outcome[line.number] = ("stored", None, None)
             except HubError as error:
                 outcome[line.number] = ("rejected", error.code, error.message)
@@ -171,21 +171,68 @@ _FALLBACK = (
     "(SELECT ARRAY[kind, value] FROM identities WHERE customer_id = x.customer_id"
     " ORDER BY id LIMIT 1)"
 )
-_INTERACTIONS = sa.text(
-    "SELECT x.id, x.touchpoint_id, x.type, x.direction, x.occurred_at, x.summary, x.sentiment,"
+_INTERACTION_COLUMNS = sa.text(
+    "x.id, x.touchpoint_id, x.type, x.direction, x.occurred_at, x.summary, x.sentiment,"
     " x.outcome, x.agent, x.attributes, x.idempotency_key, c.key AS conversation_key,"
     f" CASE WHEN mi.id IS NULL THEN {_FALLBACK} ELSE ARRAY[mi.kind, mi.value] END AS identity"
-    " FROM interactions x"
+)
+_INTERACTION_FROM = sa.text(
+    "interactions x"
     " LEFT JOIN conversations c ON c.id = x.conversation_id"
     " LEFT JOIN identities mi ON mi.id = x.matched_identity_id"
-    " ORDER BY x.occurred_at, x.id"
 )
-_CUSTOMERS = sa.text(
-    "SELECT c.id, c.display_name, c.traits, (SELECT coalesce(jsonb_agg(jsonb_build_array("
-    "  i.kind, i.value) ORDER BY i.id), '[]') FROM identities i WHERE i.customer_id = c.id)"
-    "  AS identities"
-    " FROM customers c WHERE c.merged_into_id IS NULL ORDER BY c.created_at, c.id"
+_IDENTITIES: sa.ColumnClause[Any] = sa.literal_column(
+    "(SELECT coalesce(jsonb_agg(jsonb_build_array(i.kind, i.value) ORDER BY i.id), '[]')"
+    " FROM identities i WHERE i.customer_id = customers.id)"
 )
+_CONSENTS: sa.ColumnClause[Any] = sa.literal_column(
+    "(SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object('purpose', k.purpose,"
+    " 'channel', CASE WHEN k.channel = '' THEN 'ANY' ELSE k.channel END, 'status', k.status,"
+    " 'expiresAt', k.expires_at, 'source', k.source)) ORDER BY k.purpose, k.channel), '[]')"
+    " FROM consents k WHERE k.customer_id = customers.id)"
+)
+EXPORTS = ("customers", "interactions")
+
+
+def export_statement(what: str, where: Sequence[sa.ColumnElement[bool]] = ()) -> sa.Select[Any]:
+    """The statement of an export: ``customers`` (not merged away: identities, traits, display
+    name, consents) or ``interactions`` (of those customers), each restricted to the customers
+    ``where`` (clauses over ``customers``, e.g. a compiled ``CustomerFilter``) holds for."""
+    c = CUSTOMERS.c
+    if what == "customers":
+        return (
+            sa.select(
+                c.id,
+                c.display_name,
+                c.traits,
+                _IDENTITIES.label("identities"),
+                _CONSENTS.label("consents"),
+            )
+            .where(c.merged_into_id.is_(None), *where)
+            .order_by(c.created_at, c.id)
+        )
+    if what != "interactions":
+        raise BadUserInput(f"an export is one of {', '.join(EXPORTS)}; got {what!r}")
+    statement = (
+        sa.select(_INTERACTION_COLUMNS)
+        .select_from(_INTERACTION_FROM)
+        .order_by(sa.text("x.occurred_at, x.id"))
+    )
+    if where:
+        chosen = sa.select(c.id).where(*where)
+        statement = statement.where(sa.literal_column("x.customer_id").in_(chosen))
+    return statement
+
+
+def _keep(value: Any) -> Any:
+    return value
+
+
+def _masked_consent(consent: dict[str, Any]) -> dict[str, Any]:
+    """A consent's ``source`` may hold an identifier (as ``Consent.source`` masks it)."""
+    if "source" not in consent:
+        return consent
+    return {**consent, "source": mask_free_text_value(consent["source"])}
 
 
 def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +243,7 @@ def interaction_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
     """A stored interaction as a ``RecordInteractionInput``-shaped object. Its idempotency key
     is the stored one, or ``interaction:<id>`` (importing twice stores it once)."""
     keys = personal_keys(settings)
+    clear = _keep if pii else mask_free_text_value
     identities = []
     if row.identity is not None:
         kind, value = row.identity
@@ -209,10 +257,11 @@ def interaction_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
             "type": row.type,
             "direction": row.direction,
             "occurredAt": row.occurred_at.isoformat(),
-            "conversationKey": row.conversation_key,
-            "summary": row.summary if pii else mask_free_text_value(row.summary),
+            # Masked as the GraphQL fields are (docs/security.md): the summary is free text.
+            "conversationKey": clear(row.conversation_key),
+            "summary": row.summary if pii else mask_text(row.summary),
             "sentiment": row.sentiment,
-            "outcome": row.outcome,
+            "outcome": clear(row.outcome),
             "agent": row.agent,
             "attributes": row.attributes if pii else mask_json(row.attributes, keys),
             "idempotencyKey": row.idempotency_key or f"interaction:{row.id}",
@@ -221,7 +270,8 @@ def interaction_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
 
 
 def customer_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
-    """A customer as a profile line: its identities, traits and display name."""
+    """A customer as a profile line: its identities, traits, display name and consents (not
+    personal data: purpose, channel, status, expiry, source)."""
     keys = personal_keys(settings)
     profile = {
         "identities": [
@@ -230,23 +280,43 @@ def customer_line(row: Any, pii: bool, settings: Settings) -> dict[str, Any]:
         ],
         "traits": row.traits if pii else mask_json(row.traits, keys),
         "displayName": row.display_name if pii else mask_text(row.display_name),
+        "consents": (row.consents if pii else [_masked_consent(c) for c in row.consents]) or None,
     }
     return {"profile": _drop_none(profile)}
 
 
+async def export_lines(
+    connection: AsyncConnection,
+    what: str,
+    pii: bool,
+    settings: Settings,
+    where: Sequence[sa.ColumnElement[bool]] = (),
+) -> AsyncIterator[dict[str, Any]]:
+    """The lines of an export, streamed through a server-side cursor (``yield_per`` 1000: the
+    memory used does not grow with the table) on ``connection`` (in a transaction); personal
+    data masked unless ``pii``. Rows are what ``connection`` may see: a partner's connection
+    (``hub.access.row_security.engine_for``) sees its scope only."""
+    shape = customer_line if what == "customers" else interaction_line
+    statement = export_statement(what, where).execution_options(yield_per=1000)
+    result = await connection.stream(statement)
+    async for row in result:
+        yield shape(row, pii, settings)
+
+
 async def run_export(
-    engine: AsyncEngine, what: str, pii: bool, settings: Settings, write: Callable[[Any], None]
+    engine: AsyncEngine,
+    what: str,
+    pii: bool,
+    settings: Settings,
+    write: Callable[[Any], None],
+    where: Sequence[sa.ColumnElement[bool]] = (),
 ) -> int:
-    """Stream ``what`` (``customers`` or ``interactions``) through a server-side cursor, one
-    line object per row to ``write``; the number of rows. Audited as an ADMIN CLI action."""
-    statement, shape = (
-        (_CUSTOMERS, customer_line) if what == "customers" else (_INTERACTIONS, interaction_line)
-    )
+    """Stream ``what`` (``customers`` or ``interactions``) one line object per row to
+    ``write``; the number of rows. Audited as an ADMIN CLI action."""
     count = 0
     async with engine.connect() as connection, connection.begin():
-        result = await connection.stream(statement.execution_options(yield_per=1000))
-        async for row in result:
-            write(shape(row, pii, settings))
+        async for line in export_lines(connection, what, pii, settings, where):
+            write(line)
             count += 1
     async with engine.begin() as connection:
         await connection.execute(
@@ -256,7 +326,7 @@ async def run_export(
                 action=f"export {what}",
                 target_ids=[what],
                 success=True,
-                details={"rows": count, "pii": pii},
+                details={"rows": count, "pii": pii, "filter": bool(where)},
             )
         )
     return count

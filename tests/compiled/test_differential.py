@@ -23,12 +23,15 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from hub.access.keys import Principal, Role
 from hub.app import create_app
 from hub.compiled.executor import CompiledReads
 from hub.core.settings import Settings
 from tests.bounded import bounded
 from tests.conftest import StatementCounter, make_key
 from tests.factories import T0, Factory, gid, naive, zulu
+
+ADMIN = Principal(role=Role.ADMIN, name="differential admin", pii=True)
 
 CHANNEL = "id code name description position __typename"
 TOUCHPOINT = f"id name kind address businessLine active __typename channel {{ {CHANNEL} }}"
@@ -179,7 +182,7 @@ async def same_answer(
     if compiles:
         # Answered by the compiled path's single statement: none on the resolvers' engine.
         assert counter.count == before, counter.report()
-    response = await compiled.respond(_request(query, variables))
+    response = await compiled.respond(_request(query, variables), ADMIN)
     assert (response is not None) == compiles, (query, variables, expected)
     if response is not None:
         assert json.loads(response.body) == expected

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from tests.conftest import GraphQLClient
-from tests.driver_statements import BOOKKEEPING, DriverStatements
+from tests.driver_statements import DriverStatements
 from tests.ingest_support import touchpoints
 
 SINGLE = (
@@ -35,12 +35,6 @@ KNOWN_PERSON = 4
 # A retried idempotency key: BEGIN with the locks, the claims (the original interaction's row
 # in them), the audit row (nothing else is written), COMMIT.
 DUPLICATE = 4
-
-
-def _round_trips(counted: DriverStatements) -> list[str]:
-    return [
-        s for s in counted.statements if s.strip() != ";" and not s.lstrip().startswith(BOOKKEEPING)
-    ]
 
 
 async def test_single_events_cost_a_fixed_number_of_round_trips(
@@ -66,7 +60,7 @@ async def test_single_events_cost_a_fixed_number_of_round_trips(
         )
         body = response.json()
         assert "errors" not in body, body
-        return len(_round_trips(count_driver_statements)), body["data"]["recordInteraction"]
+        return len(count_driver_statements.round_trips), body["data"]["recordInteraction"]
 
     await trips("warm@example.com")  # the pools' connections opened, types introspected
     new, first = await trips("ana@example.com", idempotencyKey="k1")
@@ -78,10 +72,10 @@ async def test_single_events_cost_a_fixed_number_of_round_trips(
     assert new == NEW_PERSON, count_driver_statements.report()
     known, again = await trips("ana@example.com")
     assert (again["created"], again["duplicate"]) == (False, False)
-    assert known == KNOWN_PERSON, "\n---\n".join(_round_trips(count_driver_statements))
+    assert known == KNOWN_PERSON, "\n---\n".join(count_driver_statements.round_trips)
     retried, duplicate = await trips("ana@example.com", idempotencyKey="k1")
     assert (duplicate["duplicate"], duplicate["interaction"]) == (True, first["interaction"])
-    assert retried == DUPLICATE, "\n---\n".join(_round_trips(count_driver_statements))
+    assert retried == DUPLICATE, "\n---\n".join(count_driver_statements.round_trips)
 
     # A batch of new people: the same round trips for 3 as for 300.
     async def batch(size: int, tag: str) -> int:
@@ -100,7 +94,7 @@ async def test_single_events_cost_a_fixed_number_of_round_trips(
         )
         stored = response.json()["data"]["recordInteractions"]["stored"]
         assert len(stored) == size
-        return len(_round_trips(count_driver_statements))
+        return len(count_driver_statements.round_trips)
 
     assert (await batch(3, "a"), await batch(300, "b")) == (NEW_PERSON, NEW_PERSON)
     assert await db.fetchval("SELECT count(*) FROM interactions") == 3 + 303

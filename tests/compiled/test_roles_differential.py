@@ -6,7 +6,7 @@ hub app's ``hub_graphql_execution_path_total{path="compiled"}`` counter must gro
 every error-free answer and stay put for the others: a silent fallback to the resolvers fails.
 
 Roles: ADMIN, ANALYST (no pii), FRONTEND with and without pii, a PARTNER scoped to two channels
-(row security: ``hub.access.row_security.engine_for``), and a PARTNER whose only customers in
+(row security: a pool per scope, ``hub.compiled.pools``), and a PARTNER whose only customers in
 scope never granted PARTNER_SHARING (it sees nothing).
 """
 
@@ -261,8 +261,8 @@ async def test_generated_queries_agree_for_every_role(
 async def test_partner_sessions_outside_utc(
     world: World, reference_app: Starlette, database_url: str, db: asyncpg.Connection
 ) -> None:
-    """A partner's statement runs on the resolvers' pool, whose sessions keep the server's time
-    zone: outside UTC the plan renders timestamps without relying on it (same answer)."""
+    """A database whose default time zone is not UTC: the compiled path's sessions (a partner's
+    pool per scope too) start in UTC, the resolvers' keep the server's zone; same answer."""
     name = await db.fetchval("SELECT current_database()")
     await db.execute(f"ALTER DATABASE \"{name}\" SET TimeZone TO 'America/St_Johns'")
     try:

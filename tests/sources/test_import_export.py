@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,31 @@ def hub(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _kill_after_first_batch(database_url: str, args: list[str], checkpoint: Path) -> int:
-    """Run ``hub`` with ``args``, SIGKILL it once its checkpoint exists (a batch committed);
-    the line the checkpoint had reached."""
+def _checkpoint_line(checkpoint: Path) -> int:
+    try:
+        return int(json.loads(checkpoint.read_text())["line"])
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _interrupt(database_url: str, args: list[str], checkpoint: Path, past: int, sig: int) -> int:
+    """Run ``hub`` with ``args`` and send it ``sig`` (a real SIGINT or SIGKILL) once its
+    checkpoint is past line ``past`` (a batch committed in this run); wait for the process to
+    end; the line the checkpoint had reached and the exit code."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "hub", *args], cwd=ROOT, env=_env(database_url)
+        [sys.executable, "-m", "hub", *args],
+        cwd=ROOT,
+        env=_env(database_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
-        until_sync(checkpoint.exists, "the first batch's checkpoint")
+        until_sync(lambda: _checkpoint_line(checkpoint) > past, f"a checkpoint past {past}")
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    return int(json.loads(checkpoint.read_text())["line"])
+        process.send_signal(sig)
+        code = process.wait()
+    assert code != 0  # interrupted, not finished
+    return _checkpoint_line(checkpoint)
 
 
 def _line(touchpoint: uuid.UUID, email: str, n: int, **extra: Any) -> dict[str, Any]:
@@ -160,6 +174,8 @@ async def test_csv_import_with_a_yaml_mapping(
         "carl@example.com,+33612345678,2026-02-01T10:00:00+00:00,12.50,first\n"
         ",,2026-02-01T11:00:00+00:00,3,no identity\n"
         'dora@example.com,,2026-02-02T10:00:00Z,7,"with, comma"\n'
+        "eli@example.com,,2026-02-03T10:00:00Z,8\n"
+        "fox@example.com,,2026-02-03T10:00:00Z,8,note,extra\n"
     )
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(
@@ -177,13 +193,24 @@ async def test_csv_import_with_a_yaml_mapping(
     rejects = tmp_path / "orders.csv.rejects.ndjson"
     done = hub(database_url, "import", str(source), "--mapping", str(mapping))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"stored": 2, "duplicates": 0, "rejected": 1}
+    assert json.loads(done.stdout) == {"stored": 2, "duplicates": 0, "rejected": 3}
     assert _rejects(rejects) == [
         {
             "line": 3,
             "code": "BAD_USER_INPUT",
             "reason": "`identities` must be a non-empty list of {kind, value}",
-        }
+        },
+        {
+            "line": 5,
+            "code": "BAD_USER_INPUT",
+            "reason": "the record has 4 cell(s), the header 5 columns"
+            " (a missing column: nothing of it is guessed)",
+        },
+        {
+            "line": 6,
+            "code": "BAD_USER_INPUT",
+            "reason": "the record has more cells than the 5 columns",
+        },
     ]
     rows = await db.fetch(
         "SELECT type, summary, attributes->>'amount' AS amount, occurred_at FROM interactions"
@@ -231,34 +258,49 @@ async def test_csv_import_with_a_yaml_mapping(
     assert "no column(s) amount, email, note, phone" in missing.stderr
 
 
-async def test_an_import_killed_after_a_batch_resumes_without_duplicates(
+@pytest.mark.slow
+async def test_a_100k_line_import_interrupted_twice_resumes_without_duplicates(
     database_url: str, db: asyncpg.Connection, tmp_path: Path, shop: uuid.UUID
 ) -> None:
-    total = 20_000
+    total = 100_000
     lines: list[Any] = []
     bad: list[int] = []
     for n in range(1, total + 1):
         if n % 997 == 0:
             lines.append("not json at all")
             bad.append(n)
+        elif n % 991 == 0:
+            lines.append(_line(shop, f"user{n % 2000}@example.com", n, type="NOT_A_TYPE"))
+            bad.append(n)
         else:
-            lines.append(_line(shop, f"user{n % 500}@example.com", n))
+            lines.append(_line(shop, f"user{n % 2000}@example.com", n))
     source = tmp_path / "big.ndjson"
     _write(source, lines)
     rejects = tmp_path / "big.rejects.ndjson"
     checkpoint = tmp_path / "big.rejects.ndjson.checkpoint"
-    args = ["import", str(source), "--rejects", str(rejects), "--batch", "500"]
-    reached = _kill_after_first_batch(database_url, args, checkpoint)
-    assert 500 <= reached < total  # killed part way
+    args = ["import", str(source), "--rejects", str(rejects), "--batch", "2000"]
+    # Ctrl-C (SIGINT) once a batch is in, then a SIGKILL part way through the resumed run.
+    first = _interrupt(database_url, args, checkpoint, 0, signal.SIGINT)
+    assert 2000 <= first < total
+    second = _interrupt(database_url, [*args, "--resume"], checkpoint, first, signal.SIGKILL)
+    assert first < second < total
     resumed = hub(database_url, *args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert await db.fetchval("SELECT count(*) FROM interactions") == total - len(bad)
-    assert await db.fetchval(
-        "SELECT count(DISTINCT attributes->>'n') FROM interactions"
-    ) == total - len(bad)
-    assert await db.fetchval("SELECT count(*) FROM customers") == 500
-    assert [r["line"] for r in _rejects(rejects)] == bad
-    assert json.loads(checkpoint.read_text())["line"] == total
+    good = total - len(bad)
+    # This run saw only the lines after the second checkpoint (a batch may have committed
+    # after it, before the kill: found again by its keys, counted as duplicates).
+    counts = json.loads(resumed.stdout)
+    assert counts["stored"] + counts["duplicates"] + counts["rejected"] == total - second
+    assert await db.fetchval("SELECT count(*) FROM interactions") == good
+    assert await db.fetchval("SELECT count(DISTINCT attributes->>'n') FROM interactions") == good
+    assert await db.fetchval("SELECT count(*) FROM customers") == 2000
+    rejected = _rejects(rejects)
+    assert [r["line"] for r in rejected] == bad  # each bad line once, in file order
+    assert {r["reason"] for r in rejected} == {
+        "the line is not JSON",
+        "`type` 'NOT_A_TYPE' is not an interaction type",
+    }
+    assert _checkpoint_line(checkpoint) == total
 
 
 async def test_export_then_import_into_an_empty_database_gives_the_same_interactions(
@@ -309,3 +351,78 @@ async def test_export_then_import_into_an_empty_database_gives_the_same_interact
         {"identities": [{"kind": "PHONE", "value": "+33698765432"}], "traits": {}},
         {"identities": [{"kind": "EMAIL", "value": "eve@example.com"}], "traits": {}},
     ]
+
+
+async def test_profiles_with_consents_round_trip_and_a_filtered_export(
+    database_url: str, db: asyncpg.Connection, tmp_path: Path, shop: uuid.UUID
+) -> None:
+    gil = {
+        "identities": [{"kind": "EMAIL", "value": "gil@example.com"}],
+        "traits": {"tier": "silver"},
+        "displayName": "Gil",
+        "consents": [
+            {"purpose": "MARKETING", "channel": "EMAIL", "status": "GRANTED", "source": "form"},
+            {
+                "purpose": "PARTNER_SHARING",
+                "channel": "ANY",
+                "status": "DENIED",
+                "expiresAt": "2030-01-01T00:00:00+00:00",
+            },
+        ],
+    }
+    hal = {"identities": [{"kind": "EMAIL", "value": "hal@example.com"}], "traits": {}}
+    source = _write(
+        tmp_path / "people.ndjson",
+        [
+            {"profile": gil},
+            {"profile": hal},
+            {"profile": {**hal, "consents": [{"purpose": "NOPE", "status": "GRANTED"}]}},
+            {"profile": {**hal, "consents": [{"purpose": "MARKETING", "status": "MAYBE"}]}},
+            _line(shop, "hal@example.com", 5),
+        ],
+    )
+    done = hub(database_url, "import", str(source))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"stored": 3, "duplicates": 0, "rejected": 2}
+    reasons = [
+        (r["line"], r["reason"]) for r in _rejects(tmp_path / "people.ndjson.rejects.ndjson")
+    ]
+    assert reasons == [
+        (
+            3,
+            "`profile.consents[0].purpose` must be one of MARKETING, ANALYTICS, PERSONALIZATION,"
+            " PARTNER_SHARING; got 'NOPE'",
+        ),
+        (4, "`profile.consents[0].status` must be one of GRANTED, DENIED, REVOKED; got 'MAYBE'"),
+    ]
+    consents = await db.fetch(
+        "SELECT k.purpose, k.channel, k.status, k.source, k.expires_at FROM consents k"
+        " JOIN identities i ON i.customer_id = k.customer_id WHERE i.value = 'gil@example.com'"
+        " ORDER BY k.purpose"
+    )
+    assert [tuple(r) for r in consents] == [
+        ("MARKETING", "EMAIL", "GRANTED", "form", None),
+        ("PARTNER_SHARING", "", "DENIED", None, datetime(2030, 1, 1, tzinfo=UTC)),
+    ]
+    assert await db.fetchval("SELECT count(*) FROM consent_history") == 2
+    # A re-run states the same consents: no new history (a consent is state, its history real).
+    again = hub(database_url, "import", str(source))
+    assert again.returncode == 0, again.stderr
+    assert await db.fetchval("SELECT count(*) FROM consent_history") == 2
+
+    # Who may be e-mailed: gil only; hal (no consent) is the negative control.
+    marketing = json.dumps({"hasConsent": {"purpose": "MARKETING", "channel": "EMAIL"}})
+    exported = hub(database_url, "export", "--customers", "--pii", "--filter", marketing)
+    assert exported.returncode == 0, exported.stderr
+    assert [json.loads(line) for line in exported.stdout.splitlines()] == [{"profile": gil}]
+    hals = json.dumps({"identity": {"kind": "EMAIL", "value": "HAL@example.com"}})
+    interactions = hub(database_url, "export", "--interactions", "--pii", "--filter", hals)
+    assert [json.loads(line)["attributes"] for line in interactions.stdout.splitlines()] == [
+        {"n": 5}
+    ]
+    none = hub(database_url, "export", "--interactions", "--filter", marketing)
+    assert none.returncode == 0 and none.stdout == ""
+
+    broken = hub(database_url, "export", "--customers", "--filter", '{"stage": 3}')
+    assert broken.returncode == 1
+    assert "`filter.stage` must be a JSON object" in broken.stderr

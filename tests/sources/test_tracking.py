@@ -484,3 +484,108 @@ async def test_rudderstack_sdk_sends_gzip_batches_that_end_in_the_graph(world: W
         {"value": 30},
     )
     assert node["attributes"]["library"].startswith("analytics-python ")  # RudderStack's name
+
+
+async def test_a_batch_of_interactions_only_reports_each_bad_one_and_merges_when_needed(
+    world: World, db: asyncpg.Connection
+) -> None:
+    # Interactions only: the compiled ingest's asyncpg path (the server runs with it on).
+    batch = [
+        {"type": "track", "userId": "u-7", "event": "Order Completed", "messageId": "t-1"},
+        {"type": "track", "userId": "u-7", "event": "Wished \ud83d\ude00", "messageId": "t-2"},
+        {"type": "track", "userId": "u-7", "event": "nul \u0000 here", "messageId": "t-3"},
+        {
+            "type": "page",
+            "userId": "u-7",
+            "context": {"traits": {"email": "not-an-email"}},
+            "messageId": "t-4",
+        },
+        {"type": "screen", "anonymousId": "dev-7", "name": "Home", "messageId": "t-5"},
+    ]
+    # orjson would refuse a lone surrogate; the NUL travels as the JSON escape \u0000.
+    response = world.raw(
+        "/v1/batch",
+        json.dumps({"batch": batch}).encode(),
+        **basic(world.source_key),
+        **{"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert [(m["messageId"], m["status"], m.get("code")) for m in body["messages"]] == [
+        ("t-1", "stored", None),
+        ("t-2", "stored", None),
+        ("t-3", "rejected", "BAD_MESSAGE"),
+        ("t-4", "rejected", "BAD_USER_INPUT"),
+        ("t-5", "stored", None),
+    ]
+    assert "NUL" in body["messages"][2]["message"]
+    assert "not-an-email" in body["messages"][3]["message"]
+    rows = await db.fetch("SELECT type, summary FROM interactions ORDER BY idempotency_key")
+    assert [(r["type"], r["summary"]) for r in rows] == [
+        ("ORDER", "Order Completed"),
+        ("TRACKED_EVENT", "Wished \U0001f600"),
+        ("SCREEN_VIEW", "Home"),
+    ]
+    assert (
+        await db.fetchval(
+            "SELECT count FROM source_unmapped_events WHERE event = 'Wished \U0001f600'"
+        )
+        == 1
+    )
+    logged = await db.fetch("SELECT message_id, code FROM source_rejections ORDER BY message_id")
+    assert [(r["message_id"], r["code"]) for r in logged] == [
+        ("t-3", "BAD_MESSAGE"),
+        ("t-4", "BAD_USER_INPUT"),
+    ]
+    audit = await db.fetchrow(
+        "SELECT action, success, details FROM audit_log WHERE action LIKE 'tracking %'"
+    )
+    assert (audit["action"], audit["success"], json.loads(audit["details"])) == (
+        "tracking /v1/batch",
+        False,
+        {"messages": 5, "stored": 3, "rejected": 2},
+    )
+    # The same batch again: the stored ones are duplicates, nothing new.
+    again = world.raw(
+        "/v1/batch",
+        json.dumps({"batch": batch}).encode(),
+        **basic(world.source_key),
+        **{"Content-Type": "application/json"},
+    ).json()
+    assert [m["status"] for m in again["messages"]] == [
+        "duplicate",
+        "duplicate",
+        "rejected",
+        "rejected",
+        "duplicate",
+    ]
+    assert await db.fetchval("SELECT count(*) FROM interactions") == 3
+
+    # A track whose identifiers belong to two customers: the merge runs (the SQLAlchemy path).
+    world.post("/v1/identify", {"userId": "u-8", "traits": {"email": "eve@example.com"}})
+    world.post("/v1/identify", {"userId": "u-9", "traits": {"email": "fay@example.com"}})
+    before = await db.fetchval("SELECT count(*) FROM customers WHERE merged_into_id IS NULL")
+    merged = world.post(
+        "/v1/batch",
+        {
+            "batch": [
+                {
+                    "type": "track",
+                    "userId": "u-8",
+                    "event": "Order Completed",
+                    "context": {"traits": {"email": "fay@example.com"}},
+                    "messageId": "t-merge",
+                }
+            ]
+        },
+    )
+    assert merged.status_code == 200, merged.text
+    after = await db.fetchval("SELECT count(*) FROM customers WHERE merged_into_id IS NULL")
+    assert after == before - 1
+    assert (
+        await db.fetchval(
+            "SELECT count(DISTINCT customer_id) FROM identities WHERE value IN ('u-8', 'u-9',"
+            " 'eve@example.com', 'fay@example.com')"
+        )
+        == 1
+    )

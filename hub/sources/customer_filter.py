@@ -1,0 +1,182 @@
+"""A ``CustomerFilter`` given as JSON (``hub export --filter``, ``GET /export?filter=``), read
+the way ``hub.reads.filters.CustomerFilterCompiler`` reads Strawberry's input objects.
+
+The JSON has the GraphQL input's field names and values (``{"stage": {"in": ["PURCHASE"]},
+"hasConsent": {"purpose": "MARKETING", "channel": "EMAIL"}}``, enum values as their names,
+moments as ISO 8601 with an offset). Anything else is a ``BadUserInput`` naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from hub.core.enums import ChannelCode, IdentityKind, StageCode
+from hub.core.errors import BadUserInput
+from hub.core.settings import Settings
+from hub.privacy.consent import ConsentChannel, ConsentPurpose
+from hub.reads.filters import CustomerFilterCompiler
+
+MAX_DEPTH = 8
+
+Reader = Callable[[Any, str, int], Any]
+
+
+def _enum(kind: type[Enum]) -> Reader:
+    def read(value: Any, where: str, depth: int) -> Any:
+        if not isinstance(value, str) or value not in kind.__members__:
+            names = ", ".join(kind.__members__)
+            raise BadUserInput(f"`{where}` must be one of {names}; got {value!r}")
+        return kind[value]
+
+    return read
+
+
+def _enums(kind: type[Enum]) -> Reader:
+    one = _enum(kind)
+
+    def read(value: Any, where: str, depth: int) -> Any:
+        if not isinstance(value, list):
+            raise BadUserInput(f"`{where}` must be a list")
+        return [one(item, where, depth) for item in value]
+
+    return read
+
+
+def _string(value: Any, where: str, depth: int) -> Any:
+    if not isinstance(value, str):
+        raise BadUserInput(f"`{where}` must be a string")
+    return value
+
+
+def _boolean(value: Any, where: str, depth: int) -> Any:
+    if not isinstance(value, bool):
+        raise BadUserInput(f"`{where}` must be true or false")
+    return value
+
+
+def _json(value: Any, where: str, depth: int) -> Any:
+    return value
+
+
+def _json_list(value: Any, where: str, depth: int) -> Any:
+    if not isinstance(value, list):
+        raise BadUserInput(f"`{where}` must be a list")
+    return value
+
+
+def _strings(value: Any, where: str, depth: int) -> Any:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadUserInput(f"`{where}` must be a list of strings")
+    return value
+
+
+def _moment(value: Any, where: str, depth: int) -> Any:
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            return moment
+    raise BadUserInput(f"`{where}` must be an ISO 8601 date-time with an offset")
+
+
+def _object(fields: Mapping[str, Reader]) -> Reader:
+    def read(value: Any, where: str, depth: int) -> Any:
+        return FilterObject(value, fields, where, depth)
+
+    return read
+
+
+def _filters(value: Any, where: str, depth: int) -> Any:
+    if not isinstance(value, list):
+        raise BadUserInput(f"`{where}` must be a list of filters")
+    return [customer_filter(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+
+
+def _filter(value: Any, where: str, depth: int) -> Any:
+    return customer_filter(value, where, depth + 1)
+
+
+_MOMENT = _object(dict.fromkeys(("gt", "gte", "lt", "lte"), _moment) | {"isNull": _boolean})
+_FIELDS: dict[str, Reader] = {
+    "and": _filters,
+    "or": _filters,
+    "not": _filter,
+    "displayName": _object(
+        {"eq": _string, "contains": _string, "startsWith": _string, "isNull": _boolean}
+    ),
+    "stage": _object({"eq": _enum(StageCode), "in": _enums(StageCode), "isNull": _boolean}),
+    "channelsUsed": _object({k: _enums(ChannelCode) for k in ("any", "all", "none")}),
+    "identity": _object({"kind": _enum(IdentityKind), "value": _string}),
+    "trait": _object({"key": _string, "eq": _json, "in": _json_list, "exists": _boolean}),
+    "lastSeenAt": _MOMENT,
+    "createdAt": _MOMENT,
+    "hasConsent": _object({"purpose": _enum(ConsentPurpose), "channel": _enum(ConsentChannel)}),
+    "segment": _object({"in": _strings, "notIn": _strings}),
+}
+_REQUIRED = {"identity": ("kind",), "trait": ("key",), "hasConsent": ("purpose",)}
+_DEFAULTS = {"hasConsent": {"channel": ConsentChannel.ANY}}
+
+
+def _attribute(name: str) -> str:
+    """``startsWith`` -> ``starts_with``, ``in`` -> ``in_`` (the Strawberry names)."""
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+    return snake + "_" if snake in ("and", "or", "not", "in") else snake
+
+
+class FilterObject:
+    """A JSON object read by the Python attribute names the filter compiler uses; an absent
+    field is None (or its GraphQL default)."""
+
+    def __init__(self, value: Any, fields: Mapping[str, Reader], where: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise BadUserInput(f"customer filters nest at most {MAX_DEPTH} levels deep")
+        if not isinstance(value, dict):
+            raise BadUserInput(f"`{where}` must be a JSON object")
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise BadUserInput(f"`{where}` has no field(s) {', '.join(unknown)}")
+        name = where.rsplit(".", 1)[-1]
+        for required in _REQUIRED.get(name, ()):
+            if value.get(required) is None:
+                raise BadUserInput(f"`{where}.{required}` is required")
+        self._values: dict[str, Any] = dict(_DEFAULTS.get(name, {}))
+        for key, child in value.items():
+            if child is not None:
+                self._values[_attribute(key)] = fields[key](child, f"{where}.{key}", depth)
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return self._values.get(attribute)
+
+
+def customer_filter(value: Any, where: str = "filter", depth: int = 0) -> FilterObject:
+    """The filter ``value`` (parsed JSON) as the compiler's input; ``BadUserInput`` if invalid."""
+    return FilterObject(value, _FIELDS, where, depth)
+
+
+def _anything_goes(what: str) -> None:
+    return None
+
+
+def compile_filter(
+    text: str | bytes,
+    settings: Settings,
+    personal: Callable[[str], None] = _anything_goes,
+) -> sa.ColumnElement[bool]:
+    """A filter given as JSON text, compiled over ``customers`` by the one filter compiler;
+    ``personal`` is called before a clause that would reveal personal data (raise there for a
+    caller without ``pii``)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadUserInput("the filter is not JSON") from None
+    return CustomerFilterCompiler(settings, personal=personal).compile(customer_filter(value))

@@ -26,8 +26,9 @@ from hub.resolvers.journey import JourneyMutation, JourneyQuery
 from hub.resolvers.merge import MergeMutation, MergeQuery
 from hub.resolvers.node import NodeQuery
 from hub.resolvers.profile import ProfileMutation
+from hub.resolvers.segments import SegmentMutation, SegmentQuery, SegmentSubscription
 from hub.resolvers.sources import SourcesMutation, SourcesQuery
-from hub.resolvers.subscriptions import Subscription
+from hub.resolvers.subscriptions import Subscription as FeedSubscription
 from hub.resolvers.webhooks import WebhookMutation, WebhookQuery
 from hub.schema.extensions import AccessGuard, ReadFence, TrustedDocumentParse
 from hub.schema.permissions import check_personal_fields
@@ -47,6 +48,7 @@ Query = merge_types(
         MergeQuery,
         SourcesQuery,
         WebhookQuery,
+        SegmentQuery,
     ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -64,7 +66,12 @@ Mutation = merge_types(
         AccessMutation,
         SourcesMutation,
         WebhookMutation,
+        SegmentMutation,
     ),
+)
+Subscription = merge_types("Subscription", (FeedSubscription, SegmentSubscription))
+Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    FeedSubscription.__strawberry_definition__.description  # type: ignore[attr-defined]
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Write to the graph: record interactions from any channel, manage profiles, identities and "

@@ -574,3 +574,56 @@ class WebhookDelivery(SQLModel, table=True):
 
 WEBHOOKS = table(Webhook)
 WEBHOOK_DELIVERIES = table(WebhookDelivery)
+
+
+# ---- segments (docs/audiences.md; migration 0019) ----
+
+
+class Segment(SQLModel, table=True):
+    """A segment's definition (ADMIN-written): a customer filter, activity windows and computed
+    trait conditions, stored as given (``hub.audiences.segments`` validates and compiles it)."""
+
+    __tablename__ = "segments"
+
+    key: str = Field(primary_key=True)
+    name: str
+    description: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    definition: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    created_by: str
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class SegmentMember(SQLModel, table=True):
+    """A customer who is in a segment now, and since when (materialised, kept exact)."""
+
+    __tablename__ = "segment_members"
+    __table_args__ = (sa.Index("ix_segment_members_customer", "customer_id"),)
+
+    segment_key: str = Field(primary_key=True, foreign_key="segments.key", ondelete="CASCADE")
+    customer_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True), primary_key=True, foreign_key="customers.id"
+    )
+    entered_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class SegmentCheck(SQLModel, table=True):
+    """When a customer's membership of a segment can next change because time passes."""
+
+    __tablename__ = "segment_checks"
+    __table_args__ = (
+        sa.Index("ix_segment_checks_due", "due_at"),
+        sa.Index("ix_segment_checks_customer", "customer_id"),
+    )
+
+    segment_key: str = Field(primary_key=True, foreign_key="segments.key", ondelete="CASCADE")
+    customer_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True), primary_key=True, foreign_key="customers.id"
+    )
+    due_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+SEGMENTS = table(Segment)
+SEGMENT_MEMBERS = table(SegmentMember)
+SEGMENT_CHECKS = table(SegmentCheck)

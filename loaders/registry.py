@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from hub.db.rows import Record
-from hub.loaders import channels, consents, customers, interactions, merges
+from hub.loaders import channels, consents, customers, interactions, merges, segments
 from hub.loaders.interactions import CountKey, PageKey
 
 K = TypeVar("K")
@@ -69,6 +69,7 @@ class Loaders:
     channel_table: DataLoader[str, channels.Taxonomy]
     stage_table: DataLoader[str, channels.Taxonomy]
     merges_by_customer: DataLoader[uuid.UUID, list[Record]]
+    segments_by_customer: DataLoader[uuid.UUID, list[Record]]
 
 
 def build_loaders(engine: AsyncEngine) -> Loaders:
@@ -106,4 +107,5 @@ def build_loaders(engine: AsyncEngine) -> Loaders:
         channel_table=channel_table,
         stage_table=stage_table,
         merges_by_customer=_loader(engine, merges.merges_by_customer),
+        segments_by_customer=_loader(engine, segments.segments_by_customer),
     )

@@ -7,6 +7,8 @@ from typing import Annotated
 import sqlalchemy as sa
 import strawberry
 
+from hub.audiences.membership import Reason as MembershipReason
+from hub.audiences.membership import on_customers_changed
 from hub.context import Info
 from hub.core.enums import StageCode as DomainStageCode
 from hub.core.ids import uuid_from_global_id
@@ -52,6 +54,7 @@ class JourneyMutation:
         cid = uuid_from_global_id(customer_id, "Customer")
         async with info.context.engine.begin() as connection:
             row = await set_stage(connection, cid, DomainStageCode(stage.value), reason)
+            await on_customers_changed(connection, [cid], reason=MembershipReason.STAGE)
         return Customer.from_row(row)
 
     @strawberry.mutation(

@@ -13,6 +13,8 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.scalars import JSON
 
+from hub.audiences.membership import Reason as MembershipReason
+from hub.audiences.membership import on_customers_changed
 from hub.context import Info
 from hub.core.enums import IdentityKind as DomainIdentityKind
 from hub.core.errors import BadUserInput
@@ -80,6 +82,7 @@ class ProfileMutation:
                 )
             else:
                 raise BadUserInput("give the customer's `id` or at least one identity")
+            await on_customers_changed(connection, [row["id"]], reason=MembershipReason.PROFILE)
         return UpsertCustomerPayload(customer=Customer.from_row(row), created=created)
 
     @strawberry.mutation(
@@ -106,6 +109,7 @@ class ProfileMutation:
                 info.context.settings,
                 observed_at,
             )
+            await on_customers_changed(connection, [row["id"]], reason=MembershipReason.PROFILE)
         return Customer.from_row(row)
 
     @strawberry.mutation(description="Link an identifier to a customer (normalised, guarded).")
@@ -158,4 +162,5 @@ async def _change_identity(
             value,
             info.context.settings,
         )
+        await on_customers_changed(connection, [row["id"]], reason=MembershipReason.PROFILE)
     return Customer.from_row(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -27,6 +28,11 @@ from hub.schema.merge import Merge
 from hub.schema.node import Node
 from hub.schema.pagination import Connection, PageAfter, PageFirst
 from hub.schema.permissions import PersonalData, identity_mask, json_mask
+
+if TYPE_CHECKING:
+    from hub.schema.segments import SegmentMembership
+
+LazySegmentMembership = Annotated["SegmentMembership", strawberry.lazy("hub.schema.segments")]
 
 
 @strawberry.type(description="One identifier the customer is known by.")
@@ -184,6 +190,13 @@ class Customer(Node):
     async def merges(self, info: Info) -> list[Merge]:
         rows = await info.context.loaders.merges_by_customer.load(self.row_id)
         return [Merge.from_row(row) for row in rows]
+
+    @strawberry.field(description="The segments this customer is a member of now, by key.")
+    async def segments(self, info: Info) -> list[LazySegmentMembership]:
+        from hub.schema.segments import SegmentMembership
+
+        rows = await info.context.loaders.segments_by_customer.load(self.row_id)
+        return [SegmentMembership.from_row(row) for row in rows]
 
     @strawberry.field(
         description=(
@@ -343,6 +356,16 @@ class TraitFilter:
     )
 
 
+@strawberry.input(description="Matches segment membership; every given operator must hold.")
+class SegmentFilter:
+    in_: list[str] | None = strawberry.field(
+        default=None, name="in", description="A member of at least one of these segments (keys)."
+    )
+    not_in: list[str] | None = strawberry.field(
+        default=None, description="A member of none of these segments (keys)."
+    )
+
+
 @strawberry.input(
     description=(
         "Narrows the customers list. Fields of one filter must all hold; combine filters with "
@@ -381,4 +404,7 @@ class CustomerFilter:
     has_consent: ConsentFilter | None = strawberry.field(
         default=None,
         description="Has a valid consent for this purpose and channel (campaign audiences).",
+    )
+    segment: SegmentFilter | None = strawberry.field(
+        default=None, description="On segment membership (now)."
     )

@@ -51,6 +51,7 @@ DATA_TABLES = [
     "source_rejections",
     "source_unmapped_events",
     "trusted_documents",
+    "segments",  # CASCADE: segment_members, segment_checks
 ]
 
 
@@ -96,7 +97,14 @@ def database_url() -> Iterator[str]:
 def settings(database_url: str) -> Settings:
     # Webhooks are delivered by real `hub serve` processes in tests/webhooks: the in-process
     # app delivers none (its worker would compete with them for the leases).
-    return Settings(database_url=database_url, migrate_on_start=False, webhooks_enabled=False)
+    # The segment sweeper runs with a moved clock in tests/audiences (`sweep(conn, now=...)`)
+    # and end to end in a `hub serve` of its own there.
+    return Settings(
+        database_url=database_url,
+        migrate_on_start=False,
+        webhooks_enabled=False,
+        segments_sweep_enabled=False,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from hub.access.keys import Principal, Role
+from hub.events.emit import EventKind
 from hub.events.outbox import StoredEvent
 
 
@@ -31,6 +32,10 @@ class EventScope:
         """
         if self.channels is None and self.touchpoint_ids is None:
             return True
+        if event.kind == EventKind.SEGMENT_MEMBERSHIP_CHANGED:
+            # On no channel: its scope is its customer's visibility, which the subscription
+            # checks by reading the customer through row security (resolvers/segments.py).
+            return event.customer_id is not None
         return event.channel_code in (self.channels or ()) or (
             event.touchpoint_id in (self.touchpoint_ids or ())
         )

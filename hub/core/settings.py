@@ -564,6 +564,20 @@ class Settings(BaseSettings):
         ),
     )
 
+    # ---- segments (docs/audiences.md) ----
+    segments_sweep_enabled: bool = Field(
+        default=True,
+        description=(
+            "Run the segment sweeper in this process: memberships whose activity window slid "
+            "are re-evaluated (and ENTERED/EXITED events written) without a nightly job."
+        ),
+    )
+    segments_sweep_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the segment sweeper looks for due re-checks (when idle).",
+    )
+
     # ---- webhooks (docs/webhooks.md) ----
     webhooks_enabled: bool = Field(
         default=True, description="Run the webhook delivery worker in this process."

@@ -25,6 +25,9 @@ class EventKind(StrEnum):
     CUSTOMER_UNMERGED = "CUSTOMER_UNMERGED"
     CUSTOMER_UPDATED = "CUSTOMER_UPDATED"
     CONVERSATION_UPDATED = "CONVERSATION_UPDATED"
+    # Written by hub.audiences.membership (one SQL statement, not emit): payload segment, change,
+    # reason; on no channel (partners: by customer visibility, migration 0019).
+    SEGMENT_MEMBERSHIP_CHANGED = "SEGMENT_MEMBERSHIP_CHANGED"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.analytics.rollup import catch_up_forever
+from hub.audiences.sweeper import sweep_forever
 from hub.compiled.executor import CompiledReads
 from hub.compiled.ingest import CompiledIngest
 from hub.core.settings import Settings
@@ -141,6 +142,15 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
             resources.webhooks = WebhookWorker(settings, webhook_engine, broker, metrics)
             resources.webhooks.start()
             stack.push_async_callback(resources.webhooks.close)
+        if settings.segments_sweep_enabled:
+            # Its own small pool: a sweep round never waits for request connections.
+            sweep_settings = settings.model_copy(
+                update={"pool_size": 1, "pool_max_overflow": 0, "db_pool_timeout_s": 120.0}
+            )
+            sweep_engine = create_engine(location.url, sweep_settings)
+            stack.push_async_callback(sweep_engine.dispose)
+            sweeping = sweep_forever(sweep_engine, settings.segments_sweep_seconds)
+            await stack.enter_async_context(_in_background(sweeping, "hub-segments-sweeper"))
         if settings.analytics_catch_up_s > 0:
             catching_up = catch_up_forever(engine, settings.analytics_catch_up_s)
             await stack.enter_async_context(_in_background(catching_up, "hub-analytics-catch-up"))

@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from hub.audiences.membership import Reason as MembershipReason
+from hub.audiences.membership import on_customers_changed
 from hub.core.errors import Conflict, HubError, NotFound
 from hub.core.settings import Settings
 from hub.db.locks import lock_key
@@ -92,7 +94,11 @@ CLAIMS = Statement.named(
     "  ON x.touchpoint_id = k.tp AND x.idempotency_key = k.key) AS duplicates,"
     " (SELECT coalesce(jsonb_agg(DISTINCT h), '[]') FROM erasures e,"
     "  unnest(e.identity_hashes) AS h WHERE e.identity_hashes && CAST(:hashes AS text[])"
-    "  AND h = ANY(CAST(:hashes AS text[]))) AS erased"
+    "  AND h = ANY(CAST(:hashes AS text[]))) AS erased,"
+    # The segments and their revisions (hub.audiences.membership): read here, so a stored batch
+    # re-evaluates memberships without a round trip of its own, and with none when none exist.
+    " (SELECT coalesce(jsonb_agg(jsonb_build_array(key, revision) ORDER BY key), '[]')"
+    "  FROM segments) AS segments"
 )
 
 
@@ -111,6 +117,7 @@ class Claims:
     channels: dict[uuid.UUID, str]  # the channel of each touchpoint that exists
     rules: StageRules
     customers: dict[uuid.UUID, CustomerState]  # the holders, locked FOR UPDATE
+    segments: list[tuple[str, int]]  # (key, revision) of every segment
     stable: bool  # False: a holder was merged away meanwhile (a concurrent merge): read again
 
 
@@ -168,6 +175,7 @@ async def _read_claims(sql: IngestSql, drafts: list[Draft], keys: set[Identifier
         channels={uuid.UUID(key): value for key, value in row["channels"].items()},
         rules={(itype, channel): stage for itype, channel, stage in row["rules"]},
         customers=customers,
+        segments=[(key, revision) for key, revision in row["segments"]],
         stable=stable,
     )
 
@@ -230,7 +238,7 @@ async def record(
     if not drafts:
         return results
     plan = await _plan(sql, drafts, settings, now, results, actor, claims)
-    await store_plan(sql, plan, results, now, audit)
+    await store_plan(sql, plan, results, now, audit, segments=claims.segments)
     return results
 
 
@@ -331,4 +339,12 @@ async def _plan(
                 actor=actor,
             )
             results[merge.index].merges.append(merged_row)
+            # Segment membership of the merged-away customers (they leave their segments) and
+            # the survivor; the survivor is evaluated again once the batch is stored.
+            await on_customers_changed(
+                sql,
+                [survivor, *merge.merged_ids],
+                reason=MembershipReason.MERGE,
+                segments=first.segments,
+            )
     raise Conflict("identity resolution did not settle (too many concurrent merges); retry")

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from hub.audiences.membership import Reason as MembershipReason
+from hub.audiences.membership import on_customers_changed
 from hub.core.errors import Conflict, HubError
 from hub.db.statements import IngestSql, Row, Statement
 from hub.events.emit import EventKind, NewEvent
@@ -419,6 +421,7 @@ async def store_plan(
     results: list[ItemResult],
     now: datetime,
     audit: AuditRow | None = None,
+    segments: Sequence[tuple[str, int]] | None = None,
 ) -> list[Row]:
     """Write everything ``plan`` decided, events (and the caller's audit row) included, in one
     statement; fill in ``results`` and return the stored interaction rows (with their
@@ -426,7 +429,8 @@ async def store_plan(
 
     This is the one place where a stored batch is known: the plan (customers, identities, stage
     changes, conversations) and ``rows``. Whatever else must be maintained per stored batch in
-    the same transaction hooks in after the statement, through ``sql``.
+    the same transaction hooks in after the statement, through ``sql``: segment membership
+    (``segments``: the (key, revision) list the caller read, else it is read here).
     """
     params = {
         **_params(plan, now),
@@ -456,4 +460,12 @@ async def store_plan(
             original = results[item.interaction]
             item.interaction = original.interaction
             item.customer_id = original.customer_id
+    # Segment membership of the customers this batch touched (every ingest path ends here).
+    await on_customers_changed(
+        sql,
+        {row["customer_id"] for row in rows},
+        reason=MembershipReason.INGEST,
+        now=now,
+        segments=segments,
+    )
     return rows

@@ -50,15 +50,18 @@ def consent_granted(
     purpose: ConsentPurpose,
     channel: ConsentChannel = ConsentChannel.ANY,
     customer_id: Any = CUSTOMERS.c.id,
+    now: Any = None,
 ) -> sa.ColumnElement[bool]:
-    """Predicate: the customer (a column or value) has a valid consent for purpose and channel."""
+    """Predicate: the customer (a column or value) has a valid consent for purpose and channel
+    (valid at ``now``, an expression; default the transaction's time)."""
+    moment = now if now is not None else sa.func.now()
     c = CONSENTS.c
     channels = sorted({"", stored_channel(channel)})
     most_specific = (
         sa.select(
             sa.and_(
                 c.status == ConsentStatus.GRANTED.value,
-                sa.or_(c.expires_at.is_(None), c.expires_at > sa.func.now()),
+                sa.or_(c.expires_at.is_(None), c.expires_at > moment),
             )
         )
         .where(c.customer_id == customer_id, c.purpose == purpose.value, c.channel.in_(channels))

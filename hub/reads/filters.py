@@ -21,7 +21,7 @@ from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
 from hub.db.rows import contains_pattern
 from hub.identity.identifiers import normalize_identifier
-from hub.models import CUSTOMERS, IDENTITIES, INTERACTIONS
+from hub.models import CUSTOMERS, IDENTITIES, INTERACTIONS, SEGMENT_MEMBERS
 from hub.privacy.consent import ConsentChannel, ConsentPurpose, consent_granted
 
 MAX_FILTER_DEPTH = 8
@@ -94,6 +94,13 @@ class ConsentFilterInput(Protocol):
     def channel(self) -> ConsentChannel: ...
 
 
+class SegmentFilterInput(Protocol):
+    @property
+    def in_(self) -> Sequence[str] | None: ...
+    @property
+    def not_in(self) -> Sequence[str] | None: ...
+
+
 class CustomerFilterInput(Protocol):
     @property
     def and_(self) -> Sequence[CustomerFilterInput] | None: ...
@@ -117,6 +124,8 @@ class CustomerFilterInput(Protocol):
     def created_at(self) -> MomentFilterInput | None: ...
     @property
     def has_consent(self) -> ConsentFilterInput | None: ...
+    @property
+    def segment(self) -> SegmentFilterInput | None: ...
 
 
 def _null(column: Any, is_null: bool | None) -> list[sa.ColumnElement[bool]]:
@@ -169,6 +178,8 @@ class CustomerFilterCompiler:
     settings: Settings
     personal: Callable[[str], None]
     customers: sa.FromClause = CUSTOMERS
+    # The instant consents are valid at (segments evaluate at an explicit time); default now().
+    now: Any = None
 
     def compile(self, f: CustomerFilterInput, depth: int = 0) -> sa.ColumnElement[bool]:
         """One SQL boolean for the whole filter tree (``BAD_USER_INPUT`` for invalid ones)."""
@@ -201,8 +212,24 @@ class CustomerFilterCompiler:
             clauses += _moment(c.created_at, f.created_at)
         if f.has_consent is not None:
             consent = f.has_consent
-            clauses.append(consent_granted(consent.purpose, consent.channel, c.id))
+            clauses.append(consent_granted(consent.purpose, consent.channel, c.id, self.now))
+        if f.segment is not None:
+            clauses += self._segment(f.segment)
         return sa.and_(sa.true(), *clauses)
+
+    def _member(self, keys: Sequence[str]) -> sa.ColumnElement[bool]:
+        m = SEGMENT_MEMBERS.c
+        return sa.exists().where(
+            m.customer_id == self.customers.c.id, m.segment_key.in_(sorted(set(keys)))
+        )
+
+    def _segment(self, f: SegmentFilterInput) -> list[sa.ColumnElement[bool]]:
+        clauses = []
+        if f.in_ is not None:
+            clauses.append(self._member(f.in_) if f.in_ else sa.false())
+        if f.not_in:
+            clauses.append(sa.not_(self._member(f.not_in)))
+        return clauses
 
     def _used(self, channels: Sequence[ChannelCode]) -> sa.ColumnElement[bool]:
         i = INTERACTIONS.c

@@ -70,6 +70,12 @@ def _json_list(value: Any, where: str, depth: int) -> Any:
     return value
 
 
+def _strings(value: Any, where: str, depth: int) -> Any:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadUserInput(f"`{where}` must be a list of strings")
+    return value
+
+
 def _moment(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, str):
         try:
@@ -113,6 +119,7 @@ _FIELDS: dict[str, Reader] = {
     "lastSeenAt": _MOMENT,
     "createdAt": _MOMENT,
     "hasConsent": _object({"purpose": _enum(ConsentPurpose), "channel": _enum(ConsentChannel)}),
+    "segment": _object({"in": _strings, "notIn": _strings}),
 }
 _REQUIRED = {"identity": ("kind",), "trait": ("key",), "hasConsent": ("purpose",)}
 _DEFAULTS = {"hasConsent": {"channel": ConsentChannel.ANY}}

@@ -544,3 +544,28 @@ async def test_generated_queries_agree(
     expected = await check(query, variables, compiles=None)
     codes = {e["extensions"]["code"] for e in expected.get("errors", [])}
     assert codes <= {"QUERY_TOO_COMPLEX", "BAD_USER_INPUT"}, expected
+
+
+async def test_customer_segment_filter(data: Data, check: Any, db: asyncpg.Connection) -> None:
+    await db.execute(
+        "INSERT INTO segments (key, name, definition, created_by)"
+        " VALUES ('s', 'S', '{\"filter\": {\"stage\": {\"is_null\": false}}}', 'test')"
+    )
+    await db.executemany(
+        "INSERT INTO segment_members (segment_key, customer_id, entered_at)"
+        " VALUES ('s', $1, now())",
+        [(data.ana,), (data.bob,)],
+    )
+    query = """query($f: CustomerFilter) {
+      customers(first: 10, filter: $f) { totalCount nodes { id } } }"""
+    members = await check(query, {"f": {"segment": {"in": ["s"]}}}, compiles=True)
+    assert sorted(n["id"] for n in members["data"]["customers"]["nodes"]) == sorted(
+        [gid("Customer", data.ana), gid("Customer", data.bob)]
+    )
+    others = await check(query, {"f": {"segment": {"notIn": ["s"]}}}, compiles=True)
+    assert gid("Customer", data.cara) in {n["id"] for n in others["data"]["customers"]["nodes"]}
+    assert others["data"]["customers"]["totalCount"] == (
+        await db.fetchval("SELECT count(*) FROM customers WHERE merged_into_id IS NULL") - 2
+    )
+    none = await check(query, {"f": {"segment": {"in": []}}}, compiles=True)
+    assert none["data"]["customers"]["totalCount"] == 0

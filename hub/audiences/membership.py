@@ -1,0 +1,317 @@
+"""Segment membership, materialised and kept exact, with its ENTERED/EXITED events.
+
+``on_customers_changed(conn, customer_ids, reason=...)`` is called in the transaction of every
+change that can move customers in or out of a segment (ingest on every path through
+``hub.ingest.store.store_plan``, merges, unmerges, stage and consent changes, erasure, profile
+changes). It re-evaluates every segment for those customers only, in ONE statement: the
+evaluation (a UNION ALL of each segment's compiled test, ``hub.audiences.segments``) feeds
+data-modifying CTEs that insert the new members, delete the leavers, keep the time-driven
+re-check instants (``segment_checks``) and write one outbox event per actual change. Inserts use
+ON CONFLICT DO NOTHING and deletes RETURNING, so two transactions evaluating the same customer
+at once produce each change (and its event) once.
+
+Time: ``sweep(conn, now)`` re-evaluates the (segment, customer) pairs whose re-check instant has
+come (an interaction left a window); ``hub.audiences.sweeper`` runs it in ``hub serve``.
+
+The statement is compiled once per set of segment revisions and cached per process; each call
+first reads the (key, revision) list (one small query), so a definition changed by another
+process is picked up at the next change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.audiences.segments import IDS, Definition, compile_definition
+from hub.core.lru import LRU
+from hub.core.settings import Settings
+from hub.db.statements import AlchemySql, IngestSql, Statement
+from hub.models import CUSTOMERS
+
+EVENT_KIND = "SEGMENT_MEMBERSHIP_CHANGED"
+
+
+class Reason(StrEnum):
+    """Why memberships were re-evaluated (carried by the events)."""
+
+    INGEST = "INGEST"
+    MERGE = "MERGE"
+    UNMERGE = "UNMERGE"
+    ERASURE = "ERASURE"
+    STAGE = "STAGE"
+    CONSENT = "CONSENT"
+    TRAIT = "TRAIT"
+    PROFILE = "PROFILE"
+    CLOCK = "CLOCK"
+    DEFINITION = "DEFINITION"
+
+
+class Change(StrEnum):
+    ENTERED = "ENTERED"
+    EXITED = "EXITED"
+
+
+_DIALECT = postgresql.asyncpg.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement with ``:name`` parameters and the values of its constant ones."""
+
+    statement: Statement
+    constants: Mapping[str, Any]
+
+    def params(self, **dynamic: Any) -> dict[str, Any]:
+        return {**self.constants, **dynamic}
+
+
+def prepare(query: sa.ClauseElement, wrapper: str = "{}") -> Prepared:
+    """Compile a SQLAlchemy query for ``IngestSql.fetch`` (asyncpg or SQLAlchemy connection):
+    its constant parameters bound through the dialect's bind processors (JSON as text), the
+    parameters ``:ids``, ``:now``, ``:reason`` left to the caller; ``wrapper`` embeds it in
+    hand-written SQL (``{}`` is the query)."""
+    compiled = query.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+    processors: Mapping[str, Any] = getattr(compiled, "_bind_processors", {})
+    constants = {}
+    for name, value in (compiled.construct_params() or {}).items():
+        if name in ("ids", "now", "reason"):
+            continue
+        processor = processors.get(name)
+        constants[name] = processor(value) if processor is not None else value
+    return Prepared(Statement.named(wrapper.format(compiled.string)), constants)
+
+
+@cache
+def _settings() -> Settings:
+    """Compiling a stored definition needs only settings-independent parts (personal-field
+    checks ran when it was written; identifier values are normalised idempotently)."""
+    return Settings()
+
+
+def evaluation(definitions: Sequence[tuple[str, Definition]], scope: str) -> sa.Select[Any]:
+    """(segment_key, customer_id, member, due_at) for every segment and the customers in
+    ``scope``: "ids" (the customers in ``:ids``) or "all"."""
+    parts = []
+    for key, definition in definitions:
+        c = CUSTOMERS.alias("c")
+        compiled = compile_definition(definition, _settings(), c)
+        select = sa.select(
+            sa.literal(key, sa.Text).label("segment_key"),
+            c.c.id.label("customer_id"),
+            compiled.member.label("member"),
+            compiled.due.label("due_at"),
+        )
+        if scope == "ids":
+            select = select.where(c.c.id == sa.any_(IDS))
+        else:
+            select = select.where(c.c.merged_into_id.is_(None), c.c.erased_at.is_(None))
+        parts.append(select)
+    return parts[0] if len(parts) == 1 else sa.union_all(*parts)  # type: ignore[return-value]
+
+
+# The writes that follow an evaluation ("desired"): one statement.
+APPLY = """
+WITH desired AS MATERIALIZED ({}),
+entered AS (
+    INSERT INTO segment_members (segment_key, customer_id, entered_at)
+    SELECT segment_key, customer_id, CAST(:now AS timestamptz) FROM desired WHERE member
+    ON CONFLICT DO NOTHING
+    RETURNING segment_key, customer_id),
+exited AS (
+    DELETE FROM segment_members m USING desired d
+    WHERE m.segment_key = d.segment_key AND m.customer_id = d.customer_id
+      AND d.member IS NOT TRUE
+    RETURNING m.segment_key, m.customer_id),
+due AS (
+    INSERT INTO segment_checks (segment_key, customer_id, due_at)
+    SELECT segment_key, customer_id, due_at FROM desired WHERE due_at IS NOT NULL
+    ON CONFLICT (segment_key, customer_id) DO UPDATE SET due_at = excluded.due_at
+    RETURNING 1),
+undue AS (
+    DELETE FROM segment_checks k USING desired d
+    WHERE k.segment_key = d.segment_key AND k.customer_id = d.customer_id AND d.due_at IS NULL
+    RETURNING 1),
+changes AS (
+    SELECT segment_key, customer_id, 'ENTERED' AS change FROM entered
+    UNION ALL SELECT segment_key, customer_id, 'EXITED' FROM exited),
+written AS (
+    INSERT INTO events (kind, customer_id, payload)
+    SELECT 'SEGMENT_MEMBERSHIP_CHANGED', customer_id,
+           jsonb_build_object('segment', segment_key, 'change', change,
+                              'reason', CAST(:reason AS text))
+    FROM changes WHERE CAST(:emit AS boolean)
+    ORDER BY segment_key, customer_id, change
+    RETURNING 1)
+SELECT segment_key, customer_id, change,
+       (SELECT count(*) FROM due) AS due_set, (SELECT count(*) FROM undue) AS due_cleared,
+       (SELECT count(*) FROM written) AS events
+FROM changes
+"""
+
+_CACHE: LRU[tuple[Any, ...], Prepared] = LRU(64)
+
+
+async def _segments(sql: IngestSql, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    rows = await sql.fetch(_LIST, {})
+    wanted = set(keys) if keys is not None else None
+    return [dict(r) for r in rows if wanted is None or r["key"] in wanted]
+
+
+_LIST = Statement.named("SELECT key, revision FROM segments ORDER BY key")
+_DEFINITIONS = Statement.named(
+    "SELECT key, revision, definition FROM segments WHERE key = ANY(CAST(:keys AS text[]))"
+)
+
+
+async def _prepared(sql: IngestSql, segments: list[dict[str, Any]], scope: str) -> Prepared | None:
+    """The statement for these segment revisions (None: no segment left)."""
+    if not segments:
+        return None
+    signature = (scope, *((s["key"], s["revision"]) for s in segments))
+    prepared = _CACHE.get(signature)
+    if prepared is None:
+        rows = await sql.fetch(_DEFINITIONS, {"keys": [s["key"] for s in segments]})
+        by_key = {r["key"]: r for r in rows}
+        definitions = [
+            (s["key"], Definition.of(_json(by_key[s["key"]]["definition"])))
+            for s in segments
+            if s["key"] in by_key and by_key[s["key"]]["revision"] == s["revision"]
+        ]
+        if len(definitions) != len(segments):  # changed meanwhile: compile what is stored now
+            return await _prepared(sql, await _segments(sql, [s["key"] for s in segments]), scope)
+        prepared = prepare(evaluation(definitions, scope), APPLY)
+        _CACHE.put(signature, prepared)
+    return prepared
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation changed: (segment_key, customer_id, ENTERED|EXITED)."""
+
+    changes: list[tuple[str, uuid.UUID, Change]]
+
+    def of(self, change: Change) -> list[tuple[str, uuid.UUID]]:
+        return [(k, c) for k, c, ch in self.changes if ch is change]
+
+
+def _sql(conn: IngestSql | AsyncConnection) -> IngestSql:
+    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn
+
+
+async def _apply(
+    sql: IngestSql,
+    segments: list[dict[str, Any]],
+    scope: str,
+    *,
+    ids: Sequence[uuid.UUID] | None,
+    now: datetime,
+    reason: str,
+    emit: bool = True,
+) -> Outcome:
+    prepared = await _prepared(sql, segments, scope)
+    if prepared is None:
+        return Outcome([])
+    rows = await sql.fetch(
+        prepared.statement,
+        prepared.params(ids=list(ids or []), now=now, reason=reason, emit=emit),
+    )
+    return Outcome([(r["segment_key"], r["customer_id"], Change(r["change"])) for r in rows])
+
+
+async def on_customers_changed(
+    conn: IngestSql | AsyncConnection,
+    customer_ids: Iterable[uuid.UUID],
+    *,
+    reason: str,
+    now: datetime | None = None,
+    segments: Sequence[tuple[str, int]] | None = None,
+) -> Outcome:
+    """Re-evaluate every segment for these customers, in the caller's transaction (see the
+    module docstring). Work is proportional to the customers touched. ``segments``: the
+    (key, revision) list when the caller read it already (ingest reads it with its claims)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return Outcome([])
+    sql = _sql(conn)
+    if segments is None:
+        listed = await _segments(sql)
+    else:
+        listed = [{"key": key, "revision": revision} for key, revision in segments]
+    return await _apply(
+        sql, listed, "ids", ids=ids, now=now or datetime.now(UTC), reason=str(reason)
+    )
+
+
+async def materialise(
+    conn: IngestSql | AsyncConnection,
+    key: str,
+    *,
+    now: datetime | None = None,
+    emit: bool,
+    reason: str = Reason.DEFINITION,
+) -> Outcome:
+    """Evaluate one segment over every customer (creation: ``emit=False``, the initial members
+    are the baseline, not events; an update: ``emit=True``, the differences are events).
+    Customers that are no longer candidates (merged away, erased) are evaluated through the
+    members already stored."""
+    sql = _sql(conn)
+    segments = await _segments(sql, [key])
+    moment = now or datetime.now(UTC)
+    outcome = await _apply(sql, segments, "all", ids=None, now=moment, reason=reason, emit=emit)
+    # Stored members outside the candidates (merged away or erased since): re-checked by id.
+    stale = await sql.fetch(_STALE, {"key": key})
+    if stale:
+        more = await _apply(
+            sql,
+            segments,
+            "ids",
+            ids=[r["customer_id"] for r in stale],
+            now=moment,
+            reason=reason,
+            emit=emit,
+        )
+        outcome = Outcome(outcome.changes + more.changes)
+    return outcome
+
+
+_STALE = Statement.named(
+    "SELECT m.customer_id FROM segment_members m JOIN customers c ON c.id = m.customer_id"
+    " WHERE m.segment_key = :key AND (c.merged_into_id IS NOT NULL OR c.erased_at IS NOT NULL)"
+)
+
+# Due customers, locked like ingest and merges lock them (their rows, in id order), skipping
+# those another transaction holds: that transaction re-evaluates them itself, at a later time.
+# Never the re-check rows first: a sweep holding them while waiting for a customer that an
+# ingest holds while the ingest waits for them would deadlock.
+_DUE = Statement.named(
+    "SELECT c.id FROM customers c WHERE c.id IN (SELECT customer_id FROM segment_checks"
+    " WHERE due_at <= :now ORDER BY due_at LIMIT :limit)"
+    " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED"
+)
+
+
+async def sweep(conn: IngestSql | AsyncConnection, now: datetime, *, limit: int = 1000) -> int:
+    """Re-evaluate every segment for the customers with a re-check due at or before ``now``
+    (at most ``limit``); returns how many customers were re-evaluated. Call until 0."""
+    sql = _sql(conn)
+    due = await sql.fetch(_DUE, {"now": now, "limit": limit})
+    if not due:
+        return 0
+    ids = [r["id"] for r in due]
+    await _apply(sql, await _segments(sql), "ids", ids=ids, now=now, reason=Reason.CLOCK)
+    return len(ids)

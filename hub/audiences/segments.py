@@ -1,0 +1,370 @@
+"""Segment definitions: validation, storage form, and the SQL that decides membership.
+
+A definition is a customer filter (the customers list's ``CustomerFilter``), activity conditions
+(how many of the customer's interactions matching an interaction filter happened in the last
+``within_days`` days, between ``min`` and ``max``) and computed-trait conditions (the traits
+part's table ``customer_traits_computed``). Every condition must hold.
+
+The GraphQL layer turns its inputs into the *stored form* (plain JSON: the Python attribute
+names of the input types, enum names, ids as UUID text, moments as ISO text); this module reads
+that form back (``Definition.of``) and compiles it with ``hub.reads.filters`` (the customers
+list's one filter compiler) into one boolean and one "next instant time can change it"
+expression per segment (``Compiled``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+from hub.core.enums import ChannelCode, Direction, IdentityKind, InteractionType, StageCode
+from hub.core.errors import BadUserInput
+from hub.core.settings import Settings
+from hub.models import CONSENTS, CUSTOMERS, INTERACTIONS
+from hub.privacy.consent import ConsentChannel, ConsentPurpose
+from hub.reads.filters import CustomerFilterCompiler
+from hub.reads.interactions import InteractionFilterSpec, as_utc
+
+MAX_ACTIVITY = 10
+MAX_COMPUTED = 10
+MAX_WINDOW_DAYS = 3650
+
+# The traits part's tables (issue #18, migration 0018), referred to by name.
+COMPUTED_VALUES = sa.table(
+    "customer_traits_computed",
+    sa.column("customer_id", UUID(as_uuid=True)),
+    sa.column("trait_key", sa.Text),
+    sa.column("number", sa.Float),
+)
+
+NOW = sa.bindparam("now", value=None, type_=sa.DateTime(timezone=True))
+IDS = sa.bindparam("ids", value=None, type_=ARRAY(UUID(as_uuid=True)))
+
+
+# ---- the stored filter, read back with the attributes hub.reads.filters reads ----
+
+_ENUMS: dict[tuple[str, str], type[Enum]] = {
+    ("stage", "eq"): StageCode,
+    ("stage", "in_"): StageCode,
+    ("channels_used", "any"): ChannelCode,
+    ("channels_used", "all"): ChannelCode,
+    ("channels_used", "none"): ChannelCode,
+    ("identity", "kind"): IdentityKind,
+    ("has_consent", "purpose"): ConsentPurpose,
+    ("has_consent", "channel"): ConsentChannel,
+}
+_MOMENTS = {"last_seen_at", "created_at"}
+_NESTED = {"and_", "or_", "not_"}
+
+
+class StoredFilter:
+    """A stored ``CustomerFilter`` read by attribute (``f.stage.eq`` is a ``StageCode``)."""
+
+    __slots__ = ("_kind", "_value")
+
+    def __init__(self, value: Mapping[str, Any], kind: str = "customer") -> None:
+        self._value = value
+        self._kind = kind
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = self._value.get(name)
+        if value is None:
+            return None
+        if self._kind == "customer":
+            if name in ("and_", "or_"):
+                return [StoredFilter(v) for v in value]
+            if name == "not_":
+                return StoredFilter(value)
+            return StoredFilter(value, name)
+        enum = _ENUMS.get((self._kind, name))
+        if enum is not None:
+            return [enum(v) for v in value] if isinstance(value, list) else enum(value)
+        if self._kind in _MOMENTS and name in ("gt", "gte", "lt", "lte"):
+            return as_utc(datetime.fromisoformat(value))
+        return value
+
+
+def filter_uses(value: Mapping[str, Any], field: str) -> bool:
+    """Does a stored customer filter use ``field`` anywhere (nested in and/or/not too)?"""
+    if value.get(field) is not None:
+        return True
+    nested = [*(value.get("and_") or []), *(value.get("or_") or [])]
+    if value.get("not_") is not None:
+        nested.append(value["not_"])
+    return any(filter_uses(v, field) for v in nested)
+
+
+def _filter_empty(value: Mapping[str, Any]) -> bool:
+    """No condition at all (an empty object, or and/or lists of empty objects)."""
+    for name, v in value.items():
+        if v is None:
+            continue
+        if name in ("and_", "or_"):
+            if any(not _filter_empty(g) for g in v):
+                return False
+        elif name == "not_":
+            if not _filter_empty(v):
+                return False
+        else:
+            return False
+    return True
+
+
+# ---- definitions ----
+
+
+@dataclass(frozen=True)
+class Activity:
+    """How many matching interactions in the last ``within_days`` days (all time when None)."""
+
+    interactions: Mapping[str, Any]
+    within_days: int | None
+    min: int | None
+    max: int | None
+
+    def spec(self) -> InteractionFilterSpec:
+        f = self.interactions
+
+        def codes(name: str, enum: type[Enum]) -> tuple[str, ...] | None:
+            values = f.get(name)
+            return tuple(sorted(enum(v).value for v in values)) if values is not None else None
+
+        touchpoints = f.get("touchpoint_ids")
+        after, before = f.get("occurred_after"), f.get("occurred_before")
+        return InteractionFilterSpec(
+            channels=codes("channels", ChannelCode),
+            touchpoint_ids=tuple(sorted(uuid.UUID(t) for t in touchpoints))
+            if touchpoints is not None
+            else None,
+            types=codes("types", InteractionType),
+            directions=codes("directions", Direction),
+            occurred_after=as_utc(datetime.fromisoformat(after)) if after else None,
+            occurred_before=as_utc(datetime.fromisoformat(before)) if before else None,
+        )
+
+    @property
+    def lower(self) -> int:
+        """The least count; at least one matching interaction unless ``min``/``max`` say."""
+        if self.min is not None:
+            return self.min
+        return 0 if self.max is not None else 1
+
+
+@dataclass(frozen=True)
+class ComputedCondition:
+    key: str
+    gt: float | None = None
+    lt: float | None = None
+    eq: float | None = None
+
+
+@dataclass(frozen=True)
+class Definition:
+    filter: Mapping[str, Any] | None
+    activity: tuple[Activity, ...]
+    computed: tuple[ComputedCondition, ...]
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any]) -> Definition:
+        """A definition from its stored form (``to_json``)."""
+        return cls(
+            filter=stored.get("filter"),
+            activity=tuple(
+                Activity(
+                    interactions=a.get("interactions") or {},
+                    within_days=a.get("within_days"),
+                    min=a.get("min"),
+                    max=a.get("max"),
+                )
+                for a in stored.get("activity") or []
+            ),
+            computed=tuple(
+                ComputedCondition(key=c["key"], gt=c.get("gt"), lt=c.get("lt"), eq=c.get("eq"))
+                for c in stored.get("computed") or []
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "filter": self.filter,
+            "activity": [
+                {
+                    "interactions": dict(a.interactions),
+                    "within_days": a.within_days,
+                    "min": a.min,
+                    "max": a.max,
+                }
+                for a in self.activity
+            ],
+            "computed": [{"key": c.key, "gt": c.gt, "lt": c.lt, "eq": c.eq} for c in self.computed],
+        }
+
+    @property
+    def windowed(self) -> bool:
+        """Can time alone change a membership (a sliding window)?"""
+        return any(a.within_days is not None for a in self.activity)
+
+
+def check_key(key: str) -> None:
+    if not key or len(key) > 100 or not all(ch.isalnum() or ch in "-_." for ch in key):
+        raise BadUserInput(
+            "a segment key is 1-100 letters, digits, '-', '_' or '.' (e.g. `web-buyers-90d`)"
+        )
+
+
+def validate(definition: Definition, settings: Settings, personal: Callable[[str], None]) -> None:
+    """``BAD_USER_INPUT`` with a clear message for a definition that cannot be evaluated.
+    (Computed trait keys are checked against the database: ``unknown_trait_keys``.)"""
+    f = definition.filter
+    if f is not None and _filter_empty(f):
+        raise BadUserInput("the segment's `filter` is empty: give at least one condition")
+    if f is None and not definition.activity and not definition.computed:
+        raise BadUserInput(
+            "a segment needs at least one condition: `filter`, `activity` or `computed`"
+        )
+    if f is not None and filter_uses(f, "segment"):
+        raise BadUserInput("a segment's filter cannot refer to segments (`segment`)")
+    if len(definition.activity) > MAX_ACTIVITY or len(definition.computed) > MAX_COMPUTED:
+        raise BadUserInput(
+            f"a segment has at most {MAX_ACTIVITY} activity and {MAX_COMPUTED} computed conditions"
+        )
+    for n, a in enumerate(definition.activity):
+        where = f"activity[{n}]"
+        if a.within_days is not None and not 0 < a.within_days <= MAX_WINDOW_DAYS:
+            raise BadUserInput(
+                f"{where}.withinDays must be between 1 and {MAX_WINDOW_DAYS} (got {a.within_days})"
+            )
+        if (a.min is not None and a.min < 0) or (a.max is not None and a.max < 0):
+            raise BadUserInput(f"{where}: `min` and `max` cannot be negative")
+        if a.min is not None and a.max is not None and a.min > a.max:
+            raise BadUserInput(f"{where}: `min` ({a.min}) is greater than `max` ({a.max})")
+        spec = a.spec()
+        if (
+            spec.occurred_after is not None
+            and spec.occurred_before is not None
+            and spec.occurred_after >= spec.occurred_before
+        ):
+            raise BadUserInput(f"{where}: `occurredAfter` must be earlier than `occurredBefore`")
+    for n, c in enumerate(definition.computed):
+        if not c.key:
+            raise BadUserInput(f"computed[{n}] needs a trait `key`")
+        if c.gt is None and c.lt is None and c.eq is None:
+            raise BadUserInput(f"computed[{n}] ({c.key!r}) needs `gt`, `lt` or `eq`")
+    if f is not None:
+        # Compiling checks the filter itself (nesting depth, identifier values, personal fields).
+        CustomerFilterCompiler(settings, personal).compile(StoredFilter(f))
+
+
+async def unknown_trait_keys(connection: Any, keys: Sequence[str]) -> list[str]:
+    """The keys with no computed trait definition (all of them when the table is absent).
+    ``connection`` is a SQLAlchemy ``AsyncConnection``."""
+    if not keys:
+        return []
+    present = await connection.scalar(sa.text("SELECT to_regclass('computed_traits') IS NOT NULL"))
+    if not present:
+        return sorted(set(keys))
+    known = set(
+        await connection.scalars(
+            sa.text("SELECT key FROM computed_traits WHERE key = ANY(:keys)"),
+            {"keys": list(keys)},
+        )
+    )
+    return sorted(set(keys) - known)
+
+
+# ---- compilation ----
+
+
+def _no_personal_check(_: str) -> None:
+    """Evaluating a stored definition: who may use personal fields was checked when it was
+    written (by an ADMIN)."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A segment's membership test over ``customers`` and the instant it can next change."""
+
+    member: sa.ColumnElement[bool]
+    due: sa.ColumnElement[Any]
+
+
+def _window_start(days: int) -> sa.ColumnElement[Any]:
+    return NOW - sa.func.make_interval(0, 0, 0, days)
+
+
+def _activity(a: Activity, customers: sa.FromClause) -> tuple[sa.ColumnElement[bool], Any]:
+    i = INTERACTIONS.alias("i")
+    where = [i.c.customer_id == customers.c.id, *a.spec().clauses(i)]
+    if a.within_days is not None:
+        where.append(i.c.occurred_at > _window_start(a.within_days))
+    count = sa.select(sa.func.count()).select_from(i).where(*where).scalar_subquery()
+    test = count >= a.lower
+    if a.max is not None:
+        test = sa.and_(test, count <= a.max)
+    if a.within_days is None:
+        return test, None
+    # The oldest interaction still in the window leaves it at occurred_at + window: then (and
+    # not before, since no interaction is recorded in the future) the count can drop.
+    oldest = sa.select(sa.func.min(i.c.occurred_at)).select_from(i).where(*where).scalar_subquery()
+    return test, oldest + sa.func.make_interval(0, 0, 0, a.within_days)
+
+
+def _computed(c: ComputedCondition, customers: sa.FromClause) -> sa.ColumnElement[bool]:
+    t = COMPUTED_VALUES.alias("t")
+    where = [t.c.customer_id == customers.c.id, t.c.trait_key == c.key]
+    if c.gt is not None:
+        where.append(t.c.number > c.gt)
+    if c.lt is not None:
+        where.append(t.c.number < c.lt)
+    if c.eq is not None:
+        where.append(t.c.number == c.eq)
+    return sa.exists().where(*where)
+
+
+def compile_definition(
+    definition: Definition,
+    settings: Settings,
+    customers: sa.FromClause = CUSTOMERS,
+    personal: Callable[[str], None] = _no_personal_check,
+) -> Compiled:
+    """The membership test (merged-away and erased customers are never members)."""
+    c = customers.c
+    clauses: list[sa.ColumnElement[bool]] = [c.merged_into_id.is_(None), c.erased_at.is_(None)]
+    if definition.filter is not None:
+        compiler = CustomerFilterCompiler(settings, personal, customers, NOW)
+        clauses.append(compiler.compile(StoredFilter(definition.filter)))
+    dues: list[Any] = []
+    for a in definition.activity:
+        test, instant = _activity(a, customers)
+        clauses.append(test)
+        if instant is not None:
+            dues.append(instant)
+    clauses += [_computed(cond, customers) for cond in definition.computed]
+    if definition.filter is not None and filter_uses(definition.filter, "has_consent"):
+        # A consent that expires changes `hasConsent` when it does.
+        k = CONSENTS.alias("k")
+        dues.append(
+            sa.select(sa.func.min(k.c.expires_at))
+            .where(k.c.customer_id == c.id, k.c.expires_at > NOW)
+            .scalar_subquery()
+        )
+    member = sa.and_(*clauses)
+    if not dues:
+        due: sa.ColumnElement[Any] = sa.null()
+    elif len(dues) == 1:
+        due = dues[0]
+    else:
+        due = sa.func.least(*dues)  # LEAST ignores NULLs (an empty window)
+    # Only a customer who can be a member at all needs a re-check.
+    live = sa.and_(c.merged_into_id.is_(None), c.erased_at.is_(None))
+    due = sa.cast(due, sa.DateTime(timezone=True))  # typed even when NULL (UNION ALL)
+    return Compiled(member=member, due=sa.case((live, due), else_=sa.null()))

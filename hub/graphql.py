@@ -18,6 +18,7 @@ from hub.core.request_keys import OPERATION_TYPE_KEY
 from hub.ops import tracing
 from hub.resolvers.access import AccessMutation, AccessQuery
 from hub.resolvers.analytics import AnalyticsQuery
+from hub.resolvers.audiences_traits import ComputedTraitMutation, ComputedTraitQuery
 from hub.resolvers.channel import ChannelQuery
 from hub.resolvers.customer import CustomerQuery
 from hub.resolvers.ingest import IngestMutation
@@ -47,6 +48,7 @@ Query = merge_types(
         MergeQuery,
         SourcesQuery,
         WebhookQuery,
+        ComputedTraitQuery,
     ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -64,6 +66,7 @@ Mutation = merge_types(
         AccessMutation,
         SourcesMutation,
         WebhookMutation,
+        ComputedTraitMutation,
     ),
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]

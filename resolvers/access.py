@@ -18,13 +18,14 @@ from hub.access.documents import (
     remove_document,
 )
 from hub.access.keys import Role, create_key, list_keys, revoke_key, set_key_documents
+from hub.audiences.traits import ChangeReason, on_customers_changed
 from hub.context import Info
 from hub.core.errors import BadUserInput, NotFound
 from hub.core.ids import uuid_from_global_id
 from hub.db.rows import fetch_all
 from hub.models import AUDIT_LOG, CUSTOMERS
 from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus, set_consent
-from hub.privacy.erasure import erase_customer, export_customer
+from hub.privacy.erasure import erase_customer, export_customer, merge_cluster
 from hub.schema.access import (
     ApiKey,
     AuditEntry,
@@ -285,5 +286,10 @@ class AccessMutation:
                 customer_id,
                 erased_by=info.context.principal.name,
                 personal_attributes=info.context.settings.personal_attributes,
+            )
+            await on_customers_changed(
+                connection,
+                await merge_cluster(connection, customer_id),
+                reason=ChangeReason.ERASURE,
             )
         return Erasure.from_result(customer_id, result)

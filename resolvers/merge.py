@@ -9,6 +9,7 @@ import sqlalchemy as sa
 import strawberry
 from sqlalchemy.engine import RowMapping
 
+from hub.audiences.traits import ChangeReason, on_customers_changed
 from hub.context import Info
 from hub.core.errors import BadUserInput
 from hub.core.ids import uuid_from_global_id
@@ -129,6 +130,9 @@ class MergeMutation:
                     ledger = await merge_customers(
                         connection, survivor, merged, settings, rule=RULE_MANUAL, actor="api"
                     )
+                    await on_customers_changed(
+                        connection, [survivor, *merged], reason=ChangeReason.MERGE
+                    )
             return preview, ledger
 
         preview, ledger = await retry_conflicts(attempt)
@@ -153,7 +157,11 @@ class MergeMutation:
 
         async def attempt() -> tuple[RowMapping, list[uuid.UUID]]:
             async with info.context.engine.begin() as connection:
-                return await unmerge_customer(connection, mid, actor="api")
+                ledger, restored = await unmerge_customer(connection, mid, actor="api")
+                await on_customers_changed(
+                    connection, [ledger["survivor_id"], *restored], reason=ChangeReason.UNMERGE
+                )
+                return ledger, restored
 
         ledger, restored = await retry_conflicts(attempt)
         customers = []

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from hub.audiences.traits import ChangeReason, on_customers_changed
 from hub.core.errors import Conflict, HubError, NotFound
 from hub.core.settings import Settings
 from hub.db.locks import lock_key
@@ -231,6 +232,11 @@ async def record(
         return results
     plan = await _plan(sql, drafts, settings, now, results, actor, claims)
     await store_plan(sql, plan, results, now, audit)
+    changed = {r.customer_id for r in results if r.customer_id is not None}
+    for r in results:
+        for merge in r.merges:
+            changed.update([merge["survivor_id"], *merge["merged_ids"]])
+    await on_customers_changed(sql, changed, reason=ChangeReason.INGEST, now=now)
     return results
 
 

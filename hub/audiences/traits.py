@@ -1,0 +1,491 @@
+"""Computed traits: definitions, and their per-customer values kept exact.
+
+A value is recomputed, for the customers a change touched only, in the transaction of the
+change: ``on_customers_changed`` (ingest on every path, merges, unmerges, erasure). A trait with
+a window (``within_days``) also stores when time alone can change the value next (its oldest
+in-window interaction leaves the window); ``sweep(conn, now)`` recomputes the rows that are due
+(the sweeper task of ``hub serve`` calls it). Defining or changing a trait computes it over the
+existing data in its own transaction, in batches of customers (``backfill``).
+
+Concurrency: a change reads the definitions under a shared advisory lock, and defining a trait
+takes it exclusively, so a transaction that stored interactions without seeing a new trait has
+committed before the trait's backfill reads them. Two changes of one customer are serialised by
+the customer row lock ingest and merges already take.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.audiences.aggregates import (
+    NEEDS_ATTRIBUTE,
+    Aggregate,
+    aggregate_sql,
+    attribute_path,
+    number_sql,
+    value_sql,
+)
+from hub.core.errors import BadUserInput, NotFound
+from hub.core.lru import LRU
+from hub.db.statements import AlchemySql, IngestSql, Statement
+from hub.models import INTERACTIONS
+from hub.reads.interactions import InteractionFilterSpec
+
+# The advisory lock between changes (shared) and definition changes (exclusive).
+DEFINITIONS_LOCK = 0x7EA1_0018
+KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+MAX_WINDOW_DAYS = 3650
+BACKFILL_BATCH = 5000
+
+
+class ChangeReason(StrEnum):
+    """Why customers changed (shared with segments: one entry point per change)."""
+
+    INGEST = "INGEST"
+    MERGE = "MERGE"
+    UNMERGE = "UNMERGE"
+    ERASURE = "ERASURE"
+    STAGE = "STAGE"
+    CONSENT = "CONSENT"
+    TRAIT = "TRAIT"
+    CLOCK = "CLOCK"
+
+
+# Changes that cannot alter an aggregate over interactions.
+_NO_EFFECT = frozenset({ChangeReason.STAGE, ChangeReason.CONSENT, ChangeReason.TRAIT})
+
+
+@dataclass(frozen=True)
+class TraitDefinition:
+    """One ``computed_traits`` row."""
+
+    key: str
+    aggregate: Aggregate
+    filter: InteractionFilterSpec
+    attribute: str | None
+    within_days: int | None
+    name: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> TraitDefinition:
+        return cls(
+            key=row["key"],
+            aggregate=Aggregate(row["aggregate"]),
+            filter=spec_from_json(row["filter"]),
+            attribute=row["attribute"],
+            within_days=row["within_days"],
+            name=row["name"],
+            description=row["description"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        """What the trait's SQL depends on."""
+        return (self.key, self.aggregate, self.filter, self.attribute, self.within_days)
+
+
+# ---- the filter, stored as JSON ----
+
+
+def spec_to_json(spec: InteractionFilterSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if spec.channels is not None:
+        out["channels"] = list(spec.channels)
+    if spec.touchpoint_ids is not None:
+        out["touchpointIds"] = [str(t) for t in spec.touchpoint_ids]
+    if spec.types is not None:
+        out["types"] = list(spec.types)
+    if spec.directions is not None:
+        out["directions"] = list(spec.directions)
+    if spec.occurred_after is not None:
+        out["occurredAfter"] = spec.occurred_after.isoformat()
+    if spec.occurred_before is not None:
+        out["occurredBefore"] = spec.occurred_before.isoformat()
+    return out
+
+
+def spec_from_json(data: dict[str, Any]) -> InteractionFilterSpec:
+    def moment(name: str) -> datetime | None:
+        return datetime.fromisoformat(data[name]) if name in data else None
+
+    def texts(name: str) -> tuple[str, ...] | None:
+        return tuple(data[name]) if name in data else None
+
+    touchpoints = data.get("touchpointIds")
+    return InteractionFilterSpec(
+        channels=texts("channels"),
+        touchpoint_ids=tuple(uuid.UUID(t) for t in touchpoints)
+        if touchpoints is not None
+        else None,
+        types=texts("types"),
+        directions=texts("directions"),
+        occurred_after=moment("occurredAfter"),
+        occurred_before=moment("occurredBefore"),
+    )
+
+
+# ---- validation ----
+
+
+def _filter_sql(spec: InteractionFilterSpec) -> str:
+    """The filter's clauses over ``interactions i`` (hub.reads' compilation), as SQL text with
+    the values inline (validated enums, uuids and moments, quoted by SQLAlchemy)."""
+    i = INTERACTIONS.alias("i")
+    clauses = spec.clauses(i)
+    if not clauses:
+        return "true"
+    return str(
+        sa.and_(*clauses).compile(
+            dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+            compile_kwargs={"literal_binds": True},
+        )
+    )
+
+
+async def check_definition(connection: AsyncConnection, definition: TraitDefinition) -> None:
+    """``BAD_USER_INPUT`` for a definition that cannot be computed (see docs/audiences.md)."""
+    if not KEY_PATTERN.match(definition.key):
+        raise BadUserInput(
+            "a computed trait's `key` starts with a letter and holds only letters, digits and"
+            " underscores (at most 64)"
+        )
+    spec = definition.filter
+    lists = [spec.channels, spec.touchpoint_ids, spec.types, spec.directions]
+    if any(values is not None and not values for values in lists):
+        raise BadUserInput("an empty list in `interactions` matches no interaction")
+    if not spec.clauses():
+        raise BadUserInput(
+            "`interactions` must narrow the interactions (channels, touchpointIds, types,"
+            " directions or a time bound): an empty filter is refused"
+        )
+    if definition.within_days is not None and not 0 < definition.within_days <= MAX_WINDOW_DAYS:
+        raise BadUserInput(f"`withinDays` must be between 1 and {MAX_WINDOW_DAYS}")
+    if definition.aggregate in NEEDS_ATTRIBUTE and definition.attribute is None:
+        raise BadUserInput(f"the aggregate {definition.aggregate} needs an `attribute`")
+    if definition.attribute is not None:
+        await check_attribute(connection, definition)
+
+
+async def check_attribute(connection: AsyncConnection, definition: TraitDefinition) -> None:
+    """A known attribute: an interaction column (``channel``, ``type``...), or an
+    ``attributes.<path>`` that at least one interaction matching the filter holds."""
+    attribute = definition.attribute
+    assert attribute is not None
+    try:
+        path = attribute_path(attribute)
+    except ValueError:
+        raise BadUserInput(
+            f"unknown attribute {attribute!r}: use one of channel, type, direction,"
+            " touchpointId, sentiment, occurredAt, or attributes.<name>[.<name>...]"
+        ) from None
+    if path is None:
+        return
+    seen = await connection.scalar(
+        sa.text(
+            f"SELECT EXISTS (SELECT FROM interactions i WHERE {_filter_sql(definition.filter)}"
+            f" AND {value_sql(attribute)} IS NOT NULL)"
+        )
+    )
+    if not seen:
+        raise BadUserInput(
+            f"unknown attribute path {attribute!r}: no interaction matching the filter has it"
+        )
+
+
+# ---- the computing statement ----
+
+
+def _trait_select(definition: TraitDefinition, customers: str) -> str:
+    """One trait's rows ``(key, cid, value, next)`` for the customers ``customers`` selects
+    (a predicate on ``i.customer_id``)."""
+    where = [customers, _filter_sql(definition.filter)]
+    if definition.within_days is not None:
+        where.append(
+            f"i.occurred_at > CAST(:now AS timestamptz) - interval '{definition.within_days} days'"
+        )
+    if definition.attribute is not None:
+        where.append(f"{value_sql(definition.attribute)} IS NOT NULL")
+    matched = (
+        f"SELECT i.customer_id AS cid, i.occurred_at AS at, i.id AS iid,"
+        f" {value_sql(definition.attribute)} AS v FROM interactions i WHERE {' AND '.join(where)}"
+    )
+    if definition.aggregate is Aggregate.MOST_FREQUENT:
+        grouped = (
+            "SELECT f.cid, (array_agg(f.v ORDER BY f.n DESC, f.last_at DESC,"
+            ' f.v::text COLLATE "C"))[1] AS value, min(f.first_at) AS oldest FROM ('
+            "SELECT m.cid, m.v, count(*) AS n, max(m.at) AS last_at, min(m.at) AS first_at"
+            f" FROM ({matched}) AS m GROUP BY m.cid, m.v) AS f GROUP BY f.cid"
+        )
+    else:
+        grouped = (
+            f"SELECT m.cid, {aggregate_sql(definition.aggregate)} FROM ({matched}) AS m"
+            " GROUP BY m.cid"
+        )
+    key = definition.key.replace("'", "''")  # keys are checked; quoting anyway
+    nxt = (
+        f"g.oldest + interval '{definition.within_days} days'"
+        if definition.within_days is not None
+        else "NULL::timestamptz"
+    )
+    return f"SELECT '{key}'::text AS key, g.cid, g.value, {nxt} AS next FROM ({grouped}) AS g"
+
+
+def _refresh_sql(definitions: Sequence[TraitDefinition], customers: str, existing: str) -> str:
+    selects = " UNION ALL ".join(_trait_select(d, customers) for d in definitions)
+    keys = ", ".join("'" + d.key.replace("'", "''") + "'" for d in definitions)
+    return (
+        f"WITH computed AS MATERIALIZED ({selects}),"
+        " upserted AS (INSERT INTO customer_traits_computed AS t (customer_id, trait_key, value,"
+        " number, updated_at, next_change_at)"
+        f" SELECT c.cid, c.key, c.value, {number_sql('c.value')}, CAST(:now AS timestamptz),"
+        " c.next FROM computed c"
+        " ON CONFLICT (customer_id, trait_key) DO UPDATE SET value = EXCLUDED.value,"
+        " number = EXCLUDED.number, next_change_at = EXCLUDED.next_change_at,"
+        " updated_at = CASE WHEN t.value IS DISTINCT FROM EXCLUDED.value"
+        " THEN EXCLUDED.updated_at ELSE t.updated_at END"
+        " WHERE t.value IS DISTINCT FROM EXCLUDED.value"
+        " OR t.next_change_at IS DISTINCT FROM EXCLUDED.next_change_at RETURNING 1),"
+        " removed AS (DELETE FROM customer_traits_computed t"
+        f" WHERE {existing} AND t.trait_key IN ({keys})"
+        " AND NOT EXISTS (SELECT FROM computed c WHERE c.cid = t.customer_id"
+        " AND c.key = t.trait_key) RETURNING 1)"
+        " SELECT (SELECT count(*) FROM computed) AS computed,"
+        " (SELECT count(*) FROM upserted) AS written, (SELECT count(*) FROM removed) AS removed"
+    )
+
+
+_BY_IDS = ("i.customer_id = ANY(CAST(:ids AS uuid[]))", "t.customer_id = ANY(CAST(:ids AS uuid[]))")
+_BY_RANGE = (
+    "i.customer_id > CAST(:lo AS uuid) AND i.customer_id <= CAST(:hi AS uuid)",
+    "t.customer_id > CAST(:lo AS uuid) AND t.customer_id <= CAST(:hi AS uuid)",
+)
+_statements: LRU[tuple[Any, ...], Statement] = LRU(64)
+
+
+def refresh_statement(
+    definitions: Sequence[TraitDefinition], *, by_range: bool = False
+) -> Statement:
+    """The statement recomputing ``definitions`` for a set of customers (``:ids``) or an id
+    range (``:lo``, ``:hi``], at ``:now`` (cached per definitions)."""
+    cache_key = (by_range, *(d.signature for d in definitions))
+    statement = _statements.get(cache_key)
+    if statement is None:
+        customers, existing = _BY_RANGE if by_range else _BY_IDS
+        statement = Statement.named(_refresh_sql(definitions, customers, existing))
+        _statements.put(cache_key, statement)
+    return statement
+
+
+# ---- reading definitions ----
+
+_LOCK_SHARED = Statement.named(f"SELECT pg_advisory_xact_lock_shared({DEFINITIONS_LOCK})")
+_DEFINITIONS = Statement.named("SELECT * FROM computed_traits ORDER BY key")
+
+
+def _sql(conn: AsyncConnection | IngestSql) -> IngestSql:
+    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn
+
+
+async def definitions(conn: AsyncConnection | IngestSql) -> list[TraitDefinition]:
+    rows = await _sql(conn).fetch(_DEFINITIONS, {})
+    return [TraitDefinition.from_row(row) for row in rows]
+
+
+async def on_customers_changed(
+    conn: AsyncConnection | IngestSql,
+    customer_ids: Iterable[uuid.UUID],
+    *,
+    reason: ChangeReason,
+    now: datetime | None = None,
+) -> None:
+    """Recompute every computed trait of ``customer_ids`` in the caller's transaction."""
+    if reason in _NO_EFFECT:
+        return
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    sql = _sql(conn)
+    await sql.fetch(_LOCK_SHARED, {})
+    traits = await definitions(sql)
+    if not traits:
+        return
+    await sql.fetch(refresh_statement(traits), {"ids": ids, "now": now or datetime.now(UTC)})
+
+
+# ---- time: the sweep ----
+
+_DUE = Statement.named(
+    "SELECT DISTINCT customer_id FROM customer_traits_computed"
+    " WHERE next_change_at <= CAST(:now AS timestamptz) LIMIT :limit"
+)
+_LOCK_CUSTOMERS = Statement.named(
+    "SELECT id FROM customers WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id"
+    " FOR UPDATE SKIP LOCKED"
+)
+
+
+async def sweep(conn: AsyncConnection | IngestSql, now: datetime, *, limit: int = 1000) -> int:
+    """Recompute, as of ``now``, the customers with a value that time changed (at most
+    ``limit`` customers; those locked by a concurrent change are left to it). The number of
+    customers recomputed."""
+    sql = _sql(conn)
+    due = [row["customer_id"] for row in await sql.fetch(_DUE, {"now": now, "limit": limit})]
+    if not due:
+        return 0
+    locked = [row["id"] for row in await sql.fetch(_LOCK_CUSTOMERS, {"ids": due})]
+    await on_customers_changed(sql, locked, reason=ChangeReason.CLOCK, now=now)
+    return len(locked)
+
+
+# ---- definitions: write, and backfill ----
+
+
+async def lock_definitions(connection: AsyncConnection) -> None:
+    await connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({DEFINITIONS_LOCK})"))
+
+
+async def backfill(
+    connection: AsyncConnection,
+    definition: TraitDefinition,
+    *,
+    now: datetime | None = None,
+    after: uuid.UUID | None = None,
+    batch: int = BACKFILL_BATCH,
+    progress: Callable[[int, uuid.UUID], None] | None = None,
+) -> int:
+    """Compute ``definition`` for every customer, in batches of ``batch`` customers by id
+    (resumable from ``after``); the number of values stored."""
+    statement = refresh_statement([definition], by_range=True)
+    moment = now or datetime.now(UTC)
+    lo = after or uuid.UUID(int=0)
+    stored = 0
+    while True:
+        hi = await connection.scalar(
+            sa.text(
+                "SELECT max(id) FROM (SELECT id FROM customers WHERE id > :lo ORDER BY id"
+                " LIMIT :batch) AS s"
+            ),
+            {"lo": lo, "batch": batch},
+        )
+        if hi is None:
+            return stored
+        rows = await AlchemySql(connection).fetch(statement, {"lo": lo, "hi": hi, "now": moment})
+        stored += int(rows[0]["computed"])
+        if progress is not None:
+            progress(batch, hi)
+        lo = hi
+
+
+def _row_params(definition: TraitDefinition) -> dict[str, Any]:
+    return {
+        "key": definition.key,
+        "name": definition.name,
+        "description": definition.description,
+        "aggregate": definition.aggregate.value,
+        "filter": orjson.dumps(spec_to_json(definition.filter)).decode(),
+        "attribute": definition.attribute,
+        "within_days": definition.within_days,
+    }
+
+
+async def define(connection: AsyncConnection, definition: TraitDefinition) -> TraitDefinition:
+    """Create a computed trait and compute it over the existing data (caller's transaction)."""
+    await check_definition(connection, definition)
+    await lock_definitions(connection)
+    row = (
+        (
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO computed_traits (key, name, description, aggregate, filter,"
+                    " attribute, within_days) VALUES (:key, :name, :description, :aggregate,"
+                    " CAST(:filter AS jsonb), :attribute, :within_days)"
+                    " ON CONFLICT (key) DO NOTHING RETURNING *"
+                ),
+                _row_params(definition),
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise BadUserInput(f"a computed trait {definition.key!r} exists already: update it")
+    stored = TraitDefinition.from_row(row)
+    await backfill(connection, stored)
+    return stored
+
+
+async def get(connection: AsyncConnection, key: str) -> TraitDefinition:
+    row = (
+        (
+            await connection.execute(
+                sa.text("SELECT * FROM computed_traits WHERE key = :key"), {"key": key}
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no computed trait {key!r}")
+    return TraitDefinition.from_row(row)
+
+
+async def update(connection: AsyncConnection, definition: TraitDefinition) -> TraitDefinition:
+    """Replace a computed trait's definition and recompute it from scratch."""
+    await get(connection, definition.key)
+    await check_definition(connection, definition)
+    await lock_definitions(connection)
+    row = (
+        (
+            await connection.execute(
+                sa.text(
+                    "UPDATE computed_traits SET name = :name, description = :description,"
+                    " aggregate = :aggregate, filter = CAST(:filter AS jsonb),"
+                    " attribute = :attribute, within_days = :within_days, updated_at = now()"
+                    " WHERE key = :key RETURNING *"
+                ),
+                _row_params(definition),
+            )
+        )
+        .mappings()
+        .one()
+    )
+    stored = TraitDefinition.from_row(row)
+    await backfill(connection, stored)
+    return stored
+
+
+async def delete(connection: AsyncConnection, key: str) -> TraitDefinition:
+    """Delete a computed trait and its values."""
+    await lock_definitions(connection)
+    definition = await get(connection, key)
+    await connection.execute(sa.text("DELETE FROM computed_traits WHERE key = :key"), {"key": key})
+    return definition
+
+
+async def check_keys(connection: AsyncConnection, keys: Sequence[str]) -> None:
+    """``BAD_USER_INPUT`` naming the keys that are not computed traits."""
+    known = set(
+        await connection.scalars(
+            sa.text("SELECT key FROM computed_traits WHERE key = ANY(CAST(:keys AS text[]))"),
+            {"keys": list(keys)},
+        )
+    )
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise BadUserInput(f"unknown computed trait key(s): {', '.join(unknown)}")

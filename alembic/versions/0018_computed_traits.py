@@ -3,7 +3,8 @@
 ``computed_traits`` holds the definitions (ADMIN-written, listed for ADMIN and ANALYST
 keys; ``hub_partner`` reads only those in its scope). ``customer_traits_computed`` holds one row
 per customer and trait with at least one matching interaction: the value as JSON, the number
-when it is one (for filtering and ordering), and the next instant at which time alone can change it (the sweeper).
+when it is one (for filtering and ordering), and the next instant at which time alone can
+change it (the sweeper).
 
 Row security as the other customer tables (migration 0013): a partner sees a customer's value
 when it sees the customer AND the trait counts only interactions in its scope (the trait's

@@ -556,6 +556,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    # ---- audiences (docs/audiences.md) ----
+    audiences_sweep_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "Every this many seconds, recompute the computed traits whose sliding window moved "
+            "(the sweeper, in its own small pool); 0: no sweeper in this process."
+        ),
+    )
+
     # ---- webhooks (docs/webhooks.md) ----
     webhooks_enabled: bool = Field(
         default=True, description="Run the webhook delivery worker in this process."

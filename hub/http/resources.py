@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.analytics.rollup import catch_up_forever
+from hub.audiences.sweeper import sweep_forever
 from hub.compiled.executor import CompiledReads
 from hub.compiled.ingest import CompiledIngest
 from hub.core.settings import Settings
@@ -141,6 +142,14 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
             resources.webhooks = WebhookWorker(settings, webhook_engine, broker, metrics)
             resources.webhooks.start()
             stack.push_async_callback(resources.webhooks.close)
+        if settings.audiences_sweep_s > 0:
+            # A small pool of its own: the sweeper never waits for request connections.
+            sweeper_engine = create_engine(
+                location.url, settings.model_copy(update={"pool_size": 1, "pool_max_overflow": 1})
+            )
+            stack.push_async_callback(sweeper_engine.dispose)
+            sweeping = sweep_forever(sweeper_engine, settings.audiences_sweep_s)
+            await stack.enter_async_context(_in_background(sweeping, "hub-audiences-sweeper"))
         if settings.analytics_catch_up_s > 0:
             catching_up = catch_up_forever(engine, settings.analytics_catch_up_s)
             await stack.enter_async_context(_in_background(catching_up, "hub-analytics-catch-up"))

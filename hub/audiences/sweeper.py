@@ -1,0 +1,46 @@
+"""The computed-trait sweeper: windows slide without a nightly job.
+
+Every ``audiences_sweep_s`` seconds a ``hub serve`` process recomputes the values whose window
+moved (``hub.audiences.traits.sweep``), in rounds of at most ``SWEEP_LIMIT`` customers, one
+transaction each, until none is due. Several processes may sweep at once: a customer locked by
+one (or by a change being written) is skipped by the others and left to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.audiences.traits import sweep
+
+logger = logging.getLogger("hub.audiences")
+SWEEP_LIMIT = 1000
+
+
+async def sweep_due(engine: AsyncEngine, *, limit: int = SWEEP_LIMIT) -> int:
+    """Sweep until nothing is due now; how many customers were recomputed."""
+    total = 0
+    while True:
+        async with engine.begin() as connection:
+            done = await sweep(connection, datetime.now(UTC), limit=limit)
+        total += done
+        if done < limit:
+            return total
+
+
+async def sweep_forever(engine: AsyncEngine, interval_s: float) -> None:
+    """``sweep_due`` every ``interval_s`` (one warning per run of failures; due rows wait)."""
+    failures = 0
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await sweep_due(engine)
+        except Exception as error:  # retried at the next interval; nothing is lost
+            failures += 1
+            if failures == 1:
+                logger.warning("computed-trait sweep failed; retrying: %r", error)
+        else:
+            failures = 0

@@ -378,8 +378,8 @@ async def backfill(
     while True:
         hi = await connection.scalar(
             sa.text(
-                "SELECT max(id) FROM (SELECT id FROM customers WHERE id > :lo ORDER BY id"
-                " LIMIT :batch) AS s"
+                "SELECT s.id FROM (SELECT id FROM customers WHERE id > :lo ORDER BY id"
+                " LIMIT :batch) AS s ORDER BY s.id DESC LIMIT 1"
             ),
             {"lo": lo, "batch": batch},
         )

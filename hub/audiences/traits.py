@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -360,36 +360,48 @@ async def lock_definitions(connection: AsyncConnection) -> None:
     await connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({DEFINITIONS_LOCK})"))
 
 
-async def backfill(
+async def backfill_batch(
     connection: AsyncConnection,
-    definition: TraitDefinition,
+    definitions: Sequence[TraitDefinition],
+    after: uuid.UUID,
     *,
-    now: datetime | None = None,
-    after: uuid.UUID | None = None,
     batch: int = BACKFILL_BATCH,
-    progress: Callable[[int, uuid.UUID], None] | None = None,
-) -> int:
-    """Compute ``definition`` for every customer, in batches of ``batch`` customers by id
-    (resumable from ``after``); the number of values stored."""
-    statement = refresh_statement([definition], by_range=True)
-    moment = now or datetime.now(UTC)
-    lo = after or uuid.UUID(int=0)
-    stored = 0
-    while True:
-        hi = await connection.scalar(
-            sa.text(
-                "SELECT s.id FROM (SELECT id FROM customers WHERE id > :lo ORDER BY id"
-                " LIMIT :batch) AS s ORDER BY s.id DESC LIMIT 1"
-            ),
-            {"lo": lo, "batch": batch},
+    now: datetime | None = None,
+    lock_rows: bool = False,
+) -> tuple[uuid.UUID, int] | None:
+    """Compute ``definitions`` for the next ``batch`` customers by id after ``after``; the last
+    id done and the number of values stored, or None when no customer is left. ``lock_rows``:
+    lock those customers (FOR SHARE) first, so a concurrent change waits for the batch (a
+    backfill outside ``define``, whose advisory lock already orders it after changes)."""
+    hi = await connection.scalar(
+        sa.text(
+            "SELECT s.id FROM (SELECT id FROM customers WHERE id > :lo ORDER BY id"
+            " LIMIT :batch) AS s ORDER BY s.id DESC LIMIT 1"
+        ),
+        {"lo": after, "batch": batch},
+    )
+    if hi is None:
+        return None
+    if lock_rows:
+        await connection.execute(
+            sa.text("SELECT FROM customers WHERE id > :lo AND id <= :hi FOR SHARE"),
+            {"lo": after, "hi": hi},
         )
-        if hi is None:
-            return stored
-        rows = await AlchemySql(connection).fetch(statement, {"lo": lo, "hi": hi, "now": moment})
-        stored += int(rows[0]["computed"])
-        if progress is not None:
-            progress(batch, hi)
-        lo = hi
+    params = {"lo": after, "hi": hi, "now": now or datetime.now(UTC)}
+    rows = await AlchemySql(connection).fetch(refresh_statement(definitions, by_range=True), params)
+    return hi, int(rows[0]["computed"])
+
+
+async def backfill(
+    connection: AsyncConnection, definition: TraitDefinition, *, now: datetime | None = None
+) -> int:
+    """Compute ``definition`` for every customer in the caller's transaction, in batches of
+    ``BACKFILL_BATCH`` customers by id; the number of values stored."""
+    moment = now or datetime.now(UTC)
+    lo, stored = uuid.UUID(int=0), 0
+    while (done := await backfill_batch(connection, [definition], lo, now=moment)) is not None:
+        lo, stored = done[0], stored + done[1]
+    return stored
 
 
 def _row_params(definition: TraitDefinition) -> dict[str, Any]:

@@ -8,13 +8,13 @@ one (or by a change being written) is skipped by the others and left to it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audiences.traits import sweep
+from hub.core.periodic import every
 
 logger = logging.getLogger("hub.audiences")
 SWEEP_LIMIT = 1000
@@ -32,15 +32,5 @@ async def sweep_due(engine: AsyncEngine, *, limit: int = SWEEP_LIMIT) -> int:
 
 
 async def sweep_forever(engine: AsyncEngine, interval_s: float) -> None:
-    """``sweep_due`` every ``interval_s`` (one warning per run of failures; due rows wait)."""
-    failures = 0
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await sweep_due(engine)
-        except Exception as error:  # retried at the next interval; nothing is lost
-            failures += 1
-            if failures == 1:
-                logger.warning("computed-trait sweep failed; retrying: %r", error)
-        else:
-            failures = 0
+    """``sweep_due`` every ``interval_s``."""
+    await every(interval_s, lambda: sweep_due(engine), logger, "computed-trait sweep")

@@ -416,70 +416,53 @@ def _row_params(definition: TraitDefinition) -> dict[str, Any]:
     }
 
 
-async def define(connection: AsyncConnection, definition: TraitDefinition) -> TraitDefinition:
-    """Create a computed trait and compute it over the existing data (caller's transaction)."""
+_INSERT = (
+    "INSERT INTO computed_traits (key, name, description, aggregate, filter, attribute,"
+    " within_days) VALUES (:key, :name, :description, :aggregate, CAST(:filter AS jsonb),"
+    " :attribute, :within_days) ON CONFLICT (key) DO NOTHING RETURNING *"
+)
+_UPDATE = (
+    "UPDATE computed_traits SET name = :name, description = :description,"
+    " aggregate = :aggregate, filter = CAST(:filter AS jsonb), attribute = :attribute,"
+    " within_days = :within_days, updated_at = now() WHERE key = :key RETURNING *"
+)
+
+
+async def _write(
+    connection: AsyncConnection, definition: TraitDefinition, statement: str
+) -> TraitDefinition:
+    """Check, write (``statement``) and compute a definition over the existing data."""
     await check_definition(connection, definition)
     await lock_definitions(connection)
-    row = (
-        (
-            await connection.execute(
-                sa.text(
-                    "INSERT INTO computed_traits (key, name, description, aggregate, filter,"
-                    " attribute, within_days) VALUES (:key, :name, :description, :aggregate,"
-                    " CAST(:filter AS jsonb), :attribute, :within_days)"
-                    " ON CONFLICT (key) DO NOTHING RETURNING *"
-                ),
-                _row_params(definition),
-            )
-        )
-        .mappings()
-        .first()
-    )
+    result = await connection.execute(sa.text(statement), _row_params(definition))
+    row = result.mappings().first()
     if row is None:
         raise BadUserInput(f"a computed trait {definition.key!r} exists already: update it")
     stored = TraitDefinition.from_row(row)
+    # From scratch: an update's old values go with the rows its new definition does not keep.
     await backfill(connection, stored)
     return stored
 
 
-async def get(connection: AsyncConnection, key: str) -> TraitDefinition:
-    row = (
-        (
-            await connection.execute(
-                sa.text("SELECT * FROM computed_traits WHERE key = :key"), {"key": key}
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise NotFound(f"no computed trait {key!r}")
-    return TraitDefinition.from_row(row)
+async def define(connection: AsyncConnection, definition: TraitDefinition) -> TraitDefinition:
+    """Create a computed trait and compute it over the existing data (caller's transaction)."""
+    return await _write(connection, definition, _INSERT)
 
 
 async def update(connection: AsyncConnection, definition: TraitDefinition) -> TraitDefinition:
     """Replace a computed trait's definition and recompute it from scratch."""
     await get(connection, definition.key)
-    await check_definition(connection, definition)
-    await lock_definitions(connection)
-    row = (
-        (
-            await connection.execute(
-                sa.text(
-                    "UPDATE computed_traits SET name = :name, description = :description,"
-                    " aggregate = :aggregate, filter = CAST(:filter AS jsonb),"
-                    " attribute = :attribute, within_days = :within_days, updated_at = now()"
-                    " WHERE key = :key RETURNING *"
-                ),
-                _row_params(definition),
-            )
-        )
-        .mappings()
-        .one()
+    return await _write(connection, definition, _UPDATE)
+
+
+async def get(connection: AsyncConnection, key: str) -> TraitDefinition:
+    result = await connection.execute(
+        sa.text("SELECT * FROM computed_traits WHERE key = :key"), {"key": key}
     )
-    stored = TraitDefinition.from_row(row)
-    await backfill(connection, stored)
-    return stored
+    row = result.mappings().first()
+    if row is None:
+        raise NotFound(f"no computed trait {key!r}")
+    return TraitDefinition.from_row(row)
 
 
 async def delete(connection: AsyncConnection, key: str) -> TraitDefinition:

@@ -18,7 +18,7 @@ from hub.access.documents import (
     remove_document,
 )
 from hub.access.keys import Role, create_key, list_keys, revoke_key, set_key_documents
-from hub.audiences.traits import ChangeReason, on_customers_changed
+from hub.audiences.traits import ChangeReason, hold_definitions, on_customers_changed
 from hub.context import Info
 from hub.core.errors import BadUserInput, NotFound
 from hub.core.ids import uuid_from_global_id
@@ -281,6 +281,7 @@ class AccessMutation:
     ) -> Erasure:
         customer_id = await _existing_customer(info, id)
         async with info.context.engine.begin() as connection:
+            await hold_definitions(connection)
             result = await erase_customer(
                 connection,
                 customer_id,
@@ -291,5 +292,6 @@ class AccessMutation:
                 connection,
                 await merge_cluster(connection, customer_id),
                 reason=ChangeReason.ERASURE,
+                locked=True,
             )
         return Erasure.from_result(customer_id, result)

@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hub.audiences.traits import (
     BACKFILL_BATCH,
-    DEFINITIONS_LOCK,
     backfill_batch,
     definitions,
+    hold_definitions,
 )
 from hub.core.settings import Settings
 from hub.db.engine import create_engine, locate_database
@@ -71,10 +71,7 @@ def backfill_command(
                 while True:
                     async with engine.begin() as connection:
                         # Shared: changes go on; definition changes wait for the batch.
-                        await connection.execute(
-                            sa.text("SELECT pg_advisory_xact_lock_shared(:k)"),
-                            {"k": DEFINITIONS_LOCK},
-                        )
+                        await hold_definitions(connection)
                         done = await backfill_batch(
                             connection, chosen, lo, batch=batch, lock_rows=True
                         )

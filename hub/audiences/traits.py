@@ -38,12 +38,10 @@ from hub.audiences.aggregates import (
 )
 from hub.core.errors import BadUserInput, NotFound
 from hub.core.lru import LRU
-from hub.db.statements import AlchemySql, IngestSql, Statement
+from hub.db.statements import DEFINITIONS_LOCK, AlchemySql, IngestSql, Statement
 from hub.models import INTERACTIONS
 from hub.reads.interactions import InteractionFilterSpec
 
-# The advisory lock between changes (shared) and definition changes (exclusive).
-DEFINITIONS_LOCK = 0x7EA1_0018
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_WINDOW_DAYS = 3650
 BACKFILL_BATCH = 5000
@@ -295,7 +293,17 @@ def refresh_statement(
 # ---- reading definitions ----
 
 _LOCK_SHARED = Statement.named(f"SELECT pg_advisory_xact_lock_shared({DEFINITIONS_LOCK})")
-_DEFINITIONS = Statement.named("SELECT * FROM computed_traits ORDER BY key")
+# Which definitions exist, as one text (a cache key): the ingest store statement returns it.
+TRAITS_VERSION = (
+    "(SELECT coalesce(string_agg(t.key || '@' || t.updated_at::text, ',' ORDER BY t.key), '')"
+    " FROM computed_traits t)"
+)
+_DEFINITIONS = Statement.named(
+    f"SELECT d.*, {TRAITS_VERSION} AS version FROM (SELECT 1) AS one"
+    " LEFT JOIN computed_traits d ON true ORDER BY d.key"
+)
+# Definitions by version, per process (a definition change changes the version).
+_definitions: LRU[str, list[TraitDefinition]] = LRU(8)
 
 
 def _sql(conn: AsyncConnection | IngestSql) -> IngestSql:
@@ -304,7 +312,17 @@ def _sql(conn: AsyncConnection | IngestSql) -> IngestSql:
 
 async def definitions(conn: AsyncConnection | IngestSql) -> list[TraitDefinition]:
     rows = await _sql(conn).fetch(_DEFINITIONS, {})
-    return [TraitDefinition.from_row(row) for row in rows]
+    found = [TraitDefinition.from_row(row) for row in rows if row["key"] is not None]
+    if rows:
+        _definitions.put(rows[0]["version"], found)
+    return found
+
+
+async def hold_definitions(conn: AsyncConnection | IngestSql) -> None:
+    """Take the definitions lock shared, first thing in a transaction that will call
+    ``on_customers_changed`` after locking customer rows (merges, erasure, the sweep): taken
+    later, it could wait for a definition's backfill that waits for those rows."""
+    await _sql(conn).fetch(_LOCK_SHARED, {})
 
 
 async def on_customers_changed(
@@ -313,16 +331,24 @@ async def on_customers_changed(
     *,
     reason: ChangeReason,
     now: datetime | None = None,
+    locked: bool = False,
+    version: str | None = None,
 ) -> None:
-    """Recompute every computed trait of ``customer_ids`` in the caller's transaction."""
-    if reason in _NO_EFFECT:
+    """Recompute every computed trait of ``customer_ids`` in the caller's transaction.
+    ``locked``: the transaction holds the definitions lock already (``hold_definitions``, or
+    ingest's lock statement); ``version``: ``TRAITS_VERSION`` read after that (no definition
+    read when the process knows it; nothing at all when it is empty: no trait exists)."""
+    if reason in _NO_EFFECT or version == "":
         return
     ids = sorted(set(customer_ids))
     if not ids:
         return
     sql = _sql(conn)
-    await sql.fetch(_LOCK_SHARED, {})
-    traits = await definitions(sql)
+    if not locked:
+        await hold_definitions(sql)
+    traits = _definitions.get(version) if version is not None else None
+    if traits is None:
+        traits = await definitions(sql)
     if not traits:
         return
     await sql.fetch(refresh_statement(traits), {"ids": ids, "now": now or datetime.now(UTC)})
@@ -348,8 +374,9 @@ async def sweep(conn: AsyncConnection | IngestSql, now: datetime, *, limit: int 
     due = [row["customer_id"] for row in await sql.fetch(_DUE, {"now": now, "limit": limit})]
     if not due:
         return 0
+    await hold_definitions(sql)
     locked = [row["id"] for row in await sql.fetch(_LOCK_CUSTOMERS, {"ids": due})]
-    await on_customers_changed(sql, locked, reason=ChangeReason.CLOCK, now=now)
+    await on_customers_changed(sql, locked, reason=ChangeReason.CLOCK, now=now, locked=True)
     return len(locked)
 
 

@@ -231,12 +231,17 @@ async def record(
     if not drafts:
         return results
     plan = await _plan(sql, drafts, settings, now, results, actor, claims)
-    await store_plan(sql, plan, results, now, audit)
+    rows = await store_plan(sql, plan, results, now, audit)
     changed = {r.customer_id for r in results if r.customer_id is not None}
     for r in results:
         for merge in r.merges:
             changed.update([merge["survivor_id"], *merge["merged_ids"]])
-    await on_customers_changed(sql, changed, reason=ChangeReason.INGEST, now=now)
+    # The store statement said which computed traits exist (read after the locks, which hold
+    # the definitions lock shared): no round trip when there are none.
+    version = rows[0]["traits_version"] if rows else None
+    await on_customers_changed(
+        sql, changed, reason=ChangeReason.INGEST, now=now, locked=True, version=version
+    )
     return results
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from hub.audiences.traits import TRAITS_VERSION
 from hub.core.errors import Conflict, HubError
 from hub.db.statements import IngestSql, Row, Statement
 from hub.events.emit import EventKind, NewEvent
@@ -275,7 +276,7 @@ def store_statement(present: frozenset[str]) -> Statement:
         "WITH "
         + ", ".join(c for c in ctes if c is not None)
         + " SELECT inserted.*, cu.key AS conversation_key, cu.status AS conversation_status,"
-        " cu.customer_id AS conversation_customer_id"
+        " cu.customer_id AS conversation_customer_id, " + TRAITS_VERSION + " AS traits_version"
         " FROM inserted LEFT JOIN conversations_upserted cu ON cu.id = inserted.conversation_id"
     )
 

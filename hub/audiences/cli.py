@@ -17,6 +17,7 @@ from hub.audiences.traits import (
     backfill_batch,
     definitions,
     hold_definitions,
+    sort_memory,
 )
 from hub.core.settings import Settings
 from hub.db.engine import create_engine, locate_database
@@ -72,6 +73,7 @@ def backfill_command(
                     async with engine.begin() as connection:
                         # Shared: changes go on; definition changes wait for the batch.
                         await hold_definitions(connection)
+                        await sort_memory(connection)
                         done = await backfill_batch(
                             connection, chosen, lo, batch=batch, lock_rows=True
                         )

@@ -45,6 +45,7 @@ from hub.reads.interactions import InteractionFilterSpec
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_WINDOW_DAYS = 3650
 BACKFILL_BATCH = 5000
+BACKFILL_WORK_MEM = "64MB"
 
 
 class ChangeReason(StrEnum):
@@ -419,12 +420,19 @@ async def backfill_batch(
     return hi, int(rows[0]["computed"])
 
 
+async def sort_memory(connection: AsyncConnection) -> None:
+    """Enough sort memory for a batch (its per-customer groups would spill to disk with the
+    default 4 MB), for the rest of the transaction."""
+    await connection.execute(sa.text(f"SET LOCAL work_mem = '{BACKFILL_WORK_MEM}'"))
+
+
 async def backfill(
     connection: AsyncConnection, definition: TraitDefinition, *, now: datetime | None = None
 ) -> int:
     """Compute ``definition`` for every customer in the caller's transaction, in batches of
     ``BACKFILL_BATCH`` customers by id; the number of values stored."""
     moment = now or datetime.now(UTC)
+    await sort_memory(connection)
     lo, stored = uuid.UUID(int=0), 0
     while (done := await backfill_batch(connection, [definition], lo, now=moment)) is not None:
         lo, stored = done[0], stored + done[1]

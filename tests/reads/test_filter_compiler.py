@@ -30,6 +30,7 @@ FIELDS = [
     "last_seen_at",
     "created_at",
     "has_consent",
+    "computed",
 ]
 SETTINGS = Settings()
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from hub.audiences.traits import sweep
@@ -296,3 +297,31 @@ async def test_update_recomputes_and_delete_removes(gql: Any, db: asyncpg.Connec
     await gql.data('mutation { deleteComputedTrait(key: "orders") { key } }')
     assert await stored_values(db) == {}
     assert await db.fetchval("SELECT count(*) FROM computed_traits") == 0
+
+
+async def test_imported_interactions_count(
+    gql: Any, db: asyncpg.Connection, engine: Any, settings: Any, tmp_path: Any
+) -> None:
+    """The file import path (``hub import``'s batches) keeps the values exact too."""
+    import io
+
+    from hub.sources.files import Checkpoint, ndjson_lines
+    from hub.sources.transfer import run_import
+
+    tp = await touchpoints(db)
+    items = history(tp)
+    await gql.data(RECORD_MANY, {"inputs": items[:2]})  # Ana's order holds an amount
+    await define_all(gql)
+    lines = b"".join(orjson.dumps(item) + b"\n" for item in items[2:])
+    checkpoint = Checkpoint(tmp_path / "checkpoint", "events.ndjson")
+    await run_import(
+        engine,
+        ndjson_lines(io.BytesIO(lines)),
+        "events.ndjson",
+        io.BytesIO(),
+        checkpoint,
+        3,
+        settings,
+    )
+    assert await db.fetchval("SELECT count(*) FROM interactions") == len(items)
+    await check_exact(db, datetime.now(UTC))

@@ -15,6 +15,7 @@ from hub.audiences.aggregates import Aggregate as DomainAggregate
 from hub.audiences.traits import TraitDefinition, spec_to_json
 from hub.context import Context, Info
 from hub.core.errors import BadUserInput
+from hub.core.ids import to_global_id
 from hub.db.rows import Record
 from hub.schema.enums import described_enum
 from hub.schema.interaction import InteractionFilter
@@ -86,6 +87,10 @@ class ComputedTrait:
     def from_definition(cls, d: TraitDefinition) -> ComputedTrait:
         assert d.created_at is not None and d.updated_at is not None
         interactions: Any = spec_to_json(d.filter)
+        if "touchpointIds" in interactions:  # as the input takes them: global ids
+            interactions["touchpointIds"] = [
+                to_global_id("Touchpoint", t) for t in interactions["touchpointIds"]
+            ]
         return cls(
             key=d.key,
             name=d.name,

@@ -325,3 +325,19 @@ async def test_imported_interactions_count(
     )
     assert await db.fetchval("SELECT count(*) FROM interactions") == len(items)
     await check_exact(db, datetime.now(UTC))
+
+
+async def test_a_touchpoint_filter_reads_back_as_given(gql: Any, db: asyncpg.Connection) -> None:
+    tp = await touchpoints(db)
+    await gql.data(RECORD_MANY, {"inputs": history(tp)})
+    trait = {"key": "at_shop", "aggregate": "COUNT", "interactions": {"touchpointIds": [tp["web"]]}}
+    defined = (await gql.data(DEFINE, {"input": trait}))["defineComputedTrait"]
+    assert defined["interactions"] == {"touchpointIds": [tp["web"]]}
+    listed = (await gql.data("{ computedTraits { key interactions } }"))["computedTraits"]
+    assert listed == [{"key": "at_shop", "interactions": {"touchpointIds": [tp["web"]]}}]
+    # Ana visited the web shop twice, Bob twice (his page views), Cleo never (the call centre).
+    by_email = await db.fetch(
+        "SELECT i.value, c.value::text AS n FROM customer_traits_computed c"
+        " JOIN identities i ON i.customer_id = c.customer_id ORDER BY i.value"
+    )
+    assert [tuple(r) for r in by_email] == [("ana@example.com", "2"), ("bob@example.com", "2")]

@@ -1,4 +1,5 @@
-"""The ``hub`` command: serve, demo, migrate, seed, schema, keys, webhooks, import, export."""
+"""The ``hub`` command: serve, demo, migrate, seed, schema, keys, webhooks, import, export,
+audiences."""
 
 from __future__ import annotations
 
@@ -239,7 +240,10 @@ app.add_typer(documents_app, name="documents")
 from hub.webhooks.cli import webhooks_app  # noqa: E402  (as keys_app)
 
 app.add_typer(webhooks_app, name="webhooks")
+from hub.audiences.cli import audiences_app  # noqa: E402  (as keys_app)
 from hub.sources.files_cli import export_data, import_file  # noqa: E402  (as keys_app)
+
+app.add_typer(audiences_app, name="audiences")
 
 app.command("import")(import_file)
 app.command("export")(export_data)

@@ -18,6 +18,7 @@ from hub.core.request_keys import OPERATION_TYPE_KEY
 from hub.ops import tracing
 from hub.resolvers.access import AccessMutation, AccessQuery
 from hub.resolvers.analytics import AnalyticsQuery
+from hub.resolvers.audiences_traits import ComputedTraitMutation, ComputedTraitQuery
 from hub.resolvers.channel import ChannelQuery
 from hub.resolvers.customer import CustomerQuery
 from hub.resolvers.ingest import IngestMutation
@@ -49,6 +50,7 @@ Query = merge_types(
         SourcesQuery,
         WebhookQuery,
         SegmentQuery,
+        ComputedTraitQuery,
     ),
 )
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -67,6 +69,7 @@ Mutation = merge_types(
         SourcesMutation,
         WebhookMutation,
         SegmentMutation,
+        ComputedTraitMutation,
     ),
 )
 Subscription = merge_types("Subscription", (FeedSubscription, SegmentSubscription))

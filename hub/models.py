@@ -595,6 +595,30 @@ class Segment(SQLModel, table=True):
     updated_at: datetime | None = _ts()
 
 
+# ---- audiences: computed traits (hub/audiences/traits.py, docs/audiences.md) ----
+
+
+class ComputedTrait(SQLModel, table=True):
+    """A computed trait's definition: an aggregate over each customer's matching interactions."""
+
+    __tablename__ = "computed_traits"
+
+    key: str = Field(primary_key=True)
+    name: str | None = None
+    description: str | None = None
+    aggregate: str  # hub.audiences.traits.Aggregate
+    # The interaction filter (hub.reads.interactions.InteractionFilterSpec as JSON).
+    filter: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")},
+    )
+    attribute: str | None = None  # e.g. "attributes.amount", "channel"
+    within_days: int | None = None
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
 class SegmentMember(SQLModel, table=True):
     """A customer who is in a segment now, and since when (materialised, kept exact)."""
 
@@ -627,3 +651,39 @@ class SegmentCheck(SQLModel, table=True):
 SEGMENTS = table(Segment)
 SEGMENT_MEMBERS = table(SegmentMember)
 SEGMENT_CHECKS = table(SegmentCheck)
+
+
+class CustomerTraitComputed(SQLModel, table=True):
+    """A computed trait's value for one customer; no row = no matching interaction (the
+    aggregate's empty value: 0 for the counts, null otherwise)."""
+
+    __tablename__ = "customer_traits_computed"
+    __table_args__ = (
+        sa.Index("ix_customer_traits_computed_key_number", "trait_key", "number"),
+        sa.Index(
+            "ix_customer_traits_computed_due",
+            "next_change_at",
+            postgresql_where=sa.text("next_change_at IS NOT NULL"),
+        ),
+    )
+
+    customer_id: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True), foreign_key="customers.id", primary_key=True
+    )
+    trait_key: str = Field(
+        primary_key=True,
+        sa_column_kwargs={},
+        sa_type=sa.Text,
+        foreign_key="computed_traits.key",
+        ondelete="CASCADE",
+    )
+    value: Any = Field(default=None, sa_type=JSONB)
+    number: float | None = Field(default=None, sa_type=sa.Float)
+    updated_at: datetime | None = _ts()
+    # When time alone can change the value next (the oldest in-window interaction leaves the
+    # window); the sweeper recomputes due rows.
+    next_change_at: datetime | None = _ts(nullable=True, default_now=False)
+
+
+COMPUTED_TRAITS = table(ComputedTrait)
+CUSTOMER_TRAITS_COMPUTED = table(CustomerTraitComputed)

@@ -16,8 +16,17 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
+from hub.audiences.traits import TraitDefinition
 from hub.db.rows import Record
-from hub.loaders import channels, consents, customers, interactions, merges, segments
+from hub.loaders import (
+    audiences_traits,
+    channels,
+    consents,
+    customers,
+    interactions,
+    merges,
+    segments,
+)
 from hub.loaders.interactions import CountKey, PageKey
 
 K = TypeVar("K")
@@ -70,6 +79,8 @@ class Loaders:
     stage_table: DataLoader[str, channels.Taxonomy]
     merges_by_customer: DataLoader[uuid.UUID, list[Record]]
     segments_by_customer: DataLoader[uuid.UUID, list[Record]]
+    computed_trait_table: DataLoader[str, dict[str, TraitDefinition]]
+    computed_by_customer: DataLoader[uuid.UUID, list[Record]]
 
 
 def build_loaders(engine: AsyncEngine) -> Loaders:
@@ -108,4 +119,6 @@ def build_loaders(engine: AsyncEngine) -> Loaders:
         stage_table=stage_table,
         merges_by_customer=_loader(engine, merges.merges_by_customer),
         segments_by_customer=_loader(engine, segments.segments_by_customer),
+        computed_trait_table=_loader(engine, audiences_traits.computed_trait_tables),
+        computed_by_customer=_loader(engine, audiences_traits.computed_by_customer),
     )

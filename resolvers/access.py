@@ -18,8 +18,7 @@ from hub.access.documents import (
     remove_document,
 )
 from hub.access.keys import Role, create_key, list_keys, revoke_key, set_key_documents
-from hub.audiences.membership import Reason as MembershipReason
-from hub.audiences.membership import on_customers_changed
+from hub.audiences.refresh import ChangeReason, hold_definitions, on_customers_changed
 from hub.context import Info
 from hub.core.errors import BadUserInput, NotFound
 from hub.core.ids import uuid_from_global_id
@@ -264,7 +263,7 @@ class AccessMutation:
                 expires_at=input.expires_at,
                 changed_by=info.context.principal.name,
             )
-            await on_customers_changed(connection, [customer_id], reason=MembershipReason.CONSENT)
+            await on_customers_changed(connection, [customer_id], reason=ChangeReason.CONSENT)
         return Consent.from_row(row, datetime.now(UTC))
 
     @strawberry.mutation(
@@ -283,6 +282,7 @@ class AccessMutation:
     ) -> Erasure:
         customer_id = await _existing_customer(info, id)
         async with info.context.engine.begin() as connection:
+            await hold_definitions(connection)
             result = await erase_customer(
                 connection,
                 customer_id,
@@ -292,6 +292,7 @@ class AccessMutation:
             await on_customers_changed(
                 connection,
                 await merge_cluster(connection, customer_id),
-                reason=MembershipReason.ERASURE,
+                reason=ChangeReason.ERASURE,
+                locked=True,
             )
         return Erasure.from_result(customer_id, result)

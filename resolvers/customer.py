@@ -16,6 +16,7 @@ from hub.identity.identifiers import normalize_identifier
 from hub.models import CUSTOMERS, IDENTITIES
 from hub.reads.filters import CustomerFilterCompiler
 from hub.reads.ordering import CustomerOrderBy, customer_sort_keys
+from hub.resolvers.audiences_traits import computed_filter_values
 from hub.resolvers.keyset import paginate
 from hub.schema.customer import (
     Customer,
@@ -29,10 +30,12 @@ from hub.schema.permissions import require_pii
 C = CUSTOMERS.c
 
 
-def compile_filter(f: CustomerFilter, info: Info) -> sa.ColumnElement[bool]:
+async def compile_filter(f: CustomerFilter, info: Info) -> sa.ColumnElement[bool]:
     """Translate a ``CustomerFilter`` tree into one SQL boolean expression."""
     return CustomerFilterCompiler(
-        info.context.settings, personal=lambda what: require_pii(info, what)
+        info.context.settings,
+        personal=lambda what: require_pii(info, what),
+        computed_empty=await computed_filter_values(info, f),
     ).compile(f)
 
 
@@ -108,7 +111,7 @@ class CustomerQuery:
             require_pii(info, "ordering by displayName")
         where: list[sa.ColumnElement[bool]] = [C.merged_into_id.is_(None)]
         if filter is not None:
-            where.append(compile_filter(filter, info))
+            where.append(await compile_filter(filter, info))
         base = sa.select(CUSTOMERS).where(*where)
         loader = info.context.loaders.customer_by_id
 

@@ -7,8 +7,7 @@ from typing import Annotated
 import sqlalchemy as sa
 import strawberry
 
-from hub.audiences.membership import Reason as MembershipReason
-from hub.audiences.membership import on_customers_changed
+from hub.audiences.refresh import ChangeReason, on_customers_changed
 from hub.context import Info
 from hub.core.enums import StageCode as DomainStageCode
 from hub.core.ids import uuid_from_global_id
@@ -54,7 +53,7 @@ class JourneyMutation:
         cid = uuid_from_global_id(customer_id, "Customer")
         async with info.context.engine.begin() as connection:
             row = await set_stage(connection, cid, DomainStageCode(stage.value), reason)
-            await on_customers_changed(connection, [cid], reason=MembershipReason.STAGE)
+            await on_customers_changed(connection, [cid], reason=ChangeReason.STAGE)
         return Customer.from_row(row)
 
     @strawberry.mutation(

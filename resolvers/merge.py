@@ -9,8 +9,7 @@ import sqlalchemy as sa
 import strawberry
 from sqlalchemy.engine import RowMapping
 
-from hub.audiences.membership import Reason as MembershipReason
-from hub.audiences.membership import on_customers_changed
+from hub.audiences.refresh import ChangeReason, hold_definitions, on_customers_changed
 from hub.context import Info
 from hub.core.errors import BadUserInput
 from hub.core.ids import uuid_from_global_id
@@ -125,6 +124,7 @@ class MergeMutation:
 
         async def attempt() -> tuple[DomainPreview, RowMapping | None]:
             async with info.context.engine.begin() as connection:
+                await hold_definitions(connection)
                 preview = await preview_chosen(connection, survivor, merged, settings)
                 ledger = None
                 if not input.dry_run:
@@ -132,7 +132,7 @@ class MergeMutation:
                         connection, survivor, merged, settings, rule=RULE_MANUAL, actor="api"
                     )
                     await on_customers_changed(
-                        connection, [survivor, *merged], reason=MembershipReason.MERGE
+                        connection, [survivor, *merged], reason=ChangeReason.MERGE, locked=True
                     )
             return preview, ledger
 
@@ -158,11 +158,13 @@ class MergeMutation:
 
         async def attempt() -> tuple[RowMapping, list[uuid.UUID]]:
             async with info.context.engine.begin() as connection:
+                await hold_definitions(connection)
                 ledger, restored = await unmerge_customer(connection, mid, actor="api")
                 await on_customers_changed(
                     connection,
                     [ledger["survivor_id"], *restored],
-                    reason=MembershipReason.UNMERGE,
+                    reason=ChangeReason.UNMERGE,
+                    locked=True,
                 )
                 return ledger, restored
 

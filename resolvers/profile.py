@@ -13,8 +13,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.scalars import JSON
 
-from hub.audiences.membership import Reason as MembershipReason
-from hub.audiences.membership import on_customers_changed
+from hub.audiences.refresh import ChangeReason, on_customers_changed
 from hub.context import Info
 from hub.core.enums import IdentityKind as DomainIdentityKind
 from hub.core.errors import BadUserInput
@@ -82,7 +81,7 @@ class ProfileMutation:
                 )
             else:
                 raise BadUserInput("give the customer's `id` or at least one identity")
-            await on_customers_changed(connection, [row["id"]], reason=MembershipReason.PROFILE)
+            await on_customers_changed(connection, [row["id"]], reason=ChangeReason.PROFILE)
         return UpsertCustomerPayload(customer=Customer.from_row(row), created=created)
 
     @strawberry.mutation(
@@ -109,7 +108,7 @@ class ProfileMutation:
                 info.context.settings,
                 observed_at,
             )
-            await on_customers_changed(connection, [row["id"]], reason=MembershipReason.PROFILE)
+            await on_customers_changed(connection, [row["id"]], reason=ChangeReason.PROFILE)
         return Customer.from_row(row)
 
     @strawberry.mutation(description="Link an identifier to a customer (normalised, guarded).")
@@ -162,5 +161,5 @@ async def _change_identity(
             value,
             info.context.settings,
         )
-        await on_customers_changed(connection, [row["id"]], reason=MembershipReason.PROFILE)
+        await on_customers_changed(connection, [row["id"]], reason=ChangeReason.PROFILE)
     return Customer.from_row(row)

@@ -13,6 +13,7 @@ from hub.context import Info
 from hub.core.ids import to_global_id, uuid_from_global_id
 from hub.db.rows import Record
 from hub.reads.ordering import CustomerOrderBy
+from hub.schema.audiences_traits import ComputedFilter, ComputedValue, computed_values
 from hub.schema.channel import Channel
 from hub.schema.consent import Consent, ConsentChange, ConsentFilter
 from hub.schema.conversation import Conversation
@@ -185,6 +186,21 @@ class Customer(Node):
             )
             for row in rows
         ]
+
+    @strawberry.field(
+        description=(
+            "Computed traits' values (all, or those of `keys`); unknown keys are an error."
+        )
+    )
+    async def computed(
+        self,
+        info: Info,
+        keys: Annotated[
+            list[str] | None,
+            strawberry.argument(description="Only these computed traits, in this order."),
+        ] = None,
+    ) -> list[ComputedValue]:
+        return await computed_values(info, self.row_id, keys)
 
     @strawberry.field(description="Merges this customer took part in, newest first.")
     async def merges(self, info: Info) -> list[Merge]:
@@ -407,4 +423,7 @@ class CustomerFilter:
     )
     segment: SegmentFilter | None = strawberry.field(
         default=None, description="On segment membership (now)."
+    )
+    computed: ComputedFilter | None = strawberry.field(
+        default=None, description="On a computed trait's value (docs/audiences.md)."
     )

@@ -28,6 +28,8 @@ STAGE = """mutation($id: ID!, $stage: StageCode!, $reason: String!) {
     setJourneyStage(customerId: $id, stage: $stage, reason: $reason) { id } }"""
 MERGE = """mutation($input: MergeCustomersInput!) {
     mergeCustomers(input: $input) { merge { id } } }"""
+DEFINE_TRAIT = """mutation($input: DefineComputedTraitInput!) {
+    defineComputedTrait(input: $input) { key } }"""
 
 
 @dataclass
@@ -264,4 +266,18 @@ async def build_planted_world(db: asyncpg.Connection, http: httpx.AsyncClient) -
         planted.hide(planted.conversations[label])
     planted.hide(planted.interactions["mabel-norbert-store"])
     planted.hide(planted.conversations["mabel-norbert-store"])
+
+    # Computed traits (docs/audiences.md): one over a personal attribute (Oswald's ip is its
+    # value: masked whole without pii), one the partner's scope covers (WEB), one it does not.
+    for definition in (
+        {
+            "key": "last_ip",
+            "aggregate": "LAST",
+            "attribute": "attributes.ip",
+            "interactions": {"channels": ["PHYSICAL"]},
+        },
+        {"key": "web_visits", "aggregate": "COUNT", "interactions": {"channels": ["WEB"]}},
+        {"key": "store_visits", "aggregate": "COUNT", "interactions": {"channels": ["PHYSICAL"]}},
+    ):
+        await admin(DEFINE_TRAIT, input=definition)
     return planted

@@ -32,6 +32,8 @@ from tests.driver_statements import count_driver_statements  # noqa: F401  (a fi
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
+    "customer_traits_computed",
+    "computed_traits",
     "webhook_deliveries",
     "webhooks",
     "analytics_pending",
@@ -97,13 +99,13 @@ def database_url() -> Iterator[str]:
 def settings(database_url: str) -> Settings:
     # Webhooks are delivered by real `hub serve` processes in tests/webhooks: the in-process
     # app delivers none (its worker would compete with them for the leases).
-    # The segment sweeper runs with a moved clock in tests/audiences (`sweep(conn, now=...)`)
-    # and end to end in a `hub serve` of its own there.
+    # Nor does it sweep computed traits or segment windows: tests/audiences move the clock
+    # (`sweep(conn, now=...)`) and start a sweeping `hub serve` of their own.
     return Settings(
         database_url=database_url,
         migrate_on_start=False,
         webhooks_enabled=False,
-        segments_sweep_enabled=False,
+        audiences_sweep_s=0,
     )
 
 

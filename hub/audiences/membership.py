@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.audiences.reasons import ChangeReason as Reason
 from hub.audiences.segments import IDS, Definition, compile_definition
 from hub.core.lru import LRU
 from hub.core.settings import Settings
@@ -40,21 +41,6 @@ from hub.db.statements import AlchemySql, IngestSql, Statement
 from hub.models import CUSTOMERS
 
 EVENT_KIND = "SEGMENT_MEMBERSHIP_CHANGED"
-
-
-class Reason(StrEnum):
-    """Why memberships were re-evaluated (carried by the events)."""
-
-    INGEST = "INGEST"
-    MERGE = "MERGE"
-    UNMERGE = "UNMERGE"
-    ERASURE = "ERASURE"
-    STAGE = "STAGE"
-    CONSENT = "CONSENT"
-    TRAIT = "TRAIT"
-    PROFILE = "PROFILE"
-    CLOCK = "CLOCK"
-    DEFINITION = "DEFINITION"
 
 
 class Change(StrEnum):
@@ -315,3 +301,14 @@ async def sweep(conn: IngestSql | AsyncConnection, now: datetime, *, limit: int 
     ids = [r["id"] for r in due]
     await _apply(sql, await _segments(sql), "ids", ids=ids, now=now, reason=Reason.CLOCK)
     return len(ids)
+
+
+_TESTING_TRAIT = Statement.named(
+    "SELECT key FROM segments WHERE definition -> 'computed' @> jsonb_build_array("
+    "jsonb_build_object('key', CAST(:trait AS text))) ORDER BY key"
+)
+
+
+async def segments_testing_trait(conn: IngestSql | AsyncConnection, trait_key: str) -> list[str]:
+    """The keys of the segments with a ``computed`` condition on ``trait_key``."""
+    return [r["key"] for r in await _sql(conn).fetch(_TESTING_TRAIT, {"trait": trait_key})]

@@ -24,10 +24,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
+from hub.audiences.aggregates import COUNTS
 from hub.core.enums import ChannelCode, Direction, IdentityKind, InteractionType, StageCode
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
-from hub.models import CONSENTS, CUSTOMERS, INTERACTIONS
+from hub.models import COMPUTED_TRAITS, CONSENTS, CUSTOMER_TRAITS_COMPUTED, CUSTOMERS, INTERACTIONS
 from hub.privacy.consent import ConsentChannel, ConsentPurpose
 from hub.reads.filters import CustomerFilterCompiler
 from hub.reads.interactions import InteractionFilterSpec, as_utc
@@ -36,13 +37,6 @@ MAX_ACTIVITY = 10
 MAX_COMPUTED = 10
 MAX_WINDOW_DAYS = 3650
 
-# The traits part's tables (issue #18, migration 0018), referred to by name.
-COMPUTED_VALUES = sa.table(
-    "customer_traits_computed",
-    sa.column("customer_id", UUID(as_uuid=True)),
-    sa.column("trait_key", sa.Text),
-    sa.column("number", sa.Float),
-)
 
 NOW = sa.bindparam("now", value=None, type_=sa.DateTime(timezone=True))
 IDS = sa.bindparam("ids", value=None, type_=ARRAY(UUID(as_uuid=True)))
@@ -319,15 +313,29 @@ def _activity(a: Activity, customers: sa.FromClause) -> tuple[sa.ColumnElement[b
 
 
 def _computed(c: ComputedCondition, customers: sa.FromClause) -> sa.ColumnElement[bool]:
-    t = COMPUTED_VALUES.alias("t")
-    where = [t.c.customer_id == customers.c.id, t.c.trait_key == c.key]
+    t = CUSTOMER_TRAITS_COMPUTED.alias("t")
+    d = COMPUTED_TRAITS.alias("d")
+    stored = (
+        sa.select(t.c.number)
+        .where(t.c.customer_id == customers.c.id, t.c.trait_key == c.key)
+        .scalar_subquery()
+    )
+    # No row: no matching interaction, whose value is the aggregate's empty one (0 for the
+    # counts, as `Customer.computed` and `CustomerFilter.computed` read it; null otherwise).
+    empty = (
+        sa.select(sa.case((d.c.aggregate.in_(sorted(COUNTS)), sa.literal(0.0))))
+        .where(d.c.key == c.key)
+        .scalar_subquery()
+    )
+    number = sa.func.coalesce(stored, empty)
+    clauses = []
     if c.gt is not None:
-        where.append(t.c.number > c.gt)
+        clauses.append(number > c.gt)
     if c.lt is not None:
-        where.append(t.c.number < c.lt)
+        clauses.append(number < c.lt)
     if c.eq is not None:
-        where.append(t.c.number == c.eq)
-    return sa.exists().where(*where)
+        clauses.append(number == c.eq)
+    return sa.and_(sa.true(), *clauses)
 
 
 def compile_definition(

@@ -1,47 +1,39 @@
-"""The segment sweeper: re-evaluates memberships whose window slid (no nightly job).
+"""The audiences sweeper: computed-trait windows and segment windows slide without a nightly job.
 
-``hub serve`` runs ``sweep_forever`` in the background when ``HUB_SEGMENTS_SWEEP_ENABLED``
-(default on), on a small pool of its own. Each round locks the customers with a due re-check
-(``FOR UPDATE SKIP LOCKED``, in id order as ingest and merges lock them: several processes share
-the work without doing it twice, and a customer being changed is left to that change),
-re-evaluates them at the current time, and commits; it loops at once while rounds are full and
-waits ``HUB_SEGMENTS_SWEEP_SECONDS`` otherwise. A failed round (the database away) is logged
-once per run of failures and retried.
+Every ``audiences_sweep_s`` seconds a ``hub serve`` process (``HUB_AUDIENCES_SWEEP_S``; 0: none
+in this process) runs ``hub.audiences.refresh.sweep`` in rounds of at most ``SWEEP_LIMIT``
+customers, one transaction each, until nothing is due: computed values whose window moved, the
+memberships of those customers, then memberships with a due re-check. Several processes may sweep
+at once: a customer locked by one (or by a change being written) is skipped by the others
+(``FOR UPDATE SKIP LOCKED``) and left to it. A failed round (the database away) is logged once
+per run of failures and retried; the due rows wait in their tables meanwhile.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.audiences.membership import sweep
+from hub.audiences.refresh import sweep
+from hub.core.periodic import every
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("hub.audiences")
+SWEEP_LIMIT = 1000
 
-ROUND = 500
 
-
-async def sweep_once(engine: AsyncEngine, now: datetime | None = None) -> int:
-    async with engine.begin() as connection:
-        return await sweep(connection, now or datetime.now(UTC), limit=ROUND)
+async def sweep_due(engine: AsyncEngine, *, limit: int = SWEEP_LIMIT) -> int:
+    """Sweep until nothing is due now; how many customers the rounds handled."""
+    total = 0
+    while True:
+        async with engine.begin() as connection:
+            done = await sweep(connection, datetime.now(UTC), limit=limit)
+        total += done
+        if done < limit:
+            return total
 
 
 async def sweep_forever(engine: AsyncEngine, interval_s: float) -> None:
-    """Rounds until cancelled (one warning per run of failures, e.g. a database outage: the due
-    re-checks wait in their table meanwhile)."""
-    failures = 0
-    while True:
-        try:
-            done = await sweep_once(engine)
-        except Exception as error:  # retried at the next round; nothing is lost
-            failures += 1
-            if failures == 1:
-                logger.warning("segment sweep failed; retrying: %r", error)
-            done = 0
-        else:
-            failures = 0
-        if done < ROUND:
-            await asyncio.sleep(interval_s)
+    """``sweep_due`` every ``interval_s``."""
+    await every(interval_s, lambda: sweep_due(engine), logger, "audiences sweep")

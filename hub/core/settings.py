@@ -564,18 +564,15 @@ class Settings(BaseSettings):
         ),
     )
 
-    # ---- segments (docs/audiences.md) ----
-    segments_sweep_enabled: bool = Field(
-        default=True,
-        description=(
-            "Run the segment sweeper in this process: memberships whose activity window slid "
-            "are re-evaluated (and ENTERED/EXITED events written) without a nightly job."
-        ),
-    )
-    segments_sweep_seconds: float = Field(
+    # ---- audiences (docs/audiences.md) ----
+    audiences_sweep_s: float = Field(
         default=5.0,
-        gt=0,
-        description="How often the segment sweeper looks for due re-checks (when idle).",
+        ge=0,
+        description=(
+            "Every this many seconds, recompute the computed traits and re-evaluate the segment "
+            "memberships whose sliding window moved (the sweeper, in its own small pool); "
+            "0: no sweeper in this process."
+        ),
     )
 
     # ---- webhooks (docs/webhooks.md) ----

@@ -56,15 +56,24 @@ class Statement:
         return [params[name] for name in self.names]
 
 
+# The advisory lock between changes of customers (shared: ingest's lock statement takes it with
+# its own locks) and changes of computed-trait definitions (exclusive, hub.audiences.traits): a
+# change that read the definitions has committed before a new definition computes its values.
+DEFINITIONS_LOCK = 0x7EA1_0018
+
 LOCKS = Statement.named(
-    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
+    f"SELECT pg_advisory_xact_lock_shared({DEFINITIONS_LOCK}), (SELECT"
+    " count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k)"
 )
 
 
 def _locks_literal(keys: Sequence[int]) -> str:
     """The lock statement with the keys inline (they are integers: nothing to escape)."""
     array = ",".join(str(int(key)) for key in keys)
-    return f"SELECT count(pg_advisory_xact_lock(k)) FROM unnest('{{{array}}}'::bigint[]) AS k"
+    return (
+        f"SELECT pg_advisory_xact_lock_shared({DEFINITIONS_LOCK}), (SELECT"
+        f" count(pg_advisory_xact_lock(k)) FROM unnest('{{{array}}}'::bigint[]) AS k)"
+    )
 
 
 class IngestSql(Protocol):
@@ -74,7 +83,8 @@ class IngestSql(Protocol):
     def merge_connection(self) -> AsyncConnection | None: ...
 
     async def lock(self, keys: Sequence[int]) -> None:
-        """Take transaction-scoped advisory locks on ``keys`` (sorted by the caller)."""
+        """Take transaction-scoped advisory locks on ``keys`` (sorted by the caller), and the
+        computed-trait definitions lock shared (``DEFINITIONS_LOCK``)."""
 
     async def fetch(self, statement: Statement, params: Mapping[str, Any]) -> Sequence[Row]: ...
 

@@ -142,15 +142,14 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
             resources.webhooks = WebhookWorker(settings, webhook_engine, broker, metrics)
             resources.webhooks.start()
             stack.push_async_callback(resources.webhooks.close)
-        if settings.segments_sweep_enabled:
-            # Its own small pool: a sweep round never waits for request connections.
-            sweep_settings = settings.model_copy(
-                update={"pool_size": 1, "pool_max_overflow": 0, "db_pool_timeout_s": 120.0}
+        if settings.audiences_sweep_s > 0:
+            # A small pool of its own: the sweeper never waits for request connections.
+            sweeper_engine = create_engine(
+                location.url, settings.model_copy(update={"pool_size": 1, "pool_max_overflow": 1})
             )
-            sweep_engine = create_engine(location.url, sweep_settings)
-            stack.push_async_callback(sweep_engine.dispose)
-            sweeping = sweep_forever(sweep_engine, settings.segments_sweep_seconds)
-            await stack.enter_async_context(_in_background(sweeping, "hub-segments-sweeper"))
+            stack.push_async_callback(sweeper_engine.dispose)
+            sweeping = sweep_forever(sweeper_engine, settings.audiences_sweep_s)
+            await stack.enter_async_context(_in_background(sweeping, "hub-audiences-sweeper"))
         if settings.analytics_catch_up_s > 0:
             catching_up = catch_up_forever(engine, settings.analytics_catch_up_s)
             await stack.enter_async_context(_in_background(catching_up, "hub-analytics-catch-up"))

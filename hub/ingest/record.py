@@ -32,8 +32,7 @@ from typing import Any
 
 import orjson
 
-from hub.audiences.membership import Reason as MembershipReason
-from hub.audiences.membership import on_customers_changed
+from hub.audiences.refresh import ChangeReason, on_customers_changed
 from hub.core.errors import Conflict, HubError, NotFound
 from hub.core.settings import Settings
 from hub.db.locks import lock_key
@@ -238,7 +237,24 @@ async def record(
     if not drafts:
         return results
     plan = await _plan(sql, drafts, settings, now, results, actor, claims)
-    await store_plan(sql, plan, results, now, audit, segments=claims.segments)
+    rows = await store_plan(sql, plan, results, now, audit)
+    changed = {r.customer_id for r in results if r.customer_id is not None}
+    for r in results:
+        for merge in r.merges:
+            changed.update([merge["survivor_id"], *merge["merged_ids"]])
+    # Computed traits, then segment membership, of every customer the batch touched (every
+    # ingest path ends here). The store statement said which computed traits exist (read after
+    # the locks, which hold the definitions lock shared): no round trip when there are none.
+    version = rows[0]["traits_version"] if rows else None
+    await on_customers_changed(
+        sql,
+        changed,
+        reason=ChangeReason.INGEST,
+        now=now,
+        locked=True,
+        traits_version=version,
+        segments=claims.segments,
+    )
     return results
 
 
@@ -344,7 +360,8 @@ async def _plan(
             await on_customers_changed(
                 sql,
                 [survivor, *merge.merged_ids],
-                reason=MembershipReason.MERGE,
+                reason=ChangeReason.MERGE,
+                locked=True,  # ingest's lock statement holds the definitions lock shared
                 segments=first.segments,
             )
     raise Conflict("identity resolution did not settle (too many concurrent merges); retry")

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from hub.audiences.membership import Reason as MembershipReason
-from hub.audiences.membership import on_customers_changed
+from hub.audiences.traits import TRAITS_VERSION
 from hub.core.errors import Conflict, HubError
 from hub.db.statements import IngestSql, Row, Statement
 from hub.events.emit import EventKind, NewEvent
@@ -277,7 +276,7 @@ def store_statement(present: frozenset[str]) -> Statement:
         "WITH "
         + ", ".join(c for c in ctes if c is not None)
         + " SELECT inserted.*, cu.key AS conversation_key, cu.status AS conversation_status,"
-        " cu.customer_id AS conversation_customer_id"
+        " cu.customer_id AS conversation_customer_id, " + TRAITS_VERSION + " AS traits_version"
         " FROM inserted LEFT JOIN conversations_upserted cu ON cu.id = inserted.conversation_id"
     )
 
@@ -421,16 +420,13 @@ async def store_plan(
     results: list[ItemResult],
     now: datetime,
     audit: AuditRow | None = None,
-    segments: Sequence[tuple[str, int]] | None = None,
 ) -> list[Row]:
     """Write everything ``plan`` decided, events (and the caller's audit row) included, in one
     statement; fill in ``results`` and return the stored interaction rows (with their
     conversation's key and status).
 
-    This is the one place where a stored batch is known: the plan (customers, identities, stage
-    changes, conversations) and ``rows``. Whatever else must be maintained per stored batch in
-    the same transaction hooks in after the statement, through ``sql``: segment membership
-    (``segments``: the (key, revision) list the caller read, else it is read here).
+    The caller (``hub.ingest.record.record``, every ingest path) then refreshes the computed
+    traits and segment memberships of the customers the batch touched, in the same transaction.
     """
     params = {
         **_params(plan, now),
@@ -460,12 +456,4 @@ async def store_plan(
             original = results[item.interaction]
             item.interaction = original.interaction
             item.customer_id = original.customer_id
-    # Segment membership of the customers this batch touched (every ingest path ends here).
-    await on_customers_changed(
-        sql,
-        {row["customer_id"] for row in rows},
-        reason=MembershipReason.INGEST,
-        now=now,
-        segments=segments,
-    )
     return rows

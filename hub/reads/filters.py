@@ -7,7 +7,7 @@ into its statement. The protocols below name exactly the attributes read here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,7 +21,13 @@ from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
 from hub.db.rows import contains_pattern
 from hub.identity.identifiers import normalize_identifier
-from hub.models import CUSTOMERS, IDENTITIES, INTERACTIONS, SEGMENT_MEMBERS
+from hub.models import (
+    CUSTOMER_TRAITS_COMPUTED,
+    CUSTOMERS,
+    IDENTITIES,
+    INTERACTIONS,
+    SEGMENT_MEMBERS,
+)
 from hub.privacy.consent import ConsentChannel, ConsentPurpose, consent_granted
 
 MAX_FILTER_DEPTH = 8
@@ -101,6 +107,17 @@ class SegmentFilterInput(Protocol):
     def not_in(self) -> Sequence[str] | None: ...
 
 
+class ComputedFilterInput(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def gt(self) -> float | None: ...
+    @property
+    def lt(self) -> float | None: ...
+    @property
+    def eq(self) -> Any: ...
+
+
 class CustomerFilterInput(Protocol):
     @property
     def and_(self) -> Sequence[CustomerFilterInput] | None: ...
@@ -126,6 +143,8 @@ class CustomerFilterInput(Protocol):
     def has_consent(self) -> ConsentFilterInput | None: ...
     @property
     def segment(self) -> SegmentFilterInput | None: ...
+    @property
+    def computed(self) -> ComputedFilterInput | None: ...
 
 
 def _null(column: Any, is_null: bool | None) -> list[sa.ColumnElement[bool]]:
@@ -180,6 +199,10 @@ class CustomerFilterCompiler:
     customers: sa.FromClause = CUSTOMERS
     # The instant consents are valid at (segments evaluate at an explicit time); default now().
     now: Any = None
+    # The computed traits a filter may name, each with its value when a customer has no row
+    # (0 for the counts, else null): the caller reads them first (hub.audiences.traits).
+    # Without it (the compiled path) a computed filter is refused, and left to the resolvers.
+    computed_empty: Mapping[str, Any] | None = None
 
     def compile(self, f: CustomerFilterInput, depth: int = 0) -> sa.ColumnElement[bool]:
         """One SQL boolean for the whole filter tree (``BAD_USER_INPUT`` for invalid ones)."""
@@ -215,6 +238,8 @@ class CustomerFilterCompiler:
             clauses.append(consent_granted(consent.purpose, consent.channel, c.id, self.now))
         if f.segment is not None:
             clauses += self._segment(f.segment)
+        if f.computed is not None:
+            clauses += self._computed(f.computed)
         return sa.and_(sa.true(), *clauses)
 
     def _member(self, keys: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -229,6 +254,29 @@ class CustomerFilterCompiler:
             clauses.append(self._member(f.in_) if f.in_ else sa.false())
         if f.not_in:
             clauses.append(sa.not_(self._member(f.not_in)))
+        return clauses
+
+    def _computed(self, f: ComputedFilterInput) -> list[sa.ColumnElement[bool]]:
+        if self.computed_empty is None or f.key not in self.computed_empty:
+            raise BadUserInput(f"unknown computed trait key {f.key!r}")
+        t = CUSTOMER_TRAITS_COMPUTED.c
+        row = sa.and_(t.customer_id == self.customers.c.id, t.trait_key == f.key)
+        empty = self.computed_empty[f.key]
+        number: sa.ColumnElement[Any] = sa.select(t.number).where(row).scalar_subquery()
+        value: sa.ColumnElement[Any] = sa.select(t.value).where(row).scalar_subquery()
+        if empty is not None:
+            number = sa.func.coalesce(number, float(empty))
+            value = sa.func.coalesce(value, _jsonb(empty))
+        clauses = []
+        if f.gt is not None:
+            clauses.append(number > f.gt)
+        if f.lt is not None:
+            clauses.append(number < f.lt)
+        if f.eq is not None:
+            if isinstance(f.eq, (int, float)) and not isinstance(f.eq, bool):
+                clauses.append(number == float(f.eq))
+            else:
+                clauses.append(value == _jsonb(f.eq))
         return clauses
 
     def _used(self, channels: Sequence[ChannelCode]) -> sa.ColumnElement[bool]:

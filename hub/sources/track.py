@@ -26,8 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.access.keys import Principal
-from hub.audiences.membership import Reason as MembershipReason
-from hub.audiences.membership import on_customers_changed
+from hub.audiences.refresh import ChangeReason, on_customers_changed
 from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
 from hub.core.settings import Settings
@@ -161,7 +160,7 @@ async def apply_profile(
             expires_at=consent.expires_at,
             changed_by=actor,
         )
-    await on_customers_changed(connection, [row["id"]], reason=MembershipReason.PROFILE)
+    await on_customers_changed(connection, [row["id"]], reason=ChangeReason.PROFILE)
 
 
 def _runs(translated: Sequence[tuple[int, Translated]]) -> list[list[tuple[int, Translated]]]:

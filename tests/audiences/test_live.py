@@ -36,8 +36,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     started = start_server(
         database_url,
         tmp_path_factory.mktemp("serve"),
-        segments_sweep_enabled="true",
-        segments_sweep_seconds="0.2",
+        audiences_sweep_s="0.2",
     )
     try:
         yield started

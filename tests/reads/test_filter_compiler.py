@@ -31,6 +31,7 @@ FIELDS = [
     "created_at",
     "has_consent",
     "segment",
+    "computed",
 ]
 SETTINGS = Settings()
 

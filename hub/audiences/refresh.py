@@ -1,0 +1,74 @@
+"""The one entry point a change calls: computed traits first, then segment membership.
+
+Order matters: a segment may test a computed trait (``computed`` conditions), so the traits of
+the touched customers are recomputed before their memberships are evaluated, in the caller's
+transaction. Callers that lock customer rows before calling (merges, erasure) take
+``hold_definitions`` first (see ``hub.audiences.traits``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.audiences import membership, traits
+from hub.audiences.membership import Outcome
+from hub.audiences.reasons import ChangeReason
+from hub.db.statements import IngestSql
+
+__all__ = ["ChangeReason", "hold_definitions", "on_customers_changed", "sweep"]
+
+hold_definitions = traits.hold_definitions
+
+
+async def on_customers_changed(
+    conn: IngestSql | AsyncConnection,
+    customer_ids: Iterable[uuid.UUID],
+    *,
+    reason: ChangeReason,
+    now: datetime | None = None,
+    locked: bool = False,
+    traits_version: str | None = None,
+    segments: Sequence[tuple[str, int]] | None = None,
+) -> Outcome:
+    """Recompute the computed traits, then re-evaluate the segments, of ``customer_ids``.
+    ``locked``/``traits_version``: see ``traits.on_customers_changed``; ``segments``: the
+    (key, revision) list when ingest read it already."""
+    ids = sorted(set(customer_ids))
+    at = now or datetime.now(UTC)
+    await traits.on_customers_changed(
+        conn, ids, reason=reason, now=at, locked=locked, version=traits_version
+    )
+    return await membership.on_customers_changed(
+        conn, ids, reason=reason, now=at, segments=segments
+    )
+
+
+async def sweep(conn: IngestSql | AsyncConnection, now: datetime, *, limit: int = 1000) -> int:
+    """What time alone changed, as of ``now``: computed values whose window moved (and then the
+    memberships of those customers, since a segment may test them), then memberships with a
+    due re-check. The larger of the two counts (the sweeper loops while it is ``limit``)."""
+    recomputed = await traits.sweep_customers(conn, now, limit=limit)
+    if recomputed:
+        await membership.on_customers_changed(conn, recomputed, reason=ChangeReason.CLOCK, now=now)
+    reevaluated = await membership.sweep(conn, now, limit=limit)
+    return max(len(recomputed), reevaluated)
+
+
+async def on_trait_changed(conn: IngestSql | AsyncConnection, trait_key: str) -> Outcome:
+    """A computed trait was defined or redefined: its values changed for many customers at
+    once (its backfill, in the caller's transaction), so the segments that test it are
+    re-evaluated over every customer, their differences written as events (reason TRAIT)."""
+    changes: list[tuple[str, uuid.UUID, membership.Change]] = []
+    for key in await membership.segments_testing_trait(conn, trait_key):
+        outcome = await membership.materialise(conn, key, emit=True, reason=ChangeReason.TRAIT)
+        changes += outcome.changes
+    return Outcome(changes)
+
+
+async def segments_testing_trait(conn: IngestSql | AsyncConnection, trait_key: str) -> list[str]:
+    """Segments that would lose their condition if ``trait_key`` were deleted."""
+    return await membership.segments_testing_trait(conn, trait_key)

@@ -1,0 +1,523 @@
+"""Computed traits: definitions, and their per-customer values kept exact.
+
+A value is recomputed, for the customers a change touched only, in the transaction of the
+change: ``on_customers_changed`` (ingest on every path, merges, unmerges, erasure). A trait with
+a window (``within_days``) also stores when time alone can change the value next (its oldest
+in-window interaction leaves the window); ``sweep(conn, now)`` recomputes the rows that are due
+(the sweeper task of ``hub serve`` calls it). Defining or changing a trait computes it over the
+existing data in its own transaction, in batches of customers (``backfill``).
+
+Concurrency: a change reads the definitions under a shared advisory lock, and defining a trait
+takes it exclusively, so a transaction that stored interactions without seeing a new trait has
+committed before the trait's backfill reads them. Two changes of one customer are serialised by
+the customer row lock ingest and merges already take.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.audiences.aggregates import (
+    NEEDS_ATTRIBUTE,
+    Aggregate,
+    aggregate_sql,
+    attribute_path,
+    number_sql,
+    value_sql,
+)
+from hub.audiences.reasons import ChangeReason
+from hub.core.errors import BadUserInput, NotFound
+from hub.core.lru import LRU
+from hub.db.statements import DEFINITIONS_LOCK, AlchemySql, IngestSql, Statement
+from hub.models import INTERACTIONS
+from hub.reads.interactions import InteractionFilterSpec
+
+KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+MAX_WINDOW_DAYS = 3650
+BACKFILL_BATCH = 5000
+BACKFILL_WORK_MEM = "64MB"
+
+
+# Changes that cannot alter an aggregate over interactions.
+_NO_EFFECT = frozenset(
+    {
+        ChangeReason.STAGE,
+        ChangeReason.CONSENT,
+        ChangeReason.TRAIT,
+        ChangeReason.PROFILE,
+        ChangeReason.DEFINITION,
+    }
+)
+
+
+@dataclass(frozen=True)
+class TraitDefinition:
+    """One ``computed_traits`` row."""
+
+    key: str
+    aggregate: Aggregate
+    filter: InteractionFilterSpec
+    attribute: str | None
+    within_days: int | None
+    name: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> TraitDefinition:
+        return cls(
+            key=row["key"],
+            aggregate=Aggregate(row["aggregate"]),
+            filter=spec_from_json(row["filter"]),
+            attribute=row["attribute"],
+            within_days=row["within_days"],
+            name=row["name"],
+            description=row["description"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        """What the trait's SQL depends on."""
+        return (self.key, self.aggregate, self.filter, self.attribute, self.within_days)
+
+
+# ---- the filter, stored as JSON ----
+
+
+def spec_to_json(spec: InteractionFilterSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if spec.channels is not None:
+        out["channels"] = list(spec.channels)
+    if spec.touchpoint_ids is not None:
+        out["touchpointIds"] = [str(t) for t in spec.touchpoint_ids]
+    if spec.types is not None:
+        out["types"] = list(spec.types)
+    if spec.directions is not None:
+        out["directions"] = list(spec.directions)
+    if spec.occurred_after is not None:
+        out["occurredAfter"] = spec.occurred_after.isoformat()
+    if spec.occurred_before is not None:
+        out["occurredBefore"] = spec.occurred_before.isoformat()
+    return out
+
+
+def spec_from_json(data: dict[str, Any]) -> InteractionFilterSpec:
+    def moment(name: str) -> datetime | None:
+        return datetime.fromisoformat(data[name]) if name in data else None
+
+    def texts(name: str) -> tuple[str, ...] | None:
+        return tuple(data[name]) if name in data else None
+
+    touchpoints = data.get("touchpointIds")
+    return InteractionFilterSpec(
+        channels=texts("channels"),
+        touchpoint_ids=tuple(uuid.UUID(t) for t in touchpoints)
+        if touchpoints is not None
+        else None,
+        types=texts("types"),
+        directions=texts("directions"),
+        occurred_after=moment("occurredAfter"),
+        occurred_before=moment("occurredBefore"),
+    )
+
+
+# ---- validation ----
+
+
+def _filter_sql(spec: InteractionFilterSpec) -> str:
+    """The filter's clauses over ``interactions i`` (hub.reads' compilation), as SQL text with
+    the values inline (validated enums, uuids and moments, quoted by SQLAlchemy)."""
+    i = INTERACTIONS.alias("i")
+    clauses = spec.clauses(i)
+    if not clauses:
+        return "true"
+    return str(
+        sa.and_(*clauses).compile(
+            dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+            compile_kwargs={"literal_binds": True},
+        )
+    )
+
+
+async def check_definition(connection: AsyncConnection, definition: TraitDefinition) -> None:
+    """``BAD_USER_INPUT`` for a definition that cannot be computed (see docs/audiences.md)."""
+    if not KEY_PATTERN.match(definition.key):
+        raise BadUserInput(
+            "a computed trait's `key` starts with a letter and holds only letters, digits and"
+            " underscores (at most 64)"
+        )
+    spec = definition.filter
+    lists = [spec.channels, spec.touchpoint_ids, spec.types, spec.directions]
+    if any(values is not None and not values for values in lists):
+        raise BadUserInput("an empty list in `interactions` matches no interaction")
+    if not spec.clauses():
+        raise BadUserInput(
+            "`interactions` must narrow the interactions (channels, touchpointIds, types,"
+            " directions or a time bound): an empty filter is refused"
+        )
+    if definition.within_days is not None and not 0 < definition.within_days <= MAX_WINDOW_DAYS:
+        raise BadUserInput(f"`withinDays` must be between 1 and {MAX_WINDOW_DAYS}")
+    if definition.aggregate in NEEDS_ATTRIBUTE and definition.attribute is None:
+        raise BadUserInput(f"the aggregate {definition.aggregate} needs an `attribute`")
+    if definition.attribute is not None:
+        await check_attribute(connection, definition)
+
+
+async def check_attribute(connection: AsyncConnection, definition: TraitDefinition) -> None:
+    """A known attribute: an interaction column (``channel``, ``type``...), or an
+    ``attributes.<path>`` that at least one interaction matching the filter holds."""
+    attribute = definition.attribute
+    assert attribute is not None
+    try:
+        path = attribute_path(attribute)
+    except ValueError:
+        raise BadUserInput(
+            f"unknown attribute {attribute!r}: use one of channel, type, direction,"
+            " touchpointId, sentiment, occurredAt, or attributes.<name>[.<name>...]"
+        ) from None
+    if path is None:
+        return
+    seen = await connection.scalar(
+        sa.text(
+            f"SELECT EXISTS (SELECT FROM interactions i WHERE {_filter_sql(definition.filter)}"
+            f" AND {value_sql(attribute)} IS NOT NULL)"
+        )
+    )
+    if not seen:
+        raise BadUserInput(
+            f"unknown attribute path {attribute!r}: no interaction matching the filter has it"
+        )
+
+
+# ---- the computing statement ----
+
+
+def _trait_select(definition: TraitDefinition, customers: str) -> str:
+    """One trait's rows ``(key, cid, value, next)`` for the customers ``customers`` selects
+    (a predicate on ``i.customer_id``)."""
+    where = [customers, _filter_sql(definition.filter)]
+    if definition.within_days is not None:
+        where.append(
+            f"i.occurred_at > CAST(:now AS timestamptz) - interval '{definition.within_days} days'"
+        )
+    if definition.attribute is not None:
+        where.append(f"{value_sql(definition.attribute)} IS NOT NULL")
+    matched = (
+        f"SELECT i.customer_id AS cid, i.occurred_at AS at, i.id AS iid,"
+        f" {value_sql(definition.attribute)} AS v FROM interactions i WHERE {' AND '.join(where)}"
+    )
+    if definition.aggregate is Aggregate.MOST_FREQUENT:
+        grouped = (
+            "SELECT f.cid, (array_agg(f.v ORDER BY f.n DESC, f.last_at DESC,"
+            ' f.v::text COLLATE "C"))[1] AS value, min(f.first_at) AS oldest FROM ('
+            "SELECT m.cid, m.v, count(*) AS n, max(m.at) AS last_at, min(m.at) AS first_at"
+            f" FROM ({matched}) AS m GROUP BY m.cid, m.v) AS f GROUP BY f.cid"
+        )
+    else:
+        grouped = (
+            f"SELECT m.cid, {aggregate_sql(definition.aggregate)} FROM ({matched}) AS m"
+            " GROUP BY m.cid"
+        )
+    key = definition.key.replace("'", "''")  # keys are checked; quoting anyway
+    nxt = (
+        f"g.oldest + interval '{definition.within_days} days'"
+        if definition.within_days is not None
+        else "NULL::timestamptz"
+    )
+    return f"SELECT '{key}'::text AS key, g.cid, g.value, {nxt} AS next FROM ({grouped}) AS g"
+
+
+def _refresh_sql(definitions: Sequence[TraitDefinition], customers: str, existing: str) -> str:
+    selects = " UNION ALL ".join(_trait_select(d, customers) for d in definitions)
+    keys = ", ".join("'" + d.key.replace("'", "''") + "'" for d in definitions)
+    return (
+        f"WITH computed AS MATERIALIZED ({selects}),"
+        " upserted AS (INSERT INTO customer_traits_computed AS t (customer_id, trait_key, value,"
+        " number, updated_at, next_change_at)"
+        f" SELECT c.cid, c.key, c.value, {number_sql('c.value')}, CAST(:now AS timestamptz),"
+        " c.next FROM computed c"
+        " ON CONFLICT (customer_id, trait_key) DO UPDATE SET value = EXCLUDED.value,"
+        " number = EXCLUDED.number, next_change_at = EXCLUDED.next_change_at,"
+        " updated_at = CASE WHEN t.value IS DISTINCT FROM EXCLUDED.value"
+        " THEN EXCLUDED.updated_at ELSE t.updated_at END"
+        " WHERE t.value IS DISTINCT FROM EXCLUDED.value"
+        " OR t.next_change_at IS DISTINCT FROM EXCLUDED.next_change_at RETURNING 1),"
+        " removed AS (DELETE FROM customer_traits_computed t"
+        f" WHERE {existing} AND t.trait_key IN ({keys})"
+        " AND NOT EXISTS (SELECT FROM computed c WHERE c.cid = t.customer_id"
+        " AND c.key = t.trait_key) RETURNING 1)"
+        " SELECT (SELECT count(*) FROM computed) AS computed,"
+        " (SELECT count(*) FROM upserted) AS written, (SELECT count(*) FROM removed) AS removed"
+    )
+
+
+_BY_IDS = ("i.customer_id = ANY(CAST(:ids AS uuid[]))", "t.customer_id = ANY(CAST(:ids AS uuid[]))")
+_BY_RANGE = (
+    "i.customer_id > CAST(:lo AS uuid) AND i.customer_id <= CAST(:hi AS uuid)",
+    "t.customer_id > CAST(:lo AS uuid) AND t.customer_id <= CAST(:hi AS uuid)",
+)
+_statements: LRU[tuple[Any, ...], Statement] = LRU(64)
+
+
+def refresh_statement(
+    definitions: Sequence[TraitDefinition], *, by_range: bool = False
+) -> Statement:
+    """The statement recomputing ``definitions`` for a set of customers (``:ids``) or an id
+    range (``:lo``, ``:hi``], at ``:now`` (cached per definitions)."""
+    cache_key = (by_range, *(d.signature for d in definitions))
+    statement = _statements.get(cache_key)
+    if statement is None:
+        customers, existing = _BY_RANGE if by_range else _BY_IDS
+        statement = Statement.named(_refresh_sql(definitions, customers, existing))
+        _statements.put(cache_key, statement)
+    return statement
+
+
+# ---- reading definitions ----
+
+_LOCK_SHARED = Statement.named(f"SELECT pg_advisory_xact_lock_shared({DEFINITIONS_LOCK})")
+# Which definitions exist, as one text (a cache key): the ingest store statement returns it.
+TRAITS_VERSION = (
+    "(SELECT coalesce(string_agg(t.key || '@' || t.updated_at::text, ',' ORDER BY t.key), '')"
+    " FROM computed_traits t)"
+)
+_DEFINITIONS = Statement.named(
+    f"SELECT d.*, {TRAITS_VERSION} AS version FROM (SELECT 1) AS one"
+    " LEFT JOIN computed_traits d ON true ORDER BY d.key"
+)
+# Definitions by version, per process (a definition change changes the version).
+_definitions: LRU[str, list[TraitDefinition]] = LRU(8)
+
+
+def _sql(conn: AsyncConnection | IngestSql) -> IngestSql:
+    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn
+
+
+async def definitions(conn: AsyncConnection | IngestSql) -> list[TraitDefinition]:
+    rows = await _sql(conn).fetch(_DEFINITIONS, {})
+    found = [TraitDefinition.from_row(row) for row in rows if row["key"] is not None]
+    if rows:
+        _definitions.put(rows[0]["version"], found)
+    return found
+
+
+async def hold_definitions(conn: AsyncConnection | IngestSql) -> None:
+    """Take the definitions lock shared, first thing in a transaction that will call
+    ``on_customers_changed`` after locking customer rows (merges, erasure, the sweep): taken
+    later, it could wait for a definition's backfill that waits for those rows."""
+    await _sql(conn).fetch(_LOCK_SHARED, {})
+
+
+async def on_customers_changed(
+    conn: AsyncConnection | IngestSql,
+    customer_ids: Iterable[uuid.UUID],
+    *,
+    reason: ChangeReason,
+    now: datetime | None = None,
+    locked: bool = False,
+    version: str | None = None,
+) -> None:
+    """Recompute every computed trait of ``customer_ids`` in the caller's transaction.
+    ``locked``: the transaction holds the definitions lock already (``hold_definitions``, or
+    ingest's lock statement); ``version``: ``TRAITS_VERSION`` read after that (no definition
+    read when the process knows it; nothing at all when it is empty: no trait exists)."""
+    if reason in _NO_EFFECT or version == "":
+        return
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    sql = _sql(conn)
+    if not locked:
+        await hold_definitions(sql)
+    traits = _definitions.get(version) if version is not None else None
+    if traits is None:
+        traits = await definitions(sql)
+    if not traits:
+        return
+    await sql.fetch(refresh_statement(traits), {"ids": ids, "now": now or datetime.now(UTC)})
+
+
+# ---- time: the sweep ----
+
+_DUE = Statement.named(
+    "SELECT DISTINCT customer_id FROM customer_traits_computed"
+    " WHERE next_change_at <= CAST(:now AS timestamptz) LIMIT :limit"
+)
+_LOCK_CUSTOMERS = Statement.named(
+    "SELECT id FROM customers WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id"
+    " FOR UPDATE SKIP LOCKED"
+)
+
+
+async def sweep_customers(
+    conn: AsyncConnection | IngestSql, now: datetime, *, limit: int = 1000
+) -> list[uuid.UUID]:
+    """Recompute, as of ``now``, the customers with a value that time changed (at most
+    ``limit`` customers; those locked by a concurrent change are left to it). The customers
+    recomputed."""
+    sql = _sql(conn)
+    due = [row["customer_id"] for row in await sql.fetch(_DUE, {"now": now, "limit": limit})]
+    if not due:
+        return []
+    await hold_definitions(sql)
+    locked = [row["id"] for row in await sql.fetch(_LOCK_CUSTOMERS, {"ids": due})]
+    await on_customers_changed(sql, locked, reason=ChangeReason.CLOCK, now=now, locked=True)
+    return locked
+
+
+async def sweep(conn: AsyncConnection | IngestSql, now: datetime, *, limit: int = 1000) -> int:
+    """``sweep_customers``, counted."""
+    return len(await sweep_customers(conn, now, limit=limit))
+
+
+# ---- definitions: write, and backfill ----
+
+
+async def lock_definitions(connection: AsyncConnection) -> None:
+    await connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({DEFINITIONS_LOCK})"))
+
+
+async def backfill_batch(
+    connection: AsyncConnection,
+    definitions: Sequence[TraitDefinition],
+    after: uuid.UUID,
+    *,
+    batch: int = BACKFILL_BATCH,
+    now: datetime | None = None,
+    lock_rows: bool = False,
+) -> tuple[uuid.UUID, int] | None:
+    """Compute ``definitions`` for the next ``batch`` customers by id after ``after``; the last
+    id done and the number of values stored, or None when no customer is left. ``lock_rows``:
+    lock those customers (FOR SHARE) first, so a concurrent change waits for the batch (a
+    backfill outside ``define``, whose advisory lock already orders it after changes)."""
+    hi = await connection.scalar(
+        sa.text(
+            "SELECT s.id FROM (SELECT id FROM customers WHERE id > :lo ORDER BY id"
+            " LIMIT :batch) AS s ORDER BY s.id DESC LIMIT 1"
+        ),
+        {"lo": after, "batch": batch},
+    )
+    if hi is None:
+        return None
+    if lock_rows:
+        await connection.execute(
+            sa.text("SELECT FROM customers WHERE id > :lo AND id <= :hi FOR SHARE"),
+            {"lo": after, "hi": hi},
+        )
+    params = {"lo": after, "hi": hi, "now": now or datetime.now(UTC)}
+    rows = await AlchemySql(connection).fetch(refresh_statement(definitions, by_range=True), params)
+    return hi, int(rows[0]["computed"])
+
+
+async def sort_memory(connection: AsyncConnection) -> None:
+    """Enough sort memory for a batch (its per-customer groups would spill to disk with the
+    default 4 MB), for the rest of the transaction."""
+    await connection.execute(sa.text(f"SET LOCAL work_mem = '{BACKFILL_WORK_MEM}'"))
+
+
+async def backfill(
+    connection: AsyncConnection, definition: TraitDefinition, *, now: datetime | None = None
+) -> int:
+    """Compute ``definition`` for every customer in the caller's transaction, in batches of
+    ``BACKFILL_BATCH`` customers by id; the number of values stored."""
+    moment = now or datetime.now(UTC)
+    await sort_memory(connection)
+    lo, stored = uuid.UUID(int=0), 0
+    while (done := await backfill_batch(connection, [definition], lo, now=moment)) is not None:
+        lo, stored = done[0], stored + done[1]
+    return stored
+
+
+def _row_params(definition: TraitDefinition) -> dict[str, Any]:
+    return {
+        "key": definition.key,
+        "name": definition.name,
+        "description": definition.description,
+        "aggregate": definition.aggregate.value,
+        "filter": orjson.dumps(spec_to_json(definition.filter)).decode(),
+        "attribute": definition.attribute,
+        "within_days": definition.within_days,
+    }
+
+
+_INSERT = (
+    "INSERT INTO computed_traits (key, name, description, aggregate, filter, attribute,"
+    " within_days) VALUES (:key, :name, :description, :aggregate, CAST(:filter AS jsonb),"
+    " :attribute, :within_days) ON CONFLICT (key) DO NOTHING RETURNING *"
+)
+_UPDATE = (
+    "UPDATE computed_traits SET name = :name, description = :description,"
+    " aggregate = :aggregate, filter = CAST(:filter AS jsonb), attribute = :attribute,"
+    " within_days = :within_days, updated_at = now() WHERE key = :key RETURNING *"
+)
+
+
+async def _write(
+    connection: AsyncConnection, definition: TraitDefinition, statement: str
+) -> TraitDefinition:
+    """Check, write (``statement``) and compute a definition over the existing data."""
+    await check_definition(connection, definition)
+    await lock_definitions(connection)
+    result = await connection.execute(sa.text(statement), _row_params(definition))
+    row = result.mappings().first()
+    if row is None:
+        raise BadUserInput(f"a computed trait {definition.key!r} exists already: update it")
+    stored = TraitDefinition.from_row(row)
+    # From scratch: an update's old values go with the rows its new definition does not keep.
+    await backfill(connection, stored)
+    return stored
+
+
+async def define(connection: AsyncConnection, definition: TraitDefinition) -> TraitDefinition:
+    """Create a computed trait and compute it over the existing data (caller's transaction)."""
+    return await _write(connection, definition, _INSERT)
+
+
+async def update(connection: AsyncConnection, definition: TraitDefinition) -> TraitDefinition:
+    """Replace a computed trait's definition and recompute it from scratch."""
+    await get(connection, definition.key)
+    return await _write(connection, definition, _UPDATE)
+
+
+async def get(connection: AsyncConnection, key: str) -> TraitDefinition:
+    result = await connection.execute(
+        sa.text("SELECT * FROM computed_traits WHERE key = :key"), {"key": key}
+    )
+    row = result.mappings().first()
+    if row is None:
+        raise NotFound(f"no computed trait {key!r}")
+    return TraitDefinition.from_row(row)
+
+
+async def delete(connection: AsyncConnection, key: str) -> TraitDefinition:
+    """Delete a computed trait and its values."""
+    await lock_definitions(connection)
+    definition = await get(connection, key)
+    await connection.execute(sa.text("DELETE FROM computed_traits WHERE key = :key"), {"key": key})
+    return definition
+
+
+async def check_keys(connection: AsyncConnection, keys: Sequence[str]) -> None:
+    """``BAD_USER_INPUT`` naming the keys that are not computed traits."""
+    known = set(
+        await connection.scalars(
+            sa.text("SELECT key FROM computed_traits WHERE key = ANY(CAST(:keys AS text[]))"),
+            {"keys": list(keys)},
+        )
+    )
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise BadUserInput(f"unknown computed trait key(s): {', '.join(unknown)}")

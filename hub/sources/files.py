@@ -20,11 +20,12 @@ from typing import IO, Any
 
 import orjson
 
-from hub.core.enums import Direction, IdentityKind, InteractionType
+from hub.core.enums import Direction
 from hub.core.errors import BadUserInput
 from hub.core.ids import uuid_from_global_id
 from hub.ingest.validation import InteractionInput
 from hub.sources.segment import ProfileChange
+from hub.vocabulary.registry import CODE
 
 # ``{"line": 3, "code": "BAD_USER_INPUT", "reason": "..."}``: one line of the reject file.
 _FIELDS = {
@@ -70,7 +71,7 @@ def _text(value: Any, name: str) -> str | None:
     return value
 
 
-def _identities(value: Any) -> list[tuple[IdentityKind, str]]:
+def _identities(value: Any) -> list[tuple[str, str]]:
     if not isinstance(value, list) or not value:
         raise BadUserInput("`identities` must be a non-empty list of {kind, value}")
     identities = []
@@ -78,9 +79,9 @@ def _identities(value: Any) -> list[tuple[IdentityKind, str]]:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise BadUserInput("each identity is an object {kind, value} with a string value")
         kind = item.get("kind")
-        if kind not in IdentityKind.__members__:
+        if not isinstance(kind, str) or not CODE.fullmatch(kind):
             raise BadUserInput(f"unknown identity kind {kind!r}")
-        identities.append((IdentityKind(str(kind)), item["value"]))
+        identities.append((kind, item["value"]))  # registered? checked by the ingest path
     return identities
 
 
@@ -91,7 +92,7 @@ def interaction_input(value: dict[str, Any], default_key: str) -> InteractionInp
     if unknown:
         raise BadUserInput(f"unknown field(s): {', '.join(unknown)}")
     kind = value.get("type")
-    if kind not in InteractionType.__members__:
+    if not isinstance(kind, str) or not CODE.fullmatch(kind):
         raise BadUserInput(f"`type` {kind!r} is not an interaction type")
     direction = value.get("direction")
     if direction not in Direction.__members__:
@@ -189,7 +190,7 @@ def load_mapping(path: Path) -> ColumnMapping:
     for column, target in columns.items():
         if not isinstance(target, str) or not _TARGET.match(target):
             raise BadUserInput(f"{path}: column {column!r} maps to an invalid path {target!r}")
-        if target.startswith("identities[") and target[11:-1] not in IdentityKind.__members__:
+        if target.startswith("identities[") and not CODE.fullmatch(target[11:-1]):
             raise BadUserInput(f"{path}: unknown identity kind in {target!r}")
     return ColumnMapping(dict(columns), dict(constants))
 

@@ -41,7 +41,7 @@ class ProfileChange:
     """identify / alias / group: find (or create) the customer holding ``identities``, link them
     all to it, then apply ``traits`` observed at ``observed_at`` with the traits' survivorship."""
 
-    identities: Sequence[tuple[IdentityKind, str]]
+    identities: Sequence[tuple[str, str]]
     traits: dict[str, Any] = field(default_factory=dict)
     observed_at: datetime | None = None
     display_name: str | None = None
@@ -153,9 +153,7 @@ def context_attributes(message: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def _identities(
-    message: Mapping[str, Any], paths: Sequence[IdentityPath]
-) -> list[tuple[IdentityKind, str]]:
+def _identities(message: Mapping[str, Any], paths: Sequence[IdentityPath]) -> list[tuple[str, str]]:
     found = identities_of(message, paths)
     if not found:
         fields = ", ".join(".".join(p.path) for p in paths)
@@ -215,9 +213,11 @@ def translate(
         previous = message.get("previousId")
         if not isinstance(previous, str | int) or not str(previous).strip():
             raise BadMessage("an alias message needs a `previousId`")
-        user_kind = next((p.kind for p in paths if p.path == ("userId",)), IdentityKind.CRM_ID)
-        previous_kind = next(
-            (p.kind for p in paths if p.path == ("anonymousId",)), IdentityKind.COOKIE
+        user_kind: str = next(
+            (p.kind for p in paths if p.path == ("userId",)), IdentityKind.CRM_ID.value
+        )
+        previous_kind: str = next(
+            (p.kind for p in paths if p.path == ("anonymousId",)), IdentityKind.COOKIE.value
         )
         user_id = message.get("userId")
         if not isinstance(user_id, str | int) or not str(user_id).strip():

@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.access.keys import Principal
-from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
 from hub.core.settings import Settings
 from hub.core.text import storable
@@ -44,6 +43,7 @@ from hub.sources.segment import (
     message_type,
     translate,
 )
+from hub.vocabulary.registry import current
 
 
 @dataclass
@@ -82,7 +82,8 @@ def _outcome(index: int, message: Any, forced: str | None) -> Outcome:
 async def apply_profile(
     connection: AsyncConnection, change: ProfileChange, settings: Settings
 ) -> None:
-    keys = normalize_identities(change.identities, settings)
+    vocabulary = await current(AlchemySql(connection))
+    keys = normalize_identities(change.identities, settings, vocabulary.normalisers)
     kept = []
     for kind, value in keys:
         held = await connection.scalar(
@@ -90,7 +91,7 @@ async def apply_profile(
             {"kind": kind, "value": value},
         )
         if held or not await is_erased_identifier(connection, kind, value):
-            kept.append((IdentityKind(kind), value))
+            kept.append((kind, value))
     if not kept:
         raise ErasedIdentity(
             "every identifier of this message belonged to a customer whose data was erased on "

@@ -107,8 +107,11 @@ async def test_ndjson_import_rejects_bad_lines_and_a_rerun_stores_nothing_new(
         {"line": 2, "code": "BAD_USER_INPUT", "reason": "the line is not JSON"},
         {
             "line": 3,
-            "code": "BAD_USER_INPUT",
-            "reason": "`type` 'NOT_A_TYPE' is not an interaction type",
+            "code": "UNKNOWN_CODE",  # checked against the vocabulary (hub.vocabulary)
+            "reason": (
+                "'NOT_A_TYPE' is not a registered interaction type (`interactionTypes` lists "
+                "them; an ADMIN adds one with `defineInteractionType`)"
+            ),
         },
         {"line": 6, "code": "BAD_USER_INPUT", "reason": bad_email["reason"]},
     ]

@@ -129,6 +129,15 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         " VALUES ($1, $2, $3)",
         [(e, t.value, d.value) for e, t, d in DEFAULT_EVENT_MAPPINGS],
     )
+    # And the vocabulary (hub.vocabulary): the seeded types and kinds, as migration 0020 left
+    # them; the version bump makes every process's snapshot read it again.
+    await connection.execute(
+        "DELETE FROM interaction_types WHERE NOT built_in;"
+        " UPDATE interaction_types SET attributes_schema = NULL, personal_attributes = '{}'"
+        "  WHERE attributes_schema IS NOT NULL OR personal_attributes <> '{}';"
+        " DELETE FROM identity_kinds WHERE NOT built_in;"
+        " UPDATE vocabulary_version SET version = version + 1"
+    )
     try:
         yield connection
     finally:

@@ -22,6 +22,8 @@ import graphql
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema, nodes, queries
 
+from hub.core.enums import IdentityKind, InteractionType
+
 MAX_DEPTH = 8  # levels below a root field; deeper than the longest shortest path of the schema
 PAGE = 2  # `first` on every field that pages: small answers, every path still reached
 PROBE_TEXT = "authz-probe"
@@ -136,6 +138,9 @@ class _Values:
             "Boolean": False,
             "DateTime": PROBE_TIME,
             "JSON": {},
+            # The vocabulary's scalars (codes; their first values when they were enums).
+            "InteractionType": "AD_CLICK",
+            "IdentityKind": "EMAIL",
         }.get(scalar, PROBE_TEXT)
 
 
@@ -352,6 +357,13 @@ def value_node(value: Any) -> graphql.ValueNode:
     return nodes.String(value)
 
 
+def _codes(registered: list[str]) -> st.SearchStrategy[graphql.ValueNode]:
+    codes = st.sampled_from([*registered, "NOT_REGISTERED"])
+    return st.one_of(
+        codes.map(lambda code: graphql.EnumValueNode(value=code)), codes.map(nodes.String)
+    )
+
+
 def random_documents(
     schema: graphql.GraphQLSchema, inputs: Inputs, *, with_mutations: bool
 ) -> st.SearchStrategy[str]:
@@ -362,6 +374,10 @@ def random_documents(
         "_Any": st.sampled_from(inputs.representations).map(value_node),
         "JSON": st.sampled_from([{}, {"tier": "gold"}, {"email": PROBE_TEXT}]).map(value_node),
         "DateTime": st.just(PROBE_TIME).map(nodes.String),
+        # Codes of the vocabulary kept as data: registered or not, bare (as enum values) or
+        # quoted.
+        "InteractionType": _codes([t.value for t in InteractionType]),
+        "IdentityKind": _codes([k.value for k in IdentityKind]),
     }
     if with_mutations:
         return from_schema(schema, custom_scalars=scalars)

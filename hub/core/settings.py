@@ -513,6 +513,16 @@ class Settings(BaseSettings):
             "`hub serve`/`hub demo` log lines: one JSON object per line, or plain text (`text`)."
         ),
     )
+    vocabulary_refresh_s: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "Every this many seconds, re-check the vocabulary's version (one small statement) "
+            "so that a process that only reads learns of personal attributes another process "
+            "defined (hub.vocabulary); every ingest call checks it anyway. 0: no background "
+            "check."
+        ),
+    )
     analytics_catch_up_s: float = Field(
         default=0.0,
         ge=0,

@@ -12,11 +12,13 @@ the same version number are never mistaken for each other.
 The snapshot also serves synchronous readers (``latest``): the personal attributes masked on
 the read paths (``hub.access.masking``). Those see a change made by another process from that
 process's next vocabulary check (any ingest call, any vocabulary query, or the app's periodic
-refresh, ``HUB_VOCABULARY_REFRESH_SECONDS``).
+check, ``refresh_forever``, every ``HUB_VOCABULARY_REFRESH_S`` seconds, default 1).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import uuid
 from collections.abc import Mapping
@@ -27,6 +29,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.core.enums import (
     IDENTITY_KIND_DESCRIPTIONS,
@@ -35,7 +38,9 @@ from hub.core.enums import (
     InteractionType,
 )
 from hub.core.errors import InvalidAttributes, UnknownCode
-from hub.db.statements import IngestSql, Statement
+from hub.db.statements import AlchemySql, IngestSql, Statement
+
+logger = logging.getLogger("hub.vocabulary")
 
 # The normalisers an identity kind may name (hub.identity.identifiers applies them).
 NORMALISERS = ("EMAIL", "PHONE", "SOCIAL_HANDLE", "LOWER_CASE", "TRIMMED", "AS_IS")
@@ -240,3 +245,20 @@ async def current(sql: IngestSql) -> Vocabulary:
     fresh = from_content(row["epoch"], row["version"], row["content"])
     _latest = fresh
     return fresh
+
+
+async def refresh_forever(engine: AsyncEngine, interval_s: float) -> None:
+    """The background check: ``current`` every ``interval_s`` (one warning per run of failures,
+    e.g. a database outage; the snapshot stays as it was meanwhile)."""
+    failures = 0
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            async with engine.connect() as connection:
+                await current(AlchemySql(connection))
+        except Exception as error:  # retried at the next interval
+            failures += 1
+            if failures == 1:
+                logger.warning("vocabulary check failed; retrying: %r", error)
+        else:
+            failures = 0

@@ -28,13 +28,13 @@ before it commits.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hub.core.periodic import every
 from hub.db.engine import sqlalchemy_url
 
 logger = logging.getLogger(__name__)
@@ -71,17 +71,7 @@ async def catch_up(engine: AsyncEngine) -> int:
 async def catch_up_forever(engine: AsyncEngine, interval_s: float) -> None:
     """The background half: ``catch_up`` every ``interval_s`` (one warning per run of failures,
     e.g. a database outage; the marks wait in the table meanwhile)."""
-    failures = 0
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await catch_up(engine)
-        except Exception as error:  # retried at the next interval; nothing is lost
-            failures += 1
-            if failures == 1:
-                logger.warning("analytics catch-up failed; retrying: %r", error)
-        else:
-            failures = 0
+    await every(interval_s, lambda: catch_up(engine), logger, "analytics catch-up")
 
 
 async def rebuild(connection: AsyncConnection) -> int:

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from hub.core.errors import BadUserInput, UnknownCode
+from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
 from hub.identity.resolution import IdentifierKey
-from hub.vocabulary.registry import latest
+from hub.vocabulary.registry import latest, unknown_code
 
 MAX_IDENTIFIER_LENGTH = 256
 SOCIAL_PLATFORMS = frozenset(
@@ -169,12 +169,7 @@ def normalize_identities(
         if normalisers is not None:
             normaliser = normalisers.get(kind)
             if normaliser is None:
-                raise UnknownCode(
-                    f"{kind!r} is not a registered identity kind (`identityKinds` lists them; "
-                    "an ADMIN adds one with `defineIdentityKind`)",
-                    vocabulary="identityKind",
-                    value=kind,
-                )
+                raise unknown_code("identityKind", kind)
         if _is_blocked(blocked, kind, raw.strip()):
             continue
         value = normalize_identifier(kind, raw, settings.default_phone_region, normaliser)

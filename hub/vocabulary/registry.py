@@ -17,7 +17,6 @@ check, ``refresh_forever``, every ``HUB_VOCABULARY_REFRESH_S`` seconds, default 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -38,6 +37,7 @@ from hub.core.enums import (
     InteractionType,
 )
 from hub.core.errors import InvalidAttributes, UnknownCode
+from hub.core.periodic import every
 from hub.db.statements import AlchemySql, IngestSql, Statement
 
 logger = logging.getLogger("hub.vocabulary")
@@ -50,6 +50,23 @@ BUILT_IN_NORMALISERS: dict[str, str] = {
     IdentityKind.SOCIAL_HANDLE: "SOCIAL_HANDLE",
 }
 CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+
+_VOCABULARIES = {
+    "interactionType": ("interaction type", "interactionTypes", "defineInteractionType"),
+    "identityKind": ("identity kind", "identityKinds", "defineIdentityKind"),
+}
+
+
+def unknown_code(vocabulary: str, code: str) -> UnknownCode:
+    """The error for a code ``vocabulary`` (interactionType, identityKind) does not register."""
+    what, query, mutation = _VOCABULARIES[vocabulary]
+    return UnknownCode(
+        f"{code!r} is not a registered {what} (`{query}` lists them; an ADMIN adds one with "
+        f"`{mutation}`)",
+        vocabulary=vocabulary,
+        value=code,
+    )
 
 
 @dataclass(frozen=True)
@@ -121,23 +138,13 @@ class Vocabulary:
     def interaction_type(self, code: str) -> InteractionTypeDef:
         found = self.interaction_types.get(code)
         if found is None:
-            raise UnknownCode(
-                f"{code!r} is not a registered interaction type (`interactionTypes` lists them; "
-                "an ADMIN adds one with `defineInteractionType`)",
-                vocabulary="interactionType",
-                value=code,
-            )
+            raise unknown_code("interactionType", code)
         return found
 
     def identity_kind(self, code: str) -> IdentityKindDef:
         found = self.identity_kinds.get(code)
         if found is None:
-            raise UnknownCode(
-                f"{code!r} is not a registered identity kind (`identityKinds` lists them; "
-                "an ADMIN adds one with `defineIdentityKind`)",
-                vocabulary="identityKind",
-                value=code,
-            )
+            raise unknown_code("identityKind", code)
         return found
 
     def check_attributes(self, code: str, attributes: Any) -> None:
@@ -248,17 +255,11 @@ async def current(sql: IngestSql) -> Vocabulary:
 
 
 async def refresh_forever(engine: AsyncEngine, interval_s: float) -> None:
-    """The background check: ``current`` every ``interval_s`` (one warning per run of failures,
-    e.g. a database outage; the snapshot stays as it was meanwhile)."""
-    failures = 0
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            async with engine.connect() as connection:
-                await current(AlchemySql(connection))
-        except Exception as error:  # retried at the next interval
-            failures += 1
-            if failures == 1:
-                logger.warning("vocabulary check failed; retrying: %r", error)
-        else:
-            failures = 0
+    """The background check: ``current`` every ``interval_s`` (the snapshot stays as it was
+    while the database cannot be reached)."""
+
+    async def check() -> None:
+        async with engine.connect() as connection:
+            await current(AlchemySql(connection))
+
+    await every(interval_s, check, logger, "vocabulary check")

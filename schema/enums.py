@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Any, NewType, TypeVar
 
 import strawberry
-from graphql import EnumValueNode, StringValueNode, ValueNode
+from graphql import EnumValueNode, GraphQLError, StringValueNode, ValueNode
 
 from hub.core.enums import (
     CHANNEL_DESCRIPTIONS,
@@ -60,7 +60,9 @@ described_enum(
 def _code(what: str) -> Any:
     def parse_value(value: Any) -> str:
         if not isinstance(value, str) or not CODE.fullmatch(value):
-            raise ValueError(
+            # A GraphQLError: graphql-core reports it as the client's mistake (hub.graphql's
+            # ErrorCodes would mask any other exception as a bug).
+            raise GraphQLError(
                 f"{what} is a code: an upper-case letter, then upper-case letters, digits and "
                 f"underscores, at most 64 characters (like PAGE_VIEW); got {value!r}"
             )
@@ -69,9 +71,13 @@ def _code(what: str) -> Any:
     def parse_literal(node: ValueNode, _variables: Any = None) -> str:
         # PAGE_VIEW (an enum-style literal, as documents written for the former enum have it)
         # and "PAGE_VIEW" (a string) are the same code.
-        if isinstance(node, EnumValueNode | StringValueNode):
-            return parse_value(node.value)
-        raise ValueError(f'{what} is a code, written PAGE_VIEW or "PAGE_VIEW"')
+        if isinstance(node, EnumValueNode | StringValueNode) and CODE.fullmatch(node.value):
+            return node.value
+        raise GraphQLError(
+            f"{what} is a code (upper-case letters, digits and underscores, at most 64 "
+            f'characters), written PAGE_VIEW or "PAGE_VIEW"',
+            node,
+        )
 
     return parse_value, parse_literal
 

@@ -148,6 +148,9 @@ def upgrade() -> None:
         sa.CheckConstraint("id = 1", name="ck_vocabulary_version_one_row"),
     )
     op.execute("INSERT INTO vocabulary_version (id) VALUES (1)")
+    # Reference data, like the channels (0013): a PARTNER's row-secured connection reads it too.
+    for name in ("interaction_types", "identity_kinds", "vocabulary_version"):
+        op.execute(f"GRANT SELECT ON {name} TO hub_partner")
 
 
 def downgrade() -> None:

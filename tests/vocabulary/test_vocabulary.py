@@ -396,3 +396,18 @@ async def test_personal_attributes_are_masked_per_role_on_both_read_paths(
         for role, key in keys.items():
             assert await _read(resolvers, key, customer) == expected[role], role
         assert compiled_answers(resolvers) == 0
+
+
+@pytest.mark.parametrize(
+    "role, scopes",
+    [("PARTNER", {"channels": ["WEB"]}), ("FRONTEND", {}), ("ANALYST", {})],
+)
+async def test_every_reading_role_reads_the_vocabulary(
+    gql_as: Any, role: str, scopes: dict[str, Any]
+) -> None:
+    reader = await gql_as(role, **scopes)
+    data = await reader.data("{ interactionTypes { code } identityKinds { code } }")
+    assert sorted(t["code"] for t in data["interactionTypes"]) == sorted(
+        t.value for t in InteractionType
+    )
+    assert sorted(k["code"] for k in data["identityKinds"]) == sorted(k.value for k in IdentityKind)

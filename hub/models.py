@@ -613,6 +613,32 @@ class IdentityKindRow(SQLModel, table=True):
     updated_by: str | None = None
 
 
+class TouchpointKindRow(SQLModel, table=True):
+    """A registered touchpoint kind."""
+
+    __tablename__ = "touchpoint_kinds"
+
+    code: str = Field(primary_key=True)
+    name: str
+    description: str
+    built_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    updated_at: datetime | None = _ts()
+    updated_by: str | None = None
+
+
+class ConsentPurposeRow(SQLModel, table=True):
+    """A registered consent purpose."""
+
+    __tablename__ = "consent_purposes"
+
+    code: str = Field(primary_key=True)
+    name: str
+    description: str
+    built_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    updated_at: datetime | None = _ts()
+    updated_by: str | None = None
+
+
 class VocabularyVersion(SQLModel, table=True):
     """One row: bumped in the transaction of every vocabulary change; ``epoch`` is random per
     database, so a cache keyed by (epoch, version) never mixes two databases."""
@@ -630,4 +656,6 @@ class VocabularyVersion(SQLModel, table=True):
 
 INTERACTION_TYPES = table(InteractionTypeRow)
 IDENTITY_KINDS = table(IdentityKindRow)
+TOUCHPOINT_KINDS = table(TouchpointKindRow)
+CONSENT_PURPOSES = table(ConsentPurposeRow)
 VOCABULARY_VERSION = table(VocabularyVersion)

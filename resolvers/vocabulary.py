@@ -12,12 +12,16 @@ from hub.db.statements import AlchemySql
 from hub.journeys.stage_rules import set_rule
 from hub.schema.permissions import IsAdmin
 from hub.schema.vocabulary import (
+    ConsentPurposeDefinition,
+    DefineConsentPurposeInput,
     DefineIdentityKindInput,
     DefineInteractionTypeInput,
+    DefineTouchpointKindInput,
     IdentityKindDefinition,
     InteractionTypeDefinition,
+    TouchpointKindDefinition,
 )
-from hub.vocabulary.define import define_identity_kind, define_interaction_type
+from hub.vocabulary.define import define_code, define_identity_kind, define_interaction_type
 from hub.vocabulary.registry import Vocabulary, current
 
 
@@ -42,6 +46,22 @@ class VocabularyQuery:
         return [
             IdentityKindDefinition.from_definition(d)
             for _, d in sorted(vocabulary.identity_kinds.items())
+        ]
+
+    @strawberry.field(description="The registered touchpoint kinds, by code.")
+    async def touchpoint_kinds(self, info: Info) -> list[TouchpointKindDefinition]:
+        vocabulary = await _vocabulary(info)
+        return [
+            TouchpointKindDefinition.from_definition(d)
+            for _, d in sorted(vocabulary.touchpoint_kinds.items())
+        ]
+
+    @strawberry.field(description="The registered consent purposes, by code.")
+    async def consent_purposes(self, info: Info) -> list[ConsentPurposeDefinition]:
+        vocabulary = await _vocabulary(info)
+        return [
+            ConsentPurposeDefinition.from_definition(d)
+            for _, d in sorted(vocabulary.consent_purposes.items())
         ]
 
 
@@ -103,3 +123,54 @@ class VocabularyMutation:
         async with info.context.writer.connect() as connection:
             vocabulary = await current(AlchemySql(connection))
         return IdentityKindDefinition.from_definition(vocabulary.identity_kind(input.code))
+
+    @strawberry.mutation(
+        description="Create or replace a touchpoint kind (ADMIN only).",
+        permission_classes=[IsAdmin],
+    )
+    async def define_touchpoint_kind(
+        self,
+        info: Info,
+        input: Annotated[
+            DefineTouchpointKindInput, strawberry.argument(description="The definition.")
+        ],
+    ) -> TouchpointKindDefinition:
+        vocabulary = await _define(
+            info, "touchpointKind", input.code, input.name, input.description
+        )
+        return TouchpointKindDefinition.from_definition(vocabulary.touchpoint_kind(input.code))
+
+    @strawberry.mutation(
+        description=(
+            "Create or replace a consent purpose: `setConsent` accepts it at once (ADMIN only)."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def define_consent_purpose(
+        self,
+        info: Info,
+        input: Annotated[
+            DefineConsentPurposeInput, strawberry.argument(description="The definition.")
+        ],
+    ) -> ConsentPurposeDefinition:
+        vocabulary = await _define(
+            info, "consentPurpose", input.code, input.name, input.description
+        )
+        return ConsentPurposeDefinition.from_definition(vocabulary.consent_purpose(input.code))
+
+
+async def _define(
+    info: Info, vocabulary: str, code: str, name: str, description: str
+) -> Vocabulary:
+    """Define a code of a name-and-description vocabulary; the vocabulary afterwards."""
+    async with info.context.writer.begin() as connection:
+        await define_code(
+            connection,
+            vocabulary,
+            code=code,
+            name=name,
+            description=description,
+            actor=info.context.principal.name,
+        )
+    async with info.context.writer.connect() as connection:
+        return await current(AlchemySql(connection))

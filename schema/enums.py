@@ -18,13 +18,11 @@ from hub.core.enums import (
     DIRECTION_DESCRIPTIONS,
     STAGE_DESCRIPTIONS,
     STAGE_TRANSITION_DESCRIPTIONS,
-    TOUCHPOINT_KIND_DESCRIPTIONS,
     ChannelCode,
     ConversationStatus,
     Direction,
     StageCode,
     StageTransition,
-    TouchpointKind,
 )
 from hub.vocabulary.registry import CODE
 
@@ -46,7 +44,6 @@ def described_enum(
 described_enum(ChannelCode, "The six broad categories of engagement.", CHANNEL_DESCRIPTIONS)
 described_enum(StageCode, "The ordered stages of the customer journey.", STAGE_DESCRIPTIONS)
 described_enum(Direction, "Who started an interaction.", DIRECTION_DESCRIPTIONS)
-described_enum(TouchpointKind, "What sort of touchpoint this is.", TOUCHPOINT_KIND_DESCRIPTIONS)
 described_enum(
     ConversationStatus, "Whether a conversation is still open.", CONVERSATION_STATUS_DESCRIPTIONS
 )
@@ -84,11 +81,15 @@ def _code(what: str) -> Any:
 
 _TYPE_VALUE, _TYPE_LITERAL = _code("an interaction type")
 _KIND_VALUE, _KIND_LITERAL = _code("an identity kind")
+_TOUCHPOINT_VALUE, _TOUCHPOINT_LITERAL = _code("a touchpoint kind")
+_PURPOSE_VALUE, _PURPOSE_LITERAL = _code("a consent purpose")
 
 # The scalars' Python types are the code strings; their GraphQL definitions are handed to the
 # Schema (``SCALARS``, ``scalar_overrides`` in hub/graphql.py).
 InteractionType = NewType("InteractionType", str)
 IdentityKind = NewType("IdentityKind", str)
+TouchpointKind = NewType("TouchpointKind", str)
+ConsentPurpose = NewType("ConsentPurpose", str)
 
 SCALARS: dict[object, Any] = {
     InteractionType: strawberry.scalar(
@@ -115,10 +116,33 @@ SCALARS: dict[object, Any] = {
         parse_value=_KIND_VALUE,
         parse_literal=_KIND_LITERAL,
     ),
+    TouchpointKind: strawberry.scalar(
+        name="TouchpointKind",
+        description=(
+            "What sort of touchpoint this is: the code of a registered touchpoint kind "
+            "(`touchpointKinds` lists them, an ADMIN adds one with `defineTouchpointKind`). "
+            "Written as a string or bare (`WEBSITE`), as `InteractionType`."
+        ),
+        serialize=str,
+        parse_value=_TOUCHPOINT_VALUE,
+        parse_literal=_TOUCHPOINT_LITERAL,
+    ),
+    ConsentPurpose: strawberry.scalar(
+        name="ConsentPurpose",
+        description=(
+            "What a customer's data may be used for: the code of a registered consent purpose "
+            "(`consentPurposes` lists them, an ADMIN adds one with `defineConsentPurpose`). "
+            "Written as a string or bare (`MARKETING`), as `InteractionType`."
+        ),
+        serialize=str,
+        parse_value=_PURPOSE_VALUE,
+        parse_literal=_PURPOSE_LITERAL,
+    ),
 }
 
 __all__ = [
     "ChannelCode",
+    "ConsentPurpose",
     "ConversationStatus",
     "Direction",
     "IdentityKind",

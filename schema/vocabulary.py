@@ -9,9 +9,16 @@ from typing import cast
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.schema.enums import IdentityKind, InteractionType, StageCode, described_enum
+from hub.schema.enums import (
+    ConsentPurpose,
+    IdentityKind,
+    InteractionType,
+    StageCode,
+    TouchpointKind,
+    described_enum,
+)
 from hub.schema.permissions import not_personal
-from hub.vocabulary.registry import IdentityKindDef, InteractionTypeDef
+from hub.vocabulary.registry import CodeDef, IdentityKindDef, InteractionTypeDef
 
 _CATALOGUE = "vocabulary the business configures, not about a customer"
 
@@ -133,3 +140,55 @@ class DefineIdentityKindInput:
     normaliser: Normaliser = strawberry.field(
         description="How its values are normalised (fixed once values of it are stored)."
     )
+
+
+@strawberry.type(description="A registered touchpoint kind.")
+class TouchpointKindDefinition:
+    code: TouchpointKind = strawberry.field(description="Its code, as touchpoints carry it.")
+    name: str = strawberry.field(
+        description="Human-readable name.", metadata=not_personal(_CATALOGUE)
+    )
+    description: str = strawberry.field(
+        description="What it is.", metadata=not_personal(_CATALOGUE)
+    )
+    built_in: bool = strawberry.field(description="True for the kinds the hub ships with.")
+
+    @classmethod
+    def from_definition(cls, d: CodeDef) -> TouchpointKindDefinition:
+        return cls(
+            code=TouchpointKind(d.code), name=d.name, description=d.description, built_in=d.built_in
+        )
+
+
+@strawberry.type(description="A registered consent purpose.")
+class ConsentPurposeDefinition:
+    code: ConsentPurpose = strawberry.field(description="Its code, as consents carry it.")
+    name: str = strawberry.field(
+        description="Human-readable name.", metadata=not_personal(_CATALOGUE)
+    )
+    description: str = strawberry.field(
+        description="What the data may be used for.", metadata=not_personal(_CATALOGUE)
+    )
+    built_in: bool = strawberry.field(description="True for the purposes the hub ships with.")
+
+    @classmethod
+    def from_definition(cls, d: CodeDef) -> ConsentPurposeDefinition:
+        return cls(
+            code=ConsentPurpose(d.code), name=d.name, description=d.description, built_in=d.built_in
+        )
+
+
+@strawberry.input(description="A touchpoint kind to create or replace.")
+class DefineTouchpointKindInput:
+    code: str = strawberry.field(description="Upper-case letters, digits and underscores (KIOSK).")
+    name: str = strawberry.field(description="Human-readable name.")
+    description: str = strawberry.field(description="What it is.")
+
+
+@strawberry.input(description="A consent purpose to create or replace.")
+class DefineConsentPurposeInput:
+    code: str = strawberry.field(
+        description="Upper-case letters, digits and underscores (PROFILING)."
+    )
+    name: str = strawberry.field(description="Human-readable name.")
+    description: str = strawberry.field(description="What the data may be used for.")

@@ -22,7 +22,8 @@ import graphql
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema, nodes, queries
 
-from hub.core.enums import IdentityKind, InteractionType
+from hub.core.enums import IdentityKind, InteractionType, TouchpointKind
+from hub.privacy.consent import ConsentPurpose
 
 MAX_DEPTH = 8  # levels below a root field; deeper than the longest shortest path of the schema
 PAGE = 2  # `first` on every field that pages: small answers, every path still reached
@@ -141,6 +142,8 @@ class _Values:
             # The vocabulary's scalars (codes; their first values when they were enums).
             "InteractionType": "AD_CLICK",
             "IdentityKind": "EMAIL",
+            "TouchpointKind": "WEBSITE",
+            "ConsentPurpose": "MARKETING",
         }.get(scalar, PROBE_TEXT)
 
 
@@ -378,6 +381,8 @@ def random_documents(
         # quoted.
         "InteractionType": _codes([t.value for t in InteractionType]),
         "IdentityKind": _codes([k.value for k in IdentityKind]),
+        "TouchpointKind": _codes([k.value for k in TouchpointKind]),
+        "ConsentPurpose": _codes([p.value for p in ConsentPurpose]),
     }
     if with_mutations:
         return from_schema(schema, custom_scalars=scalars)

@@ -136,6 +136,8 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         " UPDATE interaction_types SET attributes_schema = NULL, personal_attributes = '{}'"
         "  WHERE attributes_schema IS NOT NULL OR personal_attributes <> '{}';"
         " DELETE FROM identity_kinds WHERE NOT built_in;"
+        " DELETE FROM touchpoint_kinds WHERE NOT built_in;"
+        " DELETE FROM consent_purposes WHERE NOT built_in;"
         " UPDATE vocabulary_version SET version = version + 1"
     )
     try:

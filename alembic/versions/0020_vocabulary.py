@@ -1,8 +1,10 @@
-"""the vocabulary kept as data: interaction types and identity kinds as tables
+"""the vocabulary kept as data: interaction types, identity kinds, touchpoint kinds and consent
+purposes as tables
 
-Until now interaction types and identity kinds were Python enums (``hub.core.enums``) exposed as
+Until now these four were Python enums (``hub.core.enums``) exposed as
 GraphQL enums; from here they are rows, seeded with exactly the values of those enums, and an
-ADMIN defines more at run time (``defineInteractionType``, ``defineIdentityKind``). An
+ADMIN defines more at run time (``defineInteractionType``, ``defineIdentityKind``,
+``defineTouchpointKind``, ``defineConsentPurpose``). An
 interaction type may carry a JSON Schema for its attributes and the list of its personal
 attributes; an identity kind names its normaliser. ``vocabulary_version`` holds one row: a
 version bumped in the transaction of every change, and an epoch (random per database) so a
@@ -26,6 +28,7 @@ branch_labels = None
 depends_on = None
 
 NOW = sa.text("now()")
+TABLES = ("interaction_types", "identity_kinds", "touchpoint_kinds", "consent_purposes")
 
 # Copies, not imports: a migration keeps the data it was written with.
 INTERACTION_TYPES = [
@@ -88,6 +91,64 @@ IDENTITY_KINDS = [
 ]
 
 
+TOUCHPOINT_KINDS = [
+    ("WEBSITE", "Website", "A website; address is its URL."),
+    ("MOBILE_WEB", "Mobile web", "A mobile website; address is its URL."),
+    ("MOBILE_APP", "Mobile app", "A mobile app; address is its app or bundle id."),
+    ("LIVE_CHAT", "Live chat", "Live chat or web chat with agents."),
+    ("CHATBOT", "Chatbot", "A chatbot or virtual agent."),
+    ("EMAIL", "Email", "A mailbox; address is the e-mail address."),
+    ("SMS", "Sms", "SMS messaging; address is the sender number or short code."),
+    (
+        "RICH_MESSAGING",
+        "Rich messaging",
+        "WhatsApp, Messenger, Apple Messages; address is the number or id.",
+    ),
+    ("VOICE", "Voice", "Voice calls; address is the phone number."),
+    ("VIDEO", "Video", "Video calls or video consultations."),
+    ("SOCIAL_PAGE", "Social page", "A social page or profile; address is its handle or URL."),
+    ("COMMUNITY", "Community", "An online forum or community."),
+    ("SELF_SERVICE", "Self service", "A self-service portal."),
+    ("STORE", "Store", "A store or branch; address is the street address."),
+    ("EVENT", "Event", "An event such as a fair or a launch."),
+    ("POSTAL_MAIL", "Postal mail", "Letters and catalogues by post."),
+    ("CAMPAIGN", "Campaign", "An outbound campaign (newsletter, SMS reminder, call list)."),
+]
+
+CONSENT_PURPOSES = [
+    ("MARKETING", "Marketing", "Marketing messages and campaigns."),
+    ("ANALYTICS", "Analytics", "Analytics over the customer's behaviour."),
+    ("PERSONALIZATION", "Personalization", "Personalised offers and content."),
+    ("PARTNER_SHARING", "Partner sharing", "Sharing the customer's events with partners."),
+]
+
+
+def _simple(name: str, rows: list[tuple[str, str, str]]) -> None:
+    """A vocabulary of codes with a name and a description (touchpoint kinds, purposes)."""
+    table = op.create_table(
+        name,
+        sa.Column("code", sa.Text(), primary_key=True),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("built_in", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("updated_by", sa.Text(), nullable=True),
+    )
+    op.bulk_insert(
+        table,
+        [
+            {
+                "code": code,
+                "name": label,
+                "description": text,
+                "built_in": True,
+                "updated_by": "migration 0020",
+            }
+            for code, label, text in rows
+        ],
+    )
+
+
 def upgrade() -> None:
     types = op.create_table(
         "interaction_types",
@@ -138,6 +199,8 @@ def upgrade() -> None:
             for code, name, text, normaliser in IDENTITY_KINDS
         ],
     )
+    _simple("touchpoint_kinds", TOUCHPOINT_KINDS)
+    _simple("consent_purposes", CONSENT_PURPOSES)
     op.create_table(
         "vocabulary_version",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -149,11 +212,11 @@ def upgrade() -> None:
     )
     op.execute("INSERT INTO vocabulary_version (id) VALUES (1)")
     # Reference data, like the channels (0013): a PARTNER's row-secured connection reads it too.
-    for name in ("interaction_types", "identity_kinds", "vocabulary_version"):
+    for name in (*TABLES, "vocabulary_version"):
         op.execute(f"GRANT SELECT ON {name} TO hub_partner")
 
 
 def downgrade() -> None:
     op.drop_table("vocabulary_version")
-    op.drop_table("identity_kinds")
-    op.drop_table("interaction_types")
+    for name in reversed(TABLES):
+        op.drop_table(name)

@@ -22,7 +22,7 @@ from hub.core.settings import Settings
 from hub.db.rows import contains_pattern
 from hub.identity.identifiers import normalize_identifier
 from hub.models import CUSTOMERS, IDENTITIES, INTERACTIONS
-from hub.privacy.consent import ConsentChannel, ConsentPurpose, consent_granted
+from hub.privacy.consent import ConsentChannel, consent_granted
 
 MAX_FILTER_DEPTH = 8
 
@@ -89,7 +89,7 @@ class TraitFilterInput(Protocol):
 
 class ConsentFilterInput(Protocol):
     @property
-    def purpose(self) -> ConsentPurpose: ...
+    def purpose(self) -> str: ...
     @property
     def channel(self) -> ConsentChannel: ...
 

@@ -17,7 +17,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.core.errors import BadUserInput, Conflict
-from hub.models import IDENTITY_KINDS, INTERACTION_TYPES, VOCABULARY_VERSION
+from hub.models import (
+    CONSENT_PURPOSES,
+    IDENTITY_KINDS,
+    INTERACTION_TYPES,
+    TOUCHPOINT_KINDS,
+    VOCABULARY_VERSION,
+)
 from hub.vocabulary.registry import CODE, NORMALISERS
 
 MAX_NAME = 200
@@ -146,5 +152,32 @@ async def define_identity_kind(
                 f"change to {normaliser} (define a new kind instead)"
             )
     statement = insert(IDENTITY_KINDS).values(code=code, **values)
+    await connection.execute(statement.on_conflict_do_update(index_elements=["code"], set_=values))
+    await bump(connection)
+
+
+async def define_code(
+    connection: AsyncConnection,
+    vocabulary: str,
+    *,
+    code: str,
+    name: str,
+    description: str,
+    actor: str,
+) -> None:
+    """Create or replace a touchpoint kind (``vocabulary`` "touchpointKind") or a consent
+    purpose ("consentPurpose"): a code, a name, a description."""
+    table, what = {
+        "touchpointKind": (TOUCHPOINT_KINDS, "touchpoint kind"),
+        "consentPurpose": (CONSENT_PURPOSES, "consent purpose"),
+    }[vocabulary]
+    check_code(code, what)
+    values = {
+        "name": _text("name", name, MAX_NAME),
+        "description": _text("description", description, MAX_DESCRIPTION),
+        "updated_at": sa.func.now(),
+        "updated_by": actor,
+    }
+    statement = insert(table).values(code=code, **values)
     await connection.execute(statement.on_conflict_do_update(index_elements=["code"], set_=values))
     await bump(connection)

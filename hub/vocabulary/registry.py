@@ -31,8 +31,10 @@ from jsonschema.protocols import Validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.core.enums import (
+    CONSENT_PURPOSE_DESCRIPTIONS,
     IDENTITY_KIND_DESCRIPTIONS,
     INTERACTION_TYPE_DESCRIPTIONS,
+    TOUCHPOINT_KIND_DESCRIPTIONS,
     IdentityKind,
     InteractionType,
 )
@@ -55,6 +57,8 @@ CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _VOCABULARIES = {
     "interactionType": ("interaction type", "interactionTypes", "defineInteractionType"),
     "identityKind": ("identity kind", "identityKinds", "defineIdentityKind"),
+    "touchpointKind": ("touchpoint kind", "touchpointKinds", "defineTouchpointKind"),
+    "consentPurpose": ("consent purpose", "consentPurposes", "defineConsentPurpose"),
 }
 
 
@@ -89,6 +93,17 @@ class IdentityKindDef:
     built_in: bool = False
 
 
+@dataclass(frozen=True)
+class CodeDef:
+    """A code of a vocabulary that carries only a name and a description (touchpoint kinds,
+    consent purposes)."""
+
+    code: str
+    name: str
+    description: str
+    built_in: bool = False
+
+
 def _validator(schema: dict[str, Any]) -> Validator:
     cls: Any = Draft202012Validator
     if isinstance(schema.get("$schema"), str):
@@ -107,6 +122,8 @@ class Vocabulary:
     version: int
     interaction_types: Mapping[str, InteractionTypeDef]
     identity_kinds: Mapping[str, IdentityKindDef]
+    touchpoint_kinds: Mapping[str, CodeDef]
+    consent_purposes: Mapping[str, CodeDef]
     validators: Mapping[str, Validator] = field(default_factory=dict)
     # Identity kind → normaliser, for ``hub.identity.identifiers.normalize_identities``.
     normalisers: Mapping[str, str] = field(default_factory=dict)
@@ -120,12 +137,16 @@ class Vocabulary:
         version: int,
         types: list[InteractionTypeDef],
         kinds: list[IdentityKindDef],
+        touchpoint_kinds: list[CodeDef],
+        consent_purposes: list[CodeDef],
     ) -> Vocabulary:
         return cls(
             epoch=epoch,
             version=version,
             interaction_types={t.code: t for t in types},
             identity_kinds={k.code: k for k in kinds},
+            touchpoint_kinds={k.code: k for k in touchpoint_kinds},
+            consent_purposes={p.code: p for p in consent_purposes},
             validators={
                 t.code: _validator(t.attributes_schema)
                 for t in types
@@ -145,6 +166,18 @@ class Vocabulary:
         found = self.identity_kinds.get(code)
         if found is None:
             raise unknown_code("identityKind", code)
+        return found
+
+    def touchpoint_kind(self, code: str) -> CodeDef:
+        found = self.touchpoint_kinds.get(code)
+        if found is None:
+            raise unknown_code("touchpointKind", code)
+        return found
+
+    def consent_purpose(self, code: str) -> CodeDef:
+        found = self.consent_purposes.get(code)
+        if found is None:
+            raise unknown_code("consentPurpose", code)
         return found
 
     def check_attributes(self, code: str, attributes: Any) -> None:
@@ -185,8 +218,25 @@ BUILT_IN = Vocabulary.build(
         )
         for k, text in IDENTITY_KIND_DESCRIPTIONS.items()
     ],
+    [
+        CodeDef(k.value, k.value.replace("_", " ").capitalize(), text, built_in=True)
+        for k, text in TOUCHPOINT_KIND_DESCRIPTIONS.items()
+    ],
+    [
+        CodeDef(code, code.replace("_", " ").capitalize(), text, built_in=True)
+        for code, text in CONSENT_PURPOSE_DESCRIPTIONS.items()
+    ],
 )
 """The codes the migration seeds: what a process assumes until it has read the tables."""
+
+
+def _simple_json(table: str) -> str:
+    return (
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object('code', s.code, 'name', s.name,"
+        f" 'description', s.description, 'builtIn', s.built_in) ORDER BY s.code), '[]')"
+        f" FROM {table} s)"
+    )
+
 
 # The snapshot's (epoch, version) in, the content back only when the table's differ.
 LOAD = Statement.named(
@@ -199,7 +249,9 @@ LOAD = Statement.named(
     "   AND r.channel_code IS NULL)) ORDER BY t.code), '[]') FROM interaction_types t),"
     " 'kinds', (SELECT coalesce(jsonb_agg(jsonb_build_object('code', k.code, 'name', k.name,"
     "  'description', k.description, 'normaliser', k.normaliser, 'builtIn', k.built_in)"
-    "  ORDER BY k.code), '[]') FROM identity_kinds k)) END AS content"
+    "  ORDER BY k.code), '[]') FROM identity_kinds k),"
+    f" 'touchpointKinds', {_simple_json('touchpoint_kinds')},"
+    f" 'consentPurposes', {_simple_json('consent_purposes')}) END AS content"
     " FROM vocabulary_version v"
 )
 
@@ -238,7 +290,13 @@ def from_content(epoch: uuid.UUID, version: int, content: Any) -> Vocabulary:
             )
             for k in data["kinds"]
         ],
+        [_code_def(k) for k in data["touchpointKinds"]],
+        [_code_def(p) for p in data["consentPurposes"]],
     )
+
+
+def _code_def(item: Mapping[str, Any]) -> CodeDef:
+    return CodeDef(item["code"], item["name"], item["description"], item["builtIn"])
 
 
 async def current(sql: IngestSql) -> Vocabulary:

@@ -14,10 +14,11 @@ import pytest
 from starlette.applications import Starlette
 
 from hub.app import create_app
-from hub.core.enums import IdentityKind, InteractionType
+from hub.core.enums import IdentityKind, InteractionType, TouchpointKind
 from hub.core.settings import Settings
 from tests.compiled.test_roles_differential import compiled_answers
 from tests.conftest import GraphQLClient, make_key
+from tests.factories import Factory
 from tests.ingest_support import RECORD, RECORD_MANY, interaction, touchpoints
 from tests.live_server import Server, start_server
 
@@ -411,3 +412,72 @@ async def test_every_reading_role_reads_the_vocabulary(
         t.value for t in InteractionType
     )
     assert sorted(k["code"] for k in data["identityKinds"]) == sorted(k.value for k in IdentityKind)
+
+
+# ---- touchpoint kinds and consent purposes --------------------------------------------------
+
+SET_CONSENT = """
+mutation($id: ID!, $p: ConsentPurpose!) {
+  setConsent(input: {customerId: $id, purpose: $p, channel: EMAIL, status: GRANTED}) {
+    purpose active
+  }
+}
+"""
+
+
+async def test_a_custom_consent_purpose_is_settable_and_filters_customers(
+    gql: GraphQLClient, db: asyncpg.Connection
+) -> None:
+    tp = await touchpoints(db)
+    recorded = (await gql.data(RECORD, {"input": interaction(tp["web"], ("EMAIL", "a@x.io"))}))[
+        "recordInteraction"
+    ]
+    customer = recorded["customer"]["id"]
+    purpose = unique("PROFILING")
+    unknown = await gql.error(SET_CONSENT, {"id": customer, "p": purpose})
+    assert unknown["extensions"] == {
+        "code": "UNKNOWN_CODE",
+        "vocabulary": "consentPurpose",
+        "value": purpose,
+    }
+    defined = await gql.data(
+        """mutation($input: DefineConsentPurposeInput!) {
+             defineConsentPurpose(input: $input) { code name builtIn } }""",
+        {"input": {"code": purpose, "name": "Profiling", "description": "Automated profiling."}},
+    )
+    assert defined["defineConsentPurpose"] == {
+        "code": purpose,
+        "name": "Profiling",
+        "builtIn": False,
+    }
+    granted = await gql.data(SET_CONSENT, {"id": customer, "p": purpose})
+    assert granted["setConsent"] == {"purpose": purpose, "active": True}
+    audience = """query($p: ConsentPurpose!) {
+      customers(first: 5, filter: {hasConsent: {purpose: $p, channel: EMAIL}}) { totalCount }
+    }"""
+    assert (await gql.data(audience, {"p": purpose}))["customers"]["totalCount"] == 1
+    # Negative control: a built-in purpose this customer never granted.
+    assert (await gql.data(audience, {"p": "MARKETING"}))["customers"]["totalCount"] == 0
+    purposes = (await gql.data("{ consentPurposes { code builtIn } }"))["consentPurposes"]
+    assert sorted(p["code"] for p in purposes if not p["builtIn"]) == [purpose]
+
+
+async def test_a_custom_touchpoint_kind_is_listed_and_filters_touchpoints(
+    gql: GraphQLClient, db: asyncpg.Connection
+) -> None:
+    kind = unique("KIOSK")
+    defined = await gql.data(
+        """mutation($input: DefineTouchpointKindInput!) {
+             defineTouchpointKind(input: $input) { code builtIn } }""",
+        {"input": {"code": kind, "name": "Kiosk", "description": "An in-store kiosk."}},
+    )
+    assert defined["defineTouchpointKind"] == {"code": kind, "builtIn": False}
+    await touchpoints(db)
+    await Factory(db).touchpoint("Lobby kiosk", "PHYSICAL", kind)
+    found = await gql.data(
+        "query($k: TouchpointKind!) { touchpoints(filter: {kinds: [$k]}) { nodes { name kind } } }",
+        {"k": kind},
+    )
+    assert found["touchpoints"]["nodes"] == [{"name": "Lobby kiosk", "kind": kind}]
+    kinds = (await gql.data("{ touchpointKinds { code } }"))["touchpointKinds"]
+    assert sorted(k["code"] for k in kinds) == sorted([*(k.value for k in TouchpointKind), kind])

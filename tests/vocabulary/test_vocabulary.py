@@ -3,6 +3,7 @@ identity kinds defined at run time, checked on ingest, masked on both read paths
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -481,3 +482,19 @@ async def test_a_custom_touchpoint_kind_is_listed_and_filters_touchpoints(
     assert found["touchpoints"]["nodes"] == [{"name": "Lobby kiosk", "kind": kind}]
     kinds = (await gql.data("{ touchpointKinds { code } }"))["touchpointKinds"]
     assert sorted(k["code"] for k in kinds) == sorted([*(k.value for k in TouchpointKind), kind])
+
+
+async def test_erasure_removes_a_types_personal_attributes(
+    gql: GraphQLClient, db: asyncpg.Connection
+) -> None:
+    tp = await touchpoints(db)
+    code = unique("LOAN_APPLICATION")
+    personal = unique("income").lower()
+    await define_type(gql, code, personalAttributes=[personal])
+    item = interaction(
+        tp["web"], ("EMAIL", "ana@example.com"), type=code, attributes={personal: 1, "product": "x"}
+    )
+    customer = (await gql.data(RECORD, {"input": item}))["recordInteraction"]["customer"]["id"]
+    await gql.data("mutation($id: ID!) { eraseCustomer(id: $id) { customerId } }", {"id": customer})
+    kept = await db.fetchval("SELECT attributes FROM interactions WHERE type = $1", code)
+    assert json.loads(kept) == {"product": "x"}

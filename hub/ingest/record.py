@@ -219,6 +219,9 @@ async def record(
         if not checked:
             return results
         identifiers = {key for d in checked for key in d.identities}
+        # Locks for items valid only now, after the first ones (not in one sorted order: a
+        # deadlock is possible in principle, then PostgreSQL aborts one side and the ingest's
+        # retry of deadlocks runs it again; this happens once per vocabulary change).
         more = _lock_keys(checked, identifiers) - locks
         if more:
             await sql.lock(sorted(more))

@@ -96,7 +96,14 @@ def database_url() -> Iterator[str]:
 def settings(database_url: str) -> Settings:
     # Webhooks are delivered by real `hub serve` processes in tests/webhooks: the in-process
     # app delivers none (its worker would compete with them for the leases).
-    return Settings(database_url=database_url, migrate_on_start=False, webhooks_enabled=False)
+    # The vocabulary's background check (hub.vocabulary.registry.refresh_forever) is off: it would
+    # run statements on the engine whose statements tests count; ingest checks it anyway.
+    return Settings(
+        database_url=database_url,
+        migrate_on_start=False,
+        webhooks_enabled=False,
+        vocabulary_refresh_s=0,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,17 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from hub.access.masking import personal_keys
 from hub.app import create_app
 from hub.core.enums import IdentityKind, InteractionType, TouchpointKind
 from hub.core.settings import Settings
+from hub.vocabulary.registry import latest
 from tests.compiled.test_roles_differential import compiled_answers
 from tests.conftest import GraphQLClient, make_key
 from tests.factories import Factory
 from tests.ingest_support import RECORD, RECORD_MANY, interaction, touchpoints
 from tests.live_server import Server, start_server
+from tests.waiting import until
 
 DEFINE_TYPE = """
 mutation($input: DefineInteractionTypeInput!) {
@@ -498,3 +501,24 @@ async def test_erasure_removes_a_types_personal_attributes(
     await gql.data("mutation($id: ID!) { eraseCustomer(id: $id) { customerId } }", {"id": customer})
     kept = await db.fetchval("SELECT attributes FROM interactions WHERE type = $1", code)
     assert json.loads(kept) == {"product": "x"}
+
+
+async def test_a_process_that_only_reads_learns_of_a_change_in_the_background(
+    db: asyncpg.Connection, settings: Settings
+) -> None:
+    """Another process's change (here: written straight to the tables, as it commits it) reaches
+    this process's snapshot through the background check alone: nothing else runs here."""
+    personal = unique("secret").lower()
+    code = unique("BACKGROUND")
+    await db.execute(
+        "INSERT INTO interaction_types (code, name, description, personal_attributes)"
+        " VALUES ($1, 'b', 'b', ARRAY[$2::text])",
+        code,
+        personal,
+    )
+    await db.execute("UPDATE vocabulary_version SET version = version + 1")
+    assert personal not in latest().personal_attributes
+    checking = create_app(settings.model_copy(update={"vocabulary_refresh_s": 0.05}))
+    async with checking.router.lifespan_context(checking):
+        await until(lambda: personal in latest().personal_attributes, "the background check")
+    assert personal_keys(settings).is_personal(personal)

@@ -79,6 +79,14 @@ def _code(what: str) -> Any:
     return parse_value, parse_literal
 
 
+def _serialize(value: Any) -> str:
+    """A stored code as the answer carries it; a stored value that is no code at all (a corrupt
+    row) is a bug, reported as one (ValueError: masked, logged)."""
+    if not isinstance(value, str) or not CODE.fullmatch(value):
+        raise ValueError(f"{value!r} is stored where a vocabulary code belongs")
+    return value
+
+
 _TYPE_VALUE, _TYPE_LITERAL = _code("an interaction type")
 _KIND_VALUE, _KIND_LITERAL = _code("an identity kind")
 _TOUCHPOINT_VALUE, _TOUCHPOINT_LITERAL = _code("a touchpoint kind")
@@ -101,7 +109,7 @@ SCALARS: dict[object, Any] = {
             "in variables and answers it is the code string. An unregistered code is refused with "
             "`UNKNOWN_CODE`."
         ),
-        serialize=str,
+        serialize=_serialize,
         parse_value=_TYPE_VALUE,
         parse_literal=_TYPE_LITERAL,
     ),
@@ -112,7 +120,7 @@ SCALARS: dict[object, Any] = {
             "(`identityKinds` lists them with their normaliser, an ADMIN adds one with "
             "`defineIdentityKind`). Written as a string or bare (`EMAIL`), as `InteractionType`."
         ),
-        serialize=str,
+        serialize=_serialize,
         parse_value=_KIND_VALUE,
         parse_literal=_KIND_LITERAL,
     ),
@@ -123,7 +131,7 @@ SCALARS: dict[object, Any] = {
             "(`touchpointKinds` lists them, an ADMIN adds one with `defineTouchpointKind`). "
             "Written as a string or bare (`WEBSITE`), as `InteractionType`."
         ),
-        serialize=str,
+        serialize=_serialize,
         parse_value=_TOUCHPOINT_VALUE,
         parse_literal=_TOUCHPOINT_LITERAL,
     ),
@@ -134,7 +142,7 @@ SCALARS: dict[object, Any] = {
             "(`consentPurposes` lists them, an ADMIN adds one with `defineConsentPurpose`). "
             "Written as a string or bare (`MARKETING`), as `InteractionType`."
         ),
-        serialize=str,
+        serialize=_serialize,
         parse_value=_PURPOSE_VALUE,
         parse_literal=_PURPOSE_LITERAL,
     ),

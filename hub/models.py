@@ -613,30 +613,27 @@ class IdentityKindRow(SQLModel, table=True):
     updated_by: str | None = None
 
 
-class TouchpointKindRow(SQLModel, table=True):
+class _CodeRow(SQLModel):
+    """The columns of a vocabulary of codes with a name and a description."""
+
+    code: str = Field(primary_key=True)
+    name: str
+    description: str
+    built_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    updated_at: datetime | None = _ts()
+    updated_by: str | None = None
+
+
+class TouchpointKindRow(_CodeRow, table=True):
     """A registered touchpoint kind."""
 
     __tablename__ = "touchpoint_kinds"
 
-    code: str = Field(primary_key=True)
-    name: str
-    description: str
-    built_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
-    updated_at: datetime | None = _ts()
-    updated_by: str | None = None
 
-
-class ConsentPurposeRow(SQLModel, table=True):
+class ConsentPurposeRow(_CodeRow, table=True):
     """A registered consent purpose."""
 
     __tablename__ = "consent_purposes"
-
-    code: str = Field(primary_key=True)
-    name: str
-    description: str
-    built_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
-    updated_at: datetime | None = _ts()
-    updated_by: str | None = None
 
 
 class VocabularyVersion(SQLModel, table=True):

@@ -30,7 +30,9 @@ from hub.resolvers.profile import ProfileMutation
 from hub.resolvers.segments import SegmentMutation, SegmentQuery, SegmentSubscription
 from hub.resolvers.sources import SourcesMutation, SourcesQuery
 from hub.resolvers.subscriptions import Subscription as FeedSubscription
+from hub.resolvers.vocabulary import VocabularyMutation, VocabularyQuery
 from hub.resolvers.webhooks import WebhookMutation, WebhookQuery
+from hub.schema.enums import SCALARS
 from hub.schema.extensions import AccessGuard, ReadFence, TrustedDocumentParse
 from hub.schema.permissions import check_personal_fields
 
@@ -48,6 +50,7 @@ Query = merge_types(
         AnalyticsQuery,
         MergeQuery,
         SourcesQuery,
+        VocabularyQuery,
         WebhookQuery,
         SegmentQuery,
         ComputedTraitQuery,
@@ -67,6 +70,7 @@ Mutation = merge_types(
         JourneyMutation,
         AccessMutation,
         SourcesMutation,
+        VocabularyMutation,
         WebhookMutation,
         SegmentMutation,
         ComputedTraitMutation,
@@ -212,6 +216,8 @@ def build_schema() -> strawberry.federation.Schema:
             AccessGuard,
         ],
         federation_version="2.5",
+        # InteractionType and IdentityKind: codes of the vocabulary kept as data (hub.vocabulary).
+        scalar_overrides=SCALARS,
     )
     # Masking by construction: a String/JSON field that neither masks nor declares itself not
     # personal stops the hub from starting (hub.schema.permissions).

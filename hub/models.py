@@ -589,7 +589,13 @@ class Segment(SQLModel, table=True):
     name: str
     description: str = Field(default="", sa_column_kwargs={"server_default": ""})
     definition: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
-    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # From the sequence segment_revisions on every create and update: unique, so a cache keyed
+    # by (key, revision) never takes a segment created again under its key for the old one.
+    revision: int | None = Field(
+        default=None,
+        sa_type=sa.BigInteger,
+        sa_column_kwargs={"server_default": sa.text("nextval('segment_revisions')")},
+    )
     created_by: str
     created_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
@@ -687,3 +693,85 @@ class CustomerTraitComputed(SQLModel, table=True):
 
 COMPUTED_TRAITS = table(ComputedTrait)
 CUSTOMER_TRAITS_COMPUTED = table(CustomerTraitComputed)
+
+
+# ---- the vocabulary kept as data (migration 0020, docs/sources.md#vocabulary) ----
+
+
+class InteractionTypeRow(SQLModel, table=True):
+    """A registered interaction type: its code, what it means, an optional JSON Schema for its
+    attributes and the attributes that are personal data (masked without ``pii``)."""
+
+    __tablename__ = "interaction_types"
+
+    code: str = Field(primary_key=True)
+    name: str
+    description: str
+    attributes_schema: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    personal_attributes: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(sa.Text),
+        sa_column_kwargs={"server_default": "{}"},
+    )
+    built_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    updated_at: datetime | None = _ts()
+    updated_by: str | None = None
+
+
+class IdentityKindRow(SQLModel, table=True):
+    """A registered identity kind and the normaliser its values go through."""
+
+    __tablename__ = "identity_kinds"
+
+    code: str = Field(primary_key=True)
+    name: str
+    description: str
+    normaliser: str
+    built_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    updated_at: datetime | None = _ts()
+    updated_by: str | None = None
+
+
+class _CodeRow(SQLModel):
+    """The columns of a vocabulary of codes with a name and a description."""
+
+    code: str = Field(primary_key=True)
+    name: str
+    description: str
+    built_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    updated_at: datetime | None = _ts()
+    updated_by: str | None = None
+
+
+class TouchpointKindRow(_CodeRow, table=True):
+    """A registered touchpoint kind."""
+
+    __tablename__ = "touchpoint_kinds"
+
+
+class ConsentPurposeRow(_CodeRow, table=True):
+    """A registered consent purpose."""
+
+    __tablename__ = "consent_purposes"
+
+
+class VocabularyVersion(SQLModel, table=True):
+    """One row: bumped in the transaction of every vocabulary change; ``epoch`` is random per
+    database, so a cache keyed by (epoch, version) never mixes two databases."""
+
+    __tablename__ = "vocabulary_version"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="ck_vocabulary_version_one_row"),)
+
+    id: int = Field(default=1, primary_key=True)
+    epoch: uuid.UUID = Field(
+        sa_type=UUID(as_uuid=True),
+        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
+    )
+    version: int = Field(default=1, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "1"})
+
+
+INTERACTION_TYPES = table(InteractionTypeRow)
+IDENTITY_KINDS = table(IdentityKindRow)
+TOUCHPOINT_KINDS = table(TouchpointKindRow)
+CONSENT_PURPOSES = table(ConsentPurposeRow)
+VOCABULARY_VERSION = table(VocabularyVersion)

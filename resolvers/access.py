@@ -24,7 +24,7 @@ from hub.core.errors import BadUserInput, NotFound
 from hub.core.ids import uuid_from_global_id
 from hub.db.rows import fetch_all
 from hub.models import AUDIT_LOG, CUSTOMERS
-from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus, set_consent
+from hub.privacy.consent import ConsentChannel, ConsentStatus, set_consent
 from hub.privacy.erasure import erase_customer, export_customer, merge_cluster
 from hub.schema.access import (
     ApiKey,
@@ -256,7 +256,7 @@ class AccessMutation:
             row = await set_consent(
                 connection,
                 customer_id=customer_id,
-                purpose=ConsentPurpose(input.purpose.value),
+                purpose=str(input.purpose),  # registered? checked by set_consent
                 channel=ConsentChannel(input.channel.value),
                 status=ConsentStatus(input.status.value),
                 source=input.source,

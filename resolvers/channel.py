@@ -47,7 +47,7 @@ class TouchpointFilter:
         if self.channels is not None:
             clauses.append(T.channel_code.in_([c.value for c in self.channels]))
         if self.kinds is not None:
-            clauses.append(T.kind.in_([k.value for k in self.kinds]))
+            clauses.append(T.kind.in_([str(k) for k in self.kinds]))
         if self.business_lines is not None:
             clauses.append(T.business_line.in_(self.business_lines))
         if self.active is not None:

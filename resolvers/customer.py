@@ -8,7 +8,6 @@ import sqlalchemy as sa
 import strawberry
 
 from hub.context import Info
-from hub.core.enums import IdentityKind as DomainIdentityKind
 from hub.core.errors import NotFound
 from hub.core.ids import uuid_from_global_id
 from hub.db.rows import Record
@@ -66,19 +65,19 @@ class CustomerQuery:
             str, strawberry.argument(description="The identifier; normalised before matching.")
         ],
     ) -> Customer:
-        domain_kind = DomainIdentityKind(kind.value)
+        domain_kind = str(kind)
         normalized = normalize_identifier(
             domain_kind, value, info.context.settings.default_phone_region
         )
         async with info.context.engine.connect() as connection:
             customer_id = await connection.scalar(
                 sa.select(IDENTITIES.c.customer_id).where(
-                    IDENTITIES.c.kind == domain_kind.value, IDENTITIES.c.value == normalized
+                    IDENTITIES.c.kind == domain_kind, IDENTITIES.c.value == normalized
                 )
             )
         customer = await load_customer(info, customer_id) if customer_id else None
         if customer is None:
-            raise NotFound(f"no customer has the {kind.value} {normalized!r}")
+            raise NotFound(f"no customer has the {kind} {normalized!r}")
         return customer
 
     @strawberry.field(description="All customers, filtered and ordered, one page at a time.")

@@ -73,7 +73,7 @@ class JourneyMutation:
     ) -> StageRule:
         async with info.context.engine.begin() as connection:
             row = await set_rule(
-                connection, interaction_type.value, channel.value if channel else None, stage.value
+                connection, str(interaction_type), channel.value if channel else None, stage.value
             )
         return StageRule.from_row(row)
 
@@ -91,6 +91,6 @@ class JourneyMutation:
     ) -> StageRule:
         async with info.context.engine.begin() as connection:
             row = await delete_rule(
-                connection, interaction_type.value, channel.value if channel else None
+                connection, str(interaction_type), channel.value if channel else None
             )
         return StageRule.from_row(row)

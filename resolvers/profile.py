@@ -15,7 +15,6 @@ from strawberry.scalars import JSON
 
 from hub.audiences.refresh import ChangeReason, on_customers_changed
 from hub.context import Info
-from hub.core.enums import IdentityKind as DomainIdentityKind
 from hub.core.errors import BadUserInput
 from hub.core.ids import uuid_from_global_id
 from hub.core.settings import Settings
@@ -74,7 +73,7 @@ class ProfileMutation:
             elif input.identities:
                 row, created = await create_customer(
                     connection,
-                    [(DomainIdentityKind(i.kind.value), i.value) for i in input.identities],
+                    [(str(i.kind), i.value) for i in input.identities],
                     settings,
                     input.traits,
                     input.display_name,
@@ -144,9 +143,7 @@ class ProfileMutation:
         return Conversation.from_row(row)
 
 
-IdentityChange = Callable[
-    [AsyncConnection, uuid.UUID, DomainIdentityKind, str, Settings], Awaitable[RowMapping]
-]
+IdentityChange = Callable[[AsyncConnection, uuid.UUID, str, str, Settings], Awaitable[RowMapping]]
 
 
 async def _change_identity(
@@ -157,7 +154,7 @@ async def _change_identity(
         row = await change(
             connection,
             uuid_from_global_id(customer_id, "Customer"),
-            DomainIdentityKind(kind.value),
+            str(kind),
             value,
             info.context.settings,
         )

@@ -184,7 +184,7 @@ class SegmentMutation:
                 stored = _stored(input.conditions)
                 await _checked(info, connection, stored)
                 values["definition"] = stored
-                values["revision"] = s.revision + 1
+                values["revision"] = sa.func.nextval("segment_revisions")
             updated = await connection.execute(
                 sa.update(SEGMENTS).where(s.key == input.key).values(**values).returning(s.key)
             )

@@ -9,10 +9,11 @@ import sqlalchemy as sa
 import strawberry
 
 from hub.context import Info
-from hub.core.enums import Direction, InteractionType
+from hub.core.enums import Direction
 from hub.db.rows import fetch_all
 from hub.models import SOURCE_EVENT_MAPPINGS, SOURCE_REJECTIONS, SOURCE_UNMAPPED_EVENTS
 from hub.reads.paging import page_size
+from hub.schema.enums import InteractionType
 from hub.schema.permissions import IsAdmin
 from hub.schema.sources import SourceEventMapping, SourceRejection, UnmappedEvent
 from hub.sources.mapping import set_mapping
@@ -110,6 +111,6 @@ class SourcesMutation:
     ) -> SourceEventMapping:
         async with info.context.writer.begin() as connection:
             row = await set_mapping(
-                connection, event, type.value, direction.value, info.context.principal.name
+                connection, event, str(type), direction.value, info.context.principal.name
             )
         return SourceEventMapping.from_row(row)

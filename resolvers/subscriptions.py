@@ -183,7 +183,7 @@ class Subscription:
         touchpoints = await _known_touchpoints(info, f.touchpoint_ids)
         customer_id = _customer_uuid(f.customer_id)
         channels = {c.value for c in f.channels} if f.channels is not None else None
-        types = {t.value for t in f.types} if f.types is not None else None
+        types = {str(t) for t in f.types} if f.types is not None else None
         stages = {s.value for s in f.stages} if f.stages is not None else None
         async for batch in event_batches(info, [EventKind.INTERACTION_RECORDED], after):
             # Cheap checks on the event's own columns before any load.

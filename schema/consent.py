@@ -7,20 +7,10 @@ from datetime import datetime
 import strawberry
 
 from hub.db.rows import Record
-from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus
-from hub.schema.enums import described_enum
+from hub.privacy.consent import ConsentChannel, ConsentStatus
+from hub.schema.enums import ConsentPurpose, described_enum
 from hub.schema.permissions import PersonalData, free_text_mask, not_personal
 
-described_enum(
-    ConsentPurpose,
-    "What the customer's data may be used for.",
-    {
-        ConsentPurpose.MARKETING: "Marketing messages and campaigns.",
-        ConsentPurpose.ANALYTICS: "Analytics over the customer's behaviour.",
-        ConsentPurpose.PERSONALIZATION: "Personalised offers and content.",
-        ConsentPurpose.PARTNER_SHARING: "Sharing the customer's events with partners.",
-    },
-)
 described_enum(
     ConsentChannel,
     "The contact channel a consent covers.",

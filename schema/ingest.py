@@ -9,7 +9,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from hub.context import Info
-from hub.core.enums import IdentityKind as DomainIdentityKind
 from hub.core.ids import uuid_from_global_id
 from hub.ingest.store import ItemResult
 from hub.ingest.validation import InteractionInput
@@ -62,9 +61,9 @@ class RecordInteractionInput:
     def to_domain(self) -> InteractionInput:
         """The domain input; a malformed touchpoint id raises BAD_USER_INPUT."""
         return InteractionInput(
-            identities=[(DomainIdentityKind(i.kind.value), i.value) for i in self.identities],
+            identities=[(str(i.kind), i.value) for i in self.identities],
             touchpoint_id=uuid_from_global_id(self.touchpoint_id, "Touchpoint"),
-            type=self.type.value,
+            type=str(self.type),
             direction=self.direction.value,
             occurred_at=self.occurred_at,
             conversation_key=self.conversation_key,

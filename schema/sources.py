@@ -6,9 +6,10 @@ from datetime import datetime
 
 import strawberry
 
-from hub.core.enums import Direction, InteractionType
+from hub.core.enums import Direction
 from hub.core.ids import to_global_id
 from hub.db.rows import Record
+from hub.schema.enums import InteractionType
 from hub.schema.permissions import PersonalData, free_text_mask, not_personal
 
 

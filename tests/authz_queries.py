@@ -22,6 +22,9 @@ import graphql
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema, nodes, queries
 
+from hub.core.enums import IdentityKind, InteractionType, TouchpointKind
+from hub.privacy.consent import ConsentPurpose
+
 MAX_DEPTH = 8  # levels below a root field; deeper than the longest shortest path of the schema
 PAGE = 2  # `first` on every field that pages: small answers, every path still reached
 PROBE_TEXT = "authz-probe"
@@ -136,6 +139,11 @@ class _Values:
             "Boolean": False,
             "DateTime": PROBE_TIME,
             "JSON": {},
+            # The vocabulary's scalars (codes; their first values when they were enums).
+            "InteractionType": "AD_CLICK",
+            "IdentityKind": "EMAIL",
+            "TouchpointKind": "WEBSITE",
+            "ConsentPurpose": "MARKETING",
         }.get(scalar, PROBE_TEXT)
 
 
@@ -352,6 +360,13 @@ def value_node(value: Any) -> graphql.ValueNode:
     return nodes.String(value)
 
 
+def _codes(registered: list[str]) -> st.SearchStrategy[graphql.ValueNode]:
+    codes = st.sampled_from([*registered, "NOT_REGISTERED"])
+    return st.one_of(
+        codes.map(lambda code: graphql.EnumValueNode(value=code)), codes.map(nodes.String)
+    )
+
+
 def random_documents(
     schema: graphql.GraphQLSchema, inputs: Inputs, *, with_mutations: bool
 ) -> st.SearchStrategy[str]:
@@ -362,6 +377,12 @@ def random_documents(
         "_Any": st.sampled_from(inputs.representations).map(value_node),
         "JSON": st.sampled_from([{}, {"tier": "gold"}, {"email": PROBE_TEXT}]).map(value_node),
         "DateTime": st.just(PROBE_TIME).map(nodes.String),
+        # Codes of the vocabulary kept as data: registered or not, bare (as enum values) or
+        # quoted.
+        "InteractionType": _codes([t.value for t in InteractionType]),
+        "IdentityKind": _codes([k.value for k in IdentityKind]),
+        "TouchpointKind": _codes([k.value for k in TouchpointKind]),
+        "ConsentPurpose": _codes([p.value for p in ConsentPurpose]),
     }
     if with_mutations:
         return from_schema(schema, custom_scalars=scalars)

@@ -101,11 +101,14 @@ def settings(database_url: str) -> Settings:
     # app delivers none (its worker would compete with them for the leases).
     # Nor does it sweep computed traits or segment windows: tests/audiences move the clock
     # (`sweep(conn, now=...)`) and start a sweeping `hub serve` of their own.
+    # The vocabulary's background check (hub.vocabulary.registry.refresh_forever) is off: it would
+    # run statements on the engine whose statements tests count; ingest checks it anyway.
     return Settings(
         database_url=database_url,
         migrate_on_start=False,
         webhooks_enabled=False,
         audiences_sweep_s=0,
+        vocabulary_refresh_s=0,
     )
 
 
@@ -138,6 +141,17 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         "INSERT INTO source_event_mappings (event, interaction_type, direction)"
         " VALUES ($1, $2, $3)",
         [(e, t.value, d.value) for e, t, d in DEFAULT_EVENT_MAPPINGS],
+    )
+    # And the vocabulary (hub.vocabulary): the seeded types and kinds, as migration 0020 left
+    # them; the version bump makes every process's snapshot read it again.
+    await connection.execute(
+        "DELETE FROM interaction_types WHERE NOT built_in;"
+        " UPDATE interaction_types SET attributes_schema = NULL, personal_attributes = '{}'"
+        "  WHERE attributes_schema IS NOT NULL OR personal_attributes <> '{}';"
+        " DELETE FROM identity_kinds WHERE NOT built_in;"
+        " DELETE FROM touchpoint_kinds WHERE NOT built_in;"
+        " DELETE FROM consent_purposes WHERE NOT built_in;"
+        " UPDATE vocabulary_version SET version = version + 1"
     )
     try:
         yield connection

@@ -1,8 +1,9 @@
 """segments: definitions, materialised membership, time-driven re-checks (issue #18)
 
 - ``segments``: ADMIN-written definitions (``definition`` holds the filter, activity and
-  computed conditions as given, with enum names and ids as stored values); ``revision`` grows on
-  every update so per-process caches of the compiled statement notice.
+  computed conditions as given, with enum names and ids as stored values); ``revision`` is drawn
+  from one sequence on every create and update, so per-process caches of the compiled statement
+  notice, and never take a segment deleted and created again under its key for the old one.
 - ``segment_members``: who is in which segment now, and since when. Customer data: row security
   as the other customer tables (a PARTNER sees a member row when it sees the customer).
 - ``segment_checks``: per segment and customer (member or not), the next instant at which the
@@ -39,13 +40,21 @@ EVENTS_RULE_WITH_SEGMENTS = (
 
 
 def upgrade() -> None:
+    # Not owned by the column: a TRUNCATE ... RESTART IDENTITY (the tests' reset) must not
+    # start it again, or a cached statement could be taken for a new segment's.
+    op.execute("CREATE SEQUENCE segment_revisions")
     op.create_table(
         "segments",
         sa.Column("key", sa.Text(), primary_key=True),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("description", sa.Text(), nullable=False, server_default=""),
         sa.Column("definition", JSONB(), nullable=False),
-        sa.Column("revision", sa.Integer(), nullable=False, server_default="1"),
+        sa.Column(
+            "revision",
+            sa.BigInteger(),
+            nullable=False,
+            server_default=sa.text("nextval('segment_revisions')"),
+        ),
         sa.Column("created_by", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
@@ -102,3 +111,4 @@ def downgrade() -> None:
     op.drop_table("segment_checks")
     op.drop_table("segment_members")
     op.drop_table("segments")
+    op.execute("DROP SEQUENCE segment_revisions")

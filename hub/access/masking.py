@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from hub.core.settings import Settings
+from hub.vocabulary.registry import latest
 
 MASK = "•••"
 
@@ -165,9 +166,19 @@ def _personal_keys(extra: tuple[str, ...]) -> PersonalKeys:
 
 
 def personal_keys(settings: Settings) -> PersonalKeys:
-    """The default patterns plus ``HUB_PERSONAL_KEYS``, and (deprecated, still honoured) every
-    key of ``HUB_PERSONAL_TRAITS`` / ``HUB_PERSONAL_ATTRIBUTES`` as a whole-key pattern."""
-    legacy = (*settings.personal_traits, *settings.personal_attributes)
+    """The default patterns plus ``HUB_PERSONAL_KEYS``, every personal attribute of a registered
+    interaction type (``personalAttributes``, from this process's latest vocabulary snapshot:
+    ``hub.vocabulary.registry``) as a whole-key pattern, and (deprecated, still honoured) every
+    key of ``HUB_PERSONAL_TRAITS`` / ``HUB_PERSONAL_ATTRIBUTES`` alike.
+
+    The vocabulary's names are masked in every interaction's attributes, not only its own
+    type's: a read path masks a JSON value without knowing its interaction's type, and masking
+    more is the safe side."""
+    legacy = (
+        *settings.personal_traits,
+        *settings.personal_attributes,
+        *sorted(latest().personal_attributes),
+    )
     return _personal_keys((*settings.personal_keys, *(f"={key}" for key in legacy)))
 
 

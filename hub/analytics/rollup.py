@@ -69,8 +69,8 @@ async def catch_up(engine: AsyncEngine) -> int:
 
 
 async def catch_up_forever(engine: AsyncEngine, interval_s: float) -> None:
-    """The background half: ``catch_up`` every ``interval_s`` (the marks wait in the table
-    while it fails)."""
+    """The background half: ``catch_up`` every ``interval_s`` (one warning per run of failures,
+    e.g. a database outage; the marks wait in the table meanwhile)."""
     await every(interval_s, lambda: catch_up(engine), logger, "analytics catch-up")
 
 

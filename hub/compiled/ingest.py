@@ -60,7 +60,6 @@ from hub.access.limits import limits_rule
 from hub.access.masking import mask_text
 from hub.access.policy import can_see_pii
 from hub.compiled.masks import maskers
-from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
 from hub.core.faults import UNAVAILABLE_MESSAGE, database_unavailable, unavailable_extensions
 from hub.core.ids import to_global_id, uuid_from_global_id
@@ -472,15 +471,12 @@ def _compile(
     )
 
 
-_KINDS = {kind.value: kind for kind in IdentityKind}
-
-
 def domain_input(values: Mapping[str, Any]) -> InteractionInput:
     """A coerced ``RecordInteractionInput`` as the domain input (as its ``to_domain``)."""
     return InteractionInput(
-        identities=[(_KINDS[i["kind"].value], i["value"]) for i in values["identities"]],
+        identities=[(i["kind"], i["value"]) for i in values["identities"]],
         touchpoint_id=uuid_from_global_id(values["touchpointId"], "Touchpoint"),
-        type=values["type"].value,
+        type=values["type"],
         direction=values["direction"].value,
         occurred_at=values.get("occurredAt"),
         conversation_key=values.get("conversationKey"),

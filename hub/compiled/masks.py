@@ -52,14 +52,13 @@ def identity_sql(kind_expression: str, value_expression: str) -> str:
 
 
 def maskers(settings: Settings) -> dict[str, Callable[[Any], Any]]:
-    keys = personal_keys(settings)
-
     def identity(pair: Any) -> Any:
         kind, value = pair
         return mask_identity_value(str(kind), value)
 
     return {
-        "json": lambda value: mask_json(value, keys),
+        # Looked up per value (a cached lookup): the vocabulary's personal attributes may change.
+        "json": lambda value: mask_json(value, personal_keys(settings)),
         "free_text": mask_free_text_value,
         "identity": identity,
     }

@@ -198,6 +198,15 @@ INTERACTION_TYPE_DESCRIPTIONS: dict[InteractionType, str] = {
 }
 
 
+# The built-in consent purposes (``hub.privacy.consent.ConsentPurpose``) and what each means.
+CONSENT_PURPOSE_DESCRIPTIONS: dict[str, str] = {
+    "MARKETING": "Marketing messages and campaigns.",
+    "ANALYTICS": "Analytics over the customer's behaviour.",
+    "PERSONALIZATION": "Personalised offers and content.",
+    "PARTNER_SHARING": "Sharing the customer's events with partners.",
+}
+
+
 class ConversationStatus(StrEnum):
     OPEN = "OPEN"
     RESOLVED = "RESOLVED"

@@ -28,6 +28,19 @@ class BadUserInput(HubError):
     code = "BAD_USER_INPUT"
 
 
+class UnknownCode(BadUserInput):
+    """A code that is not in the vocabulary (an interaction type, an identity kind): ``extensions``
+    name the vocabulary and the code."""
+
+    code = "UNKNOWN_CODE"
+
+
+class InvalidAttributes(BadUserInput):
+    """Attributes that break their interaction type's JSON Schema: ``extensions.attributePath``."""
+
+    code = "INVALID_ATTRIBUTES"
+
+
 class Conflict(HubError):
     code = "CONFLICT"
 

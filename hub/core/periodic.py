@@ -1,5 +1,5 @@
 """Background work repeated every N seconds, for the tasks ``hub serve`` runs beside requests
-(the analytics catch-up, the computed-trait sweeper)."""
+(the analytics catch-up, the audiences sweeper, the vocabulary check)."""
 
 from __future__ import annotations
 

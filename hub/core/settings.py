@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from hub.core.enums import IdentityKind
-
 # Traits and attributes that hold personal data unless configured otherwise.
 DEFAULT_PERSONAL_TRAITS = ("email", "phone", "birthdate", "address", "first_name", "last_name")
 DEFAULT_PERSONAL_ATTRIBUTES = ("email", "phone", "address", "ip", "message")
+
+
+# An identity kind's code (hub.vocabulary.registry.CODE); whether it is registered is checked
+# where a message is stored (the vocabulary is data, settings are read before the database).
+_KIND_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 class Settings(BaseSettings):
@@ -353,8 +357,8 @@ class Settings(BaseSettings):
     @classmethod
     def _identity_map(cls, value: dict[str, str]) -> dict[str, str]:
         for path, kind in value.items():
-            if kind not in IdentityKind.__members__:
-                raise ValueError(f"{kind!r} (for {path!r}) is not an identity kind")
+            if not _KIND_CODE.fullmatch(kind):
+                raise ValueError(f"{kind!r} (for {path!r}) is not an identity kind code")
             if not path or not all(path.split(".")):
                 raise ValueError(f"{path!r} is not a message field path")
         return value
@@ -515,6 +519,16 @@ class Settings(BaseSettings):
         default="json",
         description=(
             "`hub serve`/`hub demo` log lines: one JSON object per line, or plain text (`text`)."
+        ),
+    )
+    vocabulary_refresh_s: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "Every this many seconds, re-check the vocabulary's version (one small statement) "
+            "so that a process that only reads learns of personal attributes another process "
+            "defined (hub.vocabulary); every ingest call checks it anyway. 0: no background "
+            "check."
         ),
     )
     analytics_catch_up_s: float = Field(

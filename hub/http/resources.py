@@ -34,6 +34,7 @@ from hub.http.revocation import OpenSockets
 from hub.http.webhooks import WebhookWorker
 from hub.ops.metrics import HubMetrics
 from hub.schema.permissions import personal_field_masks
+from hub.vocabulary.registry import refresh_forever
 
 
 @dataclass
@@ -150,6 +151,9 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
             stack.push_async_callback(sweeper_engine.dispose)
             sweeping = sweep_forever(sweeper_engine, settings.audiences_sweep_s)
             await stack.enter_async_context(_in_background(sweeping, "hub-audiences-sweeper"))
+        if settings.vocabulary_refresh_s > 0:
+            refreshing = refresh_forever(engine, settings.vocabulary_refresh_s)
+            await stack.enter_async_context(_in_background(refreshing, "hub-vocabulary"))
         if settings.analytics_catch_up_s > 0:
             catching_up = catch_up_forever(engine, settings.analytics_catch_up_s)
             await stack.enter_async_context(_in_background(catching_up, "hub-analytics-catch-up"))

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from hub.core.enums import IdentityKind
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
 from hub.identity.resolution import IdentifierKey
+from hub.vocabulary.registry import latest, unknown_code
 
 MAX_IDENTIFIER_LENGTH = 256
 SOCIAL_PLATFORMS = frozenset(
@@ -102,21 +102,34 @@ def normalize_social_handle(value: str) -> str:
 
 
 def normalize_identifier(
-    kind: IdentityKind, value: str, default_phone_region: str | None = None
+    kind: str,
+    value: str,
+    default_phone_region: str | None = None,
+    normaliser: str | None = None,
 ) -> str:
-    """The canonical form of ``value``; raises ``InvalidIdentifier`` (BAD_USER_INPUT) if invalid."""
+    """The canonical form of ``value``, by ``normaliser`` (the identity kind's, from the
+    vocabulary; by default the one of this process's latest vocabulary snapshot, which a lookup
+    uses: ``hub.vocabulary.registry.latest``); raises ``InvalidIdentifier`` (BAD_USER_INPUT)."""
     if len(value) > MAX_IDENTIFIER_LENGTH:
         raise InvalidIdentifier(f"identifiers are at most {MAX_IDENTIFIER_LENGTH} characters")
-    if kind is IdentityKind.EMAIL:
+    if normaliser is None:
+        known = latest().identity_kinds.get(kind)
+        normaliser = known.normaliser if known is not None else "TRIMMED"
+    how = normaliser
+    if how == "EMAIL":
         return normalize_email(value)
-    if kind is IdentityKind.PHONE:
+    if how == "PHONE":
         return normalize_phone(value, default_phone_region)
-    if kind is IdentityKind.SOCIAL_HANDLE:
+    if how == "SOCIAL_HANDLE":
         return normalize_social_handle(value)
+    if how == "AS_IS":
+        if not value:
+            raise InvalidIdentifier(f"an empty {kind} is not an identifier")
+        return value
     stripped = value.strip()
     if not stripped:
-        raise InvalidIdentifier(f"an empty {kind.value} is not an identifier")
-    return stripped
+        raise InvalidIdentifier(f"an empty {kind} is not an identifier")
+    return stripped.lower() if how == "LOWER_CASE" else stripped
 
 
 def _blocked(settings: Settings) -> frozenset[str]:
@@ -139,21 +152,31 @@ def _is_blocked(blocked: frozenset[str], kind: str, value: str) -> bool:
 
 
 def normalize_identities(
-    identities: Sequence[tuple[IdentityKind, str]], settings: Settings
+    identities: Sequence[tuple[str, str]],
+    settings: Settings,
+    normalisers: Mapping[str, str] | None = None,
 ) -> tuple[IdentifierKey, ...]:
-    """Normalised, de-duplicated identifiers (input order kept), blocked values dropped."""
+    """Normalised, de-duplicated identifiers (input order kept), blocked values dropped.
+
+    ``normalisers`` (kind → normaliser, the vocabulary's registered kinds): a kind not in it is
+    an ``UnknownCode``; without it, the built-in kinds' normalisers."""
     if not identities:
         raise BadUserInput("an interaction needs at least one identity")
     blocked = _blocked(settings)
     keys: list[IdentifierKey] = []
     for kind, raw in identities:
-        if _is_blocked(blocked, kind.value, raw.strip()):
+        normaliser = None
+        if normalisers is not None:
+            normaliser = normalisers.get(kind)
+            if normaliser is None:
+                raise unknown_code("identityKind", kind)
+        if _is_blocked(blocked, kind, raw.strip()):
             continue
-        value = normalize_identifier(kind, raw, settings.default_phone_region)
-        if _is_blocked(blocked, kind.value, value):
+        value = normalize_identifier(kind, raw, settings.default_phone_region, normaliser)
+        if _is_blocked(blocked, kind, value):
             continue
-        if (kind.value, value) not in keys:
-            keys.append((kind.value, value))
+        if (kind, value) not in keys:
+            keys.append((kind, value))
     if not keys:
         raise BadUserInput(
             "every identity given is on the blocked list (shared or test values): "

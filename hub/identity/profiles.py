@@ -16,14 +16,16 @@ import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.core.enums import IdentityKind, StageCode
+from hub.core.enums import StageCode
 from hub.core.errors import BadUserInput, Conflict, NotFound
 from hub.core.settings import Settings
 from hub.db.locks import lock_key, take_locks
+from hub.db.statements import AlchemySql
 from hub.events.emit import EventKind, NewEvent, emit
 from hub.identity.identifiers import normalize_identifier, normalize_identities
 from hub.identity.traits import merge_traits, stamp
 from hub.journeys.rules import classify_transition
+from hub.vocabulary.registry import current
 
 MAX_TRAITS_BYTES = 32 * 1024
 
@@ -107,7 +109,7 @@ async def update_traits(
 
 async def create_customer(
     connection: AsyncConnection,
-    identities: Sequence[tuple[IdentityKind, str]],
+    identities: Sequence[tuple[str, str]],
     settings: Settings,
     traits: Any = None,
     display_name: str | None = None,
@@ -116,7 +118,8 @@ async def create_customer(
 
     Identities held by several customers are a CONFLICT: merging is explicit (mergeCustomers).
     """
-    keys = normalize_identities(identities, settings)
+    vocabulary = await current(AlchemySql(connection))
+    keys = normalize_identities(identities, settings, vocabulary.normalisers)
     await take_locks(connection, {lock_key("identity", *key) for key in keys})
     result = await connection.execute(
         sa.text(
@@ -178,11 +181,14 @@ async def _link(
 async def add_identity(
     connection: AsyncConnection,
     customer_id: uuid.UUID,
-    kind: IdentityKind,
+    kind: str,
     value: str,
     settings: Settings,
 ) -> RowMapping:
-    [(norm_kind, norm_value)] = normalize_identities([(kind, value)], settings)
+    vocabulary = await current(AlchemySql(connection))
+    [(norm_kind, norm_value)] = normalize_identities(
+        [(kind, value)], settings, vocabulary.normalisers
+    )
     await take_locks(connection, {lock_key("identity", norm_kind, norm_value)})
     row = await lock_customer(connection, customer_id)
     await _link(connection, customer_id, norm_kind, norm_value, settings)
@@ -193,7 +199,7 @@ async def add_identity(
 async def remove_identity(
     connection: AsyncConnection,
     customer_id: uuid.UUID,
-    kind: IdentityKind,
+    kind: str,
     value: str,
     settings: Settings,
 ) -> RowMapping:
@@ -204,11 +210,11 @@ async def remove_identity(
             "DELETE FROM identities WHERE customer_id = :id AND kind = :kind AND value = :value"
             " RETURNING id"
         ),
-        {"id": customer_id, "kind": kind.value, "value": normalized},
+        {"id": customer_id, "kind": kind, "value": normalized},
     )
     if deleted.first() is None:
-        raise NotFound(f"the customer holds no {kind.value} {normalized!r}")
-    await _updated(connection, customer_id, "identity_removed", {"kind": kind.value})
+        raise NotFound(f"the customer holds no {kind} {normalized!r}")
+    await _updated(connection, customer_id, "identity_removed", {"kind": kind})
     return row
 
 

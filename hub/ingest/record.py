@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from hub.audiences.refresh import ChangeReason, on_customers_changed
-from hub.core.errors import Conflict, HubError, NotFound
+from hub.core.errors import Conflict, HubError, NotFound, UnknownCode
 from hub.core.settings import Settings
 from hub.db.locks import lock_key
 from hub.db.statements import IngestSql, Statement
@@ -50,6 +50,7 @@ from hub.ingest.store import AuditRow, ItemResult, store_plan
 from hub.ingest.validation import InteractionInput, validate
 from hub.journeys.engine import StageRules
 from hub.privacy.erasure import identity_hash
+from hub.vocabulary.registry import Vocabulary, current, latest
 
 MAX_RESOLUTION_ROUNDS = 5
 
@@ -97,7 +98,8 @@ CLAIMS = Statement.named(
     # The segments and their revisions (hub.audiences.membership): read here, so a stored batch
     # re-evaluates memberships without a round trip of its own, and with none when none exist.
     " (SELECT coalesce(jsonb_agg(jsonb_build_array(key, revision) ORDER BY key), '[]')"
-    "  FROM segments) AS segments"
+    "  FROM segments) AS segments,"
+    " (SELECT ARRAY[epoch::text, version::text] FROM vocabulary_version) AS vocabulary"
 )
 
 
@@ -118,6 +120,7 @@ class Claims:
     customers: dict[uuid.UUID, CustomerState]  # the holders, locked FOR UPDATE
     segments: list[tuple[str, int]]  # (key, revision) of every segment
     stable: bool  # False: a holder was merged away meanwhile (a concurrent merge): read again
+    vocabulary: tuple[str, str] | None = None  # the vocabulary's (epoch, version) now
 
 
 def _customers(
@@ -176,6 +179,7 @@ async def _read_claims(sql: IngestSql, drafts: list[Draft], keys: set[Identifier
         customers=customers,
         segments=[(key, revision) for key, revision in row["segments"]],
         stable=stable,
+        vocabulary=(row["vocabulary"][0], row["vocabulary"][1]) if row["vocabulary"] else None,
     )
 
 
@@ -196,27 +200,39 @@ async def record(
     """
     now = datetime.now(UTC)
     results = [ItemResult(index=i) for i in range(len(items))]
-    for index, error in (prefailed or {}).items():
-        results[index].error = error
-    checked: list[Draft] = []
-    for i in range(len(items)):
-        if results[i].error is not None:
-            continue
-        try:
-            # The channel is filled in once the touchpoint has been read.
-            checked.append(validate(items[i], i, "", settings, now))
-        except HubError as error:
-            results[i].error = error
+    # Items are checked against this process's vocabulary snapshot, and CLAIMS says whether it
+    # is still the database's: if not (a type or kind defined since, by any process), the fresh
+    # vocabulary is read and every item checked again (once per change per process). So the
+    # common call costs no round trip for the vocabulary (tests/compiled/test_ingest_statements).
+    vocabulary = latest()
+    checked = _validate_all(items, results, prefailed, settings, now, vocabulary)
     if not checked:
-        return results
+        if not any(isinstance(r.error, UnknownCode) for r in results):
+            return results
+        fresh = await current(sql)  # nothing valid: a code this process has not seen yet?
+        if fresh is vocabulary:
+            return results
+        vocabulary = fresh
+        checked = _validate_all(items, results, prefailed, settings, now, vocabulary)
+        if not checked:
+            return results
     identifiers = {key for d in checked for key in d.identities}
-    locks = {lock_key("identity", *key) for key in identifiers} | {
-        lock_key("idempotency", str(d.touchpoint_id), d.idempotency_key)
-        for d in checked
-        if d.idempotency_key is not None
-    }
+    locks = _lock_keys(checked, identifiers)
     await sql.lock(sorted(locks))
     claims = await _read_claims(sql, checked, identifiers)
+    if claims.vocabulary != _state(vocabulary):
+        vocabulary = await current(sql)
+        checked = _validate_all(items, results, prefailed, settings, now, vocabulary)
+        if not checked:
+            return results
+        identifiers = {key for d in checked for key in d.identities}
+        # Locks for items valid only now, after the first ones (not in one sorted order: a
+        # deadlock is possible in principle, then PostgreSQL aborts one side and the ingest's
+        # retry of deadlocks runs it again; this happens once per vocabulary change).
+        more = _lock_keys(checked, identifiers) - locks
+        if more:
+            await sql.lock(sorted(more))
+        claims = await _read_claims(sql, checked, identifiers)
     drafts: list[Draft] = []
     for draft in checked:
         channel = claims.channels.get(draft.touchpoint_id)
@@ -256,6 +272,43 @@ async def record(
         segments=claims.segments,
     )
     return results
+
+
+def _state(vocabulary: Vocabulary) -> tuple[str, str] | None:
+    if vocabulary.epoch is None:
+        return None
+    return (str(vocabulary.epoch), str(vocabulary.version))
+
+
+def _lock_keys(checked: list[Draft], identifiers: set[IdentifierKey]) -> set[int]:
+    return {lock_key("identity", *key) for key in identifiers} | {
+        lock_key("idempotency", str(d.touchpoint_id), d.idempotency_key)
+        for d in checked
+        if d.idempotency_key is not None
+    }
+
+
+def _validate_all(
+    items: Sequence[InteractionInput],
+    results: list[ItemResult],
+    prefailed: dict[int, HubError] | None,
+    settings: Settings,
+    now: datetime,
+    vocabulary: Vocabulary,
+) -> list[Draft]:
+    """Each item checked (its error, if any, in ``results``); the valid ones as drafts."""
+    checked: list[Draft] = []
+    for i in range(len(items)):
+        failed = (prefailed or {}).get(i)
+        results[i].error = failed
+        if failed is not None:
+            continue
+        try:
+            # The channel is filled in once the touchpoint has been read.
+            checked.append(validate(items[i], i, "", settings, now, vocabulary))
+        except HubError as error:
+            results[i].error = error
+    return checked
 
 
 class ErasedIdentity(HubError):

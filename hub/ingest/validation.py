@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from hub.core.enums import IdentityKind
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
 from hub.identity.identifiers import normalize_identities
 from hub.identity.resolution import Draft
+from hub.vocabulary.registry import BUILT_IN, Vocabulary
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_KEY_LENGTH = 200
@@ -30,7 +30,7 @@ MAX_TEXT_LENGTH = 10_000
 class InteractionInput:
     """One interaction as a caller gives it (identifiers not yet normalised)."""
 
-    identities: Sequence[tuple[IdentityKind, str]]
+    identities: Sequence[tuple[str, str]]  # (identity kind code, value)
     touchpoint_id: uuid.UUID
     type: str
     direction: str
@@ -55,10 +55,18 @@ def _optional_text(name: str, value: str | None, limit: int) -> str | None:
 
 
 def validate(
-    item: InteractionInput, index: int, channel_code: str, settings: Settings, now: datetime
+    item: InteractionInput,
+    index: int,
+    channel_code: str,
+    settings: Settings,
+    now: datetime,
+    vocabulary: Vocabulary = BUILT_IN,
 ) -> Draft:
-    """Check one input and normalise it; raises ``BadUserInput`` with a clear message."""
-    keys = normalize_identities(item.identities, settings)
+    """Check one input and normalise it; raises ``BadUserInput`` with a clear message (an
+    ``UnknownCode`` for a type or identity kind the vocabulary does not register, an
+    ``InvalidAttributes`` naming the path for attributes against the type's schema)."""
+    vocabulary.interaction_type(item.type)
+    keys = normalize_identities(item.identities, settings, vocabulary.normalisers)
     if item.sentiment is not None and (
         math.isnan(item.sentiment) or not -1.0 <= item.sentiment <= 1.0
     ):
@@ -83,6 +91,7 @@ def validate(
         raise BadUserInput(
             f"`attributes` is {size} bytes as JSON; at most {settings.max_attributes_bytes}"
         )
+    vocabulary.check_attributes(item.type, attributes)
     return Draft(
         index=index,
         identities=keys,

@@ -8,7 +8,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.core.errors import NotFound
-from hub.models import STAGE_RULES
+from hub.db.statements import AlchemySql
+from hub.models import STAGE_RULES, VOCABULARY_VERSION
+from hub.vocabulary.registry import current
 
 R = STAGE_RULES.c
 
@@ -16,7 +18,9 @@ R = STAGE_RULES.c
 async def set_rule(
     connection: AsyncConnection, interaction_type: str, channel_code: str | None, stage: str
 ) -> RowMapping:
-    """Create or replace the rule for (type, channel); channel None is the general rule."""
+    """Create or replace the rule for (type, channel); channel None is the general rule. The
+    type must be registered (``UNKNOWN_CODE`` otherwise)."""
+    (await current(AlchemySql(connection))).interaction_type(interaction_type)
     statement = insert(STAGE_RULES).values(
         interaction_type=interaction_type, channel_code=channel_code, stage=stage
     )
@@ -26,7 +30,16 @@ async def set_rule(
     ).returning(STAGE_RULES)
     result = await connection.execute(upsert)
     row: RowMapping = result.mappings().one()
+    await _changed(connection)
     return row
+
+
+async def _changed(connection: AsyncConnection) -> None:
+    """An interaction type's stage is part of the vocabulary (``interactionTypes``): bump its
+    version in this transaction (hub.vocabulary.registry)."""
+    await connection.execute(
+        sa.update(VOCABULARY_VERSION).values(version=VOCABULARY_VERSION.c.version + 1)
+    )
 
 
 async def delete_rule(
@@ -44,4 +57,5 @@ async def delete_rule(
     if row is None:
         where = f" on {channel_code}" if channel_code else " (all channels)"
         raise NotFound(f"no stage rule for {interaction_type}{where}")
+    await _changed(connection)
     return row

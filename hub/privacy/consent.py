@@ -16,10 +16,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.core.errors import BadUserInput
+from hub.db.statements import AlchemySql
 from hub.models import CONSENT_HISTORY, CONSENTS, CUSTOMERS
+from hub.vocabulary.registry import current
 
 
 class ConsentPurpose(StrEnum):
+    """The built-in purposes (the registry, ``hub.vocabulary``, holds every registered one)."""
+
     MARKETING = "MARKETING"
     ANALYTICS = "ANALYTICS"
     PERSONALIZATION = "PERSONALIZATION"
@@ -47,7 +51,7 @@ def stored_channel(channel: ConsentChannel) -> str:
 
 
 def consent_granted(
-    purpose: ConsentPurpose,
+    purpose: str,
     channel: ConsentChannel = ConsentChannel.ANY,
     customer_id: Any = CUSTOMERS.c.id,
     now: Any = None,
@@ -64,7 +68,7 @@ def consent_granted(
                 sa.or_(c.expires_at.is_(None), c.expires_at > moment),
             )
         )
-        .where(c.customer_id == customer_id, c.purpose == purpose.value, c.channel.in_(channels))
+        .where(c.customer_id == customer_id, c.purpose == str(purpose), c.channel.in_(channels))
         .order_by((c.channel == "").asc())
         .limit(1)
         .scalar_subquery()
@@ -76,20 +80,22 @@ async def set_consent(
     connection: AsyncConnection,
     *,
     customer_id: uuid.UUID,
-    purpose: ConsentPurpose,
+    purpose: str,
     channel: ConsentChannel,
     status: ConsentStatus,
     source: str | None,
     expires_at: datetime | None,
     changed_by: str,
 ) -> Any:
-    """Upsert the current consent and append the change to its history (caller's transaction)."""
+    """Upsert the current consent and append the change to its history (caller's transaction).
+    ``purpose`` must be registered (``UNKNOWN_CODE`` otherwise: hub.vocabulary)."""
+    (await current(AlchemySql(connection))).consent_purpose(purpose)
     if expires_at is not None and expires_at.tzinfo is None:
         raise BadUserInput("`expiresAt` needs a time zone")
     c = CONSENTS.c
     values = {
         "customer_id": customer_id,
-        "purpose": purpose.value,
+        "purpose": purpose,
         "channel": stored_channel(channel),
         "status": status.value,
         "source": source,

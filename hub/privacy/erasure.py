@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.core.errors import NotFound
+from hub.db.statements import AlchemySql
 from hub.models import (
     CONSENT_HISTORY,
     CONSENTS,
@@ -31,6 +32,7 @@ from hub.models import (
     INTERACTIONS,
     STAGE_HISTORY,
 )
+from hub.vocabulary.registry import current
 
 
 def identity_hash(kind: str, normalized_value: str) -> str:
@@ -143,7 +145,10 @@ async def erase_customer(
             updated_at=sa.func.now(),
         )
     )
-    personal = sa.bindparam("personal", sorted(personal_attributes), type_=ARRAY(sa.Text))
+    # HUB_PERSONAL_ATTRIBUTES and every registered interaction type's personal attributes.
+    vocabulary = await current(AlchemySql(connection))
+    removed = sorted({*personal_attributes, *vocabulary.personal_attributes})
+    personal = sa.bindparam("personal", removed, type_=ARRAY(sa.Text))
     await connection.execute(
         sa.update(INTERACTIONS)
         .where(INTERACTIONS.c.customer_id.in_(ids))

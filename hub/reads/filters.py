@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from hub.access.masking import personal_keys
-from hub.core.enums import ChannelCode, IdentityKind, StageCode
+from hub.core.enums import ChannelCode, StageCode
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
 from hub.db.rows import contains_pattern
@@ -28,7 +28,7 @@ from hub.models import (
     INTERACTIONS,
     SEGMENT_MEMBERS,
 )
-from hub.privacy.consent import ConsentChannel, ConsentPurpose, consent_granted
+from hub.privacy.consent import ConsentChannel, consent_granted
 
 MAX_FILTER_DEPTH = 8
 
@@ -77,7 +77,7 @@ class ChannelsUsedInput(Protocol):
 
 class IdentityFilterInput(Protocol):
     @property
-    def kind(self) -> IdentityKind: ...
+    def kind(self) -> str: ...
     @property
     def value(self) -> str | None: ...
 
@@ -95,7 +95,7 @@ class TraitFilterInput(Protocol):
 
 class ConsentFilterInput(Protocol):
     @property
-    def purpose(self) -> ConsentPurpose: ...
+    def purpose(self) -> str: ...
     @property
     def channel(self) -> ConsentChannel: ...
 
@@ -296,8 +296,8 @@ class CustomerFilterCompiler:
 
     def _identity(self, f: IdentityFilterInput) -> sa.ColumnElement[bool]:
         i = IDENTITIES.c
-        kind = IdentityKind(f.kind.value)
-        where = [i.customer_id == self.customers.c.id, i.kind == kind.value]
+        kind = str(f.kind)
+        where = [i.customer_id == self.customers.c.id, i.kind == kind]
         if f.value is not None:
             region = self.settings.default_phone_region
             where.append(i.value == normalize_identifier(kind, f.value, region))

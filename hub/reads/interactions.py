@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from hub.core.enums import ChannelCode, Direction, InteractionType
+from hub.core.enums import ChannelCode, Direction
 from hub.core.errors import BadUserInput
 from hub.core.ids import decode_cursor, encode_cursor, uuid_from_global_id
 from hub.db.rows import Record
@@ -30,7 +30,7 @@ class InteractionFilterInput(Protocol):
     @property
     def touchpoint_ids(self) -> Sequence[str] | None: ...
     @property
-    def types(self) -> Sequence[InteractionType] | None: ...
+    def types(self) -> Sequence[str] | None: ...
     @property
     def directions(self) -> Sequence[Direction] | None: ...
     @property
@@ -48,7 +48,10 @@ def as_utc(moment: datetime | None) -> datetime | None:
 
 
 def _codes(values: Sequence[Any] | None) -> tuple[str, ...] | None:
-    return tuple(sorted(value.value for value in values)) if values is not None else None
+    """Enum members (their values) or registered codes (already strings), sorted."""
+    if values is None:
+        return None
+    return tuple(sorted(getattr(value, "value", value) for value in values))
 
 
 @dataclass(frozen=True)

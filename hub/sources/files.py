@@ -21,12 +21,13 @@ from typing import IO, Any
 
 import orjson
 
-from hub.core.enums import Direction, IdentityKind, InteractionType
+from hub.core.enums import Direction
 from hub.core.errors import BadUserInput
 from hub.core.ids import uuid_from_global_id
 from hub.ingest.validation import InteractionInput
-from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus
+from hub.privacy.consent import ConsentChannel, ConsentStatus
 from hub.sources.segment import ConsentGiven, ProfileChange
+from hub.vocabulary.registry import CODE
 
 # ``{"line": 3, "code": "BAD_USER_INPUT", "reason": "..."}``: one line of the reject file.
 _FIELDS = {
@@ -72,7 +73,7 @@ def _text(value: Any, name: str) -> str | None:
     return value
 
 
-def _identities(value: Any) -> list[tuple[IdentityKind, str]]:
+def _identities(value: Any) -> list[tuple[str, str]]:
     if not isinstance(value, list) or not value:
         raise BadUserInput("`identities` must be a non-empty list of {kind, value}")
     identities = []
@@ -80,9 +81,9 @@ def _identities(value: Any) -> list[tuple[IdentityKind, str]]:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise BadUserInput("each identity is an object {kind, value} with a string value")
         kind = item.get("kind")
-        if kind not in IdentityKind.__members__:
+        if not isinstance(kind, str) or not CODE.fullmatch(kind):
             raise BadUserInput(f"unknown identity kind {kind!r}")
-        identities.append((IdentityKind(str(kind)), item["value"]))
+        identities.append((kind, item["value"]))  # registered? checked by the ingest path
     return identities
 
 
@@ -93,7 +94,7 @@ def interaction_input(value: dict[str, Any], default_key: str) -> InteractionInp
     if unknown:
         raise BadUserInput(f"unknown field(s): {', '.join(unknown)}")
     kind = value.get("type")
-    if kind not in InteractionType.__members__:
+    if not isinstance(kind, str) or not CODE.fullmatch(kind):
         raise BadUserInput(f"`type` {kind!r} is not an interaction type")
     direction = value.get("direction")
     if direction not in Direction.__members__:
@@ -128,6 +129,14 @@ def interaction_input(value: dict[str, Any], default_key: str) -> InteractionInp
     )
 
 
+def _code(value: Any, where: str) -> str:
+    """A vocabulary code's shape; whether it is registered is checked when the line is stored
+    (the vocabulary can change while a file is imported)."""
+    if not isinstance(value, str) or not CODE.fullmatch(value):
+        raise BadUserInput(f"`{where}` {value!r} is not a code (upper-case letters, digits, _)")
+    return value
+
+
 def _member(kind: type[StrEnum], value: Any, where: str) -> Any:
     if not isinstance(value, str) or value not in kind.__members__:
         names = ", ".join(kind.__members__)
@@ -153,7 +162,7 @@ def _consent(value: Any, index: int) -> ConsentGiven:
     if expires and (expires_at is None or expires_at.tzinfo is None):
         raise BadUserInput(f"`{where}.expiresAt` {expires!r} {problem}")
     return ConsentGiven(
-        purpose=_member(ConsentPurpose, value.get("purpose"), f"{where}.purpose"),
+        purpose=_code(value.get("purpose"), f"{where}.purpose"),
         channel=_member(ConsentChannel, value.get("channel", "ANY"), f"{where}.channel"),
         status=_member(ConsentStatus, value.get("status"), f"{where}.status"),
         expires_at=expires_at,
@@ -229,7 +238,7 @@ def load_mapping(path: Path) -> ColumnMapping:
     for column, target in columns.items():
         if not isinstance(target, str) or not _TARGET.match(target):
             raise BadUserInput(f"{path}: column {column!r} maps to an invalid path {target!r}")
-        if target.startswith("identities[") and target[11:-1] not in IdentityKind.__members__:
+        if target.startswith("identities[") and not CODE.fullmatch(target[11:-1]):
             raise BadUserInput(f"{path}: unknown identity kind in {target!r}")
     return ColumnMapping(dict(columns), dict(constants))
 

@@ -3,8 +3,8 @@
 - Event names → interaction types: the ``source_event_mappings`` table (migration 0017), seeded
   with ``DEFAULT_EVENT_MAPPINGS`` (Segment's e-commerce and e-mail spec events), edited by an
   ADMIN (``setSourceEventMapping``). A name with no row is stored as ``TRACKED_EVENT`` and
-  counted in ``source_unmapped_events`` for ``unmappedEvents``. The type column is plain text,
-  so a vocabulary of types kept as data can take over the check (``valid_type``) later.
+  counted in ``source_unmapped_events`` for ``unmappedEvents``. A mapping's type must be
+  registered in the vocabulary (``hub.vocabulary``), custom types included.
 - Message fields → identities: ``HUB_SOURCE_IDENTITY_MAP`` (``hub.core.settings``), parsed by
   ``identity_paths``.
 """
@@ -18,8 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.core.enums import Direction, IdentityKind, InteractionType
+from hub.core.enums import Direction, InteractionType
 from hub.core.errors import BadUserInput
+from hub.db.statements import AlchemySql
+from hub.vocabulary.registry import current
 
 T = InteractionType
 IN = Direction.INBOUND
@@ -70,13 +72,6 @@ class EventMapping:
     direction: str
 
 
-def valid_type(code: str) -> str:
-    """The interaction type an event may map to (today the fixed vocabulary)."""
-    if code not in InteractionType.__members__:
-        raise BadUserInput(f"{code!r} is not an interaction type")
-    return code
-
-
 MAPPINGS_SQL = (
     "SELECT event, interaction_type, direction FROM source_event_mappings"
     " WHERE event = ANY(CAST(:names AS text[]))"
@@ -124,6 +119,8 @@ async def set_mapping(
     event = event.strip()
     if not event or len(event) > MAX_EVENT_NAME:
         raise BadUserInput(f"an event name has 1 to {MAX_EVENT_NAME} characters")
+    vocabulary = await current(AlchemySql(connection))
+    vocabulary.interaction_type(type_code)  # UNKNOWN_CODE unless registered
     result = await connection.execute(
         sa.text(
             "INSERT INTO source_event_mappings (event, interaction_type, direction, updated_by)"
@@ -131,7 +128,7 @@ async def set_mapping(
             " interaction_type = excluded.interaction_type, direction = excluded.direction,"
             " updated_at = now(), updated_by = excluded.updated_by RETURNING *"
         ),
-        {"event": event, "type": valid_type(type_code), "direction": direction, "actor": actor},
+        {"event": event, "type": type_code, "direction": direction, "actor": actor},
     )
     return result.mappings().one()
 
@@ -146,14 +143,12 @@ class IdentityPath:
     (identify, group), else in ``context.traits`` (track, page, screen)."""
 
     path: tuple[str, ...]
-    kind: IdentityKind
+    kind: str  # an identity kind's code (registered: checked where the message is stored)
 
 
 def identity_paths(mapping: Mapping[str, str]) -> list[IdentityPath]:
     """The configured identity map (``Settings`` checked its kinds and paths)."""
-    return [
-        IdentityPath(tuple(path.split(".")), IdentityKind(kind)) for path, kind in mapping.items()
-    ]
+    return [IdentityPath(tuple(path.split(".")), kind) for path, kind in mapping.items()]
 
 
 def _dig(value: Any, path: Sequence[str]) -> Any:
@@ -166,9 +161,9 @@ def _dig(value: Any, path: Sequence[str]) -> Any:
 
 def identities_of(
     message: Mapping[str, Any], paths: Sequence[IdentityPath]
-) -> list[tuple[IdentityKind, str]]:
+) -> list[tuple[str, str]]:
     """The identifiers a message carries, in map order (strings and numbers; others ignored)."""
-    found: list[tuple[IdentityKind, str]] = []
+    found: list[tuple[str, str]] = []
     for entry in paths:
         value = _dig(message, entry.path)
         if value is None and entry.path[0] == "traits":

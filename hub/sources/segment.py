@@ -19,7 +19,7 @@ from hub.core.enums import Direction, IdentityKind, InteractionType
 from hub.core.errors import HubError
 from hub.core.text import unstorable
 from hub.ingest.validation import InteractionInput
-from hub.privacy.consent import ConsentChannel, ConsentPurpose, ConsentStatus
+from hub.privacy.consent import ConsentChannel, ConsentStatus
 from hub.sources.mapping import (
     MAX_EVENT_NAME,
     UNMAPPED_TYPE,
@@ -44,7 +44,7 @@ class ConsentGiven:
     """A consent a profile line states (``hub import``): stored when it differs from the
     customer's current one for that purpose and channel."""
 
-    purpose: ConsentPurpose
+    purpose: str  # a consent purpose code (registered: checked when stored)
     channel: ConsentChannel
     status: ConsentStatus
     expires_at: datetime | None = None
@@ -56,7 +56,7 @@ class ProfileChange:
     """identify / alias / group: find (or create) the customer holding ``identities``, link them
     all to it, then apply ``traits`` observed at ``observed_at`` with the traits' survivorship."""
 
-    identities: Sequence[tuple[IdentityKind, str]]
+    identities: Sequence[tuple[str, str]]
     traits: dict[str, Any] = field(default_factory=dict)
     observed_at: datetime | None = None
     display_name: str | None = None
@@ -181,9 +181,7 @@ def context_attributes(message: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def _identities(
-    message: Mapping[str, Any], paths: Sequence[IdentityPath]
-) -> list[tuple[IdentityKind, str]]:
+def _identities(message: Mapping[str, Any], paths: Sequence[IdentityPath]) -> list[tuple[str, str]]:
     found = identities_of(message, paths)
     if not found:
         fields = ", ".join(".".join(p.path) for p in paths)
@@ -245,9 +243,11 @@ def translate(
         previous = message.get("previousId")
         if not isinstance(previous, str | int) or not str(previous).strip():
             raise BadMessage("an alias message needs a `previousId`")
-        user_kind = next((p.kind for p in paths if p.path == ("userId",)), IdentityKind.CRM_ID)
-        previous_kind = next(
-            (p.kind for p in paths if p.path == ("anonymousId",)), IdentityKind.COOKIE
+        user_kind: str = next(
+            (p.kind for p in paths if p.path == ("userId",)), IdentityKind.CRM_ID.value
+        )
+        previous_kind: str = next(
+            (p.kind for p in paths if p.path == ("anonymousId",)), IdentityKind.COOKIE.value
         )
         user_id = message.get("userId")
         if not isinstance(user_id, str | int) or not str(user_id).strip():

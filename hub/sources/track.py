@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.access.keys import Principal
 from hub.audiences.refresh import ChangeReason, on_customers_changed
-from hub.core.enums import IdentityKind
 from hub.core.errors import HubError
 from hub.core.settings import Settings
 from hub.core.text import storable, unstorable
@@ -59,6 +58,7 @@ from hub.sources.segment import (
     message_type,
     translate,
 )
+from hub.vocabulary.registry import current, unknown_code
 
 logger = logging.getLogger("hub.sources")
 # What a bare asyncpg connection raises when the database fails or refuses a statement.
@@ -109,7 +109,8 @@ async def apply_profile(
     """Find or create the customer holding ``change``'s identifiers (erased ones are not
     linked again), link them, apply its traits with survivorship and its consents (each only
     when it differs from the current one: a re-run adds no consent history)."""
-    keys = normalize_identities(change.identities, settings)
+    vocabulary = await current(AlchemySql(connection))
+    keys = normalize_identities(change.identities, settings, vocabulary.normalisers)
     kept = []
     for kind, value in keys:
         held = await connection.scalar(
@@ -117,7 +118,7 @@ async def apply_profile(
             {"kind": kind, "value": value},
         )
         if held or not await is_erased_identifier(connection, kind, value):
-            kept.append((IdentityKind(kind), value))
+            kept.append((kind, value))
     if not kept:
         raise ErasedIdentity(
             "every identifier of this message belonged to a customer whose data was erased on "
@@ -134,7 +135,9 @@ async def apply_profile(
             display_name=change.display_name,
         )
     for consent in change.consents:
-        current = (
+        if consent.purpose not in vocabulary.consent_purposes:
+            raise unknown_code("consentPurpose", consent.purpose)
+        stored = (
             await connection.execute(
                 sa.text(
                     "SELECT status, expires_at, source FROM consents WHERE customer_id = :id"
@@ -142,13 +145,13 @@ async def apply_profile(
                 ),
                 {
                     "id": row["id"],
-                    "purpose": consent.purpose.value,
+                    "purpose": consent.purpose,
                     "channel": stored_channel(consent.channel),
                 },
             )
         ).first()
         wanted = (consent.status.value, consent.expires_at, consent.source)
-        if current is not None and tuple(current) == wanted:
+        if stored is not None and tuple(stored) == wanted:
             continue
         await set_consent(
             connection,

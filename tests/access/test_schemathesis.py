@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.generation.case import Case
 
+from hub.core.enums import IdentityKind, InteractionType, TouchpointKind
+from hub.privacy.consent import ConsentPurpose
 from tests.access.conftest import bearer
 from tests.authz_check import Finding, check, error_codes, summary
 from tests.authz_queries import hub_schema, value_node
@@ -46,6 +48,16 @@ def scalars() -> None:
             value_node
         ),
     )
+    # The vocabulary's codes (hub.vocabulary): registered ones, and any text.
+    for name, registered in (
+        ("InteractionType", [t.value for t in InteractionType]),
+        ("IdentityKind", [k.value for k in IdentityKind]),
+        ("TouchpointKind", [k.value for k in TouchpointKind]),
+        ("ConsentPurpose", [p.value for p in ConsentPurpose]),
+    ):
+        schemathesis.graphql.scalar(
+            name, st.one_of(st.sampled_from(registered), text).map(value_node)
+        )
     schemathesis.graphql.scalar(
         "_Any",
         st.fixed_dictionaries(

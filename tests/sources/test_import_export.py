@@ -121,8 +121,11 @@ async def test_ndjson_import_rejects_bad_lines_and_a_rerun_stores_nothing_new(
         {"line": 2, "code": "BAD_USER_INPUT", "reason": "the line is not JSON"},
         {
             "line": 3,
-            "code": "BAD_USER_INPUT",
-            "reason": "`type` 'NOT_A_TYPE' is not an interaction type",
+            "code": "UNKNOWN_CODE",  # checked against the vocabulary (hub.vocabulary)
+            "reason": (
+                "'NOT_A_TYPE' is not a registered interaction type (`interactionTypes` lists "
+                "them; an ADMIN adds one with `defineInteractionType`)"
+            ),
         },
         {"line": 6, "code": "BAD_USER_INPUT", "reason": bad_email["reason"]},
     ]
@@ -298,7 +301,8 @@ async def test_a_100k_line_import_interrupted_twice_resumes_without_duplicates(
     assert [r["line"] for r in rejected] == bad  # each bad line once, in file order
     assert {r["reason"] for r in rejected} == {
         "the line is not JSON",
-        "`type` 'NOT_A_TYPE' is not an interaction type",
+        "'NOT_A_TYPE' is not a registered interaction type (`interactionTypes` lists them; an"
+        " ADMIN adds one with `defineInteractionType`)",
     }
     assert _checkpoint_line(checkpoint) == total
 
@@ -390,8 +394,8 @@ async def test_profiles_with_consents_round_trip_and_a_filtered_export(
     assert reasons == [
         (
             3,
-            "`profile.consents[0].purpose` must be one of MARKETING, ANALYTICS, PERSONALIZATION,"
-            " PARTNER_SHARING; got 'NOPE'",
+            "'NOPE' is not a registered consent purpose (`consentPurposes` lists them; an ADMIN"
+            " adds one with `defineConsentPurpose`)",
         ),
         (4, "`profile.consents[0].status` must be one of GRANTED, DENIED, REVOKED; got 'MAYBE'"),
     ]

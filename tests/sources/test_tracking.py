@@ -589,3 +589,68 @@ async def test_a_batch_of_interactions_only_reports_each_bad_one_and_merges_when
         )
         == 1
     )
+
+
+async def test_track_events_map_to_a_custom_type_whose_schema_is_checked_per_message(
+    world: World, db: asyncpg.Connection
+) -> None:
+    """The vocabulary kept as data on /v1/*: a type defined by an ADMIN (hub.vocabulary) is a
+    mapping's target, and its attributes schema rejects a message alone."""
+    code = f"LOAN_APPLICATION_{uuid.uuid4().hex[:6].upper()}"
+    schema = {
+        "type": "object",
+        "required": ["properties"],
+        "properties": {
+            "properties": {
+                "type": "object",
+                "required": ["amount"],
+                "properties": {"amount": {"type": "number", "minimum": 0}},
+            }
+        },
+    }
+    world.graphql(
+        """mutation($input: DefineInteractionTypeInput!) {
+             defineInteractionType(input: $input) { code } }""",
+        input={"code": code, "name": "Loan", "description": "Loan", "attributesSchema": schema},
+    )
+    world.graphql(
+        'mutation($t: InteractionType!) { setSourceEventMapping(event: "Loan Applied", type: $t)'
+        " { type } }",
+        t=code,
+    )
+    unknown = world.post(
+        "/v1/track",
+        {"userId": "u-9", "event": "Nope", "messageId": "n-0", "properties": {}},
+    )
+    assert unknown.status_code == 200  # an unmapped event is kept as TRACKED_EVENT
+    batch = [
+        {
+            "type": "track",
+            "userId": "u-9",
+            "event": "Loan Applied",
+            "messageId": f"l-{n}",
+            "properties": properties,
+        }
+        for n, properties in enumerate([{"amount": 1000}, {"amount": "lots"}, {"amount": 5}])
+    ]
+    answer = world.post("/v1/batch", {"batch": batch})
+    assert answer.status_code == 400
+    body = answer.json()
+    assert (body["stored"], body["rejected"], body["code"]) == (2, 1, "MESSAGES_REJECTED")
+    [rejected] = [m for m in body["messages"] if m["status"] == "rejected"]
+    assert (rejected["index"], rejected["code"]) == (1, "INVALID_ATTRIBUTES")
+    assert rejected["message"].startswith(
+        f"`attributes.properties.amount` breaks the schema of {code}"
+    )
+    stored = await db.fetch(
+        "SELECT idempotency_key FROM interactions WHERE type = $1 ORDER BY idempotency_key", code
+    )
+    assert [r["idempotency_key"] for r in stored] == ["l-0", "l-2"]
+    # An unregistered type cannot be a mapping's target.
+    query = 'mutation { setSourceEventMapping(event: "X", type: NOT_REGISTERED) { type } }'
+    refused = world.raw(
+        "/graphql",
+        json.dumps({"query": query}).encode(),
+        **{"Content-Type": "application/json", **bearer(world.admin_key)},
+    ).json()
+    assert refused["errors"][0]["extensions"]["code"] == "UNKNOWN_CODE"

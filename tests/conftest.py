@@ -2,7 +2,9 @@
 
 The server is the embedded one (pgserver, in ``.pgdata-test/``) unless ``HUB_TEST_DATABASE_URL``
 names another (``postgresql://postgres@127.0.0.1:5432/postgres``); either way the run creates its
-own database, migrates it with Alembic, and drops it at the end.
+own database, migrates it with Alembic, and drops it at the end. Under pytest-xdist every worker
+process does so for itself (the embedded server is shared: pgserver counts the processes using
+it and stops it after the last).
 """
 
 from __future__ import annotations
@@ -76,7 +78,10 @@ def database_url() -> Iterator[str]:
     import asyncio
 
     server_url = _server_url()
-    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    # One database per test process: under pytest-xdist (scripts/test runs `-n`) each worker
+    # ("gw0", "gw1", ...) has its own, so workers never see each other's rows.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"hub_test_{worker}_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
         connection = await asyncpg.connect(asyncpg_dsn(_with_database(server_url, "postgres")))

@@ -258,12 +258,20 @@ def readyz(server: Server) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
-def metric(server: Server, name: str) -> float:
-    """One unlabelled sample of the server's /metrics."""
+def sample(server: Server, name: str) -> float | None:
+    """One sample of the server's /metrics (``name`` with its labels, if any); None if absent."""
     for line in httpx.get(f"{server.http_url}/metrics", timeout=5).text.splitlines():
         if line.startswith(f"{name} "):
             return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+    return None
+
+
+def metric(server: Server, name: str) -> float:
+    """One sample of the server's /metrics, which must be there."""
+    value = sample(server, name)
+    if value is None:
+        raise AssertionError(f"{name} not in /metrics")
+    return value
 
 
 def assert_redis_carried(broker: dict[str, str], *servers: Server) -> None:

@@ -120,28 +120,20 @@ def _await_ready(started: Server) -> None:
     raise RuntimeError(f"server did not become ready:\n{started.log.read_text()}")
 
 
-def start_server(
-    database_url: str,
-    tmp: Path,
-    workers: int = 1,
-    cwd: Path = ROOT,
-    server: str | None = None,
-    **settings: Any,
-) -> Server:
+def start_server(database_url: str, tmp: Path, **options: Any) -> Server:
     """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready.
-    ``workers`` > 1: `hub serve --workers N` (the server's worker supervisor). ``cwd``: the folder
-    it runs in (the checkout, whose top-level folders are then importable, unless said).
-    ``server``: `--server uvicorn|granian`; by default ``HUB_TEST_SERVER`` (so the live suites
-    can run under either: ``HUB_TEST_SERVER=granian pytest tests/subscriptions``), else uvicorn."""
-    started = _spawn(database_url, tmp, workers, cwd, server, **settings)
-    _await_ready(started)
-    return started
+    ``workers=N`` > 1: `hub serve --workers N` (the server's worker supervisor). ``cwd=``: the
+    folder it runs in (the checkout, whose top-level folders are then importable, unless said).
+    ``server=``: `--server uvicorn|granian`; by default ``HUB_TEST_SERVER`` (so the live suites
+    can run under either: ``HUB_TEST_SERVER=granian pytest tests/subscriptions``), else uvicorn.
+    Other keywords are settings."""
+    return start_servers(1, database_url, tmp, **options)[0]
 
 
-def start_servers(count: int, database_url: str, tmp: Path, **settings: Any) -> list[Server]:
+def start_servers(count: int, database_url: str, tmp: Path, **options: Any) -> list[Server]:
     """``count`` processes as ``start_server`` starts one, started side by side (their imports
     and start-ups overlap instead of queueing); all ready, or all stopped and an error."""
-    started = [_spawn(database_url, tmp, **settings) for _ in range(count)]
+    started = [_spawn(database_url, tmp, **options) for _ in range(count)]
     try:
         for one in started:
             _await_ready(one)

@@ -120,14 +120,14 @@ def _await_ready(started: Server) -> None:
     raise RuntimeError(f"server did not become ready:\n{started.log.read_text()}")
 
 
-def start_server(database_url: str, tmp: Path, **options: Any) -> Server:
+def start_server(database_url: str, tmp: Path, workers: int = 1, **options: Any) -> Server:
     """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready.
-    ``workers=N`` > 1: `hub serve --workers N` (the server's worker supervisor). ``cwd=``: the
+    ``workers`` > 1: `hub serve --workers N` (the server's worker supervisor). ``cwd=``: the
     folder it runs in (the checkout, whose top-level folders are then importable, unless said).
     ``server=``: `--server uvicorn|granian`; by default ``HUB_TEST_SERVER`` (so the live suites
     can run under either: ``HUB_TEST_SERVER=granian pytest tests/subscriptions``), else uvicorn.
     Other keywords are settings."""
-    return start_servers(1, database_url, tmp, **options)[0]
+    return start_servers(1, database_url, tmp, workers=workers, **options)[0]
 
 
 def start_servers(count: int, database_url: str, tmp: Path, **options: Any) -> list[Server]:

@@ -2,7 +2,9 @@
 
 The server is the embedded one (pgserver, in ``.pgdata-test/``) unless ``HUB_TEST_DATABASE_URL``
 names another (``postgresql://postgres@127.0.0.1:5432/postgres``); either way the run creates its
-own database, migrates it with Alembic, and drops it at the end.
+own database, migrates it with Alembic, and drops it at the end. Under pytest-xdist every worker
+process does so for itself (the embedded server is shared: pgserver counts the processes using
+it and stops it after the last).
 """
 
 from __future__ import annotations
@@ -57,6 +59,43 @@ DATA_TABLES = [
 ]
 
 
+# The longest files (a few minutes of the suite's total between them: wheel builds, replicas,
+# pairs of servers, subprocesses), collected first so that pytest-xdist (scripts/test,
+# --dist loadfile) starts them first instead of leaving one of them for the end of the run.
+# The order of the other files, and of the tests in each file, is unchanged.
+LONGEST_FIRST = [
+    "packaging/test_wheel.py",
+    "subscriptions/test_delivery.py",
+    "ops/test_resilience.py",
+    "sources/test_import_export.py",
+    "reads/test_replica.py",
+    "webhooks/test_delivery.py",
+    "reads/test_runtime.py",
+    "access/test_generated_authorization.py",
+    "reads/test_filters.py",
+    "http/test_browser.py",
+    "events/test_broker_redis.py",
+    "reads/test_errors.py",
+    "webhooks/test_api.py",
+    "seeds/test_seeds.py",
+    "subscriptions/test_connection.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    here = Path(__file__).parent
+
+    def key(item: pytest.Item) -> int:
+        try:
+            name = item.path.relative_to(here).as_posix()
+        except ValueError:
+            return len(rank)
+        return rank.get(name, len(rank))
+
+    items.sort(key=key)  # stable: each file's tests keep their order
+
+
 def _server_url() -> str:
     configured = os.environ.get("HUB_TEST_DATABASE_URL")
     if configured:
@@ -79,7 +118,10 @@ def database_url() -> Iterator[str]:
     import asyncio
 
     server_url = _server_url()
-    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    # One database per test process: under pytest-xdist (scripts/test runs `-n`) each worker
+    # ("gw0", "gw1", ...) has its own, so workers never see each other's rows.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"hub_test_{worker}_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
         connection = await asyncpg.connect(asyncpg_dsn(_with_database(server_url, "postgres")))

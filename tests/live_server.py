@@ -67,7 +67,7 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def start_server(
+def _spawn(
     database_url: str,
     tmp: Path,
     workers: int = 1,
@@ -75,11 +75,6 @@ def start_server(
     server: str | None = None,
     **settings: Any,
 ) -> Server:
-    """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready.
-    ``workers`` > 1: `hub serve --workers N` (the server's worker supervisor). ``cwd``: the folder
-    it runs in (the checkout, whose top-level folders are then importable, unless said).
-    ``server``: `--server uvicorn|granian`; by default ``HUB_TEST_SERVER`` (so the live suites
-    can run under either: ``HUB_TEST_SERVER=granian pytest tests/subscriptions``), else uvicorn."""
     server = server or os.environ.get("HUB_TEST_SERVER", "uvicorn")
     port = free_port()
     env = {
@@ -106,19 +101,47 @@ def start_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    started = Server(process, port, log)
+    return Server(process, port, log)
+
+
+def _await_ready(started: Server) -> None:
+    """Polls /readyz (bounded); stops the process and raises if it exits or never answers."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        if started.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{started.log.read_text()}")
         try:
             if httpx.get(f"{started.http_url}/readyz", timeout=1).status_code == 200:
-                return started
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
     started.stop()
-    raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
+    raise RuntimeError(f"server did not become ready:\n{started.log.read_text()}")
+
+
+def start_server(database_url: str, tmp: Path, workers: int = 1, **options: Any) -> Server:
+    """`python -m hub serve` on a free port, configured by HUB_* variables; waits until ready.
+    ``workers`` > 1: `hub serve --workers N` (the server's worker supervisor). ``cwd=``: the
+    folder it runs in (the checkout, whose top-level folders are then importable, unless said).
+    ``server=``: `--server uvicorn|granian`; by default ``HUB_TEST_SERVER`` (so the live suites
+    can run under either: ``HUB_TEST_SERVER=granian pytest tests/subscriptions``), else uvicorn.
+    Other keywords are settings."""
+    return start_servers(1, database_url, tmp, workers=workers, **options)[0]
+
+
+def start_servers(count: int, database_url: str, tmp: Path, **options: Any) -> list[Server]:
+    """``count`` processes as ``start_server`` starts one, started side by side (their imports
+    and start-ups overlap instead of queueing); all ready, or all stopped and an error."""
+    started = [_spawn(database_url, tmp, **options) for _ in range(count)]
+    try:
+        for one in started:
+            _await_ready(one)
+    except BaseException:
+        for one in started:
+            one.stop()
+        raise
+    return started
 
 
 class Client:
@@ -258,12 +281,20 @@ def readyz(server: Server) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
-def metric(server: Server, name: str) -> float:
-    """One unlabelled sample of the server's /metrics."""
+def sample(server: Server, name: str) -> float | None:
+    """One sample of the server's /metrics (``name`` with its labels, if any); None if absent."""
     for line in httpx.get(f"{server.http_url}/metrics", timeout=5).text.splitlines():
         if line.startswith(f"{name} "):
             return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+    return None
+
+
+def metric(server: Server, name: str) -> float:
+    """One sample of the server's /metrics, which must be there."""
+    value = sample(server, name)
+    if value is None:
+        raise AssertionError(f"{name} not in /metrics")
+    return value
 
 
 def assert_redis_carried(broker: dict[str, str], *servers: Server) -> None:

@@ -43,6 +43,7 @@ from tests.live_server import (
     redis_url,
     shop_writer,
     start_server,
+    start_servers,
     wait_until,
 )
 
@@ -107,8 +108,7 @@ def broker_status(server: Server) -> str:
 async def test_concurrent_writers_reach_both_processes_once_in_order(
     database_url: str, tmp_path: Path, writer: Writer, broker: dict[str, str]
 ) -> None:
-    process_a = start_server(database_url, tmp_path, **broker)
-    process_b = start_server(database_url, tmp_path, **broker)
+    process_a, process_b = start_servers(2, database_url, tmp_path, **broker)
     probe = interaction_probe(writer)
     try:
         async with connect(process_a) as on_a, connect(process_b) as on_b:
@@ -145,7 +145,7 @@ async def test_concurrent_writers_reach_both_processes_once_in_order(
 async def test_when_the_leader_stops_another_process_takes_over(
     database_url: str, tmp_path: Path, writer: Writer, broker: dict[str, str]
 ) -> None:
-    servers = [start_server(database_url, tmp_path, **broker) for _ in range(2)]
+    servers = start_servers(2, database_url, tmp_path, **broker)
     try:
         await eventually(
             lambda: sum(metric(s, "hub_broker_redis_leader") for s in servers) == 1, "a leader"
@@ -180,7 +180,7 @@ async def test_a_killed_leader_is_replaced_within_the_lock_expiry(
 ) -> None:
     prefix = broker["redis_key_prefix"]
     client = redis.Redis.from_url(redis_url())
-    servers = [start_server(database_url, tmp_path, **broker) for _ in range(2)]
+    servers = start_servers(2, database_url, tmp_path, **broker)
     try:
         await eventually(
             lambda: sum(metric(s, "hub_broker_redis_leader") for s in servers) == 1, "a leader"
@@ -309,7 +309,7 @@ async def test_without_redis_every_process_polls_the_outbox_and_returns_to_redis
     database_url: str, tmp_path: Path, writer: Writer, private_redis: Any
 ) -> None:
     settings = {"broker": "redis", "redis_url": private_redis.url, "redis_key_prefix": "hub:"}
-    servers = [start_server(database_url, tmp_path, **settings) for _ in range(2)]
+    servers = start_servers(2, database_url, tmp_path, **settings)
     try:
         async with connect(servers[0]) as on_a, connect(servers[1]) as on_b:
             op_a = await on_a.subscribe(FEED)

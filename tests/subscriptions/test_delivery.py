@@ -26,6 +26,7 @@ from tests.live_server import (
     connect,
     redis_broker_settings,
     start_server,
+    start_servers,
 )
 
 FEED = """
@@ -135,8 +136,7 @@ async def test_every_process_delivers_every_committed_event_once(
 ) -> None:
     # Two replicas on one database. The write goes through neither: each replica only sees the
     # outbox row (postgres broker) or the leader's stream entry (redis broker).
-    process_a = start_server(database_url, tmp_path, **broker)
-    process_b = start_server(database_url, tmp_path, **broker)
+    process_a, process_b = start_servers(2, database_url, tmp_path, **broker)
     probe = interaction_probe(writer)
     try:
         async with connect(process_a) as on_a, connect(process_b) as on_b:
@@ -202,8 +202,7 @@ async def test_an_interaction_recorded_over_http_on_a_reaches_a_subscriber_on_b(
     # The whole path: recordInteraction over HTTP on replica A commits the interaction and its
     # outbox row; B's broker (its own outbox poll, or the redis leader's stream) delivers it to
     # B's subscriber, once.
-    process_a = start_server(database_url, tmp_path, **broker)
-    process_b = start_server(database_url, tmp_path, **broker)
+    process_a, process_b = start_servers(2, database_url, tmp_path, **broker)
     touchpoint = gid("Touchpoint", writer.touchpoint_id)
     probe = interaction_probe(writer)
     try:

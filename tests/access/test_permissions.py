@@ -103,5 +103,9 @@ async def test_the_guard_refuses_a_source_key_whatever_path_reaches_it(engine: A
     assert source.scope.restricted and not source.scope.channels
     assert not source.scope.touchpoints and not source.sees_pii
     assert not scope_for_principal(source).allows(
-        SimpleNamespace(channel_code="WEB", touchpoint_id=next(iter(source.touchpoints)))
+        SimpleNamespace(
+            kind="INTERACTION_RECORDED",
+            channel_code="WEB",
+            touchpoint_id=next(iter(source.touchpoints)),
+        )
     )

@@ -145,12 +145,18 @@ def settings(database_url: str) -> Settings:
     # (`sweep(conn, now=...)`) and start a sweeping `hub serve` of their own.
     # The vocabulary's background check (hub.vocabulary.registry.refresh_forever) is off: it would
     # run statements on the engine whose statements tests count; ingest checks it anyway.
+    # Patient timeouts: on a loaded machine (the suite beside `stress --cpu 2`) a correct answer
+    # may take longer than the production defaults, and a TIMEOUT there would be the machine's
+    # fault, not the hub's (a clean-clone run at load 11 timed out a README example this way).
+    # The timeouts themselves are tested on apps of their own (test_limits, test_statement_timeouts).
     return Settings(
         database_url=database_url,
         migrate_on_start=False,
         webhooks_enabled=False,
         audiences_sweep_s=0,
         vocabulary_refresh_s=0,
+        operation_timeout_seconds=120.0,
+        statement_timeout_ms=120_000,
     )
 
 

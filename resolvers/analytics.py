@@ -164,9 +164,9 @@ class Analytics:
             strawberry.argument(description="Up to this moment, exclusive (default: now)."),
         ] = None,
         bucket: Annotated[
-            segment_analytics.SizeBucket,
+            segment_analytics.SegmentSizeBucket,
             strawberry.argument(description="Bucket width: hour or day."),
-        ] = segment_analytics.SizeBucket.DAY,
+        ] = segment_analytics.SegmentSizeBucket.DAY,
     ) -> list[SegmentSizeSeries]:
         try:
             series = await segment_analytics.segment_sizes(

@@ -492,11 +492,11 @@ class InteractionSeries:
 
 
 described_enum(
-    segment_analytics.SizeBucket,
+    segment_analytics.SegmentSizeBucket,
     "The width of a segment-size bucket (UTC calendar units; sizes are recorded per hour).",
     {
-        segment_analytics.SizeBucket.HOUR: "One hour.",
-        segment_analytics.SizeBucket.DAY: "One UTC day.",
+        segment_analytics.SegmentSizeBucket.HOUR: "One hour.",
+        segment_analytics.SegmentSizeBucket.DAY: "One UTC day.",
     },
 )
 

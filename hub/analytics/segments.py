@@ -21,12 +21,12 @@ from hub.analytics.parts import execute
 MAX_POINTS = 5000  # buckets times segments in one answer
 
 
-class SizeBucket(StrEnum):
+class SegmentSizeBucket(StrEnum):
     HOUR = "HOUR"
     DAY = "DAY"
 
 
-_STEP = {SizeBucket.HOUR: timedelta(hours=1), SizeBucket.DAY: timedelta(days=1)}
+_STEP = {SegmentSizeBucket.HOUR: timedelta(hours=1), SegmentSizeBucket.DAY: timedelta(days=1)}
 
 
 class SegmentAnalyticsError(ValueError):
@@ -50,10 +50,10 @@ class SizeSeries:
     points: list[SizePoint]
 
 
-def bucket_start(moment: datetime, bucket: SizeBucket) -> datetime:
+def bucket_start(moment: datetime, bucket: SegmentSizeBucket) -> datetime:
     """The UTC hour or day that holds ``moment``."""
     moment = moment.astimezone(UTC)
-    if bucket is SizeBucket.DAY:
+    if bucket is SegmentSizeBucket.DAY:
         return moment.replace(hour=0, minute=0, second=0, microsecond=0)
     return moment.replace(minute=0, second=0, microsecond=0)
 
@@ -84,7 +84,7 @@ async def segment_sizes(
     keys: Sequence[str],
     since: datetime,
     until: datetime,
-    bucket: SizeBucket,
+    bucket: SegmentSizeBucket,
 ) -> list[SizeSeries]:
     """One dense series per segment (in the order of ``keys``): every bucket from the one
     holding ``since`` to the one holding the instant just before ``until``."""

@@ -157,6 +157,22 @@ async def test_a_partner_receives_only_members_in_its_scope(
         await client.subscribe(FEED, {"after": start})
         first = await change(client)
     assert first[:3] == ("ENTERED", "INGEST", people["ana"])
+    # interactionRecorded by segment keeps the partner's scope: of the three members' orders
+    # only Ana's (WEB, sharing) arrives; Ana's page view before came from no member.
+    orders = await db.fetch(
+        "SELECT customer_id, id FROM interactions WHERE type = 'ORDER' ORDER BY occurred_at, id"
+    )
+    assert len(orders) == 3  # negative control: three members ordered
+    async with connect(server, init=False) as client:
+        await client.init({"Authorization": f"Bearer {key}"})
+        await client.subscribe(SEGMENT_FEED, {"after": start, "segment": {"in": ["buyers"]}})
+        got, _ = await recorded(client)
+        # Cy's and Bob's orders came before Ana's in the outbox and were skipped; the marker,
+        # Ana's next page view, is the very next delivery.
+        marker = await record(gql, interaction(tp["web"], ("EMAIL", "ana@example.com")))
+        assert (await recorded(client))[0] == marker["interaction"]["id"]
+    ana_orders = [r["id"] for r in orders if r["customer_id"] == row_id(people["ana"])]
+    assert [row_id(got)] == ana_orders
 
 
 SEGMENT_FEED = """

@@ -92,8 +92,12 @@ async def segment_sizes(
         raise SegmentAnalyticsError("`since` must be earlier than `until`")
     wanted = await _some_segments(engine, keys)
     step = _STEP[bucket]
-    first = bucket_start(since, bucket)
-    last = bucket_start(until - timedelta(microseconds=1), bucket)
+    try:
+        first = bucket_start(since, bucket)
+        last = bucket_start(until - timedelta(microseconds=1), bucket)
+        (last + step).astimezone(UTC)  # the end must be a representable moment too
+    except OverflowError:
+        raise SegmentAnalyticsError("`since` or `until` is out of range") from None
     count = (last - first) // step + 1
     if count * len(wanted) > MAX_POINTS:
         raise SegmentAnalyticsError(
@@ -147,7 +151,7 @@ class Overlap:
 
 async def segment_overlap(engine: AsyncEngine, keys: Sequence[str]) -> list[Overlap]:
     """Every pair of the given segments (each segment with itself first, then the pairs in the
-    order of ``keys``), zeros included; counted on the caller's engine (its row scope)."""
+    order of ``keys``), zeros included; counted on ``engine`` (a scoped engine counts its scope)."""
     wanted = await _some_segments(engine, keys)
     async with engine.connect() as connection:
         rows = await execute(

@@ -177,6 +177,10 @@ async def test_sizes_over_time_and_overlap_match_a_recount(
         ({"keys": []}, "name at least one segment in `keys`"),
         ({"keys": ["s"], "until": "2026-01-01T00:00:00Z"}, "`since` must be earlier"),
         ({"keys": ["s"], "since": "2000-01-01T00:00:00Z", "bucket": "HOUR"}, "more than 5000"),
+        (
+            {"keys": ["s"], "since": "9999-12-31T00:00:00Z", "until": "9999-12-31T12:00:00Z"},
+            "out of range",
+        ),
     ],
 )
 async def test_bad_size_questions_are_clear_errors(

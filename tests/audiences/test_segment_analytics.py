@@ -8,11 +8,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from hub.audiences.membership import sweep
+from hub.db.engine import asyncpg_dsn
+from hub.db.migrations import aupgrade
 from tests.audiences.support import CREATE, Rule, expected_members, stored_members
 from tests.factories import zulu
 from tests.ingest_support import interaction, record, row_id, touchpoints
@@ -195,3 +198,66 @@ async def test_bad_size_questions_are_clear_errors(
     )
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert message in error["message"]
+
+
+async def test_migration_0021_backfills_the_current_members(database_url: str) -> None:
+    """A database at 0020 with members: 0021 files each as an entry in its ``entered_at`` hour."""
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/") + "_m21"  # per worker database, so per worker too
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        await aupgrade(url, "0020")
+        db = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            t = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+            entries = {  # customer -> (segment, entered_at)
+                uuid.UUID(int=1): ("a", t + timedelta(minutes=5)),
+                uuid.UUID(int=2): ("a", t + timedelta(minutes=55)),
+                uuid.UUID(int=3): ("a", t + timedelta(hours=1)),
+                uuid.UUID(int=4): ("b", t + timedelta(days=2, minutes=1)),
+            }
+            for key in ("a", "b", "c"):
+                await db.execute(
+                    "INSERT INTO segments (key, name, definition, created_by)"
+                    " VALUES ($1, $1, '{}', 'test')",
+                    key,
+                )
+            for customer, (key, at) in entries.items():
+                await db.execute(
+                    "INSERT INTO customers (id, created_at, updated_at) VALUES ($1, $2, $2)",
+                    customer,
+                    at,
+                )
+                await db.execute(
+                    "INSERT INTO segment_members (segment_key, customer_id, entered_at)"
+                    " VALUES ($1, $2, $3)",
+                    key,
+                    customer,
+                    at,
+                )
+            await aupgrade(url, "head")
+            rows = await db.fetch(
+                "SELECT segment_key, hour, entered, exited FROM segment_size_changes"
+                " ORDER BY segment_key, hour"
+            )
+        finally:
+            await db.close()
+    finally:
+        admin = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+    expected: dict[tuple[str, datetime], int] = {}
+    for key, at in entries.values():
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        expected[(key, hour)] = expected.get((key, hour), 0) + 1
+    assert [(r["segment_key"], r["hour"], r["entered"], r["exited"]) for r in rows] == [
+        (key, hour, n, 0) for (key, hour), n in sorted(expected.items())
+    ]
+    assert sorted(expected.values()) == [1, 1, 2]  # negative control: one hour holds two

@@ -654,9 +654,25 @@ class SegmentCheck(SQLModel, table=True):
     due_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
+class SegmentSizeChange(SQLModel, table=True):
+    """Customers who entered and exited a segment in one membership statement, filed under the
+    UTC hour of its evaluation instant (append-only; migration 0021): a segment's size at an
+    instant is the sum of ``entered - exited`` of its rows before it."""
+
+    __tablename__ = "segment_size_changes"
+    __table_args__ = (sa.Index("ix_segment_size_changes_segment_hour", "segment_key", "hour"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    segment_key: str = Field(foreign_key="segments.key", ondelete="CASCADE")
+    hour: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    entered: int = Field(sa_type=sa.BigInteger)
+    exited: int = Field(sa_type=sa.BigInteger)
+
+
 SEGMENTS = table(Segment)
 SEGMENT_MEMBERS = table(SegmentMember)
 SEGMENT_CHECKS = table(SegmentCheck)
+SEGMENT_SIZE_CHANGES = table(SegmentSizeChange)
 
 
 class CustomerTraitComputed(SQLModel, table=True):

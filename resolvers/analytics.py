@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import strawberry
 
 from hub.access.keys import Role
 from hub.analytics import reports as analytics
+from hub.analytics import segments as segment_analytics
 from hub.analytics.reports import TimeBucket, TransitionGrouping
 from hub.analytics.rollup import catch_up
 from hub.context import Info
@@ -18,6 +19,8 @@ from hub.schema.analytics import (
     ChannelMix,
     FunnelStep,
     InteractionSeries,
+    SegmentOverlap,
+    SegmentSizeSeries,
     TouchpointPerformance,
     TransitionGraph,
     to_scope,
@@ -26,8 +29,19 @@ from hub.schema.permissions import not_personal, require
 
 FilterArgument = Annotated[
     AnalyticsFilter | None,
-    strawberry.argument(description="Time range, business lines and channels to count."),
+    strawberry.argument(description="Time range, business lines, channels and segments to count."),
 ]
+
+
+async def scope_of(info: Info, filter: AnalyticsFilter | None) -> analytics.Scope:
+    """The filter as a ``Scope``; its segment keys must exist (a typo would count nothing)."""
+    scope = to_scope(filter)
+    if scope.segments:
+        try:
+            await segment_analytics.known_segments(info.context.writer, scope.segments)
+        except segment_analytics.SegmentAnalyticsError as error:
+            raise BadUserInput(str(error)) from None
+    return scope
 
 
 def require_analytics_access(info: Info) -> None:
@@ -50,7 +64,9 @@ class Analytics:
         )
     )
     async def channel_mix(self, info: Info, filter: FilterArgument = None) -> ChannelMix:
-        return ChannelMix.build(await analytics.channel_mix(info.context.writer, to_scope(filter)))
+        return ChannelMix.build(
+            await analytics.channel_mix(info.context.writer, await scope_of(info, filter))
+        )
 
     @strawberry.field(
         description=(
@@ -81,7 +97,7 @@ class Analytics:
         grouping = group_by
         result = await analytics.transitions(
             info.context.writer,
-            to_scope(filter),
+            await scope_of(info, filter),
             grouping,
             timedelta(minutes=max_gap_minutes) if max_gap_minutes is not None else None,
             parts=info.context.settings.analytics_parts,
@@ -95,7 +111,7 @@ class Analytics:
         )
     )
     async def stage_funnel(self, info: Info, filter: FilterArgument = None) -> list[FunnelStep]:
-        steps = await analytics.stage_funnel(info.context.writer, to_scope(filter))
+        steps = await analytics.stage_funnel(info.context.writer, await scope_of(info, filter))
         return [FunnelStep.build(step) for step in steps]
 
     @strawberry.field(
@@ -107,7 +123,9 @@ class Analytics:
     async def touchpoint_performance(
         self, info: Info, filter: FilterArgument = None
     ) -> list[TouchpointPerformance]:
-        rows = await analytics.touchpoint_performance(info.context.writer, to_scope(filter))
+        rows = await analytics.touchpoint_performance(
+            info.context.writer, await scope_of(info, filter)
+        )
         return [TouchpointPerformance.build(row) for row in rows]
 
     @strawberry.field(description="Interactions per time bucket, one series per channel.")
@@ -121,11 +139,59 @@ class Analytics:
     ) -> InteractionSeries:
         try:
             result = await analytics.interactions_over_time(
-                info.context.writer, to_scope(filter), bucket
+                info.context.writer, await scope_of(info, filter), bucket
             )
         except analytics.ScopeError as error:
             raise BadUserInput(str(error)) from None
         return InteractionSeries.build(result, bucket)
+
+    @strawberry.field(
+        description=(
+            "Segment sizes over time: per segment and bucket, the customers who entered and "
+            "left and the size at the bucket's end (exact, from the size record kept with "
+            "every membership change)."
+        )
+    )
+    async def segment_sizes(
+        self,
+        info: Info,
+        keys: Annotated[list[str], strawberry.argument(description="The segments' keys.")],
+        since: Annotated[
+            datetime, strawberry.argument(description="From the bucket holding this moment.")
+        ],
+        until: Annotated[
+            datetime | None,
+            strawberry.argument(description="Up to this moment, exclusive (default: now)."),
+        ] = None,
+        bucket: Annotated[
+            segment_analytics.SegmentSizeBucket,
+            strawberry.argument(description="Bucket width: hour or day."),
+        ] = segment_analytics.SegmentSizeBucket.DAY,
+    ) -> list[SegmentSizeSeries]:
+        try:
+            series = await segment_analytics.segment_sizes(
+                info.context.writer, keys, since, until or datetime.now(UTC), bucket
+            )
+        except segment_analytics.SegmentAnalyticsError as error:
+            raise BadUserInput(str(error)) from None
+        return [SegmentSizeSeries.build(s) for s in series]
+
+    @strawberry.field(
+        description=(
+            "Customers in both of each pair of these segments now (each segment with itself "
+            "first: its size)."
+        )
+    )
+    async def segment_overlap(
+        self,
+        info: Info,
+        keys: Annotated[list[str], strawberry.argument(description="The segments' keys.")],
+    ) -> list[SegmentOverlap]:
+        try:
+            overlaps = await segment_analytics.segment_overlap(info.context.writer, keys)
+        except segment_analytics.SegmentAnalyticsError as error:
+            raise BadUserInput(str(error)) from None
+        return [SegmentOverlap(a=o.a, b=o.b, customers=o.customers) for o in overlaps]
 
     @strawberry.field(
         description="The business lines touchpoints serve, for filter choices.",

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from typing import Annotated
 
+import sqlalchemy as sa
 import strawberry
 
 from hub.access.keys import Role
@@ -25,7 +26,7 @@ from hub.events.payload import merged_ids
 from hub.loaders.interactions import interactions_by_id
 from hub.loaders.registry import build_loaders
 from hub.schema.conversation import Conversation
-from hub.schema.customer import load_customer
+from hub.schema.customer import SegmentFilter, load_customer
 from hub.schema.events import (
     ConversationUpdatedEvent,
     CustomerMergedEvent,
@@ -163,6 +164,39 @@ async def _known_touchpoints(info: Info, ids: list[strawberry.ID] | None) -> set
     return set(wanted)
 
 
+_MEMBERSHIPS = sa.text(
+    "SELECT customer_id, segment_key FROM segment_members"
+    " WHERE customer_id = ANY(:ids) AND segment_key = ANY(:keys)"
+)
+
+
+async def _memberships(
+    info: Info, segment: SegmentFilter | None, batch: list[StoredEvent]
+) -> dict[uuid.UUID, set[str]]:
+    """The segments (of those the filter names) each customer of the batch's interactions is a
+    member of now: one query per batch, through the connection's engine (its row scope)."""
+    if segment is None:
+        return {}
+    keys = sorted({*(segment.in_ or ()), *(segment.not_in or ())})
+    key = _interaction_key(info)
+    ids = list({row["customer_id"] for e in batch if (row := e.memo.get(key)) is not None})
+    if not keys or not ids:
+        return {}
+    async with info.context.engine.connect() as connection:
+        rows = (await connection.execute(_MEMBERSHIPS, {"ids": ids, "keys": keys})).all()
+    out: dict[uuid.UUID, set[str]] = {}
+    for customer, segment_key in rows:
+        out.setdefault(customer, set()).add(segment_key)
+    return out
+
+
+def _segment_matches(segment: SegmentFilter, member_of: set[str]) -> bool:
+    """As ``CustomerFilter.segment``: in at least one of ``in``, in none of ``notIn``."""
+    if segment.in_ is not None and not member_of & set(segment.in_):
+        return False
+    return not (segment.not_in and member_of & set(segment.not_in))
+
+
 @strawberry.type(
     description="Live partner feeds. Each event carries an opaque, ordered `cursor`; see docs."
 )
@@ -185,6 +219,7 @@ class Subscription:
         channels = {c.value for c in f.channels} if f.channels is not None else None
         types = {str(t) for t in f.types} if f.types is not None else None
         stages = {s.value for s in f.stages} if f.stages is not None else None
+        segment = f.segment
         async for batch in event_batches(info, [EventKind.INTERACTION_RECORDED], after):
             # Cheap checks on the event's own columns before any load.
             wanted = [
@@ -196,6 +231,7 @@ class Subscription:
                 and (types is None or event.payload.get("type") in (None, *types))
             ]
             await _prefetch_interactions(info, wanted)
+            memberships = await _memberships(info, segment, wanted)
             for event in wanted:
                 row = event.memo.get(_interaction_key(info))
                 if row is None:  # erased since, or hidden by row security
@@ -203,6 +239,10 @@ class Subscription:
                 if types is not None and row["type"] not in types:
                     continue
                 if customer_id is not None and row["customer_id"] != customer_id:
+                    continue
+                if segment is not None and not _segment_matches(
+                    segment, memberships.get(row["customer_id"], set())
+                ):
                     continue
                 _event_loaders(info, event)
                 info.context.loaders.interaction_by_id.prime(row["id"], row)

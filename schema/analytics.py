@@ -8,6 +8,7 @@ from datetime import datetime
 import strawberry
 
 from hub.analytics import reports as analytics
+from hub.analytics import segments as segment_analytics
 from hub.context import Info
 from hub.core.enums import CHANNEL_DESCRIPTIONS, STAGE_DESCRIPTIONS, ChannelCode, StageCode
 from hub.core.errors import BadUserInput
@@ -37,6 +38,13 @@ class AnalyticsFilter:
     channels: list[ChannelCode] | None = strawberry.field(
         default=None, description="Only on these channels."
     )
+    segments: list[str] | None = strawberry.field(
+        default=None,
+        description=(
+            "Only customers who are members of at least one of these segments now (keys; an "
+            "unknown key is refused)."
+        ),
+    )
 
 
 def to_scope(filter: AnalyticsFilter | None) -> analytics.Scope:
@@ -52,6 +60,7 @@ def to_scope(filter: AnalyticsFilter | None) -> analytics.Scope:
             channels=tuple(c.value for c in filter.channels)
             if filter.channels is not None
             else None,
+            segments=tuple(filter.segments) if filter.segments is not None else None,
         )
     except analytics.ScopeError as error:
         raise BadUserInput(str(error)) from None
@@ -480,3 +489,54 @@ class InteractionSeries:
                 for code, points in result.series.items()
             ],
         )
+
+
+described_enum(
+    segment_analytics.SegmentSizeBucket,
+    "The width of a segment-size bucket (UTC calendar units; sizes are recorded per hour).",
+    {
+        segment_analytics.SegmentSizeBucket.HOUR: "One hour.",
+        segment_analytics.SegmentSizeBucket.DAY: "One UTC day.",
+    },
+)
+
+
+@strawberry.type(description="A segment's entries, exits and size in one time bucket.")
+class SegmentSizePoint:
+    start: datetime = strawberry.field(description="The bucket's first instant (UTC).")
+    entered: int = strawberry.field(description="Customers who entered the segment in it.")
+    exited: int = strawberry.field(description="Customers who left it (or were merged, erased).")
+    size: int = strawberry.field(
+        description="Members at the bucket's end (now, for the bucket holding now)."
+    )
+
+
+@strawberry.type(description="One segment's size over time, one point per bucket (dense).")
+class SegmentSizeSeries:
+    segment: str = strawberry.field(
+        description="The segment's key.",
+        metadata=not_personal("a segment key chosen by an ADMIN"),
+    )
+    points: list[SegmentSizePoint] = strawberry.field(description="Every bucket, in time order.")
+
+    @classmethod
+    def build(cls, series: segment_analytics.SizeSeries) -> SegmentSizeSeries:
+        return cls(
+            segment=series.segment,
+            points=[
+                SegmentSizePoint(start=p.start, entered=p.entered, exited=p.exited, size=p.size)
+                for p in series.points
+            ],
+        )
+
+
+@strawberry.type(description="How many customers are members of both segments now.")
+class SegmentOverlap:
+    a: str = strawberry.field(
+        description="One segment's key.", metadata=not_personal("a segment key chosen by an ADMIN")
+    )
+    b: str = strawberry.field(
+        description="The other's (the same key: that segment's size).",
+        metadata=not_personal("a segment key chosen by an ADMIN"),
+    )
+    customers: int = strawberry.field(description="Members of both.")

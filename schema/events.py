@@ -13,7 +13,7 @@ from hub.core.ids import to_global_id
 from hub.events.outbox import StoredEvent
 from hub.events.payload import merged_ids, previous_stage
 from hub.schema.conversation import Conversation
-from hub.schema.customer import Customer, load_customer
+from hub.schema.customer import Customer, SegmentFilter, load_customer
 from hub.schema.enums import ChannelCode, InteractionType, StageCode, StageTransition
 from hub.schema.interaction import Interaction
 from hub.schema.journey import JourneyStage, load_stage
@@ -49,6 +49,13 @@ class InteractionRecordedFilter:
     )
     stages: list[StageCode] | None = strawberry.field(
         default=None, description="Only of customers who are in one of these stages afterwards."
+    )
+    segment: SegmentFilter | None = strawberry.field(
+        default=None,
+        description=(
+            "Only of customers whose segment membership matches when the event is delivered "
+            "(an unknown key matches no customer)."
+        ),
     )
 
 

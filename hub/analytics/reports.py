@@ -72,6 +72,10 @@ class Scope:
     until: datetime | None = None
     business_lines: tuple[str, ...] | None = None
     channels: tuple[str, ...] | None = None
+    # Only customers who are members of at least one of these segments now. Whole customers
+    # are kept or left out, so a customer's next interaction in scope stays the next one: the
+    # one-pass statements stay exact (unlike a channel or business-line filter).
+    segments: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.since is not None and self.until is not None and self.since >= self.until:
@@ -83,7 +87,15 @@ class Scope:
             "until": self.until,
             "business_lines": list(self.business_lines or ()),
             "channels": list(self.channels or ()),
+            "segments": list(self.segments or ()),
         }
+
+    def members(self, customer: str) -> str:
+        """SQL: the customer column ``customer`` names a member of the scope's segments."""
+        return (
+            f"{customer} IN (SELECT customer_id FROM segment_members"
+            " WHERE segment_key = ANY(:segments))"
+        )
 
     def where(
         self,
@@ -92,9 +104,13 @@ class Scope:
         at: str = "occurred_at",
         touchpoint: str = "touchpoint_id",
         channel: str = "channel_code",
+        customer: str | None = "customer_id",
     ) -> str:
-        """SQL conditions (joined by AND, ``TRUE`` when none) on a row of ``alias``."""
+        """SQL conditions (joined by AND, ``TRUE`` when none) on a row of ``alias``
+        (``customer``: its customer column, None when it has none)."""
         clauses = ["TRUE"]
+        if self.segments is not None and customer is not None:
+            clauses.append(self.members(f"{alias}.{customer}"))
         if self.since is not None:
             clauses.append(f"{alias}.{at} >= :since")
         if self.until is not None:
@@ -643,7 +659,8 @@ async def touchpoint_performance(engine: AsyncEngine, scope: Scope) -> list[Touc
                    f.channel_code, c.status, c.resolved_at
             FROM conversation_facts f
             JOIN conversations c ON c.id = f.conversation_id
-            WHERE {scope.where("f", at="asked_at")}
+            WHERE {scope.where("f", at="asked_at", customer=None)}
+                  {"AND " + scope.members("c.customer_id") if scope.segments is not None else ""}
         ),
         answers AS (
             SELECT touchpoint_id, count(*) AS conversations,

@@ -6,7 +6,9 @@ change that can move customers in or out of a segment (ingest on every path thro
 changes). It re-evaluates every segment for those customers only, in ONE statement: the
 evaluation (a UNION ALL of each segment's compiled test, ``hub.audiences.segments``) feeds
 data-modifying CTEs that insert the new members, delete the leavers, keep the time-driven
-re-check instants (``segment_checks``) and write one outbox event per actual change. Inserts use
+re-check instants (``segment_checks``), write one outbox event per actual change and append the
+per-segment counts of entries and exits to the size record (``segment_size_changes``, the
+analytics' segment sizes over time). Inserts use
 ON CONFLICT DO NOTHING and deletes RETURNING, so two transactions evaluating the same customer
 at once produce each change (and its event) once.
 
@@ -131,6 +133,12 @@ undue AS (
 changes AS (
     SELECT segment_key, customer_id, 'ENTERED' AS change FROM entered
     UNION ALL SELECT segment_key, customer_id, 'EXITED' FROM exited),
+sized AS (
+    INSERT INTO segment_size_changes (segment_key, hour, entered, exited)
+    SELECT segment_key, date_trunc('hour', CAST(:now AS timestamptz), 'UTC'),
+           count(*) FILTER (WHERE change = 'ENTERED'), count(*) FILTER (WHERE change = 'EXITED')
+    FROM changes GROUP BY segment_key ORDER BY segment_key
+    RETURNING 1),
 written AS (
     INSERT INTO events (kind, customer_id, payload)
     SELECT 'SEGMENT_MEMBERSHIP_CHANGED', customer_id,
@@ -141,7 +149,7 @@ written AS (
     RETURNING 1)
 SELECT segment_key, customer_id, change,
        (SELECT count(*) FROM due) AS due_set, (SELECT count(*) FROM undue) AS due_cleared,
-       (SELECT count(*) FROM written) AS events
+       (SELECT count(*) FROM written) AS events, (SELECT count(*) FROM sized) AS sized
 FROM changes
 """
 

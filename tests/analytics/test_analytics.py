@@ -94,10 +94,16 @@ class Scope:
     until: datetime | None = None
     lines: tuple[str, ...] | None = None
     channels: tuple[str, ...] | None = None
+    # A segment filter: its keys (sent) and its members (recounted by the test, compared).
+    segments: tuple[str, ...] | None = None
+    members: frozenset[uuid.UUID] | None = None
 
-    def admits(self, at: datetime, channel: str | None, line: str | None) -> bool:
+    def admits(
+        self, at: datetime, channel: str | None, line: str | None, customer: uuid.UUID
+    ) -> bool:
         return (
-            (self.since is None or at >= self.since)
+            (self.members is None or customer in self.members)
+            and (self.since is None or at >= self.since)
             and (self.until is None or at < self.until)
             and (self.channels is None or channel in self.channels)
             and (self.lines is None or line in self.lines)
@@ -113,6 +119,8 @@ class Scope:
             result["businessLines"] = list(self.lines)
         if self.channels is not None:
             result["channels"] = list(self.channels)
+        if self.segments is not None:
+            result["segments"] = list(self.segments)
         return result
 
 
@@ -236,7 +244,7 @@ async def data(db: asyncpg.Connection) -> Dataset:
 
 
 def in_scope(data: Dataset, scope: Scope) -> list[Row]:
-    return [r for r in data.rows if scope.admits(r.at, r.channel, r.line)]
+    return [r for r in data.rows if scope.admits(r.at, r.channel, r.line, r.customer)]
 
 
 FILTER = "$filter: AnalyticsFilter"
@@ -462,7 +470,7 @@ async def check_stage_funnel(gql: GraphQLClient, data: Dataset, scope: Scope) ->
     scoped = [
         s
         for s in entries
-        if scope.admits(s.at, s.channel, s.interaction.line if s.interaction else None)
+        if scope.admits(s.at, s.channel, s.interaction.line if s.interaction else None, s.customer)
         and (scope.lines is None or s.interaction is not None)
     ]
     for index, (stage, step) in enumerate(zip(STAGES, funnel, strict=True)):
@@ -533,7 +541,7 @@ async def check_touchpoint_performance(gql: GraphQLClient, data: Dataset, scope:
         if not inbound:
             continue
         first = inbound[0]
-        if not scope.admits(first.at, first.channel, first.line):
+        if not scope.admits(first.at, first.channel, first.line, first.customer):
             continue
         entry = expected[first.touchpoint]
         entry["conversations"] += 1
@@ -691,3 +699,47 @@ async def test_analytics_are_for_analysts_and_admins_only(gql_as: Any, data: Dat
         assert error["extensions"]["code"] == "FORBIDDEN", (role, error)
     # An analyst gets the full answer: the same recount as the admin's test.
     await check_channel_mix(await gql_as("ANALYST"), data, Scope())
+
+
+async def test_every_field_filtered_by_a_segment(
+    gql: GraphQLClient, db: asyncpg.Connection, data: Dataset
+) -> None:
+    """AnalyticsFilter.segments keeps whole customers: the members of the segments now (the
+    /journeys page's segment choice). Members recounted from the dataset's own rows."""
+    await db.execute("ANALYZE journey_steps")
+    await gql.data(
+        """mutation { createSegment(input: {key: "app-users", name: "App users",
+             activity: [{interactions: {channels: [MOBILE]}}]}) { key } }"""
+    )
+    members = frozenset(r.customer for r in data.rows if r.channel == "MOBILE")
+    everyone = {r.customer for r in data.rows}
+    assert 0 < len(members) < len(everyone)  # the filter must leave some customers out
+    key = ("app-users",)
+    scopes = [
+        Scope(segments=key, members=members),
+        Scope(
+            since=T0 + timedelta(days=3),
+            until=T0 + timedelta(days=12),
+            segments=key,
+            members=members,
+        ),
+        Scope(lines=("retail",), channels=("WEB", "MOBILE"), segments=key, members=members),
+    ]
+    for scope in scopes:
+        await check_channel_mix(gql, data, scope)
+        for grouping in ("CHANNEL", "STAGE"):
+            for gap_minutes in (None, 600):
+                await check_channel_transitions(gql, data, scope, grouping, gap_minutes)
+        await check_stage_funnel(gql, data, scope)
+        await check_touchpoint_performance(gql, data, scope)
+        await check_interactions_over_time(gql, data, scope, "DAY")
+    # Negative control: the segment's answer is not everyone's.
+    mix = '{ analytics { channelMix(filter: {segments: ["app-users"]}) { customers } } }'
+    assert (await gql.data(mix))["analytics"]["channelMix"]["customers"] == len(members)
+    empty = await gql.data("{ analytics { channelMix(filter: {segments: []}) { customers } } }")
+    assert empty["analytics"]["channelMix"]["customers"] == 0
+    error = await gql.error(
+        '{ analytics { stageFunnel(filter: {segments: ["nope"]}) { customers } } }'
+    )
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "unknown segment key(s): nope" in error["message"]

@@ -157,3 +157,84 @@ async def test_a_partner_receives_only_members_in_its_scope(
         await client.subscribe(FEED, {"after": start})
         first = await change(client)
     assert first[:3] == ("ENTERED", "INGEST", people["ana"])
+    # interactionRecorded by segment keeps the partner's scope: of the three members' orders
+    # only Ana's (WEB, sharing) arrives; Ana's page view before came from no member.
+    orders = await db.fetch(
+        "SELECT customer_id, id FROM interactions WHERE type = 'ORDER' ORDER BY occurred_at, id"
+    )
+    assert len(orders) == 3  # negative control: three members ordered
+    async with connect(server, init=False) as client:
+        await client.init({"Authorization": f"Bearer {key}"})
+        await client.subscribe(SEGMENT_FEED, {"after": start, "segment": {"in": ["buyers"]}})
+        got, _ = await recorded(client)
+        # Cy's and Bob's orders came before Ana's in the outbox and were skipped; the marker,
+        # Ana's next page view, is the very next delivery.
+        marker = await record(gql, interaction(tp["web"], ("EMAIL", "ana@example.com")))
+        assert (await recorded(client))[0] == marker["interaction"]["id"]
+    ana_orders = [r["id"] for r in orders if r["customer_id"] == row_id(people["ana"])]
+    assert [row_id(got)] == ana_orders
+
+
+SEGMENT_FEED = """
+subscription Feed($after: String, $segment: SegmentFilter) {
+  interactionRecorded(filter: {segment: $segment}, after: $after) {
+    cursor interaction { id type }
+  }
+}
+"""
+
+
+async def recorded(client: Client) -> tuple[str, str]:
+    event = (await client.next_data())["interactionRecorded"]
+    return event["interaction"]["id"], event["cursor"]
+
+
+async def test_interaction_recorded_filtered_by_segment_across_a_reconnect(
+    server: Server, gql: Any, db: asyncpg.Connection
+) -> None:
+    tp = (await touchpoints(db))["web"]
+    buyers = {"activity": [{"interactions": {"types": ["ORDER"]}, "withinDays": 30}]}
+    await gql.data(CREATE, {"input": {"key": "buyers", "name": "Buyers", **buyers}})
+
+    async def view(email: str) -> str:
+        result = await record(gql, interaction(tp, ("EMAIL", email)))
+        interaction_id: str = result["interaction"]["id"]
+        return interaction_id
+
+    async def buy(email: str) -> str:
+        result = await record(gql, interaction(tp, ("EMAIL", email), type="ORDER"))
+        interaction_id: str = result["interaction"]["id"]
+        return interaction_id
+
+    await buy("ana@example.com")
+    await view("bob@example.com")
+    start = (await last_position(db)).cursor
+    segment = {"in": ["buyers"]}
+    async with connect(server) as client:
+        await client.subscribe(SEGMENT_FEED, {"after": start, "segment": segment})
+        sent = [await view("bob@example.com"), await view("ana@example.com")]
+        # Cy's order makes Cy a member in its own transaction: a member at delivery.
+        sent.append(await buy("cy@example.com"))
+        first = [await recorded(client) for _ in range(2)]
+    assert [f[0] for f in first] == sent[1:]
+    # While nobody listens: Bob views again (not a member), Ana views (a member).
+    missed = [await view("bob@example.com"), await view("ana@example.com")]
+    async with connect(server) as client:
+        await client.subscribe(SEGMENT_FEED, {"after": first[-1][1], "segment": segment})
+        marker = await view("cy@example.com")
+        again = [await recorded(client) for _ in range(2)]
+    assert [a[0] for a in again] == [missed[1], marker]
+    # The independent recount: those delivered are exactly the interactions of members.
+    members = await stored_members(db, "buyers")
+    by_customer = {
+        row["id"]: row["customer_id"]
+        for row in await db.fetch("SELECT id, customer_id FROM interactions")
+    }
+    for interaction_id in [*sent, *missed, marker]:
+        delivered = interaction_id in {*(f[0] for f in first), *(a[0] for a in again)}
+        assert delivered == (by_customer[row_id(interaction_id)] in members)
+    # notIn: the complement (negative control: Bob's views arrive there, and only them).
+    async with connect(server) as client:
+        await client.subscribe(SEGMENT_FEED, {"after": start, "segment": {"notIn": ["buyers"]}})
+        complement = [(await recorded(client))[0] for _ in range(2)]
+    assert complement == [sent[0], missed[0]]

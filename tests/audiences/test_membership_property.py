@@ -106,6 +106,13 @@ async def test_membership_equals_an_independent_recount(
             )
         }
         assert stored == await expected_members(db, rule, now), key
+        # The size record (segment analytics) adds up to the same recount.
+        size = await db.fetchval(
+            "SELECT coalesce(sum(entered - exited), 0) FROM segment_size_changes"
+            " WHERE segment_key = $1",
+            key,
+        )
+        assert size == len(await expected_members(db, rule, now)), key
         # Events replayed from the (empty) baseline give the stored state, alternating.
         state: dict[Any, bool] = {}
         for segment, customer, change, _reason in events:

@@ -209,6 +209,20 @@ async def test_journeys_page_draws_the_sankey_and_the_funnel_offline(
     db: asyncpg.Connection, engine: Any, server: str, browser: Browser
 ) -> None:
     await seed_journeys(db)
+    # A segment to filter the page by: customers who used the mobile channel. Created through
+    # the server (an in-process app would run its own background analytics catch-up, whose
+    # locked marks the page's query-time catch-up skips).
+    admin = await make_key(engine, "ADMIN")
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {admin}"}) as http:
+        created = await http.post(
+            f"{server}/graphql",
+            json={
+                "query": """mutation { createSegment(input: {key: "app-users",
+                    name: "App users", activity: [{interactions: {channels: [MOBILE]}}]})
+                    { key } }"""
+            },
+        )
+    assert created.json() == {"data": {"createSegment": {"key": "app-users"}}}
     key = await make_key(engine, "ANALYST")
     customers = await db.fetchval("SELECT count(DISTINCT customer_id) FROM interactions")
     awareness = await db.fetchval(
@@ -252,6 +266,24 @@ async def test_journeys_page_draws_the_sankey_and_the_funnel_offline(
     stage_labels = await page.locator("#sankey svg text.node-label").all_text_contents()
     assert any(label.startswith("Awareness") for label in stage_labels)
     await page.screenshot(path=str(ARTIFACTS / "journeys-stages-travel.png"))
+
+    # The segment control: only the segment's members count (recounted from plain rows).
+    in_segment = await db.fetchval(
+        "SELECT count(DISTINCT i.customer_id) FROM interactions i"
+        " JOIN touchpoints t ON t.id = i.touchpoint_id WHERE t.business_line = 'travel'"
+        " AND i.customer_id IN (SELECT customer_id FROM interactions WHERE channel_code = 'MOBILE')"
+    )
+    in_line = await db.fetchval(
+        "SELECT count(DISTINCT i.customer_id) FROM interactions i"
+        " JOIN touchpoints t ON t.id = i.touchpoint_id WHERE t.business_line = 'travel'"
+    )
+    assert 0 < in_segment < in_line  # negative control: the segment leaves customers out
+    assert await page.inner_text("#kpi-customers") == f"{in_line:,}"
+    await page.select_option("#segment", "app-users")
+    await page.wait_for_function(
+        "(want) => document.querySelector('#kpi-customers').textContent === want",
+        arg=f"{in_segment:,}",
+    )
 
     assert not blocked, f"the journeys page tried to reach the internet: {blocked}"
     assert not errors, errors

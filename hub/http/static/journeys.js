@@ -17,6 +17,7 @@
 
   var QUERY =
     "query Journeys($filter: AnalyticsFilter, $groupBy: TransitionGrouping!, $gap: Int) {\n" +
+    "  segments { key name }\n" +
     "  analytics {\n" +
     "    businessLines\n" +
     "    channelMix(filter: $filter) { interactions customers }\n" +
@@ -80,6 +81,7 @@
       filter.since = new Date(Date.now() - Number(period) * 86400000).toISOString();
     }
     if ($("line").value) filter.businessLines = [$("line").value];
+    if ($("segment").value) filter.segments = [$("segment").value];
     return filter;
   }
 
@@ -106,6 +108,7 @@
         if (seq !== requestSeq) return;
         if (result.errors && result.errors.length) throw new Error(result.errors[0].message);
         $("error").hidden = true;
+        fillSegments(result.data.segments);
         render(result.data.analytics, body.variables.groupBy);
       })
       .catch(function (error) {
@@ -122,6 +125,16 @@
     var known = Array.prototype.map.call(select.options, function (o) { return o.value; });
     lines.forEach(function (line) {
       if (known.indexOf(line) < 0) select.add(new Option(line.charAt(0).toUpperCase() + line.slice(1), line));
+    });
+    select.value = chosen;
+  }
+
+  function fillSegments(segments) {
+    var select = $("segment");
+    var chosen = select.value;
+    var known = Array.prototype.map.call(select.options, function (o) { return o.value; });
+    segments.forEach(function (segment) {
+      if (known.indexOf(segment.key) < 0) select.add(new Option(segment.name, segment.key));
     });
     select.value = chosen;
   }
@@ -357,7 +370,7 @@
     $("custom-range").hidden = $("period").value !== "custom";
     if ($("period").value !== "custom") load();
   });
-  ["since", "until", "line", "group", "gap"].forEach(function (id) {
+  ["since", "until", "line", "segment", "group", "gap"].forEach(function (id) {
     $(id).addEventListener("change", load);
   });
   var resizeTimer = null;

@@ -311,3 +311,218 @@ async def test_export_filter_takes_custom_codes(
     refused = hub(database_url, "export", "--customers", "--filter", research)
     assert (refused.returncode, refused.stdout) == (1, "")
     assert "'RESEARCH' is not a registered consent purpose" in refused.stderr
+
+
+# ---- touchpoints of a custom kind -----------------------------------------------------------
+
+
+async def test_an_admin_creates_and_changes_a_touchpoint_of_a_custom_kind(
+    gql: GraphQLClient, gql_as: Any, db: asyncpg.Connection
+) -> None:
+    await gql.data(DEFINE)
+    tp = await touchpoints(db)
+    kiosk_input = {
+        "channel": "PHYSICAL",
+        "kind": "KIOSK",
+        "name": " Lobby kiosk ",
+        "address": "1 High Street, level 1",
+        "businessLine": "Banking",
+    }
+    kiosk = (await gql.data(CREATE_TOUCHPOINT, {"input": kiosk_input}))["createTouchpoint"]
+    row = await db.fetchrow("SELECT * FROM touchpoints WHERE kind = 'KIOSK'")
+    assert row is not None
+    assert kiosk == {
+        "id": to_global_id("Touchpoint", str(row["id"])),
+        "kind": "KIOSK",
+        "name": "Lobby kiosk",
+        "address": "1 High Street, level 1",
+        "businessLine": "Banking",
+        "active": True,
+        "channel": {"code": "PHYSICAL"},
+    }
+    assert (row["channel_code"], row["name"], row["active"]) == ("PHYSICAL", "Lobby kiosk", True)
+    # The kinds filter finds it alone (the six seeded touchpoints are of built-in kinds).
+    listed = await gql.data(
+        "{ touchpoints(first: 50, filter: {kinds: [KIOSK]}) { nodes { id kind } } }"
+    )
+    assert listed["touchpoints"]["nodes"] == [{"id": kiosk["id"], "kind": "KIOSK"}]
+    everything = await gql.data("{ touchpoints(first: 50) { totalCount } }")
+    assert everything["touchpoints"]["totalCount"] == len(tp) + 1
+
+    # It records interactions (of a custom type too), on its channel.
+    recorded = await record(
+        gql, interaction(kiosk["id"], ("EMAIL", "ana@example.com"), type="LOAN_APPLICATION")
+    )
+    stored = await db.fetchrow(
+        "SELECT channel_code, touchpoint_id, type FROM interactions WHERE id = $1",
+        row_id(recorded["interaction"]["id"]),
+    )
+    assert dict(stored) == {
+        "channel_code": "PHYSICAL",
+        "touchpoint_id": row["id"],
+        "type": "LOAN_APPLICATION",
+    }
+
+    # Changed: name, inactive, address cleared; the kind to another registered one.
+    changes = {"id": kiosk["id"], "name": "Atrium kiosk", "address": "", "active": False}
+    changed = (await gql.data(UPDATE_TOUCHPOINT, {"input": changes}))["updateTouchpoint"]
+    assert changed == {**kiosk, "name": "Atrium kiosk", "address": None, "active": False}
+    rekinded = await gql.data(UPDATE_TOUCHPOINT, {"input": {"id": kiosk["id"], "kind": "STORE"}})
+    assert rekinded["updateTouchpoint"]["kind"] == "STORE"
+    assert await db.fetchval("SELECT kind FROM touchpoints WHERE id = $1", row["id"]) == "STORE"
+
+
+async def test_touchpoint_mutations_refuse_bad_input_and_other_roles(
+    gql: GraphQLClient, gql_as: Any, db: asyncpg.Connection
+) -> None:
+    await gql.data(DEFINE)
+    tp = await touchpoints(db)
+    good = {"channel": "PHYSICAL", "kind": "KIOSK", "name": "Kiosk"}
+    cases = [
+        ({**good, "kind": "VENDING"}, "UNKNOWN_CODE"),
+        ({**good, "name": "   "}, "BAD_USER_INPUT"),
+        ({**good, "name": "k" * 201}, "BAD_USER_INPUT"),
+    ]
+    for bad, code in cases:
+        error = await gql.error(CREATE_TOUCHPOINT, {"input": bad})
+        assert error["extensions"]["code"] == code, bad
+    unknown = await gql.error(UPDATE_TOUCHPOINT, {"input": {"id": tp["web"], "kind": "VENDING"}})
+    assert (unknown["extensions"]["code"], unknown["extensions"]["value"]) == (
+        "UNKNOWN_CODE",
+        "VENDING",
+    )
+    missing = to_global_id("Touchpoint", str(uuid.UUID(int=7)))
+    error = await gql.error(UPDATE_TOUCHPOINT, {"input": {"id": missing, "name": "x"}})
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    for role, scopes in (
+        ("ANALYST", {}),
+        ("FRONTEND", {"pii": True}),
+        ("PARTNER", {"channels": ["PHYSICAL"]}),
+    ):
+        other = await gql_as(role, **scopes)
+        error = await other.error(CREATE_TOUCHPOINT, {"input": good})
+        assert error["extensions"]["code"] == "FORBIDDEN", role
+        error = await other.error(UPDATE_TOUCHPOINT, {"input": {"id": tp["web"], "name": "x"}})
+        assert error["extensions"]["code"] == "FORBIDDEN", role
+    # Nothing changed: the seeded six, the web shop's name as it was.
+    assert await db.fetchval("SELECT count(*) FROM touchpoints") == len(tp)
+    assert await db.fetchval("SELECT name FROM touchpoints WHERE id = $1", row_id(tp["web"])) == (
+        "Web shop"
+    )
+
+
+async def test_a_partner_scoped_to_a_new_touchpoint_sees_its_interactions_only(
+    gql: GraphQLClient, gql_as: Any, db: asyncpg.Connection
+) -> None:
+    await gql.data(DEFINE)
+    tp = await touchpoints(db)
+    kiosk = (
+        await gql.data(
+            CREATE_TOUCHPOINT, {"input": {"channel": "PHYSICAL", "kind": "KIOSK", "name": "K"}}
+        )
+    )["createTouchpoint"]["id"]
+    at_kiosk = await record(
+        gql, interaction(kiosk, ("EMAIL", "ana@example.com"), type="LOAN_APPLICATION")
+    )
+    await record(gql, interaction(tp["store"], ("EMAIL", "ana@example.com")))  # same channel
+    ana = at_kiosk["customer"]["id"]
+    await gql.data(
+        SET_CONSENT,
+        {"input": {"customerId": ana, "purpose": "PARTNER_SHARING", "status": "GRANTED"}},
+    )
+    query = "{ interactions(first: 50) { nodes { id type touchpoint { id kind } } } }"
+    partner = await gql_as("PARTNER", touchpoints=[str(row_id(kiosk))])
+    seen = (await partner.data(query))["interactions"]["nodes"]
+    assert seen == [
+        {
+            "id": at_kiosk["interaction"]["id"],
+            "type": "LOAN_APPLICATION",
+            "touchpoint": {"id": kiosk, "kind": "KIOSK"},
+        }
+    ]
+    # Negative control: a partner scoped to the store (same channel) sees the other one only.
+    other = await gql_as("PARTNER", touchpoints=[str(row_id(tp["store"]))])
+    theirs = (await other.data(query))["interactions"]["nodes"]
+    assert [n["touchpoint"]["id"] for n in theirs] == [tp["store"]]
+
+
+# ---- journey stages and analytics -----------------------------------------------------------
+
+STAGE_HISTORY = """
+query($id: ID!) {
+  customer(id: $id) {
+    currentStage { code }
+    stageHistory { previousStage stage { code } transition channel { code } interaction { type } }
+  }
+}
+"""
+FUNNEL = "{ analytics { stageFunnel { stage { code } customers } } }"
+
+
+async def test_a_custom_type_moves_the_journey_and_counts_in_analytics(
+    gql: GraphQLClient, db: asyncpg.Connection
+) -> None:
+    await gql.data(DEFINE)  # LOAN_APPLICATION signals PURCHASE on every channel
+    tp = await touchpoints(db)
+    rule = await gql.data(
+        "mutation { setStageRule(interactionType: LOAN_APPLICATION, channel: MOBILE,"
+        " stage: RETENTION) { interactionType channel stage } }"
+    )
+    assert rule["setStageRule"] == {
+        "interactionType": "LOAN_APPLICATION",
+        "channel": "MOBILE",
+        "stage": "RETENTION",
+    }
+    rules = (await gql.data("{ stageRules { interactionType channel stage } }"))["stageRules"]
+    assert sorted(
+        (r["channel"] or "", r["stage"])
+        for r in rules
+        if r["interactionType"] == "LOAN_APPLICATION"
+    ) == [("", "PURCHASE"), ("MOBILE", "RETENTION")]
+
+    ana = ("EMAIL", "ana@example.com")
+    funnel_before = (await gql.data(FUNNEL))["analytics"]["stageFunnel"]
+    assert all(step["customers"] == 0 for step in funnel_before)
+    await record(gql, interaction(tp["web"], ana))  # AWARENESS (built-in rule)
+    await record(gql, interaction(tp["web"], ana, type="LOAN_APPLICATION"))  # PURCHASE
+    last = await record(gql, interaction(tp["app"], ana, type="LOAN_APPLICATION"))  # RETENTION
+    await record(gql, interaction(tp["web"], ("EMAIL", "bob@example.com")))  # control: AWARENESS
+
+    journey = (await gql.data(STAGE_HISTORY, {"id": last["customer"]["id"]}))["customer"]
+    assert journey["currentStage"] == {"code": "RETENTION"}
+    assert journey["stageHistory"] == [
+        {
+            "previousStage": None,
+            "stage": {"code": "AWARENESS"},
+            "transition": "INITIAL",
+            "channel": {"code": "WEB"},
+            "interaction": {"type": "PAGE_VIEW"},
+        },
+        {
+            "previousStage": "AWARENESS",
+            "stage": {"code": "PURCHASE"},
+            "transition": "FORWARD",
+            "channel": {"code": "WEB"},
+            "interaction": {"type": "LOAN_APPLICATION"},
+        },
+        {
+            "previousStage": "PURCHASE",
+            "stage": {"code": "RETENTION"},
+            "transition": "FORWARD",
+            "channel": {"code": "MOBILE"},
+            "interaction": {"type": "LOAN_APPLICATION"},
+        },
+    ]
+    # The /journeys page's funnel: customers with an entry into each stage, recounted.
+    rows = await db.fetch(
+        "SELECT stage, customer_id FROM stage_history WHERE transition <> 'LOOPING'"
+    )
+    entered: dict[str, set[uuid.UUID]] = {}
+    for r in rows:
+        entered.setdefault(r["stage"], set()).add(r["customer_id"])
+    funnel = (await gql.data(FUNNEL))["analytics"]["stageFunnel"]
+    assert {s["stage"]["code"]: s["customers"] for s in funnel} == {
+        step["stage"]["code"]: len(entered.get(step["stage"]["code"], set()))
+        for step in funnel_before
+    }
+    assert {s["stage"]["code"]: s["customers"] for s in funnel}["PURCHASE"] == 1

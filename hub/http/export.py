@@ -40,7 +40,7 @@ from hub.db.statements import AlchemySql
 from hub.http.gate import KeyCheck, KeysThrottled, client_address, error_body
 from hub.http.state import HubState
 from hub.models import AUDIT_LOG
-from hub.sources.customer_filter import compile_filter
+from hub.sources.customer_filter import compile_filter, parse_filter
 from hub.sources.transfer import EXPORTS, export_lines
 from hub.vocabulary.registry import current
 
@@ -130,6 +130,8 @@ class ExportApi:
                 raise BadUserInput(f"`what` is one of {', '.join(EXPORTS)}; got {what!r}")
             if raw_filter is not None and len(raw_filter.encode()) > MAX_FILTER_BYTES:
                 raise BadUserInput(f"the filter is over {MAX_FILTER_BYTES} bytes")
+            if raw_filter is not None:
+                parse_filter(raw_filter)  # its shape, before the database is asked
         except HubError as error:
             return _error(400, error.message, error.code)
         personal = (lambda _what: None) if pii else _refuse_personal

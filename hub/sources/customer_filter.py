@@ -194,6 +194,17 @@ def _anything_goes(what: str) -> None:
     return None
 
 
+def parse_filter(text: str | bytes) -> Any:
+    """The filter's JSON, checked for shape (``BadUserInput`` naming the field): what can be
+    refused before the database is asked anything."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadUserInput("the filter is not JSON") from None
+    customer_filter(value)
+    return value
+
+
 def compile_filter(
     text: str | bytes,
     settings: Settings,
@@ -205,10 +216,6 @@ def compile_filter(
     ``hub.vocabulary.registry.current`` first: a code defined a moment ago counts); ``personal``
     is called before a clause that would reveal personal data (raise there for a caller
     without ``pii``)."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise BadUserInput("the filter is not JSON") from None
-    read = customer_filter(value)
+    value = parse_filter(text)
     check_codes(value, vocabulary)
-    return CustomerFilterCompiler(settings, personal=personal).compile(read)
+    return CustomerFilterCompiler(settings, personal=personal).compile(customer_filter(value))

@@ -19,7 +19,7 @@ from hub.core.settings import Settings
 from hub.db.engine import create_engine, locate_database
 from hub.db.migrations import upgrade
 from hub.db.statements import AlchemySql
-from hub.sources.customer_filter import compile_filter, customer_filter
+from hub.sources.customer_filter import compile_filter, parse_filter
 from hub.sources.files import Checkpoint, csv_lines, load_mapping, ndjson_lines
 from hub.sources.transfer import ImportTotals, run_export, run_import
 from hub.vocabulary.registry import current
@@ -192,12 +192,9 @@ def export_data(
         return [compile_filter(text, settings, vocabulary)]
 
     try:
-        # Read first without the vocabulary: a malformed filter fails before anything runs.
+        # Its shape first: a malformed filter fails before anything runs.
         if filter is not None:
-            customer_filter(orjson.loads(filter))
-    except orjson.JSONDecodeError:
-        console.print("[red]error:[/red] the filter is not JSON")
-        raise typer.Exit(1) from None
+            parse_filter(filter)
     except HubError as error:
         console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(1) from None

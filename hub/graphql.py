@@ -19,7 +19,7 @@ from hub.ops import tracing
 from hub.resolvers.access import AccessMutation, AccessQuery
 from hub.resolvers.analytics import AnalyticsQuery
 from hub.resolvers.audiences_traits import ComputedTraitMutation, ComputedTraitQuery
-from hub.resolvers.channel import ChannelQuery
+from hub.resolvers.channel import ChannelMutation, ChannelQuery
 from hub.resolvers.customer import CustomerQuery
 from hub.resolvers.ingest import IngestMutation
 from hub.resolvers.interaction import InteractionQuery
@@ -69,6 +69,7 @@ Mutation = merge_types(
         MergeMutation,
         JourneyMutation,
         AccessMutation,
+        ChannelMutation,
         SourcesMutation,
         VocabularyMutation,
         WebhookMutation,

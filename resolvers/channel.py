@@ -1,4 +1,4 @@
-"""Channel and touchpoint queries."""
+"""Channel and touchpoint queries; creating and changing touchpoints (ADMIN)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from hub.loaders.channels import WHOLE_TABLE
 from hub.models import TOUCHPOINTS
 from hub.reads.ordering import SortKey
 from hub.resolvers.keyset import paginate
-from hub.schema.channel import Channel, Touchpoint
+from hub.schema.channel import Channel, CreateTouchpointInput, Touchpoint, UpdateTouchpointInput
 from hub.schema.enums import ChannelCode, TouchpointKind
 from hub.schema.pagination import Connection
+from hub.schema.permissions import IsAdmin
+from hub.vocabulary.touchpoints import create_touchpoint, update_touchpoint
 
 T = TOUCHPOINTS.c
 TOUCHPOINT_ORDER = [
@@ -121,4 +123,56 @@ class ChannelQuery:
         )
         if row is None:
             raise NotFound(f"no touchpoint with id {id!r}")
+        return Touchpoint.from_row(row)
+
+
+@strawberry.type
+class ChannelMutation:
+    @strawberry.mutation(
+        description=(
+            "Create a touchpoint of any registered kind (`defineTouchpointKind` adds kinds) in "
+            "a channel (ADMIN only). Partner keys see its interactions when scoped to its "
+            "channel or to it."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def create_touchpoint(
+        self,
+        info: Info,
+        input: Annotated[CreateTouchpointInput, strawberry.argument(description="The touchpoint.")],
+    ) -> Touchpoint:
+        async with info.context.writer.begin() as connection:
+            row = await create_touchpoint(
+                connection,
+                channel=input.channel.value,
+                kind=str(input.kind),
+                name=input.name,
+                address=input.address,
+                business_line=input.business_line,
+                active=input.active,
+            )
+        return Touchpoint.from_row(row)
+
+    @strawberry.mutation(
+        description=(
+            "Change a touchpoint's kind, name, address, business line or whether it is active "
+            "(ADMIN only); its channel stays."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def update_touchpoint(
+        self,
+        info: Info,
+        input: Annotated[UpdateTouchpointInput, strawberry.argument(description="The changes.")],
+    ) -> Touchpoint:
+        touchpoint_id = uuid_from_global_id(input.id, "Touchpoint")
+        changes = {
+            "kind": str(input.kind) if input.kind is not None else None,
+            "name": input.name,
+            "address": input.address,
+            "business_line": input.business_line,
+            "active": input.active,
+        }
+        async with info.context.writer.begin() as connection:
+            row = await update_touchpoint(connection, touchpoint_id, changes)
         return Touchpoint.from_row(row)

@@ -14,6 +14,7 @@ from hub.access.keys import Role
 from hub.audiences.membership import Change, materialise
 from hub.audiences.segments import (
     Definition,
+    check_codes,
     check_key,
     compile_definition,
     unknown_trait_keys,
@@ -23,6 +24,7 @@ from hub.context import Info
 from hub.core.errors import BadUserInput, Conflict, NotFound
 from hub.core.ids import to_global_id
 from hub.db.rows import fetch_all
+from hub.db.statements import AlchemySql
 from hub.events.emit import EventKind
 from hub.models import CUSTOMERS, SEGMENTS
 from hub.resolvers.subscriptions import AFTER_DESCRIPTION, _event_loaders, event_stream
@@ -39,6 +41,7 @@ from hub.schema.segments import (
     definition_json,
     load_segment_row,
 )
+from hub.vocabulary.registry import current
 
 PREVIEW_SAMPLE = 10
 
@@ -50,6 +53,7 @@ def _personal(info: Info) -> Any:
 async def _checked(info: Info, connection: AsyncConnection, stored: dict[str, Any]) -> Definition:
     definition = Definition.of(stored)
     validate(definition, info.context.settings, _personal(info))
+    check_codes(definition, await current(AlchemySql(connection)))
     unknown = await unknown_trait_keys(connection, [c.key for c in definition.computed])
     if unknown:
         raise BadUserInput(f"unknown computed trait key(s): {', '.join(unknown)}")

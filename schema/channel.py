@@ -142,3 +142,45 @@ class Touchpoint(Node):
             filter=filter,
             order_by=order_by,
         )
+
+
+@strawberry.input(description="A touchpoint to create (ADMIN).")
+class CreateTouchpointInput:
+    channel: ChannelCode = strawberry.field(
+        description="The channel it belongs to (fixed once created)."
+    )
+    kind: TouchpointKind = strawberry.field(
+        description="What sort of touchpoint it is: a registered touchpoint kind."
+    )
+    name: str = strawberry.field(description="Name as the business calls it (1-200 characters).")
+    address: str | None = strawberry.field(
+        default=None,
+        description="Where it is reached: URL, app id, phone number, mailbox, handle or street.",
+    )
+    business_line: str | None = strawberry.field(
+        default=None, description="The business line or brand it serves, if it serves one."
+    )
+    active: bool = strawberry.field(default=True, description="Whether it is in use.")
+
+
+@strawberry.input(
+    description=(
+        "Changes to a touchpoint (ADMIN); omitted fields stay as they are. Its channel cannot "
+        "change: its interactions, and partner keys' scopes, are on that channel."
+    )
+)
+class UpdateTouchpointInput:
+    id: strawberry.ID = strawberry.field(description="The touchpoint's id.")
+    kind: TouchpointKind | None = strawberry.field(
+        default=None, description="A registered touchpoint kind."
+    )
+    name: str | None = strawberry.field(default=None, description="Its new name.")
+    address: str | None = strawberry.field(
+        default=None, description="Its new address (an empty string clears it)."
+    )
+    business_line: str | None = strawberry.field(
+        default=None, description="Its new business line (an empty string clears it)."
+    )
+    active: bool | None = strawberry.field(
+        default=None, description="In use, or not (an inactive touchpoint still records)."
+    )

@@ -25,13 +25,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from hub.audiences.aggregates import COUNTS
-from hub.core.enums import ChannelCode, Direction, IdentityKind, InteractionType, StageCode
+from hub.core.enums import ChannelCode, Direction, StageCode
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
 from hub.models import COMPUTED_TRAITS, CONSENTS, CUSTOMER_TRAITS_COMPUTED, CUSTOMERS, INTERACTIONS
-from hub.privacy.consent import ConsentChannel, ConsentPurpose
+from hub.privacy.consent import ConsentChannel
 from hub.reads.filters import CustomerFilterCompiler
 from hub.reads.interactions import InteractionFilterSpec, as_utc
+from hub.vocabulary.registry import Vocabulary
 
 MAX_ACTIVITY = 10
 MAX_COMPUTED = 10
@@ -50,10 +51,11 @@ _ENUMS: dict[tuple[str, str], type[Enum]] = {
     ("channels_used", "any"): ChannelCode,
     ("channels_used", "all"): ChannelCode,
     ("channels_used", "none"): ChannelCode,
-    ("identity", "kind"): IdentityKind,
-    ("has_consent", "purpose"): ConsentPurpose,
     ("has_consent", "channel"): ConsentChannel,
 }
+# Identity kinds and consent purposes (``identity.kind``, ``has_consent.purpose``) and
+# interaction types are vocabulary codes kept as data (hub.vocabulary): stored and read back as
+# the code strings, never through the built-in enums (a custom code has no member).
 _MOMENTS = {"last_seen_at", "created_at"}
 _NESTED = {"and_", "or_", "not_"}
 
@@ -128,9 +130,12 @@ class Activity:
     def spec(self) -> InteractionFilterSpec:
         f = self.interactions
 
-        def codes(name: str, enum: type[Enum]) -> tuple[str, ...] | None:
+        def codes(name: str, enum: type[Enum] | None = None) -> tuple[str, ...] | None:
+            """Sorted codes; an enum's are checked against it, a vocabulary's are kept as is."""
             values = f.get(name)
-            return tuple(sorted(enum(v).value for v in values)) if values is not None else None
+            if values is None:
+                return None
+            return tuple(sorted(enum(v).value if enum is not None else str(v) for v in values))
 
         touchpoints = f.get("touchpoint_ids")
         after, before = f.get("occurred_after"), f.get("occurred_before")
@@ -139,7 +144,7 @@ class Activity:
             touchpoint_ids=tuple(sorted(uuid.UUID(t) for t in touchpoints))
             if touchpoints is not None
             else None,
-            types=codes("types", InteractionType),
+            types=codes("types"),
             directions=codes("directions", Direction),
             occurred_after=as_utc(datetime.fromisoformat(after)) if after else None,
             occurred_before=as_utc(datetime.fromisoformat(before)) if before else None,
@@ -256,6 +261,30 @@ def validate(definition: Definition, settings: Settings, personal: Callable[[str
     if f is not None:
         # Compiling checks the filter itself (nesting depth, identifier values, personal fields).
         CustomerFilterCompiler(settings, personal).compile(StoredFilter(f))
+
+
+def check_codes(definition: Definition, vocabulary: Vocabulary) -> None:
+    """``UNKNOWN_CODE`` for a vocabulary code the definition names that ``vocabulary`` does not
+    register: an activity's interaction types, a filter's identity kinds and consent purposes
+    (anywhere in and/or/not). Custom codes are as good as the built-in ones."""
+
+    def walk(f: Mapping[str, Any]) -> None:
+        identity = f.get("identity")
+        if identity is not None and identity.get("kind") is not None:
+            vocabulary.identity_kind(identity["kind"])
+        consent = f.get("has_consent")
+        if consent is not None and consent.get("purpose") is not None:
+            vocabulary.consent_purpose(consent["purpose"])
+        for nested in [*(f.get("and_") or []), *(f.get("or_") or [])]:
+            walk(nested)
+        if f.get("not_") is not None:
+            walk(f["not_"])
+
+    if definition.filter is not None:
+        walk(definition.filter)
+    for a in definition.activity:
+        for code in a.interactions.get("types") or ():
+            vocabulary.interaction_type(code)
 
 
 async def unknown_trait_keys(connection: Any, keys: Sequence[str]) -> list[str]:

@@ -41,6 +41,7 @@ from hub.core.lru import LRU
 from hub.db.statements import DEFINITIONS_LOCK, AlchemySql, IngestSql, Statement
 from hub.models import INTERACTIONS
 from hub.reads.interactions import InteractionFilterSpec
+from hub.vocabulary.registry import current
 
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_WINDOW_DAYS = 3650
@@ -168,6 +169,10 @@ async def check_definition(connection: AsyncConnection, definition: TraitDefinit
             "`interactions` must narrow the interactions (channels, touchpointIds, types,"
             " directions or a time bound): an empty filter is refused"
         )
+    # Registered interaction types only (custom ones too): UNKNOWN_CODE otherwise.
+    vocabulary = await current(AlchemySql(connection))
+    for code in spec.types or ():
+        vocabulary.interaction_type(code)
     if definition.within_days is not None and not 0 < definition.within_days <= MAX_WINDOW_DAYS:
         raise BadUserInput(f"`withinDays` must be between 1 and {MAX_WINDOW_DAYS}")
     if definition.aggregate in NEEDS_ATTRIBUTE and definition.attribute is None:

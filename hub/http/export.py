@@ -36,11 +36,13 @@ from hub.core.errors import BadUserInput, Forbidden, HubError
 from hub.core.faults import RETRY_AFTER_S, database_unavailable
 from hub.core.request_keys import PRINCIPAL_KEY
 from hub.core.text import storable
+from hub.db.statements import AlchemySql
 from hub.http.gate import KeyCheck, KeysThrottled, client_address, error_body
 from hub.http.state import HubState
 from hub.models import AUDIT_LOG
-from hub.sources.customer_filter import compile_filter
+from hub.sources.customer_filter import compile_filter, parse_filter
 from hub.sources.transfer import EXPORTS, export_lines
+from hub.vocabulary.registry import current
 
 logger = logging.getLogger("hub.sources")
 
@@ -128,14 +130,20 @@ class ExportApi:
                 raise BadUserInput(f"`what` is one of {', '.join(EXPORTS)}; got {what!r}")
             if raw_filter is not None and len(raw_filter.encode()) > MAX_FILTER_BYTES:
                 raise BadUserInput(f"the filter is over {MAX_FILTER_BYTES} bytes")
-            personal = (lambda _what: None) if pii else _refuse_personal
-            where = [] if raw_filter is None else [compile_filter(raw_filter, settings, personal)]
+            if raw_filter is not None:
+                parse_filter(raw_filter)  # its shape, before the database is asked
         except HubError as error:
-            status = 403 if error.code == "FORBIDDEN" else 400
-            return _error(status, error.message, error.code)
+            return _error(400, error.message, error.code)
+        personal = (lambda _what: None) if pii else _refuse_personal
+        where: list[sa.ColumnElement[bool]] = []
         running = self.state.running
         try:
             async with running.audit_engine.begin() as connection:
+                if raw_filter is not None:
+                    # The vocabulary as it is now: a consent purpose or identity kind defined a
+                    # moment ago (in any process) may be filtered on at once.
+                    vocabulary = await current(AlchemySql(connection))
+                    where.append(compile_filter(raw_filter, settings, vocabulary, personal))
                 await connection.execute(
                     AUDIT_LOG.insert().values(
                         key_id=principal.key_id,
@@ -147,6 +155,12 @@ class ExportApi:
                         details={"pii": pii, "filter": raw_filter is not None, "via": "http"},
                     )
                 )
+        except HubError as error:  # the filter (nothing audited: rolled back)
+            status = 403 if error.code == "FORBIDDEN" else 400
+            extensions = dict(error.extensions or {})
+            code = extensions.pop("code", error.code)
+            refusal = error_body(error.message, code, **extensions)  # UNKNOWN_CODE: which code
+            return Response(refusal, status, media_type="application/json")
         except Exception as error:
             if not database_unavailable(error):
                 raise

@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from hub.core.enums import ChannelCode, IdentityKind, StageCode
+from hub.core.enums import ChannelCode, StageCode
 from hub.core.errors import BadUserInput
 from hub.core.settings import Settings
-from hub.privacy.consent import ConsentChannel, ConsentPurpose
+from hub.privacy.consent import ConsentChannel
 from hub.reads.filters import CustomerFilterCompiler
+from hub.vocabulary.registry import CODE, Vocabulary
 
 MAX_DEPTH = 8
 
@@ -35,6 +36,17 @@ def _enum(kind: type[Enum]) -> Reader:
         return kind[value]
 
     return read
+
+
+def _code(value: Any, where: str, depth: int) -> Any:
+    """A code of a vocabulary kept as data (identity kinds, consent purposes), custom ones too;
+    whether it is registered is checked after reading (``check_codes``)."""
+    if not isinstance(value, str) or not CODE.fullmatch(value):
+        raise BadUserInput(
+            f"`{where}` must be a code (upper-case letters, digits and underscores, like "
+            f"MARKETING); got {value!r}"
+        )
+    return value
 
 
 def _enums(kind: type[Enum]) -> Reader:
@@ -114,11 +126,11 @@ _FIELDS: dict[str, Reader] = {
     ),
     "stage": _object({"eq": _enum(StageCode), "in": _enums(StageCode), "isNull": _boolean}),
     "channelsUsed": _object({k: _enums(ChannelCode) for k in ("any", "all", "none")}),
-    "identity": _object({"kind": _enum(IdentityKind), "value": _string}),
+    "identity": _object({"kind": _code, "value": _string}),
     "trait": _object({"key": _string, "eq": _json, "in": _json_list, "exists": _boolean}),
     "lastSeenAt": _MOMENT,
     "createdAt": _MOMENT,
-    "hasConsent": _object({"purpose": _enum(ConsentPurpose), "channel": _enum(ConsentChannel)}),
+    "hasConsent": _object({"purpose": _code, "channel": _enum(ConsentChannel)}),
     "segment": _object({"in": _strings, "notIn": _strings}),
 }
 _REQUIRED = {"identity": ("kind",), "trait": ("key",), "hasConsent": ("purpose",)}
@@ -163,20 +175,47 @@ def customer_filter(value: Any, where: str = "filter", depth: int = 0) -> Filter
     return FilterObject(value, _FIELDS, where, depth)
 
 
+def check_codes(value: Any, vocabulary: Vocabulary) -> None:
+    """``UNKNOWN_CODE`` for an identity kind or consent purpose ``vocabulary`` does not
+    register, anywhere in a filter ``customer_filter`` has read (so well formed)."""
+    identity = value.get("identity")
+    if identity is not None:
+        vocabulary.identity_kind(identity["kind"])
+    consent = value.get("hasConsent")
+    if consent is not None:
+        vocabulary.consent_purpose(consent["purpose"])
+    for nested in [*(value.get("and") or []), *(value.get("or") or [])]:
+        check_codes(nested, vocabulary)
+    if value.get("not") is not None:
+        check_codes(value["not"], vocabulary)
+
+
 def _anything_goes(what: str) -> None:
     return None
+
+
+def parse_filter(text: str | bytes) -> Any:
+    """The filter's JSON, checked for shape (``BadUserInput`` naming the field): what can be
+    refused before the database is asked anything."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadUserInput("the filter is not JSON") from None
+    customer_filter(value)
+    return value
 
 
 def compile_filter(
     text: str | bytes,
     settings: Settings,
+    vocabulary: Vocabulary,
     personal: Callable[[str], None] = _anything_goes,
 ) -> sa.ColumnElement[bool]:
     """A filter given as JSON text, compiled over ``customers`` by the one filter compiler;
-    ``personal`` is called before a clause that would reveal personal data (raise there for a
-    caller without ``pii``)."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise BadUserInput("the filter is not JSON") from None
+    its identity kinds and consent purposes must be registered in ``vocabulary`` (read it with
+    ``hub.vocabulary.registry.current`` first: a code defined a moment ago counts); ``personal``
+    is called before a clause that would reveal personal data (raise there for a caller
+    without ``pii``)."""
+    value = parse_filter(text)
+    check_codes(value, vocabulary)
     return CustomerFilterCompiler(settings, personal=personal).compile(customer_filter(value))

@@ -18,9 +18,11 @@ from hub.core.errors import HubError
 from hub.core.settings import Settings
 from hub.db.engine import create_engine, locate_database
 from hub.db.migrations import upgrade
-from hub.sources.customer_filter import compile_filter
+from hub.db.statements import AlchemySql
+from hub.sources.customer_filter import compile_filter, parse_filter
 from hub.sources.files import Checkpoint, csv_lines, load_mapping, ndjson_lines
 from hub.sources.transfer import ImportTotals, run_export, run_import
+from hub.vocabulary.registry import current
 
 console = Console(stderr=True)
 
@@ -176,14 +178,32 @@ def export_data(
         raise typer.Exit(2)
     what = "customers" if customers else "interactions"
     settings = Settings()
+    location = locate_database(settings)
+
+    async def read_filter(text: str) -> list[Any]:
+        # The vocabulary as it is now (a consent purpose or identity kind defined a moment ago
+        # counts); the CLI acts as ADMIN: a filter may name personal values whatever --pii says.
+        engine = create_engine(location.url, settings)
+        try:
+            async with engine.connect() as connection:
+                vocabulary = await current(AlchemySql(connection))
+        finally:
+            await engine.dispose()
+        return [compile_filter(text, settings, vocabulary)]
+
     try:
-        # The CLI acts as ADMIN: a filter may name personal values whatever --pii says.
-        where = [] if filter is None else [compile_filter(filter, settings)]
+        # Its shape first: a malformed filter fails before anything runs.
+        if filter is not None:
+            parse_filter(filter)
     except HubError as error:
         console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(1) from None
-    location = locate_database(settings)
     upgrade(location.url)
+    try:
+        where = [] if filter is None else asyncio.run(read_filter(filter))
+    except HubError as error:
+        console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(1) from None
     handle = output.open("wb") if output is not None else sys.stdout.buffer
 
     def write(value: Any) -> None:

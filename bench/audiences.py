@@ -311,6 +311,9 @@ async def latency(hub: Hub, touchpoint: str, events: int) -> list[float]:
             assert data["recordInteraction"]["interaction"]["id"]
             while True:
                 message = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if message["type"] == "ping":  # the server's keep-alive
+                    await ws.send(json.dumps({"type": "pong"}))
+                    continue
                 if message["type"] != "next":
                     raise RuntimeError(message)
                 event = message["payload"]["data"]["segmentMembershipChanged"]

@@ -147,18 +147,6 @@ FROM changes
 
 _CACHE: LRU[tuple[Any, ...], Prepared] = LRU(64)
 
-# The evaluation of a few customers runs on the statement's generic plan. PostgreSQL would plan
-# it afresh on every execution (a custom plan for one customer looks cheaper than the generic
-# one, built for an array of unknown length), and planning 20 segments' statement costs ~10 ms
-# where executing it costs ~3 ms (bench.audiences, docs/audiences.md "Measured"); two small
-# statements around it (set, restore) cost far less. Large batches keep custom plans.
-GENERIC_PLAN_MAX_IDS = 100
-_GENERIC_PLAN = Statement.named(
-    "SELECT current_setting('plan_cache_mode') AS previous,"
-    " set_config('plan_cache_mode', 'force_generic_plan', true)"
-)
-_RESTORE_PLAN = Statement.named("SELECT set_config('plan_cache_mode', :previous, true)")
-
 
 async def _segments(sql: IngestSql, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
     rows = await sql.fetch(_LIST, {})
@@ -224,15 +212,10 @@ async def _apply(
     prepared = await _prepared(sql, segments, scope)
     if prepared is None:
         return Outcome([])
-    generic = scope == "ids" and len(ids or []) <= GENERIC_PLAN_MAX_IDS
-    if generic:
-        previous = (await sql.fetch(_GENERIC_PLAN, {}))[0]["previous"]
     rows = await sql.fetch(
         prepared.statement,
         prepared.params(ids=list(ids or []), now=now, reason=reason, emit=emit),
     )
-    if generic:
-        await sql.fetch(_RESTORE_PLAN, {"previous": previous})
     return Outcome([(r["segment_key"], r["customer_id"], Change(r["change"])) for r in rows])
 
 

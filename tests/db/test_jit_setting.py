@@ -12,9 +12,7 @@ from hub.db.engine import create_driver_pool, create_engine
 
 
 @pytest.mark.parametrize("jit", [False, True])
-async def test_jit_follows_the_setting(
-    database_url: str, db: asyncpg.Connection, jit: bool
-) -> None:
+async def test_jit_follows_the_setting(database_url: str, jit: bool) -> None:
     settings = Settings(database_url=database_url, db_jit=jit)
     expected = "on" if jit else "off"
     engine = create_engine(database_url, settings)

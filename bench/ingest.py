@@ -94,7 +94,11 @@ async def _wait_ready(client: httpx.AsyncClient, process: asyncio.subprocess.Pro
 
 
 async def bench_single(
-    client: httpx.AsyncClient, touchpoint: uuid.UUID, events: int, concurrency: int
+    client: httpx.AsyncClient,
+    touchpoint: uuid.UUID,
+    events: int,
+    concurrency: int,
+    tag: str = "s",
 ) -> Result:
     queue = iter(range(events))
     latencies: list[float] = []
@@ -104,7 +108,7 @@ async def bench_single(
             started = time.perf_counter()
             response = await client.post(
                 "/graphql",
-                json={"query": RECORD, "variables": {"input": _item(touchpoint, "s", n)}},
+                json={"query": RECORD, "variables": {"input": _item(touchpoint, tag, n)}},
             )
             body = response.json()
             if "errors" in body:
@@ -117,11 +121,17 @@ async def bench_single(
 
 
 async def bench_batch(
-    client: httpx.AsyncClient, touchpoint: uuid.UUID, events: int, size: int, concurrency: int = 1
+    client: httpx.AsyncClient,
+    touchpoint: uuid.UUID,
+    events: int,
+    size: int,
+    concurrency: int = 1,
+    tag: str | None = None,
 ) -> Result:
     latencies: list[float] = []
     offsets = iter(range(0, events, size))
-    tag = "b" if concurrency == 1 else f"b{concurrency}-"
+    if tag is None:
+        tag = "b" if concurrency == 1 else f"b{concurrency}-"
 
     async def sender() -> None:
         for offset in offsets:

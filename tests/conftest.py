@@ -148,7 +148,8 @@ def settings(database_url: str) -> Settings:
     # Patient timeouts: on a loaded machine (the suite beside `stress --cpu 2`) a correct answer
     # may take longer than the production defaults, and a TIMEOUT there would be the machine's
     # fault, not the hub's (a clean-clone run at load 11 timed out a README example this way).
-    # The timeouts themselves are tested on apps of their own (test_limits, test_statement_timeouts).
+    # The timeouts themselves are tested on apps of their own (test_limits,
+    # test_statement_timeouts).
     return Settings(
         database_url=database_url,
         migrate_on_start=False,

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(
         default=15_000, ge=100, description="PostgreSQL statement_timeout for every connection."
     )
+    db_jit: bool = Field(
+        default=False,
+        description=(
+            "PostgreSQL's JIT compilation on the hub's connections (off by default: compiling "
+            "a large statement, such as the audiences' evaluation of a batch, costs more than "
+            "it saves)."
+        ),
+    )
     db_connect_timeout_s: float = Field(
         default=5.0,
         gt=0,

@@ -108,6 +108,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             "server_settings": {
                 "statement_timeout": str(settings.statement_timeout_ms),
                 "application_name": "hub",
+                "jit": "on" if settings.db_jit else "off",
             },
         },
     )
@@ -146,6 +147,7 @@ async def create_driver_pool(
         server_settings={
             "statement_timeout": str(settings.statement_timeout_ms),
             "application_name": name,
+            "jit": "on" if settings.db_jit else "off",
         },
         init=init,
         reset=_rollback_if_open,

@@ -98,3 +98,24 @@ class DocumentLimits:
             for _ in operation_variable_errors(self.inputs, self.schema, operation, variables):
                 return False
         return True
+
+
+# The resolver path parses each request's text anew: its DocumentLimits are kept by text (and by
+# the settings object, as tests run apps with other limits in one process).
+CACHED_TEXT_CHARS = 20_000  # longer documents are walked each time (no megabytes kept)
+_BY_TEXT: LRU[tuple[str, int], tuple[Settings, DocumentLimits]] = LRU(512)
+
+
+def limits_by_text(
+    schema: GraphQLSchema, document: DocumentNode, text: str | None, settings: Settings
+) -> DocumentLimits | None:
+    """The ``DocumentLimits`` of ``document``, parsed from ``text``, shared by every request
+    sending that text; None when the text is unknown or too long to keep."""
+    if text is None or len(text) > CACHED_TEXT_CHARS:
+        return None
+    key = (text, id(settings))
+    entry = _BY_TEXT.get(key)
+    if entry is None or entry[0] is not settings:
+        entry = (settings, DocumentLimits(schema, document, settings))
+        _BY_TEXT.put(key, entry)
+    return entry[1]

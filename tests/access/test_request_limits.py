@@ -11,7 +11,12 @@ from graphql import parse, validate
 
 from hub.access.inputs import input_limits_rule
 from hub.access.limits import limits_rule
-from hub.access.request_limits import DocumentLimits, size_variables
+from hub.access.request_limits import (
+    CACHED_TEXT_CHARS,
+    DocumentLimits,
+    limits_by_text,
+    size_variables,
+)
 from hub.core.settings import Settings
 from hub.graphql import schema
 
@@ -111,3 +116,19 @@ def test_size_variables() -> None:
     assert size_variables(parse(FRAGMENT)) == ("m",)
     assert size_variables(parse(LITERAL_NUL)) == ("n",)
     assert size_variables(parse(DEEP)) == ()
+
+
+def test_the_resolver_path_keeps_them_by_text_and_settings() -> None:
+    first = limits_by_text(SCHEMA, parse(PAGED), PAGED, SETTINGS)
+    assert first is not None
+    # Another parse of the same text, the same settings: the same walks.
+    assert limits_by_text(SCHEMA, parse(PAGED), PAGED, SETTINGS) is first
+    other = SETTINGS.model_copy(update={"max_query_cost": 20_000})
+    second = limits_by_text(SCHEMA, parse(PAGED), PAGED, other)
+    assert second is not None and second is not first
+    variables = {"n": 100, "m": 100}  # cost 20,301
+    assert first.within(variables) is reference(PAGED, variables) is False
+    assert second.within({"n": 10, "m": 30}) is True
+    padded = PAGED + " " * CACHED_TEXT_CHARS
+    assert limits_by_text(SCHEMA, parse(padded), padded, SETTINGS) is None
+    assert limits_by_text(SCHEMA, parse(PAGED), None, SETTINGS) is None

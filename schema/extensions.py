@@ -42,6 +42,7 @@ from hub.access.inputs import input_limits_rule
 from hub.access.keys import Role
 from hub.access.limits import limits_rule
 from hub.access.policy import can_introspect, can_use_graphql, can_write
+from hub.access.request_limits import limits_by_text
 from hub.context import Context
 from hub.core.errors import Forbidden, HubError, ServiceUnavailable
 from hub.core.faults import database_unavailable
@@ -181,6 +182,15 @@ class AccessGuard(SchemaExtension):
         ec = self.execution_context
         if context is not None and ec.graphql_document is not None and not ec.pre_execution_errors:
             variables = dict(ec.variables or {})
+            # Within the limits (hub.access.request_limits: the verdict of the validation below,
+            # without walking a known text again): nothing to report. Else the walk, for the
+            # errors.
+            known = limits_by_text(
+                ec.schema._schema, ec.graphql_document, ec.query, context.settings
+            )
+            if known is not None and known.within(variables):
+                yield
+                return
             errors = validate(
                 ec.schema._schema,
                 ec.graphql_document,

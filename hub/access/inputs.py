@@ -16,6 +16,7 @@ Each error names the argument or variable path (``customers.filter.or[3].display
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
@@ -27,6 +28,7 @@ from graphql import (
     OperationDefinitionNode,
     ValidationContext,
     ValidationRule,
+    VariableDefinitionNode,
     VariableNode,
     get_nullable_type,
     is_input_object_type,
@@ -151,9 +153,37 @@ class InputLimits:
         return None
 
 
-def input_limits_rule(settings: Settings, variables: dict[str, Any]) -> type[ValidationRule]:
+def operation_variable_errors(
+    limits: InputLimits,
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    variables: dict[str, Any],
+) -> Iterator[tuple[VariableDefinitionNode, GraphQLError]]:
+    """Each variable of ``operation`` whose value (the request's, or the declared default)
+    breaks an input limit, with its error."""
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        type_ = type_from_ast(schema, definition.type)
+        if type_ is None:
+            continue  # an unknown type: validation reports it
+        if name in variables:
+            value = variables[name]
+        elif definition.default_value is not None:
+            value = value_from_ast_untyped(definition.default_value)
+        else:
+            continue
+        error = limits.check(value, type_, f"${name}")
+        if error is not None:
+            yield definition, error
+
+
+def input_limits_rule(
+    settings: Settings, variables: dict[str, Any], check_variables: bool = True
+) -> type[ValidationRule]:
     """A validation rule checking every variable of each operation (the request's value, or the
-    declared default) and every literal argument of every field, fragments included."""
+    declared default) and every literal argument of every field, fragments included.
+    ``check_variables=False``: the literals only (``hub.access.request_limits`` checks the
+    variables per request, and the literals once per document)."""
     limits = InputLimits(settings)
 
     class InputLimitsRule(ValidationRule):
@@ -168,18 +198,11 @@ def input_limits_rule(settings: Settings, variables: dict[str, Any]) -> type[Val
             self.report_error(GraphQLError(error.message, node, extensions=error.extensions))
 
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            for definition in node.variable_definitions or ():
-                name = definition.variable.name.value
-                type_ = type_from_ast(self.context.schema, definition.type)
-                if type_ is None:
-                    continue  # an unknown type: validation reports it
-                if name in variables:
-                    value = variables[name]
-                elif definition.default_value is not None:
-                    value = value_from_ast_untyped(definition.default_value)
-                else:
-                    continue
-                self._report(limits.check(value, type_, f"${name}"), definition)
+            if not check_variables:
+                return
+            schema = self.context.schema
+            for definition, error in operation_variable_errors(limits, schema, node, variables):
+                self._report(error, definition)
 
         def enter_argument(
             self, node: ArgumentNode, _key: Any, _parent: Any, _path: Any, ancestors: Any
@@ -199,26 +222,4 @@ def input_limits_rule(settings: Settings, variables: dict[str, Any]) -> type[Val
     return InputLimitsRule
 
 
-def variable_problems(
-    settings: Settings,
-    operation: OperationDefinitionNode,
-    schema: GraphQLSchema,
-    variables: dict[str, Any],
-) -> bool:
-    """Whether any variable of ``operation`` breaks an input limit (for the compiled paths,
-    whose documents take their input by variables only; they leave such requests to the
-    resolver path, which reports the error)."""
-    limits = InputLimits(settings)
-    for definition in operation.variable_definitions or ():
-        name = definition.variable.name.value
-        type_ = type_from_ast(schema, definition.type)
-        if (
-            type_ is not None
-            and name in variables
-            and limits.check(variables[name], type_, f"${name}") is not None
-        ):
-            return True
-    return False
-
-
-__all__ = ["InputLimits", "input_limits_rule", "variable_problems"]
+__all__ = ["InputLimits", "input_limits_rule", "operation_variable_errors"]

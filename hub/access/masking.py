@@ -199,23 +199,34 @@ def mask_free_text_value(value: Any) -> Any:
     return mask_free_text(value) if isinstance(value, str) else value
 
 
+# Exact types a JSON value's leaves mostly have (subclasses take the general checks below).
+_PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def mask_json(value: Any, keys: PersonalKeys, depth: int = 0) -> Any:
     """A copy of a JSON value with personal keys' values and identifier-shaped text masked.
 
     One visit per node (linear in the value's size); deeper than ``MAX_DEPTH`` becomes ``•••``.
     """
+    kind = type(value)
+    if kind is str:
+        return mask_free_text(value)
+    if kind in _PLAIN_SCALARS:  # the common leaves, without the abstract-class checks below
+        return value
     if isinstance(value, str):
         return mask_free_text(value)
     if depth >= MAX_DEPTH and isinstance(value, (Mapping, list, tuple)):
         return MASK
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         # A key can hold an identifier too ({"ana@example.com": true}): its text is masked alike.
-        return {
-            mask_free_text(str(key)): (
-                MASK if keys.is_personal(str(key)) else mask_json(item, keys, depth + 1)
+        personal = keys.is_personal
+        masked = {}
+        for key, item in value.items():
+            text = key if type(key) is str else str(key)
+            masked[mask_free_text(text)] = (
+                MASK if personal(text) else mask_json(item, keys, depth + 1)
             )
-            for key, item in value.items()
-        }
+        return masked
     if isinstance(value, (list, tuple)):
         return [mask_json(item, keys, depth + 1) for item in value]
     return value

@@ -45,10 +45,10 @@ from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.access.inputs import input_limits_rule
 from hub.access.keys import Principal
-from hub.access.limits import limits_rule
+from hub.access.masking import personal_keys
 from hub.access.policy import can_see_pii
+from hub.access.request_limits import DocumentLimits
 from hub.access.row_security import row_scoped
 from hub.compiled import masks
 from hub.compiled.errors import NotCompilable
@@ -69,6 +69,8 @@ class Prepared:
     fragments: dict[str, FragmentDefinitionNode]
     # Per operation (by identity): its plain variables, found once per document, not per request.
     plain: dict[int, frozenset[str]] = field(default_factory=dict)
+    # The access layer's limits, walked once per document and page sizes, not per request.
+    limits: DocumentLimits | None = None
 
 
 NOT_COMPILABLE = Plan(statement="", params=None)  # type: ignore[arg-type]
@@ -163,7 +165,6 @@ class CompiledReads:
         # (type, field) → mask kind of every personal field (hub.schema.permissions
         # .personal_field_masks): what a caller without ``pii`` reads masked.
         self.personal = personal or {}
-        self.maskers = masks.maskers(settings)
 
     @classmethod
     async def open(
@@ -202,7 +203,8 @@ class CompiledReads:
                     for d in document.definitions
                     if isinstance(d, FragmentDefinitionNode)
                 }
-                prepared = Prepared(document=document, fragments=fragments)
+                limits = DocumentLimits(self.schema, document, self.settings)
+                prepared = Prepared(document=document, fragments=fragments, limits=limits)
             self.documents.put(query, prepared)
         return prepared
 
@@ -295,12 +297,10 @@ class CompiledReads:
             return None
         # The access layer's limits (depth, aliases, cost by page sizes; input lengths, filter
         # width, storable text) hold here as on the resolver path: a document over them goes
-        # there, which reports it with its code.
-        limits = [
-            limits_rule(self.settings, raw_variables),
-            input_limits_rule(self.settings, raw_variables),
-        ]
-        if validate(self.schema, prepared.document, limits):
+        # there, which reports it with its code. The same verdict as validating with
+        # limits_rule and input_limits_rule, without walking the document per request.
+        assert prepared.limits is not None
+        if not prepared.limits.within(raw_variables):
             return None
         masked = not can_see_pii(principal)
         plan = self.plan_for(query, prepared, operation, coerced, raw_variables, masked)
@@ -337,7 +337,9 @@ class CompiledReads:
         data = row["data"]
         if plan.masks is not None:
             try:
-                data = orjson.dumps(masks.apply(orjson.loads(data), plan.masks, self.maskers))
+                # The personal keys once per request (the vocabulary's may change between).
+                maskers = masks.maskers(self.settings, personal_keys(self.settings))
+                data = orjson.dumps(masks.apply(orjson.loads(data), plan.masks, maskers))
             except (orjson.JSONDecodeError, orjson.JSONEncodeError):
                 # JSON orjson cannot hold (an integer over 64 bits, nesting over 1024 levels):
                 # the resolvers mask it.

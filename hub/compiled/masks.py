@@ -23,6 +23,7 @@ from typing import Any
 
 from hub.access.masking import (
     MASK,
+    PersonalKeys,
     mask_free_text_value,
     mask_identity_value,
     mask_json,
@@ -51,17 +52,22 @@ def identity_sql(kind_expression: str, value_expression: str) -> str:
     return f"json_build_array({kind_expression}, {value_expression})"
 
 
-def maskers(settings: Settings) -> dict[str, Callable[[Any], Any]]:
+def maskers(
+    settings: Settings, keys: PersonalKeys | None = None
+) -> dict[str, Callable[[Any], Any]]:
+    """The maskers of each kind masked on the decoded answer. ``keys``: the personal keys of one
+    request (looked up once for all its JSON values); None: looked up per value (a cached
+    lookup), for maskers kept longer than a request, as the vocabulary's personal attributes
+    may change."""
+
     def identity(pair: Any) -> Any:
         kind, value = pair
         return mask_identity_value(str(kind), value)
 
-    return {
-        # Looked up per value (a cached lookup): the vocabulary's personal attributes may change.
-        "json": lambda value: mask_json(value, personal_keys(settings)),
-        "free_text": mask_free_text_value,
-        "identity": identity,
-    }
+    def json(value: Any) -> Any:
+        return mask_json(value, keys if keys is not None else personal_keys(settings))
+
+    return {"json": json, "free_text": mask_free_text_value, "identity": identity}
 
 
 def apply(value: Any, tree: MaskTree, masks: dict[str, Callable[[Any], Any]]) -> Any:

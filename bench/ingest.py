@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -266,7 +268,22 @@ def report(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-async def main(args: argparse.Namespace) -> None:
+@dataclass
+class ScratchHub:
+    """A scratch database (migrated, one WEB touchpoint) and a ``hub serve`` on it."""
+
+    name: str
+    url: str
+    touchpoint: uuid.UUID
+    port: int
+    process: asyncio.subprocess.Process
+
+
+@contextlib.asynccontextmanager
+async def scratch_hub(env: dict[str, str], serve_args: list[str]) -> AsyncIterator[ScratchHub]:
+    """Create the database on ``HUB_BENCH_DATABASE_URL``'s server, start ``hub serve`` on it
+    (rate limits off: the benchmarks measure ingest, not the per-key limiter; ``env`` and
+    ``serve_args`` add to it), and drop both afterwards."""
     server = os.environ.get(
         "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
@@ -285,17 +302,7 @@ async def main(args: argparse.Namespace) -> None:
             touchpoint,
         )
         await db.close()
-        key = await _admin_key(url)
         port = free_port()
-        env = {
-            **os.environ,
-            "HUB_DATABASE_URL": url,
-            "HUB_MIGRATE_ON_START": "false",
-            "HUB_POOL_SIZE": str(max(args.concurrency, 10)),
-            # The benchmark measures ingest, not the per-key rate limiter.
-            "HUB_RATE_LIMIT_PER_SECOND": "1000000",
-            "HUB_RATE_LIMIT_BURST": "1000000",
-        }
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -303,16 +310,38 @@ async def main(args: argparse.Namespace) -> None:
             "serve",
             "--port",
             str(port),
-            "--workers",
-            str(args.workers),
-            *(["--no-access-log"] if args.no_access_log else []),
-            env=env,
+            *serve_args,
+            env={
+                **os.environ,
+                "HUB_DATABASE_URL": url,
+                "HUB_MIGRATE_ON_START": "false",
+                "HUB_RATE_LIMIT_PER_SECOND": "1000000",
+                "HUB_RATE_LIMIT_BURST": "1000000",
+                **env,
+            },
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
+        yield ScratchHub(name, url, touchpoint, port, process)
+    finally:
+        if process is not None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), timeout=30)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    serve_args = ["--workers", str(args.workers)]
+    if args.no_access_log:
+        serve_args.append("--no-access-log")
+    env = {"HUB_POOL_SIZE": str(max(args.concurrency, 10))}
+    async with scratch_hub(env, serve_args) as hub:
+        url, name, touchpoint, process = hub.url, hub.name, hub.touchpoint, hub.process
+        key = await _admin_key(url)
         limits = httpx.Limits(max_connections=args.concurrency + 2)
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
+            base_url=f"http://127.0.0.1:{hub.port}",
             timeout=120,
             limits=limits,
             headers={"Authorization": f"Bearer {key}"},
@@ -345,12 +374,6 @@ async def main(args: argparse.Namespace) -> None:
                 await measured(bench_copy(url, touchpoint, args.events), -1, name),
             ]
         print(report(results))
-    finally:
-        if process is not None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), timeout=30)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _admin_key(url: str) -> str:
@@ -369,7 +392,8 @@ async def db_reset(url: str) -> None:
     try:
         await connection.execute(
             "TRUNCATE events, stage_history, interactions, conversations, identities, merges,"
-            " consent_history, consents, erasures, audit_log, customers"
+            " consent_history, consents, erasures, audit_log, customers CASCADE"
+            # CASCADE: and whatever refers to customers (computed traits, segment members).
         )
     finally:
         await connection.close()

@@ -17,23 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
 import statistics
-import sys
 import time
 import uuid
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.dataset import database_url
-from bench.ingest import RECORD_MANY, _admin_key, _wait_ready
-from bench.servers import cpu_seconds, free_port, process_tree
+from bench.ingest import RECORD_MANY, _admin_key, _wait_ready, scratch_hub
+from bench.servers import cpu_seconds, process_tree
 from hub.access.keys import Role, create_key
 from hub.db.engine import sqlalchemy_url
-from hub.db.migrations import upgrade
 
 
 def _track(tag: str, n: int) -> dict[str, Any]:
@@ -113,47 +108,13 @@ async def mutation_batch(
 
 
 async def main(args: argparse.Namespace) -> None:
-    server = os.environ.get(
-        "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    name = f"hub_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database_url(server, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = database_url(server, name)
-    process: asyncio.subprocess.Process | None = None
-    try:
-        await asyncio.to_thread(upgrade, url)
-        db = await asyncpg.connect(url)
-        touchpoint = uuid.uuid4()
-        await db.execute(
-            "INSERT INTO touchpoints (id, channel_code, name, kind) VALUES ($1, 'WEB', 'Bench',"
-            " 'WEBSITE')",
-            touchpoint,
-        )
-        await db.close()
+    async with scratch_hub({}, ["--no-access-log"]) as hub:
+        url, touchpoint, process = hub.url, hub.touchpoint, hub.process
         admin_key = await _admin_key(url)
         source_key = await _source_key(url, touchpoint)
-        port = free_port()
-        env = {
-            **os.environ,
-            "HUB_DATABASE_URL": url,
-            "HUB_MIGRATE_ON_START": "false",
-            "HUB_RATE_LIMIT_PER_SECOND": "1000000",
-            "HUB_RATE_LIMIT_BURST": "1000000",
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hub",
-            "serve",
-            "--port",
-            str(port),
-            "--no-access-log",
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{hub.port}", timeout=300
+        ) as client:
             await _wait_ready(client, process)
             # Warm-up: both paths once, small.
             await tracking_batch(client, source_key, "wt", 50)
@@ -180,12 +141,6 @@ async def main(args: argparse.Namespace) -> None:
         print(f"median: /v1/batch {t:,.0f}, recordInteractions {m:,.0f}, ratio {t / m:.2f}")
         ct, cm = statistics.median(cpu[0]), statistics.median(cpu[1])
         print(f"hub CPU ms/event (median): /v1/batch {ct:.3f}, recordInteractions {cm:.3f}")
-    finally:
-        if process is not None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), timeout=30)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":

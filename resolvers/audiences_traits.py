@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import strawberry
 
 from hub.audiences import traits
-from hub.audiences.refresh import on_trait_changed, segments_testing_trait
+from hub.audiences.membership import segments_testing_trait
+from hub.audiences.refresh import on_trait_changed
 from hub.context import Info
 from hub.core.errors import Conflict
 from hub.schema.audiences_traits import (

@@ -19,7 +19,7 @@ from hub.audiences.membership import Outcome
 from hub.audiences.reasons import ChangeReason
 from hub.db.statements import IngestSql
 
-__all__ = ["ChangeReason", "hold_definitions", "on_customers_changed", "sweep"]
+__all__ = ["ChangeReason", "hold_definitions", "on_customers_changed", "on_trait_changed", "sweep"]
 
 hold_definitions = traits.hold_definitions
 
@@ -67,8 +67,3 @@ async def on_trait_changed(conn: IngestSql | AsyncConnection, trait_key: str) ->
         outcome = await membership.materialise(conn, key, emit=True, reason=ChangeReason.TRAIT)
         changes += outcome.changes
     return Outcome(changes)
-
-
-async def segments_testing_trait(conn: IngestSql | AsyncConnection, trait_key: str) -> list[str]:
-    """Segments that would lose their condition if ``trait_key`` were deleted."""
-    return await membership.segments_testing_trait(conn, trait_key)

@@ -48,6 +48,14 @@ def _checkpoint_line(checkpoint: Path) -> int:
         return 0
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child, before exec: SIGINT's default disposition. A suite started in the
+    background by a non-interactive shell (``scripts/stress-suite … &``) runs with SIGINT
+    ignored, which every child inherits: the import then never saw the Ctrl-C and ran to the
+    end (exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(database_url: str, args: list[str], checkpoint: Path, past: int, sig: int) -> int:
     """Run ``hub`` with ``args`` and send it ``sig`` (a real SIGINT or SIGKILL) once its
     checkpoint is past line ``past`` (a batch committed in this run); wait for the process to
@@ -58,6 +66,7 @@ def _interrupt(database_url: str, args: list[str], checkpoint: Path, past: int, 
         env=_env(database_url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     try:
         until_sync(lambda: _checkpoint_line(checkpoint) > past, f"a checkpoint past {past}")

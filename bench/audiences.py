@@ -189,6 +189,16 @@ class Hub:
             await asyncio.wait_for(self.process.wait(), timeout=30)
 
 
+def _server_log(name: str) -> Any:
+    """Where a server's log goes: ``BENCH_SERVER_LOGS``/<name>.log when that folder is set (to
+    see why a server failed), else nowhere."""
+    folder = os.environ.get("BENCH_SERVER_LOGS")
+    if not folder:
+        return asyncio.subprocess.DEVNULL
+    os.makedirs(folder, exist_ok=True)
+    return open(os.path.join(folder, f"{name}.log"), "ab")  # the server writes it till it ends
+
+
 async def start_hub(
     name: str, url: str, key: str, *, database_url_: str | None = None, **env: str
 ) -> Hub:
@@ -212,7 +222,7 @@ async def start_hub(
         "--no-access-log",
         env=environment,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=_server_log(name),
     )
     client = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}",

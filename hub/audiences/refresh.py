@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.audiences import membership, traits
 from hub.audiences.membership import Outcome
 from hub.audiences.reasons import ChangeReason
+from hub.audiences.relevance import Touched
 from hub.db.statements import IngestSql
 
 __all__ = ["ChangeReason", "hold_definitions", "on_customers_changed", "on_trait_changed", "sweep"]
@@ -33,17 +34,25 @@ async def on_customers_changed(
     locked: bool = False,
     traits_version: str | None = None,
     segments: Sequence[tuple[str, int]] | None = None,
+    touched: Touched | None = None,
 ) -> Outcome:
     """Recompute the computed traits, then re-evaluate the segments, of ``customer_ids``.
     ``locked``/``traits_version``: see ``traits.on_customers_changed``; ``segments``: the
-    (key, revision) list when ingest read it already."""
+    (key, revision) list when ingest read it already; ``touched``: what an ingest stored, to
+    skip the definitions it cannot have changed (``hub.audiences.relevance``)."""
     ids = sorted(set(customer_ids))
     at = now or datetime.now(UTC)
-    await traits.on_customers_changed(
-        conn, ids, reason=reason, now=at, locked=locked, version=traits_version
+    recomputed = await traits.on_customers_changed(
+        conn, ids, reason=reason, now=at, locked=locked, version=traits_version, touched=touched
     )
     return await membership.on_customers_changed(
-        conn, ids, reason=reason, now=at, segments=segments
+        conn,
+        ids,
+        reason=reason,
+        now=at,
+        segments=segments,
+        touched=touched,
+        recomputed=recomputed,
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -324,31 +324,68 @@ def _window_start(days: int) -> sa.ColumnElement[Any]:
     return NOW - sa.func.make_interval(0, 0, 0, days)
 
 
-def _activity(a: Activity, customers: sa.FromClause) -> tuple[sa.ColumnElement[bool], Any]:
-    i = INTERACTIONS.alias("i")
-    where = [i.c.customer_id == customers.c.id, *a.spec().clauses(i)]
+def activity_key(a: Activity) -> tuple[InteractionFilterSpec, int | None]:
+    """What an activity condition counts (two segments counting the same share one count)."""
+    return a.spec(), a.within_days
+
+
+def matching(a: Activity, interactions: sa.FromClause) -> list[sa.ColumnElement[bool]]:
+    """The clauses an interaction of ``interactions`` meets to be counted by ``a``."""
+    where = a.spec().clauses(interactions)
     if a.within_days is not None:
-        where.append(i.c.occurred_at > _window_start(a.within_days))
-    count = sa.select(sa.func.count()).select_from(i).where(*where).scalar_subquery()
+        where.append(interactions.c.occurred_at > _window_start(a.within_days))
+    return where
+
+
+class ConditionInputs(Protocol):
+    """Where a membership test reads what its activity and computed conditions compare."""
+
+    def activity(self, a: Activity) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any] | None]:
+        """The customer's count of interactions ``a`` matches, and (windowed ``a`` only) the
+        oldest instant among them."""
+
+    def stored(self, trait_key: str) -> sa.ColumnElement[Any]:
+        """The customer's stored number of a computed trait (NULL without a row)."""
+
+
+@dataclass(frozen=True)
+class Subqueries:
+    """Each condition as a correlated subquery of its own (a preview's one-off count)."""
+
+    customers: sa.FromClause
+
+    def activity(self, a: Activity) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any] | None]:
+        i = INTERACTIONS.alias("i")
+        where = [i.c.customer_id == self.customers.c.id, *matching(a, i)]
+        count = sa.select(sa.func.count()).select_from(i).where(*where).scalar_subquery()
+        if a.within_days is None:
+            return count, None
+        oldest = sa.select(sa.func.min(i.c.occurred_at)).select_from(i).where(*where)
+        return count, oldest.scalar_subquery()
+
+    def stored(self, trait_key: str) -> sa.ColumnElement[Any]:
+        t = CUSTOMER_TRAITS_COMPUTED.alias("t")
+        return (
+            sa.select(t.c.number)
+            .where(t.c.customer_id == self.customers.c.id, t.c.trait_key == trait_key)
+            .scalar_subquery()
+        )
+
+
+def _activity(a: Activity, inputs: ConditionInputs) -> tuple[sa.ColumnElement[bool], Any]:
+    count, oldest = inputs.activity(a)
     test = count >= a.lower
     if a.max is not None:
         test = sa.and_(test, count <= a.max)
-    if a.within_days is None:
+    if oldest is None:
         return test, None
     # The oldest interaction still in the window leaves it at occurred_at + window: then (and
     # not before, since no interaction is recorded in the future) the count can drop.
-    oldest = sa.select(sa.func.min(i.c.occurred_at)).select_from(i).where(*where).scalar_subquery()
     return test, oldest + sa.func.make_interval(0, 0, 0, a.within_days)
 
 
-def _computed(c: ComputedCondition, customers: sa.FromClause) -> sa.ColumnElement[bool]:
-    t = CUSTOMER_TRAITS_COMPUTED.alias("t")
+def _computed(c: ComputedCondition, inputs: ConditionInputs) -> sa.ColumnElement[bool]:
     d = COMPUTED_TRAITS.alias("d")
-    stored = (
-        sa.select(t.c.number)
-        .where(t.c.customer_id == customers.c.id, t.c.trait_key == c.key)
-        .scalar_subquery()
-    )
     # No row: no matching interaction, whose value is the aggregate's empty one (0 for the
     # counts, as `Customer.computed` and `CustomerFilter.computed` read it; null otherwise).
     empty = (
@@ -356,7 +393,7 @@ def _computed(c: ComputedCondition, customers: sa.FromClause) -> sa.ColumnElemen
         .where(d.c.key == c.key)
         .scalar_subquery()
     )
-    number = sa.func.coalesce(stored, empty)
+    number = sa.func.coalesce(inputs.stored(c.key), empty)
     clauses = []
     if c.gt is not None:
         clauses.append(number > c.gt)
@@ -372,8 +409,12 @@ def compile_definition(
     settings: Settings,
     customers: sa.FromClause = CUSTOMERS,
     personal: Callable[[str], None] = _no_personal_check,
+    inputs: ConditionInputs | None = None,
 ) -> Compiled:
-    """The membership test (merged-away and erased customers are never members)."""
+    """The membership test (merged-away and erased customers are never members). ``inputs``:
+    where the activity and computed conditions read their values (default: a correlated
+    subquery each, over ``customers``)."""
+    inputs = inputs or Subqueries(customers)
     c = customers.c
     clauses: list[sa.ColumnElement[bool]] = [c.merged_into_id.is_(None), c.erased_at.is_(None)]
     if definition.filter is not None:
@@ -381,11 +422,11 @@ def compile_definition(
         clauses.append(compiler.compile(StoredFilter(definition.filter)))
     dues: list[Any] = []
     for a in definition.activity:
-        test, instant = _activity(a, customers)
+        test, instant = _activity(a, inputs)
         clauses.append(test)
         if instant is not None:
             dues.append(instant)
-    clauses += [_computed(cond, customers) for cond in definition.computed]
+    clauses += [_computed(cond, inputs) for cond in definition.computed]
     if definition.filter is not None and filter_uses(definition.filter, "has_consent"):
         # A consent that expires changes `hasConsent` when it does.
         k = CONSENTS.alias("k")

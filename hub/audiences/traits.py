@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +36,7 @@ from hub.audiences.aggregates import (
     value_sql,
 )
 from hub.audiences.reasons import ChangeReason
+from hub.audiences.relevance import Touched, grouped
 from hub.core.errors import BadUserInput, NotFound
 from hub.core.lru import LRU
 from hub.db.statements import DEFINITIONS_LOCK, AlchemySql, IngestSql, Statement
@@ -284,6 +285,9 @@ def _refresh_sql(definitions: Sequence[TraitDefinition], customers: str, existin
 
 
 _BY_IDS = ("i.customer_id = ANY(CAST(:ids AS uuid[]))", "t.customer_id = ANY(CAST(:ids AS uuid[]))")
+# One customer (a single event): `= $1` keeps one generic plan; `= ANY($1)` is re-planned at
+# every call (its generic estimate is costlier), which cost more than running it.
+_BY_ONE = ("i.customer_id = CAST(:one AS uuid)", "t.customer_id = CAST(:one AS uuid)")
 _BY_RANGE = (
     "i.customer_id > CAST(:lo AS uuid) AND i.customer_id <= CAST(:hi AS uuid)",
     "t.customer_id > CAST(:lo AS uuid) AND t.customer_id <= CAST(:hi AS uuid)",
@@ -292,14 +296,15 @@ _statements: LRU[tuple[Any, ...], Statement] = LRU(64)
 
 
 def refresh_statement(
-    definitions: Sequence[TraitDefinition], *, by_range: bool = False
+    definitions: Sequence[TraitDefinition], *, by_range: bool = False, one: bool = False
 ) -> Statement:
-    """The statement recomputing ``definitions`` for a set of customers (``:ids``) or an id
-    range (``:lo``, ``:hi``], at ``:now`` (cached per definitions)."""
-    cache_key = (by_range, *(d.signature for d in definitions))
+    """The statement recomputing ``definitions`` for a set of customers (``:ids``), one
+    customer (``one``: ``:one``) or an id range (``:lo``, ``:hi``], at ``:now`` (cached per
+    definitions)."""
+    cache_key = (by_range, one, *(d.signature for d in definitions))
     statement = _statements.get(cache_key)
     if statement is None:
-        customers, existing = _BY_RANGE if by_range else _BY_IDS
+        customers, existing = _BY_RANGE if by_range else _BY_ONE if one else _BY_IDS
         statement = Statement.named(_refresh_sql(definitions, customers, existing))
         _statements.put(cache_key, statement)
     return statement
@@ -348,16 +353,19 @@ async def on_customers_changed(
     now: datetime | None = None,
     locked: bool = False,
     version: str | None = None,
-) -> None:
-    """Recompute every computed trait of ``customer_ids`` in the caller's transaction.
+    touched: Touched | None = None,
+) -> Mapping[uuid.UUID, frozenset[str]] | None:
+    """Recompute the computed traits of ``customer_ids`` in the caller's transaction.
     ``locked``: the transaction holds the definitions lock already (``hold_definitions``, or
     ingest's lock statement); ``version``: ``TRAITS_VERSION`` read after that (no definition
-    read when the process knows it; nothing at all when it is empty: no trait exists)."""
+    read when the process knows it; nothing at all when it is empty: no trait exists).
+    ``touched`` (ingest): only the traits its new interactions can change, per customer
+    (``hub.audiences.relevance``). The keys recomputed per customer (None: every trait)."""
     if reason in _NO_EFFECT or version == "":
-        return
+        return {}
     ids = sorted(set(customer_ids))
     if not ids:
-        return
+        return {}
     sql = _sql(conn)
     if not locked:
         await hold_definitions(sql)
@@ -365,8 +373,24 @@ async def on_customers_changed(
     if traits is None:
         traits = await definitions(sql)
     if not traits:
-        return
-    await sql.fetch(refresh_statement(traits), {"ids": ids, "now": now or datetime.now(UTC)})
+        return {}
+    at = now or datetime.now(UTC)
+    if touched is None:
+        await _refresh(sql, traits, ids, at)
+        return None
+    filters = {t.key: t.filter for t in traits}
+    recomputed = {customer: touched.traits_for(customer, filters) for customer in ids}
+    by_key = {t.key: t for t in traits}
+    for keys, group in grouped(ids, lambda customer: sorted(recomputed[customer])).items():
+        await _refresh(sql, [by_key[k] for k in keys], group, at)
+    return recomputed
+
+
+async def _refresh(
+    sql: IngestSql, traits: Sequence[TraitDefinition], ids: Sequence[uuid.UUID], now: datetime
+) -> None:
+    statement = refresh_statement(traits, one=len(ids) == 1)
+    await sql.fetch(statement, {"ids": list(ids), "one": ids[0], "now": now})
 
 
 # ---- time: the sweep ----

@@ -665,7 +665,7 @@ class CompiledIngest:
         try:
             try:
                 results = await record(
-                    DriverSql(connection, begin=True),
+                    DriverSql(connection, begin=True, generic_plans=len(items) == 1),
                     items,
                     self.settings,
                     prefailed=prefailed,

@@ -114,6 +114,10 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
+# The largest statement a driver connection keeps prepared (asyncpg's default is 15 KiB).
+MAX_CACHEABLE_STATEMENT = 256 * 1024
+
+
 async def _rollback_if_open(connection: asyncpg.Connection) -> None:
     """A driver pool's reset: its users leave no session state behind (advisory locks are per
     transaction, no LISTEN, no SET), so only an interrupted transaction needs undoing: no extra
@@ -151,5 +155,9 @@ async def create_driver_pool(
         },
         init=init,
         reset=_rollback_if_open,
+        # asyncpg prepares and keeps statements up to 15 KiB only; a larger one (a segment
+        # membership statement over twenty segments is ~17 KiB) was parsed and planned again at
+        # every call, its planning costing more than its execution.
+        max_cacheable_statement_size=MAX_CACHEABLE_STATEMENT,
     )
     return pool

@@ -93,17 +93,30 @@ class DriverSql:
     """A bare asyncpg connection, in a transaction or (``begin=True``) about to start one: then
     the first ``lock`` sends BEGIN and the locks in one round trip (the simple query protocol
     runs both; the keys are integers, written inline). If ``lock`` never runs, no transaction
-    was started (``connection.is_in_transaction()`` tells)."""
+    was started (``connection.is_in_transaction()`` tells).
 
-    def __init__(self, connection: asyncpg.Connection, *, begin: bool = False) -> None:
+    ``generic_plans``: the transaction's statements use their prepared generic plans from the
+    first call on (``plan_cache_mode``, set in the same round trip). For one item (a single
+    event): PostgreSQL otherwise plans the claims statement afresh at every call (its generic
+    estimate, sized for arrays of unknown length, looks costlier), and each connection plans
+    the others five times before it compares; their planning cost more than their execution.
+    Batches keep per-call plans (arrays of a thousand ids are worth planning for)."""
+
+    def __init__(
+        self, connection: asyncpg.Connection, *, begin: bool = False, generic_plans: bool = False
+    ) -> None:
         self.connection = connection
         self.begin = begin
+        self.generic_plans = generic_plans
 
     async def lock(self, keys: Sequence[int]) -> None:
         if self.begin:
             self.begin = False
+            generic = "SET LOCAL plan_cache_mode = force_generic_plan; "
             await self.connection.execute(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; " + _locks_literal(keys)
+                "BEGIN ISOLATION LEVEL READ COMMITTED; "
+                + (generic if self.generic_plans else "")
+                + _locks_literal(keys)
             )
         else:
             await self.fetch(LOCKS, {"keys": list(keys)})

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from hub.audiences.refresh import ChangeReason, on_customers_changed
+from hub.audiences.relevance import Touched
 from hub.core.errors import Conflict, HubError, NotFound, UnknownCode
 from hub.core.settings import Settings
 from hub.db.locks import lock_key
@@ -255,9 +256,14 @@ async def record(
     plan = await _plan(sql, drafts, settings, now, results, actor, claims)
     rows = await store_plan(sql, plan, results, now, audit)
     changed = {r.customer_id for r in results if r.customer_id is not None}
+    touched = Touched()
     for r in results:
+        if r.customer_id is not None and not r.duplicate and r.error is None:
+            touched.add(r.customer_id, r.interaction, created=r.created)
         for merge in r.merges:
-            changed.update([merge["survivor_id"], *merge["merged_ids"]])
+            merged = [merge["survivor_id"], *merge["merged_ids"]]
+            changed.update(merged)
+            touched.everything.update(merged)
     # Computed traits, then segment membership, of every customer the batch touched (every
     # ingest path ends here). The store statement said which computed traits exist (read after
     # the locks, which hold the definitions lock shared): no round trip when there are none.
@@ -270,6 +276,7 @@ async def record(
         locked=True,
         traits_version=version,
         segments=claims.segments,
+        touched=touched,
     )
     return results
 

@@ -31,6 +31,7 @@ from hub.db.migrations import upgrade
 from hub.seeds.taxonomy import STAGE_RULE_ROWS
 from hub.sources.mapping import DEFAULT_EVENT_MAPPINGS
 from tests.driver_statements import count_driver_statements  # noqa: F401  (a fixture)
+from tests.patience import PATIENT
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
@@ -156,8 +157,7 @@ def settings(database_url: str) -> Settings:
         webhooks_enabled=False,
         audiences_sweep_s=0,
         vocabulary_refresh_s=0,
-        operation_timeout_seconds=120.0,
-        statement_timeout_ms=120_000,
+        **PATIENT,
     )
 
 

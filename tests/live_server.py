@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.events.emit import EventKind, NewEvent, emit
 from tests.factories import T0, Factory
+from tests.patience import PATIENT
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = "graphql-transport-ws"
@@ -86,7 +87,8 @@ def _spawn(
         # delivery, not keys (tests/subscriptions/test_access.py runs with keys).
         "HUB_DEV_MODE": "true",
     }
-    for name, value in settings.items():
+    # The suite's patient timeouts (tests/conftest.py PATIENT), unless the test sets its own.
+    for name, value in {**PATIENT, **settings}.items():
         env[f"HUB_{name.upper()}"] = json.dumps(value) if isinstance(value, list) else str(value)
     log = tmp / f"server-{port}.log"
     with log.open("wb") as out:

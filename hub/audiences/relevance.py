@@ -15,7 +15,12 @@ The rules (``Touched``), per customer of the batch:
   channels used, identities), when a new interaction matches one of its activity conditions,
   or when it tests a trait recomputed for the customer; and for a customer the batch created,
   unless an activity condition needing at least one interaction matches none (a customer with
-  no such interaction cannot be a member, and had no membership to lose).
+  no such interaction cannot be a member, and had no membership to lose; nor can time make it
+  one, so the re-check instant a full evaluation would store for it is not needed either).
+
+What this gives up: a full re-evaluation at every ingest also repaired a membership left stale
+by a race (an ingest that read the segment list just before a new segment committed); such a
+membership now waits for the customer's next relevant change.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from hub.core.errors import BadUserInput, NotFound
 from hub.core.lru import LRU
 from hub.db.statements import DEFINITIONS_LOCK, AlchemySql, IngestSql, Statement
 from hub.models import INTERACTIONS
-from hub.reads.interactions import InteractionFilterSpec
+from hub.reads.interactions import InteractionFilterSpec, as_utc
 from hub.vocabulary.registry import current
 
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -118,7 +118,9 @@ def spec_to_json(spec: InteractionFilterSpec) -> dict[str, Any]:
 
 def spec_from_json(data: dict[str, Any]) -> InteractionFilterSpec:
     def moment(name: str) -> datetime | None:
-        return datetime.fromisoformat(data[name]) if name in data else None
+        # Read as UTC without an offset, as the SQL comparison did (ingest's relevance check
+        # compares it with aware datetimes in Python).
+        return as_utc(datetime.fromisoformat(data[name])) if name in data else None
 
     def texts(name: str) -> tuple[str, ...] | None:
         return tuple(data[name]) if name in data else None

@@ -10,8 +10,9 @@ from typing import Any
 
 import asyncpg
 
+from tests.audiences.support import CREATE
 from tests.audiences.test_traits import DEFINE, TRAITS
-from tests.compiled.test_ingest_statements import NEW_PERSON, SINGLE
+from tests.compiled.test_ingest_statements import KNOWN_PERSON, NEW_PERSON, SINGLE
 from tests.conftest import GraphQLClient
 from tests.driver_statements import DriverStatements
 from tests.ingest_support import touchpoints
@@ -63,3 +64,60 @@ async def test_traits_add_one_round_trip_to_an_event(
         ("revenue", "3"),
         ("smallest", "3"),
     ]
+
+
+async def test_an_event_no_definition_tests_costs_no_audience_statement(
+    gql: Any,
+    db: asyncpg.Connection,
+    gql_as: Callable[..., Awaitable[GraphQLClient]],
+    count_driver_statements: DriverStatements,
+) -> None:
+    """hub.audiences.relevance: for a known customer, an event that no trait's filter and no
+    segment's activity matches costs neither statement (4 round trips, as without audiences);
+    the next event that matches costs one each and changes what it must (the control: skipping
+    everything would leave the count at 1 and ana out of the segment)."""
+    tp = await touchpoints(db)
+    http = (await gql_as("FRONTEND")).http
+
+    async def record(touchpoint: str, type_: str, direction: str) -> list[str]:
+        event = {
+            "identities": [{"kind": "EMAIL", "value": "ana@example.com"}],
+            "touchpointId": tp[touchpoint],
+            "type": type_,
+            "direction": direction,
+            "attributes": {"amount": 5, "sku": "A-1"},
+        }
+        count_driver_statements.clear()
+        response = await http.post(
+            "/graphql", json={"query": SINGLE, "variables": {"input": event}}
+        )
+        assert "errors" not in response.json(), response.json()
+        return count_driver_statements.round_trips
+
+    await record("web", "ORDER", "INBOUND")  # ana exists; connections warm
+    for trait in TRAITS:
+        await gql.data(DEFINE, {"input": trait})
+    segment = {"activity": [{"interactions": {"types": ["ORDER"]}, "min": 2}]}
+    await gql.data(CREATE, {"input": {"key": "repeat", "name": "Repeat buyers", **segment}})
+    await record("web", "PAGE_VIEW", "INBOUND")  # the process learns the definitions
+
+    # OUTBOUND, on the ASSISTED channel, a type no definition names: nothing to recompute.
+    quiet = await record("call", "SMS", "OUTBOUND")
+    assert len(quiet) == KNOWN_PERSON, "\n---\n".join(quiet)
+    assert not any("customer_traits_computed" in s or "segment_members" in s for s in quiet)
+
+    ordered = await record("web", "ORDER", "INBOUND")
+    assert len(ordered) == KNOWN_PERSON + 2, "\n---\n".join(ordered)
+    assert sum("customer_traits_computed" in s for s in ordered) == 1
+    assert sum("segment_members" in s for s in ordered) == 1
+    orders = await db.fetchval(
+        "SELECT c.value::text FROM customer_traits_computed c JOIN identities i"
+        " ON i.customer_id = c.customer_id WHERE i.value = 'ana@example.com'"
+        " AND c.trait_key = 'orders'"
+    )
+    assert orders == "2"
+    members = await db.fetch(
+        "SELECT i.value FROM segment_members m JOIN identities i ON i.customer_id = m.customer_id"
+        " WHERE m.segment_key = 'repeat'"
+    )
+    assert [m["value"] for m in members] == ["ana@example.com"]

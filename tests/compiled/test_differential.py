@@ -30,6 +30,7 @@ from hub.core.settings import Settings
 from tests.bounded import bounded
 from tests.conftest import StatementCounter, make_key
 from tests.factories import T0, Factory, gid, naive, zulu
+from tests.patience import PATIENT
 
 ADMIN = Principal(role=Role.ADMIN, name="differential admin", pii=True)
 
@@ -118,7 +119,9 @@ async def seed(db: asyncpg.Connection) -> Data:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def reference_app(database_url: str) -> AsyncIterator[Starlette]:
-    settings = Settings(database_url=database_url, migrate_on_start=False, compiled_reads=False)
+    settings = Settings(
+        database_url=database_url, migrate_on_start=False, compiled_reads=False, **PATIENT
+    )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application

@@ -375,7 +375,10 @@ async def _state(db: asyncpg.Connection, rename: Renamer) -> dict[str, Any]:
         "interactions": "SELECT id, customer_id, touchpoint_id, channel_code, occurred_at, type,"
         " direction, summary, sentiment, outcome, agent, attributes, idempotency_key,"
         " conversation_id, (SELECT kind || ':' || value FROM identities WHERE id ="
-        " matched_identity_id) AS matched FROM interactions ORDER BY occurred_at, summary, type",
+        " matched_identity_id) AS matched FROM interactions ORDER BY occurred_at, summary, type,"
+        # The same event on two touchpoints at one moment: without these the two rows came back
+        # in either order (seen under load), and the renamed ids then differed.
+        " touchpoint_id, direction, idempotency_key, attributes::text",
         "stage_history": "SELECT customer_id, stage, previous_stage, transition, entered_at,"
         " interaction_id, channel_code, reason FROM stage_history ORDER BY entered_at, stage",
         "conversations": "SELECT customer_id, key, status, started_at, last_activity_at"

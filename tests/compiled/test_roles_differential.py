@@ -39,6 +39,7 @@ from tests.compiled.test_differential import (
 )
 from tests.conftest import make_key
 from tests.factories import T0, Factory, gid
+from tests.patience import PATIENT
 
 ROLES: dict[str, dict[str, Any]] = {
     "admin": {"role": "ADMIN"},
@@ -266,7 +267,7 @@ async def test_partner_sessions_outside_utc(
     name = await db.fetchval("SELECT current_database()")
     await db.execute(f"ALTER DATABASE \"{name}\" SET TimeZone TO 'America/St_Johns'")
     try:
-        settings = Settings(database_url=database_url, migrate_on_start=False)
+        settings = Settings(database_url=database_url, migrate_on_start=False, **PATIENT)
         application = create_app(settings)
         async with application.router.lifespan_context(application):
             check = Checker(reference_app, application, world)

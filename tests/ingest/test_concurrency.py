@@ -11,14 +11,14 @@ import pytest
 
 from tests.conftest import GraphQLClient, make_key
 from tests.ingest_support import RECORD, interaction, touchpoints
+from tests.patience import PATIENT
 
 # The bursts below send up to 96 calls at once to one process whose pool holds 20 connections:
 # most of them queue for a connection. On a busy machine (the suite beside `stress --cpu 2`) the
 # queue outlasts the default 5 s pool wait and 10 s operation deadline, and the hub rightly
 # answers SERVICE_UNAVAILABLE / TIMEOUT (tests/http and tests/ops test those answers). What is
-# under test here is consistency under racing calls, so the app these tests call waits longer:
-# an upper bound, never asserted as a duration.
-PATIENT = {"db_pool_timeout_s": 120.0, "operation_timeout_seconds": 120.0}
+# under test here is consistency under racing calls, so the app these tests call waits longer
+# (the suite's PATIENT timeouts, which the session app has too): an upper bound, never asserted.
 
 
 @pytest.fixture

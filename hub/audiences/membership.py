@@ -179,16 +179,20 @@ def evaluation(definitions: Sequence[tuple[str, Definition]], scope: str) -> sa.
     values.over(base)
     parts = []
     for key, definition in definitions:
-        compiled = compile_definition(definition, _settings(), base, inputs=values)
         parts.append(
-            sa.select(
-                sa.literal(key, sa.Text).label("segment_key"),
-                base.c.id.label("customer_id"),
-                compiled.member.label("member"),
-                compiled.due.label("due_at"),
-            )
+            _row(key, base, compile_definition(definition, _settings(), base, inputs=values))
         )
     return parts[0] if len(parts) == 1 else sa.union_all(*parts)  # type: ignore[return-value]
+
+
+def _row(key: str, customers: sa.FromClause, compiled: Any) -> sa.Select[Any]:
+    """One segment's (segment_key, customer_id, member, due_at) over ``customers``."""
+    return sa.select(
+        sa.literal(key, sa.Text).label("segment_key"),
+        customers.c.id.label("customer_id"),
+        compiled.member.label("member"),
+        compiled.due.label("due_at"),
+    )
 
 
 def _over_everyone(
@@ -198,16 +202,9 @@ def _over_everyone(
     which PostgreSQL runs only for the customers the cheaper conditions (the filter) let
     through; one pass computing every count for all 100k customers first was slower."""
     parts = []
+    live = (c.c.merged_into_id.is_(None), c.c.erased_at.is_(None))
     for key, definition in definitions:
-        compiled = compile_definition(definition, _settings(), c)
-        parts.append(
-            sa.select(
-                sa.literal(key, sa.Text).label("segment_key"),
-                c.c.id.label("customer_id"),
-                compiled.member.label("member"),
-                compiled.due.label("due_at"),
-            ).where(c.c.merged_into_id.is_(None), c.c.erased_at.is_(None))
-        )
+        parts.append(_row(key, c, compile_definition(definition, _settings(), c)).where(*live))
     return parts[0] if len(parts) == 1 else sa.union_all(*parts)  # type: ignore[return-value]
 
 

@@ -115,6 +115,30 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def drop_at_exit() -> Iterator[list[str]]:
+    """Names of scratch databases a test created on the test server (``hub demo``'s, the
+    wheel's, a migration test's), dropped when this worker's session ends rather than at once:
+    DROP DATABASE waits for a checkpoint, and mid-suite beside `stress --cpu 2` that wait took
+    over two minutes (pg_stat_activity: wait event CheckpointStart)."""
+    names: list[str] = []
+    yield names
+    if not names:
+        return
+    import asyncio
+
+    async def drop() -> None:
+        url = _with_database(_server_url(), "postgres")
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            for name in names:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     import asyncio
 

@@ -200,7 +200,9 @@ async def test_bad_size_questions_are_clear_errors(
     assert message in error["message"]
 
 
-async def test_migration_0021_backfills_the_current_members(database_url: str) -> None:
+async def test_migration_0021_backfills_the_current_members(
+    database_url: str, drop_at_exit: list[str]
+) -> None:
     """A database at 0020 with members: 0021 files each as an entry in its ``entered_at`` hour."""
     parts = urlsplit(database_url)
     name = parts.path.lstrip("/") + "_m21"  # per worker database, so per worker too
@@ -210,49 +212,43 @@ async def test_migration_0021_backfills_the_current_members(database_url: str) -
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    drop_at_exit.append(name)
+    await aupgrade(url, "0020")
+    db = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        await aupgrade(url, "0020")
-        db = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            t = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-            entries = {  # customer -> (segment, entered_at)
-                uuid.UUID(int=1): ("a", t + timedelta(minutes=5)),
-                uuid.UUID(int=2): ("a", t + timedelta(minutes=55)),
-                uuid.UUID(int=3): ("a", t + timedelta(hours=1)),
-                uuid.UUID(int=4): ("b", t + timedelta(days=2, minutes=1)),
-            }
-            for key in ("a", "b", "c"):
-                await db.execute(
-                    "INSERT INTO segments (key, name, definition, created_by)"
-                    " VALUES ($1, $1, '{}', 'test')",
-                    key,
-                )
-            for customer, (key, at) in entries.items():
-                await db.execute(
-                    "INSERT INTO customers (id, created_at, updated_at) VALUES ($1, $2, $2)",
-                    customer,
-                    at,
-                )
-                await db.execute(
-                    "INSERT INTO segment_members (segment_key, customer_id, entered_at)"
-                    " VALUES ($1, $2, $3)",
-                    key,
-                    customer,
-                    at,
-                )
-            await aupgrade(url, "head")
-            rows = await db.fetch(
-                "SELECT segment_key, hour, entered, exited FROM segment_size_changes"
-                " ORDER BY segment_key, hour"
+        t = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+        entries = {  # customer -> (segment, entered_at)
+            uuid.UUID(int=1): ("a", t + timedelta(minutes=5)),
+            uuid.UUID(int=2): ("a", t + timedelta(minutes=55)),
+            uuid.UUID(int=3): ("a", t + timedelta(hours=1)),
+            uuid.UUID(int=4): ("b", t + timedelta(days=2, minutes=1)),
+        }
+        for key in ("a", "b", "c"):
+            await db.execute(
+                "INSERT INTO segments (key, name, definition, created_by)"
+                " VALUES ($1, $1, '{}', 'test')",
+                key,
             )
-        finally:
-            await db.close()
+        for customer, (key, at) in entries.items():
+            await db.execute(
+                "INSERT INTO customers (id, created_at, updated_at) VALUES ($1, $2, $2)",
+                customer,
+                at,
+            )
+            await db.execute(
+                "INSERT INTO segment_members (segment_key, customer_id, entered_at)"
+                " VALUES ($1, $2, $3)",
+                key,
+                customer,
+                at,
+            )
+        await aupgrade(url, "head")
+        rows = await db.fetch(
+            "SELECT segment_key, hour, entered, exited FROM segment_size_changes"
+            " ORDER BY segment_key, hour"
+        )
     finally:
-        admin = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await db.close()
     expected: dict[tuple[str, datetime], int] = {}
     for key, at in entries.values():
         hour = at.replace(minute=0, second=0, microsecond=0)

@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -28,16 +27,17 @@ CUSTOMERS = 30
 
 
 @pytest.fixture
-async def empty_database() -> AsyncIterator[str]:
+async def empty_database(drop_at_exit: list[str]) -> str:
+    """An empty database of its own, dropped when the session ends (``drop_at_exit``)."""
     server = _server_url()
     name = f"hub_demo_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(asyncpg_dsn(_with_database(server, "postgres")))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(server, name)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+    drop_at_exit.append(name)
+    return _with_database(server, name)
 
 
 async def run_demo(database_url: str) -> tuple[str, int]:

@@ -18,7 +18,6 @@ import sys
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -70,14 +69,13 @@ def _admin(sql: str) -> None:
 
 
 @pytest.fixture
-def empty_database() -> Iterator[str]:
-    """A database of its own on the test server, created empty (``hub demo`` migrates it)."""
+def empty_database(drop_at_exit: list[str]) -> str:
+    """A database of its own on the test server, created empty (``hub demo`` migrates it);
+    dropped when the session ends (``drop_at_exit``)."""
     name = f"hub_wheel_{uuid.uuid4().hex[:10]}"
     _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_database(_server_url(), name)
-    finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_at_exit.append(name)
+    return _with_database(_server_url(), name)
 
 
 def test_the_wheel_runs_the_demo_outside_the_checkout_without_node(

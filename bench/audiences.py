@@ -42,7 +42,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.dataset import database_url, ensure_dataset
+from bench.dataset import ensure_dataset
 from bench.ingest import (
     RECORD,
     Result,
@@ -53,6 +53,7 @@ from bench.ingest import (
     measured,
 )
 from bench.servers import free_port
+from bench.write import clone, drop
 from hub.db.engine import asyncpg_dsn
 
 SOURCE_DB = "hub_bench_audiences"
@@ -237,24 +238,6 @@ async def start_hub(
         await hub.stop()
         raise
     return hub
-
-
-async def copy_database(server: str, source: str, name: str) -> str:
-    admin = await asyncpg.connect(asyncpg_dsn(database_url(server, "postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
-    finally:
-        await admin.close()
-    return database_url(server, name)
-
-
-async def drop_database(server: str, name: str) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(database_url(server, "postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def load() -> str:
@@ -488,7 +471,7 @@ async def main(args: argparse.Namespace) -> None:
     names = {"plain": f"{source_db}_plain", "audiences": f"{source_db}_aud"}
     hubs: dict[str, Hub] = {}
     try:
-        urls = {k: await copy_database(args.server, source_db, v) for k, v in names.items()}
+        urls = {k: await clone(args.server, source_db, v) for k, v in names.items()}
         keys = {k: await _admin_key(v) for k, v in urls.items()}
         db = await asyncpg.connect(asyncpg_dsn(urls["plain"]))
         touchpoint = await db.fetchval(
@@ -536,7 +519,7 @@ async def main(args: argparse.Namespace) -> None:
             await hub.stop()
         if not args.keep:
             for name in names.values():
-                await drop_database(args.server, name)
+                await drop(args.server, name)
 
 
 def report(

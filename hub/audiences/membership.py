@@ -273,6 +273,18 @@ _DEFINITIONS = Statement.named(
 _DEFINITION_CACHE: LRU[tuple[str, int], Definition] = LRU(256)
 
 
+# What the relevance rules read of each revision, parsed once per process (not per ingest).
+_SHAPE_CACHE: LRU[tuple[str, int], SegmentShape] = LRU(256)
+
+
+def _shape(segment: Mapping[str, Any], definition: Definition) -> SegmentShape:
+    shape = _SHAPE_CACHE.get(_revision(segment))
+    if shape is None:
+        shape = SegmentShape.of(definition)
+        _SHAPE_CACHE.put(_revision(segment), shape)
+    return shape
+
+
 def _revision(segment: Mapping[str, Any]) -> tuple[str, int]:
     return segment["key"], segment["revision"]
 
@@ -379,14 +391,14 @@ async def on_customers_changed(
     definitions = await _definitions(sql, listed) if touched is not None and listed else None
     if touched is None or definitions is None:
         return await _apply(sql, listed, "ids", ids=ids, now=at, reason=str(reason))
-    shapes = [(key, SegmentShape.of(definition)) for key, definition in definitions]
+    by_key = {s["key"]: s for s in listed}
+    shapes = [(key, _shape(by_key[key], definition)) for key, definition in definitions]
     tested = frozenset(k for _, shape in shapes for k in shape.computed)
 
     def relevant(customer: uuid.UUID) -> list[str]:
         traits = tested if recomputed is None else recomputed.get(customer, frozenset())
         return [k for k, shape in shapes if touched.segment_matters(customer, shape, traits)]
 
-    by_key = {s["key"]: s for s in listed}
     changes: list[tuple[str, uuid.UUID, Change]] = []
     for keys, group in grouped(ids, relevant).items():
         subset = [by_key[k] for k in keys]

@@ -163,8 +163,9 @@ class OnePass:
 
 
 def evaluation(definitions: Sequence[tuple[str, Definition]], scope: str) -> sa.Select[Any]:
-    """(segment_key, customer_id, member, due_at) for every segment and the customers in
-    ``scope``: "ids" (the customers in ``:ids``), "one" (the customer ``:one``) or "all".
+    """(segment_key, customer_id, member, member_due, entry_due) for every segment and the
+    customers in ``scope``: "ids" (the customers in ``:ids``), "one" (the customer ``:one``)
+    or "all".
     For "ids"/"one", the candidates with their values (``OnePass``) are one CTE every segment's
     test reads; for "all", see ``_over_everyone``."""
     c = CUSTOMERS.alias("c")
@@ -186,12 +187,15 @@ def evaluation(definitions: Sequence[tuple[str, Definition]], scope: str) -> sa.
 
 
 def _row(key: str, customers: sa.FromClause, compiled: Any) -> sa.Select[Any]:
-    """One segment's (segment_key, customer_id, member, due_at) over ``customers``."""
+    """One segment's (segment_key, customer_id, member, member_due, entry_due) over
+    ``customers``; APPLY keeps the due that matches the answer (after materialising it once:
+    a CASE on ``member`` here would run the membership test twice)."""
     return sa.select(
         sa.literal(key, sa.Text).label("segment_key"),
         customers.c.id.label("customer_id"),
         compiled.member.label("member"),
-        compiled.due.label("due_at"),
+        compiled.member_due.label("member_due"),
+        compiled.entry_due.label("entry_due"),
     )
 
 
@@ -210,7 +214,11 @@ def _over_everyone(
 
 # The writes that follow an evaluation ("desired"): one statement.
 APPLY = """
-WITH desired AS MATERIALIZED ({}),
+WITH evaluated AS MATERIALIZED ({}),
+desired AS NOT MATERIALIZED (
+    SELECT segment_key, customer_id, member,
+           CASE WHEN member THEN member_due ELSE entry_due END AS due_at
+    FROM evaluated),
 entered AS (
     INSERT INTO segment_members (segment_key, customer_id, entered_at)
     SELECT segment_key, customer_id, CAST(:now AS timestamptz) FROM desired WHERE member

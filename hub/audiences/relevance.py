@@ -16,7 +16,7 @@ The rules (``Touched``), per customer of the batch:
   or when it tests a trait recomputed for the customer; and for a customer the batch created,
   unless an activity condition needing at least one interaction matches none (a customer with
   no such interaction cannot be a member, and had no membership to lose; nor can time make it
-  one, so the re-check instant a full evaluation would store for it is not needed either).
+  one, so a full evaluation would store no re-check instant for it either).
 
 What this gives up: a full re-evaluation at every ingest also repaired a membership left stale
 by a race (an ingest that read the segment list just before a new segment committed); such a

@@ -314,10 +314,15 @@ def _no_personal_check(_: str) -> None:
 
 @dataclass(frozen=True)
 class Compiled:
-    """A segment's membership test over ``customers`` and the instant it can next change."""
+    """A segment's membership test over ``customers`` and when time alone can next change its
+    answer: ``member_due`` for a member, ``entry_due`` for a customer who is not (NULL: never,
+    so no re-check is stored). Time only lowers windowed counts, so a member can leave only
+    through a window with a least count, and a non-member can enter only by coming under a
+    windowed ``max`` while everything else already holds (and a consent expiring, either way)."""
 
     member: sa.ColumnElement[bool]
-    due: sa.ColumnElement[Any]
+    member_due: sa.ColumnElement[Any]
+    entry_due: sa.ColumnElement[Any]
 
 
 def _window_start(days: int) -> sa.ColumnElement[Any]:
@@ -372,16 +377,31 @@ class Subqueries:
         )
 
 
-def _activity(a: Activity, inputs: ConditionInputs) -> tuple[sa.ColumnElement[bool], Any]:
+@dataclass(frozen=True)
+class ActivityTest:
+    """One activity condition's clauses and when time alone can change them."""
+
+    at_least: sa.ColumnElement[bool]
+    at_most: sa.ColumnElement[bool] | None
+    leaves: Any  # windowed: when the oldest counted interaction leaves the window; else None
+    over: sa.ColumnElement[bool] | None  # windowed with a max: the count is above it
+
+    @property
+    def clauses(self) -> list[sa.ColumnElement[bool]]:
+        return [self.at_least] if self.at_most is None else [self.at_least, self.at_most]
+
+
+def _activity(a: Activity, inputs: ConditionInputs) -> ActivityTest:
     count, oldest = inputs.activity(a)
-    test = count >= a.lower
-    if a.max is not None:
-        test = sa.and_(test, count <= a.max)
+    at_least = count >= a.lower
+    at_most = count <= a.max if a.max is not None else None
     if oldest is None:
-        return test, None
+        return ActivityTest(at_least, at_most, None, None)
     # The oldest interaction still in the window leaves it at occurred_at + window: then (and
     # not before, since no interaction is recorded in the future) the count can drop.
-    return test, oldest + sa.func.make_interval(0, 0, 0, a.within_days)
+    leaves = oldest + sa.func.make_interval(0, 0, 0, a.within_days)
+    over = count > a.max if a.max is not None else None
+    return ActivityTest(at_least, at_most, leaves, over)
 
 
 def _computed(c: ComputedCondition, inputs: ConditionInputs) -> sa.ColumnElement[bool]:
@@ -420,29 +440,51 @@ def compile_definition(
     if definition.filter is not None:
         compiler = CustomerFilterCompiler(settings, personal, customers, NOW)
         clauses.append(compiler.compile(StoredFilter(definition.filter)))
-    dues: list[Any] = []
+    # What time alone cannot make true (a non-member failing one of these stays out).
+    steady = list(clauses)
+    leaving: list[Any] = []  # a member leaves when one of these windows drops below its least
+    entering: list[Any] = []  # a non-member over a windowed max comes under it
     for a in definition.activity:
-        test, instant = _activity(a, inputs)
-        clauses.append(test)
-        if instant is not None:
-            dues.append(instant)
-    clauses += [_computed(cond, inputs) for cond in definition.computed]
+        test = _activity(a, inputs)
+        clauses += test.clauses
+        if test.leaves is None:
+            steady += test.clauses
+            continue
+        steady.append(test.at_least)  # time only lowers a count: it never lifts one to its least
+        if a.lower >= 1:
+            leaving.append(test.leaves)
+        if test.over is not None:
+            entering.append(sa.case((test.over, test.leaves), else_=sa.null()))
+    computed = [_computed(cond, inputs) for cond in definition.computed]
+    clauses += computed
+    steady += computed
+    expiring: list[Any] = []
     if definition.filter is not None and filter_uses(definition.filter, "has_consent"):
-        # A consent that expires changes `hasConsent` when it does.
+        # A consent that expires changes `hasConsent` when it does (in or out).
         k = CONSENTS.alias("k")
-        dues.append(
+        expiring.append(
             sa.select(sa.func.min(k.c.expires_at))
             .where(k.c.customer_id == c.id, k.c.expires_at > NOW)
             .scalar_subquery()
         )
-    member = sa.and_(*clauses)
-    if not dues:
-        due: sa.ColumnElement[Any] = sa.null()
-    elif len(dues) == 1:
-        due = dues[0]
-    else:
-        due = sa.func.least(*dues)  # LEAST ignores NULLs (an empty window)
+    if entering:
+        entering = [sa.case((sa.and_(*steady), _earliest(entering)), else_=sa.null())]
     # Only a customer who can be a member at all needs a re-check.
     live = sa.and_(c.merged_into_id.is_(None), c.erased_at.is_(None))
-    due = sa.cast(due, sa.DateTime(timezone=True))  # typed even when NULL (UNION ALL)
-    return Compiled(member=member, due=sa.case((live, due), else_=sa.null()))
+    return Compiled(
+        member=sa.and_(*clauses),
+        member_due=sa.case((live, _earliest(leaving + expiring)), else_=sa.null()),
+        entry_due=sa.case((live, _earliest(entering + expiring)), else_=sa.null()),
+    )
+
+
+def _earliest(instants: list[Any]) -> sa.ColumnElement[Any]:
+    """The earliest of ``instants`` (LEAST ignores NULLs: an empty window), typed even when
+    there is none (a NULL in a UNION ALL)."""
+    if not instants:
+        earliest: Any = sa.null()
+    elif len(instants) == 1:
+        earliest = instants[0]
+    else:
+        earliest = sa.func.least(*instants)
+    return sa.cast(earliest, sa.DateTime(timezone=True))

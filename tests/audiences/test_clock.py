@@ -94,3 +94,45 @@ async def test_an_expiring_consent_moves_a_customer_out(
     assert [(c, r) for _, c, _, r in await membership_events(db)] == [
         (row_id(customers["short"]), "CLOCK")
     ]
+
+
+async def test_a_re_check_is_stored_only_where_time_can_change_the_answer(
+    gql: Any, db: asyncpg.Connection
+) -> None:
+    tp = (await touchpoints(db))["web"]
+    now = datetime.now(UTC)
+    ordered = now - timedelta(days=1)
+    viewed = now - timedelta(days=2)
+    await record(
+        gql, interaction(tp, ("EMAIL", "a@example.com"), type="ORDER", occurredAt=zulu(ordered))
+    )
+    result = await record(gql, interaction(tp, ("EMAIL", "a@example.com"), occurredAt=zulu(viewed)))
+    who = row_id(result["customer"]["id"])
+    segments = {
+        # A member that leaves when its order leaves the window: due then.
+        "recent": [{"interactions": {"types": ["ORDER"]}, "withinDays": 7, "min": 1}],
+        # Not a member (one order of two): time only lowers the count, so never.
+        "two-orders": [{"interactions": {"types": ["ORDER"]}, "withinDays": 7, "min": 2}],
+        # A member (one view, at most one): time cannot take it over the max, so never.
+        "few-views": [{"interactions": {"types": ["PAGE_VIEW"]}, "withinDays": 7, "max": 1}],
+        # Not a member (one view, none allowed): enters when its view leaves the window.
+        "no-views": [{"interactions": {"types": ["PAGE_VIEW"]}, "withinDays": 7, "max": 0}],
+        # Not a member because of its order, which time never removes: over its view's max,
+        # but coming under it would not let it in, so never.
+        "no-views-no-orders": [
+            {"interactions": {"types": ["PAGE_VIEW"]}, "withinDays": 7, "max": 0},
+            {"interactions": {"types": ["ORDER"]}, "max": 0},
+        ],
+    }
+    for key, activity in segments.items():
+        await gql.data(CREATE, {"input": {"key": key, "name": key, "activity": activity}})
+    assert await stored_members(db, "recent") == {who}
+    assert await stored_members(db, "few-views") == {who}
+    due = {
+        (r["segment_key"], r["customer_id"]): r["due_at"]
+        for r in await db.fetch("SELECT segment_key, customer_id, due_at FROM segment_checks")
+    }
+    whole = timedelta(seconds=1)  # occurredAt is sent to the second
+    assert due.keys() == {("recent", who), ("no-views", who)}
+    assert abs(due["recent", who] - (ordered + timedelta(days=7))) < whole
+    assert abs(due["no-views", who] - (viewed + timedelta(days=7))) < whole

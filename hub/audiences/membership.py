@@ -48,7 +48,13 @@ from hub.audiences.segments import (
 from hub.core.lru import LRU
 from hub.core.settings import Settings
 from hub.db.statements import AlchemySql, IngestSql, Statement
-from hub.models import CUSTOMER_TRAITS_COMPUTED, CUSTOMERS, INTERACTIONS
+from hub.models import (
+    CUSTOMER_TRAITS_COMPUTED,
+    CUSTOMERS,
+    INTERACTIONS,
+    SEGMENT_CHECKS,
+    SEGMENT_MEMBERS,
+)
 
 EVENT_KIND = "SEGMENT_MEMBERSHIP_CHANGED"
 
@@ -142,6 +148,21 @@ class OnePass:
                 .where(t.c.customer_id == customers.c.id, t.c.trait_key.in_(keys))
                 .lateral("tr")
             )
+        # What is stored for the customer now (its memberships, its re-check instants), so the
+        # writes touch only rows that change: without it, every (segment, non-member) pair
+        # probed segment_members for a leaver and segment_checks for an instant to clear.
+        m = SEGMENT_MEMBERS.alias("m")
+        k = SEGMENT_CHECKS.alias("k")
+        laterals.append(
+            sa.select(sa.func.array_agg(m.c.segment_key).label("was_in"))
+            .where(m.c.customer_id == customers.c.id)
+            .lateral("mem")
+        )
+        laterals.append(
+            sa.select(sa.func.jsonb_object_agg(k.c.segment_key, k.c.due_at).label("checks_due"))
+            .where(k.c.customer_id == customers.c.id)
+            .lateral("chk")
+        )
         joined: sa.FromClause = customers
         for lateral in laterals:
             joined = joined.join(lateral, sa.true())
@@ -160,6 +181,15 @@ class OnePass:
 
     def stored(self, trait_key: str) -> sa.ColumnElement[Any]:
         return self.base.c[f"t{self._traits[trait_key]}"]
+
+    def was_member(self, segment_key: str) -> sa.ColumnElement[Any]:
+        """Whether the customer is stored as a member of the segment now."""
+        return sa.func.coalesce(sa.literal(segment_key) == sa.any_(self.base.c.was_in), False)
+
+    def stored_due(self, segment_key: str) -> sa.ColumnElement[Any]:
+        """The customer's stored re-check instant for the segment (NULL: none)."""
+        text = sa.func.jsonb_extract_path_text(self.base.c.checks_due, segment_key)
+        return sa.cast(text, sa.DateTime(timezone=True))
 
 
 def evaluation(definitions: Sequence[tuple[str, Definition]], scope: str) -> sa.Select[Any]:
@@ -180,22 +210,37 @@ def evaluation(definitions: Sequence[tuple[str, Definition]], scope: str) -> sa.
     values.over(base)
     parts = []
     for key, definition in definitions:
-        parts.append(
-            _row(key, base, compile_definition(definition, _settings(), base, inputs=values))
-        )
+        compiled = compile_definition(definition, _settings(), base, inputs=values)
+        stored = (sa.true(), values.was_member(key), values.stored_due(key))
+        parts.append(_row(key, base, compiled, stored))
     return parts[0] if len(parts) == 1 else sa.union_all(*parts)  # type: ignore[return-value]
 
 
-def _row(key: str, customers: sa.FromClause, compiled: Any) -> sa.Select[Any]:
+_UNKNOWN = (
+    sa.false(),
+    sa.cast(sa.null(), sa.Boolean),
+    sa.cast(sa.null(), sa.DateTime(timezone=True)),
+)
+
+
+def _row(
+    key: str, customers: sa.FromClause, compiled: Any, stored: tuple[Any, Any, Any] = _UNKNOWN
+) -> sa.Select[Any]:
     """One segment's (segment_key, customer_id, member, member_due, entry_due) over
-    ``customers``; APPLY keeps the due that matches the answer (after materialising it once:
-    a CASE on ``member`` here would run the membership test twice)."""
+    ``customers``, and what is stored for it: (known, was, had_due), or known false when the
+    evaluation did not read it (over everyone, where joining the stored rows is cheaper).
+    APPLY keeps the due that matches the answer (after materialising it once: a CASE on
+    ``member`` here would run the membership test twice)."""
+    known, was, had_due = stored
     return sa.select(
         sa.literal(key, sa.Text).label("segment_key"),
         customers.c.id.label("customer_id"),
         compiled.member.label("member"),
         compiled.member_due.label("member_due"),
         compiled.entry_due.label("entry_due"),
+        known.label("known"),
+        was.label("was"),
+        had_due.label("had_due"),
     )
 
 
@@ -212,32 +257,37 @@ def _over_everyone(
     return parts[0] if len(parts) == 1 else sa.union_all(*parts)  # type: ignore[return-value]
 
 
-# The writes that follow an evaluation ("desired"): one statement.
+# The writes that follow an evaluation ("desired"): one statement. Where the evaluation read
+# what is stored (``known``), only the rows that change are touched: entrants who were not
+# members, leavers who were, instants that differ, instants that existed.
 APPLY = """
 WITH evaluated AS MATERIALIZED ({}),
 desired AS NOT MATERIALIZED (
-    SELECT segment_key, customer_id, member,
+    SELECT segment_key, customer_id, member, known, was, had_due,
            CASE WHEN member THEN member_due ELSE entry_due END AS due_at
     FROM evaluated),
 entered AS (
     INSERT INTO segment_members (segment_key, customer_id, entered_at)
-    SELECT segment_key, customer_id, CAST(:now AS timestamptz) FROM desired WHERE member
+    SELECT segment_key, customer_id, CAST(:now AS timestamptz) FROM desired
+    WHERE member AND NOT (known AND was)
     ON CONFLICT DO NOTHING
     RETURNING segment_key, customer_id),
 exited AS (
     DELETE FROM segment_members m USING desired d
     WHERE m.segment_key = d.segment_key AND m.customer_id = d.customer_id
-      AND d.member IS NOT TRUE
+      AND d.member IS NOT TRUE AND (d.was OR NOT d.known)
     RETURNING m.segment_key, m.customer_id),
 due AS (
     INSERT INTO segment_checks (segment_key, customer_id, due_at)
-    SELECT segment_key, customer_id, due_at FROM desired WHERE due_at IS NOT NULL
+    SELECT segment_key, customer_id, due_at FROM desired
+    WHERE due_at IS NOT NULL AND (due_at IS DISTINCT FROM had_due OR NOT known)
     ON CONFLICT (segment_key, customer_id) DO UPDATE SET due_at = excluded.due_at
         WHERE segment_checks.due_at IS DISTINCT FROM excluded.due_at
     RETURNING 1),
 undue AS (
     DELETE FROM segment_checks k USING desired d
     WHERE k.segment_key = d.segment_key AND k.customer_id = d.customer_id AND d.due_at IS NULL
+      AND (d.had_due IS NOT NULL OR NOT d.known)
     RETURNING 1),
 changes AS (
     SELECT segment_key, customer_id, 'ENTERED' AS change FROM entered

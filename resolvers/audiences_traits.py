@@ -11,6 +11,7 @@ import strawberry
 from hub.audiences import traits
 from hub.audiences.membership import segments_testing_trait
 from hub.audiences.refresh import on_trait_changed
+from hub.audiences.statistics import MEMBERSHIPS, TRAIT_VALUES, refresh_statistics
 from hub.context import Info
 from hub.core.errors import Conflict
 from hub.schema.audiences_traits import (
@@ -87,6 +88,7 @@ class ComputedTraitMutation:
         async with info.context.engine.begin() as connection:
             stored = await traits.define(connection, definition_of(input))
             await on_trait_changed(connection, stored.key)
+        await refresh_statistics(info.context.engine, TRAIT_VALUES + MEMBERSHIPS)
         return ComputedTrait.from_definition(stored)
 
     @strawberry.mutation(
@@ -103,6 +105,7 @@ class ComputedTraitMutation:
         async with info.context.engine.begin() as connection:
             stored = await traits.update(connection, definition_of(input))
             await on_trait_changed(connection, stored.key)
+        await refresh_statistics(info.context.engine, TRAIT_VALUES + MEMBERSHIPS)
         return ComputedTrait.from_definition(stored)
 
     @strawberry.mutation(

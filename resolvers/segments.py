@@ -20,6 +20,7 @@ from hub.audiences.segments import (
     unknown_trait_keys,
     validate,
 )
+from hub.audiences.statistics import MEMBERSHIPS, refresh_statistics
 from hub.context import Info
 from hub.core.errors import BadUserInput, Conflict, NotFound
 from hub.core.ids import to_global_id
@@ -161,6 +162,7 @@ class SegmentMutation:
             if inserted.first() is None:
                 raise Conflict(f"a segment with key {input.key!r} exists already")
             await materialise(connection, input.key, emit=False)
+        await refresh_statistics(info.context.engine, MEMBERSHIPS)
         return await _segment(info, input.key)
 
     @strawberry.mutation(
@@ -196,6 +198,8 @@ class SegmentMutation:
                 raise NotFound(f"no segment with key {input.key!r}")
             if input.conditions is not None:
                 await materialise(connection, input.key, emit=True)
+        if input.conditions is not None:
+            await refresh_statistics(info.context.engine, MEMBERSHIPS)
         return await _segment(info, input.key)
 
     @strawberry.mutation(

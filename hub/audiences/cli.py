@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from hub.audiences.statistics import TRAIT_VALUES, refresh_statistics
 from hub.audiences.traits import (
     BACKFILL_BATCH,
     backfill_batch,
@@ -83,6 +84,7 @@ def backfill_command(
                     progress.update(task, advance=batch, stored=stored)
                     progress.console.print(f"done up to customer {lo}", style="dim")
                 progress.update(task, completed=total)
+            await refresh_statistics(engine, TRAIT_VALUES)
             return stored
         finally:
             await engine.dispose()

@@ -245,12 +245,15 @@ async def record(
     if not drafts:
         return results
     owners = claims.owners
-    drafts = _skip_duplicates(drafts, claims.existing, results)
+    drafts = _answer_stored(drafts, claims.existing, results)
     # An identifier nobody holds may have belonged to an erased person: it must not be stored
     # or used to link again (the person asked to be forgotten).
     erased = claims.erased - owners.keys()
     if erased:
         drafts = _drop_erased(drafts, erased, results)
+    # Only then the batch's own repeats: a repeat of an item refused above is not a duplicate
+    # of anything stored, so it is judged on its own.
+    drafts = _skip_repeats(drafts, results)
     if not drafts:
         return results
     plan = await _plan(sql, drafts, settings, now, results, actor, claims)
@@ -340,12 +343,29 @@ def _drop_erased(
     return kept
 
 
-def _skip_duplicates(
+def _answer_stored(
     drafts: list[Draft],
     existing: dict[tuple[uuid.UUID, str], Any],
     results: list[ItemResult],
 ) -> list[Draft]:
-    """Drop drafts whose (touchpoint, key) was stored before or earlier in this batch."""
+    """Answer drafts whose (touchpoint, key) was stored before with that interaction (a
+    duplicate); the rest go on."""
+    kept: list[Draft] = []
+    for draft in drafts:
+        key = (draft.touchpoint_id, draft.idempotency_key or "")
+        row = existing.get(key) if draft.idempotency_key is not None else None
+        if row is None:
+            kept.append(draft)
+            continue
+        results[draft.index].interaction = row
+        results[draft.index].customer_id = row["customer_id"]
+        results[draft.index].duplicate = True
+    return kept
+
+
+def _skip_repeats(drafts: list[Draft], results: list[ItemResult]) -> list[Draft]:
+    """Drop drafts whose (touchpoint, key) an earlier draft of this batch carries: duplicates of
+    that one (its interaction is filled in after the write)."""
     first_in_batch: dict[tuple[uuid.UUID, str], int] = {}
     kept: list[Draft] = []
     for draft in drafts:
@@ -353,12 +373,7 @@ def _skip_duplicates(
             kept.append(draft)
             continue
         key = (draft.touchpoint_id, draft.idempotency_key)
-        if key in existing:
-            row = existing[key]
-            results[draft.index].interaction = row
-            results[draft.index].customer_id = row["customer_id"]
-            results[draft.index].duplicate = True
-        elif key in first_in_batch:
+        if key in first_in_batch:
             results[draft.index].duplicate = True
             results[draft.index].interaction = first_in_batch[key]  # resolved after the write
         else:

@@ -58,3 +58,47 @@ async def test_erase_then_reingest_with_the_old_email(
         await db.fetchval("SELECT count(*) FROM identities WHERE customer_id = $1", erased_id) == 0
     )
     assert await db.fetchval("SELECT count(*) FROM customers WHERE erased_at IS NULL") == 1
+
+
+RECORD_TWO = """
+mutation Record($inputs: [RecordInteractionInput!]!) {
+  recordInteractions(inputs: $inputs) {
+    stored { index duplicate interaction { id customer { identities { kind value } } } }
+    rejected { index code }
+  }
+}
+"""
+
+
+async def test_a_repeat_of_a_refused_item_is_judged_on_its_own(
+    gql: GraphQLClient, db: asyncpg.Connection
+) -> None:
+    """Two items with one idempotency key, the first refused for its erased identifier: the
+    second is no duplicate of anything stored, so it is stored (it was reported a duplicate and
+    lost)."""
+    tp = gid("Touchpoint", await Factory(db).touchpoint("Web chat", "WEB", "LIVE_CHAT"))
+    email = [{"kind": "EMAIL", "value": "ana@example.com"}]
+    first: Any = await gql.data(RECORD, {"identities": email, "tp": tp})
+    customer_id = first["recordInteractions"]["stored"][0]["interaction"]["customer"]["id"]
+    await gql.data(
+        "mutation($id: ID!) { eraseCustomer(id: $id) { customerId } }", {"id": customer_id}
+    )
+    item = {"touchpointId": tp, "type": "QUESTION", "direction": "INBOUND", "idempotencyKey": "k1"}
+    phone = [{"kind": "PHONE", "value": "+44 20 7946 0958"}]
+    inputs = [{**item, "identities": email}, {**item, "identities": phone}]
+    body: Any = await gql.data(RECORD_TWO, {"inputs": inputs})
+    assert body["recordInteractions"]["rejected"] == [{"index": 0, "code": "ERASED_IDENTITY"}]
+    [stored] = body["recordInteractions"]["stored"]
+    assert stored["index"] == 1 and stored["duplicate"] is False
+    assert stored["interaction"]["customer"]["identities"] == [
+        {"kind": "PHONE", "value": "+442079460958"}
+    ]
+    assert await db.fetchval("SELECT count(*) FROM interactions WHERE idempotency_key = 'k1'") == 1
+
+    # Sent again, the batch is a retry: the stored item answers both (the first's identifier
+    # is still refused, but its key now names a stored interaction).
+    again: Any = await gql.data(RECORD_TWO, {"inputs": inputs})
+    assert again["recordInteractions"]["rejected"] == []
+    assert [s["duplicate"] for s in again["recordInteractions"]["stored"]] == [True, True]
+    ids = {s["interaction"]["id"] for s in again["recordInteractions"]["stored"]}
+    assert ids == {stored["interaction"]["id"]}

@@ -105,8 +105,8 @@ def engine_for(engine: AsyncEngine, principal: Principal) -> AsyncEngine:
 
 
 def _install(engine: Engine) -> None:
-    if not sa.event.contains(engine, "engine_connect", _switch):
-        sa.event.listen(engine, "engine_connect", _switch)
+    if not sa.event.contains(engine, "engine_connect", _switch_on_checkout):
+        sa.event.listen(engine, "engine_connect", _switch_on_checkout)
     if not sa.event.contains(engine, "before_cursor_execute", _before_statement):
         sa.event.listen(engine, "before_cursor_execute", _before_statement)
     if not sa.event.contains(engine.pool, "reset", _reset):
@@ -125,6 +125,19 @@ def _switch(connection: Connection) -> None:
     pooled.info[_SWITCHED] = True
     driver: Any = pooled.driver_connection
     await_(driver.fetchrow(_SWITCH, PARTNER_ROLE, channels, touchpoints))
+
+
+def _switch_on_checkout(connection: Connection) -> None:
+    try:
+        _switch(connection)
+    except BaseException as error:
+        # Raised here (a failed switch, or the request cancelled while it waited for it), the
+        # Connection never reaches its caller and SQLAlchemy does not return the pooled
+        # connection it holds: it would stay checked out until the garbage collector found it
+        # (seen under load as "non-checked-in connection" at a random later moment). It is
+        # invalidated instead: closed, its slot back in the pool, no reset I/O.
+        connection.connection.invalidate(error)
+        raise
 
 
 def _before_statement(connection: Connection, *_: Any) -> None:

@@ -5,6 +5,8 @@ not exist, on every path that used to leak."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -162,6 +164,36 @@ async def test_a_partner_connection_replaced_after_invalidation_stays_scoped(
         assert await connection.scalar(sa.text("SELECT count(*) FROM customers")) == 1
     async with one_connection.connect() as connection:
         assert await connection.scalar(sa.text("SELECT count(*) FROM customers")) == 3
+
+
+async def test_a_partner_checkout_cancelled_at_any_point_returns_its_connection(
+    one_connection: AsyncEngine, scene: Scene
+) -> None:
+    """A request cancelled while its partner connection is being switched (its first await,
+    inside SQLAlchemy's checkout event) or at any later point gives the connection back: with
+    one pooled connection, a leaked one would hold it until the garbage collector found it."""
+    partner = engine_for(one_connection, WEB_PARTNER)
+
+    async def read() -> int:
+        async with partner.connect() as connection:
+            return int(await connection.scalar(sa.text("SELECT count(*) FROM customers")) or 0)
+
+    interrupted = 0
+    for steps in range(1, 80):  # 1: the task's first suspension, the switch's round trip
+        task = asyncio.create_task(read())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            interrupted += 1
+        else:
+            break  # it finished first: every point before its end has been tried
+        assert one_connection.pool.checkedout() == 0, f"cancelled after {steps} steps"  # type: ignore[attr-defined]
+    assert interrupted >= 1
+    gc.collect()
+    assert await read() == 1  # the scope still holds on the connection that comes next
 
 
 async def test_a_request_engine_follows_its_principal(engine: AsyncEngine) -> None:

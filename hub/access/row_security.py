@@ -145,7 +145,14 @@ def _before_statement(connection: Connection, *_: Any) -> None:
     # connection from the pool on its next statement without a new engine_connect: every
     # statement of a partner view checks its connection is switched (a dict lookup) and
     # switches it if not, so no statement ever runs unscoped.
-    _switch(connection)
+    try:
+        _switch(connection)
+    except BaseException as error:
+        # The new connection is marked switched before the switch (so that a half-done switch
+        # is still reset on return): failed or cancelled, it must not serve the Connection's
+        # next statement as if switched. Invalidated, the next statement takes another one.
+        connection.invalidate(error)
+        raise
 
 
 def _reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:

@@ -148,9 +148,10 @@ class OnePass:
                 .where(t.c.customer_id == customers.c.id, t.c.trait_key.in_(keys))
                 .lateral("tr")
             )
-        # What is stored for the customer now (its memberships, its re-check instants), so the
-        # writes touch only rows that change: without it, every (segment, non-member) pair
-        # probed segment_members for a leaver and segment_checks for an instant to clear.
+        # What is stored for the customer now (the segments it is a member of, and has a re-check
+        # for), so the deletes look only where a row is stored: without it, every (segment,
+        # non-member) pair probed segment_members for a leaver and segment_checks for an
+        # instant to clear.
         m = SEGMENT_MEMBERS.alias("m")
         k = SEGMENT_CHECKS.alias("k")
         laterals.append(
@@ -159,7 +160,7 @@ class OnePass:
             .lateral("mem")
         )
         laterals.append(
-            sa.select(sa.func.jsonb_object_agg(k.c.segment_key, k.c.due_at).label("checks_due"))
+            sa.select(sa.func.array_agg(k.c.segment_key).label("checked_in"))
             .where(k.c.customer_id == customers.c.id)
             .lateral("chk")
         )
@@ -184,12 +185,15 @@ class OnePass:
 
     def was_member(self, segment_key: str) -> sa.ColumnElement[Any]:
         """Whether the customer is stored as a member of the segment now."""
-        return sa.func.coalesce(sa.literal(segment_key) == sa.any_(self.base.c.was_in), False)
+        return _among(segment_key, self.base.c.was_in)
 
-    def stored_due(self, segment_key: str) -> sa.ColumnElement[Any]:
-        """The customer's stored re-check instant for the segment (NULL: none)."""
-        text = sa.func.jsonb_extract_path_text(self.base.c.checks_due, segment_key)
-        return sa.cast(text, sa.DateTime(timezone=True))
+    def has_check(self, segment_key: str) -> sa.ColumnElement[Any]:
+        """Whether a re-check instant is stored for the customer and the segment."""
+        return _among(segment_key, self.base.c.checked_in)
+
+
+def _among(segment_key: str, keys: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return sa.func.coalesce(sa.literal(segment_key) == sa.any_(keys), False)
 
 
 def evaluation(definitions: Sequence[tuple[str, Definition]], scope: str) -> sa.Select[Any]:
@@ -211,27 +215,23 @@ def evaluation(definitions: Sequence[tuple[str, Definition]], scope: str) -> sa.
     parts = []
     for key, definition in definitions:
         compiled = compile_definition(definition, _settings(), base, inputs=values)
-        stored = (sa.true(), values.was_member(key), values.stored_due(key))
+        stored = (sa.true(), values.was_member(key), values.has_check(key))
         parts.append(_row(key, base, compiled, stored))
     return parts[0] if len(parts) == 1 else sa.union_all(*parts)  # type: ignore[return-value]
 
 
-_UNKNOWN = (
-    sa.false(),
-    sa.cast(sa.null(), sa.Boolean),
-    sa.cast(sa.null(), sa.DateTime(timezone=True)),
-)
+_UNKNOWN = (sa.false(), sa.cast(sa.null(), sa.Boolean), sa.cast(sa.null(), sa.Boolean))
 
 
 def _row(
     key: str, customers: sa.FromClause, compiled: Any, stored: tuple[Any, Any, Any] = _UNKNOWN
 ) -> sa.Select[Any]:
     """One segment's (segment_key, customer_id, member, member_due, entry_due) over
-    ``customers``, and what is stored for it: (known, was, had_due), or known false when the
+    ``customers``, and what is stored for it: (known, was, checked), or known false when the
     evaluation did not read it (over everyone, where joining the stored rows is cheaper).
     APPLY keeps the due that matches the answer (after materialising it once: a CASE on
     ``member`` here would run the membership test twice)."""
-    known, was, had_due = stored
+    known, was, checked = stored
     return sa.select(
         sa.literal(key, sa.Text).label("segment_key"),
         customers.c.id.label("customer_id"),
@@ -240,7 +240,7 @@ def _row(
         compiled.entry_due.label("entry_due"),
         known.label("known"),
         was.label("was"),
-        had_due.label("had_due"),
+        checked.label("checked"),
     )
 
 
@@ -258,18 +258,22 @@ def _over_everyone(
 
 
 # The writes that follow an evaluation ("desired"): one statement. Where the evaluation read
-# what is stored (``known``), only the rows that change are touched: entrants who were not
-# members, leavers who were, instants that differ, instants that existed.
+# what is stored (``known``), deletes look only where a row was stored: leavers who were
+# members, instants that existed. Inserts are attempted as before (ON CONFLICT): a row this
+# statement's snapshot still sees may be in the middle of being deleted by a concurrent
+# materialisation (a segment's new conditions), whose commit the insert then waits for and
+# follows — skipping it would lose that membership (or its re-check) until the customer's next
+# change. Deletes have no such case: a row inserted concurrently is invisible to them anyway.
 APPLY = """
 WITH evaluated AS MATERIALIZED ({}),
 desired AS NOT MATERIALIZED (
-    SELECT segment_key, customer_id, member, known, was, had_due,
+    SELECT segment_key, customer_id, member, known, was, checked,
            CASE WHEN member THEN member_due ELSE entry_due END AS due_at
     FROM evaluated),
 entered AS (
     INSERT INTO segment_members (segment_key, customer_id, entered_at)
     SELECT segment_key, customer_id, CAST(:now AS timestamptz) FROM desired
-    WHERE member AND NOT (known AND was)
+    WHERE member
     ON CONFLICT DO NOTHING
     RETURNING segment_key, customer_id),
 exited AS (
@@ -280,14 +284,14 @@ exited AS (
 due AS (
     INSERT INTO segment_checks (segment_key, customer_id, due_at)
     SELECT segment_key, customer_id, due_at FROM desired
-    WHERE due_at IS NOT NULL AND (due_at IS DISTINCT FROM had_due OR NOT known)
+    WHERE due_at IS NOT NULL
     ON CONFLICT (segment_key, customer_id) DO UPDATE SET due_at = excluded.due_at
         WHERE segment_checks.due_at IS DISTINCT FROM excluded.due_at
     RETURNING 1),
 undue AS (
     DELETE FROM segment_checks k USING desired d
     WHERE k.segment_key = d.segment_key AND k.customer_id = d.customer_id AND d.due_at IS NULL
-      AND (d.had_due IS NOT NULL OR NOT d.known)
+      AND (d.checked OR NOT d.known)
     RETURNING 1),
 changes AS (
     SELECT segment_key, customer_id, 'ENTERED' AS change FROM entered

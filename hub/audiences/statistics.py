@@ -14,22 +14,25 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger("hub.audiences")
 
 TRAIT_VALUES = ("customer_traits_computed",)
 MEMBERSHIPS = ("segment_members", "segment_checks")
+LOCK_WAIT = "2s"
 
 
 async def refresh_statistics(engine: AsyncEngine, tables: tuple[str, ...]) -> None:
-    """ANALYZE ``tables`` (names from this module), after the writing transaction committed:
-    inside it, ANALYZE would hold its lock until the end. A failure is logged, not raised: the
-    definition is stored, and autovacuum will analyse in time."""
+    """ANALYZE ``tables`` (names from this module) in a short transaction of its own, after the
+    writing one committed (inside it, the lock would last as long as the definition's work).
+    It waits at most ``LOCK_WAIT`` for another ANALYZE or VACUUM of the same table. Any failure
+    is logged, not raised: the definition is stored and answered as such, and autovacuum will
+    analyse in time."""
     try:
         async with engine.connect() as connection:
+            await connection.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
             await connection.execute(sa.text(f"ANALYZE {', '.join(tables)}"))
             await connection.commit()
-    except DBAPIError:
+    except Exception:  # best effort: the mutation has committed
         logger.warning("could not analyse %s after a definition change", tables, exc_info=True)

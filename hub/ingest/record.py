@@ -248,12 +248,7 @@ async def record(
     drafts = _answer_stored(drafts, claims.existing, results)
     # An identifier nobody holds may have belonged to an erased person: it must not be stored
     # or used to link again (the person asked to be forgotten).
-    erased = claims.erased - owners.keys()
-    if erased:
-        drafts = _drop_erased(drafts, erased, results)
-    # Only then the batch's own repeats: a repeat of an item refused above is not a duplicate
-    # of anything stored, so it is judged on its own.
-    drafts = _skip_repeats(drafts, results)
+    drafts = _one_per_event(drafts, claims.erased - owners.keys(), results)
     if not drafts:
         return results
     plan = await _plan(sql, drafts, settings, now, results, actor, claims)
@@ -325,24 +320,6 @@ class ErasedIdentity(HubError):
     code = "ERASED_IDENTITY"
 
 
-def _drop_erased(
-    drafts: list[Draft], erased: set[IdentifierKey], results: list[ItemResult]
-) -> list[Draft]:
-    """Remove erased identifiers from each draft; a draft left with none is rejected."""
-    kept: list[Draft] = []
-    for draft in drafts:
-        identities = tuple(key for key in draft.identities if key not in erased)
-        if identities:
-            kept.append(replace(draft, identities=identities))
-        else:
-            results[draft.index].error = ErasedIdentity(
-                "every identifier of this interaction belonged to a customer whose data was "
-                "erased on request; it is not linked again. Record it with another identifier "
-                "the person gives you anew."
-            )
-    return kept
-
-
 def _answer_stored(
     drafts: list[Draft],
     existing: dict[tuple[uuid.UUID, str], Any],
@@ -363,22 +340,37 @@ def _answer_stored(
     return kept
 
 
-def _skip_repeats(drafts: list[Draft], results: list[ItemResult]) -> list[Draft]:
-    """Drop drafts whose (touchpoint, key) an earlier draft of this batch carries: duplicates of
-    that one (its interaction is filled in after the write)."""
-    first_in_batch: dict[tuple[uuid.UUID, str], int] = {}
+def _one_per_event(
+    drafts: list[Draft], erased: set[IdentifierKey], results: list[ItemResult]
+) -> list[Draft]:
+    """The drafts to store: erased identifiers removed, and one draft per event (touchpoint,
+    idempotency key) — the first that keeps an identifier; the event's other items are its
+    duplicates (their interaction filled in after the write), as a retry of the batch would
+    answer them. A draft left without identifiers is refused when no item of its event is
+    stored (whichever of them came first)."""
     kept: list[Draft] = []
+    stored_by: dict[tuple[uuid.UUID, str], int] = {}
     for draft in drafts:
-        if draft.idempotency_key is None:
-            kept.append(draft)
+        identities = tuple(key for key in draft.identities if key not in erased)
+        event = (draft.touchpoint_id, draft.idempotency_key or "")
+        if identities and (draft.idempotency_key is None or event not in stored_by):
+            kept.append(replace(draft, identities=identities))
+            if draft.idempotency_key is not None:
+                stored_by[event] = draft.index
+    chosen = {draft.index for draft in kept}
+    for draft in drafts:
+        if draft.index in chosen:
             continue
-        key = (draft.touchpoint_id, draft.idempotency_key)
-        if key in first_in_batch:
+        event = (draft.touchpoint_id, draft.idempotency_key or "")
+        if draft.idempotency_key is not None and event in stored_by:
             results[draft.index].duplicate = True
-            results[draft.index].interaction = first_in_batch[key]  # resolved after the write
+            results[draft.index].interaction = stored_by[event]  # resolved after the write
         else:
-            first_in_batch[key] = draft.index
-            kept.append(draft)
+            results[draft.index].error = ErasedIdentity(
+                "every identifier of this interaction belonged to a customer whose data was "
+                "erased on request; it is not linked again. Record it with another identifier "
+                "the person gives you anew."
+            )
     return kept
 
 

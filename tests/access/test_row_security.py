@@ -6,6 +6,7 @@ not exist, on every path that used to leak."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -194,6 +195,40 @@ async def test_a_partner_checkout_cancelled_at_any_point_returns_its_connection(
     assert interrupted >= 1
     gc.collect()
     assert await read() == 1  # the scope still holds on the connection that comes next
+
+
+async def test_a_partner_statement_never_runs_unscoped_when_its_switch_is_cancelled(
+    one_connection: AsyncEngine, scene: Scene
+) -> None:
+    """After a dropped server connection the Connection's next statement takes a new one and
+    switches it first; a request cancelled at any point of that (the reconnect, the switch, the
+    statement) must not leave a connection that the following statement uses unswitched (as
+    the tables' owner). SQLAlchemy itself invalidates a connection a cancellation interrupted;
+    the statement listener also invalidates on a switch that fails otherwise (a server error),
+    which this test cannot provoke without faking the server."""
+    partner = engine_for(one_connection, WEB_PARTNER)
+    probe = sa.text("SELECT current_user")
+    answered = 0
+    async with partner.connect() as connection:
+        for steps in range(1, 60):
+            await connection.invalidate()  # as after a dropped server connection
+            await connection.rollback()
+            task = asyncio.create_task(connection.scalar(probe))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, sa.exc.SQLAlchemyError):
+                await task
+            for _ in range(3):  # the next statement (errors are safe; an owner's answer is not)
+                try:
+                    await connection.rollback()
+                    user = await connection.scalar(probe)
+                except sa.exc.SQLAlchemyError:
+                    continue
+                assert user == PARTNER_ROLE, f"cancelled after {steps} steps"
+                answered += 1
+                break
+    assert answered >= 50
 
 
 async def test_a_request_engine_follows_its_principal(engine: AsyncEngine) -> None:

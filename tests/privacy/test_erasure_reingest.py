@@ -70,12 +70,13 @@ mutation Record($inputs: [RecordInteractionInput!]!) {
 """
 
 
-async def test_a_repeat_of_a_refused_item_is_judged_on_its_own(
+async def test_items_of_one_event_get_one_answer_when_some_carry_only_erased_identifiers(
     gql: GraphQLClient, db: asyncpg.Connection
 ) -> None:
-    """Two items with one idempotency key, the first refused for its erased identifier: the
-    second is no duplicate of anything stored, so it is stored (it was reported a duplicate and
-    lost)."""
+    """Items sharing an idempotency key are one event: it is stored once, by the first item
+    left with an identifier once erased ones are dropped, and the others are its duplicates —
+    the answer a retry of the batch gets. (The first item being refused made the second a
+    duplicate of nothing stored, and the mutation failed with INTERNAL_SERVER_ERROR.)"""
     tp = gid("Touchpoint", await Factory(db).touchpoint("Web chat", "WEB", "LIVE_CHAT"))
     email = [{"kind": "EMAIL", "value": "ana@example.com"}]
     first: Any = await gql.data(RECORD, {"identities": email, "tp": tp})
@@ -83,22 +84,26 @@ async def test_a_repeat_of_a_refused_item_is_judged_on_its_own(
     await gql.data(
         "mutation($id: ID!) { eraseCustomer(id: $id) { customerId } }", {"id": customer_id}
     )
-    item = {"touchpointId": tp, "type": "QUESTION", "direction": "INBOUND", "idempotencyKey": "k1"}
     phone = [{"kind": "PHONE", "value": "+44 20 7946 0958"}]
-    inputs = [{**item, "identities": email}, {**item, "identities": phone}]
-    body: Any = await gql.data(RECORD_TWO, {"inputs": inputs})
-    assert body["recordInteractions"]["rejected"] == [{"index": 0, "code": "ERASED_IDENTITY"}]
-    [stored] = body["recordInteractions"]["stored"]
-    assert stored["index"] == 1 and stored["duplicate"] is False
-    assert stored["interaction"]["customer"]["identities"] == [
-        {"kind": "PHONE", "value": "+442079460958"}
-    ]
-    assert await db.fetchval("SELECT count(*) FROM interactions WHERE idempotency_key = 'k1'") == 1
-
-    # Sent again, the batch is a retry: the stored item answers both (the first's identifier
-    # is still refused, but its key now names a stored interaction).
-    again: Any = await gql.data(RECORD_TWO, {"inputs": inputs})
-    assert again["recordInteractions"]["rejected"] == []
-    assert [s["duplicate"] for s in again["recordInteractions"]["stored"]] == [True, True]
-    ids = {s["interaction"]["id"] for s in again["recordInteractions"]["stored"]}
-    assert ids == {stored["interaction"]["id"]}
+    item = {"touchpointId": tp, "type": "QUESTION", "direction": "INBOUND"}
+    for first_item, second_item in ((email, phone), ([*email, *phone], email)):
+        key = f"k{len(first_item)}"
+        inputs = [
+            {**item, "idempotencyKey": key, "identities": first_item},
+            {**item, "idempotencyKey": key, "identities": second_item},
+        ]
+        answers = []
+        for _ in range(2):  # the batch, then its retry: the same answer
+            body: Any = await gql.data(RECORD_TWO, {"inputs": inputs})
+            assert body["recordInteractions"]["rejected"] == []
+            stored = body["recordInteractions"]["stored"]
+            assert [s["index"] for s in stored] == [0, 1]
+            assert len({s["interaction"]["id"] for s in stored}) == 1
+            answers.append([s["duplicate"] for s in stored])
+            [customer] = {str(s["interaction"]["customer"]["identities"]) for s in stored}
+            assert customer == str([{"kind": "PHONE", "value": "+442079460958"}])
+        # Stored by the first item that kept an identifier; the other is its duplicate.
+        assert answers == [[True, False] if first_item == email else [False, True], [True, True]]
+        count = "SELECT count(*) FROM interactions WHERE idempotency_key = $1"
+        assert await db.fetchval(count, key) == 1
+    assert await db.fetchval("SELECT count(*) FROM identities WHERE value = 'ana@example.com'") == 0

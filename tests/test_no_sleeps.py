@@ -25,6 +25,7 @@ SLEEPS = {"time.sleep", "asyncio.sleep", "anyio.sleep", "sleep"}
 ALLOWED: dict[tuple[str, str], str] = {
     ("waiting.py", "until"): "the suite's bounded polling helper (async)",
     ("waiting.py", "until_sync"): "the suite's bounded polling helper (sync)",
+    ("waiting.py", "loop_steps"): "counts event-loop iterations to place a cancellation",
     ("live_server.py", "_await_ready"): "polls /readyz of the process it started (60 s bound)",
     ("live_server.py", "wait_until"): "bounded polling helper (sync, 30 s)",
     ("access/test_wire.py", "server"): "fixture: polls /healthz of the process it started",

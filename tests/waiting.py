@@ -41,3 +41,10 @@ def until_sync(check: Callable[[], bool], what: str, timeout: float = BOUND_S) -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(POLL_S)
+
+
+async def loop_steps(count: int) -> None:
+    """Let the event loop run ``count`` iterations, to place a cancellation at a counted point
+    of another task (a sweep over every point); it waits for nothing to happen."""
+    for _ in range(count):
+        await asyncio.sleep(0)

@@ -25,6 +25,7 @@ from hub.db.engine import sqlalchemy_url
 from tests.access_world import World, build_world, share_with_partners
 from tests.conftest import GraphQLClient
 from tests.factories import T0, Factory, gid, minutes
+from tests.waiting import loop_steps
 
 GqlAs = Callable[..., Awaitable[GraphQLClient]]
 WEB_PARTNER = Principal(role=Role.PARTNER, name="web-partner", channels=frozenset({"WEB"}))
@@ -182,8 +183,7 @@ async def test_a_partner_checkout_cancelled_at_any_point_returns_its_connection(
     interrupted = 0
     for steps in range(1, 80):  # 1: the task's first suspension, the switch's round trip
         task = asyncio.create_task(read())
-        for _ in range(steps):
-            await asyncio.sleep(0)
+        await loop_steps(steps)
         task.cancel()
         try:
             await task
@@ -214,8 +214,7 @@ async def test_a_partner_statement_never_runs_unscoped_when_its_switch_is_cancel
             await connection.invalidate()  # as after a dropped server connection
             await connection.rollback()
             task = asyncio.create_task(connection.scalar(probe))
-            for _ in range(steps):
-                await asyncio.sleep(0)
+            await loop_steps(steps)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, sa.exc.SQLAlchemyError):
                 await task

@@ -16,8 +16,10 @@ segment, no computed trait) and **audiences**; a ``hub serve`` on each, with an 
     ``--latency-events`` ORDER events of new people, one at a time, each making its customer
     enter ``live-buyers``; latency = from sending the ``recordInteraction`` request to the
     ENTERED message arriving (p50/p99).
-(c) **Ingest**: ``bench.ingest``'s scenarios (every event a new person; single calls 16 in
-    flight, batches of 1,000) on *plain* and on *audiences* (20 segments, 10 traits), in
+(c) **Ingest**: single calls 16 in flight and batches of 1,000, by two workloads
+    (``--workloads new,known``): ``bench.ingest``'s (every event a new person) and events of
+    known customers (the data set's, drawn by a seeded sequence; types cycling through
+    ``bench.ingest.TYPES``), on *plain* and on *audiences* (20 segments, 10 traits), in
     alternated rounds (ABBA...); medians of events/s, and the CPU per event of the hub process
     and of its database backends (from /proc), which does not depend on the machine's load.
     Then round trips per event: each server again, through a counting TCP proxy in front of
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import struct
 import sys
@@ -45,6 +48,7 @@ import httpx
 from bench.dataset import ensure_dataset
 from bench.ingest import (
     RECORD,
+    TYPES,
     Result,
     _admin_key,
     _wait_ready,
@@ -339,17 +343,56 @@ class Series:
         return hub, db
 
 
+# The workloads: events of new people (each event a new customer: every segment is evaluated,
+# most memberships are entries) and of known customers (the data set's, by a seeded draw: the
+# usual traffic, traits re-aggregating each customer's history).
+MODES = {
+    "single": "single x16, new people",
+    "batch": "batch x1000, new people",
+    "single-known": "single x16, known customers",
+    "batch-known": "batch x1000, known customers",
+}
+
+
+def known_items(touchpoint: uuid.UUID, emails: list[str], tag: str, seed: int) -> Any:
+    """Events of known customers: the n-th's e-mail drawn by ``random.Random(seed)`` (the same
+    sequence on both copies of the data set), its type cycling through the bench's types."""
+    draw = random.Random(seed)
+    chosen: dict[int, str] = {}
+
+    def make(n: int) -> dict[str, Any]:
+        if n not in chosen:
+            chosen[n] = draw.choice(emails)
+        return {
+            "identities": [{"kind": "EMAIL", "value": chosen[n]}],
+            "touchpointId": str(touchpoint),
+            "type": TYPES[n % len(TYPES)],
+            "direction": "INBOUND",
+            "summary": f"event {n}",
+            "attributes": {"n": n, "amount": 10 + n % 90, "sku": f"sku{n % 50}"},
+            "idempotencyKey": f"{tag}-{n}",
+        }
+
+    return make
+
+
 async def ingest_round(
-    hub: Hub, database: str, touchpoint: uuid.UUID, mode: str, events: int
+    hub: Hub,
+    database: str,
+    touchpoint: uuid.UUID,
+    mode: str,
+    events: int,
+    emails: list[str],
+    seed: int,
 ) -> Result:
     pid = hub.process.pid
-    if mode == "single":
-        return await measured(
-            bench_single(hub.client, touchpoint, events, 16, tag=hub.tag()), pid, database
-        )
-    return await measured(
-        bench_batch(hub.client, touchpoint, events, 1000, tag=hub.tag()), pid, database
-    )
+    tag = hub.tag()
+    item = known_items(touchpoint, emails, tag, seed) if mode.endswith("-known") else None
+    if mode.startswith("single"):
+        run = bench_single(hub.client, touchpoint, events, 16, tag=tag, item=item)
+    else:
+        run = bench_batch(hub.client, touchpoint, events, 1000, tag=tag, item=item)
+    return await measured(run, pid, database)
 
 
 # ---- round trips through a counting proxy ----
@@ -460,6 +503,7 @@ async def main(args: argparse.Namespace) -> None:
     rounds = 2 if quick else args.rounds
     single_events = 200 if quick else args.single_events
     batch_events = 1000 if quick else args.batch_events
+    workloads = set(args.workloads.split(","))
     print(f"load average at start: {load()}", flush=True)
     source_url, label = await ensure_dataset(args.server, source_db, customers, 7, args.source)
     raw = await asyncpg.connect(asyncpg_dsn(source_url))
@@ -477,6 +521,14 @@ async def main(args: argparse.Namespace) -> None:
         touchpoint = await db.fetchval(
             "SELECT id FROM touchpoints WHERE channel_code = 'WEB' AND active ORDER BY id LIMIT 1"
         )
+        emails = [
+            r["value"]
+            for r in await db.fetch(
+                "SELECT i.value FROM identities i JOIN customers c ON c.id = i.customer_id"
+                " WHERE i.kind = 'EMAIL' AND c.merged_into_id IS NULL AND c.erased_at IS NULL"
+                " ORDER BY i.id"
+            )
+        ]
         await db.close()
         for k in names:
             hubs[k] = await start_hub(k, urls[k], keys[k])
@@ -490,14 +542,18 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  ENTERED delivered: p50 {p50:.1f} ms, p99 {p99:.1f} ms, load {load()}")
 
         print(f"(c) ingest, {rounds} rounds, load {load()}", flush=True)
-        series = {(k, m): Series() for k in names for m in ("single", "batch")}
+        modes = [m for m in MODES if ("known" if m.endswith("-known") else "new") in workloads]
+        series = {(k, m): Series() for k in names for m in modes}
         loads: list[float] = []
         for r in range(rounds):
             order = ["plain", "audiences"] if r % 2 == 0 else ["audiences", "plain"]
-            for mode, events in (("single", single_events), ("batch", batch_events)):
+            for mode in modes:
+                events = single_events if mode.startswith("single") else batch_events
                 for k in order:
                     loads.append(os.getloadavg()[0])
-                    result = await ingest_round(hubs[k], names[k], touchpoint, mode, events)
+                    result = await ingest_round(
+                        hubs[k], names[k], touchpoint, mode, events, emails, seed=r
+                    )
                     series[(k, mode)].results.append(result)
                     print(
                         f"  round {r + 1} {mode:6} {k:9} {result.rate:8.0f} events/s"
@@ -552,7 +608,7 @@ def report(
     )
     print()
     print(
-        f"ingest, {len(series[('plain', 'single')].results)} alternated rounds, load average"
+        f"ingest, {len(next(iter(series.values())).results)} alternated rounds, load average"
         f" (1 min) {min(loads):.1f}-{max(loads):.1f}, median {statistics.median(loads):.1f}"
     )
     print(
@@ -560,10 +616,12 @@ def report(
         " CPU ms/event hub + db, plain → audiences | ratio by CPU | round trips/event,"
         " plain → audiences |\n|---|---:|---:|---:|---:|---:|---:|"
     )
-    for mode, label_ in (("single", "single x16"), ("batch", "batch x1000")):
+    for mode, label_ in MODES.items():
+        if ("plain", mode) not in series:
+            continue
         a, b = series[("plain", mode)], series[("audiences", mode)]
         (ah, ad), (bh, bd) = a.cpu(), b.cpu()
-        trip = 0 if mode == "single" else 1
+        trip = 0 if mode.startswith("single") else 1  # round trips: counted with new people
         print(
             f"| {label_} | {a.median_rate():,.0f} | {b.median_rate():,.0f} |"
             f" {b.median_rate() / a.median_rate():.2f} | {ah:.2f} + {ad:.2f} → {bh:.2f} +"
@@ -585,6 +643,9 @@ def cli() -> None:
     parser.add_argument("--batch-events", type=int, default=3000)
     parser.add_argument("--trip-events", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the two copies")
+    parser.add_argument(
+        "--workloads", default="new,known", help="ingest by new people, known customers or both"
+    )
     asyncio.run(main(parser.parse_args()))
 
 

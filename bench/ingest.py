@@ -29,7 +29,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,13 +95,19 @@ async def _wait_ready(client: httpx.AsyncClient, process: asyncio.subprocess.Pro
     raise RuntimeError("hub serve did not become ready")
 
 
+# An event's input from its number (default: ``_item``, a new person per event).
+ItemMaker = Callable[[int], dict[str, Any]]
+
+
 async def bench_single(
     client: httpx.AsyncClient,
     touchpoint: uuid.UUID,
     events: int,
     concurrency: int,
     tag: str = "s",
+    item: ItemMaker | None = None,
 ) -> Result:
+    make = item or (lambda n: _item(touchpoint, tag, n))
     queue = iter(range(events))
     latencies: list[float] = []
 
@@ -110,7 +116,7 @@ async def bench_single(
             started = time.perf_counter()
             response = await client.post(
                 "/graphql",
-                json={"query": RECORD, "variables": {"input": _item(touchpoint, tag, n)}},
+                json={"query": RECORD, "variables": {"input": make(n)}},
             )
             body = response.json()
             if "errors" in body:
@@ -129,15 +135,18 @@ async def bench_batch(
     size: int,
     concurrency: int = 1,
     tag: str | None = None,
+    item: ItemMaker | None = None,
 ) -> Result:
     latencies: list[float] = []
     offsets = iter(range(0, events, size))
     if tag is None:
         tag = "b" if concurrency == 1 else f"b{concurrency}-"
+    prefix = tag
+    make = item or (lambda n: _item(touchpoint, prefix, n))
 
     async def sender() -> None:
         for offset in offsets:
-            inputs = [_item(touchpoint, tag, n) for n in range(offset, min(events, offset + size))]
+            inputs = [make(n) for n in range(offset, min(events, offset + size))]
             call = time.perf_counter()
             response = await client.post(
                 "/graphql", json={"query": RECORD_MANY, "variables": {"inputs": inputs}}

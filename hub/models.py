@@ -696,13 +696,9 @@ class CustomerTraitComputed(SQLModel, table=True):
 
     # No foreign key to customers (migration 0022): see ``DERIVED_ROWS_NOTE``.
     customer_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
-    trait_key: str = Field(
-        primary_key=True,
-        sa_column_kwargs={},
-        sa_type=sa.Text,
-        foreign_key="computed_traits.key",
-        ondelete="CASCADE",
-    )
+    # No foreign key to computed_traits (migration 0023): the writers hold the definitions
+    # lock, and deleting a trait deletes its rows (``hub.audiences.traits.delete``).
+    trait_key: str = Field(primary_key=True, sa_type=sa.Text)
     value: Any = Field(default=None, sa_type=JSONB)
     number: float | None = Field(default=None, sa_type=sa.Float)
     updated_at: datetime | None = _ts()

@@ -82,30 +82,37 @@ def number_sql(value: str) -> str:
     )
 
 
-def aggregate_sql(aggregate: Aggregate) -> str:
-    """The value of ``aggregate`` over the matched rows ``m(cid, at, iid, v)``, grouped by
-    ``cid``: a select list ``value, oldest`` (``oldest``: the earliest matched occurrence)."""
-    n = number_sql("m.v")
+def aggregate_sql(
+    aggregate: Aggregate,
+    value: str = "m.v",
+    *,
+    at: str = "m.at",
+    iid: str = "m.iid",
+    only: str = "",
+) -> str:
+    """The value (jsonb) of ``aggregate`` over a group's rows: ``value`` their attribute,
+    ``at``/``iid`` their time and interaction id (FIRST/LAST's order), ``only`` an optional
+    `` FILTER (WHERE …)`` keeping the rows this aggregate reads."""
+    n = number_sql(value)
     match aggregate:
         case Aggregate.COUNT:
-            value = "to_jsonb(count(*))"
+            return f"to_jsonb(count(*){only})"
         case Aggregate.DISTINCT_COUNT:
-            value = "to_jsonb(count(DISTINCT m.v))"
+            return f"to_jsonb(count(DISTINCT {value}){only})"
         case Aggregate.SUM:
-            value = f"to_jsonb(sum({n}))"
+            return f"to_jsonb(sum({n}){only})"
         case Aggregate.MIN:
-            value = f"to_jsonb(min({n}))"
+            return f"to_jsonb(min({n}){only})"
         case Aggregate.MAX:
-            value = f"to_jsonb(max({n}))"
+            return f"to_jsonb(max({n}){only})"
         case Aggregate.AVG:
-            value = f"to_jsonb(avg({n}))"
+            return f"to_jsonb(avg({n}){only})"
         case Aggregate.FIRST:
-            value = "(array_agg(m.v ORDER BY m.at, m.iid))[1]"
+            return f"(array_agg({value} ORDER BY {at}, {iid}){only})[1]"
         case Aggregate.LAST:
-            value = "(array_agg(m.v ORDER BY m.at DESC, m.iid DESC))[1]"
+            return f"(array_agg({value} ORDER BY {at} DESC, {iid} DESC){only})[1]"
         case Aggregate.MOST_FREQUENT:
             raise AssertionError("MOST_FREQUENT has a query of its own")
-    return f"{value} AS value, min(m.at) AS oldest"
 
 
 def number_of(value: Any) -> float | None:

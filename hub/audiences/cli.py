@@ -13,13 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hub.audiences.statistics import TRAIT_VALUES, refresh_statistics
-from hub.audiences.traits import (
-    BACKFILL_BATCH,
-    backfill_batch,
-    definitions,
-    hold_definitions,
-    sort_memory,
-)
+from hub.audiences.traits import BACKFILL_BATCH, backfill_step, definitions
 from hub.core.settings import Settings
 from hub.db.engine import create_engine, locate_database
 
@@ -70,14 +64,14 @@ def backfill_command(
             )
             with Progress(*columns, console=console) as progress:
                 task = progress.add_task(", ".join(d.key for d in chosen), total=total, stored=0)
+                keys = [d.key for d in chosen]
                 while True:
                     async with engine.begin() as connection:
                         # Shared: changes go on; definition changes wait for the batch.
-                        await hold_definitions(connection)
-                        await sort_memory(connection)
-                        done = await backfill_batch(
-                            connection, chosen, lo, batch=batch, lock_rows=True
-                        )
+                        left, done = await backfill_step(connection, keys, lo, batch=batch)
+                    for gone in [key for key in keys if key not in left]:
+                        progress.console.print(f"computed trait {gone!r} was deleted: skipped")
+                    keys = left
                     if done is None:
                         break
                     lo, stored = done[0], stored + done[1]

@@ -213,19 +213,37 @@ async def check_attribute(connection: AsyncConnection, definition: TraitDefiniti
 # ---- the computing statement ----
 
 
-def _trait_select(definition: TraitDefinition, customers: str) -> str:
-    """One trait's rows ``(key, cid, value, next)`` for the customers ``customers`` selects
-    (a predicate on ``i.customer_id``)."""
-    where = [customers, _filter_sql(definition.filter)]
+def _matched(definition: TraitDefinition) -> str:
+    """Which interactions ``i`` the trait reads: its filter, window and attribute present."""
+    where = [_filter_sql(definition.filter)]
     if definition.within_days is not None:
         where.append(
             f"i.occurred_at > CAST(:now AS timestamptz) - interval '{definition.within_days} days'"
         )
     if definition.attribute is not None:
         where.append(f"{value_sql(definition.attribute)} IS NOT NULL")
+    return " AND ".join(where)
+
+
+def _key_literal(definition: TraitDefinition) -> str:
+    return "'" + definition.key.replace("'", "''") + "'"  # keys are checked; quoting anyway
+
+
+def _next_sql(definition: TraitDefinition, oldest: str) -> str:
+    """When time alone changes the value next: its oldest matched interaction leaves the
+    window (never without one)."""
+    if definition.within_days is None:
+        return "NULL::timestamptz"
+    return f"{oldest} + interval '{definition.within_days} days'"
+
+
+def _trait_select(definition: TraitDefinition, customers: str) -> str:
+    """One trait's rows ``(key, cid, value, next)`` for the customers ``customers`` selects
+    (a predicate on ``i.customer_id``)."""
     matched = (
         f"SELECT i.customer_id AS cid, i.occurred_at AS at, i.id AS iid,"
-        f" {value_sql(definition.attribute)} AS v FROM interactions i WHERE {' AND '.join(where)}"
+        f" {value_sql(definition.attribute)} AS v FROM interactions i"
+        f" WHERE {customers} AND {_matched(definition)}"
     )
     if definition.aggregate in (Aggregate.FIRST, Aggregate.LAST):
         # The first row of each customer in (customer, time, id) order, which the index
@@ -250,21 +268,59 @@ def _trait_select(definition: TraitDefinition, customers: str) -> str:
         )
     else:
         grouped = (
-            f"SELECT m.cid, {aggregate_sql(definition.aggregate)} FROM ({matched}) AS m"
-            " GROUP BY m.cid"
+            f"SELECT m.cid, {aggregate_sql(definition.aggregate)} AS value,"
+            f" min(m.at) AS oldest FROM ({matched}) AS m GROUP BY m.cid"
         )
-    key = definition.key.replace("'", "''")  # keys are checked; quoting anyway
-    nxt = (
-        f"g.oldest + interval '{definition.within_days} days'"
-        if definition.within_days is not None
-        else "NULL::timestamptz"
+    return (
+        f"SELECT {_key_literal(definition)}::text AS key, g.cid, g.value,"
+        f" {_next_sql(definition, 'g.oldest')} AS next FROM ({grouped}) AS g"
     )
-    return f"SELECT '{key}'::text AS key, g.cid, g.value, {nxt} AS next FROM ({grouped}) AS g"
 
 
-def _refresh_sql(definitions: Sequence[TraitDefinition], customers: str, existing: str) -> str:
-    selects = " UNION ALL ".join(_trait_select(d, customers) for d in definitions)
-    keys = ", ".join("'" + d.key.replace("'", "''") + "'" for d in definitions)
+def _one_pass_select(definitions: Sequence[TraitDefinition], customers: str) -> str:
+    """The rows ``(key, cid, value, next)`` of several traits (MOST_FREQUENT aside: it groups
+    by value) from one scan of the customers' interactions: each trait's aggregate reads its
+    own rows through ``FILTER``. A few customers (ingest) re-read their whole history per
+    trait otherwise: ten traits read a known customer's interactions ten times."""
+    columns: list[str] = []
+    rows: list[str] = []
+    for k, definition in enumerate(definitions):
+        only = f" FILTER (WHERE {_matched(definition)})"
+        value = aggregate_sql(
+            definition.aggregate,
+            value_sql(definition.attribute),
+            at="i.occurred_at",
+            iid="i.id",
+            only=only,
+        )
+        columns += [f"{value} AS v{k}", f"count(*){only} AS n{k}"]
+        if definition.within_days is not None:
+            columns.append(f"min(i.occurred_at){only} AS o{k}")
+        nxt = _next_sql(definition, f"p.o{k}")
+        rows.append(f"({_key_literal(definition)}::text, p.v{k}, {nxt}, p.n{k})")
+    read = " OR ".join(f"({_matched(d)})" for d in definitions)
+    return (
+        "SELECT x.key, p.cid, x.value, x.next FROM (SELECT i.customer_id AS cid,"
+        f" {', '.join(columns)} FROM interactions i WHERE {customers} AND ({read})"
+        f" GROUP BY i.customer_id) AS p CROSS JOIN LATERAL (VALUES {', '.join(rows)})"
+        " AS x(key, value, next, n) WHERE x.n > 0"
+    )
+
+
+def _refresh_sql(
+    definitions: Sequence[TraitDefinition], customers: str, existing: str, *, one_pass: bool
+) -> str:
+    """``one_pass``: the traits that fold in one scan share it (a few customers); otherwise one
+    select per trait (a range of customers: each trait's own plan, as a backfill measured
+    faster)."""
+    folded = [d for d in definitions if d.aggregate is not Aggregate.MOST_FREQUENT]
+    parts, apart = [], list(definitions)
+    if one_pass and folded:
+        parts.append(_one_pass_select(folded, customers))
+        apart = [d for d in definitions if d.aggregate is Aggregate.MOST_FREQUENT]
+    parts += [_trait_select(d, customers) for d in apart]
+    selects = " UNION ALL ".join(parts)
+    keys = ", ".join(_key_literal(d) for d in definitions)
     return (
         f"WITH computed AS MATERIALIZED ({selects}),"
         " upserted AS (INSERT INTO customer_traits_computed AS t (customer_id, trait_key, value,"
@@ -307,7 +363,9 @@ def refresh_statement(
     statement = _statements.get(cache_key)
     if statement is None:
         customers, existing = _BY_RANGE if by_range else _BY_ONE if one else _BY_IDS
-        statement = Statement.named(_refresh_sql(definitions, customers, existing))
+        statement = Statement.named(
+            _refresh_sql(definitions, customers, existing, one_pass=not by_range)
+        )
         _statements.put(cache_key, statement)
     return statement
 
@@ -467,6 +525,25 @@ async def backfill_batch(
     return hi, int(rows[0]["computed"])
 
 
+async def backfill_step(
+    connection: AsyncConnection, keys: Sequence[str], after: uuid.UUID, *, batch: int
+) -> tuple[list[str], tuple[uuid.UUID, int] | None]:
+    """One transaction of ``hub audiences backfill``: the traits ``keys`` for the next ``batch``
+    customers after ``after`` (``backfill_batch``), under the definitions lock held shared
+    (changes go on; a definition change waits for the batch). The definitions are read again
+    under it: a trait deleted since the last batch must not get values again (they have no
+    foreign key to refuse an orphan: migration 0023), nor a changed one its old definition's.
+    The keys still defined, and ``backfill_batch``'s answer (None too when none is left)."""
+    await hold_definitions(connection)
+    current = {d.key: d for d in await definitions(connection)}
+    chosen = [current[key] for key in keys if key in current]
+    if not chosen:
+        return [], None
+    await sort_memory(connection)
+    done = await backfill_batch(connection, chosen, after, batch=batch, lock_rows=True)
+    return [d.key for d in chosen], done
+
+
 async def sort_memory(connection: AsyncConnection) -> None:
     """Enough sort memory for a batch (its per-customer groups would spill to disk with the
     default 4 MB), for the rest of the transaction."""
@@ -548,9 +625,14 @@ async def get(connection: AsyncConnection, key: str) -> TraitDefinition:
 
 
 async def delete(connection: AsyncConnection, key: str) -> TraitDefinition:
-    """Delete a computed trait and its values."""
+    """Delete a computed trait and its values. The values have no foreign key to cascade from
+    (migration 0023): they go here, under the exclusive lock, so that no writer (each holds the
+    lock shared and reads the definitions after it) can store one for the deleted key."""
     await lock_definitions(connection)
     definition = await get(connection, key)
+    await connection.execute(
+        sa.text("DELETE FROM customer_traits_computed WHERE trait_key = :key"), {"key": key}
+    )
     await connection.execute(sa.text("DELETE FROM computed_traits WHERE key = :key"), {"key": key})
     return definition
 

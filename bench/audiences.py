@@ -376,6 +376,24 @@ def known_items(touchpoint: uuid.UUID, emails: list[str], tag: str, seed: int) -
     return make
 
 
+async def ingest_targets(url: str) -> tuple[uuid.UUID, list[str]]:
+    """The touchpoint the ingest workloads use (the first active WEB one) and the e-mails of
+    the data set's live customers (the known-customers workload draws from them)."""
+    db = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        touchpoint: uuid.UUID = await db.fetchval(
+            "SELECT id FROM touchpoints WHERE channel_code = 'WEB' AND active ORDER BY id LIMIT 1"
+        )
+        rows = await db.fetch(
+            "SELECT i.value FROM identities i JOIN customers c ON c.id = i.customer_id"
+            " WHERE i.kind = 'EMAIL' AND c.merged_into_id IS NULL AND c.erased_at IS NULL"
+            " ORDER BY i.id"
+        )
+    finally:
+        await db.close()
+    return touchpoint, [r["value"] for r in rows]
+
+
 async def ingest_round(
     hub: Hub,
     database: str,
@@ -517,19 +535,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         urls = {k: await clone(args.server, source_db, v) for k, v in names.items()}
         keys = {k: await _admin_key(v) for k, v in urls.items()}
-        db = await asyncpg.connect(asyncpg_dsn(urls["plain"]))
-        touchpoint = await db.fetchval(
-            "SELECT id FROM touchpoints WHERE channel_code = 'WEB' AND active ORDER BY id LIMIT 1"
-        )
-        emails = [
-            r["value"]
-            for r in await db.fetch(
-                "SELECT i.value FROM identities i JOIN customers c ON c.id = i.customer_id"
-                " WHERE i.kind = 'EMAIL' AND c.merged_into_id IS NULL AND c.erased_at IS NULL"
-                " ORDER BY i.id"
-            )
-        ]
-        await db.close()
+        touchpoint, emails = await ingest_targets(urls["plain"])
         for k in names:
             hubs[k] = await start_hub(k, urls[k], keys[k])
 

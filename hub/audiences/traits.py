@@ -282,10 +282,11 @@ def _one_pass_select(definitions: Sequence[TraitDefinition], customers: str) -> 
     by value) from one scan of the customers' interactions: each trait's aggregate reads its
     own rows through ``FILTER``. A few customers (ingest) re-read their whole history per
     trait otherwise: ten traits read a known customer's interactions ten times."""
+    matched = [_matched(d) for d in definitions]
     columns: list[str] = []
     rows: list[str] = []
-    for k, definition in enumerate(definitions):
-        only = f" FILTER (WHERE {_matched(definition)})"
+    for k, (definition, reads) in enumerate(zip(definitions, matched, strict=True)):
+        only = f" FILTER (WHERE {reads})"
         value = aggregate_sql(
             definition.aggregate,
             value_sql(definition.attribute),
@@ -298,7 +299,7 @@ def _one_pass_select(definitions: Sequence[TraitDefinition], customers: str) -> 
             columns.append(f"min(i.occurred_at){only} AS o{k}")
         nxt = _next_sql(definition, f"p.o{k}")
         rows.append(f"({_key_literal(definition)}::text, p.v{k}, {nxt}, p.n{k})")
-    read = " OR ".join(f"({_matched(d)})" for d in definitions)
+    read = " OR ".join(f"({reads})" for reads in matched)
     return (
         "SELECT x.key, p.cid, x.value, x.next FROM (SELECT i.customer_id AS cid,"
         f" {', '.join(columns)} FROM interactions i WHERE {customers} AND ({read})"
@@ -311,8 +312,8 @@ def _refresh_sql(
     definitions: Sequence[TraitDefinition], customers: str, existing: str, *, one_pass: bool
 ) -> str:
     """``one_pass``: the traits that fold in one scan share it (a few customers); otherwise one
-    select per trait (a range of customers: each trait's own plan, as a backfill measured
-    faster)."""
+    select per trait (a range of customers: each trait keeps its own plan — not measured for
+    traits; for segments, one pass over everyone was slower than the per-condition form)."""
     folded = [d for d in definitions if d.aggregate is not Aggregate.MOST_FREQUENT]
     parts, apart = [], list(definitions)
     if one_pass and folded:

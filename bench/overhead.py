@@ -71,6 +71,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--server-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="hub_bench_overhead")
+    parser.add_argument(
+        "--dataset",
+        choices=["auto", "seed", "sql"],
+        default="sql",
+        help="how to fill the database (auto: reuse whatever it holds, e.g. hub_bench's seed)",
+    )
     parser.add_argument("--checkout", type=Path, default=ROOT)
     parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
     parser.add_argument("--workers", type=int, default=1)
@@ -80,7 +86,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write py-spy samples (collapsed stacks) here")
     args = parser.parse_args()
 
-    url, _ = asyncio.run(ensure_dataset(args.server_url, args.database, args.customers, 1, "sql"))
+    url, _ = asyncio.run(
+        ensure_dataset(args.server_url, args.database, args.customers, 1, args.dataset)
+    )
     key = asyncio.run(frontend_key(url))
     ids = asyncio.run(customer_ids(url))
     python = args.checkout / ".venv" / "bin" / "python"
@@ -123,7 +131,16 @@ def main() -> None:
                 if args.profile is not None:
                     out = args.profile.with_name(f"{args.profile.stem}-{name}.txt")
                     spy = str(Path(sys.executable).with_name("py-spy"))
-                    record = [spy, "record", "--subprocesses", "--nonblocking", "--format", "raw"]
+                    record = [
+                        spy,
+                        "record",
+                        "--subprocesses",
+                        "--nonblocking",
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "500",
+                    ]
                     record += ["--pid", str(server.pid), "--output", str(out)]
                     profiler = subprocess.Popen(record)
                 before = tree_cpu(server.pid)

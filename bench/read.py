@@ -27,7 +27,7 @@ import httpx
 
 from bench import report
 from bench.dataset import ensure_dataset, prewarm
-from bench.scenarios import READ_SCENARIOS, Scenario
+from bench.scenarios import READ_SCENARIOS, Request, Scenario, trusted_documents
 from bench.servers import (
     HUB_SERVERS,
     NODE,
@@ -43,12 +43,12 @@ from bench.servers import (
 from bench.statements import hub_statements
 from hub.db.engine import asyncpg_dsn
 
-SERVERS = ["hub", "hub-partner", "postgraphile", "raw", "hub-dev"]
+SERVERS = ["hub", "hub-trusted", "hub-partner", "postgraphile", "raw", "hub-dev"]
 # Also available (bench/servers.py): "hub-granian", the hub under granian; "hub-dataloader",
 # the hub with compiled reads off (slow: add it on purpose); "hub-otel", the hub with
 # OpenTelemetry tracing on, exporting to a local OTLP sink.
 # Servers answering with a FRONTEND key without pii: masked personal fields, all else identical.
-MASKED = {name for name, key in HUB_SERVERS.items() if key == "frontend"}
+MASKED = {name for name, key in HUB_SERVERS.items() if key in ("frontend", "trusted")}
 # The PARTNER key's scenario: only scenario 1 runs with it (the issue's rows).
 PARTNER_SCENARIOS = {1}
 # Statements per request of the servers the harness cannot count inside: the raw endpoint runs
@@ -96,8 +96,14 @@ async def partner_ids(url: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+def request_of(scenario: Scenario, name: str) -> Request:
+    """The request a server is sent: its own where it has one (``hub-trusted``: by id), else
+    its language's."""
+    return scenario.requests.get(name) or scenario.requests[language(name)]
+
+
 def fetch(server: Server, scenario: Scenario, customer_id: str) -> Any:
-    request = scenario.requests[language(server.name)]
+    request = request_of(scenario, server.name)
     response = httpx.post(
         server.base_url + request.path,
         content=request.body.replace("__ID__", customer_id),
@@ -238,7 +244,7 @@ def load(
     """One load run; the PARTNER's customers are drawn from those in its scope."""
     if HUB_SERVERS.get(server.name) == "partner":
         ids_file = ids_file.with_name("partner-ids.txt")
-    request = scenario.requests[language(server.name)]
+    request = request_of(scenario, server.name)
     options = ["--ids", str(ids_file), "--concurrency", str(args.concurrency)]
     options += ["--warmup", str(args.warmup), "--duration", str(args.duration)]
     return measure(server, url, request.path, request.body, [*options, "--seed", str(args.seed)])
@@ -310,7 +316,12 @@ def main() -> None:
             ids_file.with_name("partner-ids.txt").write_text("\n".join(in_scope))
         print("starting servers…", flush=True)
         with start_servers(
-            names, url, args.port, Path(tempfile.gettempdir()) / "hub-bench-logs", args.workers
+            names,
+            url,
+            args.port,
+            Path(tempfile.gettempdir()) / "hub-bench-logs",
+            args.workers,
+            documents=trusted_documents(),
         ) as servers:
             for scenario in scenarios:
                 scoped = partner if scenario.number in PARTNER_SCENARIOS else []

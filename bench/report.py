@@ -75,6 +75,7 @@ def _ms(value: float) -> str:
 RATIOS = [
     ("hub", "postgraphile"),
     ("hub", "raw"),
+    ("hub-trusted", "raw"),
     ("hub-partner", "postgraphile"),
     ("hub-dev", "postgraphile"),
     ("hub-granian", "hub"),

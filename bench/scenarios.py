@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hub.access.documents import document_id
 from hub.core.ids import from_global_id
 
 HUB_CUSTOMER = """fragment View on Customer {
@@ -204,9 +205,25 @@ SCENARIO_2 = Scenario(
 
 READ_SCENARIOS = {1: SCENARIO_1, 2: SCENARIO_2}
 
+
+def by_document_id(request: Request) -> Request:
+    """The hub's request called as a trusted document: its ``documentId`` (the SHA-256 of the
+    text, registered with ``hub documents add``) instead of the text."""
+    body = json.loads(request.body)
+    trusted = {"documentId": document_id(body["query"]), "variables": body["variables"]}
+    return Request(request.path, json.dumps(trusted))
+
+
+def trusted_documents() -> list[str]:
+    """The hub's read documents, for registration."""
+    return [json.loads(s.requests["hub"].body)["query"] for s in READ_SCENARIOS.values()]
+
+
 # The hub with compiled reads off speaks the hub's language.
 for _scenario in READ_SCENARIOS.values():
     _scenario.requests["hub-dataloader"] = _scenario.requests["hub"]
     _scenario.normalise["hub-dataloader"] = _scenario.normalise["hub"]
     _scenario.requests["hub-otel"] = _scenario.requests["hub"]
     _scenario.normalise["hub-otel"] = _scenario.normalise["hub"]
+    _scenario.requests["hub-trusted"] = by_document_id(_scenario.requests["hub"])
+    _scenario.normalise["hub-trusted"] = _scenario.normalise["hub"]

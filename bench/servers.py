@@ -7,6 +7,9 @@
 - ``hub-dev``: development mode (no key: no key check, no masking, no scope; the extra row);
 - ``hub-granian``: ``hub`` under ``hub serve --server granian``;
 - ``hub-dataloader``: ``hub`` with ``HUB_COMPILED_READS=false`` (the resolver/DataLoader path);
+- ``hub-trusted``: ``hub`` called by ``documentId`` (trusted documents, registered with ``hub
+  documents add`` when it is asked for) with a FRONTEND key without ``pii`` that may call
+  registered documents only, as frontends do in production;
 - ``hub-otel``: ``hub`` with OpenTelemetry tracing on (``HUB_OTEL_ENABLED=true``), exporting
   every span over OTLP/HTTP to ``bench/otlp_sink.py`` (started alongside, on the port after the
   last server's), for the cost of tracing;
@@ -92,6 +95,7 @@ HUB_SERVERS: dict[str, str | None] = {
     "hub-granian": "frontend",
     "hub-dataloader": "frontend",
     "hub-otel": "frontend",
+    "hub-trusted": "trusted",
 }
 PARTNER_CHANNELS = ("WEB", "MOBILE")
 
@@ -102,7 +106,8 @@ def language(name: str) -> str:
 
 
 async def create_bench_keys(url: str) -> dict[str, str]:
-    """A FRONTEND key without ``pii`` and a PARTNER key on two channels, new names each run."""
+    """A FRONTEND key without ``pii``, one more allowed registered documents only, and a
+    PARTNER key on two channels, new names each run."""
     import uuid
 
     from hub.access.keys import Role, create_key
@@ -116,6 +121,12 @@ async def create_bench_keys(url: str) -> dict[str, str]:
             frontend = await create_key(
                 connection, name=f"bench-frontend-{tag}", role=Role.FRONTEND
             )
+            trusted = await create_key(
+                connection,
+                name=f"bench-trusted-{tag}",
+                role=Role.FRONTEND,
+                documents="REGISTERED_ONLY",
+            )
             partner = await create_key(
                 connection,
                 name=f"bench-partner-{tag}",
@@ -124,7 +135,24 @@ async def create_bench_keys(url: str) -> dict[str, str]:
             )
     finally:
         await engine.dispose()
-    return {"frontend": frontend.key, "partner": partner.key}
+    return {"frontend": frontend.key, "trusted": trusted.key, "partner": partner.key}
+
+
+def register_documents(url: str, documents: list[str], log_dir: Path) -> None:
+    """Register ``documents`` as trusted ones the way an ADMIN does (``hub documents add``);
+    one already registered stays as it is."""
+    files = []
+    for index, text in enumerate(documents):
+        path = log_dir / f"document-{index}.graphql"
+        path.write_text(text)
+        files.append(str(path))
+    subprocess.run(
+        [sys.executable, "-m", "hub", "documents", "add", *files],
+        cwd=ROOT,
+        env={**os.environ, "HUB_DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
 
 
 def _command(
@@ -189,7 +217,10 @@ def _wait_ready(server: Server, timeout: float = 120.0) -> None:
         if server.process.poll() is not None:
             raise SystemExit(f"{server.name} exited; see {server.log}")
         try:
-            if probe is not None:
+            if server.name == "hub-trusted":  # its key may send no text: the readiness probe
+                if httpx.get(server.base_url + "/readyz", timeout=5).status_code == 200:
+                    return
+            elif probe is not None:
                 response = httpx.post(
                     server.base_url + server.graphql_path,
                     json=probe,
@@ -210,16 +241,24 @@ def _wait_ready(server: Server, timeout: float = 120.0) -> None:
 
 @contextmanager
 def start_servers(
-    names: list[str], url: str, first_port: int, log_dir: Path, workers: int = 1
+    names: list[str],
+    url: str,
+    first_port: int,
+    log_dir: Path,
+    workers: int = 1,
+    documents: list[str] | None = None,
 ) -> Iterator[dict[str, Server]]:
     """Start every named server (``workers`` processes each, but the raw endpoint), wait until
-    each answers, stop them all on exit."""
+    each answers, stop them all on exit. ``documents``: registered first when ``hub-trusted``
+    is among them."""
     log_dir.mkdir(parents=True, exist_ok=True)
     keys: dict[str, str] = {}
     if any(HUB_SERVERS.get(name) for name in names):
         import asyncio
 
         keys = asyncio.run(create_bench_keys(url))
+    if "hub-trusted" in names:
+        register_documents(url, documents or [], log_dir)
     servers: dict[str, Server] = {}
     sink_port = first_port + len(names)
     otlp_sink: subprocess.Popen[bytes] | None = None

@@ -366,11 +366,14 @@ def main() -> None:
                 if args.workers == 1
                 else f"hub and PostGraphile {args.workers} processes each, raw one"
             ),
-            "keys: hub = FRONTEND key without pii (masked), hub-partner = PARTNER key on "
-            f"{' and '.join(PARTNER_CHANNELS)} (scenario 1 only), hub-dev = development mode "
-            "(no key); PostGraphile and raw check no key, mask nothing and scope nothing",
+            "keys: hub = FRONTEND key without pii (masked), hub-trusted = the same calling "
+            "registered documents by documentId with a key allowed nothing else, hub-partner = "
+            f"PARTNER key on {' and '.join(PARTNER_CHANNELS)} (scenario 1 only), hub-dev = "
+            "development mode (no key); PostGraphile and raw check no key, mask nothing and "
+            "scope nothing",
             f"machine load average (1 min) {load_before[0]:.1f} at the start, "
-            f"{os.getloadavg()[0]:.1f} at the end (2 cores: other work was running)",
+            f"{os.getloadavg()[0]:.1f} at the end (the benchmark's own servers and clients "
+            "count in it: 16 clients keep two cores busy)",
         ]
         block = "results" if args.workers == 1 else f"results-workers{args.workers}"
         report.write(args.output, command, body, details, block=block)

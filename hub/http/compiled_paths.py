@@ -80,13 +80,13 @@ async def compiled_read(state: HubState, request: Request, payload: Any) -> Resp
     response = await _within_timeout(request, state.settings, answer, "compiled read")
     if response is None:
         return None
-    state.metrics.sql_statements.labels(path="compiled").inc()  # its one statement
+    state.metrics.count(state.metrics.sql_statements, "compiled")  # its one statement
     return _answered(state, request, response, "query")
 
 
 def _answered(state: HubState, request: Request, response: Response, kind: str) -> Response:
     """A compiled path answered (no resolvers ran): metrics and the operation span say so."""
-    state.metrics.execution_path.labels(path="compiled").inc()
+    state.metrics.count(state.metrics.execution_path, "compiled")
     if tracing.ENABLED:
         request.scope[OPERATION_TYPE_KEY] = kind
         request.scope[READ_PATH_KEY] = "compiled"

@@ -117,13 +117,13 @@ class KeyCheck:
         wait = self.failures.wait(address)
         if wait > 0:
             if self.metrics is not None:
-                self.metrics.key_checks.labels(outcome="throttled").inc()
+                self.metrics.count(self.metrics.key_checks, "throttled")
             raise KeysThrottled(wait)
         digest = hash_key(key)
         principal = self.cache.get(digest)
         if principal is not None:
             if self.metrics is not None:
-                self.metrics.key_checks.labels(outcome="cached").inc()
+                self.metrics.count(self.metrics.key_checks, "cached")
             return principal
         read_at = self.cache.clock()  # before the read: the entry is as fresh as its start
         principal = await verify_key(
@@ -134,7 +134,7 @@ class KeyCheck:
         else:
             self.cache.put(digest, key_prefix(key) or "", principal, read_at)
         if self.metrics is not None:
-            self.metrics.key_checks.labels(outcome="valid" if principal else "invalid").inc()
+            self.metrics.count(self.metrics.key_checks, "valid" if principal else "invalid")
         return principal
 
 

@@ -108,7 +108,7 @@ class HubGraphQL(GraphQL[Context, None]):
             return refused_response(refused, media)
         name = request.scope[OPERATION_KEY] = operation_label(params.operation_name)
         await self._route_to_replica(request, kind)
-        answer = functools.partial(self._answer, request, context, root_value, params, media)
+        answer = functools.partial(self._answer, request, context, root_value, params, media, kind)
         if self.traced:
             response: Response = await traced_operation(request.scope, name, answer)
         else:
@@ -125,23 +125,33 @@ class HubGraphQL(GraphQL[Context, None]):
             return
         replica = await router.use_replica(request.scope.get(PRINCIPAL_KEY, NOBODY))
         request.scope[REPLICA_KEY] = replica
-        self.metrics.reads_routed.labels(target="replica" if replica else "primary").inc()
+        self.metrics.count(self.metrics.reads_routed, "replica" if replica else "primary")
 
     async def _answer(
-        self, request: Request, context: Any, root_value: Any, params: GraphQLParams, media: str
+        self,
+        request: Request,
+        context: Any,
+        root_value: Any,
+        params: GraphQLParams,
+        media: str,
+        kind: OperationType | None,
     ) -> Response:
         """The compiled paths answer what they cover (each within the operation timeout, and
-        counted); Strawberry answers the rest (its timeout: ``execute_operation``)."""
+        counted); Strawberry answers the rest (its timeout: ``execute_operation``). ``kind``:
+        the selected operation's type, when known, spares a query the ingest path's checks
+        and a mutation the read path's."""
         # A trusted document by GET takes the compiled path too (its parameters are read).
         payload = params.payload() if request.method == "POST" or params.trusted else None
-        response = await compiled_ingest(self.state, request, payload)
-        if response is None:
+        response = None
+        if kind is not OperationType.QUERY:
+            response = await compiled_ingest(self.state, request, payload)
+        if response is None and kind is not OperationType.MUTATION:
             response = await compiled_read(self.state, request, payload)
         if response is not None:
             response.headers["content-type"] = media  # data, or an execution error: 200
             return response
         if payload is not None:  # a POSTed operation
-            self.metrics.execution_path.labels(path="resolvers").inc()
+            self.metrics.count(self.metrics.execution_path, "resolvers")
         return await self._execute(request, context, root_value, params, media)
 
     async def _execute(

@@ -48,6 +48,12 @@ class HubMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.max_operation_names = max_operation_names
         self._operation_names: set[str] = {ANONYMOUS}
+        # Labelled children kept: ``labels()`` takes a lock and builds a key on every call, and
+        # the request path counts three or four things per request. (operation, outcome) pairs
+        # are bounded as the operation labels are (``max_operation_names``); ``count``'s by the
+        # fixed label values its callers pass.
+        self._request_counters: dict[tuple[str, str], Any] = {}
+        self._children: dict[tuple[int, str], Any] = {}
         self.key_checks = Counter(
             "hub_api_key_checks",
             "API keys presented, by outcome: cached (valid, served by the process's key "
@@ -179,8 +185,22 @@ class HubMetrics:
         names.add(operation)
         return operation
 
+    def count(self, metric: Counter, label: str) -> None:
+        """``metric.labels(label).inc()`` for a metric of one label whose values are a fixed
+        few (a path, an outcome): the child is looked up once."""
+        child = self._children.get((id(metric), label))
+        if child is None:
+            child = self._children[(id(metric), label)] = metric.labels(label)
+        child.inc()
+
     def observe_request(self, operation: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(operation=self.operation_label(operation), outcome=outcome).inc()
+        counter = self._request_counters.get((operation, outcome))
+        if counter is None:
+            label = self.operation_label(operation)
+            counter = self.requests.labels(operation=label, outcome=outcome)
+            if label == operation:  # names past the limit all count as "other": not kept
+                self._request_counters[(operation, outcome)] = counter
+        counter.inc()
         self.latency.observe(seconds)
 
     def _active_subscriptions(self) -> float:

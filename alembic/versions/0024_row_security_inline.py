@@ -27,6 +27,12 @@ as ordinary sub-plans (index probes, no call):
 - a computed trait's definition: its filter's channels or touchpoints lie within the scope, read
   from the row itself (the function looked the row up again by key).
 
+Two things these rules now rest on, each guarded by a test (tests/access/test_row_security.py):
+the view keeps its owner's rights (owned by the tables' owner, not ``security_invoker``, the
+tables not FORCEd) — otherwise partner reads fail (policy recursion) or see nothing, never more;
+and each of these tables has exactly one policy for the partner role — a second permissive one
+on ``interactions`` or ``computed_traits`` would widen the tables whose rules read through them.
+
 The functions are dropped: nothing else calls them, and a SECURITY DEFINER function executable
 by every role answered "does this customer share with partners?" to any caller. The downgrade
 restores them and the previous policies.

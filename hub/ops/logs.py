@@ -54,13 +54,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def server_formatter(log_format: str) -> logging.Formatter:
-    """The formatter of ``hub serve``'s handler (``log_config``), built in every server process
-    (uvicorn's workers configure their logging themselves).
+    """The formatter of the server's handler (``log_config``: ``hub serve``, ``hub demo``), built
+    in every server process (uvicorn's workers configure their logging themselves).
 
     It also stops ``logging`` from recording, per record, the caller's file and line (a walk up
     the stack), the thread, the process and its multiprocessing name: no formatter of the hub
     prints them, and with one line per request they were a fifth of the line's cost in the
-    server. Only ``hub serve`` does this; a library user keeps their logging as configured."""
+    server. Only the server's processes do this (for every logger in them; ``stack_info`` is
+    ignored too); a library user keeps their logging as configured."""
     logging._srcfile = None  # the logging HOWTO's "Optimization" section
     logging.logThreads = False
     logging.logProcesses = False

@@ -53,7 +53,7 @@ class HubMetrics:
         # are bounded as the operation labels are (``max_operation_names``); ``count``'s by the
         # fixed label values its callers pass.
         self._request_counters: dict[tuple[str, str], Any] = {}
-        self._children: dict[tuple[int, str], Any] = {}
+        self._children: dict[tuple[Counter, str], Any] = {}
         self.key_checks = Counter(
             "hub_api_key_checks",
             "API keys presented, by outcome: cached (valid, served by the process's key "
@@ -188,9 +188,9 @@ class HubMetrics:
     def count(self, metric: Counter, label: str) -> None:
         """``metric.labels(label).inc()`` for a metric of one label whose values are a fixed
         few (a path, an outcome): the child is looked up once."""
-        child = self._children.get((id(metric), label))
+        child = self._children.get((metric, label))
         if child is None:
-            child = self._children[(id(metric), label)] = metric.labels(label)
+            child = self._children[(metric, label)] = metric.labels(label)
         child.inc()
 
     def observe_request(self, operation: str, outcome: str, seconds: float) -> None:

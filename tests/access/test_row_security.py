@@ -138,6 +138,52 @@ async def test_no_partner_policy_calls_a_function_with_its_owners_rights(
     assert definers == []
 
 
+async def test_the_partner_view_reads_with_its_owners_rights(engine: AsyncEngine) -> None:
+    # The policies rely on it: owned by the tables' owner (who row security does not restrict),
+    # not security_invoker, the tables not FORCEd. Otherwise a partner read recurses or sees
+    # nothing.
+    async with engine.connect() as connection:
+        view = (
+            await connection.execute(
+                sa.text(
+                    "SELECT c.relowner = t.relowner AS same_owner, c.reloptions"
+                    " FROM pg_class c, pg_class t"
+                    " WHERE c.oid = 'hub_partner_customers'::regclass"
+                    " AND t.oid = 'consents'::regclass"
+                )
+            )
+        ).one()
+        forced = list(
+            await connection.scalars(
+                sa.text("SELECT relname FROM pg_class WHERE relforcerowsecurity")
+            )
+        )
+    assert view.same_owner
+    assert view.reloptions == ["security_barrier=true"]
+    assert forced == []
+
+
+async def test_every_partner_table_has_exactly_one_policy_for_partners(
+    engine: AsyncEngine,
+) -> None:
+    # Some rules read through another table's policy (a conversation is visible when one of its
+    # interactions is): a second permissive policy there would widen them silently.
+    async with engine.connect() as connection:
+        rows = list(
+            (
+                await connection.execute(
+                    sa.text(
+                        "SELECT tablename, count(*) FROM pg_policies"
+                        " WHERE :role = ANY(roles) OR 'public' = ANY(roles) GROUP BY tablename"
+                    ),
+                    {"role": PARTNER_ROLE},
+                )
+            ).all()
+        )
+    counts = {table: count for table, count in rows}
+    assert counts and set(counts.values()) == {1}, counts
+
+
 async def test_the_partner_role_without_scope_settings_sees_nothing(
     engine: AsyncEngine, scene: Scene
 ) -> None:

@@ -180,7 +180,7 @@ async def test_every_partner_table_has_exactly_one_policy_for_partners(
                 )
             ).all()
         )
-    counts = {table: count for table, count in rows}
+    counts = dict(rows)
     assert counts and set(counts.values()) == {1}, counts
 
 

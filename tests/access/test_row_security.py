@@ -184,6 +184,50 @@ async def test_every_partner_table_has_exactly_one_policy_for_partners(
     assert counts and set(counts.values()) == {1}, counts
 
 
+async def test_the_policies_edge_rules(
+    engine: AsyncEngine, scene: Scene, db: asyncpg.Connection
+) -> None:
+    world = scene.world
+    f = world_factory(db, world)
+    # A stage change caused by nothing follows its customer; one caused by an interaction out
+    # of scope (Ana's MOBILE visit, for a WEB partner) is hidden.
+    await f.stage_change(world.ana, "AWARENESS", previous=None, transition="INITIAL", at=T0)
+    await f.stage_change(
+        world.ana,
+        "CONSIDERATION",
+        previous="AWARENESS",
+        transition="FORWARD",
+        at=T0 + minutes(5),
+        interaction_id=world.ana_mobile,
+        channel="MOBILE",
+    )
+    # Cleo shares, but her consent has expired: no consent.
+    await db.execute(
+        "INSERT INTO consents (customer_id, purpose, channel, status, granted_at, expires_at)"
+        " VALUES ($1, 'PARTNER_SHARING', '', 'GRANTED', now() - interval '2 days',"
+        " now() - interval '1 day')",
+        scene.cleo,
+    )
+    # Membership events are on no channel: seen when their customer is.
+    await db.executemany(
+        "INSERT INTO events (kind, customer_id) VALUES ('SEGMENT_MEMBERSHIP_CHANGED', $1)",
+        [(world.ana,), (scene.cleo,)],
+    )
+    async with engine_for(engine, WEB_PARTNER).connect() as connection:
+        stages = list(await connection.scalars(sa.text("SELECT stage FROM stage_history")))
+        customers = list(await connection.scalars(sa.text("SELECT id FROM customers")))
+        interactions = list(await connection.scalars(sa.text("SELECT id FROM interactions")))
+        events = list(
+            await connection.scalars(
+                sa.text("SELECT customer_id FROM events WHERE kind = 'SEGMENT_MEMBERSHIP_CHANGED'")
+            )
+        )
+    assert stages == ["AWARENESS"]
+    assert customers == [world.ana]
+    assert interactions == [world.ana_web]
+    assert events == [world.ana]
+
+
 async def test_the_partner_role_without_scope_settings_sees_nothing(
     engine: AsyncEngine, scene: Scene
 ) -> None:

@@ -48,12 +48,10 @@ class HubMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.max_operation_names = max_operation_names
         self._operation_names: set[str] = {ANONYMOUS}
-        # Labelled children kept: ``labels()`` takes a lock and builds a key on every call, and
-        # the request path counts three or four things per request. (operation, outcome) pairs
-        # are bounded as the operation labels are (``max_operation_names``); ``count``'s by the
-        # fixed label values its callers pass.
-        self._request_counters: dict[tuple[str, str], Any] = {}
-        self._children: dict[tuple[Counter, str], Any] = {}
+        # Labelled children kept (``_child``): ``labels()`` takes a lock and builds a key on
+        # every call, and the request path counts three or four things per request. Bounded by
+        # the label values: fixed few, and operation names capped by ``max_operation_names``.
+        self._children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
         self.key_checks = Counter(
             "hub_api_key_checks",
             "API keys presented, by outcome: cached (valid, served by the process's key "
@@ -185,22 +183,20 @@ class HubMetrics:
         names.add(operation)
         return operation
 
+    def _child(self, metric: Counter, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per distinct label values."""
+        child = self._children.get((metric, labels))
+        if child is None:
+            child = self._children[(metric, labels)] = metric.labels(*labels)
+        return child
+
     def count(self, metric: Counter, label: str) -> None:
         """``metric.labels(label).inc()`` for a metric of one label whose values are a fixed
-        few (a path, an outcome): the child is looked up once."""
-        child = self._children.get((metric, label))
-        if child is None:
-            child = self._children[(metric, label)] = metric.labels(label)
-        child.inc()
+        few (a path, an outcome)."""
+        self._child(metric, label).inc()
 
     def observe_request(self, operation: str, outcome: str, seconds: float) -> None:
-        counter = self._request_counters.get((operation, outcome))
-        if counter is None:
-            label = self.operation_label(operation)
-            counter = self.requests.labels(operation=label, outcome=outcome)
-            if label == operation:  # names past the limit all count as "other": not kept
-                self._request_counters[(operation, outcome)] = counter
-        counter.inc()
+        self._child(self.requests, self.operation_label(operation), outcome).inc()
         self.latency.observe(seconds)
 
     def _active_subscriptions(self) -> float:

@@ -22,6 +22,9 @@ segment, no computed trait) and **audiences**; a ``hub serve`` on each, with an 
     ``bench.ingest.TYPES``), on *plain* and on *audiences* (20 segments, 10 traits), in
     alternated rounds (ABBA...); medians of events/s, and the CPU per event of the hub process
     and of its database backends (from /proc), which does not depend on the machine's load.
+    A round ends when the audiences queue is empty (``hub.audiences.queue``: the server's
+    drainer has evaluated every event), so the rate counts the evaluation; the wait after the
+    last answer is reported as the drain wait.
     Then round trips per event: each server again, through a counting TCP proxy in front of
     PostgreSQL (messages ending a round trip: Sync and simple Query), with the background
     poller slowed and the sweeper off so that only ingest talks to the database.
@@ -410,7 +413,29 @@ async def ingest_round(
         run = bench_single(hub.client, touchpoint, events, 16, tag=tag, item=item)
     else:
         run = bench_batch(hub.client, touchpoint, events, 1000, tag=tag, item=item)
-    return await measured(run, pid, database)
+    return await measured(until_drained(run, hub.url), pid, database)
+
+
+async def drained(url: str) -> None:
+    """Until the audiences queue (hub.audiences.queue) is empty: what ingest queued has been
+    evaluated by the server's drainer. Polled every 2 ms on a connection of its own."""
+    db = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        while await db.fetchval("SELECT EXISTS (SELECT FROM audience_queue)"):
+            await asyncio.sleep(0.002)
+    finally:
+        await db.close()
+
+
+async def until_drained(run: Any, url: str) -> Result:
+    """``await run``, then wait for the drainer: the ingest's rate counts the evaluation of
+    every event it took (the wait is added to its seconds and kept as ``drain_s``)."""
+    result: Result = await run
+    started = time.perf_counter()
+    await drained(url)
+    result.drain_s = time.perf_counter() - started
+    result.seconds += result.drain_s
+    return result
 
 
 # ---- round trips through a counting proxy ----
@@ -498,11 +523,14 @@ async def round_trips(
     )
     try:
         await bench_single(hub.client, touchpoint, 32, 16, tag=hub.tag())  # warm the pools
+        await drained(url)
         before = proxy.round_trips
         await bench_single(hub.client, touchpoint, events, 16, tag=hub.tag())
+        await drained(url)  # the drainer's round trips count (its idle polls too)
         single = (proxy.round_trips - before) / events
         before = proxy.round_trips
         await bench_batch(hub.client, touchpoint, 1000, 1000, tag=hub.tag())
+        await drained(url)
         batch = (proxy.round_trips - before) / 1000
     finally:
         await hub.stop()
@@ -620,7 +648,7 @@ def report(
     print(
         "| scenario | plain events/s (median) | audiences events/s (median) | ratio |"
         " CPU ms/event hub + db, plain → audiences | ratio by CPU | round trips/event,"
-        " plain → audiences |\n|---|---:|---:|---:|---:|---:|---:|"
+        " plain → audiences | drain wait s/round |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     for mode, label_ in MODES.items():
         if ("plain", mode) not in series:
@@ -633,6 +661,7 @@ def report(
             f" {b.median_rate() / a.median_rate():.2f} | {ah:.2f} + {ad:.2f} → {bh:.2f} +"
             f" {bd:.2f} | {(ah + ad) / (bh + bd):.2f} | {trips['plain'][trip]:.2f} →"
             f" {trips['audiences'][trip]:.2f} |"
+            f" {statistics.median(r.drain_s for r in b.results):.3f} |"
         )
     print(f"load average at the end: {load()}")
 

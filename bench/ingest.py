@@ -64,6 +64,9 @@ class Result:
     # CPU seconds spent during the run by the hub's processes and by the database's backends.
     hub_cpu: float | None = None
     db_cpu: float | None = None
+    # Of ``seconds``, the wait after the last answer for queued work (bench.audiences: the
+    # audiences drainer).
+    drain_s: float = 0.0
 
     @property
     def rate(self) -> float:

@@ -659,6 +659,22 @@ class SegmentCheck(SQLModel, table=True):
     due_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
+class AudienceQueueEntry(SQLModel, table=True):
+    """A customer an ingest changed whose computed traits and segments the audiences drainer
+    has not evaluated yet (migration 0025, ``hub.audiences.queue``)."""
+
+    __tablename__ = "audience_queue"
+    __table_args__ = (sa.Index("ix_audience_queue_queued", "queued_at"),)
+
+    # No foreign key to customers: see ``DERIVED_ROWS_NOTE``.
+    customer_id: uuid.UUID = Field(sa_type=UUID(as_uuid=True), primary_key=True)
+    queued_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    created: bool  # an ingest created the customer: its only interactions are in ``touched``
+    everything: bool  # a merge touched it: every definition is evaluated
+    # What the ingests stored for it since its last evaluation (hub.audiences.relevance facts).
+    touched: list[Any] = Field(sa_type=JSONB)
+
+
 class SegmentSizeChange(SQLModel, table=True):
     """Customers who entered and exited a segment in one membership statement, filed under the
     UTC hour of its evaluation instant (append-only; migration 0021): a segment's size at an

@@ -17,6 +17,7 @@ import strawberry
 
 from hub.access.keys import Role
 from hub.access.policy import partner_sharing_allowed
+from hub.audiences.queue import evaluated
 from hub.context import Context, Info
 from hub.core.errors import BadUserInput, ServiceUnavailable
 from hub.core.ids import uuid_from_global_id
@@ -182,6 +183,8 @@ async def _memberships(
     ids = list({row["customer_id"] for e in batch if (row := e.memo.get(key)) is not None})
     if not keys or not ids:
         return {}
+    # Memberships follow ingest by one drain of the audiences queue: judge after it.
+    await evaluated(info.context.engine, ids)
     async with info.context.engine.connect() as connection:
         rows = (await connection.execute(_MEMBERSHIPS, {"ids": ids, "keys": keys})).all()
     out: dict[uuid.UUID, set[str]] = {}

@@ -35,6 +35,7 @@ from tests.patience import PATIENT
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_TABLES = [
+    "audience_queue",
     "customer_traits_computed",
     "computed_traits",
     "webhook_deliveries",
@@ -167,7 +168,9 @@ def settings(database_url: str) -> Settings:
     # Webhooks are delivered by real `hub serve` processes in tests/webhooks: the in-process
     # app delivers none (its worker would compete with them for the leases).
     # Nor does it sweep computed traits or segment windows: tests/audiences move the clock
-    # (`sweep(conn, now=...)`) and start a sweeping `hub serve` of their own.
+    # (`sweep(conn, now=...)`) and start a sweeping `hub serve` of their own. Nor drain the
+    # audiences queue: tests/audiences drain it themselves (`hub.audiences.queue.settled`), and
+    # their `hub serve` processes drain it in the background.
     # The vocabulary's background check (hub.vocabulary.registry.refresh_forever) is off: it would
     # run statements on the engine whose statements tests count; ingest checks it anyway.
     # Patient timeouts: on a loaded machine (the suite beside `stress --cpu 2`) a correct answer
@@ -180,6 +183,7 @@ def settings(database_url: str) -> Settings:
         migrate_on_start=False,
         webhooks_enabled=False,
         audiences_sweep_s=0,
+        audiences_drain_ms=0,
         vocabulary_refresh_s=0,
         **PATIENT,
     )

@@ -1,5 +1,6 @@
 """``hub audiences backfill``: compute computed traits over the existing data, in batches of
-customers by id (one transaction each), with a progress bar; resumable with ``--after``."""
+customers by id (one transaction each), with a progress bar; resumable with ``--after``.
+``hub audiences drain``: evaluate what ingest queued (``hub.audiences.queue``) now."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from hub.audiences.queue import drain_all
 from hub.audiences.statistics import TRAIT_VALUES, refresh_statistics
 from hub.audiences.traits import BACKFILL_BATCH, backfill_step, definitions
 from hub.core.settings import Settings
 from hub.db.engine import create_engine, locate_database
 
-audiences_app = typer.Typer(help="Computed traits (docs/audiences.md).", no_args_is_help=True)
+audiences_app = typer.Typer(
+    help="Computed traits and the audiences queue (docs/audiences.md).", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 
@@ -85,3 +89,21 @@ def backfill_command(
 
     stored = asyncio.run(main())
     console.print(f"[green]computed traits backfilled[/green]: {stored:,} values")
+
+
+@audiences_app.command("drain")
+def drain_command() -> None:
+    """Evaluate every customer ingest queued for its computed traits and segments now (what a
+    running hub's drainer does; for imports with no hub running, or before a downgrade)."""
+    settings = Settings()
+    location = locate_database(settings)
+
+    async def main() -> int:
+        engine = create_engine(location.url, settings)
+        try:
+            return await drain_all(engine)
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(main())
+    console.print(f"[green]audiences drained[/green]: {done:,} customers evaluated")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.audiences.queue import drain_all
 from hub.audiences.refresh import sweep
 from hub.core.periodic import every
 
@@ -37,3 +38,8 @@ async def sweep_due(engine: AsyncEngine, *, limit: int = SWEEP_LIMIT) -> int:
 async def sweep_forever(engine: AsyncEngine, interval_s: float) -> None:
     """``sweep_due`` every ``interval_s``."""
     await every(interval_s, lambda: sweep_due(engine), logger, "audiences sweep")
+
+
+async def drain_forever(engine: AsyncEngine, interval_s: float) -> None:
+    """``hub.audiences.queue.drain_all`` every ``interval_s``: what ingest queued."""
+    await every(interval_s, lambda: drain_all(engine), logger, "audiences drain")

@@ -597,6 +597,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    audiences_drain_ms: float = Field(
+        default=20.0,
+        ge=0,
+        description=(
+            "How often, in milliseconds, this process looks for customers an ingest queued "
+            "for the evaluation of their computed traits and segments (the drainer, in its own "
+            "small pool; it drains while rounds are full). 0: no drainer in this process (at "
+            "least one hub process must run one, or memberships stop following ingest)."
+        ),
+    )
+
     # ---- webhooks (docs/webhooks.md) ----
     webhooks_enabled: bool = Field(
         default=True, description="Run the webhook delivery worker in this process."

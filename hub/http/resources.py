@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.analytics.rollup import catch_up_forever
-from hub.audiences.sweeper import sweep_forever
+from hub.audiences.sweeper import drain_forever, sweep_forever
 from hub.compiled.executor import CompiledReads
 from hub.compiled.ingest import CompiledIngest
 from hub.core.settings import Settings
@@ -143,14 +143,19 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
             resources.webhooks = WebhookWorker(settings, webhook_engine, broker, metrics)
             resources.webhooks.start()
             stack.push_async_callback(resources.webhooks.close)
-        if settings.audiences_sweep_s > 0:
-            # A small pool of its own: the sweeper never waits for request connections.
-            sweeper_engine = create_engine(
-                location.url, settings.model_copy(update={"pool_size": 1, "pool_max_overflow": 1})
+        if settings.audiences_sweep_s > 0 or settings.audiences_drain_ms > 0:
+            # A small pool of its own: the sweeper and the drainer never wait for request
+            # connections (nor requests for them).
+            audiences_engine = create_engine(
+                location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 1})
             )
-            stack.push_async_callback(sweeper_engine.dispose)
-            sweeping = sweep_forever(sweeper_engine, settings.audiences_sweep_s)
+            stack.push_async_callback(audiences_engine.dispose)
+        if settings.audiences_sweep_s > 0:
+            sweeping = sweep_forever(audiences_engine, settings.audiences_sweep_s)
             await stack.enter_async_context(_in_background(sweeping, "hub-audiences-sweeper"))
+        if settings.audiences_drain_ms > 0:
+            draining = drain_forever(audiences_engine, settings.audiences_drain_ms / 1000)
+            await stack.enter_async_context(_in_background(draining, "hub-audiences-drainer"))
         if settings.vocabulary_refresh_s > 0:
             refreshing = refresh_forever(engine, settings.vocabulary_refresh_s)
             await stack.enter_async_context(_in_background(refreshing, "hub-vocabulary"))

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from hub.audiences.queue import enqueue
 from hub.audiences.refresh import ChangeReason, on_customers_changed
 from hub.audiences.relevance import Touched
 from hub.core.errors import Conflict, HubError, NotFound, UnknownCode
@@ -253,29 +254,20 @@ async def record(
         return results
     plan = await _plan(sql, drafts, settings, now, results, actor, claims)
     rows = await store_plan(sql, plan, results, now, audit)
-    changed = {r.customer_id for r in results if r.customer_id is not None}
     touched = Touched()
     for r in results:
         if r.customer_id is not None and not r.duplicate and r.error is None:
             touched.add(r.customer_id, r.interaction, created=r.created)
         for merge in r.merges:
-            merged = [merge["survivor_id"], *merge["merged_ids"]]
-            changed.update(merged)
-            touched.everything.update(merged)
-    # Computed traits, then segment membership, of every customer the batch touched (every
-    # ingest path ends here). The store statement said which computed traits exist (read after
-    # the locks, which hold the definitions lock shared): no round trip when there are none.
+            touched.everything.update([merge["survivor_id"], *merge["merged_ids"]])
+    # Computed traits and segment membership of every customer the batch touched (every ingest
+    # path ends here) are the audiences drainer's (hub.audiences.queue): queued in this
+    # transaction when a definition exists. The claims statement listed the segments and the
+    # store statement said which computed traits exist (read after the locks, which hold the
+    # definitions lock shared): no round trip when there are none.
     version = rows[0]["traits_version"] if rows else None
-    await on_customers_changed(
-        sql,
-        changed,
-        reason=ChangeReason.INGEST,
-        now=now,
-        locked=True,
-        traits_version=version,
-        segments=claims.segments,
-        touched=touched,
-    )
+    if claims.segments or version != "":
+        await enqueue(sql, touched)
     return results
 
 

@@ -21,6 +21,7 @@ from hub.access.masking import (
     mask_text,
     personal_keys,
 )
+from hub.audiences.queue import drain_all
 from hub.core.errors import BadUserInput, HubError
 from hub.core.ids import to_global_id
 from hub.core.settings import Settings
@@ -158,6 +159,9 @@ async def run_import(
         checkpoint.line = chunk[-1].number
         checkpoint.rejects_bytes = rejects.tell()
         checkpoint.save()
+        # The batch's customers' computed traits and segments (hub.audiences.queue): evaluated
+        # here, so an import with no hub running leaves nothing queued.
+        await drain_all(engine)
         advance()
     return totals
 

@@ -1,7 +1,8 @@
-"""What computed traits cost a single compiled ingest, counted where asyncpg sends it: nothing
-without traits (tests/compiled/test_ingest_statements.py pins 4 round trips), one statement for
-all traits with them (the definitions are known to the process by the version the store
-statement returns)."""
+"""What audiences cost a single compiled ingest, counted where asyncpg sends it: nothing without
+definitions (tests/compiled/test_ingest_statements.py pins 4 round trips), one statement with
+any number of them — the customer queued for the drainer (``hub.audiences.queue``; the store
+statement says whether computed traits exist, the claims statement lists the segments) — and,
+in the drain, one statement for all traits and one per group of segments."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.audiences.queue import settled
 from tests.audiences.support import CREATE
 from tests.audiences.test_traits import DEFINE, TRAITS
 from tests.compiled.test_ingest_statements import KNOWN_PERSON, NEW_PERSON, SINGLE
@@ -18,9 +20,10 @@ from tests.driver_statements import DriverStatements
 from tests.ingest_support import touchpoints
 
 
-async def test_traits_add_one_round_trip_to_an_event(
+async def test_audiences_add_one_round_trip_to_an_event(
     gql: Any,
     db: asyncpg.Connection,
+    engine: Any,
     gql_as: Callable[..., Awaitable[GraphQLClient]],
     count_driver_statements: DriverStatements,
 ) -> None:
@@ -46,11 +49,17 @@ async def test_traits_add_one_round_trip_to_an_event(
     for trait in TRAITS:
         if "sku" not in trait.get("attribute", ""):  # no sku seen yet: unknown attribute
             await gql.data(DEFINE, {"input": trait})
-    learn = await trips("bob@example.com")  # the process reads the new definitions once
-    assert len(learn) == NEW_PERSON + 2, "\n---\n".join(learn)
-    sent = await trips("ana@example.com")
-    assert len(sent) == NEW_PERSON + 1, "\n---\n".join(sent)
-    assert sum("customer_traits_computed" in s for s in sent) == 1
+    for email in ("bob@example.com", "ana@example.com"):
+        sent = await trips(email)
+        assert len(sent) == NEW_PERSON + 1, "\n---\n".join(sent)
+        assert sum("INSERT INTO audience_queue" in s for s in sent) == 1
+        assert not any("customer_traits_computed" in s for s in sent)
+    assert await db.fetchval("SELECT count(*) FROM audience_queue") == 2
+    count_driver_statements.clear()
+    await settled(engine)
+    drained = count_driver_statements.work
+    assert sum("customer_traits_computed" in s for s in drained) == 1, "\n---\n".join(drained)
+    assert await db.fetchval("SELECT count(*) FROM audience_queue") == 0
     values = await db.fetch(
         "SELECT c.trait_key, c.value::text FROM customer_traits_computed c JOIN identities i"
         " ON i.customer_id = c.customer_id WHERE i.value = 'ana@example.com' ORDER BY trait_key"
@@ -69,17 +78,20 @@ async def test_traits_add_one_round_trip_to_an_event(
 async def test_an_event_no_definition_tests_costs_no_audience_statement(
     gql: Any,
     db: asyncpg.Connection,
+    engine: Any,
     gql_as: Callable[..., Awaitable[GraphQLClient]],
     count_driver_statements: DriverStatements,
 ) -> None:
-    """hub.audiences.relevance: for a known customer, an event that no trait's filter and no
-    segment's activity matches costs neither statement (4 round trips, as without audiences);
-    the next event that matches costs one each and changes what it must (the control: skipping
-    everything would leave the count at 1 and ana out of the segment)."""
+    """hub.audiences.relevance, in the drain: for a known customer, an event that no trait's
+    filter and no segment's activity matches costs neither statement when drained (the
+    ingest itself costs the queue's one statement); the next event that matches costs one each
+    and changes what it must (the control: skipping everything would leave the count at 1 and
+    ana out of the segment)."""
     tp = await touchpoints(db)
     http = (await gql_as("FRONTEND")).http
 
-    async def record(touchpoint: str, type_: str, direction: str) -> list[str]:
+    async def record(touchpoint: str, type_: str, direction: str) -> tuple[list[str], list[str]]:
+        """The ingest's round trips, and the work of draining it."""
         event = {
             "identities": [{"kind": "EMAIL", "value": "ana@example.com"}],
             "touchpointId": tp[touchpoint],
@@ -92,24 +104,28 @@ async def test_an_event_no_definition_tests_costs_no_audience_statement(
             "/graphql", json={"query": SINGLE, "variables": {"input": event}}
         )
         assert "errors" not in response.json(), response.json()
-        return count_driver_statements.round_trips
+        sent = list(count_driver_statements.round_trips)
+        count_driver_statements.clear()
+        await settled(engine)
+        return sent, list(count_driver_statements.work)
 
     await record("web", "ORDER", "INBOUND")  # ana exists; connections warm
     for trait in TRAITS:
         await gql.data(DEFINE, {"input": trait})
     segment = {"activity": [{"interactions": {"types": ["ORDER"]}, "min": 2}]}
     await gql.data(CREATE, {"input": {"key": "repeat", "name": "Repeat buyers", **segment}})
-    await record("web", "PAGE_VIEW", "INBOUND")  # the process learns the definitions
+    await record("web", "PAGE_VIEW", "INBOUND")  # the drainer learns the definitions
 
     # OUTBOUND, on the ASSISTED channel, a type no definition names: nothing to recompute.
-    quiet = await record("call", "SMS", "OUTBOUND")
-    assert len(quiet) == KNOWN_PERSON, "\n---\n".join(quiet)
-    assert not any("customer_traits_computed" in s or "segment_members" in s for s in quiet)
+    sent, drained = await record("call", "SMS", "OUTBOUND")
+    assert len(sent) == KNOWN_PERSON + 1, "\n---\n".join(sent)
+    assert any("audience_queue" in s for s in drained)  # the drain ran…
+    assert not any("customer_traits_computed" in s or "segment_members" in s for s in drained)
 
-    ordered = await record("web", "ORDER", "INBOUND")
-    assert len(ordered) == KNOWN_PERSON + 2, "\n---\n".join(ordered)
-    assert sum("customer_traits_computed" in s for s in ordered) == 1
-    assert sum("segment_members" in s for s in ordered) == 1
+    sent, drained = await record("web", "ORDER", "INBOUND")
+    assert len(sent) == KNOWN_PERSON + 1, "\n---\n".join(sent)
+    assert sum("customer_traits_computed" in s for s in drained) == 1, "\n---\n".join(drained)
+    assert sum("segment_members" in s for s in drained) == 1, "\n---\n".join(drained)
     orders = await db.fetchval(
         "SELECT c.value::text FROM customer_traits_computed c JOIN identities i"
         " ON i.customer_id = c.customer_id WHERE i.value = 'ana@example.com'"

@@ -421,7 +421,9 @@ async def drained(url: str) -> None:
     evaluated by the server's drainer. Polled every 2 ms on a connection of its own."""
     db = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        while await db.fetchval("SELECT EXISTS (SELECT FROM audience_queue)"):
+        while True:
+            if not await db.fetchval("SELECT EXISTS (SELECT FROM audience_queue)"):
+                return
             await asyncio.sleep(0.002)
     finally:
         await db.close()

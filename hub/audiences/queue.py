@@ -175,19 +175,23 @@ async def evaluated(
     *,
     timeout_s: float = 2.0,
     interval_s: float = 0.01,
-) -> None:
+) -> bool:
     """Wait, at most ``timeout_s``, until none of ``ids`` is queued: a reader about to judge
     these customers' memberships (``interactionRecorded`` by segment) sees their ingests'
-    effects. ``engine``: the reader's (a partner's row security applies to the queue too)."""
+    effects. ``engine``: the reader's (a partner's row security applies to the queue too).
+    False if some were still queued at the deadline (the reader goes on: a stopped drainer
+    must not stop the feeds)."""
     if not ids:
-        return
+        return True
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         async with engine.connect() as connection:
             queued = (await connection.execute(_QUEUED, {"ids": list(ids)})).first()
             await connection.rollback()
-        if queued is None or asyncio.get_running_loop().time() >= deadline:
-            return
+        if queued is None:
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
         await asyncio.sleep(interval_s)
 
 

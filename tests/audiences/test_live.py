@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from hub.events.outbox import Position
 from tests.audiences.support import CREATE, stored_members
 from tests.conftest import make_key
 from tests.factories import zulu
-from tests.ingest_support import interaction, record, row_id, touchpoints
+from tests.ingest_support import RECORD, interaction, record, row_id, touchpoints
 from tests.live_server import Client, Server, connect, start_server
 from tests.waiting import until
 
@@ -37,6 +38,9 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         database_url,
         tmp_path_factory.mktemp("serve"),
         audiences_sweep_s="0.2",
+        # A slow drainer: the segment feed meets an ingest's customer still queued, and must
+        # wait for its evaluation (test_interaction_recorded_filtered_by_segment_…).
+        audiences_drain_ms="500",
     )
     try:
         yield started
@@ -190,7 +194,7 @@ async def recorded(client: Client) -> tuple[str, str]:
 
 
 async def test_interaction_recorded_filtered_by_segment_across_a_reconnect(
-    server: Server, gql: Any, db: asyncpg.Connection
+    server: Server, gql: Any, db: asyncpg.Connection, engine: Any
 ) -> None:
     tp = (await touchpoints(db))["web"]
     buyers = {"activity": [{"interactions": {"types": ["ORDER"]}, "withinDays": 30}]}
@@ -213,8 +217,18 @@ async def test_interaction_recorded_filtered_by_segment_across_a_reconnect(
     async with connect(server) as client:
         await client.subscribe(SEGMENT_FEED, {"after": start, "segment": segment})
         sent = [await view("bob@example.com"), await view("ana@example.com")]
-        # Cy's order makes Cy a member in its own transaction: a member at delivery.
-        sent.append(await buy("cy@example.com"))
+        # Cy's order makes Cy a member once the server's drainer has evaluated it: sent to the
+        # server itself (the other calls go through the test's app, which drains before it
+        # answers), so the feed meets Cy still queued and judges Cy after the drain
+        # (hub.audiences.queue.evaluated).
+        key = await make_key(engine, "ADMIN")
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=server.http_url, headers=headers) as http:
+            item = interaction(tp, ("EMAIL", "cy@example.com"), type="ORDER")
+            answer = await http.post(
+                "/graphql", json={"query": RECORD, "variables": {"input": item}}
+            )
+            sent.append(answer.json()["data"]["recordInteraction"]["interaction"]["id"])
         first = [await recorded(client) for _ in range(2)]
     assert [f[0] for f in first] == sent[1:]
     # While nobody listens: Bob views again (not a member), Ana views (a member).

@@ -1,0 +1,110 @@
+"""The audiences queue (hub.audiences.queue): what an ingest leaves for the drainer, how two
+ingests share one evaluation, what a drain skips, and readers waiting for it.
+
+These tests use the suite's plain client (``GraphQLClient``), which does not drain after a
+request (tests/audiences/conftest.py's clients do): the queue is looked at before ``drain``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+
+from hub.audiences.queue import drain_all, evaluated, settled
+from tests.audiences.support import CREATE, membership_events, stored_members
+from tests.conftest import GraphQLClient
+from tests.ingest_support import RECORD_MANY, interaction, record, row_id, touchpoints
+
+TWICE = {"activity": [{"interactions": {"types": ["ORDER"]}, "min": 2}]}
+
+
+async def test_ingest_queues_and_one_drain_evaluates_two_ingests(
+    client: httpx.AsyncClient, db: asyncpg.Connection, engine: Any
+) -> None:
+    gql = GraphQLClient(client)
+    tp = (await touchpoints(db))["web"]
+    await gql.data(CREATE, {"input": {"key": "twice", "name": "Ordered twice", **TWICE}})
+    first = await record(gql, interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER"))
+    await record(gql, interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER"))
+    ana = row_id(first["customer"]["id"])
+    # Not evaluated yet: one row for Ana, holding both ingests' orders, created by the first.
+    rows = await db.fetch("SELECT customer_id, created, everything, touched FROM audience_queue")
+    assert [(r["customer_id"], r["created"], r["everything"]) for r in rows] == [(ana, True, False)]
+    assert '"ORDER"' in rows[0]["touched"] and rows[0]["touched"].count('"ORDER"') == 2
+    assert await stored_members(db, "twice") == set()
+    # One drain: Ana enters once, with one event.
+    assert await drain_all(engine) == 1
+    assert await stored_members(db, "twice") == {ana}
+    assert await membership_events(db) == [("twice", ana, "ENTERED", "INGEST")]
+    assert await db.fetchval("SELECT count(*) FROM audience_queue") == 0
+    assert await drain_all(engine) == 0
+
+
+async def test_without_definitions_ingest_queues_nothing(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    gql = GraphQLClient(client)
+    tp = (await touchpoints(db))["web"]
+    await gql.data(RECORD_MANY, {"inputs": [interaction(tp, ("EMAIL", "ana@example.com"))]})
+    assert await db.fetchval("SELECT count(*) FROM audience_queue") == 0
+    # The control: with a segment, the same ingest queues its customer.
+    await gql.data(CREATE, {"input": {"key": "twice", "name": "Ordered twice", **TWICE}})
+    await gql.data(RECORD_MANY, {"inputs": [interaction(tp, ("EMAIL", "bob@example.com"))]})
+    assert await db.fetchval("SELECT count(*) FROM audience_queue") == 1
+
+
+async def test_a_drain_leaves_a_customer_being_written_for_later(
+    client: httpx.AsyncClient, db: asyncpg.Connection, database_url: str, engine: Any
+) -> None:
+    gql = GraphQLClient(client)
+    tp = (await touchpoints(db))["web"]
+    await gql.data(CREATE, {"input": {"key": "twice", "name": "Ordered twice", **TWICE}})
+    items = [interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER") for _ in range(2)]
+    items += [interaction(tp, ("EMAIL", "bob@example.com"), type="ORDER") for _ in range(2)]
+    await gql.data(RECORD_MANY, {"inputs": items})
+    ana, bob = [
+        await db.fetchval("SELECT customer_id FROM identities WHERE value = $1", email)
+        for email in ("ana@example.com", "bob@example.com")
+    ]
+    # Another transaction holds Ana's row (as an ingest of Ana would): the drain takes Bob only.
+    other = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        holding = other.transaction()
+        await holding.start()
+        await other.execute("SELECT FROM customers WHERE id = $1 FOR UPDATE", ana)
+        assert await drain_all(engine) == 1
+        assert await stored_members(db, "twice") == {bob}
+        queued = await db.fetch("SELECT customer_id FROM audience_queue")
+        assert [r["customer_id"] for r in queued] == [ana]
+        await holding.rollback()
+    finally:
+        await other.close()
+    await settled(engine)
+    assert await stored_members(db, "twice") == {ana, bob}
+
+
+async def test_a_row_without_its_customer_is_dropped(db: asyncpg.Connection, engine: Any) -> None:
+    await db.execute(
+        "INSERT INTO audience_queue (customer_id, queued_at, created, everything, touched)"
+        " VALUES (gen_random_uuid(), now(), true, false, '[]')"
+    )
+    await settled(engine)
+    assert await db.fetchval("SELECT count(*) FROM audience_queue") == 0
+
+
+async def test_a_reader_waits_until_its_customers_are_evaluated(
+    client: httpx.AsyncClient, db: asyncpg.Connection, engine: Any
+) -> None:
+    gql = GraphQLClient(client)
+    tp = (await touchpoints(db))["web"]
+    await gql.data(CREATE, {"input": {"key": "twice", "name": "Ordered twice", **TWICE}})
+    result = await record(gql, interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER"))
+    ana = row_id(result["customer"]["id"])
+    # Ana is queued: the wait ends at its deadline, saying so.
+    assert await evaluated(engine, [ana], timeout_s=0.2) is False
+    waiting = asyncio.create_task(evaluated(engine, [ana], timeout_s=120))
+    await drain_all(engine)
+    assert await asyncio.wait_for(waiting, timeout=120) is True
+    assert await db.fetchval("SELECT count(*) FROM audience_queue") == 0

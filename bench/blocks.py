@@ -26,7 +26,15 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.audiences import SOURCE_DB, Hub, define_all, ingest_targets, known_items, start_hub
+from bench.audiences import (
+    SOURCE_DB,
+    Hub,
+    define_all,
+    drained,
+    ingest_targets,
+    known_items,
+    start_hub,
+)
 from bench.dataset import database_url, ensure_dataset
 from bench.ingest import _admin_key, bench_batch, bench_single
 from bench.write import clone, drop
@@ -55,6 +63,7 @@ async def _workload(
     emails: list[str],
     mode: str,
     events: int,
+    top: int = 0,
 ) -> dict[str, float]:
     tag = f"b{uuid.uuid4().hex[:6]}-"
     item = known_items(touchpoint, emails, tag, 3) if mode.endswith("-known") else None
@@ -67,18 +76,30 @@ async def _workload(
     )
     await bench_single(hub.client, touchpoint, 64, 16, tag=tag + "w", item=item)
     await admin.execute("SELECT pg_stat_statements_reset()")
+    await drained(hub.url)  # what the warm-up queued is evaluated before counting
+    await admin.execute("SELECT pg_stat_statements_reset()")
     if mode.startswith("batch"):
         await bench_batch(hub.client, touchpoint, events, 1000, tag=tag, item=item)
     else:
         await bench_single(hub.client, touchpoint, events, 16, tag=tag, item=item)
+    # The audiences drainer evaluates what ingest queued (hub.audiences.queue): its statements
+    # are the audiences' cost, counted once the queue is empty.
+    await drained(hub.url)
     rows = await admin.fetch(
-        "SELECT s.query, s.shared_blks_hit + s.shared_blks_read AS blocks"
+        "SELECT s.query, s.calls, s.total_exec_time AS ms,"
+        " s.shared_blks_hit + s.shared_blks_read AS blocks"
         " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
         database,
     )
     per_kind: dict[str, float] = {"traits": 0.0, "segments": 0.0, "other": 0.0}
     for row in rows:
         per_kind[kind_of(row["query"])] += row["blocks"] / events
+    for row in sorted(rows, key=lambda r: -r["ms"])[:top]:
+        query = " ".join(row["query"].split())[:110]
+        print(
+            f"    {row['ms'] / events * 1000:7.1f} µs/event {row['blocks'] / events:6.1f}"
+            f" blocks/event {row['calls']:6} calls  {query}"
+        )
     return per_kind
 
 
@@ -102,7 +123,9 @@ async def measure(
         results = {}
         for mode in args.workloads.split(","):
             events = args.batch_events if mode.startswith("batch") else args.single_events
-            results[mode] = await _workload(hub, admin, copy, touchpoint, emails, mode, events)
+            results[mode] = await _workload(
+                hub, admin, copy, touchpoint, emails, mode, events, args.top
+            )
             print(f"  {name:9} {mode:12} {sum(results[mode].values()):7.1f} blocks/event")
         return results
     finally:
@@ -165,6 +188,9 @@ def cli() -> None:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--batch-events", type=int, default=3000)
     parser.add_argument("--single-events", type=int, default=400)
+    parser.add_argument(
+        "--top", type=int, default=0, help="print the N statements of most time per workload"
+    )
     arguments: Any = parser.parse_args()
     asyncio.run(main(arguments))
 

@@ -673,6 +673,10 @@ class AudienceQueueEntry(SQLModel, table=True):
     everything: bool  # a merge touched it: every definition is evaluated
     # What the ingests stored for it since its last evaluation (hub.audiences.relevance facts).
     touched: list[Any] = Field(sa_type=JSONB)
+    version: int = Field(default=1, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "1"})
+    # The drain round that holds the row (hub.audiences.queue), and since when.
+    claim: uuid.UUID | None = Field(default=None, sa_type=UUID(as_uuid=True))
+    claimed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 class SegmentSizeChange(SQLModel, table=True):

@@ -4,7 +4,9 @@ Evaluating the computed traits and segments of every customer an ingest touched,
 ingest's transaction, doubled what an event cost PostgreSQL and held a batch's identity locks
 while it ran (issue #18, docs/audiences.md). Ingest now writes one row per changed customer here
 (what it stored for the customer, for the relevance rules) and the drainer of every
-``hub serve`` process evaluates the queued customers in rounds (``hub.audiences.queue``).
+``hub serve`` process evaluates the queued customers in rounds (``hub.audiences.queue``): a
+round claims rows (``claim``, ``claimed_at``), evaluates, and deletes those whose ``version``
+no ingest has bumped since.
 
 A partner may read one column, ``customer_id``, of the rows of the customers it sees (the
 policy of migration 0024's customer tables): a subscription filtered by segment waits until the
@@ -39,6 +41,9 @@ def upgrade() -> None:
         sa.Column("created", sa.Boolean(), nullable=False),
         sa.Column("everything", sa.Boolean(), nullable=False),
         sa.Column("touched", JSONB(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False, server_default="1"),
+        sa.Column("claim", UUID(as_uuid=True), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_audience_queue_queued", "audience_queue", ["queued_at"])
     op.execute("ALTER TABLE audience_queue ENABLE ROW LEVEL SECURITY")

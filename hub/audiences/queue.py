@@ -12,11 +12,15 @@ them at once: one statement per group of customers instead of two per event.
   it (the facts ``hub.audiences.relevance`` filters on; whether an ingest created it, or a merge
   touched it). A second ingest of a queued customer appends to its row, so one evaluation serves
   both; what it may skip is decided on the union, as one ingest's would be.
-- **Locks**: every writer of a customer's row here holds the customer's row lock (ingest locks
-  the identifiers' holders ``FOR UPDATE``, or created the customer), and so does every writer of
-  a customer's derived rows. The drainer takes the customers ``FOR UPDATE SKIP LOCKED`` (one
-  being written is left for the next round), then deletes their queue rows: it never waits on a
-  lock an ingest holds, so the two cannot deadlock.
+- **Rounds never block ingest**: a round first *claims* its rows in a short transaction of its
+  own, then evaluates in a second one that holds the customers ``FOR KEY SHARE SKIP LOCKED``:
+  that conflicts with the ``FOR UPDATE`` of every other evaluating change (merges, unmerges,
+  erasure, consent, stage and profile changes, the sweeper: ``hub.audiences.refresh`` takes it),
+  so no two evaluations of a customer overlap and none writes values older than another's, but
+  not with ingest's ``FOR NO KEY UPDATE``: an ingest of a customer being evaluated goes on, and
+  appends to the claimed row (a new version). The round then deletes only the rows whose version
+  it read, and releases the others (and those held elsewhere) for the next round. A round that
+  died leaves its claim; after ``CLAIM_EXPIRY`` another round takes the rows.
 - **Exact once drained**: memberships, computed values and membership events of an ingest follow
   it by one drain (the interval, ``HUB_AUDIENCES_DRAIN_MS``, plus the evaluation). ``settled``
   waits for that (tests, ``hub import``). Changes made outside ingest (merges, unmerges, erasure,
@@ -29,12 +33,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audiences.reasons import ChangeReason
 from hub.audiences.refresh import hold_definitions, on_customers_changed
@@ -43,34 +47,52 @@ from hub.db.statements import AlchemySql, IngestSql, Statement
 
 DRAIN_LIMIT = 1000
 
-# A queued customer's row takes what this ingest stored; a row already there (not drained yet)
-# keeps its place in line and gains this ingest's interactions.
+# A queued customer's row takes what this ingest stored; a row already there (not drained yet,
+# or being drained) keeps its place in line, gains this ingest's interactions and a new version
+# (a drain that read the older version leaves the row for the next round).
 _ENQUEUE = Statement.named(
     "INSERT INTO audience_queue AS q (customer_id, queued_at, created, everything, touched)"
     " SELECT u.c, now(), u.n, u.e, u.t FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
     " AS u(c uuid, n boolean, e boolean, t jsonb)"
     " ON CONFLICT (customer_id) DO UPDATE SET created = q.created OR excluded.created,"
-    " everything = q.everything OR excluded.everything, touched = q.touched || excluded.touched"
+    " everything = q.everything OR excluded.everything, touched = q.touched || excluded.touched,"
+    " version = q.version + 1"
 )
 
-# The oldest queued customers nobody is writing, locked, and their rows taken off the queue. A
-# row whose customer does not exist (none is ever deleted; a test truncating tables) goes too:
-# it is visible only once its ingest committed, customer included.
-_TAKE = Statement.named(
-    "WITH head AS (SELECT customer_id FROM audience_queue ORDER BY queued_at LIMIT :limit),"
-    " picked AS (SELECT c.id FROM customers c WHERE c.id IN (SELECT customer_id FROM head)"
-    " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED),"
-    " orphans AS (DELETE FROM audience_queue q WHERE q.customer_id IN (SELECT customer_id FROM"
-    " head) AND NOT EXISTS (SELECT FROM customers c WHERE c.id = q.customer_id))"
-    " DELETE FROM audience_queue q USING picked p WHERE q.customer_id = p.id"
-    " RETURNING q.customer_id, q.created, q.everything, q.touched"
+# A round's claim, committed on its own (no lock outlives it): the oldest rows no round holds
+# (or whose round died: its claim older than CLAIM_EXPIRY).
+_CLAIM = Statement.named(
+    "UPDATE audience_queue q SET claim = CAST(:token AS uuid), claimed_at = now()"
+    " WHERE q.customer_id IN (SELECT customer_id FROM audience_queue"
+    " WHERE claim IS NULL OR claimed_at < now() - CAST(:expiry AS interval)"
+    " ORDER BY queued_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+    " RETURNING q.customer_id, q.created, q.everything, q.touched, q.version"
 )
+
+# The claimed customers that exist, and those of them no other change holds: FOR KEY SHARE
+# conflicts with the FOR UPDATE of merges, unmerges, erasure, consent, stage and profile changes
+# and the sweeper (so their evaluations and the round's are serialised), not with ingest's FOR
+# NO KEY UPDATE (an ingest never waits for a round).
+_LOCK = Statement.named(
+    "SELECT (SELECT array_agg(id) FROM customers WHERE id = ANY(CAST(:ids AS uuid[])))"
+    " AS existing, (SELECT array_agg(id) FROM (SELECT id FROM customers"
+    " WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR KEY SHARE SKIP LOCKED) AS s) AS held"
+)
+
+# The end of a round: the rows it evaluated leave the queue unless an ingest appended to them
+# since the claim (a new version: evaluated again next round); the rest are released.
+_FINISH = Statement.named(
+    "WITH gone AS (DELETE FROM audience_queue q USING unnest(CAST(:ids AS uuid[]),"
+    " CAST(:versions AS bigint[])) AS d(id, v) WHERE q.customer_id = d.id AND q.version = d.v"
+    " AND q.claim = CAST(:token AS uuid) RETURNING q.customer_id)"
+    " , released AS (UPDATE audience_queue q SET claim = NULL, claimed_at = NULL"
+    " WHERE q.claim = CAST(:token AS uuid) AND q.customer_id NOT IN (SELECT customer_id FROM gone)"
+    " RETURNING 1) SELECT (SELECT count(*) FROM gone) AS gone, (SELECT count(*) FROM released)"
+    " AS released"
+)
+CLAIM_EXPIRY = timedelta(minutes=10)
 
 _ANY = Statement.named("SELECT EXISTS (SELECT FROM audience_queue) AS queued")
-
-
-def _sql(conn: IngestSql | AsyncConnection) -> IngestSql:
-    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn
 
 
 def _facts(new: NewInteraction) -> list[Any]:
@@ -129,29 +151,53 @@ def _touched(rows: Iterable[Any]) -> Touched:
     return touched
 
 
-async def drain(conn: IngestSql | AsyncConnection, *, limit: int = DRAIN_LIMIT) -> int:
-    """One round, in the caller's transaction: take up to ``limit`` queued customers nobody is
-    writing and evaluate their computed traits and segments. How many it took."""
-    sql = _sql(conn)
-    # The definitions lock before the customer locks, in the order every writer takes them.
-    await hold_definitions(sql)
-    rows = await sql.fetch(_TAKE, {"limit": limit})
-    if not rows:
-        return 0
-    touched = _touched(rows)
-    await on_customers_changed(
-        sql,
-        [row["customer_id"] for row in rows],
-        reason=ChangeReason.INGEST,
-        now=datetime.now(UTC),
-        locked=True,
-        touched=touched,
-    )
-    return len(rows)
+async def claim(engine: AsyncEngine, token: uuid.UUID, *, limit: int) -> Sequence[Any]:
+    """A round's first transaction: mark up to ``limit`` of the oldest unclaimed rows as the
+    round's (``token``); their contents."""
+    async with engine.begin() as connection:
+        return await AlchemySql(connection).fetch(
+            _CLAIM, {"token": token, "limit": limit, "expiry": CLAIM_EXPIRY}
+        )
+
+
+async def evaluate(engine: AsyncEngine, token: uuid.UUID, claimed: Sequence[Any]) -> int:
+    """A round's second transaction: evaluate the ``claimed`` customers no other change holds,
+    delete their rows unless an ingest appended to them since the claim, release the rest.
+    How many it took off the queue."""
+    async with engine.begin() as connection:
+        sql = AlchemySql(connection)
+        # The definitions lock before the customer locks, in the order every writer takes them.
+        await hold_definitions(sql)
+        ids = [row["customer_id"] for row in claimed]
+        [locks] = await sql.fetch(_LOCK, {"ids": ids})
+        held = set(locks["held"] or ())
+        rows = [row for row in claimed if row["customer_id"] in held]
+        if rows:
+            await on_customers_changed(
+                sql,
+                [row["customer_id"] for row in rows],
+                reason=ChangeReason.INGEST,
+                now=datetime.now(UTC),
+                locked=True,
+                touched=_touched(rows),
+            )
+        # Evaluated, or without a customer (none is ever deleted; a test truncating tables).
+        existing = set(locks["existing"] or ())
+        done = [r for r in claimed if r["customer_id"] in held or r["customer_id"] not in existing]
+        [finished] = await sql.fetch(
+            _FINISH,
+            {
+                "ids": [row["customer_id"] for row in done],
+                "versions": [row["version"] for row in done],
+                "token": token,
+            },
+        )
+    return int(finished["gone"])
 
 
 async def drain_all(engine: AsyncEngine, *, limit: int = DRAIN_LIMIT) -> int:
-    """Rounds of ``drain`` (a transaction each) while there is work; how many customers."""
+    """Rounds (``claim``, then ``evaluate``) while there is work and rounds are full; how many
+    customers they took off the queue."""
     total = 0
     while True:
         async with engine.connect() as probe:
@@ -159,10 +205,12 @@ async def drain_all(engine: AsyncEngine, *, limit: int = DRAIN_LIMIT) -> int:
             await probe.rollback()
         if not row["queued"]:
             return total
-        async with engine.begin() as connection:
-            done = await drain(connection, limit=limit)
-        total += done
-        if done < limit:
+        token = uuid.uuid4()
+        claimed = await claim(engine, token, limit=limit)
+        if not claimed:
+            return total
+        total += await evaluate(engine, token, claimed)
+        if len(claimed) < limit:
             return total
 
 

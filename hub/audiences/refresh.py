@@ -18,11 +18,19 @@ from hub.audiences import membership, traits
 from hub.audiences.membership import Outcome
 from hub.audiences.reasons import ChangeReason
 from hub.audiences.relevance import Touched
-from hub.db.statements import IngestSql
+from hub.db.statements import AlchemySql, IngestSql, Statement
 
 __all__ = ["ChangeReason", "hold_definitions", "on_customers_changed", "on_trait_changed", "sweep"]
 
 hold_definitions = traits.hold_definitions
+
+_LOCK_CUSTOMERS = Statement.named(
+    "SELECT FROM customers WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE"
+)
+
+
+def _sql(conn: IngestSql | AsyncConnection) -> IngestSql:
+    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn
 
 
 async def on_customers_changed(
@@ -42,6 +50,15 @@ async def on_customers_changed(
     skip the definitions it cannot have changed (``hub.audiences.relevance``)."""
     ids = sorted(set(customer_ids))
     at = now or datetime.now(UTC)
+    if reason is not ChangeReason.INGEST and ids:
+        # Every change but ingest evaluates in its own transaction: the customers locked FOR
+        # UPDATE (a no-op where the caller holds them), so no drain round of the audiences queue
+        # evaluates them at the same time (its FOR KEY SHARE; hub.audiences.queue); the
+        # definitions lock first, the order every writer takes them in.
+        if not locked:
+            await hold_definitions(conn)
+            locked = True
+        await _sql(conn).fetch(_LOCK_CUSTOMERS, {"ids": ids})
     recomputed = await traits.on_customers_changed(
         conn, ids, reason=reason, now=at, locked=locked, version=traits_version, touched=touched
     )

@@ -70,8 +70,10 @@ _CUSTOMER_COLUMNS = (
 # Read after the advisory locks (a new statement, so its snapshot sees what the previous lock
 # holder committed): who holds each identifier, which idempotency keys exist, which identifiers
 # belonged to erased customers (by hash, hub.privacy.erasure.identity_hash), the catalogue (the
-# touchpoints' channels, the stage rules), and the holders themselves, locked FOR UPDATE in id
-# order (a FOR UPDATE row is its latest committed version, so a holder merged away since the
+# touchpoints' channels, the stage rules), and the holders themselves, locked FOR NO KEY UPDATE
+# in id order (ingests of a customer wait for each other, merges and other changes' FOR UPDATE
+# too; the audiences drainer's FOR KEY SHARE does not make an ingest wait; a locked row is its
+# latest committed version, so a holder merged away since the
 # snapshot shows its ``merged_into_id``): one round trip.
 CLAIMS = Statement.named(
     "SELECT"
@@ -81,7 +83,7 @@ CLAIMS = Statement.named(
     "  (SELECT kind, count(*) AS n FROM identities WHERE customer_id = c.id GROUP BY kind)"
     "  AS counts) AS kind_counts FROM customers c WHERE c.id IN (SELECT i.customer_id FROM"
     "  identities i JOIN unnest(CAST(:kinds AS text[]), CAST(:vals AS text[])) AS k(kind, value)"
-    "  ON i.kind = k.kind AND i.value = k.value) ORDER BY c.id FOR UPDATE OF c) AS s)"
+    "  ON i.kind = k.kind AND i.value = k.value) ORDER BY c.id FOR NO KEY UPDATE OF c) AS s)"
     " AS customers,"
     " (SELECT coalesce(jsonb_object_agg(id::text, channel_code), '{}') FROM touchpoints"
     "  WHERE id = ANY(CAST(:catalogue_tps AS uuid[]))) AS channels,"
@@ -119,7 +121,7 @@ class Claims:
     erased: set[IdentifierKey]  # identifiers that belonged to erased customers
     channels: dict[uuid.UUID, str]  # the channel of each touchpoint that exists
     rules: StageRules
-    customers: dict[uuid.UUID, CustomerState]  # the holders, locked FOR UPDATE
+    customers: dict[uuid.UUID, CustomerState]  # the holders, locked FOR NO KEY UPDATE
     segments: list[tuple[str, int]]  # (key, revision) of every segment
     stable: bool  # False: a holder was merged away meanwhile (a concurrent merge): read again
     vocabulary: tuple[str, str] | None = None  # the vocabulary's (epoch, version) now
@@ -369,7 +371,7 @@ def _one_per_event(
 async def _load_state(
     sql: IngestSql, keys: set[IdentifierKey], claims: Claims | None
 ) -> tuple[dict[IdentifierKey, uuid.UUID], dict[uuid.UUID, CustomerState], bool]:
-    """Who holds each identifier and the holders locked FOR UPDATE (read again unless
+    """Who holds each identifier and the holders locked FOR NO KEY UPDATE (read again unless
     ``claims`` has them); False if one was merged away meanwhile (a concurrent manual merge):
     start again."""
     if claims is None:

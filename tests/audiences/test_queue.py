@@ -7,12 +7,14 @@ request (tests/audiences/conftest.py's clients do): the queue is looked at befor
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
-from hub.audiences.queue import drain_all, evaluated, settled
+from hub.audiences.queue import claim, drain_all, evaluate, evaluated, settled
 from tests.audiences.support import CREATE, membership_events, stored_members
 from tests.conftest import GraphQLClient
 from tests.ingest_support import RECORD_MANY, interaction, record, row_id, touchpoints
@@ -68,7 +70,8 @@ async def test_a_drain_leaves_a_customer_being_written_for_later(
         await db.fetchval("SELECT customer_id FROM identities WHERE value = $1", email)
         for email in ("ana@example.com", "bob@example.com")
     ]
-    # Another transaction holds Ana's row (as an ingest of Ana would): the drain takes Bob only.
+    # Another transaction holds Ana's row FOR UPDATE (as a merge, an erasure or a consent change
+    # of Ana would, evaluating Ana itself): the drain takes Bob only.
     other = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     try:
         holding = other.transaction()
@@ -108,3 +111,57 @@ async def test_a_reader_waits_until_its_customers_are_evaluated(
     await drain_all(engine)
     assert await asyncio.wait_for(waiting, timeout=120) is True
     assert await db.fetchval("SELECT count(*) FROM audience_queue") == 0
+
+
+async def test_an_ingest_during_a_round_is_evaluated_by_the_next(
+    client: httpx.AsyncClient, db: asyncpg.Connection, engine: Any
+) -> None:
+    """A round claims Ana's row; an ingest of Ana commits before the round evaluates (nothing
+    makes it wait: the claim is committed, the round holds no lock yet); the round keeps the
+    row, now of a newer version, for the next round, which takes it off the queue."""
+    gql = GraphQLClient(client)
+    tp = (await touchpoints(db))["web"]
+    await gql.data(CREATE, {"input": {"key": "twice", "name": "Ordered twice", **TWICE}})
+    await record(gql, interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER"))
+    token = uuid.uuid4()
+    claimed = await claim(engine, token, limit=10)
+    assert [row["version"] for row in claimed] == [1]
+    await record(gql, interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER"))
+    await evaluate(engine, token, claimed)
+    row = await db.fetchrow("SELECT version, claim, touched FROM audience_queue")
+    assert (row["version"], row["claim"]) == (2, None)
+    assert row["touched"].count('"ORDER"') == 2  # both ingests' facts, for the next round
+    ana = await db.fetchval("SELECT customer_id FROM identities WHERE value = 'ana@example.com'")
+    assert await stored_members(db, "twice") == {ana}  # the round read both orders
+    assert await drain_all(engine) == 1
+    assert await db.fetchval("SELECT count(*) FROM audience_queue") == 0
+    assert await membership_events(db) == [("twice", ana, "ENTERED", "INGEST")]
+
+
+async def test_an_ingest_does_not_wait_for_a_round(
+    client: httpx.AsyncClient, db: asyncpg.Connection, database_url: str
+) -> None:
+    """A round holds its customers FOR KEY SHARE: an ingest of one of them (FOR NO KEY UPDATE)
+    goes on; a change that evaluates (FOR UPDATE, the control) waits for the round."""
+    gql = GraphQLClient(client)
+    tp = (await touchpoints(db))["web"]
+    await gql.data(CREATE, {"input": {"key": "twice", "name": "Ordered twice", **TWICE}})
+    first = await record(gql, interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER"))
+    ana = row_id(first["customer"]["id"])
+    round_ = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    other = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        holding = round_.transaction()
+        await holding.start()
+        await round_.execute("SELECT FROM customers WHERE id = $1 FOR KEY SHARE", ana)
+        item = interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER")
+        await asyncio.wait_for(record(gql, item), timeout=60)
+        # The control: FOR UPDATE of Ana is not granted while the round holds it.
+        async with other.transaction():
+            await other.execute("SET LOCAL lock_timeout = '200ms'")
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await other.execute("SELECT FROM customers WHERE id = $1 FOR UPDATE", ana)
+        await holding.rollback()
+    finally:
+        await round_.close()
+        await other.close()

@@ -86,7 +86,7 @@ async def _workload(
     # are the audiences' cost, counted once the queue is empty.
     await drained(hub.url)
     rows = await admin.fetch(
-        "SELECT s.query, s.calls, s.total_exec_time AS ms,"
+        "SELECT s.query, s.calls, s.total_exec_time AS ms, s.total_plan_time AS plan_ms,"
         " s.shared_blks_hit + s.shared_blks_read AS blocks"
         " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
         database,
@@ -97,7 +97,8 @@ async def _workload(
     for row in sorted(rows, key=lambda r: -r["ms"])[:top]:
         query = " ".join(row["query"].split())[:110]
         print(
-            f"    {row['ms'] / events * 1000:7.1f} µs/event {row['blocks'] / events:6.1f}"
+            f"    {row['ms'] / events * 1000:7.1f} µs/event (planning"
+            f" {row['plan_ms'] / events * 1000:5.1f}) {row['blocks'] / events:6.1f}"
             f" blocks/event {row['calls']:6} calls  {query}"
         )
     return per_kind

@@ -11,6 +11,7 @@ per run of failures and retried; the due rows wait in their tables meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -40,6 +41,19 @@ async def sweep_forever(engine: AsyncEngine, interval_s: float) -> None:
     await every(interval_s, lambda: sweep_due(engine), logger, "audiences sweep")
 
 
+DRAINERS = 2
+DRAIN_ROUND = 500
+
+
 async def drain_forever(engine: AsyncEngine, interval_s: float) -> None:
-    """``hub.audiences.queue.drain_all`` every ``interval_s``: what ingest queued."""
-    await every(interval_s, lambda: drain_all(engine), logger, "audiences drain")
+    """``hub.audiences.queue.drain_all`` every ``interval_s``: what ingest queued. ``DRAINERS``
+    loops at once, rounds of ``DRAIN_ROUND`` customers (a round claims its rows: two never take
+    the same), so a burst (a batch of 1,000) is evaluated on two connections, by two PostgreSQL
+    backends, while the next ingest runs on a third."""
+
+    async def loop() -> None:
+        await every(
+            interval_s, lambda: drain_all(engine, limit=DRAIN_ROUND), logger, "audiences drain"
+        )
+
+    await asyncio.gather(*(loop() for _ in range(DRAINERS)))

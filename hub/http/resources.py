@@ -147,7 +147,7 @@ async def open_resources(settings: Settings, metrics: HubMetrics) -> AsyncIterat
             # A small pool of its own: the sweeper and the drainer never wait for request
             # connections (nor requests for them).
             audiences_engine = create_engine(
-                location.url, settings.model_copy(update={"pool_size": 2, "pool_max_overflow": 1})
+                location.url, settings.model_copy(update={"pool_size": 3, "pool_max_overflow": 1})
             )
             stack.push_async_callback(audiences_engine.dispose)
         if settings.audiences_sweep_s > 0:

@@ -12,15 +12,18 @@ them at once: one statement per group of customers instead of two per event.
   it (the facts ``hub.audiences.relevance`` filters on; whether an ingest created it, or a merge
   touched it). A second ingest of a queued customer appends to its row, so one evaluation serves
   both; what it may skip is decided on the union, as one ingest's would be.
-- **Rounds never block ingest**: a round first *claims* its rows in a short transaction of its
-  own, then evaluates in a second one that holds the customers ``FOR KEY SHARE SKIP LOCKED``:
-  that conflicts with the ``FOR UPDATE`` of every other evaluating change (merges, unmerges,
-  erasure, consent, stage and profile changes, the sweeper: ``hub.audiences.refresh`` takes it),
-  so no two evaluations of a customer overlap and none writes values older than another's, but
-  not with ingest's ``FOR NO KEY UPDATE``: an ingest of a customer being evaluated goes on, and
-  appends to the claimed row (a new version). The round then deletes only the rows whose version
-  it read, and releases the others (and those held elsewhere) for the next round. A round that
-  died leaves its claim; after ``CLAIM_EXPIRY`` another round takes the rows.
+- **An ingest does not wait for a round's evaluation**: a round first *claims* its rows in a
+  short transaction of its own, then evaluates in a second one that holds the customers ``FOR
+  KEY SHARE SKIP LOCKED``. That conflicts with the ``FOR UPDATE`` of every other evaluating
+  change (merges, unmerges, erasure, consent, stage and profile changes, the sweeper:
+  ``hub.audiences.refresh`` and erasure take it), so their evaluations and the round's never
+  overlap, but not with ingest's ``FOR NO KEY UPDATE``: an ingest of a customer being evaluated
+  goes on and appends to the claimed row (a new version). Rounds exclude each other per customer
+  with a tried advisory lock. A third transaction ends the round (``_FINISH``, rows locked in id
+  order as ingest upserts them, holding no customer lock): rows whose version it read leave the
+  queue; the others lose the facts it saw and wait for the next round. An ingest may wait for
+  that short end, and one that merges waits for the round like any merge. A failed round
+  releases its claims; one that died leaves them until ``CLAIM_EXPIRY``.
 - **Exact once drained**: memberships, computed values and membership events of an ingest follow
   it by one drain (the interval, ``HUB_AUDIENCES_DRAIN_MS``, plus the evaluation). ``settled``
   waits for that (tests, ``hub import``). Changes made outside ingest (merges, unmerges, erasure,
@@ -31,6 +34,7 @@ them at once: one statement per group of customers instead of two per event.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -45,7 +49,10 @@ from hub.audiences.refresh import hold_definitions, on_customers_changed
 from hub.audiences.relevance import NewInteraction, Touched
 from hub.db.statements import AlchemySql, IngestSql, Statement
 
+logger = logging.getLogger("hub.audiences")
 DRAIN_LIMIT = 1000
+CLAIM_EXPIRY = timedelta(minutes=10)
+ROUND_LOCKS = 0x0025  # the advisory lock class of rounds (the two-key form: class, customer)
 
 # A queued customer's row takes what this ingest stored; a row already there (not drained yet,
 # or being drained) keeps its place in line, gains this ingest's interactions and a new version
@@ -72,25 +79,43 @@ _CLAIM = Statement.named(
 # The claimed customers that exist, and those of them no other change holds: FOR KEY SHARE
 # conflicts with the FOR UPDATE of merges, unmerges, erasure, consent, stage and profile changes
 # and the sweeper (so their evaluations and the round's are serialised), not with ingest's FOR
-# NO KEY UPDATE (an ingest never waits for a round).
+# NO KEY UPDATE (an ingest does not wait for a round's evaluation). Rounds exclude each other
+# per customer with an advisory lock (tried, never waited for): two rounds share a customer only
+# if one's claim expired, and then the second skips it.
 _LOCK = Statement.named(
     "SELECT (SELECT array_agg(id) FROM customers WHERE id = ANY(CAST(:ids AS uuid[])))"
     " AS existing, (SELECT array_agg(id) FROM (SELECT id FROM customers"
-    " WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR KEY SHARE SKIP LOCKED) AS s) AS held"
+    " WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR KEY SHARE SKIP LOCKED) AS s"
+    f" WHERE pg_try_advisory_xact_lock({ROUND_LOCKS}, hashtext(id::text))) AS held"
 )
 
-# The end of a round: the rows it evaluated leave the queue unless an ingest appended to them
-# since the claim (a new version: evaluated again next round); the rest are released.
+# The end of a round, a transaction of its own after the evaluation committed (it holds no
+# customer lock while it waits for a queue row an ingest is appending to): its rows locked in id
+# order, the order ingest upserts them in. A row the round evaluated leaves the queue unless an
+# ingest appended to it since the claim (a new version): then the facts the round saw are cut
+# off (it is exact up to them; "created" no longer holds) and the rest wait for the next round.
+# Rows it did not evaluate (held elsewhere) are released as they are.
 _FINISH = Statement.named(
-    "WITH gone AS (DELETE FROM audience_queue q USING unnest(CAST(:ids AS uuid[]),"
-    " CAST(:versions AS bigint[])) AS d(id, v) WHERE q.customer_id = d.id AND q.version = d.v"
-    " AND q.claim = CAST(:token AS uuid) RETURNING q.customer_id)"
-    " , released AS (UPDATE audience_queue q SET claim = NULL, claimed_at = NULL"
-    " WHERE q.claim = CAST(:token AS uuid) AND q.customer_id NOT IN (SELECT customer_id FROM gone)"
-    " RETURNING 1) SELECT (SELECT count(*) FROM gone) AS gone, (SELECT count(*) FROM released)"
-    " AS released"
+    "WITH locked AS (SELECT customer_id, version FROM audience_queue"
+    " WHERE claim = CAST(:token AS uuid) ORDER BY customer_id FOR UPDATE),"
+    " done AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]),"
+    " CAST(:seen AS int[])) AS d(id, v, n)),"
+    " gone AS (DELETE FROM audience_queue q USING locked l, done d"
+    " WHERE q.customer_id = l.customer_id AND d.id = l.customer_id AND l.version = d.v"
+    " RETURNING q.customer_id),"
+    " kept AS (UPDATE audience_queue q SET claim = NULL, claimed_at = NULL,"
+    " created = q.created AND d.id IS NULL,"
+    " touched = CASE WHEN d.id IS NULL THEN q.touched ELSE coalesce((SELECT jsonb_agg(e"
+    " ORDER BY o) FROM jsonb_array_elements(q.touched) WITH ORDINALITY AS x(e, o)"
+    " WHERE o > d.n), '[]') END"
+    " FROM locked l LEFT JOIN done d ON d.id = l.customer_id"
+    " WHERE q.customer_id = l.customer_id"
+    " AND l.customer_id NOT IN (SELECT customer_id FROM gone) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM gone) AS gone, (SELECT count(*) FROM kept) AS released"
 )
-CLAIM_EXPIRY = timedelta(minutes=10)
+_RELEASE = Statement.named(
+    "UPDATE audience_queue SET claim = NULL, claimed_at = NULL WHERE claim = CAST(:token AS uuid)"
+)
 
 _ANY = Statement.named("SELECT EXISTS (SELECT FROM audience_queue) AS queued")
 
@@ -136,13 +161,16 @@ async def enqueue(sql: IngestSql, touched: Touched) -> None:
     await sql.fetch(_ENQUEUE, {"rows": orjson.dumps(rows).decode()})
 
 
+def _facts_of(row: Any) -> list[Any]:
+    facts = row["touched"]
+    return list(orjson.loads(facts) if isinstance(facts, str) else facts)
+
+
 def _touched(rows: Iterable[Any]) -> Touched:
     touched = Touched()
     for row in rows:
         customer = row["customer_id"]
-        facts = row["touched"]
-        if isinstance(facts, str):
-            facts = orjson.loads(facts)
+        facts = _facts_of(row)
         touched.new[customer] = [_from_facts(f) for f in facts]
         if row["created"]:
             touched.created.add(customer)
@@ -161,38 +189,54 @@ async def claim(engine: AsyncEngine, token: uuid.UUID, *, limit: int) -> Sequenc
 
 
 async def evaluate(engine: AsyncEngine, token: uuid.UUID, claimed: Sequence[Any]) -> int:
-    """A round's second transaction: evaluate the ``claimed`` customers no other change holds,
-    delete their rows unless an ingest appended to them since the claim, release the rest.
-    How many it took off the queue."""
-    async with engine.begin() as connection:
-        sql = AlchemySql(connection)
-        # The definitions lock before the customer locks, in the order every writer takes them.
-        await hold_definitions(sql)
-        ids = [row["customer_id"] for row in claimed]
-        [locks] = await sql.fetch(_LOCK, {"ids": ids})
-        held = set(locks["held"] or ())
-        rows = [row for row in claimed if row["customer_id"] in held]
-        if rows:
-            await on_customers_changed(
-                sql,
-                [row["customer_id"] for row in rows],
-                reason=ChangeReason.INGEST,
-                now=datetime.now(UTC),
-                locked=True,
-                touched=_touched(rows),
-            )
+    """A round's evaluation, then its end (``_FINISH``), each a transaction: evaluate the
+    ``claimed`` customers no other change holds; take their rows off the queue unless an ingest
+    appended to them since the claim; release the rest. How many left the queue. A round that
+    fails releases its claims (else they would wait for ``CLAIM_EXPIRY``)."""
+    try:
+        async with engine.begin() as connection:
+            sql = AlchemySql(connection)
+            # The definitions lock before the customer locks, the order every writer takes.
+            await hold_definitions(sql)
+            ids = [row["customer_id"] for row in claimed]
+            [locks] = await sql.fetch(_LOCK, {"ids": ids})
+            held = set(locks["held"] or ())
+            rows = [row for row in claimed if row["customer_id"] in held]
+            if rows:
+                await on_customers_changed(
+                    sql,
+                    [row["customer_id"] for row in rows],
+                    reason=ChangeReason.INGEST,
+                    now=datetime.now(UTC),
+                    locked=True,
+                    touched=_touched(rows),
+                )
         # Evaluated, or without a customer (none is ever deleted; a test truncating tables).
         existing = set(locks["existing"] or ())
         done = [r for r in claimed if r["customer_id"] in held or r["customer_id"] not in existing]
-        [finished] = await sql.fetch(
-            _FINISH,
-            {
-                "ids": [row["customer_id"] for row in done],
-                "versions": [row["version"] for row in done],
-                "token": token,
-            },
-        )
+        async with engine.begin() as connection:
+            [finished] = await AlchemySql(connection).fetch(
+                _FINISH,
+                {
+                    "token": token,
+                    "ids": [row["customer_id"] for row in done],
+                    "versions": [row["version"] for row in done],
+                    "seen": [len(_facts_of(row)) for row in done],
+                },
+            )
+    except BaseException:
+        await _release(engine, token)
+        raise
     return int(finished["gone"])
+
+
+async def _release(engine: AsyncEngine, token: uuid.UUID) -> None:
+    """Give a failed round's rows back to the queue (best effort: a claim left behind expires)."""
+    try:
+        async with engine.begin() as connection:
+            await AlchemySql(connection).fetch(_RELEASE, {"token": token})
+    except Exception:  # the database away: CLAIM_EXPIRY covers it
+        logger.warning("could not release an audiences round's claims", exc_info=True)
 
 
 async def drain_all(engine: AsyncEngine, *, limit: int = DRAIN_LIMIT) -> int:

@@ -27,6 +27,11 @@ hold_definitions = traits.hold_definitions
 _LOCK_CUSTOMERS = Statement.named(
     "SELECT FROM customers WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE"
 )
+# After the customer locks, never before: an ingest holds its customers, then their queue rows.
+_NOT_CREATED = Statement.named(
+    "UPDATE audience_queue SET created = false"
+    " WHERE customer_id = ANY(CAST(:ids AS uuid[])) AND created"
+)
 
 
 def _sql(conn: IngestSql | AsyncConnection) -> IngestSql:
@@ -53,12 +58,17 @@ async def on_customers_changed(
     if reason is not ChangeReason.INGEST and ids:
         # Every change but ingest evaluates in its own transaction: the customers locked FOR
         # UPDATE (a no-op where the caller holds them), so no drain round of the audiences queue
-        # evaluates them at the same time (its FOR KEY SHARE; hub.audiences.queue); the
-        # definitions lock first, the order every writer takes them in.
-        if not locked:
+        # evaluates them at the same time (its FOR KEY SHARE; hub.audiences.queue). The
+        # definitions lock before it, the order every writer of values takes them in — only for
+        # changes that write values (stage, consent and profile changes write none).
+        if not locked and reason not in traits.NO_EFFECT:
             await hold_definitions(conn)
             locked = True
-        await _sql(conn).fetch(_LOCK_CUSTOMERS, {"ids": ids})
+        sql = _sql(conn)
+        await sql.fetch(_LOCK_CUSTOMERS, {"ids": ids})
+        # Evaluated in full now: a queued row's "created" (its facts are all the customer's
+        # interactions) no longer holds for a customer a merge has just given more.
+        await sql.fetch(_NOT_CREATED, {"ids": ids})
     recomputed = await traits.on_customers_changed(
         conn, ids, reason=reason, now=at, locked=locked, version=traits_version, touched=touched
     )

@@ -51,7 +51,7 @@ BACKFILL_WORK_MEM = "64MB"
 
 
 # Changes that cannot alter an aggregate over interactions.
-_NO_EFFECT = frozenset(
+NO_EFFECT = frozenset(
     {
         ChangeReason.STAGE,
         ChangeReason.CONSENT,
@@ -422,7 +422,7 @@ async def on_customers_changed(
     read when the process knows it; nothing at all when it is empty: no trait exists).
     ``touched`` (ingest): only the traits its new interactions can change, per customer
     (``hub.audiences.relevance``). The keys recomputed per customer (None: every trait)."""
-    if reason in _NO_EFFECT or version == "":
+    if reason in NO_EFFECT or version == "":
         return {}
     ids = sorted(set(customer_ids))
     if not ids:

@@ -160,7 +160,8 @@ async def run_import(
         checkpoint.rejects_bytes = rejects.tell()
         checkpoint.save()
         # The batch's customers' computed traits and segments (hub.audiences.queue): evaluated
-        # here, so an import with no hub running leaves nothing queued.
+        # here, so an import with no hub running does not leave them waiting (a customer another
+        # change holds meanwhile is left for the next batch's drain, or a hub's drainer).
         await drain_all(engine)
         advance()
     return totals

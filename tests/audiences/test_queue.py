@@ -118,7 +118,8 @@ async def test_an_ingest_during_a_round_is_evaluated_by_the_next(
 ) -> None:
     """A round claims Ana's row; an ingest of Ana commits before the round evaluates (nothing
     makes it wait: the claim is committed, the round holds no lock yet); the round keeps the
-    row, now of a newer version, for the next round, which takes it off the queue."""
+    row, now of a newer version, with only the facts it did not see, for the next round, which
+    takes it off the queue."""
     gql = GraphQLClient(client)
     tp = (await touchpoints(db))["web"]
     await gql.data(CREATE, {"input": {"key": "twice", "name": "Ordered twice", **TWICE}})
@@ -128,9 +129,9 @@ async def test_an_ingest_during_a_round_is_evaluated_by_the_next(
     assert [row["version"] for row in claimed] == [1]
     await record(gql, interaction(tp, ("EMAIL", "ana@example.com"), type="ORDER"))
     await evaluate(engine, token, claimed)
-    row = await db.fetchrow("SELECT version, claim, touched FROM audience_queue")
-    assert (row["version"], row["claim"]) == (2, None)
-    assert row["touched"].count('"ORDER"') == 2  # both ingests' facts, for the next round
+    row = await db.fetchrow("SELECT version, claim, created, touched FROM audience_queue")
+    assert (row["version"], row["claim"], row["created"]) == (2, None, False)
+    assert row["touched"].count('"ORDER"') == 1  # the second ingest's fact only
     ana = await db.fetchval("SELECT customer_id FROM identities WHERE value = 'ana@example.com'")
     assert await stored_members(db, "twice") == {ana}  # the round read both orders
     assert await drain_all(engine) == 1
@@ -165,3 +166,34 @@ async def test_an_ingest_does_not_wait_for_a_round(
     finally:
         await round_.close()
         await other.close()
+
+
+MERGE = """
+mutation($input: MergeCustomersInput!) { mergeCustomers(input: $input) { merge { id } } }
+"""
+
+
+async def test_a_merge_into_a_queued_new_customer_is_not_skipped(
+    client: httpx.AsyncClient, db: asyncpg.Connection, engine: Any
+) -> None:
+    """A customer queued as created (its facts were all its interactions) is merged with one
+    holding an ORDER before its drain; its next visit must still be judged on everything (the
+    merge's evaluation clears "created": the relevance rule for new customers would skip a
+    segment needing an ORDER that no queued fact matches)."""
+    gql = GraphQLClient(client)
+    tp = (await touchpoints(db))["web"]
+    both = {
+        "activity": [
+            {"interactions": {"types": ["ORDER"]}, "min": 1},
+            {"interactions": {"types": ["PAGE_VIEW"]}, "min": 2},
+        ]
+    }
+    await gql.data(CREATE, {"input": {"key": "both", "name": "Ordered and browsed", **both}})
+    x = await record(gql, interaction(tp, ("EMAIL", "x@example.com"), type="PAGE_VIEW"))
+    y = await record(gql, interaction(tp, ("EMAIL", "y@example.com"), type="ORDER"))
+    merged = {"survivorId": x["customer"]["id"], "mergedIds": [y["customer"]["id"]]}
+    await gql.data(MERGE, {"input": merged})
+    assert await stored_members(db, "both") == set()  # one page view so far
+    await record(gql, interaction(tp, ("EMAIL", "x@example.com"), type="PAGE_VIEW"))
+    await settled(engine)
+    assert await stored_members(db, "both") == {row_id(x["customer"]["id"])}

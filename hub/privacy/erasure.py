@@ -86,15 +86,6 @@ async def export_customer(connection: AsyncConnection, customer_id: uuid.UUID) -
     ids = await merge_cluster(connection, customer_id)
     if not ids:
         raise NotFound(f"no customer with id {customer_id}")
-    # Locked first: a drain round of the audiences queue (FOR KEY SHARE) evaluating one of them
-    # commits before anything is erased (its membership events are then emptied with the
-    # others), or skips them.
-    await connection.execute(
-        sa.select(CUSTOMERS.c.id)
-        .where(CUSTOMERS.c.id.in_(ids))
-        .order_by(CUSTOMERS.c.id)
-        .with_for_update()
-    )
     ids_param = sa.bindparam("ids", ids, type_=ARRAY(UUID(as_uuid=True)))
 
     def of(table: sa.Table, *order: Any) -> Any:

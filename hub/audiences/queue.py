@@ -23,7 +23,8 @@ them at once: one statement per group of customers instead of two per event.
   order as ingest upserts them, holding no customer lock): rows whose version it read leave the
   queue; the others lose the facts it saw and wait for the next round. An ingest may wait for
   that short end, and one that merges waits for the round like any merge. A failed round
-  releases its claims; one that died leaves them until ``CLAIM_EXPIRY``.
+  releases its claims; one cancelled or dead leaves them until ``CLAIM_EXPIRY`` (a minute;
+  a round still running then is excluded by the advisory lock).
 - **Exact once drained**: memberships, computed values and membership events of an ingest follow
   it by one drain (the interval, ``HUB_AUDIENCES_DRAIN_MS``, plus the evaluation). ``settled``
   waits for that (tests, ``hub import``). Changes made outside ingest (merges, unmerges, erasure,
@@ -51,7 +52,7 @@ from hub.db.statements import AlchemySql, IngestSql, Statement
 
 logger = logging.getLogger("hub.audiences")
 DRAIN_LIMIT = 1000
-CLAIM_EXPIRY = timedelta(minutes=10)
+CLAIM_EXPIRY = timedelta(minutes=1)
 ROUND_LOCKS = 0x0025  # the advisory lock class of rounds (the two-key form: class, customer)
 
 # A queued customer's row takes what this ingest stored; a row already there (not drained yet,
@@ -192,7 +193,7 @@ async def evaluate(engine: AsyncEngine, token: uuid.UUID, claimed: Sequence[Any]
     """A round's evaluation, then its end (``_FINISH``), each a transaction: evaluate the
     ``claimed`` customers no other change holds; take their rows off the queue unless an ingest
     appended to them since the claim; release the rest. How many left the queue. A round that
-    fails releases its claims (else they would wait for ``CLAIM_EXPIRY``)."""
+    fails releases its claims; a cancelled one leaves them for ``CLAIM_EXPIRY``."""
     try:
         async with engine.begin() as connection:
             sql = AlchemySql(connection)
@@ -224,9 +225,11 @@ async def evaluate(engine: AsyncEngine, token: uuid.UUID, claimed: Sequence[Any]
                     "seen": [len(_facts_of(row)) for row in done],
                 },
             )
-    except BaseException:
+    except Exception:
         await _release(engine, token)
         raise
+    # Cancelled (the process stopping): no statement now — one cut short by a second
+    # cancellation would leave its connection checked out; the claims expire instead.
     return int(finished["gone"])
 
 

@@ -288,13 +288,25 @@ class GraphQLClient:
 
 
 @pytest.fixture
-def gql(client: httpx.AsyncClient) -> GraphQLClient:
-    return GraphQLClient(client)
+def graphql_client() -> Callable[[httpx.AsyncClient], GraphQLClient]:
+    """How ``gql`` and ``gql_as`` wrap their HTTP clients (tests/audiences: clients that drain
+    the audiences queue after each request)."""
+    return GraphQLClient
+
+
+@pytest.fixture
+def gql(
+    client: httpx.AsyncClient, graphql_client: Callable[[httpx.AsyncClient], GraphQLClient]
+) -> GraphQLClient:
+    return graphql_client(client)
 
 
 @pytest.fixture
 async def gql_as(
-    app: Starlette, db: asyncpg.Connection, engine: Any
+    app: Starlette,
+    db: asyncpg.Connection,
+    engine: Any,
+    graphql_client: Callable[[httpx.AsyncClient], GraphQLClient],
 ) -> AsyncIterator[Callable[..., Awaitable[GraphQLClient]]]:
     """``await gql_as("PARTNER", channels=["WEB"])``: a client with a new key of that role
     (keyword arguments as ``hub.access.keys.create_key``: pii, channels, touchpoints)."""
@@ -309,7 +321,7 @@ async def gql_as(
                     headers={"Authorization": f"Bearer {key}"},
                 )
             )
-            return GraphQLClient(http)
+            return graphql_client(http)
 
         yield make
 

@@ -47,7 +47,7 @@ from hub.audiences.segments import (
 )
 from hub.core.lru import LRU
 from hub.core.settings import Settings
-from hub.db.statements import AlchemySql, IngestSql, Statement
+from hub.db.statements import IngestSql, Statement, ingest_sql
 from hub.models import (
     CUSTOMER_TRAITS_COMPUTED,
     CUSTOMERS,
@@ -396,10 +396,6 @@ class Outcome:
         return [(k, c) for k, c, ch in self.changes if ch is change]
 
 
-def _sql(conn: IngestSql | AsyncConnection) -> IngestSql:
-    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn
-
-
 async def _apply(
     sql: IngestSql,
     segments: list[dict[str, Any]],
@@ -444,7 +440,7 @@ async def on_customers_changed(
     ids = sorted(set(customer_ids))
     if not ids:
         return Outcome([])
-    sql = _sql(conn)
+    sql = ingest_sql(conn)
     if segments is None:
         listed = await _segments(sql)
     else:
@@ -481,7 +477,7 @@ async def materialise(
     are the baseline, not events; an update: ``emit=True``, the differences are events).
     Customers that are no longer candidates (merged away, erased) are evaluated through the
     members already stored."""
-    sql = _sql(conn)
+    sql = ingest_sql(conn)
     segments = await _segments(sql, [key])
     moment = now or datetime.now(UTC)
     outcome = await _apply(sql, segments, "all", ids=None, now=moment, reason=reason, emit=emit)
@@ -520,7 +516,7 @@ _DUE = Statement.named(
 async def sweep(conn: IngestSql | AsyncConnection, now: datetime, *, limit: int = 1000) -> int:
     """Re-evaluate every segment for the customers with a re-check due at or before ``now``
     (at most ``limit``); returns how many customers were re-evaluated. Call until 0."""
-    sql = _sql(conn)
+    sql = ingest_sql(conn)
     due = await sql.fetch(_DUE, {"now": now, "limit": limit})
     if not due:
         return 0
@@ -537,4 +533,4 @@ _TESTING_TRAIT = Statement.named(
 
 async def segments_testing_trait(conn: IngestSql | AsyncConnection, trait_key: str) -> list[str]:
     """The keys of the segments with a ``computed`` condition on ``trait_key``."""
-    return [r["key"] for r in await _sql(conn).fetch(_TESTING_TRAIT, {"trait": trait_key})]
+    return [r["key"] for r in await ingest_sql(conn).fetch(_TESTING_TRAIT, {"trait": trait_key})]

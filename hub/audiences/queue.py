@@ -121,6 +121,14 @@ _RELEASE = Statement.named(
 _ANY = Statement.named("SELECT EXISTS (SELECT FROM audience_queue) AS queued")
 
 
+async def _anything_queued(engine: AsyncEngine) -> bool:
+    """Whether any row is queued, as every transaction sees it (a claimed one included)."""
+    async with engine.connect() as probe:
+        [row] = await AlchemySql(probe).fetch(_ANY, {})
+        await probe.rollback()
+    return bool(row["queued"])
+
+
 def _facts(new: NewInteraction) -> list[Any]:
     return [
         new.type,
@@ -247,10 +255,7 @@ async def drain_all(engine: AsyncEngine, *, limit: int = DRAIN_LIMIT) -> int:
     customers they took off the queue."""
     total = 0
     while True:
-        async with engine.connect() as probe:
-            [row] = await AlchemySql(probe).fetch(_ANY, {})
-            await probe.rollback()
-        if not row["queued"]:
+        if not await _anything_queued(engine):
             return total
         token = uuid.uuid4()
         claimed = await claim(engine, token, limit=limit)
@@ -301,9 +306,6 @@ async def settled(
         if asyncio.get_running_loop().time() >= deadline:
             raise TimeoutError(f"the audiences queue did not empty in {timeout_s} s")
         await drain_all(engine)
-        async with engine.connect() as probe:
-            [row] = await AlchemySql(probe).fetch(_ANY, {})
-            await probe.rollback()
-        if not row["queued"]:
+        if not await _anything_queued(engine):
             return
         await asyncio.sleep(interval_s)

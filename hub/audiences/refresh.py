@@ -18,7 +18,7 @@ from hub.audiences import membership, traits
 from hub.audiences.membership import Outcome
 from hub.audiences.reasons import ChangeReason
 from hub.audiences.relevance import Touched
-from hub.db.statements import AlchemySql, IngestSql, Statement
+from hub.db.statements import IngestSql, Statement, ingest_sql
 
 __all__ = ["ChangeReason", "hold_definitions", "on_customers_changed", "on_trait_changed", "sweep"]
 
@@ -32,10 +32,6 @@ _NOT_CREATED = Statement.named(
     "UPDATE audience_queue SET created = false"
     " WHERE customer_id = ANY(CAST(:ids AS uuid[])) AND created"
 )
-
-
-def _sql(conn: IngestSql | AsyncConnection) -> IngestSql:
-    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn
 
 
 async def on_customers_changed(
@@ -64,7 +60,7 @@ async def on_customers_changed(
         if not locked and reason not in traits.NO_EFFECT:
             await hold_definitions(conn)
             locked = True
-        sql = _sql(conn)
+        sql = ingest_sql(conn)
         await sql.fetch(_LOCK_CUSTOMERS, {"ids": ids})
         # Evaluated in full now: a queued row's "created" (its facts are all the customer's
         # interactions) no longer holds for a customer a merge has just given more.

@@ -39,7 +39,7 @@ from hub.audiences.reasons import ChangeReason
 from hub.audiences.relevance import Touched, grouped
 from hub.core.errors import BadUserInput, NotFound
 from hub.core.lru import LRU
-from hub.db.statements import DEFINITIONS_LOCK, AlchemySql, IngestSql, Statement
+from hub.db.statements import DEFINITIONS_LOCK, AlchemySql, IngestSql, Statement, ingest_sql
 from hub.models import INTERACTIONS
 from hub.reads.interactions import InteractionFilterSpec, as_utc
 from hub.vocabulary.registry import current
@@ -387,12 +387,8 @@ _DEFINITIONS = Statement.named(
 _definitions: LRU[str, list[TraitDefinition]] = LRU(8)
 
 
-def _sql(conn: AsyncConnection | IngestSql) -> IngestSql:
-    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn
-
-
 async def definitions(conn: AsyncConnection | IngestSql) -> list[TraitDefinition]:
-    rows = await _sql(conn).fetch(_DEFINITIONS, {})
+    rows = await ingest_sql(conn).fetch(_DEFINITIONS, {})
     found = [TraitDefinition.from_row(row) for row in rows if row["key"] is not None]
     if rows:
         _definitions.put(rows[0]["version"], found)
@@ -403,7 +399,7 @@ async def hold_definitions(conn: AsyncConnection | IngestSql) -> None:
     """Take the definitions lock shared, first thing in a transaction that will call
     ``on_customers_changed`` after locking customer rows (merges, erasure, the sweep): taken
     later, it could wait for a definition's backfill that waits for those rows."""
-    await _sql(conn).fetch(_LOCK_SHARED, {})
+    await ingest_sql(conn).fetch(_LOCK_SHARED, {})
 
 
 async def on_customers_changed(
@@ -427,7 +423,7 @@ async def on_customers_changed(
     ids = sorted(set(customer_ids))
     if not ids:
         return {}
-    sql = _sql(conn)
+    sql = ingest_sql(conn)
     if not locked:
         await hold_definitions(sql)
     traits = _definitions.get(version) if version is not None else None
@@ -472,7 +468,7 @@ async def sweep_customers(
     """Recompute, as of ``now``, the customers with a value that time changed (at most
     ``limit`` customers; those locked by a concurrent change are left to it). The customers
     recomputed."""
-    sql = _sql(conn)
+    sql = ingest_sql(conn)
     due = [row["customer_id"] for row in await sql.fetch(_DUE, {"now": now, "limit": limit})]
     if not due:
         return []

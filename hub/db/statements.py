@@ -173,3 +173,8 @@ async def jsonb_codecs(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
         "json", encoder=_json_encode, decoder=orjson.loads, schema="pg_catalog", format="binary"
     )
+
+
+def ingest_sql(conn: IngestSql | AsyncConnection) -> IngestSql:
+    """``conn`` as an ``IngestSql``: a SQLAlchemy connection wrapped, an ``IngestSql`` as is."""
+    return AlchemySql(conn) if isinstance(conn, AsyncConnection) else conn

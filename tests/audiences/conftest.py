@@ -10,15 +10,14 @@ itself (its rows, coalescing, the background drainer of ``hub serve``) is tested
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from hub.audiences.queue import settled
-from tests.conftest import GraphQLClient, make_key
+from tests.conftest import GraphQLClient
 
 
 class SettlingClient(GraphQLClient):
@@ -35,26 +34,6 @@ class SettlingClient(GraphQLClient):
 
 
 @pytest.fixture
-def gql(client: httpx.AsyncClient, engine: Any) -> GraphQLClient:
-    return SettlingClient(client, engine)
-
-
-@pytest.fixture
-async def gql_as(
-    app: Any, db: Any, engine: Any
-) -> AsyncIterator[Callable[..., Awaitable[GraphQLClient]]]:
-    """As the suite's ``gql_as``, with ``SettlingClient``s."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def make(role: str, **scopes: Any) -> GraphQLClient:
-            key = await make_key(engine, role, **scopes)
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app),
-                    base_url="http://hub.test",
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-            )
-            return SettlingClient(http, engine)
-
-        yield make
+def graphql_client(engine: Any) -> Callable[[httpx.AsyncClient], GraphQLClient]:
+    """``gql`` and ``gql_as`` here build ``SettlingClient``s."""
+    return lambda http: SettlingClient(http, engine)
